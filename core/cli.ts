@@ -1,0 +1,262 @@
+// The `cadence` command. Operator contract (keep stable):
+//   cadence [-c|--config PATH] <command> [args]
+//   start | adduser JID | passwd JID | deluser JID | check [--options] | about
+// Passwords come from a prompt, or from stdin when stdin is not a TTY — never from arguments.
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { CoreError } from './errors.ts';
+import { coreFeatures } from './features.ts';
+import { prep, split } from './jid.ts';
+import { loadConfig, Server, VERSION, ROOT_DIR } from './server.ts';
+import type { Config } from './config.ts';
+import { importDefault } from './loader.ts';
+import type { ModuleDefinition } from './moduleapi.ts';
+
+const USAGE = `Usage: cadence [-c|--config PATH] <command> [args]
+
+Commands:
+  start              run the server (logs "ready <addresses>" when it accepts connections)
+  adduser JID        create an account (password from prompt, or stdin when not a TTY)
+  passwd JID         change an account's password
+  deluser JID        delete an account and all its data
+  check [--options]  validate the config; show which modules would load, which are filtered
+                     and why; with --options, every module's declared options
+  about              version, paths and core features
+
+The default config is ./prosody-like.cfg.ts.`;
+
+interface Args {
+  config: string;
+  command: string | undefined;
+  rest: string[];
+}
+
+function parseArgs(argv: string[]): Args | string {
+  let config = 'prosody-like.cfg.ts';
+  const rest: string[] = [];
+  let command: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (command === undefined && (a === '-c' || a === '--config')) {
+      const v = argv[++i];
+      if (!v) return `${a} needs a path`;
+      config = v;
+    } else if (command === undefined && a.startsWith('--config=')) {
+      config = a.slice('--config='.length);
+    } else if (command === undefined && (a === '-h' || a === '--help')) {
+      command = 'help';
+    } else if (command === undefined && (a === '-v' || a === '--version')) {
+      command = 'version';
+    } else if (command === undefined) {
+      command = a;
+    } else {
+      rest.push(a);
+    }
+  }
+  return { config: path.resolve(config), command, rest };
+}
+
+function fail(message: string): number {
+  process.stderr.write(`cadence: ${message}\n`);
+  return 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (typeof args === 'string') return fail(`${args}\n${USAGE}`);
+  try {
+    switch (args.command) {
+      case undefined:
+      case 'help':
+        process.stdout.write(`${USAGE}\n`);
+        return args.command ? 0 : 1;
+      case 'version':
+        process.stdout.write(`cadence ${VERSION}\n`);
+        return 0;
+      case 'start':
+        return await start(args);
+      case 'adduser':
+      case 'passwd':
+      case 'deluser':
+        return await userCommand(args);
+      case 'check':
+        return await check(args);
+      case 'about':
+        return about(args);
+      default:
+        return fail(`unknown command '${args.command}'\n${USAGE}`);
+    }
+  } catch (err) {
+    if (err instanceof CoreError) return fail(err.message);
+    return fail(`${(err as Error).stack ?? String(err)}`);
+  }
+}
+
+async function start(args: Args): Promise<number> {
+  let config: Config;
+  let server: Server;
+  try {
+    config = await loadConfig(args.config);
+    server = new Server(config);
+  } catch (err) {
+    return fail(`cannot start: ${(err as Error).message}`);
+  }
+  let addresses: string[];
+  try {
+    addresses = await server.start();
+  } catch (err) {
+    await server.stop('start-up failed').catch(() => undefined);
+    return fail(`cannot start: ${(err as Error).message}`);
+  }
+  process.stdout.write(`ready ${addresses.join(' ')}\n`);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      server.stop(`received ${signal}`).then(
+        () => resolve(0),
+        (err: unknown) => {
+          process.stderr.write(`cadence: error during shutdown: ${String(err)}\n`);
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      server.events.emit('config-reload-requested', {});
+    });
+    server.events.on('server-stop-requested', (e: { reason?: string }) => {
+      stop(e.reason ?? 'stop request');
+      return undefined;
+    });
+  });
+}
+
+async function userCommand(args: Args): Promise<number> {
+  const jid = args.rest[0];
+  if (!jid) return fail(`${args.command} needs a JID (user@host)`);
+  const p = prep(jid);
+  const parts = p ? split(p) : undefined;
+  if (!parts?.node || !parts.host || parts.resource) return fail(`'${jid}' is not a valid user JID (user@host)`);
+  const config = await loadConfig(args.config);
+  if (!config.hosts.some((h) => h.name === parts.host && h.kind === 'virtualhost')) {
+    return fail(`host '${parts.host}' is not a virtual host of ${args.config}`);
+  }
+  const server = new Server(config);
+  try {
+    if (args.command === 'deluser') {
+      await server.users.delete(parts.host, parts.node);
+      process.stdout.write(`deleted ${parts.node}@${parts.host}\n`);
+      return 0;
+    }
+    if (args.command === 'passwd' && !(await server.users.exists(parts.host, parts.node))) {
+      return fail(`${parts.node}@${parts.host} does not exist`);
+    }
+    if (args.command === 'adduser' && (await server.users.exists(parts.host, parts.node))) {
+      return fail(`${parts.node}@${parts.host} already exists`);
+    }
+    const password = await readPassword();
+    if (!password) return fail('empty password');
+    if (args.command === 'adduser') {
+      await server.users.create(parts.host, parts.node, password);
+      process.stdout.write(`created ${parts.node}@${parts.host}\n`);
+    } else {
+      await server.users.setPassword(parts.host, parts.node, password);
+      process.stdout.write(`changed the password of ${parts.node}@${parts.host}\n`);
+    }
+    return 0;
+  } finally {
+    await server.storage.close();
+  }
+}
+
+/** From stdin's first line when piped; else prompted twice without echo. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  }
+  const first = await prompt('Password: ');
+  const second = await prompt('Again: ');
+  if (first !== second) throw new CoreError('CONFIG_INVALID', 'the passwords differ');
+  return first;
+}
+
+function prompt(question: string): Promise<string> {
+  let muted = false;
+  const output = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      if (!muted) process.stdout.write(chunk);
+      cb();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output, terminal: true });
+  return new Promise((resolve) => {
+    rl.question(question, (answer) => {
+      rl.close();
+      process.stdout.write('\n');
+      resolve(answer);
+    });
+    muted = true;
+  });
+}
+
+async function check(args: Args): Promise<number> {
+  const config = await loadConfig(args.config);
+  const server = new Server(config, { storage: 'memory' });
+  const showOptions = args.rest.includes('--options');
+  let problems = 0;
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  out(`config ${args.config}: syntax and fields ok`);
+  const seen = new Set<string>();
+  for (const host of config.hosts) {
+    out(`\n${host.kind === 'component' ? 'component' : 'host'} ${host.name}:`);
+    for (const name of server.modulesFor(host.name)) {
+      const { found, filtered } = server.modules.resolve(name);
+      for (const f of filtered) out(`  - ${name}: filtered: ${f.file} ${f.reason}`);
+      if (!found) {
+        if (!filtered.length) {
+          out(`  ! ${name}: not found on ${server.modules.paths().join(', ')}`);
+          problems++;
+        }
+        continue;
+      }
+      let def: ModuleDefinition;
+      try {
+        def = (await importDefault(found.file)) as ModuleDefinition;
+      } catch (err) {
+        out(`  ! ${name}: ${found.file} fails to import: ${(err as Error).message}`);
+        problems++;
+        continue;
+      }
+      const scope = def.scope === 'global' ? ' (global)' : '';
+      const optionProblems = server.modules.checkOptions(def.scope === 'global' ? '*' : host.name, name, def);
+      out(`  + ${name}${scope}: ${found.file}`);
+      for (const p of optionProblems) {
+        out(`  ! ${p}`);
+        problems++;
+      }
+      if (showOptions && !seen.has(name)) {
+        seen.add(name);
+        for (const [opt, spec] of Object.entries(def.options ?? {})) {
+          const allowed = spec.allowed ? ` (one of ${spec.allowed.join(', ')})` : '';
+          out(`      ${opt}: ${spec.type} = ${JSON.stringify(spec.default)}${allowed} — ${spec.description}`);
+        }
+      }
+    }
+  }
+  out(problems ? `\n${problems} problem(s) found` : '\nall good');
+  return problems ? 1 : 0;
+}
+
+function about(args: Args): number {
+  const out = (s: string) => process.stdout.write(`${s}\n`);
+  out(`Cadence ${VERSION} — XMPP server`);
+  out(`Node.js ${process.version} on ${process.platform}/${process.arch}`);
+  out(`installed in ${ROOT_DIR}`);
+  out(`config ${args.config}`);
+  out('core features:');
+  for (const [name, desc] of coreFeatures) out(`  ${name} — ${desc}`);
+  return 0;
+}

@@ -1,0 +1,277 @@
+// Configuration: `prosody-like.cfg.ts` default-exports a plain object (defineConfig only types it).
+// Global options, per-host overrides under `virtualHosts`, components, and per-module options
+// under the module's name. Unknown fields are rejected so typos never pass silently.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { CoreError } from './errors.ts';
+import { prep as prepJid } from './jid.ts';
+import { importDefault } from './loader.ts';
+
+export type StorageDriverName = 'sqlite' | 'memory';
+export type ResourceConflictPolicy = 'kick_old' | 'kick_new' | 'random';
+
+/** Options that may be set globally and overridden per virtual host. */
+export interface HostOptions {
+  modulesEnabled?: string[];
+  modulesDisabled?: string[];
+  admins?: string[];
+  tls?: { certificate?: string; key?: string };
+  c2sRequireEncryption?: boolean;
+  allowUnencryptedPlainAuth?: boolean;
+  /** Module options: `{ ping: {...}, roster: {...} }` — checked against each module's declared options. */
+  [moduleName: string]: unknown;
+}
+
+export interface VirtualHostConfig extends HostOptions {
+  enabled?: boolean;
+}
+
+export interface ComponentConfig extends HostOptions {
+  /** Internal component run by a module (e.g. 'muc'). */
+  module?: string;
+  /** Shared secret of an external XEP-0114 component. */
+  secret?: string;
+}
+
+export interface CadenceConfig extends HostOptions {
+  dataDir?: string;
+  storage?: StorageDriverName;
+  c2sPorts?: number[];
+  c2sDirectTlsPorts?: number[];
+  componentPorts?: number[];
+  httpPorts?: number[];
+  interfaces?: string[];
+  pluginPaths?: string[];
+  virtualHosts?: Record<string, VirtualHostConfig>;
+  components?: Record<string, ComponentConfig>;
+  log?: { level?: 'debug' | 'info' | 'warn' | 'error' };
+  /** Largest top-level element accepted from an authenticated client, in bytes. */
+  c2sStanzaSizeLimit?: number;
+  /** Largest element accepted before authentication, in bytes. */
+  c2sPreauthStanzaSizeLimit?: number;
+  /** Deepest element nesting accepted below the stream root. */
+  c2sMaxDepth?: number;
+  /** Seconds a connection may stay unauthenticated. */
+  c2sUnauthenticatedTimeout?: number;
+  /** Seconds of silence after which the server sends a whitespace keepalive (0 disables). */
+  c2sKeepaliveInterval?: number;
+  /** What to do when a client binds a resource that is already connected. */
+  resourceConflict?: ResourceConflictPolicy;
+  /** Admin shell UNIX socket path (default: <dataDir>/cadence.sock). */
+  adminSocket?: string;
+  /** Seconds each module gets to unload at shutdown. */
+  shutdownTimeout?: number;
+}
+
+export function defineConfig<T extends CadenceConfig>(config: T): T {
+  return config;
+}
+
+/** Core option names and their runtime checks; everything else must be a module name. */
+type Check = (v: unknown) => string | undefined;
+const isStrArr: Check = (v) => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be an array of strings');
+const isPortArr: Check = (v) =>
+  Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 65535) ? undefined : 'must be an array of port numbers (0–65535)';
+const isBool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
+const isStr: Check = (v) => (typeof v === 'string' && v !== '' ? undefined : 'must be a non-empty string');
+const isPosInt: Check = (v) => (Number.isInteger(v) && (v as number) > 0 ? undefined : 'must be a positive integer');
+const isNonNegInt: Check = (v) => (Number.isInteger(v) && (v as number) >= 0 ? undefined : 'must be an integer ≥ 0');
+const oneOf = (...allowed: string[]): Check => (v) =>
+  typeof v === 'string' && allowed.includes(v) ? undefined : `must be one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
+const isTls: Check = (v) => {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be { certificate, key }';
+  for (const [k, x] of Object.entries(v)) {
+    if (k !== 'certificate' && k !== 'key') return `has unknown field '${k}' (expected certificate, key)`;
+    if (typeof x !== 'string') return `.${k} must be a file path`;
+  }
+  const o = v as { certificate?: string; key?: string };
+  if (!!o.certificate !== !!o.key) return 'needs both certificate and key';
+  return undefined;
+};
+
+const hostChecks: Record<string, Check> = {
+  modulesEnabled: isStrArr,
+  modulesDisabled: isStrArr,
+  admins: isStrArr,
+  tls: isTls,
+  c2sRequireEncryption: isBool,
+  allowUnencryptedPlainAuth: isBool,
+};
+
+const globalChecks: Record<string, Check> = {
+  ...hostChecks,
+  dataDir: isStr,
+  storage: oneOf('sqlite', 'memory'),
+  c2sPorts: isPortArr,
+  c2sDirectTlsPorts: isPortArr,
+  componentPorts: isPortArr,
+  httpPorts: isPortArr,
+  interfaces: isStrArr,
+  pluginPaths: isStrArr,
+  virtualHosts: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { …options } }'),
+  components: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { module | secret } }'),
+  log: (v) => {
+    if (typeof v !== 'object' || v === null) return 'must be { level }';
+    for (const [k, x] of Object.entries(v)) {
+      if (k !== 'level') return `has unknown field '${k}' (expected level)`;
+      const e = oneOf('debug', 'info', 'warn', 'error')(x);
+      if (e) return `.level ${e}`;
+    }
+    return undefined;
+  },
+  c2sStanzaSizeLimit: isPosInt,
+  c2sPreauthStanzaSizeLimit: isPosInt,
+  c2sMaxDepth: isPosInt,
+  c2sUnauthenticatedTimeout: isPosInt,
+  c2sKeepaliveInterval: isNonNegInt,
+  resourceConflict: oneOf('kick_old', 'kick_new', 'random'),
+  adminSocket: isStr,
+  shutdownTimeout: isPosInt,
+};
+
+export const CORE_OPTION_NAMES: ReadonlySet<string> = new Set(Object.keys(globalChecks));
+
+export const DEFAULTS = {
+  dataDir: './data',
+  storage: 'sqlite' as StorageDriverName,
+  c2sPorts: [5222],
+  c2sDirectTlsPorts: [5223],
+  componentPorts: [5347],
+  c2sRequireEncryption: true,
+  allowUnencryptedPlainAuth: false,
+  c2sStanzaSizeLimit: 256 * 1024,
+  c2sPreauthStanzaSizeLimit: 10 * 1024,
+  c2sMaxDepth: 64,
+  c2sUnauthenticatedTimeout: 60,
+  c2sKeepaliveInterval: 300,
+  resourceConflict: 'kick_old' as ResourceConflictPolicy,
+  shutdownTimeout: 5,
+  /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
+  autoloadModules: ['c2s', 'iq', 'presence', 'message'],
+  /** Used when the config has no modulesEnabled at all. */
+  modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping'],
+};
+
+export interface HostEntry {
+  name: string;
+  kind: 'virtualhost' | 'component';
+  options: VirtualHostConfig | ComponentConfig;
+}
+
+/** The validated, loaded configuration, with host → global option lookup. */
+export class Config {
+  readonly hosts: HostEntry[];
+  readonly dataDir: string;
+
+  constructor(readonly raw: CadenceConfig, readonly file: string | undefined) {
+    const base = file ? path.dirname(file) : process.cwd();
+    this.dataDir = path.resolve(base, raw.dataDir ?? DEFAULTS.dataDir);
+    const hosts: HostEntry[] = [];
+    for (const [name, options] of Object.entries(raw.virtualHosts ?? {})) {
+      if (options.enabled === false) continue;
+      hosts.push({ name, kind: 'virtualhost', options });
+    }
+    for (const [name, options] of Object.entries(raw.components ?? {})) {
+      hosts.push({ name, kind: 'component', options });
+    }
+    this.hosts = hosts;
+  }
+
+  get baseDir(): string {
+    return this.file ? path.dirname(this.file) : process.cwd();
+  }
+
+  /** Option lookup: the host's value if it sets one, else the global value. */
+  get<T = unknown>(host: string | undefined, key: string): T | undefined {
+    if (host && host !== '*') {
+      const entry = this.hosts.find((h) => h.name === host);
+      if (entry && key in entry.options) return entry.options[key] as T;
+    }
+    return this.raw[key] as T | undefined;
+  }
+
+  global<K extends keyof typeof DEFAULTS>(key: K): (typeof DEFAULTS)[K] {
+    return (this.raw[key] as (typeof DEFAULTS)[K] | undefined) ?? DEFAULTS[key];
+  }
+
+  pluginPaths(): string[] {
+    const paths = Array.isArray(this.raw.pluginPaths) ? this.raw.pluginPaths : [];
+    return paths.filter((p) => typeof p === 'string').map((p) => path.resolve(this.baseDir, p));
+  }
+
+  hostEntry(host: string): HostEntry | undefined {
+    return this.hosts.find((h) => h.name === host);
+  }
+}
+
+/**
+ * Validate a raw config object. `isModuleName` tells whether a key names an available module
+ * (its options then sit under that key). Throws CoreError CONFIG_INVALID naming the field.
+ */
+export function validateConfig(raw: unknown, isModuleName: (name: string) => boolean): CadenceConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new CoreError('CONFIG_INVALID', 'config: the default export must be an object (use defineConfig({...}))');
+  }
+  const cfg = raw as Record<string, unknown>;
+  checkFields('', cfg, globalChecks, isModuleName);
+  const vhosts = (cfg.virtualHosts ?? {}) as Record<string, unknown>;
+  for (const [host, opts] of Object.entries(vhosts)) {
+    checkHostName(`virtualHosts['${host}']`, host);
+    if (typeof opts !== 'object' || opts === null) throw invalid(`virtualHosts['${host}']`, 'must be an object');
+    checkFields(`virtualHosts['${host}'].`, opts as Record<string, unknown>, { ...hostChecks, enabled: isBool }, isModuleName);
+  }
+  const comps = (cfg.components ?? {}) as Record<string, unknown>;
+  for (const [host, opts] of Object.entries(comps)) {
+    checkHostName(`components['${host}']`, host);
+    if (host in vhosts) throw invalid(`components['${host}']`, 'is also a virtual host');
+    if (typeof opts !== 'object' || opts === null) throw invalid(`components['${host}']`, 'must be an object');
+    const o = opts as Record<string, unknown>;
+    checkFields(`components['${host}'].`, o, { ...hostChecks, module: isStr, secret: isStr }, isModuleName);
+    if (!o.module && !o.secret) throw invalid(`components['${host}']`, "needs either module (internal) or secret (external XEP-0114)");
+    if (o.module && !isModuleName(o.module as string)) throw invalid(`components['${host}'].module`, `names no known module '${String(o.module)}'`);
+  }
+  if (Object.keys(vhosts).length === 0 && Object.keys(comps).length === 0) {
+    throw invalid('virtualHosts', 'must define at least one host');
+  }
+  return cfg as CadenceConfig;
+}
+
+function checkHostName(field: string, host: string): void {
+  const p = prepJid(host);
+  if (!p || p.includes('@') || p.includes('/') || p !== host) throw invalid(field, 'is not a valid, normalised domain name');
+}
+
+function checkFields(prefix: string, obj: Record<string, unknown>, checks: Record<string, Check>, isModuleName: (n: string) => boolean): void {
+  for (const [key, value] of Object.entries(obj)) {
+    if (value === undefined) continue;
+    const check = checks[key];
+    if (check) {
+      const err = check(value);
+      if (err) throw invalid(prefix + key, err);
+    } else if (isModuleName(key)) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw invalid(prefix + key, `holds options of module '${key}' and must be an object`);
+      }
+    } else {
+      throw invalid(prefix + key, 'is not a known option (and no module of that name exists)');
+    }
+  }
+}
+
+function invalid(field: string, message: string): CoreError {
+  return new CoreError('CONFIG_INVALID', `config: '${field}' ${message}`);
+}
+
+/** Import a config file (.ts or .js) and return its default export. */
+export async function importConfigFile(file: string): Promise<unknown> {
+  const abs = path.resolve(file);
+  if (!existsSync(abs)) throw new CoreError('CONFIG_NOT_FOUND', `config file not found: ${abs}`);
+  let value: unknown;
+  try {
+    value = await importDefault(abs);
+  } catch (err) {
+    throw new CoreError('CONFIG_INVALID', `config: cannot load ${abs}: ${(err as Error).message}`);
+  }
+  if (value === undefined) throw new CoreError('CONFIG_INVALID', `config: ${abs} has no default export`);
+  return value;
+}

@@ -1,0 +1,200 @@
+// A client or component TCP connection: the socket (plain, upgraded by STARTTLS, or direct TLS),
+// its address, and TLS facts such as channel-binding data. The XML stream on top of it belongs to
+// the module that accepted the connection (mod_c2s, mod_component).
+import { createHash, randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+
+export type CloseHandler = (hadError: boolean) => void;
+
+let nextId = 1;
+
+export class Connection {
+  readonly id: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly created = Date.now();
+  secure: boolean;
+  private socket: Socket | tls.TLSSocket;
+  private dataHandler: ((chunk: Buffer) => void) | undefined;
+  private closeHandlers: CloseHandler[] = [];
+  private closed = false;
+  lastActivity = Date.now();
+
+  constructor(socket: Socket, readonly service: string, readonly localPort: number) {
+    this.id = `${service}${nextId++}-${randomBytes(3).toString('hex')}`;
+    this.socket = socket;
+    this.ip = socket.remoteAddress ?? 'unknown';
+    this.port = socket.remotePort ?? 0;
+    this.secure = socket instanceof tls.TLSSocket;
+    socket.setNoDelay(true);
+    this.attach(socket);
+  }
+
+  private attach(socket: Socket): void {
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = Date.now();
+      this.dataHandler?.(chunk);
+    });
+    socket.on('error', () => {
+      /* reported through 'close' (hadError) */
+    });
+    socket.on('close', (hadError: boolean) => this.onSocketClose(socket, hadError));
+  }
+
+  private onSocketClose(socket: Socket, hadError: boolean): void {
+    if (socket !== this.socket || this.closed) return;
+    this.closed = true;
+    for (const h of this.closeHandlers) h(hadError);
+    this.closeHandlers = [];
+  }
+
+  onData(handler: (chunk: Buffer) => void): void {
+    this.dataHandler = handler;
+  }
+
+  onClose(handler: CloseHandler): void {
+    this.closeHandlers.push(handler);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  write(data: string): boolean {
+    if (this.closed || this.socket.destroyed) return false;
+    this.lastActivity = Date.now();
+    return this.socket.write(data);
+  }
+
+  /** Flush and close; the socket is destroyed if the peer does not close within `timeoutMs`. */
+  close(timeoutMs = 2000): void {
+    if (this.closed || this.socket.destroyed) return;
+    const s = this.socket;
+    s.end();
+    const t = setTimeout(() => s.destroy(), timeoutMs);
+    t.unref();
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  /** Upgrade to TLS in place (STARTTLS, RFC 6120 §5). Resolves once the handshake is done. */
+  starttls(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined): Promise<void> {
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    const secure = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: context,
+      SNICallback: sniContext
+        ? (name, cb) => cb(null, sniContext(name) ?? context)
+        : undefined,
+    });
+    this.socket = secure;
+    this.attach(secure);
+    raw.on('close', (hadError: boolean) => this.onSocketClose(secure, hadError));
+    return new Promise((resolve, reject) => {
+      secure.once('secure', () => {
+        this.secure = true;
+        resolve();
+      });
+      secure.once('error', reject);
+    });
+  }
+
+  get tlsSocket(): tls.TLSSocket | undefined {
+    return this.socket instanceof tls.TLSSocket ? this.socket : undefined;
+  }
+
+  get tlsInfo(): { protocol: string | null; cipher: string } | undefined {
+    const s = this.tlsSocket;
+    if (!s) return undefined;
+    return { protocol: s.getProtocol(), cipher: s.getCipher()?.name ?? 'unknown' };
+  }
+
+  /** Channel-binding data (RFC 5929, RFC 9266) for SCRAM-*-PLUS, or undefined when unavailable. */
+  channelBinding(type: string): Buffer | undefined {
+    const s = this.tlsSocket;
+    if (!s) return undefined;
+    switch (type) {
+      case 'tls-exporter': {
+        // RFC 9266: defined for TLS 1.3 (TLS 1.2 would need extended master secret).
+        if (s.getProtocol() !== 'TLSv1.3') return undefined;
+        return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+      }
+      case 'tls-server-end-point': {
+        const cert = s.getCertificate();
+        if (!cert || !('raw' in cert) || !cert.raw) return undefined;
+        return Buffer.from(createHash(endPointHash(cert.raw)).update(cert.raw).digest());
+      }
+      case 'tls-unique': {
+        if (s.getProtocol() === 'TLSv1.3') return undefined; // not defined for TLS 1.3
+        return s.getFinished();
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  /** Channel-binding types this connection can provide now, best first. */
+  channelBindingTypes(): string[] {
+    const s = this.tlsSocket;
+    if (!s) return [];
+    const types = s.getProtocol() === 'TLSv1.3' ? ['tls-exporter'] : ['tls-unique'];
+    types.push('tls-server-end-point');
+    return types;
+  }
+}
+
+/** RFC 5929 §4.1: the certificate's signature hash, with MD5/SHA-1 upgraded to SHA-256. */
+export function endPointHash(der: Buffer): string {
+  const oid = signatureAlgorithmOid(der);
+  switch (oid) {
+    case '2a864886f70d01010c': // sha384WithRSAEncryption
+    case '2a8648ce3d040303': // ecdsa-with-SHA384
+      return 'sha384';
+    case '2a864886f70d01010d': // sha512WithRSAEncryption
+    case '2a8648ce3d040304': // ecdsa-with-SHA512
+      return 'sha512';
+    default:
+      return 'sha256';
+  }
+}
+
+/** Hex of the outer signatureAlgorithm OID of a DER certificate (or '' if unparsable). */
+function signatureAlgorithmOid(der: Buffer): string {
+  // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE, signatureAlgorithm SEQUENCE { OID, … }, … }
+  const readLen = (pos: number): [len: number, next: number] => {
+    const first = der[pos]!;
+    if (first < 0x80) return [first, pos + 1];
+    const n = first & 0x7f;
+    let len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[pos + 1 + i]!;
+    return [len, pos + 1 + n];
+  };
+  try {
+    let pos = readLen(1)[1]; // inside the outer SEQUENCE
+    const [tbsLen, tbsStart] = readLen(pos + 1);
+    pos = tbsStart + tbsLen; // signatureAlgorithm SEQUENCE
+    pos = readLen(pos + 1)[1];
+    if (der[pos] !== 0x06) return '';
+    const [oidLen, oidStart] = readLen(pos + 1);
+    return der.subarray(oidStart, oidStart + oidLen).toString('hex');
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,30 @@
+// The core features registry: what this core provides, by capability name (never by version).
+// Modules state `//% requires_core_features: a, b` and `//% conflicts_core_features: c` in
+// their header; the module manager checks them before loading. Append-only: a feature, once
+// published, keeps its meaning; a changed behaviour gets a new name.
+
+export const coreFeatures: ReadonlyMap<string, string> = new Map([
+  ['sessions-v1', 'Session model of doc/architecture.md: c2s_unauthed → c2s, connected/available/interested resources'],
+  ['events-priority', 'Event bus with priorities; first non-undefined handler result stops dispatch'],
+  ['stanza-events-v1', 'Stanza dispatch by event name: <kind>/<host|bare|full|self>, iq-<type>/<dest>/<ns>:<name>'],
+  ['module-header-v1', '`//% key: value` module metadata read before a module is imported'],
+  ['module-options-typed', 'Modules declare typed options (type, default, description, allowed values)'],
+  ['module-lifecycle-v1', 'load / ready / unload hooks, AbortSignal for long-lived tasks, reverse-order shutdown'],
+  ['module-reload', 'Modules can be loaded, unloaded and reloaded at run time, keeping state via save/restore'],
+  ['module-session-state', 'Typed per-session and per-connection module state slots'],
+  ['module-exports', 'Modules export named methods other modules and the admin shell can call'],
+  ['connection-events', 'connection-added/-removed and session-added/-removed events, replayed on load'],
+  ['storage-keyval', 'Key/value store per user'],
+  ['storage-map', 'Map store per user (key → value), atomic multi-key set'],
+  ['storage-archive', 'Append-only archive store with time/with/id queries'],
+  ['storage-sqlite', 'Embedded SQLite storage driver'],
+  ['scram-sha-1', 'Accounts carry SCRAM-SHA-1 credentials'],
+  ['scram-sha-256', 'Accounts carry SCRAM-SHA-256 credentials'],
+  ['tls-channel-binding', 'Connections expose tls-exporter and tls-server-end-point channel binding data'],
+  ['user-deleted-event', 'user-deleted fires when an account is removed; modules wipe their data'],
+  ['jid-precis', 'JIDs prepared per RFC 7622 (PRECIS)'],
+]);
+
+export function hasFeature(name: string, features: ReadonlyMap<string, string> = coreFeatures): boolean {
+  return features.has(name);
+}

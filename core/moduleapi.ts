@@ -1,0 +1,374 @@
+// The object each module gets (`module`): everything a module may do goes through it and is
+// recorded, so unloading removes every hook, item, timer, listener and export it made.
+import type { Element } from '@xmpp/xml';
+import type { Server } from './server.ts';
+import type { EventBus, Handler } from './events.ts';
+import { CoreError } from './errors.ts';
+import type { Host } from './hostmanager.ts';
+import { getLogger, type Logger } from './log.ts';
+import type { ModuleHeader } from './module-header.ts';
+import type { Session } from './sessionmanager.ts';
+import type { ArchiveStore, KeyValStore, MapStore } from './storagemanager.ts';
+import type { ListenerSpec, Listener } from './portmanager.ts';
+
+// ---- typed options -------------------------------------------------------------------------
+
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'number[]' | 'object';
+
+export interface OptionSpec {
+  type: OptionType;
+  description: string;
+  default?: unknown;
+  /** Allowed values (for string/number options, or the elements of arrays). */
+  allowed?: readonly (string | number)[];
+  min?: number;
+  max?: number;
+}
+
+export type OptionSpecs = Record<string, OptionSpec>;
+
+type TypeOf<T extends OptionType> = T extends 'string' ? string
+  : T extends 'number' | 'integer' ? number
+  : T extends 'boolean' ? boolean
+  : T extends 'string[]' ? string[]
+  : T extends 'number[]' ? number[]
+  : Record<string, unknown>;
+
+export type OptionValues<O extends OptionSpecs> = { [K in keyof O]: TypeOf<O[K]['type']> };
+
+/** Check one option value against its spec; returns a message, or undefined when valid. */
+export function checkOption(spec: OptionSpec, value: unknown): string | undefined {
+  const isNum = (v: unknown) => typeof v === 'number' && Number.isFinite(v);
+  const inRange = (v: number) =>
+    (spec.min !== undefined && v < spec.min) ? `must be ≥ ${spec.min}` : (spec.max !== undefined && v > spec.max) ? `must be ≤ ${spec.max}` : undefined;
+  const inAllowed = (v: string | number) =>
+    spec.allowed && !spec.allowed.includes(v) ? `must be one of ${spec.allowed.map((a) => JSON.stringify(a)).join(', ')}` : undefined;
+  switch (spec.type) {
+    case 'string':
+      return typeof value === 'string' ? inAllowed(value) : 'must be a string';
+    case 'number':
+      return isNum(value) ? inRange(value as number) ?? inAllowed(value as number) : 'must be a number';
+    case 'integer':
+      return Number.isInteger(value) ? inRange(value as number) ?? inAllowed(value as number) : 'must be an integer';
+    case 'boolean':
+      return typeof value === 'boolean' ? undefined : 'must be true or false';
+    case 'string[]':
+      if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) return 'must be an array of strings';
+      for (const v of value as string[]) { const e = inAllowed(v); if (e) return `element ${JSON.stringify(v)} ${e}`; }
+      return undefined;
+    case 'number[]':
+      return Array.isArray(value) && value.every(isNum) ? undefined : 'must be an array of numbers';
+    case 'object':
+      return typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'must be an object';
+  }
+}
+
+// ---- module definition -----------------------------------------------------------------------
+
+export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs> {
+  /** Loaded once for the whole server ('global') or once per host ('host', the default). */
+  scope?: 'host' | 'global';
+  description?: string;
+  options?: O;
+  /** Set up: hooks, items, listeners. May throw (or reject) to refuse loading. */
+  load(module: ModuleApi<O>): void | Promise<void>;
+  /** Called after every module of the host is loaded (and after a runtime load). */
+  ready?(module: ModuleApi<O>): void | Promise<void>;
+  /** Release what load() made beyond what the module API tracks. Always called, even after a failed load. */
+  unload?(module: ModuleApi<O>): void | Promise<void>;
+  /** Reload: state handed from the old instance to the new one. */
+  save?(module: ModuleApi<O>): unknown;
+  restore?(module: ModuleApi<O>, state: unknown): void | Promise<void>;
+}
+
+export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>>(def: ModuleDefinition<O>): ModuleDefinition<O> {
+  return def;
+}
+
+export interface ExportedMethod {
+  description: string;
+  fn: (...args: unknown[]) => unknown;
+}
+
+export interface StanzaSink {
+  (stanza: Element): void;
+}
+
+// ---- the API -----------------------------------------------------------------------------------
+
+export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
+  readonly log: Logger;
+  /** Fires when the module is unloaded: tie long-lived work to it. */
+  readonly signal: AbortSignal;
+  private readonly abort = new AbortController();
+  private readonly cleanups: (() => void)[] = [];
+  private readonly tasks = new Set<Promise<unknown>>();
+  readonly exports = new Map<string, ExportedMethod>();
+  private sessionState = new WeakMap<Session, unknown>();
+
+  constructor(
+    readonly name: string,
+    /** The host this instance serves, or '*' for a global module. */
+    readonly host: string,
+    readonly file: string,
+    readonly header: ModuleHeader,
+    readonly definition: ModuleDefinition<O>,
+    private readonly server: Server,
+  ) {
+    this.log = getLogger(host === '*' ? `mod:${name}` : `mod:${name}:${host}`);
+    this.signal = this.abort.signal;
+  }
+
+  get isGlobal(): boolean {
+    return this.host === '*';
+  }
+
+  /** The event bus of this module's host (the global bus for global modules). */
+  private get bus(): EventBus {
+    if (this.isGlobal) return this.server.events;
+    const h = this.server.hosts.get(this.host);
+    if (!h) throw new CoreError('HOST_UNKNOWN', `host ${this.host} is not active`);
+    return h.events;
+  }
+
+  private get hostObj(): Host | undefined {
+    return this.isGlobal ? undefined : this.server.hosts.get(this.host);
+  }
+
+  // -- events
+
+  /** Hook an event on this module's host (higher priority runs first). */
+  hook<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+    this.cleanups.push(this.bus.on(event, handler, priority, this.name));
+  }
+
+  /** Hook an event on the server-wide bus. */
+  hookGlobal<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+    this.cleanups.push(this.server.events.on(event, handler, priority, this.name));
+  }
+
+  /** Hook an event on every host's bus, including hosts activated later. */
+  hookEachHost<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+    for (const h of this.server.hosts.all()) this.cleanups.push(h.events.on(event, handler, priority, this.name));
+    this.hookGlobal<{ host: Host }>('host-activated', ({ host }) => {
+      this.cleanups.push(host.events.on(event, handler, priority, this.name));
+    });
+  }
+
+  fire(event: string, data: unknown): unknown {
+    return this.bus.fire(event, data);
+  }
+
+  emit(event: string, data: unknown): void {
+    this.bus.emit(event, data);
+  }
+
+  /** Fire on the given host's bus (global modules acting for a host, e.g. mod_c2s). */
+  fireOnHost(host: string, event: string, data: unknown): unknown {
+    return this.server.hosts.get(host)?.events.fire(event, data);
+  }
+
+  emitOnHost(host: string, event: string, data: unknown): void {
+    this.server.hosts.get(host)?.events.emit(event, data);
+  }
+
+  fireAsync(event: string, data: unknown): Promise<unknown> {
+    return this.bus.fireAsync(event, data);
+  }
+
+  // -- items (disco features, identities, …)
+
+  addItem(key: string, value: unknown): void {
+    const host = this.hostObj;
+    const hosts = host ? [host] : this.server.hosts.all();
+    for (const h of hosts) h.addItem(key, this.name, value);
+    this.cleanups.push(() => {
+      for (const h of hosts) h.removeItem(key, this.name, value);
+    });
+  }
+
+  getItems<T = unknown>(key: string): T[] {
+    return this.hostObj?.getItems<T>(key) ?? [];
+  }
+
+  /** Advertise a disco#info feature (XEP-0030) on this host. */
+  addFeature(ns: string): void {
+    this.addItem('feature', ns);
+  }
+
+  addIdentity(category: string, type: string, name?: string): void {
+    this.addItem('identity', { category, type, name });
+  }
+
+  // -- options
+
+  /** A declared option's value: host setting, else global setting, else declared default. */
+  option<K extends keyof O & string>(name: K): OptionValues<O>[K] {
+    const spec = this.definition.options?.[name];
+    if (!spec) throw new CoreError('MODULE_OPTION_INVALID', `module ${this.name} reads undeclared option '${name}'`);
+    const v = this.server.moduleOptionValue(this.host, this.name, name);
+    return (v === undefined ? spec.default : v) as OptionValues<O>[K];
+  }
+
+  /** Untyped lookup of an option under this module's name, with a default (Prosody's get_option). */
+  getOption<T>(name: string, fallback: T): T {
+    const v = this.server.moduleOptionValue(this.host, this.name, name);
+    return v === undefined ? fallback : (v as T);
+  }
+
+  /** A core (top-level) config option for this host, e.g. 'c2sRequireEncryption'. */
+  config<T>(key: string, fallback: T): T {
+    const v = this.server.config.get<T>(this.isGlobal ? undefined : this.host, key);
+    return v === undefined ? fallback : v;
+  }
+
+  // -- storage (store names default to the module's name)
+
+  get storage(): { keyval(store?: string): KeyValStore; map(store?: string): MapStore; archive(store?: string): ArchiveStore } {
+    const host = this.host;
+    const sm = this.server.storage;
+    return {
+      keyval: (store = this.name) => sm.keyval(host, store),
+      map: (store = this.name) => sm.map(host, store),
+      archive: (store = this.name) => sm.archive(host, store),
+    };
+  }
+
+  // -- core services
+
+  get sessions(): Server['sessions'] {
+    return this.server.sessions;
+  }
+
+  get users(): Server['users'] {
+    return this.server.users;
+  }
+
+  get rosters(): Server['rosters'] {
+    return this.server.rosters;
+  }
+
+  get router(): Server['router'] {
+    return this.server.router;
+  }
+
+  get hosts(): Server['hosts'] {
+    return this.server.hosts;
+  }
+
+  get tls(): Server['certs'] {
+    return this.server.certs;
+  }
+
+  get serverInfo(): { version: string; started: number } {
+    return { version: this.server.version, started: this.server.started };
+  }
+
+  /** Route a stanza from this host (server-generated: from must be set by the caller or defaults to the host). */
+  send(stanza: Element): void {
+    const host = this.hostObj;
+    if (!host) throw new CoreError('HOST_UNKNOWN', `global module ${this.name} must use sendFrom(host, stanza)`);
+    const attrs = stanza.attrs as Record<string, string | undefined>;
+    attrs.from ??= this.host;
+    this.server.router.route(host.session, stanza);
+  }
+
+  sendFrom(host: string, stanza: Element): void {
+    const h = this.server.hosts.get(host);
+    if (!h) throw new CoreError('HOST_UNKNOWN', `unknown host ${host}`);
+    (stanza.attrs as Record<string, string | undefined>).from ??= host;
+    this.server.router.route(h.session, stanza);
+  }
+
+  // -- network
+
+  /** Open listening ports; they close when the module unloads. */
+  async listen(spec: ListenerSpec): Promise<Listener> {
+    const listener = await this.server.ports.listen(spec);
+    this.cleanups.push(() => void listener.close());
+    return listener;
+  }
+
+  // -- timers and tasks
+
+  setTimeout(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    this.cleanups.push(() => clearTimeout(t));
+    return t;
+  }
+
+  setInterval(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setInterval(fn, ms);
+    t.unref();
+    this.cleanups.push(() => clearInterval(t));
+    return t;
+  }
+
+  /** Run long-lived work tied to `signal`; unload waits for it (within the shutdown time limit). */
+  task(fn: (signal: AbortSignal) => Promise<void>): void {
+    const p = fn(this.signal).catch((err: unknown) => {
+      if (!this.signal.aborted) this.log.error('task failed: %s', err);
+    });
+    this.tasks.add(p);
+    void p.finally(() => this.tasks.delete(p));
+  }
+
+  // -- per-session state
+
+  /** This module's state slot on a session, created on demand; dropped with the session or the module. */
+  state<T>(session: Session, init: () => T): T {
+    let v = this.sessionState.get(session) as T | undefined;
+    if (v === undefined) {
+      v = init();
+      this.sessionState.set(session, v);
+    }
+    return v;
+  }
+
+  peekState<T>(session: Session): T | undefined {
+    return this.sessionState.get(session) as T | undefined;
+  }
+
+  dropState(session: Session): void {
+    this.sessionState.delete(session);
+  }
+
+  // -- exported methods
+
+  /** Export a method other modules (module.call) and the admin shell can call. */
+  export(name: string, fn: (...args: never[]) => unknown, description = ''): void {
+    this.exports.set(name, { description, fn: fn as (...args: unknown[]) => unknown });
+  }
+
+  /** Call a method exported by another module (on this host, or global). */
+  call<T = unknown>(module: string, method: string, ...args: unknown[]): Promise<T> {
+    return this.server.modules.call(this.host, module, method, args) as Promise<T>;
+  }
+
+  // -- used by the module manager
+
+  /** @internal */
+  async dispose(timeoutMs: number): Promise<void> {
+    this.abort.abort();
+    for (const c of this.cleanups.splice(0).reverse()) {
+      try {
+        c();
+      } catch (err) {
+        this.log.error('cleanup failed: %s', err);
+      }
+    }
+    this.exports.clear();
+    this.sessionState = new WeakMap();
+    if (this.tasks.size) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled([...this.tasks]),
+        new Promise((r) => {
+          timer = setTimeout(r, timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+// Network listeners. Modules ask for a service on a set of ports (mod_c2s: 'c2s' on c2sPorts and
+// 'c2s_direct_tls' on c2sDirectTlsPorts); the port manager binds them on the configured
+// interfaces, terminates direct TLS (XEP-0368) with SNI, and hands each new socket over as a
+// Connection.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { CertManager } from './certmanager.ts';
+import { Connection } from './connection.ts';
+import { CoreError } from './errors.ts';
+import { getLogger } from './log.ts';
+
+const log = getLogger('core:portmanager');
+
+export interface ListenerSpec {
+  /** Service name, used in logs and the `ready` line (e.g. 'c2s'). */
+  name: string;
+  ports: number[];
+  /** Addresses to bind (default: the config's interfaces, else all). */
+  interfaces?: string[];
+  /** Direct TLS (XEP-0368): the handshake happens before the XML stream. */
+  directTls?: boolean;
+  onConnection(conn: Connection): void;
+}
+
+export interface Listener {
+  readonly name: string;
+  /** 'address:port' strings actually bound. */
+  readonly addresses: string[];
+  close(): Promise<void>;
+}
+
+export class PortManager {
+  private readonly listeners = new Set<Listener>();
+
+  constructor(private readonly certs: CertManager, private readonly defaultInterfaces: () => string[] | undefined) {}
+
+  async listen(spec: ListenerSpec): Promise<Listener> {
+    const servers: net.Server[] = [];
+    const addresses: string[] = [];
+    const ifaces = spec.interfaces ?? this.defaultInterfaces() ?? [undefined];
+    try {
+      for (const port of spec.ports) {
+        for (const iface of ifaces) {
+          const server = spec.directTls
+            ? tls.createServer({ ...this.certs.fallback, SNICallback: this.certs.sni, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] })
+            : net.createServer();
+          server.on(spec.directTls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+            const conn = new Connection(socket, spec.name, port);
+            try {
+              spec.onConnection(conn);
+            } catch (err) {
+              log.error('%s: connection handler failed: %s', spec.name, err);
+              socket.destroy();
+            }
+          });
+          if (spec.directTls) {
+            server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+              log('%s: TLS handshake failed from %s: %s', spec.name, socket.remoteAddress, err.message);
+            });
+          }
+          await new Promise<void>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen({ port, host: iface, exclusive: true }, () => {
+              server.off('error', reject);
+              resolve();
+            });
+          }).catch((err: NodeJS.ErrnoException) => {
+            const where = `${iface ?? '*'}:${port}`;
+            const why = err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
+            throw new CoreError('LISTEN_FAILED', `cannot listen for ${spec.name} on ${where}: ${why}`);
+          });
+          server.on('error', (err) => log.error('%s listener error: %s', spec.name, err));
+          servers.push(server);
+          const a = server.address();
+          if (a && typeof a === 'object') addresses.push(a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`);
+        }
+      }
+    } catch (err) {
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      throw err;
+    }
+    const listener: Listener = {
+      name: spec.name,
+      addresses,
+      close: async () => {
+        this.listeners.delete(listener);
+        await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+      },
+    };
+    this.listeners.add(listener);
+    log('%s listening on %s', spec.name, addresses.join(', '));
+    return listener;
+  }
+
+  all(): Listener[] {
+    return [...this.listeners];
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.listeners].map((l) => l.close()));
+  }
+}

@@ -1,0 +1,147 @@
+// The server: wires the core managers together, starts hosts and modules, and stops cleanly.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Element } from '@xmpp/xml';
+import { CertManager } from './certmanager.ts';
+import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
+import { CoreError } from './errors.ts';
+import { EventBus } from './events.ts';
+import { HostManager, type Host } from './hostmanager.ts';
+import { getLogger, setLogLevel } from './log.ts';
+import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
+import { PortManager } from './portmanager.ts';
+import { RosterManager } from './rostermanager.ts';
+import { SessionManager, type Session } from './sessionmanager.ts';
+import { StanzaRouter } from './stanza-router.ts';
+import { StorageManager } from './storagemanager.ts';
+import { UserManager } from './usermanager.ts';
+
+const log = getLogger('core:server');
+
+export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+
+/** Load and validate a config file; module names are checked against the module search paths. */
+export async function loadConfig(file: string): Promise<Config> {
+  const raw = await importConfigFile(file);
+  const probe = new Config({ ...(raw as CadenceConfig), virtualHosts: {}, components: {} }, path.resolve(file));
+  const available = new Set(availableModules([...probe.pluginPaths(), BUILTIN_MODULE_DIR]));
+  const cfg = validateConfig(raw, (name) => available.has(name) && !CORE_OPTION_NAMES.has(name));
+  return new Config(cfg, path.resolve(file));
+}
+
+export class Server {
+  readonly version = VERSION;
+  readonly started = Date.now();
+  readonly events = new EventBus('global');
+  readonly storage: StorageManager;
+  readonly hosts: HostManager;
+  readonly rosters: RosterManager;
+  readonly sessions: SessionManager;
+  readonly users: UserManager;
+  readonly router: StanzaRouter;
+  readonly certs: CertManager;
+  readonly ports: PortManager;
+  readonly modules: ModuleManager;
+  private stopping: Promise<void> | undefined;
+
+  constructor(readonly config: Config, overrides: { storage?: 'memory' } = {}) {
+    const level = config.raw.log?.level;
+    if (level) setLogLevel(level);
+    this.storage = new StorageManager({ driver: overrides.storage ?? config.global('storage'), dataDir: config.dataDir });
+    this.hosts = new HostManager((origin, stanza) => this.router.route(origin, stanza));
+    const hostEvents = (h: string) => this.hosts.get(h)?.events;
+    this.rosters = new RosterManager(this.storage);
+    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => config.global('resourceConflict'));
+    this.users = new UserManager(this.storage, this.events, hostEvents);
+    this.router = new StanzaRouter(this.hosts, this.events);
+    this.certs = new CertManager(config);
+    this.ports = new PortManager(this.certs, () => config.raw.interfaces);
+    this.modules = new ModuleManager(this, () => config.pluginPaths());
+  }
+
+  /** The options object configured for module `name`: global (host undefined) or the host's own. */
+  moduleOptions(host: string | undefined, name: string): Record<string, unknown> | undefined {
+    if (host === undefined) return this.config.raw[name] as Record<string, unknown> | undefined;
+    return this.config.hostEntry(host)?.options[name] as Record<string, unknown> | undefined;
+  }
+
+  moduleOptionValue(host: string, module: string, option: string): unknown {
+    if (host !== '*') {
+      const h = this.moduleOptions(host, module);
+      if (h && option in h) return h[option];
+    }
+    return this.moduleOptions(undefined, module)?.[option];
+  }
+
+  /** The modules configured for a host (Prosody semantics: host lists add to the global list). */
+  modulesFor(host: string): string[] {
+    const entry = this.config.hostEntry(host);
+    if (!entry) return [];
+    const disabled = new Set([...(this.config.raw.modulesDisabled ?? []), ...(entry.options.modulesDisabled ?? [])]);
+    let names: string[];
+    if (entry.kind === 'component') {
+      const c = entry.options as { module?: string; secret?: string };
+      names = [...(c.module ? [c.module] : []), ...(entry.options.modulesEnabled ?? [])];
+    } else {
+      names = [
+        ...DEFAULTS.autoloadModules,
+        ...(this.config.raw.modulesEnabled ?? DEFAULTS.modulesEnabled),
+        ...(entry.options.modulesEnabled ?? []),
+      ];
+    }
+    return [...new Set(names)].filter((n) => !disabled.has(n));
+  }
+
+  activateHost(name: string): Host {
+    const entry = this.config.hostEntry(name);
+    if (!entry) throw new CoreError('HOST_UNKNOWN', `host ${name} is not configured`);
+    const host = this.hosts.activate(entry);
+    this.events.emit('host-activated', { host });
+    return host;
+  }
+
+  /** Start: hosts, certificates, modules (each host's, then ready()), then `ready` is logged. */
+  async start(): Promise<string[]> {
+    const names = this.config.hosts.map((h) => h.name);
+    await this.certs.init(names);
+    for (const name of names) this.activateHost(name);
+    for (const name of names) {
+      const loaded = [];
+      for (const mod of this.modulesFor(name)) {
+        try {
+          loaded.push(await this.modules.load(name, mod));
+        } catch (err) {
+          if (err instanceof CoreError && (err.code === 'MODULE_FILTERED' || err.code === 'MODULE_ALREADY_LOADED')) {
+            if (err.code === 'MODULE_FILTERED') log.warn('%s', err.message);
+            continue;
+          }
+          throw err;
+        }
+      }
+      for (const entry of loaded) await this.modules.ready(entry);
+    }
+    this.events.emit('server-started', {});
+    return this.ports.all().flatMap((l) => l.addresses.map((a) => `${l.name}=${a}`));
+  }
+
+  /** Close every stream cleanly, unload modules in reverse order, close storage. */
+  stop(reason = 'Server is shutting down'): Promise<void> {
+    this.stopping ??= (async () => {
+      log.info('shutting down: %s', reason);
+      await this.events.fireAsync('server-stopping', { reason });
+      await this.ports.closeAll();
+      for (const s of [...this.sessions.all]) s.close({ condition: 'system-shutdown', text: reason });
+      await this.modules.unloadAll();
+      await this.storage.close();
+      log.info('stopped');
+    })();
+    return this.stopping;
+  }
+
+  /** Route a stanza as the given session (used by components and tests). */
+  route(origin: Session, stanza: Element): void {
+    this.router.route(origin, stanza);
+  }
+}

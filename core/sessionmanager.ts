@@ -1,0 +1,253 @@
+// Sessions, as in doc/session.txt of the seeds (see doc/architecture.md):
+//  - a connection starts as type 'c2s_unauthed' (notopen until the stream header arrives);
+//  - SASL success makes it type 'c2s' with `username` set (authenticated, not yet bound);
+//  - resource binding sets `resource`, `full_jid` and loads `roster`: a *connected resource*;
+//  - `presence` set (last broadcast available presence): an *available resource*;
+//  - `interested` set (it requested the roster): an *interested resource*.
+import { randomBytes } from 'node:crypto';
+import type { Element } from '@xmpp/xml';
+import type { Connection } from './connection.ts';
+import type { StreamErrorCondition } from './errors.ts';
+import type { EventBus } from './events.ts';
+import { getLogger, type Logger } from './log.ts';
+import type { Roster, RosterManager } from './rostermanager.ts';
+import type { ResourceConflictPolicy } from './config.ts';
+
+export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local';
+
+export interface CloseReason {
+  condition: StreamErrorCondition;
+  text?: string;
+}
+
+export interface StreamOps {
+  /** Serialise and write to the connection. */
+  send(x: Element | string): boolean;
+  /** Close the stream (with a stream error when a reason is given) and the connection. */
+  close(reason?: CloseReason): void;
+  /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
+  reset?(): void;
+}
+
+let sessionCounter = 0;
+
+export class Session {
+  readonly id: string;
+  readonly created = Date.now();
+  readonly log: Logger;
+  /** The TCP connection (absent for the host's local pseudo-session). */
+  conn: Connection | undefined;
+  /** True until the stream header has been received (and again after a stream restart). */
+  notopen = true;
+  type: SessionType;
+  username: string | undefined;
+  host: string | undefined;
+  resource: string | undefined;
+  full_jid: string | undefined;
+  priority = 0;
+  /** Last broadcast, undirected, available presence; undefined when unavailable. */
+  presence: Element | undefined;
+  /** Set when the resource requested the roster. */
+  interested: boolean | undefined;
+  /** The user's roster, shared by all of the user's sessions; loaded at bind. */
+  roster: Roster | undefined;
+  /** Stream id sent in our header. */
+  streamId: string | undefined;
+  lang = 'en';
+  /** Why the session ended (set before destruction). */
+  closeReason: CloseReason | undefined;
+  destroyed = false;
+  private ops: StreamOps;
+
+  constructor(type: SessionType, conn: Connection | undefined, ops: StreamOps) {
+    this.id = conn ? conn.id : `local${++sessionCounter}`;
+    this.type = type;
+    this.conn = conn;
+    this.ops = ops;
+    this.log = getLogger(`session:${this.id}`);
+  }
+
+  send(x: Element | string): boolean {
+    return this.ops.send(x);
+  }
+
+  close(reason?: CloseReason): void {
+    this.ops.close(reason);
+  }
+
+  /** Stream restart: the next data must be a new stream header. */
+  resetStream(): void {
+    this.notopen = true;
+    this.ops.reset?.();
+  }
+
+  get bareJid(): string | undefined {
+    return this.username && this.host ? `${this.username}@${this.host}` : undefined;
+  }
+
+  get isConnectedResource(): boolean {
+    return this.full_jid !== undefined;
+  }
+
+  get isAvailable(): boolean {
+    return this.presence !== undefined;
+  }
+
+  get isInterested(): boolean {
+    return this.interested === true && this.full_jid !== undefined;
+  }
+}
+
+export interface UserSessions {
+  sessions: Map<string, Session>;
+  roster: Roster;
+}
+
+export type BindResult = { ok: true; resource: string } | { ok: false; condition: 'conflict' | 'not-allowed' | 'resource-constraint' | 'internal-server-error' };
+
+export interface SessionEvent {
+  session: Session;
+}
+
+/** Registry of all sessions, by connection and by host → user → resource. */
+export class SessionManager {
+  readonly all = new Set<Session>();
+  private readonly byHost = new Map<string, Map<string, UserSessions>>();
+  private readonly log = getLogger('core:sessionmanager');
+
+  constructor(
+    private readonly events: EventBus,
+    private readonly hostEvents: (host: string) => EventBus | undefined,
+    private readonly rosters: RosterManager,
+    private readonly conflictPolicy: () => ResourceConflictPolicy,
+  ) {}
+
+  private fire(name: string, host: string | undefined, event: SessionEvent): void {
+    this.events.emit(name, event);
+    if (host) this.hostEvents(host)?.emit(name, event);
+  }
+
+  /** A new connection's session (type c2s_unauthed or component_unauthed). */
+  create(type: SessionType, conn: Connection, ops: StreamOps): Session {
+    const session = new Session(type, conn, ops);
+    this.all.add(session);
+    this.log('created %s %s from %s', type, session.id, conn.ip);
+    this.fire('connection-added', undefined, { session });
+    return session;
+  }
+
+  /** SASL success: the session becomes type c2s, authenticated as `username` (not yet bound). */
+  makeAuthenticated(session: Session, username: string): void {
+    if (session.type !== 'c2s_unauthed') throw new Error(`session ${session.id} is ${session.type}, not c2s_unauthed`);
+    session.type = 'c2s';
+    session.username = username;
+    this.log('%s authenticated as %s@%s', session.id, username, session.host);
+    this.fire('authentication-success', session.host, { session });
+  }
+
+  /** Resource binding (RFC 6120 §7). Loads the roster and applies the conflict policy. */
+  async bind(session: Session, requested: string | undefined): Promise<BindResult> {
+    const { username, host } = session;
+    if (session.type !== 'c2s' || !username || !host) return { ok: false, condition: 'not-allowed' };
+    if (session.full_jid) return { ok: false, condition: 'not-allowed' };
+    let user = this.byHost.get(host)?.get(username);
+    if (!user) {
+      let roster: Roster;
+      try {
+        roster = await this.rosters.load(host, username);
+      } catch (err) {
+        this.log.error('cannot load roster of %s@%s: %s', username, host, err);
+        return { ok: false, condition: 'internal-server-error' };
+      }
+      if (session.destroyed) return { ok: false, condition: 'not-allowed' };
+      // Another session of the user may have loaded it meanwhile.
+      user = this.byHost.get(host)?.get(username);
+      if (!user) {
+        user = { sessions: new Map(), roster };
+        let users = this.byHost.get(host);
+        if (!users) this.byHost.set(host, (users = new Map()));
+        users.set(username, user);
+      }
+    }
+    let resource = requested ?? generateResource();
+    const existing = user.sessions.get(resource);
+    if (existing) {
+      const policy = requested ? this.conflictPolicy() : 'random';
+      if (policy === 'kick_new') return { ok: false, condition: 'conflict' };
+      if (policy === 'random') {
+        do resource = generateResource();
+        while (user.sessions.has(resource));
+      } else {
+        this.log.info('resource conflict on %s: replacing the older session', existing.full_jid);
+        existing.close({ condition: 'conflict', text: 'Replaced by new connection' });
+        this.unbind(existing);
+      }
+    }
+    session.resource = resource;
+    session.full_jid = `${username}@${host}/${resource}`;
+    session.roster = user.roster;
+    user.sessions.set(resource, session);
+    this.log('%s bound %s', session.id, session.full_jid);
+    this.fire('resource-bind', host, { session });
+    this.fire('session-added', host, { session });
+    return { ok: true, resource };
+  }
+
+  private unbind(session: Session): void {
+    const { host, username, resource } = session;
+    if (!host || !username || !resource) return;
+    const users = this.byHost.get(host);
+    const user = users?.get(username);
+    if (!user || user.sessions.get(resource) !== session) return;
+    // Listeners (presence) still see the session as it was: they send unavailable, etc.
+    this.fire('resource-unbind', host, { session });
+    this.fire('session-removed', host, { session });
+    user.sessions.delete(resource);
+    if (user.sessions.size === 0) users!.delete(username);
+    session.full_jid = undefined;
+    session.presence = undefined;
+    session.interested = undefined;
+  }
+
+  /** Remove the session from every registry and fire the removal events. Idempotent. */
+  destroy(session: Session, reason?: CloseReason): void {
+    if (session.destroyed) return;
+    session.closeReason ??= reason;
+    this.unbind(session);
+    session.destroyed = true;
+    this.all.delete(session);
+    this.fire('connection-removed', session.host, { session });
+    this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
+  }
+
+  getUser(host: string, username: string): UserSessions | undefined {
+    return this.byHost.get(host)?.get(username);
+  }
+
+  /** Connected resources of a user. */
+  sessionsOf(host: string, username: string): Session[] {
+    const user = this.byHost.get(host)?.get(username);
+    return user ? [...user.sessions.values()] : [];
+  }
+
+  getByFullJid(host: string, username: string, resource: string): Session | undefined {
+    return this.byHost.get(host)?.get(username)?.sessions.get(resource);
+  }
+
+  availableSessions(host: string, username: string): Session[] {
+    return this.sessionsOf(host, username).filter((s) => s.isAvailable);
+  }
+
+  interestedSessions(host: string, username: string): Session[] {
+    return this.sessionsOf(host, username).filter((s) => s.isInterested);
+  }
+
+  /** Every bound c2s session (for the admin shell and shutdown). */
+  *boundSessions(): Iterable<Session> {
+    for (const users of this.byHost.values()) for (const u of users.values()) yield* u.sessions.values();
+  }
+}
+
+function generateResource(): string {
+  return `cadence-${randomBytes(6).toString('hex')}`;
+}

@@ -1,0 +1,93 @@
+// Stanza helpers: building replies and errors. Stanzas are @xmpp/xml (ltx) Elements; top-level
+// stanzas carry no xmlns of their own (the stream's content namespace applies).
+import xml, { Element } from '@xmpp/xml';
+import { clone } from 'ltx';
+import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
+
+export { Element, xml };
+
+export const NS = {
+  client: 'jabber:client',
+  server: 'jabber:server',
+  component: 'jabber:component:accept',
+  streams: 'http://etherx.jabber.org/streams',
+  xmppStreams: 'urn:ietf:params:xml:ns:xmpp-streams',
+  stanzas: 'urn:ietf:params:xml:ns:xmpp-stanzas',
+  tls: 'urn:ietf:params:xml:ns:xmpp-tls',
+  sasl: 'urn:ietf:params:xml:ns:xmpp-sasl',
+  bind: 'urn:ietf:params:xml:ns:xmpp-bind',
+  session: 'urn:ietf:params:xml:ns:xmpp-session',
+  roster: 'jabber:iq:roster',
+  rosterver: 'urn:xmpp:features:rosterver',
+  discoInfo: 'http://jabber.org/protocol/disco#info',
+  discoItems: 'http://jabber.org/protocol/disco#items',
+  ping: 'urn:xmpp:ping',
+  delay: 'urn:xmpp:delay',
+} as const;
+
+export type StanzaKind = 'message' | 'presence' | 'iq';
+
+export function isStanzaKind(name: string): name is StanzaKind {
+  return name === 'message' || name === 'presence' || name === 'iq';
+}
+
+/** Swap from/to, keep id; for iq the type becomes result. Children are not copied. */
+export function reply(stanza: Element, type?: string): Element {
+  const attrs: Record<string, string> = {};
+  const { from, to, id } = stanza.attrs as Record<string, string | undefined>;
+  if (to) attrs.from = to;
+  if (from) attrs.to = from;
+  if (id !== undefined) attrs.id = id;
+  const t = type ?? (stanza.name === 'iq' ? 'result' : (stanza.attrs.type as string | undefined));
+  if (t) attrs.type = t;
+  return new Element(stanza.name, attrs);
+}
+
+/** True when an error must not be answered with an error (RFC 6120 §8.3.1). */
+export function mustNotReplyWithError(stanza: Element): boolean {
+  const type = stanza.attrs.type as string | undefined;
+  return type === 'error' || (stanza.name === 'iq' && type === 'result');
+}
+
+/**
+ * Build the error reply for `stanza` (RFC 6120 §8.3). The original payload is not echoed,
+ * except the first child of an iq, which clients use to match the error.
+ */
+export function errorReply(
+  stanza: Element,
+  type: StanzaErrorType,
+  condition: StanzaErrorCondition,
+  text?: string,
+  by?: string,
+): Element {
+  const r = reply(stanza, 'error');
+  if (stanza.name === 'iq') {
+    const payload = stanza.children.find((c): c is Element => typeof c !== 'string');
+    if (payload) r.cnode(clone(payload));
+  }
+  const err = new Element('error', by ? { type, by } : { type });
+  err.cnode(new Element(condition, { xmlns: NS.stanzas }));
+  if (text) err.cnode(new Element('text', { xmlns: NS.stanzas, 'xml:lang': 'en' }).t(text));
+  r.cnode(err);
+  return r;
+}
+
+export function iqResult(stanza: Element, payload?: Element): Element {
+  const r = reply(stanza, 'result');
+  if (payload) r.cnode(payload);
+  return r;
+}
+
+/** The first element child of an iq (its payload), if any. */
+export function iqPayload(stanza: Element): Element | undefined {
+  for (const c of stanza.children) if (typeof c !== 'string') return c;
+  return undefined;
+}
+
+/** `<stream:error>` element for a condition. */
+export function streamErrorElement(condition: string, text?: string): Element {
+  const e = new Element('stream:error');
+  e.cnode(new Element(condition, { xmlns: NS.xmppStreams }));
+  if (text) e.cnode(new Element('text', { xmlns: NS.xmppStreams, 'xml:lang': 'en' }).t(text));
+  return e;
+}

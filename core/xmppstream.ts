@@ -1,0 +1,656 @@
+/**
+ * XMPP XML stream parser (RFC 6120 §4, §11).
+ *
+ * Built on saxes (a strict, well-formedness checking SAX parser) running with
+ * `xmlns: false`; namespace-prefix scoping is checked here, but only for
+ * prefixed names (the common case, unprefixed names, costs nothing extra).
+ *
+ * Enforced on top of XML well-formedness:
+ *  - restricted XML (RFC 6120 §11.1): no comments, processing instructions,
+ *    DOCTYPE, or entity references other than the predefined five and
+ *    character references;
+ *  - the root element must be `stream` in `http://etherx.jabber.org/streams`
+ *    and must declare a default (content) namespace;
+ *  - only whitespace may appear as character data at stream level;
+ *  - the encoding must be UTF-8 (XML declaration and actual bytes);
+ *  - per-top-level-element size limit and nesting depth limit.
+ *
+ * Size accounting: the parser counts the bytes of the "region" between the end
+ * of the previous top-level element (or the stream header) and the current
+ * position; a region is restarted at the '<' of each top-level element.  Input
+ * is fed to saxes in pieces of at most MAX_PIECE characters and the limit is
+ * checked after each piece and when each top-level element closes, so memory
+ * held for a single stanza is bounded by roughly limit + one piece.  Whitespace
+ * keepalives received while the parser sits between top-level elements are
+ * dropped without being counted.  For Buffer input the byte count is exact per
+ * chunk and prorated within a chunk; for string input it is computed with
+ * Buffer.byteLength.
+ */
+import { EventEmitter } from 'node:events';
+import { StringDecoder } from 'node:string_decoder';
+import { SaxesParser } from 'saxes';
+import type { SaxesAttributePlain, SaxesTagPlain, XMLDecl } from 'saxes';
+import { Element } from '@xmpp/xml';
+
+export const NS_STREAMS = 'http://etherx.jabber.org/streams';
+const NS_XML = 'http://www.w3.org/XML/1998/namespace';
+const NS_XMLNS = 'http://www.w3.org/2000/xmlns/';
+
+export interface StreamLimits {
+  /** bytes of one top-level element */
+  maxStanzaSize: number;
+  /** nesting below stream root (a top-level stanza is at depth 1) */
+  maxDepth: number;
+}
+
+export type StreamErrorCondition =
+  | 'not-well-formed'
+  | 'restricted-xml'
+  | 'policy-violation'
+  | 'invalid-namespace'
+  | 'bad-format'
+  | 'unsupported-encoding'
+  | 'invalid-xml';
+
+export interface StreamParserEvents {
+  /** attributes of <stream:stream ...> incl. xmlns, xmlns:stream, to, from, version, xml:lang */
+  streamStart: (attrs: Record<string, string>) => void;
+  /** each complete top-level child */
+  stanza: (el: Element) => void;
+  /** </stream:stream> */
+  streamEnd: () => void;
+  /** after an error the parser ignores further input until reset() */
+  error: (condition: StreamErrorCondition, text: string) => void;
+}
+
+type EventArgs = { [K in keyof StreamParserEvents]: Parameters<StreamParserEvents[K]> };
+
+/** Minimum budget for the XML declaration + stream header, whatever maxStanzaSize is. */
+const MIN_HEADER_BUDGET = 8192;
+/** Largest string handed to saxes at once; bounds work done between limit checks. */
+const MAX_PIECE = 65536;
+
+const WS_ONLY = /^[ \t\r\n]*$/;
+const WS_TAIL = /[ \t\r\n]*/y;
+const NON_WS = /[^ \t\r\n]/;
+
+const enum State {
+  Header,
+  Open,
+  Closed,
+  Failed,
+}
+
+/** Thrown from inside saxes callbacks to stop the parser mid-chunk. */
+const ABORT: unique symbol = Symbol('xmppstream-abort');
+
+type Scope = Record<string, string>;
+
+export class XmppStreamParser extends EventEmitter<EventArgs> {
+  private limits: StreamLimits;
+  private readonly decoder = new StringDecoder('utf8');
+  /** last two bytes of the previous Buffer chunk (-1: none), for the UTF-8 validity check */
+  private tail0 = -1;
+  private tail1 = -1;
+
+  private parser!: SaxesParser<{ xmlns: false }>;
+  private state: State = State.Header;
+  /** bumped by reset(); lets callbacks notice a reset done by a listener */
+  private generation = 0;
+
+  /** open elements of the current top-level stanza; stack[0] is the stanza */
+  private stack: Element[] = [];
+  /** namespace declarations per open element (undefined: none) */
+  private scopes: (Scope | undefined)[] = [];
+  /** namespace declarations on the stream header, incl. '' (default) */
+  private streamScope: Scope = Object.create(null) as Scope;
+
+  // ---- size accounting (positions are saxes string positions) ----
+  /** chars fed to the current saxes instance before the current piece */
+  private fed = 0;
+  private piece = '';
+  private pieceStart = 0;
+  /** bytes per char of the current chunk */
+  private factor = 1;
+  /** start position of the current accounting region */
+  private regionStart = 0;
+  /** bytes of the region lying in pieces before the current one */
+  private regionBytes = 0;
+  /** index in the current piece right after the last top-level boundary, -1 if none */
+  private boundaryIdx = -1;
+  /** parser sits between top-level elements with only whitespace since */
+  private idle = false;
+  /** attributes of the start tag being parsed (see onAttribute) */
+  private tagAttrs: Record<string, string> | undefined = undefined;
+  /** some attribute name of the start tag being parsed contains ':' */
+  private tagPrefixed = false;
+  /** rest of the input to hand to a parser created by reset() from a listener */
+  private leftover: string | null = null;
+
+  constructor(limits: StreamLimits) {
+    super();
+    this.limits = { ...limits };
+    this.newParser();
+  }
+
+  setLimits(limits: StreamLimits): void {
+    this.limits = { ...limits };
+  }
+
+  /**
+   * Stream restart: discard all parser state and expect a new stream header,
+   * optionally preceded by an XML declaration. May be called from within a
+   * listener; input that followed the triggering element in the same write()
+   * is then parsed as the start of the new stream. The UTF-8 decoder state is
+   * kept (bytes of a character split across the restart point stay valid).
+   */
+  reset(): void {
+    this.generation++;
+    this.newParser();
+  }
+
+  write(chunk: Buffer | string): void {
+    if (this.state >= State.Closed) return;
+    let str: string;
+    let bytes: number;
+    if (typeof chunk === 'string') {
+      str = chunk;
+      bytes = -1;
+    } else {
+      str = this.decoder.write(chunk);
+      bytes = chunk.length;
+      if (str.indexOf('\uFFFD') !== -1 && !this.replacementCharsLegit(str, chunk)) {
+        this.report('unsupported-encoding', 'invalid UTF-8 byte sequence');
+        return;
+      }
+      const n = chunk.length;
+      if (n >= 2) {
+        this.tail0 = chunk[n - 2];
+        this.tail1 = chunk[n - 1];
+      } else if (n === 1) {
+        this.tail0 = this.tail1;
+        this.tail1 = chunk[0];
+      }
+    }
+    if (str.length === 0) return;
+    this.feed(str, bytes);
+  }
+
+  // ------------------------------------------------------------------------
+
+  private newParser(): void {
+    const p = new SaxesParser({ xmlns: false, forceXMLVersion: true, defaultXMLVersion: '1.0' });
+    preallocateHandlerSlots(p);
+    p.on('xmldecl', this.onXmlDecl);
+    p.on('attribute', this.onAttribute);
+    p.on('opentag', this.onOpenTag);
+    p.on('closetag', this.onCloseTag);
+    p.on('text', this.onText);
+    p.on('cdata', this.onCData);
+    p.on('comment', this.onComment);
+    p.on('processinginstruction', this.onPI);
+    p.on('doctype', this.onDoctype);
+    p.on('error', this.onSaxError);
+    this.parser = p;
+    this.state = State.Header;
+    this.stack = [];
+    this.scopes = [];
+    this.streamScope = Object.create(null) as Scope;
+    this.fed = 0;
+    this.piece = '';
+    this.pieceStart = 0;
+    this.regionStart = 0;
+    this.regionBytes = 0;
+    this.boundaryIdx = -1;
+    this.idle = false;
+    this.tagAttrs = undefined;
+    this.tagPrefixed = false;
+  }
+
+  private feed(str: string, bytes: number): void {
+    // Whitespace keepalive between top-level elements: nothing to parse.
+    if (this.idle && WS_ONLY.test(str)) return;
+    if (bytes < 0) bytes = Buffer.byteLength(str, 'utf8');
+    this.factor = bytes / str.length;
+    const len = str.length;
+    const gen = this.generation;
+    for (let off = 0; off < len; off += MAX_PIECE) {
+      const piece = len <= MAX_PIECE ? str : str.slice(off, off + MAX_PIECE);
+      const parser = this.parser;
+      this.piece = piece;
+      this.pieceStart = this.fed;
+      this.boundaryIdx = -1;
+      try {
+        parser.write(piece);
+      } catch (err) {
+        if (err !== ABORT) {
+          // A listener threw: the saxes instance is now in an undefined state.
+          if (this.parser === parser) this.state = State.Failed;
+          throw err;
+        }
+      }
+      if (this.generation !== gen) {
+        // reset() was called by a listener. After a stanza/header/end the rest of
+        // the input belongs to the new stream; after an error it is dropped.
+        const leftover = this.leftover;
+        this.leftover = null;
+        if (leftover !== null) {
+          const rest = leftover + (off + MAX_PIECE < len ? str.slice(off + MAX_PIECE) : '');
+          if (rest.length !== 0) this.feed(rest, -1);
+        }
+        return;
+      }
+      if (this.state >= State.Closed) return;
+      this.fed += piece.length;
+      // Account the part of the current region that lies in this piece.
+      const from = this.regionStart > this.pieceStart ? this.regionStart : this.pieceStart;
+      this.regionBytes += (this.fed - from) * this.factor;
+      this.regionStart = this.fed;
+      if (!this.checkSize(this.regionBytes)) return;
+      this.idle =
+        this.boundaryIdx >= 0 && this.state === State.Open && this.stack.length === 0 && wsTail(piece, this.boundaryIdx);
+    }
+  }
+
+  /** Bytes from the start of the current region to the parser's position. */
+  private regionSize(): number {
+    const pos = this.parser.position;
+    const from = this.regionStart > this.pieceStart ? this.regionStart : this.pieceStart;
+    return this.regionBytes + (pos - from) * this.factor;
+  }
+
+  private startRegion(pos: number): void {
+    this.regionStart = pos;
+    this.regionBytes = 0;
+  }
+
+  /** Returns false (after reporting policy-violation) when over the limit. */
+  private checkSize(size: number): boolean {
+    if (this.state === State.Header) {
+      const budget = Math.max(this.limits.maxStanzaSize, MIN_HEADER_BUDGET);
+      if (size > budget) {
+        this.report('policy-violation', `stream header exceeds the limit of ${budget} bytes`);
+        return false;
+      }
+    } else if (size > this.limits.maxStanzaSize) {
+      this.report('policy-violation', `stanza exceeds the size limit of ${this.limits.maxStanzaSize} bytes`);
+      return false;
+    }
+    return true;
+  }
+
+  /** Report an error; the parser then ignores input until reset(). */
+  private report(condition: StreamErrorCondition, text: string): void {
+    if (this.state === State.Failed) return;
+    this.state = State.Failed;
+    this.stack = [];
+    this.emit('error', condition, text);
+  }
+
+  /** Report an error from inside a saxes callback and unwind saxes. */
+  private abort(condition: StreamErrorCondition, text: string): never {
+    this.report(condition, text);
+    throw ABORT;
+  }
+
+  private checkBinding(prefix: string, uri: string): void {
+    const err = bindingError(prefix, uri);
+    if (err !== undefined) this.abort('not-well-formed', err);
+  }
+
+  /** After emitting from a callback: if a listener called reset(), hand the rest of the piece over. */
+  private afterEmit(gen: number, parser: SaxesParser<{ xmlns: false }>, piece: string, pieceStart: number): void {
+    if (gen !== this.generation) {
+      this.leftover = piece.slice(parser.position - pieceStart);
+      throw ABORT;
+    }
+  }
+
+  /**
+   * StringDecoder turns every invalid UTF-8 sequence into U+FFFD. The input was
+   * valid iff every U+FFFD in the output comes from an encoded EF BF BD.
+   */
+  private replacementCharsLegit(str: string, buf: Buffer): boolean {
+    let decoded = 0;
+    for (let i = str.indexOf('\uFFFD'); i !== -1; i = str.indexOf('\uFFFD', i + 1)) decoded++;
+    let encoded = 0;
+    // sequences straddling the previous chunk
+    const b0 = buf.length > 0 ? buf[0] : -1;
+    const b1 = buf.length > 1 ? buf[1] : -1;
+    if (this.tail0 === 0xef && this.tail1 === 0xbf && b0 === 0xbd) encoded++;
+    if (this.tail1 === 0xef && b0 === 0xbf && b1 === 0xbd) encoded++;
+    for (let i = buf.indexOf(REPLACEMENT_UTF8); i !== -1; i = buf.indexOf(REPLACEMENT_UTF8, i + 3)) encoded++;
+    return decoded === encoded;
+  }
+
+  // ---- saxes callbacks (arrow functions: bound once) ----
+
+  private readonly onSaxError = (err: Error): void => {
+    const msg = err.message;
+    if (msg.includes('undefined entity')) {
+      this.abort('restricted-xml', `entity references other than the predefined ones are not allowed (${msg})`);
+    } else if (msg.includes('doctype')) {
+      this.abort('restricted-xml', `DTDs are not allowed (${msg})`);
+    } else {
+      this.abort('not-well-formed', msg);
+    }
+  };
+
+  private readonly onXmlDecl = (decl: XMLDecl): void => {
+    const enc = decl.encoding;
+    if (enc !== undefined && enc.toLowerCase() !== 'utf-8') {
+      this.abort('unsupported-encoding', `encoding ${enc} is not supported, only UTF-8`);
+    }
+  };
+
+  private readonly onComment = (): void => {
+    this.abort('restricted-xml', 'comments are not allowed');
+  };
+
+  private readonly onPI = (pi: { target: string }): void => {
+    this.abort('restricted-xml', `processing instructions are not allowed (<?${pi.target}...?>)`);
+  };
+
+  private readonly onDoctype = (): void => {
+    this.abort('restricted-xml', 'DTDs are not allowed');
+  };
+
+  /**
+   * Attributes are collected from saxes' per-attribute events into a plain
+   * object (saxes' own attribute map is a null-prototype dictionary-mode
+   * object, slow to iterate or copy); saxes still does the duplicate check.
+   */
+  private readonly onAttribute = (attr: SaxesAttributePlain): void => {
+    const name = attr.name;
+    (this.tagAttrs ??= {})[name] = attr.value;
+    if (name.includes(':')) this.tagPrefixed = true;
+  };
+
+  private readonly onOpenTag = (tag: SaxesTagPlain): void => {
+    const attrs = this.tagAttrs ?? {};
+    const prefixed = this.tagPrefixed;
+    this.tagAttrs = undefined;
+    this.tagPrefixed = false;
+    if (this.state === State.Header) {
+      this.openStream(tag, attrs);
+      return;
+    }
+    const stack = this.stack;
+    const depth = stack.length;
+    if (depth >= this.limits.maxDepth) {
+      this.abort('policy-violation', `element nesting exceeds the limit of ${this.limits.maxDepth}`);
+    }
+    const name = tag.name;
+    const el = new Element(name);
+    el.attrs = attrs;
+    stack.push(el);
+    if (attrs.xmlns !== undefined) this.checkBinding('', attrs.xmlns);
+    if (prefixed) {
+      // Rare path: prefix declarations and/or prefixed attribute names.
+      let scope: Scope | undefined;
+      let prefixedAttrs = false;
+      for (const key in attrs) {
+        if (key.startsWith('xmlns:')) {
+          const prefix = key.slice(6);
+          this.checkBinding(prefix, attrs[key]);
+          (scope ??= Object.create(null) as Scope)[prefix] = attrs[key];
+        } else if (key.includes(':')) {
+          prefixedAttrs = true;
+        }
+      }
+      this.scopes.push(scope);
+      if (prefixedAttrs) this.checkAttrPrefixes(attrs);
+    } else {
+      this.scopes.push(undefined);
+    }
+    if (name.includes(':')) this.resolvePrefix(name, true);
+    if (depth !== 0) stack[depth - 1].cnode(el);
+  };
+
+  private readonly onCloseTag = (): void => {
+    const stack = this.stack;
+    const depth = stack.length;
+    if (depth === 0) {
+      if (this.state !== State.Open) return; // self-closing header handled in openStream
+      this.closeStream();
+      return;
+    }
+    const el = stack.pop() as Element;
+    this.scopes.pop();
+    if (depth !== 1) return;
+    // Top-level element complete.
+    const parser = this.parser;
+    const pos = parser.position;
+    if (!this.checkSize(this.regionSize())) throw ABORT;
+    this.startRegion(pos);
+    this.boundaryIdx = pos - this.pieceStart;
+    const gen = this.generation;
+    const piece = this.piece;
+    const pieceStart = this.pieceStart;
+    this.emit('stanza', el);
+    this.afterEmit(gen, parser, piece, pieceStart);
+  };
+
+  private readonly onText = (text: string): void => {
+    const stack = this.stack;
+    const depth = stack.length;
+    if (depth === 0) {
+      if (this.state !== State.Open) return; // before the header: saxes rejects non-whitespace
+      if (NON_WS.test(text)) {
+        this.abort('not-well-formed', 'character data is not allowed at stream level');
+      }
+      // Whitespace before a top-level element: the region restarts at its '<'.
+      this.startRegion(this.parser.position - 1);
+      return;
+    }
+    appendText(stack[depth - 1], text);
+  };
+
+  private readonly onCData = (text: string): void => {
+    const stack = this.stack;
+    const depth = stack.length;
+    if (depth === 0) {
+      if (NON_WS.test(text)) {
+        this.abort('not-well-formed', 'character data is not allowed at stream level');
+      }
+      return;
+    }
+    if (text.length !== 0) appendText(stack[depth - 1], text);
+  };
+
+  // ---- namespaces ----
+
+  private openStream(tag: SaxesTagPlain, attrs: Record<string, string>): void {
+    const name = tag.name;
+    const scope = this.streamScope;
+    let prefixedAttrs = false;
+    for (const key in attrs) {
+      if (key === 'xmlns') {
+        this.checkBinding('', attrs[key]);
+        scope[''] = attrs[key];
+      } else if (key.startsWith('xmlns:')) {
+        const prefix = key.slice(6);
+        this.checkBinding(prefix, attrs[key]);
+        scope[prefix] = attrs[key];
+      } else if (key.includes(':')) {
+        prefixedAttrs = true;
+      }
+    }
+    const colon = name.indexOf(':');
+    const local = colon === -1 ? name : name.slice(colon + 1);
+    const ns = colon === -1 ? scope[''] : this.resolvePrefix(name, false);
+    if (prefixedAttrs) this.checkAttrPrefixes(attrs);
+    if (local !== 'stream' || ns !== NS_STREAMS) {
+      this.abort('invalid-namespace', `the root element must be <stream/> in namespace ${NS_STREAMS}`);
+    }
+    if (scope[''] === undefined) {
+      this.abort('invalid-namespace', 'the stream header does not declare a content namespace');
+    }
+    const parser = this.parser;
+    const pos = parser.position;
+    if (!this.checkSize(this.regionSize())) throw ABORT;
+    this.state = State.Open;
+    this.startRegion(pos);
+    this.boundaryIdx = pos - this.pieceStart;
+    const gen = this.generation;
+    const piece = this.piece;
+    const pieceStart = this.pieceStart;
+    this.emit('streamStart', attrs);
+    this.afterEmit(gen, parser, piece, pieceStart);
+    if (tag.isSelfClosing) this.closeStream();
+  }
+
+  private closeStream(): void {
+    this.state = State.Closed;
+    const gen = this.generation;
+    const parser = this.parser;
+    const piece = this.piece;
+    const pieceStart = this.pieceStart;
+    this.emit('streamEnd');
+    this.afterEmit(gen, parser, piece, pieceStart);
+    throw ABORT; // ignore anything after the end of the stream
+  }
+
+  /**
+   * Resolve the prefix of a qualified name (which contains a colon); fails on
+   * malformed names and unbound prefixes. For names inside a stanza, a prefix
+   * bound only on the stream header gets its declaration copied onto the
+   * top-level element so that the emitted element is self-contained.
+   */
+  private resolvePrefix(qname: string, inStanza: boolean): string {
+    const colon = qname.indexOf(':');
+    if (colon === 0 || colon === qname.length - 1 || qname.indexOf(':', colon + 1) !== -1) {
+      this.abort('not-well-formed', `malformed qualified name: ${qname}`);
+    }
+    const prefix = qname.slice(0, colon);
+    if (prefix === 'xml') return NS_XML;
+    if (prefix === 'xmlns') this.abort('not-well-formed', `the prefix xmlns is reserved: ${qname}`);
+    if (inStanza) {
+      const scopes = this.scopes;
+      for (let i = scopes.length - 1; i >= 0; i--) {
+        const s = scopes[i];
+        if (s !== undefined && s[prefix] !== undefined) return s[prefix];
+      }
+    }
+    const uri = this.streamScope[prefix];
+    if (uri === undefined) {
+      this.abort('not-well-formed', `unbound namespace prefix: ${prefix}`);
+    }
+    if (inStanza) {
+      const top = this.stack[0];
+      const decl = `xmlns:${prefix}`;
+      if (top.attrs[decl] === undefined) top.attrs[decl] = uri;
+    }
+    return uri as string;
+  }
+
+  private checkAttrPrefixes(attrs: Record<string, string>): void {
+    const inStanza = this.state === State.Open;
+    let seen: string[] | undefined;
+    for (const key in attrs) {
+      if (!key.includes(':') || key.startsWith('xmlns:')) continue;
+      const uri = this.resolvePrefix(key, inStanza);
+      const expanded = `{${uri}}${key.slice(key.indexOf(':') + 1)}`;
+      if (seen === undefined) seen = [expanded];
+      else if (seen.includes(expanded)) this.abort('not-well-formed', `duplicate attribute: ${expanded}`);
+      else seen.push(expanded);
+    }
+  }
+}
+
+/** saxes' handler fields (saxes@6 internals; only used to pre-create them, see below). */
+type HandlerSlots = Record<
+  | 'xmldeclHandler'
+  | 'textHandler'
+  | 'piHandler'
+  | 'doctypeHandler'
+  | 'commentHandler'
+  | 'openTagStartHandler'
+  | 'openTagHandler'
+  | 'closeTagHandler'
+  | 'cdataHandler'
+  | 'errorHandler'
+  | 'endHandler'
+  | 'readyHandler'
+  | 'attributeHandler',
+  unknown
+>;
+
+/**
+ * SaxesParser.on() stores handlers with computed-key assignments, each adding
+ * a new property to an object that already has many; past V8's limit for
+ * keyed stores (12 out-of-object properties) the parser object drops to
+ * dictionary mode and every `this.i` / `this.chunk` access in saxes' inner
+ * loop becomes a hash lookup (measured: ~4x slower parsing). Creating the
+ * slots with named stores first keeps the object in fast mode. Harmless if a
+ * future saxes renames the fields (it would only add unused properties).
+ */
+function preallocateHandlerSlots(p: SaxesParser<{ xmlns: false }>): void {
+  const slots = p as unknown as HandlerSlots;
+  slots.xmldeclHandler = undefined;
+  slots.textHandler = undefined;
+  slots.piHandler = undefined;
+  slots.doctypeHandler = undefined;
+  slots.commentHandler = undefined;
+  slots.openTagStartHandler = undefined;
+  slots.openTagHandler = undefined;
+  slots.closeTagHandler = undefined;
+  slots.cdataHandler = undefined;
+  slots.errorHandler = undefined;
+  slots.endHandler = undefined;
+  slots.readyHandler = undefined;
+  slots.attributeHandler = undefined;
+}
+
+const REPLACEMENT_UTF8 = Buffer.from([0xef, 0xbf, 0xbd]);
+
+function wsTail(s: string, from: number): boolean {
+  if (from >= s.length) return true;
+  WS_TAIL.lastIndex = from;
+  WS_TAIL.test(s);
+  return WS_TAIL.lastIndex === s.length;
+}
+
+/** Error message for an invalid namespace declaration, or undefined if it is fine. */
+function bindingError(prefix: string, uri: string): string | undefined {
+  if (prefix === '') {
+    return uri === NS_XML || uri === NS_XMLNS ? `the default namespace may not be ${uri}` : undefined;
+  }
+  if (prefix === 'xml') return uri === NS_XML ? undefined : 'the prefix xml may not be rebound';
+  if (prefix === 'xmlns') return 'the prefix xmlns may not be declared';
+  if (uri === '') return `namespace prefix ${prefix} may not be undeclared`;
+  if (uri === NS_XML || uri === NS_XMLNS) return `namespace ${uri} may not be bound to ${prefix}`;
+  if (prefix.includes(':')) return `malformed namespace declaration: xmlns:${prefix}`;
+  return undefined;
+}
+
+function appendText(el: Element, text: string): void {
+  const children = el.children;
+  const last = children.length - 1;
+  if (last >= 0 && typeof children[last] === 'string') {
+    children[last] = (children[last] as string) + text;
+  } else {
+    children.push(text);
+  }
+}
+
+function escapeAttr(v: string): string {
+  return v.replace(/[&<>'"]/g, (c) =>
+    c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === "'" ? '&apos;' : '&quot;',
+  );
+}
+
+/**
+ * Serialize a stream header: `<?xml version='1.0'?><stream:stream ...>`.
+ * Undefined attributes are skipped; `xmlns:stream` is added when absent.
+ */
+export function streamHeader(attrs: Record<string, string | undefined>): string {
+  let out = "<?xml version='1.0'?><stream:stream";
+  if (attrs['xmlns:stream'] === undefined) out += ` xmlns:stream='${NS_STREAMS}'`;
+  for (const key of Object.keys(attrs)) {
+    const v = attrs[key];
+    if (v === undefined) continue;
+    out += ` ${key}='${escapeAttr(v)}'`;
+  }
+  return out + '>';
+}

@@ -1,0 +1,91 @@
+//% requires_core_features: stanza-events-v1
+// Service Discovery (XEP-0030): the server's identity and the features every loaded module
+// adds with module.addFeature(); items are the components (subdomains) of the host. Accounts
+// answer disco#info with the account/registered identity.
+import { Element } from '@xmpp/xml';
+import { defineModule } from '../core/moduleapi.ts';
+import { iqPayload, iqResult, NS } from '../core/stanza.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+
+export interface Identity {
+  category: string;
+  type: string;
+  name?: string;
+}
+
+export default defineModule({
+  description: 'Service Discovery (XEP-0030)',
+  options: {
+    name: { type: 'string', description: 'Name in the server identity', default: 'Cadence' },
+    items: { type: 'object', description: 'Extra disco#items: { jid: name }', default: {} },
+  },
+  load(module) {
+    module.addFeature(NS.discoInfo);
+    module.addFeature(NS.discoItems);
+    module.addIdentity('server', 'im', module.option('name'));
+
+    module.hook<StanzaEvent>(`iq-get/host/${NS.discoInfo}:query`, ({ origin, stanza }) => {
+      const node = iqPayload(stanza)?.attrs.node as string | undefined;
+      const query = new Element('query', node ? { xmlns: NS.discoInfo, node } : { xmlns: NS.discoInfo });
+      if (node) {
+        const handled = module.fire(`disco-info-node/${node}`, { origin, stanza, query });
+        if (handled === undefined) {
+          module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
+          return true;
+        }
+      } else {
+        addIdentities(query, module.getItems<Identity>('identity'));
+        for (const f of new Set(module.getItems<string>('feature'))) query.c('feature', { var: f });
+        for (const ext of module.getItems<Element>('extension')) query.cnode(ext);
+      }
+      origin.send(iqResult(stanza, query));
+      return true;
+    });
+
+    module.hook<StanzaEvent>(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
+      const node = iqPayload(stanza)?.attrs.node as string | undefined;
+      if (node) {
+        module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
+        return true;
+      }
+      const query = new Element('query', { xmlns: NS.discoItems });
+      for (const name of module.hosts.names()) {
+        if (name.endsWith(`.${module.host}`)) query.c('item', { jid: name });
+      }
+      for (const [jid, name] of Object.entries(module.option('items'))) query.c('item', { jid, name: String(name) });
+      origin.send(iqResult(stanza, query));
+      return true;
+    });
+
+    // An account answers for itself (XEP-0030 §… accounts: category account, type registered).
+    const accountInfo = ({ origin, stanza, toNode }: StanzaEvent) => {
+      void module.users.exists(module.host, toNode ?? '').then((exists) => {
+        if (!exists) {
+          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+          return;
+        }
+        const query = new Element('query', { xmlns: NS.discoInfo });
+        addIdentities(query, [{ category: 'account', type: 'registered' }, ...module.getItems<Identity>('account-identity')]);
+        for (const f of new Set(module.getItems<string>('account-feature'))) query.c('feature', { var: f });
+        origin.send(iqResult(stanza, query));
+      });
+      return true;
+    };
+    module.hook(`iq-get/bare/${NS.discoInfo}:query`, accountInfo);
+    module.hook(`iq-get/self/${NS.discoInfo}:query`, accountInfo);
+    const accountItems = ({ origin, stanza }: StanzaEvent) => {
+      origin.send(iqResult(stanza, new Element('query', { xmlns: NS.discoItems })));
+      return true;
+    };
+    module.hook(`iq-get/bare/${NS.discoItems}:query`, accountItems);
+    module.hook(`iq-get/self/${NS.discoItems}:query`, accountItems);
+  },
+});
+
+function addIdentities(query: Element, identities: Identity[]): void {
+  for (const i of identities) {
+    const attrs: Record<string, string> = { category: i.category, type: i.type };
+    if (i.name) attrs.name = i.name;
+    query.c('identity', attrs);
+  }
+}

@@ -1,0 +1,81 @@
+//% requires_core_features: sessions-v1, stanza-events-v1
+// Message delivery to local users (RFC 6121 §8.5.2–8.5.3):
+//  - to a full JID: that resource; if it is not connected, chat/normal fall back to the bare JID,
+//    groupchat gets service-unavailable, headline/error are dropped;
+//  - to a bare JID: chat and normal go to the highest-priority non-negative available
+//    resource(s), headline to all non-negative ones, groupchat is refused; with no such resource,
+//    chat/normal are offered to offline storage (`message/offline/handle`, e.g. mod_offline) or
+//    bounced with service-unavailable.
+//  - to an account that does not exist: service-unavailable (never silence, never a leak).
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import type { Session } from '../core/sessionmanager.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+
+export interface OfflineEvent {
+  username: string;
+  host: string;
+  stanza: StanzaEvent['stanza'];
+  origin: Session;
+}
+
+export default defineModule({
+  description: 'Message delivery (RFC 6121 §8.5)',
+  load(module) {
+    module.hook<StanzaEvent>('message/full', (event) => {
+      const { stanza, toNode, toHost, toResource } = event;
+      const target = toNode && toResource ? module.sessions.getByFullJid(toHost, toNode, toResource) : undefined;
+      if (target) {
+        target.send(stanza);
+        return true;
+      }
+      const type = (stanza.attrs.type as string | undefined) ?? 'normal';
+      if (type === 'chat' || type === 'normal') return deliverToBare(module, event);
+      if (type === 'groupchat') module.router.bounce(event.origin, stanza, 'cancel', 'service-unavailable');
+      return true;
+    }, -10);
+
+    module.hook<StanzaEvent>('message/bare', (event) => deliverToBare(module, event), -10);
+  },
+});
+
+function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
+  const { stanza, toNode, toHost, origin } = event;
+  const type = (stanza.attrs.type as string | undefined) ?? 'normal';
+  if (!toNode) return true;
+  if (type === 'error') {
+    // Errors to a bare JID: to the connected resources with the highest priority, else dropped.
+    for (const s of mostAvailable(module.sessions.availableSessions(toHost, toNode))) s.send(stanza);
+    return true;
+  }
+  if (type === 'groupchat') {
+    module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+    return true;
+  }
+  const available = module.sessions.availableSessions(toHost, toNode).filter((s) => s.priority >= 0);
+  if (available.length) {
+    const targets = type === 'headline' ? available : mostAvailable(available);
+    for (const s of targets) s.send(stanza);
+    return true;
+  }
+  if (type === 'headline') return true;
+  const offline: OfflineEvent = { username: toNode, host: toHost, stanza, origin };
+  void (async () => {
+    if (!(await module.users.exists(toHost, toNode))) {
+      module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+      return;
+    }
+    const handled = await module.fireAsync('message/offline/handle', offline);
+    if (handled === undefined) module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+  })().catch((err: unknown) => {
+    module.log.error('offline handling failed: %s', err);
+    module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+  });
+  return true;
+}
+
+/** The resources with the highest priority (RFC 6121 §8.5.2.1.1: "most available"). */
+function mostAvailable(sessions: Session[]): Session[] {
+  let best = -Infinity;
+  for (const s of sessions) if (s.priority > best) best = s.priority;
+  return sessions.filter((s) => s.priority === best);
+}

@@ -1,0 +1,43 @@
+//% requires_core_features: sessions-v1
+// STARTTLS (RFC 6120 §5). Required by default (c2sRequireEncryption): until the stream is
+// encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
+import { Element } from '@xmpp/xml';
+import { defineModule } from '../core/moduleapi.ts';
+import { NS } from '../core/stanza.ts';
+import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
+
+export default defineModule({
+  description: 'STARTTLS for client streams',
+  load(module) {
+    const required = () => module.config('c2sRequireEncryption', true);
+
+    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+      if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
+      if (!module.tls.context(module.host)) return;
+      const starttls = new Element('starttls', { xmlns: NS.tls });
+      if (required()) starttls.c('required');
+      features.cnode(starttls);
+    }, 100);
+
+    module.hook<StreamElementEvent>(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
+      const conn = origin.conn;
+      const ctx = module.tls.context(module.host);
+      if (!conn || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {
+        origin.send(new Element('failure', { xmlns: NS.tls }));
+        origin.close();
+        return true;
+      }
+      origin.send(new Element('proceed', { xmlns: NS.tls }));
+      // The client starts the handshake right after <proceed/>: expect a new header after it.
+      origin.resetStream();
+      conn.starttls(ctx, (name) => module.tls.context(name)).then(
+        () => module.log('%s: TLS established (%s)', origin.id, conn.tlsInfo?.protocol),
+        (err: unknown) => {
+          module.log.warn('TLS handshake with %s failed: %s', conn.ip, (err as Error).message);
+          conn.destroy();
+        },
+      );
+      return true;
+    });
+  },
+});

@@ -1,0 +1,33 @@
+// Cadence configuration. Option names are the camelCase of Prosody's; see doc/configuration.md.
+// `defineConfig` only adds typing: a plain `export default { … }` works too.
+import { defineConfig } from './core/config.ts';
+
+export default defineConfig({
+  // Where accounts, rosters and other data live (SQLite file) and where a self-signed
+  // certificate is generated on first start when `tls` is not set.
+  dataDir: './data',
+  storage: 'sqlite',
+
+  c2sPorts: [5222],
+  c2sDirectTlsPorts: [5223],
+  // interfaces: ['127.0.0.1'],
+
+  // Clients must use TLS before authenticating; PLAIN is only offered over TLS.
+  c2sRequireEncryption: true,
+  allowUnencryptedPlainAuth: false,
+
+  // Extra directories searched for mod_<name>.ts|.js before the built-in modules/.
+  pluginPaths: [],
+
+  modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping'],
+  modulesDisabled: [],
+
+  admins: [],
+
+  virtualHosts: {
+    localhost: {},
+  },
+
+  // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },
+  log: { level: 'info' },
+});

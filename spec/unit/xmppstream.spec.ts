@@ -1,0 +1,485 @@
+import assert from 'node:assert/strict';
+import { Element } from '@xmpp/xml';
+import { XmppStreamParser, streamHeader, type StreamErrorCondition, type StreamLimits } from '../../core/xmppstream.ts';
+
+const NS_STREAMS = 'http://etherx.jabber.org/streams';
+const HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='example.com' version='1.0' xml:lang='en'>`;
+
+interface Recorder {
+  parser: XmppStreamParser;
+  starts: Record<string, string>[];
+  stanzas: Element[];
+  ends: number;
+  errors: { condition: StreamErrorCondition; text: string }[];
+}
+
+function make(limits: StreamLimits = { maxStanzaSize: 65536, maxDepth: 32 }): Recorder {
+  const parser = new XmppStreamParser(limits);
+  const r: Recorder = { parser, starts: [], stanzas: [], ends: 0, errors: [] };
+  parser.on('streamStart', (attrs) => r.starts.push(attrs));
+  parser.on('stanza', (el) => r.stanzas.push(el));
+  parser.on('streamEnd', () => r.ends++);
+  parser.on('error', (condition, text) => r.errors.push({ condition, text }));
+  return r;
+}
+
+/** Parser that already received a stream header. */
+function opened(limits?: StreamLimits): Recorder {
+  const r = make(limits);
+  r.parser.write(HEADER);
+  assert.equal(r.starts.length, 1);
+  assert.deepEqual(r.errors, []);
+  return r;
+}
+
+function errorOf(input: string | string[], limits?: StreamLimits, withHeader = true): StreamErrorCondition | undefined {
+  const r = withHeader ? opened(limits) : make(limits);
+  for (const chunk of Array.isArray(input) ? input : [input]) r.parser.write(chunk);
+  assert.ok(r.errors.length <= 1, 'at most one error is reported');
+  return r.errors[0]?.condition;
+}
+
+describe('XmppStreamParser', () => {
+  describe('stream header', () => {
+    it('parses a header preceded by an XML declaration', () => {
+      const r = make();
+      r.parser.write(`<?xml version='1.0' encoding='UTF-8'?>\n${HEADER}`);
+      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.starts, [
+        {
+          xmlns: 'jabber:client',
+          'xmlns:stream': NS_STREAMS,
+          to: 'example.com',
+          version: '1.0',
+          'xml:lang': 'en',
+        },
+      ]);
+    });
+
+    it('parses a header without XML declaration, split into chunks', () => {
+      const r = make();
+      for (const ch of HEADER) r.parser.write(ch);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts.length, 1);
+      assert.equal(r.starts[0].to, 'example.com');
+    });
+
+    it('accepts an unprefixed <stream xmlns=streams> and reports its default namespace as is', () => {
+      // The content namespace is then the streams namespace; validating it is the caller's job.
+      const r = make();
+      r.parser.write(`<stream xmlns='${NS_STREAMS}'>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts[0].xmlns, NS_STREAMS);
+    });
+
+    it('rejects a root element that is not stream:stream', () => {
+      assert.equal(errorOf(`<stream:foo xmlns='jabber:client' xmlns:stream='${NS_STREAMS}'>`, undefined, false), 'invalid-namespace');
+      assert.equal(errorOf(`<html xmlns='jabber:client'>`, undefined, false), 'invalid-namespace');
+    });
+
+    it('rejects a wrong streams namespace', () => {
+      assert.equal(
+        errorOf(`<stream:stream xmlns='jabber:client' xmlns:stream='http://example.com/streams'>`, undefined, false),
+        'invalid-namespace',
+      );
+    });
+
+    it('rejects a header without content namespace', () => {
+      assert.equal(errorOf(`<stream:stream xmlns:stream='${NS_STREAMS}'>`, undefined, false), 'invalid-namespace');
+    });
+
+    it('rejects an unbound stream prefix as not-well-formed', () => {
+      assert.equal(errorOf(`<stream:stream xmlns='jabber:client'>`, undefined, false), 'not-well-formed');
+    });
+
+    it('rejects an XML declaration with an encoding other than UTF-8', () => {
+      assert.equal(errorOf(`<?xml version='1.0' encoding='ISO-8859-1'?>${HEADER}`, undefined, false), 'unsupported-encoding');
+      assert.equal(errorOf(`<?xml version='1.0' encoding='utf-8'?>${HEADER}`, undefined, false), undefined);
+    });
+
+    it('rejects text before the header', () => {
+      assert.equal(errorOf(`hello${HEADER}`, undefined, false), 'not-well-formed');
+    });
+
+    it('limits the size of the header', () => {
+      const r = make({ maxStanzaSize: 100, maxDepth: 10 });
+      r.parser.write(`<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='${'a'.repeat(20000)}`);
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+    });
+  });
+
+  describe('stanzas', () => {
+    it('emits top-level elements with structure, attributes and text', () => {
+      const r = opened();
+      r.parser.write(
+        `<message to='juliet@example.com' type="chat" id='a&amp;b'>` +
+          `<body>Art thou not &lt;Romeo&gt; &amp; a &quot;Montague&quot;&apos;? &#169;&#x263A;</body>` +
+          `<thread parent='p1'>t1</thread><x xmlns='jabber:x:data'><field var='a'/></x></message>`,
+      );
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas.length, 1);
+      const m = r.stanzas[0];
+      assert.equal(m.name, 'message');
+      assert.deepEqual({ ...m.attrs }, { to: 'juliet@example.com', type: 'chat', id: 'a&b' });
+      assert.equal(m.getChildText('body'), `Art thou not <Romeo> & a "Montague"'? \u00a9\u263a`);
+      assert.equal(m.getChild('thread')?.attrs.parent, 'p1');
+      const x = m.getChild('x', 'jabber:x:data');
+      assert.ok(x);
+      assert.equal(x.attrs.xmlns, 'jabber:x:data');
+      assert.equal(x.getChild('field')?.attrs.var, 'a');
+      assert.equal(m.children.length, 3);
+    });
+
+    it('handles CDATA sections as text, merged with adjacent text', () => {
+      const r = opened();
+      r.parser.write(`<message><body>a <![CDATA[<b> & ]]>c</body></message>`);
+      assert.deepEqual(r.errors, []);
+      const body = r.stanzas[0].getChild('body');
+      assert.ok(body);
+      assert.deepEqual(body.children, ['a <b> & c']);
+    });
+
+    it('keeps whitespace text inside stanzas', () => {
+      const r = opened();
+      r.parser.write(`<iq type='get' id='1'>\n  <query xmlns='jabber:iq:roster'/>\n</iq>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas[0].children.length, 3);
+      assert.equal(r.stanzas[0].getChildElements().length, 1);
+    });
+
+    it('parses a stanza written in 1-byte Buffer chunks including multi-byte UTF-8', () => {
+      const text = 'héllo wörld € 中文 😀 𝄞';
+      const xml = `<message to='ö@example.com'><body>${text}</body></message>`;
+      const bytes = Buffer.from(HEADER + xml + '</stream:stream>', 'utf8');
+      const r = make();
+      for (let i = 0; i < bytes.length; i++) r.parser.write(bytes.subarray(i, i + 1));
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts.length, 1);
+      assert.equal(r.stanzas.length, 1);
+      assert.equal(r.stanzas[0].attrs.to, 'ö@example.com');
+      assert.equal(r.stanzas[0].getChildText('body'), text);
+      assert.equal(r.ends, 1);
+    });
+
+    it('parses many stanzas in one chunk and stanzas split across chunks', () => {
+      const r = opened();
+      const one = `<presence from='a@b/c'><show>away</show></presence>`;
+      const all = one.repeat(50);
+      r.parser.write(all.slice(0, 1234));
+      r.parser.write(all.slice(1234, 1240));
+      r.parser.write(all.slice(1240));
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas.length, 50);
+      for (const s of r.stanzas) assert.equal(s.toString(), one.replace(/'/g, '"'));
+    });
+
+    it('ignores whitespace keepalives between stanzas', () => {
+      const r = opened({ maxStanzaSize: 200, maxDepth: 10 });
+      r.parser.write(' ');
+      r.parser.write(`\n<presence/>\r\n \t`);
+      for (let i = 0; i < 5000; i++) r.parser.write(' ');
+      r.parser.write(Buffer.from('\n'));
+      r.parser.write(`  <presence type='unavailable'/> `);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas.length, 2);
+    });
+
+    it('emits streamEnd on </stream:stream> and ignores data after it', () => {
+      const r = opened();
+      r.parser.write(`<presence/> </stream:stream>`);
+      r.parser.write(`<message/>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas.length, 1);
+      assert.equal(r.ends, 1);
+    });
+
+    it('emits streamEnd for a self-closing header', () => {
+      const r = make();
+      r.parser.write(`<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}'/>`);
+      assert.equal(r.starts.length, 1);
+      assert.equal(r.ends, 1);
+    });
+  });
+
+  describe('namespaces', () => {
+    it('emits stanzas in the stream default namespace without xmlns', () => {
+      const r = opened();
+      r.parser.write(`<message><body>x</body></message>`);
+      assert.equal(r.stanzas[0].attrs.xmlns, undefined);
+      assert.equal(r.stanzas[0].toString(), '<message><body>x</body></message>');
+    });
+
+    it('keeps an own xmlns on top-level elements', () => {
+      const r = opened();
+      r.parser.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+      r.parser.write(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGZvbwBiYXI=</auth>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas[0].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-tls');
+      assert.equal(r.stanzas[1].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-sasl');
+      assert.equal(r.stanzas[1].attrs.mechanism, 'PLAIN');
+      assert.equal(r.stanzas[1].getText(), 'AGZvbwBiYXI=');
+    });
+
+    it('keeps prefixed names and declarations as written inside stanzas', () => {
+      const r = opened();
+      r.parser.write(`<iq type='set' id='1'><p:pubsub xmlns:p='http://jabber.org/protocol/pubsub'><p:publish node='n' xml:lang='de'/></p:pubsub></iq>`);
+      assert.deepEqual(r.errors, []);
+      const ps = r.stanzas[0].getChild('pubsub', 'http://jabber.org/protocol/pubsub');
+      assert.ok(ps);
+      assert.equal(ps.name, 'p:pubsub');
+      assert.equal(ps.attrs['xmlns:p'], 'http://jabber.org/protocol/pubsub');
+      const publish = ps.getChildElements()[0];
+      assert.equal(publish.name, 'p:publish');
+      assert.deepEqual({ ...publish.attrs }, { node: 'n', 'xml:lang': 'de' });
+      assert.equal(r.stanzas[0].attrs['xmlns:p'], undefined);
+    });
+
+    it('adds declarations of prefixes bound on the stream header to the top-level element', () => {
+      const r = make();
+      r.parser.write(
+        `<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='${NS_STREAMS}'>` +
+          `<db:result from='a.example' to='b.example'>key</db:result><stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
+      );
+      assert.deepEqual(r.errors, []);
+      const [result, error] = r.stanzas;
+      assert.equal(result.name, 'db:result');
+      assert.equal(result.attrs['xmlns:db'], 'jabber:server:dialback');
+      assert.ok(result.is('result', 'jabber:server:dialback'));
+      assert.equal(error.attrs['xmlns:stream'], NS_STREAMS);
+      assert.ok(error.is('error', NS_STREAMS));
+    });
+
+    it('rejects unbound prefixes on elements and attributes', () => {
+      assert.equal(errorOf(`<message><foo:bar/></message>`), 'not-well-formed');
+      assert.equal(errorOf(`<message foo:bar='x'/>`), 'not-well-formed');
+      assert.equal(errorOf(`<message><x xmlns:foo='urn:x'/><foo:bar/></message>`), 'not-well-formed');
+    });
+
+    it('accepts the xml prefix without declaration', () => {
+      assert.equal(errorOf(`<message xml:lang='en'><body xml:lang='de'>x</body></message>`), undefined);
+    });
+
+    it('rejects bad namespace declarations', () => {
+      assert.equal(errorOf(`<message xmlns:foo=''/>`), 'not-well-formed');
+      assert.equal(errorOf(`<message xmlns:xml='urn:x'/>`), 'not-well-formed');
+      assert.equal(errorOf(`<message xmlns:xmlns='urn:x'/>`), 'not-well-formed');
+      assert.equal(errorOf(`<xmlns:message/>`), 'not-well-formed');
+    });
+
+    it('rejects attributes that are duplicates after namespace expansion', () => {
+      assert.equal(errorOf(`<message xmlns:a='urn:x' xmlns:b='urn:x' a:z='1' b:z='2'/>`), 'not-well-formed');
+      assert.equal(errorOf(`<message xmlns:a='urn:x' xmlns:b='urn:y' a:z='1' b:z='2'/>`), undefined);
+    });
+  });
+
+  describe('restricted XML and well-formedness', () => {
+    it('rejects comments', () => {
+      assert.equal(errorOf(`<message><!-- hi --></message>`), 'restricted-xml');
+      assert.equal(errorOf(`<!-- hi -->`), 'restricted-xml');
+      assert.equal(errorOf(`<!-- before -->${HEADER}`, undefined, false), 'restricted-xml');
+    });
+
+    it('rejects processing instructions', () => {
+      assert.equal(errorOf(`<message><?foo bar?></message>`), 'restricted-xml');
+      assert.equal(errorOf(`<?foo bar?>`), 'restricted-xml');
+      assert.equal(errorOf(`<?xml-stylesheet href='a'?>${HEADER}`, undefined, false), 'restricted-xml');
+    });
+
+    it('rejects DOCTYPE declarations', () => {
+      assert.equal(errorOf(`<!DOCTYPE stream:stream>${HEADER}`, undefined, false), 'restricted-xml');
+      assert.equal(
+        errorOf(`<?xml version='1.0'?><!DOCTYPE s [<!ENTITY x "y">]>${HEADER}`, undefined, false),
+        'restricted-xml',
+      );
+      assert.equal(errorOf(`<message><!DOCTYPE x></message>`), 'restricted-xml');
+    });
+
+    it('rejects entity references other than the predefined ones', () => {
+      assert.equal(errorOf(`<message><body>&nbsp;</body></message>`), 'restricted-xml');
+      assert.equal(errorOf(`<message to='&foo;'/>`), 'restricted-xml');
+      assert.equal(errorOf(`<message><body>&#0;</body></message>`), 'not-well-formed');
+    });
+
+    it('rejects duplicate attributes', () => {
+      assert.equal(errorOf(`<message to='a' to='b'/>`), 'not-well-formed');
+    });
+
+    it('rejects mismatched tags', () => {
+      assert.equal(errorOf(`<message><body></message></body>`), 'not-well-formed');
+      assert.equal(errorOf(`<message></stream:stream>`), 'not-well-formed');
+    });
+
+    it('rejects < in attribute values', () => {
+      assert.equal(errorOf(`<message to='a<b'/>`), 'not-well-formed');
+    });
+
+    it('rejects text at stream level', () => {
+      assert.equal(errorOf(`hello<message/>`), 'not-well-formed');
+      assert.equal(errorOf(`<message/>&amp;<message/>`), 'not-well-formed');
+      assert.equal(errorOf(`<![CDATA[x]]>`), 'not-well-formed');
+    });
+
+    it('rejects disallowed characters', () => {
+      assert.equal(errorOf(`<message><body>\u0001</body></message>`), 'not-well-formed');
+      assert.equal(errorOf(`<message><body>]]></body></message>`), 'not-well-formed');
+    });
+
+    it('rejects malformed names', () => {
+      assert.equal(errorOf(`<message><a:b:c xmlns:a='urn:x'/></message>`), 'not-well-formed');
+      assert.equal(errorOf(`<message><1a/></message>`), 'not-well-formed');
+    });
+
+    it('rejects an XML declaration that is not at the start', () => {
+      assert.equal(errorOf(`<?xml version='1.0'?>`), 'not-well-formed');
+    });
+
+    it('rejects invalid UTF-8', () => {
+      const r = opened();
+      r.parser.write(Buffer.from([0x3c, 0x6d, 0x3e, 0xe9, 0x3c, 0x2f, 0x6d, 0x3e])); // <m>\xe9</m> (Latin-1)
+      assert.equal(r.errors[0]?.condition, 'unsupported-encoding');
+      const r2 = opened();
+      r2.parser.write(Buffer.from('<m>\ufffd</m>', 'utf8')); // a real U+FFFD is fine
+      const b = Buffer.from('<m>\ufffd</m>', 'utf8');
+      r2.parser.write(b.subarray(0, 4));
+      r2.parser.write(b.subarray(4));
+      assert.deepEqual(r2.errors, []);
+      assert.equal(r2.stanzas.length, 2);
+    });
+
+    it('reports only one error and ignores input until reset()', () => {
+      const r = opened();
+      r.parser.write(`<message><!-- x --></message><presence/>`);
+      r.parser.write(`<presence/>`);
+      assert.equal(r.errors.length, 1);
+      assert.equal(r.stanzas.length, 0);
+      r.parser.reset();
+      r.parser.write(HEADER + '<presence/>');
+      assert.equal(r.starts.length, 2);
+      assert.equal(r.stanzas.length, 1);
+    });
+  });
+
+  describe('limits', () => {
+    it('enforces the stanza size limit (policy-violation naming the limit)', () => {
+      const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
+      r.parser.write(`<message><body>${'x'.repeat(900)}</body></message>`);
+      assert.deepEqual(r.errors, []);
+      r.parser.write(`<message><body>${'x'.repeat(1000)}</body></message>`);
+      assert.equal(r.errors.length, 1);
+      assert.equal(r.errors[0].condition, 'policy-violation');
+      assert.match(r.errors[0].text, /1000/);
+      assert.equal(r.stanzas.length, 1);
+    });
+
+    it('counts bytes, not characters', () => {
+      const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
+      r.parser.write(Buffer.from(`<message><body>${'é'.repeat(450)}</body></message>`));
+      assert.deepEqual(r.errors, []);
+      r.parser.write(Buffer.from(`<message><body>${'é'.repeat(600)}</body></message>`)); // 1200+ bytes
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+    });
+
+    it('triggers before the oversized stanza is complete', () => {
+      const r = opened({ maxStanzaSize: 10000, maxDepth: 10 });
+      r.parser.write(`<message><body>`);
+      let written = 0;
+      while (r.errors.length === 0 && written < 1_000_000) {
+        r.parser.write('y'.repeat(1024));
+        written += 1024;
+      }
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+      assert.ok(written <= 11 * 1024, `error after ${written} bytes`);
+    });
+
+    it('triggers within a single huge write', () => {
+      const r = opened({ maxStanzaSize: 10000, maxDepth: 10 });
+      let stanzas = 0;
+      r.parser.on('stanza', () => stanzas++);
+      r.parser.write(`<message><body>${'z'.repeat(5_000_000)}</body></message>`);
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+      assert.equal(stanzas, 0);
+    });
+
+    it('bounds junk at stream level too', () => {
+      const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
+      r.parser.write('<!--');
+      for (let i = 0; i < 100 && r.errors.length === 0; i++) r.parser.write('a'.repeat(100));
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+    });
+
+    it('setLimits() raises the limit', () => {
+      const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
+      r.parser.setLimits({ maxStanzaSize: 100_000, maxDepth: 10 });
+      r.parser.write(`<message><body>${'x'.repeat(50_000)}</body></message>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas[0].getChildText('body')?.length, 50_000);
+    });
+
+    it('enforces the depth limit', () => {
+      const nest = (n: number): string => '<a>'.repeat(n) + '</a>'.repeat(n);
+      assert.equal(errorOf(nest(4), { maxStanzaSize: 10000, maxDepth: 4 }), undefined);
+      const r = opened({ maxStanzaSize: 10000, maxDepth: 4 });
+      r.parser.write(nest(5));
+      assert.equal(r.errors[0]?.condition, 'policy-violation');
+      assert.match(r.errors[0].text, /4/);
+    });
+  });
+
+  describe('reset()', () => {
+    it('accepts a new header (with XML declaration) after a header', () => {
+      const r = opened();
+      r.parser.write(`<presence/>`);
+      r.parser.reset();
+      r.parser.write(`<?xml version='1.0'?>${HEADER}<message/>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts.length, 2);
+      assert.equal(r.stanzas.length, 2);
+    });
+
+    it('expects a header again (stanza without header is rejected)', () => {
+      const r = opened();
+      r.parser.reset();
+      r.parser.write(`<message/>`);
+      assert.equal(r.errors[0]?.condition, 'invalid-namespace');
+    });
+
+    it('discards a half-parsed stanza', () => {
+      const r = opened();
+      r.parser.write(`<message><body>hal`);
+      r.parser.reset();
+      r.parser.write(`${HEADER}<presence/>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.stanzas.length, 1);
+      assert.equal(r.stanzas[0].name, 'presence');
+    });
+
+    it('can be called from a stanza listener; the rest of the chunk goes to the new stream', () => {
+      const r = opened();
+      r.parser.on('stanza', (el) => {
+        if (el.name === 'auth') r.parser.reset();
+      });
+      r.parser.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth><?xml version='1.0'?>${HEADER}<iq id='b'/>`);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts.length, 2);
+      assert.deepEqual(
+        r.stanzas.map((s) => s.name),
+        ['auth', 'iq'],
+      );
+    });
+  });
+
+  describe('streamHeader()', () => {
+    it('serializes and escapes attributes, skipping undefined ones', () => {
+      const h = streamHeader({ xmlns: 'jabber:client', from: 'example.com', to: undefined, id: `a'b<&"`, version: '1.0' });
+      assert.equal(
+        h,
+        `<?xml version='1.0'?><stream:stream xmlns:stream='${NS_STREAMS}' xmlns='jabber:client' from='example.com' id='a&apos;b&lt;&amp;&quot;' version='1.0'>`,
+      );
+      const r = make();
+      r.parser.write(h);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.starts[0].id, `a'b<&"`);
+      assert.equal(r.starts[0].to, undefined);
+    });
+  });
+});
