@@ -143,7 +143,9 @@ export class Connection {
       }
       case 'tls-unique': {
         if (s.getProtocol() === 'TLSv1.3') return undefined; // not defined for TLS 1.3
-        return s.getFinished();
+        // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
+        // handshake, ours in an abbreviated (resumed) one.
+        return s.isSessionReused() ? s.getFinished() : s.getPeerFinished();
       }
       default:
         return undefined;

@@ -1,0 +1,255 @@
+// Test clients: `TestClient` wraps @xmpp/client (a real client library: STARTTLS, SCRAM-SHA-1,
+// bind) with a stanza queue; `RawClient` speaks raw XML over a socket for protocol-level tests.
+import net from 'node:net';
+import tls from 'node:tls';
+import { client as xmppClient, xml, type Client } from '@xmpp/client';
+import { Element } from '@xmpp/xml';
+import { XmppStreamParser } from '../../core/xmppstream.ts';
+import type { TestServer } from './server.ts';
+
+export { xml, Element };
+
+// The test server's certificate is self-signed.
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+process.removeAllListeners('warning');
+
+export type Predicate = (el: Element) => boolean;
+
+/** Queue of received elements with expect()/expectNothing(). */
+class Inbox {
+  private queue: Element[] = [];
+  private waiters: { pred: Predicate; resolve: (el: Element) => void }[] = [];
+
+  push(el: Element): void {
+    const i = this.waiters.findIndex((w) => w.pred(el));
+    if (i >= 0) {
+      const [w] = this.waiters.splice(i, 1);
+      w!.resolve(el);
+      return;
+    }
+    this.queue.push(el);
+  }
+
+  expect(pred: Predicate, timeoutMs: number, what: string): Promise<Element> {
+    const i = this.queue.findIndex(pred);
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        pred,
+        resolve: (el: Element) => {
+          clearTimeout(timer);
+          resolve(el);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1);
+        reject(new Error(`${what}: expected stanza not received within ${timeoutMs} ms; queue: ${this.queue.map(String).join('\n') || '(empty)'}`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  async expectNothing(pred: Predicate, ms: number, what: string): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    const hit = this.queue.find(pred);
+    if (hit) throw new Error(`${what}: unexpected stanza ${hit.toString()}`);
+  }
+
+  drain(): Element[] {
+    return this.queue.splice(0);
+  }
+}
+
+export class TestClient {
+  readonly inbox = new Inbox();
+  jid = '';
+
+  constructor(readonly xmpp: Client, readonly label: string) {
+    xmpp.on('stanza', (el: Element) => this.inbox.push(el));
+    xmpp.on('error', () => undefined);
+  }
+
+  get bare(): string {
+    return this.jid.split('/')[0]!;
+  }
+
+  send(el: Element): Promise<void> {
+    return this.xmpp.send(el);
+  }
+
+  /** Send an iq and wait for its result (rejects with the StanzaError on type=error). */
+  iq(el: Element, timeoutMs = 5000): Promise<Element> {
+    return this.xmpp.iqCaller.request(el, timeoutMs);
+  }
+
+  /** Send an iq and return the reply whatever its type. */
+  async iqRaw(el: Element, timeoutMs = 5000): Promise<Element> {
+    const id = (el.attrs.id as string | undefined) ?? `t${Math.random().toString(36).slice(2)}`;
+    el.attrs.id = id;
+    const reply = this.expect((s) => s.name === 'iq' && s.attrs.id === id && (s.attrs.type === 'result' || s.attrs.type === 'error'), timeoutMs);
+    await this.send(el);
+    return reply;
+  }
+
+  expect(pred: Predicate, timeoutMs = 5000): Promise<Element> {
+    return this.inbox.expect(pred, timeoutMs, this.label);
+  }
+
+  expectNothing(pred: Predicate = () => true, ms = 500): Promise<void> {
+    return this.inbox.expectNothing(pred, ms, this.label);
+  }
+
+  async stop(): Promise<void> {
+    await this.xmpp.stop().catch(() => undefined);
+  }
+}
+
+export interface LoginOptions {
+  resource?: string;
+  /** Send initial presence after login. */
+  presence?: boolean;
+}
+
+/** Log in with @xmpp/client over STARTTLS (SCRAM-SHA-1) and bind. */
+export async function login(server: TestServer, username: string, password: string, opts: LoginOptions = {}): Promise<TestClient> {
+  const xmpp = xmppClient({
+    service: `xmpp://127.0.0.1:${server.c2sPort}`,
+    domain: server.host,
+    username,
+    password,
+    resource: opts.resource,
+  });
+  // No reconnection in tests: a dropped stream must show.
+  xmpp.reconnect.stop();
+  const c = new TestClient(xmpp, `${username}/${opts.resource ?? '?'}`);
+  const address = await xmpp.start();
+  c.jid = address.toString();
+  if (opts.presence) await c.send(xml('presence'));
+  return c;
+}
+
+/** A raw XML client: plain TCP (or direct TLS), you write the bytes, it parses what comes back. */
+export class RawClient {
+  readonly inbox = new Inbox();
+  socket!: net.Socket;
+  private parser = new XmppStreamParser({ maxStanzaSize: 1 << 24, maxDepth: 100 });
+  streamAttrs: Record<string, string> | undefined;
+  closed = false;
+  received = '';
+  private closedPromise!: Promise<void>;
+
+  static async connect(port: number, opts: { directTls?: boolean } = {}): Promise<RawClient> {
+    const c = new RawClient();
+    await c.open(port, opts.directTls ?? false);
+    return c;
+  }
+
+  private async open(port: number, directTls: boolean): Promise<void> {
+    const socket = directTls
+      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
+      : net.connect({ port, host: '127.0.0.1' });
+    this.attach(socket);
+    await new Promise<void>((resolve, reject) => {
+      socket.once(directTls ? 'secureConnect' : 'connect', () => resolve());
+      socket.once('error', reject);
+    });
+  }
+
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
+    this.parser.on('streamStart', (attrs) => {
+      this.streamAttrs = attrs;
+    });
+    this.parser.on('stanza', (el) => this.inbox.push(el));
+    this.closedPromise = new Promise((resolve) => {
+      socket.on('close', () => {
+        this.closed = true;
+        resolve();
+      });
+    });
+    socket.on('data', (d: Buffer) => {
+      this.received += d.toString();
+      this.parser.write(d);
+    });
+    socket.on('error', () => undefined);
+  }
+
+  write(data: string): void {
+    this.socket.write(data);
+  }
+
+  openStream(to = 'localhost'): void {
+    this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`);
+  }
+
+  /** After SASL success: a fresh parser and a new stream header. */
+  restartStream(to = 'localhost'): void {
+    this.parser.reset();
+    this.openStream(to);
+  }
+
+  /** STARTTLS on this socket (expects the features first), then a new stream. */
+  async starttls(to = 'localhost'): Promise<void> {
+    await this.expect((el) => el.name === 'stream:features');
+    this.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await this.expect((el) => el.name === 'proceed');
+    const raw = this.socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    const secure = tls.connect({ socket: raw, servername: to, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', () => resolve());
+      secure.once('error', reject);
+    });
+    this.parser = new XmppStreamParser({ maxStanzaSize: 1 << 24, maxDepth: 100 });
+    this.attach(secure);
+    this.openStream(to);
+  }
+
+  /** SASL PLAIN over the (already secured) stream, then restart and bind. */
+  async authenticate(user: string, password: string, resource = 'raw', to = 'localhost', featuresSeen = false): Promise<string> {
+    if (!featuresSeen) await this.expect((el) => el.name === 'stream:features');
+    const payload = Buffer.from(`\u0000${user}\u0000${password}`).toString('base64');
+    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${payload}</auth>`);
+    const r = await this.expect((el) => el.name === 'success' || el.name === 'failure');
+    if (r.name !== 'success') throw new Error(`auth failed: ${r.toString()}`);
+    this.restartStream(to);
+    await this.expect((el) => el.name === 'stream:features');
+    this.write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
+    const b = await this.expect((el) => el.name === 'iq' && el.attrs.id === 'bind1');
+    return b.getChild('bind')?.getChildText('jid') ?? '';
+  }
+
+  expect(pred: Predicate, timeoutMs = 5000): Promise<Element> {
+    return this.inbox.expect(pred, timeoutMs, 'raw client');
+  }
+
+  expectNothing(pred: Predicate = () => true, ms = 500): Promise<void> {
+    return this.inbox.expectNothing(pred, ms, 'raw client');
+  }
+
+  /** Resolves when the server closed the connection (or after timeoutMs, rejecting). */
+  waitClosed(timeoutMs = 5000): Promise<void> {
+    return Promise.race([
+      this.closedPromise,
+      new Promise<void>((_, reject) => setTimeout(() => reject(new Error('connection not closed by the server')), timeoutMs)),
+    ]);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** The stream error condition in a <stream:error/>, if any. */
+export function streamErrorCondition(el: Element): string | undefined {
+  if (el.name !== 'stream:error') return undefined;
+  const c = el.children.find((x): x is Element => typeof x !== 'string' && x.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-streams' && x.name !== 'text');
+  return c?.name;
+}
+
+export function stanzaErrorCondition(el: Element): string | undefined {
+  const err = el.getChild('error');
+  const c = err?.children.find((x): x is Element => typeof x !== 'string' && x.attrs.xmlns === 'urn:ietf:params:xml:ns:xmpp-stanzas' && x.name !== 'text');
+  return c?.name;
+}

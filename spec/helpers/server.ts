@@ -1,0 +1,131 @@
+// Starts a real Cadence server process on 127.0.0.1 with ephemeral ports and a private data
+// directory, creates accounts through the CLI (the operator's path), and cleans up after itself.
+import { spawn, type ChildProcess, execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
+
+export interface ServerOptions {
+  /** Extra config fields (merged over the test defaults). */
+  config?: Record<string, unknown>;
+  /** Accounts to create before start: { 'alice': 'password' } on the first host. */
+  users?: Record<string, string>;
+  /** Reuse a data directory (durability tests). */
+  dir?: string;
+  host?: string;
+}
+
+export class TestServer {
+  proc: ChildProcess | undefined;
+  c2sPort = 0;
+  directTlsPort = 0;
+  addresses: string[] = [];
+  output = '';
+  private exited: Promise<number | null> | undefined;
+
+  constructor(readonly dir: string, readonly configFile: string, readonly host: string) {}
+
+  async start(): Promise<void> {
+    const proc = spawn(process.execPath, [CADENCE, '-c', this.configFile, 'start'], {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: undefined },
+    });
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    const ready = new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        this.output += chunk.toString();
+        const m = /^ready (.*)$/m.exec(this.output);
+        if (m) {
+          this.addresses = m[1]!.split(' ');
+          for (const a of this.addresses) {
+            const [name, addr] = a.split('=') as [string, string];
+            const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+            if (name === 'c2s') this.c2sPort = port;
+            if (name === 'c2s_direct_tls') this.directTlsPort = port;
+          }
+          resolve();
+        }
+      };
+      proc.stdout!.on('data', onData);
+      proc.stderr!.on('data', (c: Buffer) => {
+        this.output += c.toString();
+      });
+      proc.once('exit', (code) => reject(new Error(`server exited (${code}) before ready:\n${this.output}`)));
+    });
+    await ready;
+  }
+
+  /** SIGTERM and wait for exit; returns the exit code. */
+  async stop(): Promise<number | null> {
+    if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;
+    this.proc.kill('SIGTERM');
+    const timer = setTimeout(() => this.proc?.kill('SIGKILL'), 10_000);
+    const code = await this.exited!;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.output = '';
+    await this.start();
+  }
+
+  /** Run a CLI command against this server's config; resolves with { code, stdout, stderr }. */
+  cli(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return runCli(['-c', this.configFile, ...args], stdin, this.dir);
+  }
+
+  async adduser(user: string, password: string): Promise<void> {
+    const r = await this.cli(['adduser', `${user}@${this.host}`], `${password}\n`);
+    if (r.code !== 0) throw new Error(`adduser ${user} failed: ${r.stderr}`);
+  }
+
+  /** Stop and remove the data directory. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function runCli(args: string[], stdin?: string, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CADENCE, ...args], { cwd, timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
+    child.stdin!.end(stdin ?? '');
+  });
+}
+
+/** Write a config file for a test server (plain object default export, as an operator may). */
+export function writeConfig(dir: string, host: string, extra: Record<string, unknown> = {}): string {
+  const config = {
+    dataDir: path.join(dir, 'data'),
+    c2sPorts: [0],
+    c2sDirectTlsPorts: [0],
+    interfaces: ['127.0.0.1'],
+    c2sKeepaliveInterval: 0,
+    virtualHosts: { [host]: {} },
+    ...extra,
+  };
+  const file = path.join(dir, 'test.cfg.ts');
+  writeFileSync(file, `export default ${JSON.stringify(config, null, 2)};\n`);
+  return file;
+}
+
+export async function startServer(opts: ServerOptions = {}): Promise<TestServer> {
+  const host = opts.host ?? 'localhost';
+  const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'cadence-test-'));
+  const configFile = writeConfig(dir, host, opts.config);
+  const server = new TestServer(dir, configFile, host);
+  await Promise.all(Object.entries(opts.users ?? {}).map(([u, p]) => server.adduser(u, p)));
+  await server.start();
+  return server;
+}
