@@ -187,6 +187,10 @@ export class SessionManager {
     session.full_jid = `${username}@${host}/${resource}`;
     session.roster = user.roster;
     user.sessions.set(resource, session);
+    // Kicking the last other session dropped the user entry: put it back.
+    let users = this.byHost.get(host);
+    if (!users) this.byHost.set(host, (users = new Map()));
+    if (users.get(username) !== user) users.set(username, user);
     this.log('%s bound %s', session.id, session.full_jid);
     this.fire('resource-bind', host, { session });
     this.fire('session-added', host, { session });

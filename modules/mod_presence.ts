@@ -1,0 +1,511 @@
+//% requires_core_features: sessions-v1, stanza-events-v1
+// Presence (RFC 6121 §3–4): subscription management with the state tables of Appendix A,
+// pre-approval (§3.4), availability broadcast, probes, directed presence and delivery of
+// presence addressed to local accounts.
+//
+// Every change to a user's subscription state runs in that user's serial queue: it is saved
+// durably, then the stanza is delivered or routed, then the roster item is pushed (through the
+// `roster-push` event mod_roster handles). Plain presence delivered to a user whose queue is busy
+// waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
+import { Element } from '@xmpp/xml';
+import { clone, parse } from 'ltx';
+import { bare as bareOf, prep } from '../core/jid.ts';
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
+import type { Session, SessionEvent } from '../core/sessionmanager.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { StreamFeaturesEvent } from './mod_c2s.ts';
+
+const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
+
+/** The roster-push event mod_roster answers (host bus). */
+export interface RosterPushEvent {
+  host: string;
+  username: string;
+  jid: string;
+}
+
+type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
+const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
+const VALID_TYPES: ReadonlySet<string> = new Set([...SUBSCRIPTION_TYPES, 'unavailable', 'probe', 'error']);
+
+function isSubscriptionType(t: string | undefined): t is SubscriptionType {
+  return t !== undefined && SUBSCRIPTION_TYPES.has(t);
+}
+
+/** A contact's subscription state as in RFC 6121 Appendix A ("None + Pending Out+In", …). */
+export interface SubState {
+  to: boolean;
+  from: boolean;
+  pendingOut: boolean;
+  pendingIn: boolean;
+}
+
+function stateOf(roster: Roster, jid: string): SubState {
+  const item = roster.items.get(jid);
+  const sub = item?.subscription ?? 'none';
+  return {
+    to: sub === 'to' || sub === 'both',
+    from: sub === 'from' || sub === 'both',
+    pendingOut: item?.ask === 'subscribe',
+    pendingIn: roster.pending.has(jid),
+  };
+}
+
+function subscriptionOf(s: SubState): SubscriptionState {
+  return s.to ? (s.from ? 'both' : 'to') : s.from ? 'from' : 'none';
+}
+
+/** Outbound tables (A.2): whether the stanza is routed and the new state. */
+export function outboundTransition(type: SubscriptionType, s: SubState): { route: boolean; next: SubState } {
+  switch (type) {
+    case 'subscribe':
+      return { route: true, next: { ...s, pendingOut: !s.to } };
+    case 'unsubscribe':
+      return { route: true, next: { ...s, to: false, pendingOut: false } };
+    case 'subscribed':
+      // Without a pending inbound request this is a pre-approval (§3.4), handled by the caller.
+      return s.pendingIn ? { route: true, next: { ...s, from: true, pendingIn: false } } : { route: false, next: s };
+    case 'unsubscribed':
+      return s.from || s.pendingIn ? { route: true, next: { ...s, from: false, pendingIn: false } } : { route: false, next: s };
+  }
+}
+
+/** Inbound tables (A.3): whether the stanza is delivered to the user and the new state. */
+export function inboundTransition(type: SubscriptionType, s: SubState): { deliver: boolean; next: SubState } {
+  switch (type) {
+    case 'subscribe':
+      // From/Both are auto-replied, a request already pending is not delivered again.
+      return s.from || s.pendingIn ? { deliver: false, next: s } : { deliver: true, next: { ...s, pendingIn: true } };
+    case 'subscribed':
+      return s.pendingOut && !s.to ? { deliver: true, next: { ...s, to: true, pendingOut: false } } : { deliver: false, next: s };
+    case 'unsubscribe':
+      return s.from || s.pendingIn ? { deliver: true, next: { ...s, from: false, pendingIn: false } } : { deliver: false, next: s };
+    case 'unsubscribed':
+      return s.to || s.pendingOut ? { deliver: true, next: { ...s, to: false, pendingOut: false } } : { deliver: false, next: s };
+  }
+}
+
+function sameState(a: SubState, b: SubState): boolean {
+  return a.to === b.to && a.from === b.from && a.pendingOut === b.pendingOut && a.pendingIn === b.pendingIn;
+}
+
+/**
+ * Write `next` into the roster. Returns whether the roster item changed (→ roster push).
+ * An item is created only when `create` is set; pending-in alone lives in `roster.pending`.
+ */
+function applyState(roster: Roster, jid: string, next: SubState, pendingStanza: string | undefined, create: boolean): boolean {
+  if (next.pendingIn) {
+    if (!roster.pending.has(jid)) roster.pending.set(jid, pendingStanza ?? '');
+  } else {
+    roster.pending.delete(jid);
+  }
+  let item = roster.items.get(jid);
+  if (!item) {
+    if (!create && !next.to && !next.from && !next.pendingOut) return false;
+    item = { subscription: 'none', groups: [] };
+    roster.items.set(jid, item);
+  }
+  const before = JSON.stringify(item);
+  item.subscription = subscriptionOf(next);
+  if (next.pendingOut) item.ask = 'subscribe';
+  else delete item.ask;
+  // A pre-approval means nothing once the contact is subscribed.
+  if (next.from) delete item.approved;
+  return JSON.stringify(item) !== before;
+}
+
+/** Per-user serial queue: tasks for one account run one after the other, in arrival order. */
+class UserQueues {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  constructor(private readonly onError: (err: unknown) => void) {}
+
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
+  /** Run `task` now when the queue is idle (synchronously, if the task is), else after the others. */
+  run(key: string, task: () => void | Promise<void>): Promise<void> {
+    const tail = this.tails.get(key);
+    let p: Promise<void>;
+    if (!tail) {
+      let r: void | Promise<void>;
+      try {
+        r = task();
+      } catch (err) {
+        this.onError(err);
+        return Promise.resolve();
+      }
+      if (!(r instanceof Promise)) return Promise.resolve();
+      p = r.catch(this.onError);
+    } else {
+      p = tail.then(task).catch(this.onError);
+    }
+    const settled = p.finally(() => {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    });
+    this.tails.set(key, settled);
+    return settled;
+  }
+}
+
+function attrsOf(el: Element): Record<string, string | undefined> {
+  return el.attrs as Record<string, string | undefined>;
+}
+
+function presence(attrs: Record<string, string>): Element {
+  return new Element('presence', attrs);
+}
+
+/** A copy of `stanza` addressed from/to the given JIDs. */
+function readdress(stanza: Element, from: string | undefined, to: string | undefined): Element {
+  const c = clone(stanza) as Element;
+  const a = attrsOf(c);
+  if (from === undefined) delete a.from;
+  else a.from = from;
+  if (to === undefined) delete a.to;
+  else a.to = to;
+  return c;
+}
+
+/** RFC 6121 §4.7.2.3: an integer from -128 to 127, default 0 (out-of-range values are clamped). */
+function parsePriority(stanza: Element): number {
+  const text = stanza.getChildText('priority');
+  if (text === null || text === undefined) return 0;
+  const t = text.trim();
+  if (!/^[+-]?\d+$/.test(t)) return 0;
+  return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
+}
+
+export default defineModule({
+  description: 'Presence and presence subscriptions (RFC 6121 §3–4)',
+  load(module) {
+    const host = module.host;
+    const queues = new UserQueues((err) => module.log.error('presence task failed: %s', err));
+    const directed = (session: Session) => module.state(session, () => new Set<string>());
+
+    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+      if (origin.type === 'c2s') features.c('sub', { xmlns: NS_PREAPPROVAL });
+    });
+
+    // -- helpers ---------------------------------------------------------------------------------
+
+    const pushItem = (username: string, jid: string) => {
+      module.emit('roster-push', { host, username, jid } satisfies RosterPushEvent);
+    };
+
+    /** The user's roster: the live one when connected, else loaded; undefined for no such user. */
+    const rosterOf = async (username: string): Promise<Roster | undefined> => {
+      const live = module.sessions.getUser(host, username)?.roster;
+      if (live) return live;
+      if (!(await module.users.exists(host, username))) return undefined;
+      const loaded = await module.rosters.load(host, username);
+      return module.sessions.getUser(host, username)?.roster ?? loaded;
+    };
+
+    const save = (username: string, roster: Roster, changed: string[]) => module.rosters.save(host, username, roster, changed);
+
+    const available = (username: string) => module.sessions.availableSessions(host, username);
+    const interested = (username: string) => module.sessions.interestedSessions(host, username);
+
+    /** Send each available resource's current presence (or `type`) from `username` to `to`. */
+    const sendPresenceOfResources = (username: string, to: string, type?: 'unavailable'): number => {
+      let n = 0;
+      for (const s of available(username)) {
+        const p = type ? presence({ type }) : clone(s.presence!) as Element;
+        attrsOf(p).from = s.full_jid;
+        attrsOf(p).to = to;
+        module.send(p);
+        n++;
+      }
+      return n;
+    };
+
+    // -- outbound subscription stanzas (§3.1.2, §3.2.2, §3.3.2, §3.4; A.2) ------------------------
+
+    const outboundSubscription = async (origin: Session, stanza: Element, type: SubscriptionType, contact: string) => {
+      const username = origin.username!;
+      const userBare = `${username}@${host}`;
+      const roster = origin.roster;
+      if (!roster) return;
+      const s = stateOf(roster, contact);
+      const item = roster.items.get(contact);
+      const out = readdress(stanza, userBare, contact);
+
+      if (type === 'subscribed' && !s.pendingIn) {
+        // Pre-approval (§3.4): ignored in From states, otherwise noted and never routed.
+        if (s.from || item?.approved) return;
+        const it: RosterItem = item ?? { subscription: 'none', groups: [] };
+        it.approved = true;
+        roster.items.set(contact, it);
+        await save(username, roster, [contact]);
+        pushItem(username, contact);
+        return;
+      }
+      if (type === 'unsubscribed' && !s.pendingIn && !s.from) {
+        // Cancelling a pre-approval (§3.4): the stanza is not routed.
+        if (item?.approved) {
+          delete item.approved;
+          await save(username, roster, [contact]);
+          pushItem(username, contact);
+        }
+        return;
+      }
+
+      const { route, next } = outboundTransition(type, s);
+      const changed = sameState(s, next) ? false : applyState(roster, contact, next, undefined, type === 'subscribe' || type === 'subscribed');
+      if (!sameState(s, next) || (type === 'subscribe' && !item)) {
+        if (type === 'subscribe' && !roster.items.has(contact)) roster.items.set(contact, { subscription: 'none', groups: [] });
+        await save(username, roster, [contact]);
+      }
+      if (changed || (type === 'subscribe' && !item)) pushItem(username, contact);
+      if (!route) return;
+
+      if (type === 'unsubscribed' && s.from) {
+        // §3.2.2: while the contact is still subscribed, it gets unavailable from every resource.
+        sendPresenceOfResources(username, contact, 'unavailable');
+      }
+      module.send(out);
+      if (type === 'subscribed') {
+        // §3.1.5: the newly subscribed contact receives our current presence.
+        sendPresenceOfResources(username, contact);
+      }
+    };
+
+    // -- inbound subscription stanzas (§3.1.3, §3.1.6, §3.2.3, §3.3.3, §3.4; A.3) -----------------
+
+    const inboundSubscription = async (stanza: Element, type: SubscriptionType, username: string, contact: string) => {
+      const roster = await rosterOf(username);
+      if (!roster) return; // no such user: presence is silently dropped (§8.5.1)
+      const userBare = `${username}@${host}`;
+      if (contact === userBare) return;
+      const s = stateOf(roster, contact);
+      const item = roster.items.get(contact);
+      const inbound = readdress(stanza, contact, userBare);
+
+      if (type === 'subscribe') {
+        if (s.from) {
+          // Already subscribed: auto-reply on the user's behalf (§3.1.3 step 2).
+          module.send(presence({ from: userBare, to: contact, type: 'subscribed' }));
+          sendPresenceOfResources(username, contact);
+          return;
+        }
+        if (item?.approved && !s.pendingIn) {
+          // Pre-approved (§3.4): approve automatically, never deliver the request.
+          const next = { ...s, from: true };
+          applyState(roster, contact, next, undefined, true);
+          await save(username, roster, [contact]);
+          module.send(presence({ from: userBare, to: contact, type: 'subscribed' }));
+          pushItem(username, contact);
+          sendPresenceOfResources(username, contact);
+          return;
+        }
+      }
+
+      const { deliver, next } = inboundTransition(type, s);
+      if (sameState(s, next)) return; // every "no state change" row is also "not delivered"
+      const changed = applyState(roster, contact, next, type === 'subscribe' ? inbound.toString() : undefined, false);
+      await save(username, roster, [contact]);
+      if (deliver) {
+        const targets = type === 'subscribe' ? available(username) : interested(username);
+        for (const session of targets) session.send(readdress(inbound, contact, userBare));
+      }
+      if (changed) pushItem(username, contact);
+      if (type === 'unsubscribe' && s.from) {
+        // §3.3.3: the former subscriber gets unavailable from each of the user's resources.
+        sendPresenceOfResources(username, contact, 'unavailable');
+      }
+    };
+
+    // -- probes (§4.3.2) --------------------------------------------------------------------------
+
+    const inboundProbe = async (stanza: Element, username: string) => {
+      const prober = attrsOf(stanza).from;
+      if (!prober) return;
+      const proberBare = bareOf(prober);
+      const roster = await rosterOf(username);
+      if (!roster || !proberBare) return;
+      const sub = roster.items.get(proberBare)?.subscription;
+      if (sub !== 'from' && sub !== 'both') return; // not subscribed: reveal nothing
+      if (sendPresenceOfResources(username, prober) === 0) {
+        module.send(presence({ from: `${username}@${host}`, to: prober, type: 'unavailable' }));
+      }
+    };
+
+    // -- availability (§4.2, §4.4, §4.5) ----------------------------------------------------------
+
+    /** Broadcast `stanza` (from the session's full JID) to subscribers, own resources and, for unavailable, directed-presence targets. */
+    const broadcast = (origin: Session, stanza: Element, opts: { toSelf: boolean; directedToo: boolean }) => {
+      const username = origin.username!;
+      const fullJid = origin.full_jid!;
+      const roster = origin.roster;
+      const sent = new Set<string>();
+      if (roster) {
+        for (const [jid, item] of roster.items) {
+          if (item.subscription === 'from' || item.subscription === 'both') {
+            module.send(readdress(stanza, fullJid, jid));
+            sent.add(jid);
+          }
+        }
+      }
+      // An entity is implicitly subscribed to its own presence: all available resources get it,
+      // the one that sent it included.
+      for (const s of available(username)) {
+        if (s === origin && !opts.toSelf) continue;
+        module.send(readdress(stanza, fullJid, s.full_jid));
+      }
+      if (opts.directedToo) {
+        const set = module.peekState<Set<string>>(origin);
+        if (set) {
+          for (const to of set) if (!sent.has(to)) module.send(readdress(stanza, fullJid, to));
+          set.clear();
+        }
+      }
+    };
+
+    const clientBroadcastPresence = (origin: Session, stanza: Element) => {
+      const type = attrsOf(stanza).type;
+      const username = origin.username!;
+      if (type === 'unavailable') {
+        const p = readdress(stanza, origin.full_jid, undefined);
+        if (origin.presence) {
+          broadcast(origin, p, { toSelf: true, directedToo: true });
+          origin.presence = undefined;
+        } else {
+          broadcast(origin, p, { toSelf: false, directedToo: true });
+        }
+        return;
+      }
+      const initial = !origin.presence;
+      const p = readdress(stanza, origin.full_jid, undefined);
+      origin.presence = p;
+      origin.priority = parsePriority(stanza);
+      broadcast(origin, p, { toSelf: true, directedToo: false });
+      if (!initial) return;
+      const userBare = `${username}@${host}`;
+      const roster = origin.roster;
+      if (roster) {
+        // Probe the contacts we are subscribed to (§4.3.1), from the bare JID.
+        for (const [jid, item] of roster.items) {
+          if (item.subscription === 'to' || item.subscription === 'both') {
+            module.send(presence({ from: userBare, to: jid, type: 'probe' }));
+          }
+        }
+      }
+      // The user's other available resources' presence to the new one.
+      for (const s of available(username)) {
+        if (s === origin || !s.presence) continue;
+        const other = readdress(s.presence, s.full_jid, origin.full_jid);
+        module.send(other);
+      }
+      // Pending inbound subscription requests are re-delivered until answered (§3.1.3 step 4).
+      if (roster) {
+        for (const [jid, xml] of roster.pending) {
+          let request: Element;
+          try {
+            request = xml ? (parse(xml) as Element) : presence({ type: 'subscribe' });
+          } catch {
+            request = presence({ type: 'subscribe' });
+          }
+          origin.send(readdress(request, jid, userBare));
+        }
+      }
+    };
+
+    // -- hooks: stanzas from local clients ---------------------------------------------------------
+
+    const outbound = (event: StanzaEvent): unknown => {
+      const { origin, stanza } = event;
+      if (origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
+      const type = attrsOf(stanza).type;
+      if (type !== undefined && !VALID_TYPES.has(type)) {
+        module.router.bounce(origin, stanza, 'modify', 'bad-request', `Invalid presence type '${type}'`);
+        return true;
+      }
+      const username = origin.username;
+      const userBare = `${username}@${host}`;
+
+      if (event.to === undefined) {
+        // No 'to': broadcast presence (available/unavailable); anything else is meaningless here.
+        if (type === undefined || type === 'unavailable') {
+          queues.run(userBare, () => clientBroadcastPresence(origin, stanza));
+        }
+        return true;
+      }
+
+      if (isSubscriptionType(type)) {
+        const contact = bareOf(event.to);
+        if (!contact || contact === userBare) return true; // no subscriptions to oneself
+        return queues.run(userBare, () => outboundSubscription(origin, stanza, type, contact)).then(() => true);
+      }
+
+      if (type === undefined || type === 'unavailable') {
+        // Directed presence (§4.6): tracked when the target does not get our broadcasts anyway.
+        const to = event.to;
+        const toBare = bareOf(to);
+        if (toBare !== userBare) {
+          const sub = toBare ? origin.roster?.items.get(toBare)?.subscription : undefined;
+          const set = directed(origin);
+          if (type === 'unavailable') set.delete(to);
+          else if (sub !== 'from' && sub !== 'both') set.add(to);
+        }
+      }
+      return undefined; // routed to its destination as usual
+    };
+    module.hook('pre-presence/bare', outbound);
+    module.hook('pre-presence/full', outbound);
+    module.hook('pre-presence/host', outbound);
+
+    // -- hooks: presence to local accounts ---------------------------------------------------------
+
+    const inbound = (event: StanzaEvent): unknown => {
+      const { stanza, toNode, toResource } = event;
+      if (!toNode) return undefined;
+      const username = toNode;
+      const userBare = `${username}@${host}`;
+      const type = attrsOf(stanza).type;
+      const from = attrsOf(stanza).from;
+
+      if (isSubscriptionType(type)) {
+        const contact = from ? bareOf(from) : undefined;
+        if (!contact || prep(contact) === null) return true;
+        void queues.run(userBare, () => inboundSubscription(stanza, type, username, contact));
+        return true;
+      }
+      if (type === 'probe') {
+        void queues.run(userBare, () => inboundProbe(stanza, username));
+        return true;
+      }
+      if (type !== undefined && type !== 'unavailable' && type !== 'error') return true; // invalid: dropped
+
+      const deliver = () => {
+        if (toResource) {
+          module.sessions.getByFullJid(host, username, toResource)?.send(stanza);
+        } else {
+          for (const s of available(username)) s.send(stanza);
+        }
+      };
+      if (queues.busy(userBare)) void queues.run(userBare, deliver);
+      else deliver();
+      return true;
+    };
+    module.hook('presence/bare', inbound);
+    module.hook('presence/full', inbound);
+
+    // -- session end (§4.5.2: unavailable on behalf of a vanished resource) -------------------------
+
+    module.hook<SessionEvent>('resource-unbind', ({ session }) => {
+      if (session.type !== 'c2s' || !session.full_jid) return;
+      const set = module.peekState<Set<string>>(session);
+      if (!session.presence && !set?.size) return;
+      const p = presence({ type: 'unavailable' });
+      if (session.presence) broadcast(session, p, { toSelf: false, directedToo: true });
+      else broadcast(session, p, { toSelf: false, directedToo: true });
+      session.presence = undefined;
+      module.dropState(session);
+    });
+  },
+});
+
+export type { ModuleApi };
