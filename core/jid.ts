@@ -84,6 +84,7 @@ export function bare(jid: string): string | undefined {
 // Shared helpers
 // ---------------------------------------------------------------------------
 
+// eslint-disable-next-line no-control-regex -- the whole ASCII range, controls included
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
 function utf8Length(s: string): number {

@@ -83,6 +83,8 @@ const enum State {
 
 /** Thrown from inside saxes callbacks to stop the parser mid-chunk. */
 const ABORT: unique symbol = Symbol('xmppstream-abort');
+/** Marker for a pending end of stream. */
+const STREAM_END: unique symbol = Symbol('stream-end');
 
 type Scope = Record<string, string>;
 
@@ -124,6 +126,15 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   private tagAttrs: Record<string, string> | undefined = undefined;
   /** some attribute name of the start tag being parsed contains ':' */
   private tagPrefixed = false;
+  /**
+   * A completed top-level element (or the stream end) not yet emitted: saxes
+   * calls the closetag handler before checking that the end tag's name
+   * matches, so emission waits for the next saxes event or the end of the
+   * piece, and is dropped if saxes rejects the end tag (see onSaxError).
+   */
+  private pending: Element | typeof STREAM_END | undefined = undefined;
+  /** parser position right after the pending element's end tag */
+  private pendingPos = 0;
   /** rest of the input to hand to a parser created by reset() from a listener */
   private leftover: string | null = null;
 
@@ -205,6 +216,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     this.idle = false;
     this.tagAttrs = undefined;
     this.tagPrefixed = false;
+    this.pending = undefined;
   }
 
   private feed(str: string, bytes: number): void {
@@ -222,6 +234,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       this.boundaryIdx = -1;
       try {
         parser.write(piece);
+        if (this.pending !== undefined) this.flushPending();
       } catch (err) {
         if (err !== ABORT) {
           // A listener threw: the saxes instance is now in an undefined state.
@@ -284,6 +297,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     if (this.state === State.Failed) return;
     this.state = State.Failed;
     this.stack = [];
+    this.pending = undefined;
     this.emit('error', condition, text);
   }
 
@@ -296,6 +310,31 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   private checkBinding(prefix: string, uri: string): void {
     const err = bindingError(prefix, uri);
     if (err !== undefined) this.abort('not-well-formed', err);
+  }
+
+  /**
+   * Emit the pending element or stream end. Returns true when parsing of the
+   * current input must stop: the stream ended, or a listener called reset()
+   * (then the input after the end tag is kept in `leftover` for the new parser).
+   */
+  private flushPending(): boolean {
+    const item = this.pending as Element | typeof STREAM_END;
+    this.pending = undefined;
+    const gen = this.generation;
+    const piece = this.piece;
+    const pieceStart = this.pieceStart;
+    const pos = this.pendingPos;
+    if (item === STREAM_END) {
+      this.state = State.Closed;
+      this.emit('streamEnd');
+    } else {
+      this.emit('stanza', item);
+    }
+    if (gen !== this.generation) {
+      this.leftover = piece.slice(pos - pieceStart);
+      return true;
+    }
+    return this.state !== State.Open;
   }
 
   /** After emitting from a callback: if a listener called reset(), hand the rest of the piece over. */
@@ -326,6 +365,14 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   // ---- saxes callbacks (arrow functions: bound once) ----
 
   private readonly onSaxError = (err: Error): void => {
+    if (this.pending !== undefined) {
+      if (this.parser.position === this.pendingPos) {
+        // Reported from the same closeTag() call: the end tag did not match.
+        this.pending = undefined;
+      } else if (this.flushPending()) {
+        throw ABORT; // e.g. junk after </stream:stream>: ignored
+      }
+    }
     const msg = err.message;
     if (msg.includes('undefined entity')) {
       this.abort('restricted-xml', `entity references other than the predefined ones are not allowed (${msg})`);
@@ -344,14 +391,17 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   };
 
   private readonly onComment = (): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     this.abort('restricted-xml', 'comments are not allowed');
   };
 
   private readonly onPI = (pi: { target: string }): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     this.abort('restricted-xml', `processing instructions are not allowed (<?${pi.target}...?>)`);
   };
 
   private readonly onDoctype = (): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     this.abort('restricted-xml', 'DTDs are not allowed');
   };
 
@@ -361,12 +411,19 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
    * object, slow to iterate or copy); saxes still does the duplicate check.
    */
   private readonly onAttribute = (attr: SaxesAttributePlain): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     const name = attr.name;
-    (this.tagAttrs ??= {})[name] = attr.value;
+    const attrs = (this.tagAttrs ??= {});
+    if (name === '__proto__') {
+      Object.defineProperty(attrs, name, { value: attr.value, enumerable: true, writable: true, configurable: true });
+    } else {
+      attrs[name] = attr.value;
+    }
     if (name.includes(':')) this.tagPrefixed = true;
   };
 
   private readonly onOpenTag = (tag: SaxesTagPlain): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     const attrs = this.tagAttrs ?? {};
     const prefixed = this.tagPrefixed;
     this.tagAttrs = undefined;
@@ -408,30 +465,29 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   };
 
   private readonly onCloseTag = (): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     const stack = this.stack;
     const depth = stack.length;
     if (depth === 0) {
-      if (this.state !== State.Open) return; // self-closing header handled in openStream
-      this.closeStream();
+      // </stream:stream> (or the end of a self-closing header)
+      this.pending = STREAM_END;
+      this.pendingPos = this.parser.position;
       return;
     }
     const el = stack.pop() as Element;
     this.scopes.pop();
     if (depth !== 1) return;
     // Top-level element complete.
-    const parser = this.parser;
-    const pos = parser.position;
+    const pos = this.parser.position;
     if (!this.checkSize(this.regionSize())) throw ABORT;
     this.startRegion(pos);
     this.boundaryIdx = pos - this.pieceStart;
-    const gen = this.generation;
-    const piece = this.piece;
-    const pieceStart = this.pieceStart;
-    this.emit('stanza', el);
-    this.afterEmit(gen, parser, piece, pieceStart);
+    this.pending = el;
+    this.pendingPos = pos;
   };
 
   private readonly onText = (text: string): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     const stack = this.stack;
     const depth = stack.length;
     if (depth === 0) {
@@ -447,6 +503,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   };
 
   private readonly onCData = (text: string): void => {
+    if (this.pending !== undefined && this.flushPending()) throw ABORT;
     const stack = this.stack;
     const depth = stack.length;
     if (depth === 0) {
@@ -497,18 +554,6 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     const pieceStart = this.pieceStart;
     this.emit('streamStart', attrs);
     this.afterEmit(gen, parser, piece, pieceStart);
-    if (tag.isSelfClosing) this.closeStream();
-  }
-
-  private closeStream(): void {
-    this.state = State.Closed;
-    const gen = this.generation;
-    const parser = this.parser;
-    const piece = this.piece;
-    const pieceStart = this.pieceStart;
-    this.emit('streamEnd');
-    this.afterEmit(gen, parser, piece, pieceStart);
-    throw ABORT; // ignore anything after the end of the stream
   }
 
   /**

@@ -10,7 +10,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { bare as bareOf, prep } from '../core/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import { defineModule } from '../core/moduleapi.ts';
 import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
 import type { StanzaEvent } from '../core/stanza-router.ts';
@@ -19,7 +19,7 @@ import type { StreamFeaturesEvent } from './mod_c2s.ts';
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
 
 /** The roster-push event mod_roster answers (host bus). */
-export interface RosterPushEvent {
+interface RosterPushEvent {
   host: string;
   username: string;
   jid: string;
@@ -34,7 +34,7 @@ function isSubscriptionType(t: string | undefined): t is SubscriptionType {
 }
 
 /** A contact's subscription state as in RFC 6121 Appendix A ("None + Pending Out+In", …). */
-export interface SubState {
+interface SubState {
   to: boolean;
   from: boolean;
   pendingOut: boolean;
@@ -57,7 +57,7 @@ function subscriptionOf(s: SubState): SubscriptionState {
 }
 
 /** Outbound tables (A.2): whether the stanza is routed and the new state. */
-export function outboundTransition(type: SubscriptionType, s: SubState): { route: boolean; next: SubState } {
+function outboundTransition(type: SubscriptionType, s: SubState): { route: boolean; next: SubState } {
   switch (type) {
     case 'subscribe':
       return { route: true, next: { ...s, pendingOut: !s.to } };
@@ -72,7 +72,7 @@ export function outboundTransition(type: SubscriptionType, s: SubState): { route
 }
 
 /** Inbound tables (A.3): whether the stanza is delivered to the user and the new state. */
-export function inboundTransition(type: SubscriptionType, s: SubState): { deliver: boolean; next: SubState } {
+function inboundTransition(type: SubscriptionType, s: SubState): { deliver: boolean; next: SubState } {
   switch (type) {
     case 'subscribe':
       // From/Both are auto-replied, a request already pending is not delivered again.
@@ -92,9 +92,9 @@ function sameState(a: SubState, b: SubState): boolean {
 
 /**
  * Write `next` into the roster. Returns whether the roster item changed (→ roster push).
- * An item is created only when `create` is set; pending-in alone lives in `roster.pending`.
+ * An item is created when the new state needs one; pending-in alone lives in `roster.pending`.
  */
-function applyState(roster: Roster, jid: string, next: SubState, pendingStanza: string | undefined, create: boolean): boolean {
+function applyState(roster: Roster, jid: string, next: SubState, pendingStanza: string | undefined): boolean {
   if (next.pendingIn) {
     if (!roster.pending.has(jid)) roster.pending.set(jid, pendingStanza ?? '');
   } else {
@@ -102,7 +102,7 @@ function applyState(roster: Roster, jid: string, next: SubState, pendingStanza: 
   }
   let item = roster.items.get(jid);
   if (!item) {
-    if (!create && !next.to && !next.from && !next.pendingOut) return false;
+    if (!next.to && !next.from && !next.pendingOut) return false;
     item = { subscription: 'none', groups: [] };
     roster.items.set(jid, item);
   }
@@ -138,7 +138,10 @@ class UserQueues {
         return Promise.resolve();
       }
       if (!(r instanceof Promise)) return Promise.resolve();
-      p = r.catch(this.onError);
+      // A task for the same user queued during the synchronous start of this one runs alongside.
+      const nested = this.tails.get(key);
+      const own = r.catch(this.onError);
+      p = nested ? Promise.all([nested, own]).then(() => undefined) : own;
     } else {
       p = tail.then(task).catch(this.onError);
     }
@@ -254,12 +257,19 @@ export default defineModule({
       }
 
       const { route, next } = outboundTransition(type, s);
-      const changed = sameState(s, next) ? false : applyState(roster, contact, next, undefined, type === 'subscribe' || type === 'subscribed');
-      if (!sameState(s, next) || (type === 'subscribe' && !item)) {
-        if (type === 'subscribe' && !roster.items.has(contact)) roster.items.set(contact, { subscription: 'none', groups: [] });
-        await save(username, roster, [contact]);
+      let dirty = false;
+      let itemChanged = false;
+      if (type === 'subscribe' && !item) {
+        // §3.1.2: the contact is added to the roster if needed.
+        roster.items.set(contact, { subscription: 'none', groups: [] });
+        dirty = itemChanged = true;
       }
-      if (changed || (type === 'subscribe' && !item)) pushItem(username, contact);
+      if (!sameState(s, next)) {
+        itemChanged = applyState(roster, contact, next, undefined) || itemChanged;
+        dirty = true;
+      }
+      if (dirty) await save(username, roster, [contact]);
+      if (itemChanged) pushItem(username, contact);
       if (!route) return;
 
       if (type === 'unsubscribed' && s.from) {
@@ -294,7 +304,7 @@ export default defineModule({
         if (item?.approved && !s.pendingIn) {
           // Pre-approved (§3.4): approve automatically, never deliver the request.
           const next = { ...s, from: true };
-          applyState(roster, contact, next, undefined, true);
+          applyState(roster, contact, next, undefined);
           await save(username, roster, [contact]);
           module.send(presence({ from: userBare, to: contact, type: 'subscribed' }));
           pushItem(username, contact);
@@ -305,7 +315,7 @@ export default defineModule({
 
       const { deliver, next } = inboundTransition(type, s);
       if (sameState(s, next)) return; // every "no state change" row is also "not delivered"
-      const changed = applyState(roster, contact, next, type === 'subscribe' ? inbound.toString() : undefined, false);
+      const changed = applyState(roster, contact, next, type === 'subscribe' ? inbound.toString() : undefined);
       await save(username, roster, [contact]);
       if (deliver) {
         const targets = type === 'subscribe' ? available(username) : interested(username);
@@ -335,27 +345,37 @@ export default defineModule({
 
     // -- availability (§4.2, §4.4, §4.5) ----------------------------------------------------------
 
-    /** Broadcast `stanza` (from the session's full JID) to subscribers, own resources and, for unavailable, directed-presence targets. */
-    const broadcast = (origin: Session, stanza: Element, opts: { toSelf: boolean; directedToo: boolean }) => {
+    interface BroadcastTargets {
+      /** Contacts with a subscription from/both. */
+      contacts: boolean;
+      /** The user's available resources (the implicit self-subscription); `self` adds the sender. */
+      resources: boolean;
+      self: boolean;
+      /** Everyone the session sent directed presence to (then forgotten). */
+      directed: boolean;
+    }
+
+    /** Send `stanza` from the session's full JID to the chosen targets. */
+    const broadcast = (origin: Session, stanza: Element, t: BroadcastTargets) => {
       const username = origin.username!;
       const fullJid = origin.full_jid!;
-      const roster = origin.roster;
       const sent = new Set<string>();
-      if (roster) {
-        for (const [jid, item] of roster.items) {
+      if (t.contacts && origin.roster) {
+        for (const [jid, item] of origin.roster.items) {
           if (item.subscription === 'from' || item.subscription === 'both') {
             module.send(readdress(stanza, fullJid, jid));
             sent.add(jid);
           }
         }
       }
-      // An entity is implicitly subscribed to its own presence: all available resources get it,
-      // the one that sent it included.
-      for (const s of available(username)) {
-        if (s === origin && !opts.toSelf) continue;
-        module.send(readdress(stanza, fullJid, s.full_jid));
+      if (t.resources) {
+        // An entity is implicitly subscribed to its own presence (§4.2.2, §4.4.2).
+        for (const s of available(username)) {
+          if (s === origin && !t.self) continue;
+          module.send(readdress(stanza, fullJid, s.full_jid));
+        }
       }
-      if (opts.directedToo) {
+      if (t.directed) {
         const set = module.peekState<Set<string>>(origin);
         if (set) {
           for (const to of set) if (!sent.has(to)) module.send(readdress(stanza, fullJid, to));
@@ -365,23 +385,21 @@ export default defineModule({
     };
 
     const clientBroadcastPresence = (origin: Session, stanza: Element) => {
+      if (origin.destroyed || !origin.full_jid || !origin.username) return; // the session ended meanwhile
       const type = attrsOf(stanza).type;
-      const username = origin.username!;
+      const username = origin.username;
+      const p = readdress(stanza, origin.full_jid, undefined);
       if (type === 'unavailable') {
-        const p = readdress(stanza, origin.full_jid, undefined);
-        if (origin.presence) {
-          broadcast(origin, p, { toSelf: true, directedToo: true });
-          origin.presence = undefined;
-        } else {
-          broadcast(origin, p, { toSelf: false, directedToo: true });
-        }
+        // §4.5.2: subscribers and own resources only hear it when we were available.
+        const wasAvailable = origin.presence !== undefined;
+        broadcast(origin, p, { contacts: wasAvailable, resources: wasAvailable, self: true, directed: true });
+        origin.presence = undefined;
         return;
       }
       const initial = !origin.presence;
-      const p = readdress(stanza, origin.full_jid, undefined);
       origin.presence = p;
       origin.priority = parsePriority(stanza);
-      broadcast(origin, p, { toSelf: true, directedToo: false });
+      broadcast(origin, p, { contacts: true, resources: true, self: true, directed: false });
       if (!initial) return;
       const userBare = `${username}@${host}`;
       const roster = origin.roster;
@@ -396,8 +414,7 @@ export default defineModule({
       // The user's other available resources' presence to the new one.
       for (const s of available(username)) {
         if (s === origin || !s.presence) continue;
-        const other = readdress(s.presence, s.full_jid, origin.full_jid);
-        module.send(other);
+        module.send(readdress(s.presence, s.full_jid, origin.full_jid));
       }
       // Pending inbound subscription requests are re-delivered until answered (§3.1.3 step 4).
       if (roster) {
@@ -408,6 +425,7 @@ export default defineModule({
           } catch {
             request = presence({ type: 'subscribe' });
           }
+          attrsOf(request).type = 'subscribe';
           origin.send(readdress(request, jid, userBare));
         }
       }
@@ -497,15 +515,14 @@ export default defineModule({
 
     module.hook<SessionEvent>('resource-unbind', ({ session }) => {
       if (session.type !== 'c2s' || !session.full_jid) return;
-      const set = module.peekState<Set<string>>(session);
-      if (!session.presence && !set?.size) return;
-      const p = presence({ type: 'unavailable' });
-      if (session.presence) broadcast(session, p, { toSelf: false, directedToo: true });
-      else broadcast(session, p, { toSelf: false, directedToo: true });
+      const wasAvailable = session.presence !== undefined;
+      if (wasAvailable || module.peekState<Set<string>>(session)?.size) {
+        const p = presence({ type: 'unavailable' });
+        broadcast(session, p, { contacts: wasAvailable, resources: wasAvailable, self: false, directed: true });
+      }
       session.presence = undefined;
       module.dropState(session);
     });
   },
 });
 
-export type { ModuleApi };

@@ -14,8 +14,7 @@ describe('session manager', function () {
     const socket = new net.Socket();
     sockets.push(socket);
     const conn = new Connection(socket, 'test', 0);
-    let session: Session;
-    session = server.sessions.create('c2s_unauthed', conn, {
+    const session: Session = server.sessions.create('c2s_unauthed', conn, {
       send: () => true,
       close: (reason) => {
         if (reason) closed.push(reason);

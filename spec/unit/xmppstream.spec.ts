@@ -23,12 +23,16 @@ function make(limits: StreamLimits = { maxStanzaSize: 65536, maxDepth: 32 }): Re
   return r;
 }
 
+function noErrors(r: Recorder): void {
+  assert.equal(r.errors.length, 0, `unexpected errors: ${JSON.stringify(r.errors)}`);
+}
+
 /** Parser that already received a stream header. */
 function opened(limits?: StreamLimits): Recorder {
   const r = make(limits);
   r.parser.write(HEADER);
   assert.equal(r.starts.length, 1);
-  assert.deepEqual(r.errors, []);
+  noErrors(r);
   return r;
 }
 
@@ -44,7 +48,7 @@ describe('XmppStreamParser', () => {
     it('parses a header preceded by an XML declaration', () => {
       const r = make();
       r.parser.write(`<?xml version='1.0' encoding='UTF-8'?>\n${HEADER}`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.deepEqual(r.starts, [
         {
           xmlns: 'jabber:client',
@@ -59,7 +63,7 @@ describe('XmppStreamParser', () => {
     it('parses a header without XML declaration, split into chunks', () => {
       const r = make();
       for (const ch of HEADER) r.parser.write(ch);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts.length, 1);
       assert.equal(r.starts[0].to, 'example.com');
     });
@@ -68,7 +72,7 @@ describe('XmppStreamParser', () => {
       // The content namespace is then the streams namespace; validating it is the caller's job.
       const r = make();
       r.parser.write(`<stream xmlns='${NS_STREAMS}'>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts[0].xmlns, NS_STREAMS);
     });
 
@@ -116,7 +120,7 @@ describe('XmppStreamParser', () => {
           `<body>Art thou not &lt;Romeo&gt; &amp; a &quot;Montague&quot;&apos;? &#169;&#x263A;</body>` +
           `<thread parent='p1'>t1</thread><x xmlns='jabber:x:data'><field var='a'/></x></message>`,
       );
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas.length, 1);
       const m = r.stanzas[0];
       assert.equal(m.name, 'message');
@@ -133,7 +137,7 @@ describe('XmppStreamParser', () => {
     it('handles CDATA sections as text, merged with adjacent text', () => {
       const r = opened();
       r.parser.write(`<message><body>a <![CDATA[<b> & ]]>c</body></message>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       const body = r.stanzas[0].getChild('body');
       assert.ok(body);
       assert.deepEqual(body.children, ['a <b> & c']);
@@ -142,7 +146,7 @@ describe('XmppStreamParser', () => {
     it('keeps whitespace text inside stanzas', () => {
       const r = opened();
       r.parser.write(`<iq type='get' id='1'>\n  <query xmlns='jabber:iq:roster'/>\n</iq>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas[0].children.length, 3);
       assert.equal(r.stanzas[0].getChildElements().length, 1);
     });
@@ -153,7 +157,7 @@ describe('XmppStreamParser', () => {
       const bytes = Buffer.from(HEADER + xml + '</stream:stream>', 'utf8');
       const r = make();
       for (let i = 0; i < bytes.length; i++) r.parser.write(bytes.subarray(i, i + 1));
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts.length, 1);
       assert.equal(r.stanzas.length, 1);
       assert.equal(r.stanzas[0].attrs.to, 'ö@example.com');
@@ -168,7 +172,7 @@ describe('XmppStreamParser', () => {
       r.parser.write(all.slice(0, 1234));
       r.parser.write(all.slice(1234, 1240));
       r.parser.write(all.slice(1240));
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas.length, 50);
       for (const s of r.stanzas) assert.equal(s.toString(), one.replace(/'/g, '"'));
     });
@@ -180,7 +184,7 @@ describe('XmppStreamParser', () => {
       for (let i = 0; i < 5000; i++) r.parser.write(' ');
       r.parser.write(Buffer.from('\n'));
       r.parser.write(`  <presence type='unavailable'/> `);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas.length, 2);
     });
 
@@ -188,9 +192,54 @@ describe('XmppStreamParser', () => {
       const r = opened();
       r.parser.write(`<presence/> </stream:stream>`);
       r.parser.write(`<message/>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas.length, 1);
       assert.equal(r.ends, 1);
+    });
+
+    it('does not emit a stanza or streamEnd whose end tag does not match', () => {
+      const r = opened();
+      r.parser.write(`<presence/><message></stream:stream>`);
+      assert.equal(r.errors[0]?.condition, 'not-well-formed');
+      assert.deepEqual(
+        r.stanzas.map((s) => s.name),
+        ['presence'],
+      );
+      assert.equal(r.ends, 0);
+      const r2 = opened();
+      r2.parser.write(`</stream:foo>`);
+      assert.equal(r2.errors[0]?.condition, 'not-well-formed');
+      assert.equal(r2.ends, 0);
+    });
+
+    it('emits a complete stanza before an error that follows it in the same chunk', () => {
+      const r = opened();
+      r.parser.write(`<message id='1'/><message id='2'></message><!-- c -->`);
+      assert.deepEqual(
+        r.stanzas.map((s) => s.attrs.id),
+        ['1', '2'],
+      );
+      assert.equal(r.errors[0]?.condition, 'restricted-xml');
+      const r2 = opened();
+      r2.parser.write(`<message id='1'></message><<`);
+      assert.equal(r2.stanzas.length, 1);
+      assert.equal(r2.errors[0]?.condition, 'not-well-formed');
+    });
+
+    it('ignores junk after </stream:stream>', () => {
+      const r = opened();
+      r.parser.write(`</stream:stream>junk<x/><!-- -->`);
+      assert.equal(r.ends, 1);
+      noErrors(r);
+    });
+
+    it('keeps unusual attribute names such as __proto__', () => {
+      const r = opened();
+      r.parser.write(`<message __proto__='x' constructor='y'/>`);
+      noErrors(r);
+      assert.equal(Object.getPrototypeOf(r.stanzas[0].attrs), Object.prototype);
+      assert.deepEqual(Object.keys(r.stanzas[0].attrs), ['__proto__', 'constructor']);
+      assert.equal(r.stanzas[0].attrs.constructor, 'y');
     });
 
     it('emits streamEnd for a self-closing header', () => {
@@ -213,7 +262,7 @@ describe('XmppStreamParser', () => {
       const r = opened();
       r.parser.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
       r.parser.write(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGZvbwBiYXI=</auth>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas[0].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-tls');
       assert.equal(r.stanzas[1].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-sasl');
       assert.equal(r.stanzas[1].attrs.mechanism, 'PLAIN');
@@ -223,7 +272,7 @@ describe('XmppStreamParser', () => {
     it('keeps prefixed names and declarations as written inside stanzas', () => {
       const r = opened();
       r.parser.write(`<iq type='set' id='1'><p:pubsub xmlns:p='http://jabber.org/protocol/pubsub'><p:publish node='n' xml:lang='de'/></p:pubsub></iq>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       const ps = r.stanzas[0].getChild('pubsub', 'http://jabber.org/protocol/pubsub');
       assert.ok(ps);
       assert.equal(ps.name, 'p:pubsub');
@@ -240,7 +289,7 @@ describe('XmppStreamParser', () => {
         `<stream:stream xmlns='jabber:server' xmlns:db='jabber:server:dialback' xmlns:stream='${NS_STREAMS}'>` +
           `<db:result from='a.example' to='b.example'>key</db:result><stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
       );
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       const [result, error] = r.stanzas;
       assert.equal(result.name, 'db:result');
       assert.equal(result.attrs['xmlns:db'], 'jabber:server:dialback');
@@ -342,7 +391,7 @@ describe('XmppStreamParser', () => {
       const b = Buffer.from('<m>\ufffd</m>', 'utf8');
       r2.parser.write(b.subarray(0, 4));
       r2.parser.write(b.subarray(4));
-      assert.deepEqual(r2.errors, []);
+      noErrors(r2);
       assert.equal(r2.stanzas.length, 2);
     });
 
@@ -363,7 +412,7 @@ describe('XmppStreamParser', () => {
     it('enforces the stanza size limit (policy-violation naming the limit)', () => {
       const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
       r.parser.write(`<message><body>${'x'.repeat(900)}</body></message>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       r.parser.write(`<message><body>${'x'.repeat(1000)}</body></message>`);
       assert.equal(r.errors.length, 1);
       assert.equal(r.errors[0].condition, 'policy-violation');
@@ -374,7 +423,7 @@ describe('XmppStreamParser', () => {
     it('counts bytes, not characters', () => {
       const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
       r.parser.write(Buffer.from(`<message><body>${'é'.repeat(450)}</body></message>`));
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       r.parser.write(Buffer.from(`<message><body>${'é'.repeat(600)}</body></message>`)); // 1200+ bytes
       assert.equal(r.errors[0]?.condition, 'policy-violation');
     });
@@ -411,7 +460,7 @@ describe('XmppStreamParser', () => {
       const r = opened({ maxStanzaSize: 1000, maxDepth: 10 });
       r.parser.setLimits({ maxStanzaSize: 100_000, maxDepth: 10 });
       r.parser.write(`<message><body>${'x'.repeat(50_000)}</body></message>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas[0].getChildText('body')?.length, 50_000);
     });
 
@@ -431,7 +480,7 @@ describe('XmppStreamParser', () => {
       r.parser.write(`<presence/>`);
       r.parser.reset();
       r.parser.write(`<?xml version='1.0'?>${HEADER}<message/>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts.length, 2);
       assert.equal(r.stanzas.length, 2);
     });
@@ -448,7 +497,7 @@ describe('XmppStreamParser', () => {
       r.parser.write(`<message><body>hal`);
       r.parser.reset();
       r.parser.write(`${HEADER}<presence/>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.stanzas.length, 1);
       assert.equal(r.stanzas[0].name, 'presence');
     });
@@ -459,7 +508,7 @@ describe('XmppStreamParser', () => {
         if (el.name === 'auth') r.parser.reset();
       });
       r.parser.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth><?xml version='1.0'?>${HEADER}<iq id='b'/>`);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts.length, 2);
       assert.deepEqual(
         r.stanzas.map((s) => s.name),
@@ -477,7 +526,7 @@ describe('XmppStreamParser', () => {
       );
       const r = make();
       r.parser.write(h);
-      assert.deepEqual(r.errors, []);
+      noErrors(r);
       assert.equal(r.starts[0].id, `a'b<&"`);
       assert.equal(r.starts[0].to, undefined);
     });

@@ -1,0 +1,210 @@
+//% requires_core_features: sessions-v1, stanza-events-v1
+// Roster management (RFC 6121 §2) with roster versioning (XEP-0237, RFC 6121 §2.6).
+// Roster get marks the resource interested; roster sets and removals are saved durably, then
+// answered, then pushed to every interested resource. Subscription state itself is owned by
+// mod_presence, which fires `roster-push` ({ host, username, jid }) after changing an item.
+import { randomBytes } from 'node:crypto';
+import { Element } from '@xmpp/xml';
+import { prep } from '../core/jid.ts';
+import { defineModule } from '../core/moduleapi.ts';
+import type { Roster, RosterItem } from '../core/rostermanager.ts';
+import type { Session } from '../core/sessionmanager.ts';
+import { iqPayload, iqResult, NS } from '../core/stanza.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { UserDeletedEvent } from '../core/usermanager.ts';
+import type { StreamFeaturesEvent } from './mod_c2s.ts';
+
+interface RosterPushEvent {
+  host: string;
+  username: string;
+  jid: string;
+}
+
+/** Longest accepted item name or group name, in characters (RFC 6121 §2.3.3 not-acceptable). */
+const MAX_TEXT_LENGTH = 1024;
+
+function itemElement(jid: string, item: RosterItem | undefined): Element {
+  if (!item) return new Element('item', { jid, subscription: 'remove' });
+  const attrs: Record<string, string> = { jid, subscription: item.subscription };
+  if (item.name !== undefined) attrs.name = item.name;
+  if (item.ask) attrs.ask = item.ask;
+  if (item.approved) attrs.approved = 'true';
+  const el = new Element('item', attrs);
+  for (const g of item.groups) el.c('group').t(g);
+  return el;
+}
+
+type SetError = { type: 'modify' | 'cancel'; condition: 'bad-request' | 'jid-malformed' | 'not-allowed' | 'not-acceptable'; text: string };
+
+interface ParsedSet {
+  jid: string;
+  remove: boolean;
+  name: string | undefined;
+  groups: string[];
+}
+
+/** Validate a roster set (RFC 6121 §2.3.2, §2.3.3, §2.5). */
+function parseSet(query: Element, ownBare: string): ParsedSet | SetError {
+  const elements = query.children.filter((c): c is Element => typeof c !== 'string');
+  const items = elements.filter((c) => c.name === 'item');
+  if (items.length !== 1 || elements.length !== 1) {
+    return { type: 'modify', condition: 'bad-request', text: 'A roster set must contain exactly one item' };
+  }
+  const item = items[0]!;
+  const attrs = item.attrs as Record<string, string | undefined>;
+  if (attrs.jid === undefined) return { type: 'modify', condition: 'bad-request', text: 'The item has no jid' };
+  const jid = prep(attrs.jid);
+  if (jid === null || jid.includes('/')) return { type: 'modify', condition: 'jid-malformed', text: 'The item jid is not a valid bare JID' };
+  if (jid === ownBare) return { type: 'cancel', condition: 'not-allowed', text: 'Your own JID cannot be in your roster' };
+  const sub = attrs.subscription;
+  if (sub !== undefined && sub !== 'remove') {
+    return { type: 'modify', condition: 'bad-request', text: "Only subscription='remove' may be set by a client" };
+  }
+  const name = attrs.name === undefined || attrs.name === '' ? undefined : attrs.name;
+  if (name !== undefined && name.length > MAX_TEXT_LENGTH) return { type: 'modify', condition: 'not-acceptable', text: 'The item name is too long' };
+  const groups: string[] = [];
+  for (const child of item.children) {
+    if (typeof child === 'string' || child.name !== 'group') continue;
+    const g = child.getText();
+    if (g.trim() === '') return { type: 'modify', condition: 'bad-request', text: 'Empty group name' };
+    if (g.length > MAX_TEXT_LENGTH) return { type: 'modify', condition: 'not-acceptable', text: 'A group name is too long' };
+    if (groups.includes(g)) return { type: 'modify', condition: 'bad-request', text: `Duplicate group '${g}'` };
+    groups.push(g);
+  }
+  return { jid, remove: sub === 'remove', name, groups };
+}
+
+export default defineModule({
+  description: 'Roster management (RFC 6121 §2) and roster versioning (XEP-0237)',
+  load(module) {
+    const host = module.host;
+
+    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+      if (origin.type === 'c2s') features.c('ver', { xmlns: NS.rosterver });
+    });
+
+    /** Push the current state of `jid` to every interested resource of the user (§2.1.6). */
+    const push = (username: string, jid: string) => {
+      const user = module.sessions.getUser(host, username);
+      if (!user) return;
+      const item = user.roster.items.get(jid);
+      for (const session of user.sessions.values()) {
+        if (!session.isInterested) continue;
+        const iq = new Element('iq', { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.full_jid! });
+        iq.c('query', { xmlns: NS.roster, ver: String(user.roster.version) }).cnode(itemElement(jid, item));
+        session.send(iq);
+      }
+    };
+
+    module.hook<RosterPushEvent>('roster-push', ({ host: h, username, jid }) => {
+      if (h === host) push(username, jid);
+    });
+
+    // -- roster get (§2.2, XEP-0237) ----------------------------------------------------------------
+
+    module.hook<StanzaEvent>(`iq-get/self/${NS.roster}:query`, ({ origin, stanza }) => {
+      const roster = origin.roster;
+      if (!roster || !origin.full_jid) {
+        module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
+        return true;
+      }
+      origin.interested = true;
+      const ver = String(roster.version);
+      const requested = (iqPayload(stanza)!.attrs as Record<string, string | undefined>).ver;
+      if (requested !== undefined && requested === ver) {
+        // Nothing changed since the client's copy: an empty result, pushes follow (XEP-0237 §2.3).
+        origin.send(iqResult(stanza));
+        return true;
+      }
+      const query = new Element('query', { xmlns: NS.roster, ver });
+      for (const [jid, item] of roster.items) query.cnode(itemElement(jid, item));
+      origin.send(iqResult(stanza, query));
+      return true;
+    });
+
+    // -- roster set and remove (§2.3, §2.5) ---------------------------------------------------------
+
+    const sendFrom = (from: string, to: string, type: string) => {
+      module.send(new Element('presence', { from, to, type }));
+    };
+
+    const handleSet = async (origin: Session, stanza: Element, roster: Roster): Promise<void> => {
+      const username = origin.username!;
+      const ownBare = `${username}@${host}`;
+      const parsed = parseSet(iqPayload(stanza)!, ownBare);
+      if ('condition' in parsed) {
+        module.router.bounce(origin, stanza, parsed.type, parsed.condition, parsed.text);
+        return;
+      }
+      const { jid } = parsed;
+
+      if (parsed.remove) {
+        const item = roster.items.get(jid);
+        if (!item) {
+          module.router.bounce(origin, stanza, 'cancel', 'item-not-found', 'No such roster item');
+          return;
+        }
+        const pendingIn = roster.pending.has(jid);
+        roster.items.delete(jid);
+        roster.pending.delete(jid);
+        await module.rosters.save(host, username, roster, [jid]);
+        origin.send(iqResult(stanza));
+        push(username, jid);
+        // §2.5.2: cancel both directions of the subscription (and anything pending).
+        const sub = item.subscription;
+        if (sub === 'to' || sub === 'both' || item.ask) sendFrom(ownBare, jid, 'unsubscribe');
+        if (sub === 'from' || sub === 'both') {
+          // The contact stops receiving our presence: it gets unavailable from each resource first.
+          for (const s of module.sessions.availableSessions(host, username)) sendFrom(s.full_jid!, jid, 'unavailable');
+        }
+        if (sub === 'from' || sub === 'both' || pendingIn) sendFrom(ownBare, jid, 'unsubscribed');
+        return;
+      }
+
+      const existing = roster.items.get(jid);
+      const item: RosterItem = existing ? { ...existing, groups: parsed.groups } : { subscription: 'none', groups: parsed.groups };
+      if (parsed.name === undefined) delete item.name;
+      else item.name = parsed.name;
+      roster.items.set(jid, item);
+      await module.rosters.save(host, username, roster, [jid]);
+      origin.send(iqResult(stanza));
+      push(username, jid);
+    };
+
+    module.hook<StanzaEvent>(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
+      const roster = origin.roster;
+      if (!roster || !origin.full_jid || !origin.username) {
+        module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
+        return true;
+      }
+      return handleSet(origin, stanza, roster).catch((err: unknown) => {
+        module.log.error('roster set by %s failed: %s', origin.full_jid, err);
+        module.router.bounce(origin, stanza, 'wait', 'internal-server-error', 'Could not save the roster');
+      });
+    });
+
+    // §2.3.3 / §2.1.5: nobody but the user may see or change the user's roster.
+    const forbidden = ({ origin, stanza }: StanzaEvent) => {
+      module.router.bounce(origin, stanza, 'auth', 'forbidden', "You cannot access another entity's roster");
+      return true;
+    };
+    module.hook(`iq-get/bare/${NS.roster}:query`, forbidden);
+    module.hook(`iq-set/bare/${NS.roster}:query`, forbidden);
+
+    // -- account removal -----------------------------------------------------------------------------
+
+    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+      if (h !== host) return undefined;
+      const roster = module.sessions.getUser(host, username)?.roster ?? (await module.rosters.load(host, username));
+      const ownBare = `${username}@${host}`;
+      const contacts = new Set<string>([...roster.items.keys(), ...roster.pending.keys()]);
+      for (const jid of contacts) {
+        const item = roster.items.get(jid);
+        const sub = item?.subscription ?? 'none';
+        if (sub === 'to' || sub === 'both' || item?.ask) sendFrom(ownBare, jid, 'unsubscribe');
+        if (sub === 'from' || sub === 'both' || roster.pending.has(jid)) sendFrom(ownBare, jid, 'unsubscribed');
+      }
+      return undefined;
+    });
+  },
+});
