@@ -123,10 +123,13 @@ class Client(ClientXMPP):
         out(f"EVENT stream_error condition={err['condition']}")
 
     def on_tls(self, *_args) -> None:
+        # 'tls_success' fires before slixmpp stores the new TLS transport: look once it has.
+        self.loop.call_soon(self.report_tls)
+
+    def report_tls(self) -> None:
         sslobj = self.transport.get_extra_info('ssl_object') if self.transport else None
         version = sslobj.version() if sslobj is not None else 'none'
-        cb = sslobj.get_channel_binding('tls-unique') if sslobj is not None else None
-        out(f"EVENT tls version={version} tls_unique={'yes' if cb else 'no'}")
+        out(f'EVENT tls version={version}')
 
     # -- SASL ------------------------------------------------------------------------------
 
@@ -251,6 +254,11 @@ def main() -> int:
         out('EVENT closed')
     else:
         xmpp.abort()
+    # Cancel slixmpp's background tasks so the interpreter exits quietly.
+    pending = [t for t in asyncio.all_tasks(xmpp.loop) if not t.done()]
+    for t in pending:
+        t.cancel()
+    xmpp.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
     return 0 if ok else 1
 
 
