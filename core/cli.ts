@@ -1,6 +1,6 @@
 // The `cadence` command. Operator contract (keep stable):
 //   cadence [-c|--config PATH] <command> [args]
-//   start | adduser JID | passwd JID | deluser JID | check [--options] | about
+//   start | adduser JID | passwd JID | deluser JID | check [--options] | about | shell [COMMAND…]
 // Passwords come from a prompt, or from stdin when stdin is not a TTY — never from arguments.
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -23,6 +23,8 @@ Commands:
   check [--options]  validate the config; show which modules would load, which are filtered
                      and why; with --options, every module's declared options
   about              version, paths and core features
+  shell [COMMAND…]   admin shell of the running server (needs mod_admin_shell); interactive
+                     without a command, e.g. 'shell module reload NAME [HOST]'
 
 The default config is ./prosody-like.cfg.ts.`;
 
@@ -84,6 +86,10 @@ export async function main(argv: string[]): Promise<number> {
         return await check(args);
       case 'about':
         return about(args);
+      case 'shell': {
+        const { runShell } = await import('./adminshell.ts');
+        return await runShell(args.config, args.rest);
+      }
       default:
         return fail(`unknown command '${args.command}'\n${USAGE}`);
     }
@@ -123,7 +129,7 @@ async function start(args: Args): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      server.events.emit('config-reload-requested', {});
+      server.reloadConfig().catch((err: unknown) => process.stderr.write(`cadence: config reload failed: ${(err as Error).message}\n`));
     });
     server.events.on('server-stop-requested', (e: { reason?: string }) => {
       stop(e.reason ?? 'stop request');

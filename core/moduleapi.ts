@@ -1,5 +1,6 @@
 // The object each module gets (`module`): everything a module may do goes through it and is
 // recorded, so unloading removes every hook, item, timer, listener and export it made.
+import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { Server } from './server.ts';
 import type { EventBus, Handler } from './events.ts';
@@ -68,6 +69,8 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
 export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs> {
   /** Loaded once for the whole server ('global') or once per host ('host', the default). */
   scope?: 'host' | 'global';
+  /** Modules loaded (on the same host, or globally) before this one; their exports are callable in load(). */
+  depends?: string[];
   description?: string;
   options?: O;
   /** Set up: hooks, items, listeners. May throw (or reject) to refuse loading. */
@@ -222,6 +225,16 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return v === undefined ? fallback : v;
   }
 
+  /** The server's data directory (absolute). */
+  get dataDir(): string {
+    return this.server.config.dataDir;
+  }
+
+  /** A path from the config, resolved against the config file's directory. */
+  resolvePath(p: string): string {
+    return path.resolve(this.server.config.baseDir, p);
+  }
+
   // -- storage (store names default to the module's name)
 
   get storage(): { keyval(store?: string): KeyValStore; map(store?: string): MapStore; archive(store?: string): ArchiveStore } {
@@ -332,6 +345,59 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   dropState(session: Session): void {
     this.sessionState.delete(session);
+  }
+
+  // -- connection and session hooks (told about existing ones at once, and of their removal on unload)
+
+  /** Bound c2s sessions of this host (all hosts for a global module): added now and later, removed later and on unload. */
+  onSessions(handlers: { added?(session: Session): void; removed?(session: Session): void }): void {
+    this.track(handlers, 'session-added', 'session-removed', () => [...this.server.sessions.boundSessions()]);
+  }
+
+  /** Connections (sessions of any type, from accept to close), as onSessions. */
+  onConnections(handlers: { added?(session: Session): void; removed?(session: Session): void }): void {
+    this.track(handlers, 'connection-added', 'connection-removed', () => [...this.server.sessions.all]);
+  }
+
+  private track(
+    handlers: { added?(session: Session): void; removed?(session: Session): void },
+    addedEvent: string,
+    removedEvent: string,
+    existing: () => Session[],
+  ): void {
+    const mine = (s: Session) => this.isGlobal || s.host === this.host;
+    const safe = (fn: ((s: Session) => void) | undefined, s: Session) => {
+      try {
+        fn?.(s);
+      } catch (err) {
+        this.log.error('%s handler failed: %s', fn === handlers.added ? addedEvent : removedEvent, err);
+      }
+    };
+    const live = new Set<Session>();
+    for (const s of existing()) {
+      if (!mine(s)) continue;
+      live.add(s);
+      safe(handlers.added, s);
+    }
+    this.hookGlobal<{ session: Session }>(addedEvent, ({ session }) => {
+      if (!mine(session) || live.has(session)) return;
+      live.add(session);
+      safe(handlers.added, session);
+    });
+    this.hookGlobal<{ session: Session }>(removedEvent, ({ session }) => {
+      if (!live.delete(session)) return;
+      safe(handlers.removed, session);
+    });
+    this.cleanups.push(() => {
+      for (const s of live) safe(handlers.removed, s);
+      live.clear();
+    });
+  }
+
+  // -- administration (for admin modules such as mod_admin_shell)
+
+  get admin(): Server['admin'] {
+    return this.server.admin;
   }
 
   // -- exported methods

@@ -180,6 +180,14 @@ export class ModuleManager {
 
     const problems = this.checkOptions(host, name, def);
     if (problems.length) throw new CoreError('MODULE_OPTION_INVALID', problems.join('; '));
+    for (const dep of def.depends ?? []) {
+      if (this.get(host, dep)) continue;
+      try {
+        await this.load(host, dep, { ready: opts.ready });
+      } catch (err) {
+        throw new CoreError('MODULE_DEPENDENCY', `module '${name}' depends on '${dep}', which cannot be loaded: ${(err as Error).message}`);
+      }
+    }
 
     const api = new ModuleApi(name, host, found.file, found.header, def, this.server);
     const entry: LoadedModule = { name, host, api, definition: def, file: found.file, loadedAt: Date.now() };
@@ -253,8 +261,14 @@ export class ModuleManager {
     } catch (err) {
       log.error('module %s: save() failed: %s', name, err);
     }
-    await this.unload(entry.host, name);
-    return this.load(entry.host, name, { ready: true, state });
+    // Stanzas arriving during the swap wait and are then routed to the new code.
+    const release = this.server.router.hold();
+    try {
+      await this.unload(entry.host, name);
+      return await this.load(entry.host, name, { ready: true, state });
+    } finally {
+      release();
+    }
   }
 
   /** Unload everything in reverse load order (hosts first, then global modules). */

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Element } from '@xmpp/xml';
+import { AdminApi } from './admin.ts';
 import { CertManager } from './certmanager.ts';
 import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
 import { CoreError } from './errors.ts';
@@ -44,21 +45,72 @@ export class Server {
   readonly certs: CertManager;
   readonly ports: PortManager;
   readonly modules: ModuleManager;
+  readonly admin: AdminApi;
   private stopping: Promise<void> | undefined;
+  private currentConfig: Config;
 
-  constructor(readonly config: Config, overrides: { storage?: 'memory' } = {}) {
+  constructor(config: Config, overrides: { storage?: 'memory' } = {}) {
+    this.currentConfig = config;
     const level = config.raw.log?.level;
     if (level) setLogLevel(level);
     this.storage = new StorageManager({ driver: overrides.storage ?? config.global('storage'), dataDir: config.dataDir });
     this.hosts = new HostManager((origin, stanza) => this.router.route(origin, stanza));
     const hostEvents = (h: string) => this.hosts.get(h)?.events;
     this.rosters = new RosterManager(this.storage);
-    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => config.global('resourceConflict'));
+    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'));
     this.users = new UserManager(this.storage, this.events, hostEvents);
     this.router = new StanzaRouter(this.hosts, this.events);
     this.certs = new CertManager(config);
-    this.ports = new PortManager(this.certs, () => config.raw.interfaces);
-    this.modules = new ModuleManager(this, () => config.pluginPaths());
+    this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
+    this.modules = new ModuleManager(this, () => this.config.pluginPaths());
+    this.admin = new AdminApi(this);
+  }
+
+  /** The configuration in force (replaced by reloadConfig). */
+  get config(): Config {
+    return this.currentConfig;
+  }
+
+  /**
+   * Re-read the config file (SIGHUP, admin shell): new options apply, and each host's module set
+   * is diffed — modules no longer configured are unloaded, new ones loaded. Host additions and
+   * removals need a restart. Returns a summary, one line per change.
+   */
+  async reloadConfig(): Promise<string[]> {
+    const file = this.currentConfig.file;
+    if (!file) throw new CoreError('CONFIG_NOT_FOUND', 'the server was not started from a config file');
+    const next = await loadConfig(file);
+    const hostNames = this.currentConfig.hosts.map((h) => h.name);
+    const before = new Map(hostNames.map((h) => [h, new Set(this.modulesFor(h))]));
+    this.currentConfig = next;
+    const changes: string[] = [];
+    for (const h of next.hosts.map((x) => x.name)) if (!before.has(h)) changes.push(`host ${h} added: restart to activate it`);
+    for (const [host, old] of before) {
+      if (!next.hostEntry(host)) {
+        changes.push(`host ${host} removed: restart to deactivate it`);
+        continue;
+      }
+      const now = new Set(this.modulesFor(host));
+      for (const name of old) {
+        if (now.has(name) || !this.modules.isLoaded(host, name)) continue;
+        const entry = this.modules.get(host, name);
+        if (entry?.host === '*') continue; // global modules stay while any host wants them
+        await this.modules.unload(host, name);
+        changes.push(`unloaded ${name} from ${host}`);
+      }
+      for (const name of now) {
+        if (old.has(name) || this.modules.isLoaded(host, name)) continue;
+        try {
+          await this.modules.load(host, name, { ready: true });
+          changes.push(`loaded ${name} on ${host}`);
+        } catch (err) {
+          changes.push(`failed to load ${name} on ${host}: ${(err as Error).message}`);
+          log.error('config reload: %s', err);
+        }
+      }
+    }
+    log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no module changes)');
+    return changes;
   }
 
   /** The options object configured for module `name`: global (host undefined) or the host's own. */

@@ -4,6 +4,8 @@
 //  - resource binding sets `resource`, `full_jid` and loads `roster`: a *connected resource*;
 //  - `presence` set (last broadcast available presence): an *available resource*;
 //  - `interested` set (it requested the roster): an *interested resource*.
+//  - an external component (XEP-0114) starts as 'component_unauthed'; its handshake makes it
+//    type 'component' serving `host` (makeComponent: at most one connection per component).
 import { randomBytes } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import type { Connection } from './connection.ts';
@@ -113,6 +115,8 @@ export interface SessionEvent {
 export class SessionManager {
   readonly all = new Set<Session>();
   private readonly byHost = new Map<string, Map<string, UserSessions>>();
+  /** Connected external components (XEP-0114), by their domain. */
+  private readonly components = new Map<string, Session>();
   private readonly log = getLogger('core:sessionmanager');
 
   constructor(
@@ -143,6 +147,25 @@ export class SessionManager {
     session.username = username;
     this.log('%s authenticated as %s@%s', session.id, username, session.host);
     this.fire('authentication-success', session.host, { session });
+  }
+
+  /**
+   * XEP-0114 handshake success: the session becomes type component, serving `host`.
+   * Returns false (the session is left unchanged) when that component is already connected.
+   */
+  makeComponent(session: Session, host: string): boolean {
+    if (session.type !== 'component_unauthed') throw new Error(`session ${session.id} is ${session.type}, not component_unauthed`);
+    if (this.components.has(host)) return false;
+    session.type = 'component';
+    session.host = host;
+    this.components.set(host, session);
+    this.log('%s authenticated as component %s', session.id, host);
+    return true;
+  }
+
+  /** The connected external component serving `host`, if any. */
+  getComponent(host: string): Session | undefined {
+    return this.components.get(host);
   }
 
   /** Resource binding (RFC 6120 §7). Loads the roster and applies the conflict policy. */
@@ -220,6 +243,7 @@ export class SessionManager {
     this.unbind(session);
     session.destroyed = true;
     this.all.delete(session);
+    if (session.type === 'component' && session.host && this.components.get(session.host) === session) this.components.delete(session.host);
     this.fire('connection-removed', session.host, { session });
     this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
   }

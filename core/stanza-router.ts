@@ -31,6 +31,10 @@ export interface StanzaEvent {
 const log = getLogger('core:router');
 
 export class StanzaRouter {
+  /** Stanzas held while a module is swapped (hot reload), delivered in order on release. */
+  private held: { origin: Session; stanza: Element; fromClient: boolean }[] | undefined;
+  private holds = 0;
+
   constructor(
     private readonly hosts: HostManager,
     private readonly globalEvents: EventBus,
@@ -66,7 +70,29 @@ export class StanzaRouter {
     this.post(origin, stanza, false);
   }
 
+  /**
+   * Hold routing (e.g. while a module is reloaded, so no stanza meets a half-loaded module);
+   * returns the release function. Holds nest.
+   */
+  hold(): () => void {
+    this.holds++;
+    this.held ??= [];
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      if (--this.holds > 0) return;
+      const queue = this.held ?? [];
+      this.held = undefined;
+      for (const { origin, stanza, fromClient } of queue) this.post(origin, stanza, fromClient);
+    };
+  }
+
   private post(origin: Session, stanza: Element, fromClient: boolean): void {
+    if (this.held) {
+      this.held.push({ origin, stanza, fromClient });
+      return;
+    }
     const kind = stanza.name;
     const attrs = stanza.attrs as Record<string, string | undefined>;
     let to: string | undefined;

@@ -501,7 +501,8 @@ export default defineModule({
         if (toResource) {
           module.sessions.getByFullJid(host, username, toResource)?.send(stanza);
         } else {
-          for (const s of available(username)) s.send(stanza);
+          // Each available resource gets its own copy, addressed to its full JID.
+          for (const s of available(username)) s.send(readdress(stanza, from, s.full_jid));
         }
       };
       if (queues.busy(userBare)) void queues.run(userBare, deliver);

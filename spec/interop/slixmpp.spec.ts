@@ -16,6 +16,8 @@ interface RunOptions {
   jid: string;
   password: string;
   mech?: string;
+  /** Keep slixmpp's own GS2 flag for a non-PLUS SCRAM (see the script). */
+  gs2y?: boolean;
   tlsMax?: '1.2' | '1.3';
   action?: 'login' | 'chat';
   peer?: string;
@@ -104,6 +106,7 @@ describe('interop: slixmpp (Python) client', function () {
     if (opts.subscribe) args.push('--subscribe');
     if (opts.send !== undefined) args.push('--send', opts.send);
     if (opts.echo) args.push('--echo');
+    if (opts.gs2y) args.push('--gs2-y');
     const proc = spawn(PYTHON, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PYTHONUNBUFFERED: '1' } });
     const slix = new Slix(proc);
     running.push(slix);
@@ -118,7 +121,7 @@ describe('interop: slixmpp (Python) client', function () {
       // python3-slixmpp is an external test dependency; without it these tests cannot run.
       this.skip();
     }
-    server = await startServer({ users: { romeo: 'r0meo-pass', juliet: 'jul1et-pass' }, config: { modulesDisabled: ['roster', 'presence'] } }); // TEMP
+    server = await startServer({ users: { romeo: 'r0meo-pass', juliet: 'jul1et-pass' } });
   });
   afterEach(async function () {
     await Promise.all(running.splice(0).map(async (s) => {
@@ -158,6 +161,34 @@ describe('interop: slixmpp (Python) client', function () {
     assert.ok(r.events.includes('EVENT session_start jid=romeo@localhost/plus1'), explain(r));
   });
 
+  it('picks SCRAM-SHA-256-PLUS by itself over TLS 1.2', async function () {
+    const r = await run({ jid: 'romeo@localhost/auto12', password: 'r0meo-pass', tlsMax: '1.2' }).exited;
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(r.events.includes('EVENT mechanism SCRAM-SHA-256-PLUS'), explain(r));
+    assert.ok(!r.events.some((e) => e.startsWith('EVENT failed_auth')), explain(r));
+  });
+
+  it("refuses slixmpp's GS2 'y' flag as a downgrade when -PLUS was offered", async function () {
+    // slixmpp 1.8.3 sends 'y' for a plain SCRAM whenever the socket yields tls-unique data (Python
+    // returns it even for TLS 1.3), although the server offered -PLUS: RFC 5802 §6 requires
+    // failing that exchange.
+    const r = await run({ jid: 'romeo@localhost/y', password: 'r0meo-pass', mech: 'SCRAM-SHA-256', gs2y: true, tlsMax: '1.2' }).exited;
+    assert.notEqual(r.code, 0, explain(r));
+    assert.ok(r.events.some((e) => e.startsWith('EVENT failed_auth condition=not-authorized')), explain(r));
+    assert.ok(!r.events.includes('EVENT auth_success'), explain(r));
+  });
+
+  it('logs in with its own mechanism choice over TLS 1.3', async function () {
+    // slixmpp's preference order over TLS 1.3: SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS (tls-unique,
+    // not defined for TLS 1.3, so refused), SCRAM-SHA-256 and SCRAM-SHA-1 (GS2 'y', refused as a
+    // downgrade), then PLAIN: four failures stay under the server's maxFailures (5), so an
+    // unconfigured slixmpp still gets in.
+    const r = await run({ jid: 'romeo@localhost/auto13', password: 'r0meo-pass' }).exited;
+    assert.equal(r.code, 0, explain(r));
+    assert.ok(r.events.some((e) => e.startsWith('EVENT mechanism ')), explain(r));
+    assert.ok(r.events.includes('EVENT session_start jid=romeo@localhost/auto13'), explain(r));
+  });
+
   it('refuses a wrong password with not-authorized', async function () {
     const r = await run({ jid: 'romeo@localhost/bad', password: 'wrong-pass', mech: 'SCRAM-SHA-256' }).exited;
     assert.notEqual(r.code, 0, explain(r));
@@ -178,11 +209,13 @@ describe('interop: slixmpp (Python) client', function () {
     assert.equal(r.code, 0, `romeo: ${explain(r)}\njuliet: ${explain(j)}`);
     assert.equal(j.code, 0, `juliet: ${explain(j)}\nromeo: ${explain(r)}`);
 
-    // The subscription handshake both ways.
+    // The subscription handshake both ways, with roster pushes ending in 'both'.
     assert.ok(j.events.includes('EVENT subscribe from=romeo@localhost'), explain(j));
     assert.ok(r.events.includes('EVENT subscribed from=juliet@localhost'), explain(r));
     assert.ok(r.events.includes('EVENT subscribe from=juliet@localhost'), explain(r));
     assert.ok(j.events.includes('EVENT subscribed from=romeo@localhost'), explain(j));
+    assert.ok(r.events.includes('EVENT roster_push jid=juliet@localhost subscription=both ask='), explain(r));
+    assert.ok(j.events.includes('EVENT roster_push jid=romeo@localhost subscription=both ask='), explain(j));
     // Each sees the other's available presence.
     assert.ok(r.events.some((e) => e.startsWith('EVENT presence from=juliet@localhost/garden type=available')), explain(r));
     assert.ok(j.events.some((e) => e.startsWith('EVENT presence from=romeo@localhost/balcony type=available')), explain(j));

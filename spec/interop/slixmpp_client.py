@@ -2,18 +2,26 @@
 # Interop client for Cadence's test suite, driven by slixmpp (Debian's python3-slixmpp 1.8.3).
 # Run with /usr/bin/python3 (the system Python that has slixmpp).
 #
-# Prints machine-readable lines on stdout, one event per line:
+# Prints machine-readable lines on stdout, one event per line (values run to the end of the
+# line or the next ' key='; message bodies have newlines escaped as \n):
 #   EVENT tls version=TLSv1.3
-#   EVENT mechanism SCRAM-SHA-256
+#   EVENT failed_auth condition=not-authorized text=...
+#   EVENT failed_all_auth
+#   EVENT mechanism SCRAM-SHA-256-PLUS           (the mechanism that succeeded)
+#   EVENT channel_binding gs2=p=tls-unique,,     (-PLUS only: the GS2 header sent)
 #   EVENT auth_success
-#   EVENT failed_auth condition=not-authorized
 #   EVENT session_start jid=romeo@localhost/slix
 #   EVENT roster items=juliet@localhost
+#   EVENT sent_presence
+#   EVENT sent subscribe to=juliet@localhost
+#   EVENT roster_push jid=juliet@localhost subscription=both ask=
 #   EVENT subscribe from=juliet@localhost
-#   EVENT presence from=juliet@localhost/slix type=available
-#   EVENT message from=juliet@localhost/slix type=chat body=...
+#   EVENT subscribed from=juliet@localhost
+#   EVENT presence from=juliet@localhost/garden type=available show=available
+#   EVENT message from=juliet@localhost/garden type=chat body=...
 #   EVENT sent to=juliet@localhost body=...
-#   EVENT done
+#   EVENT done                                   (the action succeeded)
+#   EVENT closed                                 (the stream was closed after 'done')
 #   FAIL <reason>
 # Exit status: 0 success, 1 failure (auth failure, timeout, disconnection before done), 2 usage.
 #
@@ -22,8 +30,8 @@
 #   chat   log in, fetch the roster, send presence; with --subscribe, subscribe to --peer
 #          (slixmpp's auto_authorize/auto_subscribe answer the peer's requests); wait until the
 #          peer's available presence is seen; with --send, send a chat message to the peer and wait
-#          for one back; with --echo, answer the first chat message from the peer (after its
-#          presence has been seen) with "echo: <body>"; then log out.
+#          for one back; with --echo, answer the first chat message from the peer with
+#          "echo: <body>"; once the server has pushed subscription='both' for the peer, log out.
 import argparse
 import asyncio
 import logging
@@ -51,7 +59,8 @@ class Client(ClientXMPP):
         self.peer_online = asyncio.Event()
         self.got_message = asyncio.Event()
         self.echoed = asyncio.Event()
-        self.failed = False
+        self.mutual = asyncio.Event()
+        self.closed = False
 
         # Self-signed test certificate: no verification; cap the TLS version as asked (slixmpp
         # 1.8.3's SCRAM-*-PLUS only knows tls-unique, which does not exist in TLS 1.3).
@@ -62,7 +71,8 @@ class Client(ClientXMPP):
             '1.3': ssl.TLSVersion.TLSv1_3,
         }[args.tls_max]
 
-        mech = self.register_plugin('feature_mechanisms')
+        # feature_mechanisms is registered by ClientXMPP; it reads these when the server's
+        # <mechanisms/> arrive.
         if args.mech:
             self['feature_mechanisms'].use_mech = args.mech
             if not args.mech.endswith('-PLUS') and not args.gs2_y:
@@ -80,7 +90,6 @@ class Client(ClientXMPP):
                     return result
 
                 self['feature_mechanisms'].sasl_callback = credentials
-        del mech
 
         self.auto_authorize = True
         self.auto_subscribe = True
@@ -98,6 +107,7 @@ class Client(ClientXMPP):
         self.add_event_handler('presence_available', self.on_available)
         self.add_event_handler('presence_unavailable', self.on_unavailable)
         self.add_event_handler('message', self.on_message)
+        self.add_event_handler('roster_update', self.on_roster_push)
 
     # -- outcome ---------------------------------------------------------------------------
 
@@ -107,7 +117,6 @@ class Client(ClientXMPP):
         if ok:
             out('EVENT done')
         else:
-            self.failed = True
             out(f'FAIL {reason}')
         self.done.set_result(ok)
 
@@ -117,6 +126,7 @@ class Client(ClientXMPP):
         self.finish(False, f'connection_failed {err}')
 
     def on_disconnected(self, reason) -> None:
+        self.closed = True
         self.finish(False, f'disconnected {reason}')
 
     def on_stream_error(self, err) -> None:
@@ -163,9 +173,10 @@ class Client(ClientXMPP):
             self.finish(False, f'{type(exc).__name__}: {one_line(str(exc))}')
 
     async def chat(self) -> None:
-        roster = await self.get_roster(timeout=10)
-        items = sorted(str(j) for j in roster['roster']['items'].keys())
-        out(f"EVENT roster items={','.join(items)}")
+        if not self.args.no_roster:
+            roster = await self.get_roster(timeout=10)
+            items = sorted(str(j) for j in roster['roster']['items'].keys())
+            out(f"EVENT roster items={','.join(items)}")
         self.send_presence()
         out('EVENT sent_presence')
         if self.peer is None:
@@ -180,9 +191,20 @@ class Client(ClientXMPP):
             await self.got_message.wait()
         if self.args.echo:
             await self.echoed.wait()
+        # Both subscriptions are in place (the server pushed subscription='both'), so the peer
+        # has been sent our presence before we go offline.
+        await self.mutual.wait()
         # Let the last stanzas leave before closing the stream.
         await asyncio.sleep(0.2)
         self.finish(True)
+
+    def on_roster_push(self, iq) -> None:
+        for jid, item in iq['roster']['items'].items():
+            sub = item.get('subscription', '')
+            ask = item.get('ask', '')
+            out(f'EVENT roster_push jid={jid} subscription={sub} ask={ask}')
+            if self.peer is not None and JID(jid).bare == self.peer.bare and sub == 'both':
+                self.mutual.set()
 
     def on_subscribe(self, pres) -> None:
         out(f"EVENT subscribe from={pres['from']}")
@@ -195,9 +217,7 @@ class Client(ClientXMPP):
         show = pres['show'] or 'available'
         out(f'EVENT presence from={frm} type=available show={show}')
         if self.peer is not None and frm.bare == self.peer.bare and frm.resource:
-            if not self.peer.resource or frm == self.peer:
-                self.peer = frm if self.peer.resource == '' and self.args.send is None else self.peer
-                self.peer_online.set()
+            self.peer_online.set()
 
     def on_unavailable(self, pres) -> None:
         out(f"EVENT presence from={pres['from']} type=unavailable")
@@ -228,6 +248,7 @@ def main() -> int:
     p.add_argument('--subscribe', action='store_true')
     p.add_argument('--send', default=None)
     p.add_argument('--echo', action='store_true')
+    p.add_argument('--no-roster', action='store_true', help='chat: skip the roster get')
     p.add_argument('--timeout', type=float, default=20.0)
     p.add_argument('--gs2-y', action='store_true',
                    help="keep slixmpp's own gs2 flag for a non-PLUS SCRAM ('y' when TLS yields tls-unique)")
@@ -251,7 +272,7 @@ def main() -> int:
             xmpp.loop.run_until_complete(asyncio.wait_for(xmpp.disconnect(wait=2.0), 5))
         except Exception:  # noqa: BLE001
             pass
-        out('EVENT closed')
+        out('EVENT closed' if xmpp.closed else 'EVENT close_timeout')
     else:
         xmpp.abort()
     # Cancel slixmpp's background tasks so the interpreter exits quietly.

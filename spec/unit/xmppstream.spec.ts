@@ -515,6 +515,24 @@ describe('XmppStreamParser', () => {
         ['auth', 'iq'],
       );
     });
+
+    it('hands over the rest of a large write and works with byte-by-byte input', () => {
+      const input = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>${HEADER}<iq id='a'/>${' '.repeat(100_000)}<iq id='b'/>`;
+      for (const chunked of [false, true]) {
+        const r = opened({ maxStanzaSize: 1 << 20, maxDepth: 10 });
+        r.parser.on('stanza', (el) => {
+          if (el.name === 'auth') r.parser.reset();
+        });
+        if (chunked) for (const ch of input) r.parser.write(Buffer.from(ch));
+        else r.parser.write(input);
+        noErrors(r);
+        assert.equal(r.starts.length, 2);
+        assert.deepEqual(
+          r.stanzas.map((s) => s.attrs.id ?? s.name),
+          ['auth', 'a', 'b'],
+        );
+      }
+    });
   });
 
   describe('streamHeader()', () => {

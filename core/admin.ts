@@ -1,0 +1,124 @@
+// Administration operations over the running server, for admin modules (mod_admin_shell) and
+// signal handlers: module load/unload/reload, exported methods, sessions, users, server facts.
+import type { LoadedModule } from './modulemanager.ts';
+import type { Server } from './server.ts';
+
+export interface ModuleInfo {
+  name: string;
+  host: string;
+  file: string;
+  loadedAt: number;
+  exports: string[];
+}
+
+export interface SessionInfo {
+  id: string;
+  type: string;
+  jid: string;
+  ip: string;
+  tls: string;
+  ageSeconds: number;
+  available: boolean;
+}
+
+export interface ExportInfo {
+  module: string;
+  host: string;
+  method: string;
+  description: string;
+}
+
+function info(m: LoadedModule): ModuleInfo {
+  return { name: m.name, host: m.host, file: m.file, loadedAt: m.loadedAt, exports: [...m.api.exports.keys()] };
+}
+
+export class AdminApi {
+  constructor(private readonly server: Server) {}
+
+  /** Virtual hosts and components currently active. */
+  hosts(): string[] {
+    return this.server.hosts.names();
+  }
+
+  listModules(host?: string): ModuleInfo[] {
+    return this.server.modules.list(host).map(info);
+  }
+
+  /** Load on one host, or on every host when none is given (a global module loads once). */
+  async loadModule(name: string, host?: string): Promise<ModuleInfo[]> {
+    const hosts = host ? [host] : this.server.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name);
+    const out: ModuleInfo[] = [];
+    for (const h of hosts) {
+      if (this.server.modules.get(h, name)?.host === '*') break;
+      out.push(info(await this.server.modules.load(h, name, { ready: true })));
+    }
+    return out;
+  }
+
+  async unloadModule(name: string, host?: string): Promise<string[]> {
+    const targets = this.server.modules.list(host).filter((m) => m.name === name);
+    if (!targets.length) throw new Error(`module '${name}' is not loaded${host ? ` on ${host}` : ''}`);
+    for (const m of targets) await this.server.modules.unload(m.host, name);
+    return targets.map((m) => m.host);
+  }
+
+  async reloadModule(name: string, host?: string): Promise<string[]> {
+    const targets = this.server.modules.list(host).filter((m) => m.name === name);
+    if (!targets.length) throw new Error(`module '${name}' is not loaded${host ? ` on ${host}` : ''}`);
+    for (const m of targets) await this.server.modules.reload(m.host, name);
+    return targets.map((m) => m.host);
+  }
+
+  listExports(host?: string): ExportInfo[] {
+    const out: ExportInfo[] = [];
+    for (const m of this.server.modules.list(host)) {
+      for (const [method, e] of m.api.exports) out.push({ module: m.name, host: m.host, method, description: e.description });
+    }
+    return out;
+  }
+
+  callExport(host: string, module: string, method: string, args: unknown[]): Promise<unknown> {
+    return this.server.modules.call(host, module, method, args);
+  }
+
+  listSessions(): SessionInfo[] {
+    const now = Date.now();
+    return [...this.server.sessions.all].map((s) => ({
+      id: s.id,
+      type: s.type,
+      jid: s.full_jid ?? (s.username ? `${s.username}@${s.host}` : s.host ?? ''),
+      ip: s.conn?.ip ?? '',
+      tls: s.conn?.tlsInfo?.protocol ?? 'none',
+      ageSeconds: Math.round((now - s.created) / 1000),
+      available: s.presence !== undefined,
+    }));
+  }
+
+  createUser(host: string, username: string, password: string): Promise<void> {
+    return this.server.users.create(host, username, password);
+  }
+
+  deleteUser(host: string, username: string): Promise<void> {
+    return this.server.users.delete(host, username);
+  }
+
+  setPassword(host: string, username: string, password: string): Promise<void> {
+    return this.server.users.setPassword(host, username, password);
+  }
+
+  serverInfo(): { version: string; uptimeSeconds: number; rssBytes: number; heapUsedBytes: number; sessions: number; node: string } {
+    const mem = process.memoryUsage();
+    return {
+      version: this.server.version,
+      uptimeSeconds: Math.round((Date.now() - this.server.started) / 1000),
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+      sessions: this.server.sessions.all.size,
+      node: process.version,
+    };
+  }
+
+  reloadConfig(): Promise<string[]> {
+    return this.server.reloadConfig();
+  }
+}

@@ -1,0 +1,204 @@
+//% requires_core_features: module-reload, module-exports
+// The admin shell's server side: a UNIX socket (mode 0600, default <dataDir>/cadence.sock) that
+// `cadence shell` connects to. One JSON object per line each way:
+//   → { "line": "module reload hello localhost" }   ← { "ok": true, "output": "…" } | { "ok": false, "error": "…" }
+//   → { "complete": "module re" }                   ← { "completions": ["module reload"] }
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { split } from '../core/jid.ts';
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+
+type Command = { usage: string; help: string; run(args: string[]): Promise<string> | string };
+
+export default defineModule({
+  scope: 'global',
+  description: 'Admin shell over a local UNIX socket',
+  async load(module) {
+    const configured = module.config<string | undefined>('adminSocket', undefined);
+    const socketPath = configured ? module.resolvePath(configured) : path.join(module.dataDir, 'cadence.sock');
+    const commands = makeCommands(module);
+
+    if (existsSync(socketPath)) {
+      const alive = await new Promise<boolean>((resolve) => {
+        const probe = net.connect(socketPath, () => {
+          probe.destroy();
+          resolve(true);
+        });
+        probe.on('error', () => resolve(false));
+      });
+      if (alive) throw new Error(`another server is listening on ${socketPath}`);
+      unlinkSync(socketPath);
+    }
+
+    const server = net.createServer((socket) => {
+      const rl = createInterface({ input: socket });
+      rl.on('line', (raw) => {
+        void handle(raw).then((reply) => socket.write(`${JSON.stringify(reply)}\n`));
+      });
+      socket.on('error', () => undefined);
+    });
+    const handle = async (raw: string): Promise<Record<string, unknown>> => {
+      let req: { line?: unknown; complete?: unknown };
+      try {
+        req = JSON.parse(raw) as typeof req;
+      } catch {
+        return { ok: false, error: 'bad request' };
+      }
+      if (typeof req.complete === 'string') return { completions: complete(commands, req.complete) };
+      if (typeof req.line !== 'string') return { ok: false, error: 'bad request' };
+      try {
+        return { ok: true, output: await runLine(commands, req.line) };
+      } catch (err) {
+        return { ok: false, error: (err as Error).message };
+      }
+    };
+
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // 0600 from the start: no window in which others could connect.
+      const old = process.umask(0o177);
+      server.listen(socketPath, () => {
+        process.umask(old);
+        resolve();
+      });
+    });
+    chmodSync(socketPath, 0o600);
+    module.log('admin shell listening on %s', socketPath);
+    module.task(async (signal) => {
+      await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      await new Promise((r) => server.close(r));
+      if (existsSync(socketPath)) unlinkSync(socketPath);
+    });
+  },
+});
+
+function tokenize(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3]!));
+  return out;
+}
+
+async function runLine(commands: Map<string, Command>, line: string): Promise<string> {
+  const words = tokenize(line);
+  if (!words.length) return '';
+  for (const n of [2, 1]) {
+    const cmd = commands.get(words.slice(0, n).join(' '));
+    if (cmd) return cmd.run(words.slice(n));
+  }
+  throw new Error(`unknown command '${words.slice(0, 2).join(' ')}' (try 'help')`);
+}
+
+function complete(commands: Map<string, Command>, prefix: string): string[] {
+  return [...commands.keys(), 'help'].filter((c) => c.startsWith(prefix)).sort();
+}
+
+function userArg(jid: string | undefined): { host: string; user: string } {
+  const p = jid ? split(jid) : undefined;
+  if (!p?.node || !p.host) throw new Error('expected a user JID (user@host)');
+  return { host: p.host, user: p.node };
+}
+
+function parseArg(a: string): unknown {
+  try {
+    return JSON.parse(a) as unknown;
+  } catch {
+    return a;
+  }
+}
+
+function table(rows: string[][]): string {
+  if (!rows.length) return '(none)';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+function makeCommands(module: ModuleApi): Map<string, Command> {
+  const a = module.admin;
+  const list: [string, Command][] = [
+    ['module list', { usage: 'module list [HOST]', help: 'loaded modules', run: ([host]) => table(a.listModules(host).map((m) => [m.host, m.name, m.file])) }],
+    ['module load', {
+      usage: 'module load NAME [HOST]', help: 'load a module (on every host if none given)',
+      run: async ([name, host]) => {
+        if (!name) throw new Error('usage: module load NAME [HOST]');
+        const r = await a.loadModule(name, host);
+        return r.length ? r.map((m) => `loaded ${m.name} on ${m.host}`).join('\n') : `${name} is loaded globally`;
+      },
+    }],
+    ['module unload', {
+      usage: 'module unload NAME [HOST]', help: 'unload a module',
+      run: async ([name, host]) => {
+        if (!name) throw new Error('usage: module unload NAME [HOST]');
+        return (await a.unloadModule(name, host)).map((h) => `unloaded ${name} from ${h}`).join('\n');
+      },
+    }],
+    ['module reload', {
+      usage: 'module reload NAME [HOST]', help: 'reload a module (keeps sessions; stanzas wait during the swap)',
+      run: async ([name, host]) => {
+        if (!name) throw new Error('usage: module reload NAME [HOST]');
+        return (await a.reloadModule(name, host)).map((h) => `reloaded ${name} on ${h}`).join('\n');
+      },
+    }],
+    ['module exports', { usage: 'module exports [HOST]', help: "modules' exported methods", run: ([host]) => table(a.listExports(host).map((e) => [e.host, `${e.module}.${e.method}`, e.description])) }],
+    ['module call', {
+      usage: 'module call NAME[@HOST] METHOD [ARG…]', help: 'call an exported method (arguments as JSON or strings)',
+      run: async ([target, method, ...args]) => {
+        if (!target || !method) throw new Error('usage: module call NAME[@HOST] METHOD [ARG…]');
+        const [name, host] = target.split('@') as [string, string | undefined];
+        const h = host ?? a.listModules().find((m) => m.name === name)?.host ?? '*';
+        const result = await a.callExport(h, name, method, args.map(parseArg));
+        return typeof result === 'string' ? result : JSON.stringify(result, null, 2) ?? 'undefined';
+      },
+    }],
+    ['session list', {
+      usage: 'session list', help: 'client and component sessions',
+      run: () => table(a.listSessions().map((s) => [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`])),
+    }],
+    ['user create', {
+      usage: 'user create JID PASSWORD', help: 'create an account',
+      run: async ([jid, password]) => {
+        const { host, user } = userArg(jid);
+        if (!password) throw new Error('a password is needed');
+        await a.createUser(host, user, password);
+        return `created ${user}@${host}`;
+      },
+    }],
+    ['user delete', {
+      usage: 'user delete JID', help: 'delete an account and its data',
+      run: async ([jid]) => {
+        const { host, user } = userArg(jid);
+        await a.deleteUser(host, user);
+        return `deleted ${user}@${host}`;
+      },
+    }],
+    ['user password', {
+      usage: 'user password JID PASSWORD', help: "change an account's password",
+      run: async ([jid, password]) => {
+        const { host, user } = userArg(jid);
+        if (!password) throw new Error('a password is needed');
+        await a.setPassword(host, user, password);
+        return `changed the password of ${user}@${host}`;
+      },
+    }],
+    ['server info', {
+      usage: 'server info', help: 'version, uptime, memory, sessions',
+      run: () => {
+        const i = a.serverInfo();
+        return `Cadence ${i.version} on Node.js ${i.node}\nuptime ${i.uptimeSeconds}s\nmemory rss ${(i.rssBytes / 1048576).toFixed(1)} MiB, heap ${(i.heapUsedBytes / 1048576).toFixed(1)} MiB\nsessions ${i.sessions}`;
+      },
+    }],
+    ['server uptime', { usage: 'server uptime', help: 'seconds since start', run: () => `${a.serverInfo().uptimeSeconds}s` }],
+    ['server memory', { usage: 'server memory', help: 'process memory', run: () => `rss ${(a.serverInfo().rssBytes / 1048576).toFixed(1)} MiB` }],
+    ['server version', { usage: 'server version', help: 'Cadence version', run: () => a.serverInfo().version }],
+    ['config reload', {
+      usage: 'config reload', help: 're-read the config file (like SIGHUP)',
+      run: async () => (await a.reloadConfig()).join('\n') || 'no module changes',
+    }],
+  ];
+  const commands = new Map(list);
+  commands.set('help', { usage: 'help', help: 'this list', run: () => list.map(([, c]) => `${c.usage.padEnd(40)} ${c.help}`).join('\n') });
+  return commands;
+}

@@ -1,0 +1,281 @@
+//% requires_core_features: sessions-v1, stanza-events-v1
+// External components (XEP-0114, jabber:component:accept): Cadence's out-of-process plugins.
+// A component connects to componentPorts, opens a stream to its own domain (a `components`
+// entry with a `secret`), proves the secret with <handshake/> = hex SHA-1(stream id + secret),
+// and then exchanges stanzas with the server: what it sends is routed as coming from its domain
+// (any JID at that domain), what is addressed to its domain is written to its stream.
+//
+// Events (global bus): `component-connected` { host } after a successful handshake, and
+// `component-disconnected` { host, graceful } when it goes away — graceful when the stream was
+// closed (by the component's </stream:stream> or by the server), not graceful when the socket
+// dropped without a stream close. Both are logged at info level.
+//
+// While a component is not connected, iq get/set and messages to its domain are answered with
+// service-unavailable, presence is dropped. A second connection for a connected component is
+// refused with a <conflict/> stream error (the established one stays).
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { Element } from '@xmpp/xml';
+import type { Connection } from '../core/connection.ts';
+import { DEFAULTS } from '../core/config.ts';
+import { prep, split } from '../core/jid.ts';
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import type { CloseReason, Session } from '../core/sessionmanager.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import { NS, isStanzaKind, streamErrorElement } from '../core/stanza.ts';
+import { XmppStreamParser, streamHeader, type StreamLimits } from '../core/xmppstream.ts';
+
+export interface ComponentConnectedEvent {
+  host: string;
+}
+
+export interface ComponentDisconnectedEvent {
+  host: string;
+  /** True when the stream was closed (by either side), false when the connection just dropped. */
+  graceful: boolean;
+}
+
+interface ComponentState {
+  parser: XmppStreamParser;
+  headerSent: boolean;
+  closing: boolean;
+  authTimer: NodeJS.Timeout | undefined;
+}
+
+interface Shared {
+  module: ModuleApi;
+  /** External components: domain → shared secret. */
+  secrets: ReadonlyMap<string, string>;
+  states: Map<Session, ComponentState>;
+  limits: (authenticated: boolean) => StreamLimits;
+}
+
+type Attrs = Record<string, string | undefined>;
+
+const KINDS = ['message', 'presence', 'iq'] as const;
+const DESTS = ['host', 'bare', 'full'] as const;
+
+/** The external components (entries with a secret) of the config. */
+function externalComponents(module: ModuleApi): Map<string, string> {
+  const configured = module.config<Record<string, { secret?: unknown }>>('components', {});
+  const secrets = new Map<string, string>();
+  for (const [domain, entry] of Object.entries(configured)) {
+    if (entry && typeof entry.secret === 'string' && entry.secret !== '') secrets.set(domain, entry.secret);
+  }
+  return secrets;
+}
+
+/** XEP-0114 §3: the handshake is the lowercase hex SHA-1 of the stream id followed by the secret. */
+export function handshakeDigest(streamId: string, secret: string): string {
+  return createHash('sha1').update(streamId + secret, 'utf8').digest('hex');
+}
+
+function digestMatches(offered: string, expected: string): boolean {
+  const a = Buffer.from(offered.trim().toLowerCase(), 'utf8');
+  const b = Buffer.from(expected, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Serialise for a component stream: a client/server content namespace gives way to the stream's. */
+function serialise(x: Element): string {
+  const attrs = x.attrs as Attrs;
+  if (attrs.xmlns !== NS.client && attrs.xmlns !== NS.server) return x.toString();
+  const { xmlns: _dropped, ...rest } = attrs;
+  const copy = new Element(x.name, rest);
+  copy.children = x.children;
+  return copy.toString();
+}
+
+export default defineModule({
+  scope: 'global',
+  description: 'External components (XEP-0114): handshake, routing to and from component domains',
+  async load(module) {
+    const secrets = externalComponents(module);
+    if (secrets.size === 0) {
+      module.log('no external components configured: not listening');
+      return;
+    }
+    const limits = (authenticated: boolean): StreamLimits => ({
+      maxStanzaSize: authenticated
+        ? module.config('c2sStanzaSizeLimit', DEFAULTS.c2sStanzaSizeLimit)
+        : module.config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
+      maxDepth: module.config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
+    });
+    const states = new Map<Session, ComponentState>();
+    const shared: Shared = { module, secrets, states, limits };
+
+    // Stanzas addressed to a component's domain: to its stream, ahead of anything else on that host.
+    const deliver = (event: StanzaEvent): unknown => {
+      if (!secrets.has(event.toHost)) return undefined;
+      const { stanza } = event;
+      const target = module.sessions.getComponent(event.toHost);
+      if (target && states.has(target)) {
+        target.send(stanza);
+        return true;
+      }
+      if (stanza.name !== 'presence') {
+        // bounce() never answers iq results or errors with an error.
+        module.router.bounce(event.origin, stanza, 'cancel', 'service-unavailable', `${event.toHost} is not connected`);
+      }
+      return true;
+    };
+    for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost<StanzaEvent>(`${kind}/${dest}`, deliver, 1000);
+
+    await module.listen({
+      name: 'component',
+      ports: module.config('componentPorts', DEFAULTS.componentPorts),
+      onConnection: (conn) => acceptConnection(shared, conn),
+    });
+
+    const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
+    if (keepalive > 0) {
+      module.setInterval(() => {
+        const now = Date.now();
+        for (const session of states.keys()) {
+          const conn = session.conn;
+          if (conn && session.type === 'component' && now - conn.lastActivity >= keepalive) conn.write(' ');
+        }
+      }, Math.min(keepalive, 30_000));
+    }
+
+    const closeAll = (text: string) => {
+      for (const session of [...states.keys()]) session.close({ condition: 'system-shutdown', text });
+    };
+    module.hookGlobal('server-stopping', () => closeAll('Server is shutting down'));
+    // Unloaded at run time: nothing would route to the components any more.
+    module.signal.addEventListener('abort', () => closeAll('Component service unloaded'), { once: true });
+  },
+});
+
+function acceptConnection(shared: Shared, conn: Connection): void {
+  const { module, secrets, states, limits } = shared;
+  const parser = new XmppStreamParser(limits(false));
+  const state: ComponentState = { parser, headerSent: false, closing: false, authTimer: undefined };
+
+  const send = (x: Element | string): boolean => {
+    if (state.closing) return false;
+    return conn.write(typeof x === 'string' ? x : serialise(x));
+  };
+
+  const sendHeader = (from: string | undefined) => {
+    state.headerSent = true;
+    session.streamId = randomBytes(12).toString('hex');
+    conn.write(streamHeader({ 'xmlns:stream': NS.streams, xmlns: NS.component, id: session.streamId, from }));
+  };
+
+  const who = () => (session.type === 'component' ? `component ${session.host}` : `unauthenticated component connection${session.host ? ` for ${session.host}` : ''}`);
+
+  const close = (reason?: CloseReason) => {
+    if (state.closing) return;
+    if (reason) {
+      if (!state.headerSent) sendHeader(session.host);
+      conn.write(streamErrorElement(reason.condition, reason.text).toString());
+      const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
+      session.log[quiet ? 'info' : 'warn']('closing stream of %s from %s: %s%s', who(), conn.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
+    }
+    if (state.headerSent) conn.write('</stream:stream>');
+    state.closing = true;
+    conn.close();
+    finish(true, reason);
+  };
+
+  const finish = (graceful: boolean, reason?: CloseReason) => {
+    if (state.authTimer) clearTimeout(state.authTimer);
+    states.delete(session);
+    const host = session.host;
+    const wasConnected = session.type === 'component' && host !== undefined && module.sessions.getComponent(host) === session;
+    module.sessions.destroy(session, reason);
+    if (wasConnected) {
+      module.log.info('component %s disconnected (%s)', host, graceful ? 'graceful' : 'not graceful');
+      module.emit('component-disconnected', { host, graceful } satisfies ComponentDisconnectedEvent);
+    }
+  };
+
+  const session = module.sessions.create('component_unauthed', conn, { send, close });
+  states.set(session, state);
+
+  state.authTimer = setTimeout(() => {
+    if (session.type === 'component_unauthed') close({ condition: 'connection-timeout', text: 'No handshake in time' });
+  }, module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000);
+  state.authTimer.unref();
+
+  conn.onData((chunk) => parser.write(chunk));
+  conn.onClose((hadError) => {
+    if (state.closing) return;
+    state.closing = true;
+    session.log('connection of %s from %s %s without a stream close', who(), conn.ip, hadError ? 'dropped with an error' : 'closed');
+    finish(false, { condition: 'connection-timeout', text: hadError ? 'Connection dropped' : 'Connection closed' });
+  });
+
+  parser.on('error', (condition, text) => close({ condition, text }));
+  parser.on('streamEnd', () => close());
+  parser.on('streamStart', (attrs) => {
+    if (attrs.xmlns !== NS.component) {
+      close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.component}` });
+      return;
+    }
+    const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
+    if (!to || !secrets.has(to) || module.hosts.get(to)?.kind !== 'component') {
+      close({ condition: 'host-unknown', text: to ? `${to} is not an external component of this server` : "The stream header has no 'to'" });
+      return;
+    }
+    session.host = to;
+    session.notopen = false;
+    sendHeader(to);
+  });
+
+  const handshake = (el: Element) => {
+    const host = session.host!;
+    const secret = secrets.get(host)!;
+    if (!digestMatches(el.text(), handshakeDigest(session.streamId ?? '', secret))) {
+      close({ condition: 'not-authorized', text: 'Handshake failed' });
+      return;
+    }
+    if (!module.sessions.makeComponent(session, host)) {
+      close({ condition: 'conflict', text: `Component ${host} is already connected` });
+      return;
+    }
+    if (state.authTimer) clearTimeout(state.authTimer);
+    state.authTimer = undefined;
+    parser.setLimits(limits(true));
+    send('<handshake/>');
+    module.log.info('component %s connected from %s', host, conn.ip);
+    module.emit('component-connected', { host } satisfies ComponentConnectedEvent);
+  };
+
+  const fromComponent = (el: Element) => {
+    const host = session.host!;
+    const attrs = el.attrs as Attrs;
+    delete attrs.xmlns; // the stream's content namespace: stanzas travel without one inside the server
+    if (attrs.from === undefined) {
+      attrs.from = host; // lenient: the component's own domain
+    } else {
+      const from = prep(attrs.from);
+      if (from === null || split(from).host !== host) {
+        close({ condition: 'invalid-from', text: `A component may only send from addresses at ${host}` });
+        return;
+      }
+      attrs.from = from;
+    }
+    if (attrs.to === undefined) {
+      module.router.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
+      return;
+    }
+    module.router.route(session, el);
+  };
+
+  parser.on('stanza', (el) => {
+    if (session.notopen || !session.host) return;
+    const ns = el.attrs.xmlns as string | undefined;
+    const inStreamNs = ns === undefined || ns === NS.component;
+    if (session.type === 'component_unauthed') {
+      if (el.name === 'handshake' && inStreamNs) handshake(el);
+      else close({ condition: 'not-authorized', text: 'Send the handshake first' });
+      return;
+    }
+    if (inStreamNs && isStanzaKind(el.name)) {
+      fromComponent(el);
+      return;
+    }
+    close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });
+  });
+}
