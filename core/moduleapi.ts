@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { Server } from './server.ts';
 import type { EventBus, Handler } from './events.ts';
-import { CoreError } from './errors.ts';
+import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './errors.ts';
+import { errorReply, iqResult, xml } from './stanza.ts';
 import type { Host } from './hostmanager.ts';
 import { getLogger, type Logger } from './log.ts';
 import type { ModuleHeader } from './module-header.ts';
@@ -245,6 +246,21 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
       map: (store = this.name) => sm.map(host, store),
       archive: (store = this.name) => sm.archive(host, store),
     };
+  }
+
+  // -- stanza helpers (so a module dropped anywhere needs no runtime import from Cadence)
+
+  /** Build an element: module.xml('query', { xmlns }, child, 'text'). */
+  readonly xml = xml;
+
+  /** The iq result for a request, with an optional payload. */
+  iqResult(stanza: Element, payload?: Element): Element {
+    return iqResult(stanza, payload);
+  }
+
+  /** The error reply for a stanza (RFC 6120 §8.3). */
+  errorReply(stanza: Element, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): Element {
+    return errorReply(stanza, type, condition, text);
   }
 
   // -- core services

@@ -262,6 +262,7 @@ export class ModuleManager {
       log.error('module %s: save() failed: %s', name, err);
     }
     // Stanzas arriving during the swap wait and are then routed to the new code.
+    log.info('reloading %s on %s', name, entry.host === '*' ? 'the server' : entry.host);
     const release = this.server.router.hold();
     try {
       await this.unload(entry.host, name);

@@ -23,6 +23,8 @@ export class TestServer {
   proc: ChildProcess | undefined;
   c2sPort = 0;
   directTlsPort = 0;
+  /** Port of the listener named 'component' (mod_component, XEP-0114), when there is one. */
+  componentPort = 0;
   addresses: string[] = [];
   output = '';
   private exited: Promise<number | null> | undefined;
@@ -48,6 +50,7 @@ export class TestServer {
             const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
             if (name === 'c2s') this.c2sPort = port;
             if (name === 'c2s_direct_tls') this.directTlsPort = port;
+            if (name === 'component') this.componentPort = port;
           }
           resolve();
         }
