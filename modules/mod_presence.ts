@@ -447,7 +447,7 @@ export default defineModule({
       if (event.to === undefined) {
         // No 'to': broadcast presence (available/unavailable); anything else is meaningless here.
         if (type === undefined || type === 'unavailable') {
-          queues.run(userBare, () => clientBroadcastPresence(origin, stanza));
+          void queues.run(userBare, () => clientBroadcastPresence(origin, stanza));
         }
         return true;
       }
@@ -455,7 +455,8 @@ export default defineModule({
       if (isSubscriptionType(type)) {
         const contact = bareOf(event.to);
         if (!contact || contact === userBare) return true; // no subscriptions to oneself
-        return queues.run(userBare, () => outboundSubscription(origin, stanza, type, contact)).then(() => true);
+        void queues.run(userBare, () => outboundSubscription(origin, stanza, type, contact));
+        return true;
       }
 
       if (type === undefined || type === 'unavailable') {
@@ -524,6 +525,23 @@ export default defineModule({
       session.presence = undefined;
       module.dropState(session);
     });
+  },
+
+  // A reload keeps the directed-presence lists of live sessions.
+  save(module) {
+    const lists: [Session, string[]][] = [];
+    for (const s of module.sessions.boundSessions()) {
+      const set = s.host === module.host ? module.peekState<Set<string>>(s) : undefined;
+      if (set?.size) lists.push([s, [...set]]);
+    }
+    return lists;
+  },
+  restore(module, state) {
+    if (!Array.isArray(state)) return;
+    for (const entry of state as [Session, string[]][]) {
+      const [session, list] = entry;
+      if (!session.destroyed && session.full_jid) module.state(session, () => new Set(list));
+    }
   },
 });
 

@@ -18,6 +18,8 @@ const ALL_MECHANISMS: readonly Mechanism[] = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1
 interface SaslState {
   mechanism: Mechanism;
   scram?: ScramServer;
+  /** Who is trying (for the log only). */
+  who?: string;
 }
 
 type Outcome = { status: 'challenge'; data: Buffer } | { status: 'success'; data: Buffer; username: string } | { status: 'failure'; condition: string; text: string };
@@ -74,7 +76,8 @@ export default defineModule({
       session.send(el);
     };
 
-    const fail = (session: Session, condition: string, text: string, who?: string) => {
+    const fail = (session: Session, condition: string, text: string) => {
+      const who = inProgress.get(session)?.who;
       inProgress.delete(session);
       const el = new Element('failure', { xmlns: NS.sasl });
       el.c(condition);
@@ -82,7 +85,7 @@ export default defineModule({
       session.send(el);
       const n = (failures.get(session) ?? 0) + 1;
       failures.set(session, n);
-      module.log.warn('authentication failure for %s from %s: %s (%s)', who ?? 'unknown user', session.conn?.ip, condition, text);
+      module.log.warn('authentication failure for %s from %s: %s (%s)', who ? `${who}@${module.host}` : 'unknown user', session.conn?.ip, condition, text);
       module.emit('authentication-failure', { session, condition });
       if (n >= module.option('maxFailures')) session.close({ condition: 'policy-violation', text: 'Too many failed authentication attempts' });
     };
@@ -93,11 +96,11 @@ export default defineModule({
         send(session, 'challenge', outcome.data);
         return;
       }
-      inProgress.delete(session);
       if (outcome.status === 'failure') {
         fail(session, outcome.condition, outcome.text);
         return;
       }
+      inProgress.delete(session);
       send(session, 'success', outcome.data);
       module.log('%s authenticated as %s@%s', session.conn?.ip, outcome.username, module.host);
       module.sessions.makeAuthenticated(session, outcome.username);
@@ -130,7 +133,7 @@ export default defineModule({
         fail(origin, 'incorrect-encoding', 'Invalid base64');
         return true;
       }
-      const state: SaslState = { mechanism: mechanism as Mechanism };
+      const state: SaslState = { mechanism: mechanism as Mechanism, who: claimedUser(mechanism, data) };
       inProgress.set(origin, state);
       if (mechanism === 'PLAIN') {
         run(origin, plain(module, data));
@@ -207,6 +210,13 @@ async function plain(module: ModuleApi, data: Buffer): Promise<Outcome> {
   const ok = await module.users.checkPassword(module.host, node, password);
   if (!ok) return { status: 'failure', condition: 'not-authorized', text: 'Invalid username or password' };
   return { status: 'success', data: Buffer.alloc(0), username: node };
+}
+
+/** The username a client claims (logged on failure; never trusted). */
+function claimedUser(mechanism: string, data: Buffer): string | undefined {
+  const text = data.toString('utf8');
+  const name = mechanism === 'PLAIN' ? text.split('\u0000')[1] : /^[^,]*,[^,]*,n=([^,]*)/.exec(text)?.[1]?.replace(/=2C/g, ',').replace(/=3D/g, '=');
+  return name ? name.replace(/[^\x21-\x7e]/g, '?').slice(0, 64) : undefined;
 }
 
 function decode(text: string): Buffer | undefined {

@@ -33,7 +33,7 @@ describe('e2e: login and chat', function () {
       assert.equal(err.condition, 'not-authorized');
       return true;
     });
-    assert.match(server.output, /authentication failure/);
+    await server.waitForOutput(/authentication failure for romeo@localhost from 127\.0\.0\.1/);
   });
 
   it('subscribes both ways, shares presence and exchanges messages', async function () {
@@ -76,7 +76,7 @@ describe('e2e: login and chat', function () {
     // A from naming someone else closes the stream with invalid-from; nothing is delivered.
     await romeo.send(xml('message', { to: juliet.jid, from: 'juliet@localhost/x', id: 'forged' }, xml('body', {}, 'fake')));
     await juliet.expectNothing((s) => s.attrs.id === 'forged', 800);
-    assert.match(server.output, /invalid-from/);
+    await server.waitForOutput(/invalid-from/);
   });
 
   it('answers service-unavailable to an unhandled iq and never answers a result', async function () {

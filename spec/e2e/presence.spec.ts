@@ -121,12 +121,10 @@ async function rosterItem(c: TestClient, jid: string): Promise<Element | undefin
 /** Poll both rosters until they show the expected states. */
 async function waitSeen(u: TestClient, c: TestClient, expectU: string, expectC: string, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  let last = '';
   for (;;) {
     const [su, sc] = await Promise.all([seen(u, c.bare), seen(c, u.bare)]);
     if (su === expectU && sc === expectC) return;
-    last = `user sees ${su}, contact sees ${sc}`;
-    if (Date.now() > deadline) assert.fail(`${what}: expected user ${expectU} / contact ${expectC}, but ${last}`);
+    if (Date.now() > deadline) assert.fail(`${what}: expected user ${expectU} / contact ${expectC}, but user sees ${su}, contact sees ${sc}`);
     await new Promise((r) => setTimeout(r, 40));
   }
 }
@@ -158,7 +156,7 @@ async function befriend(a: TestClient, b: TestClient): Promise<void> {
 const TABLE_USERS = (['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'] as const).flatMap((k) => [`u-${k}`, `c-${k}`]);
 const USERS = [
   ...TABLE_USERS,
-  'hs1', 'hs2', 'pa1', 'pa2', 'pr1', 'pr2', 'b1', 'b2', 'b3', 'd1', 'd2', 'd3', 'tcp1', 'tcp2', 'inv', 'un1', 'un2', 'mr1', 'mr2',
+  'hs1', 'hs2', 'cx1', 'cx2', 'np1', 'np2', 'pa1', 'pa2', 'pr1', 'pr2', 'b1', 'b2', 'b3', 'd1', 'd2', 'd3', 'tcp1', 'tcp2', 'inv', 'un1', 'un2', 'mr1', 'mr2',
 ];
 
 describe('e2e: presence', function () {
@@ -228,6 +226,42 @@ describe('e2e: presence', function () {
     assert.equal(await seen(c, 'hs1@localhost'), 'both');
   });
 
+  it('ends presence with the subscription: unavailable before unsubscribed, and after unsubscribe', async function () {
+    const u = await connect('cx1', 'r');
+    const c = await connect('cx2', 'r');
+    await befriend(u, c);
+    u.inbox.drain();
+    c.inbox.drain();
+
+    // c cancels u's subscription: u sees c go offline first, then the cancellation.
+    await c.send(xml('presence', { to: u.bare, type: 'unsubscribed' }));
+    const first = await u.expect((s) => s.name === 'presence' && String(s.attrs.from).startsWith('cx2@'));
+    assert.equal(first.attrs.type, 'unavailable');
+    assert.equal(first.attrs.from, c.jid);
+    await u.expect(isPresence('unsubscribed', c.bare));
+    await waitSeen(u, c, 'from', 'to', 'after unsubscribed');
+
+    // c unsubscribes from u: u's resources go offline for c.
+    c.inbox.drain();
+    await c.send(xml('presence', { to: u.bare, type: 'unsubscribe' }));
+    await u.expect(isPresence('unsubscribe', c.bare));
+    await c.expect(isPresence('unavailable', u.jid));
+    await waitSeen(u, c, 'none', 'none', 'after unsubscribe');
+    // No more broadcasts either way.
+    await u.send(xml('presence', {}, xml('show', {}, 'away')));
+    await c.expectNothing((s) => s.name === 'presence' && s.getChildText('show') === 'away', 300);
+  });
+
+  it('broadcasts to resources with a negative priority too', async function () {
+    const a = await connect('np1', 'r');
+    const b = await connect('np2', 'low', { presence: false });
+    await b.send(xml('presence', {}, xml('priority', {}, '-5')));
+    await b.expect(isPresence(undefined, b.jid));
+    await befriend(a, b);
+    await a.send(xml('presence', {}, xml('status', {}, 'hello low')));
+    await b.expect((s) => s.name === 'presence' && s.attrs.from === a.jid && s.getChildText('status') === 'hello low');
+  });
+
   describe('Appendix A: every subscription stanza in every state', function () {
     for (const kind of ['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed'] as const) {
       describe(`${kind}`, function () {
@@ -250,9 +284,10 @@ describe('e2e: presence', function () {
         const reset = async () => {
           const remove = (x: TestClient, jid: string) =>
             x.iqRaw(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_ROSTER }, xml('item', { jid, subscription: 'remove' }))));
+          // Either side may have no item (a request pending in is not one): item-not-found is fine.
           await remove(u, c.bare);
-          await waitSeen(u, c, 'none', 'none', 'reset');
           await remove(c, u.bare);
+          await waitSeen(u, c, 'none', 'none', 'reset');
           await new Promise((r) => setTimeout(r, 100));
           assert.equal(await rosterItem(u, c.bare), undefined);
           assert.equal(await rosterItem(c, u.bare), undefined);
@@ -381,7 +416,8 @@ describe('e2e: presence', function () {
     // Own presence echoed, the contact's presence from the probe answer, the contact notified.
     await b2.expect((s) => s.name === 'presence' && s.attrs.from === b2.jid && s.getChildText('show') === 'chat');
     const fromR1 = await b2.expect(isPresence(undefined, r1.jid));
-    assert.equal(fromR1.attrs.to, b2.bare, 'probe answers go to the prober, the bare JID');
+    // The probe came from the bare JID; its answer reaches the available resource, addressed to it.
+    assert.equal(fromR1.attrs.to, b2.jid);
     const toR1 = await r1.expect((s) => s.name === 'presence' && s.attrs.from === b2.jid && s.getChildText('show') === 'chat');
     assert.equal(toR1.attrs.to, r1.jid);
     assert.equal(toR1.getChildText('priority'), '5');

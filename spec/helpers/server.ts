@@ -64,6 +64,17 @@ export class TestServer {
     await ready;
   }
 
+  /** Wait until the server's output (after `from`) matches `re`. */
+  async waitForOutput(re: RegExp, timeoutMs = 5000, from = 0): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = re.exec(this.output.slice(from));
+      if (m) return m[0];
+      if (Date.now() > deadline) throw new Error(`server output did not match ${re} within ${timeoutMs} ms:\n${this.output.slice(from)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
   /** SIGTERM and wait for exit; returns the exit code. */
   async stop(): Promise<number | null> {
     if (!this.proc || this.proc.exitCode !== null) return this.proc?.exitCode ?? null;

@@ -19,6 +19,9 @@ describe('module manager', function () {
 
   beforeEach(function () {
     userDir = mkdtempSync(path.join(tmpdir(), 'cadence-mods-'));
+    // An ESM scope, so the in-process loader imports directly (e2e/modules.spec.ts covers a
+    // plain directory through the real CLI).
+    writeFileSync(path.join(userDir, 'package.json'), '{ "type": "module" }\n');
     server = makeServer({ pluginPaths: [userDir, FIXTURES], log: { level: 'error' } });
     warnings = [];
     removeSink = addLogSink((level, _ns, line) => {
