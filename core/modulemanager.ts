@@ -197,7 +197,7 @@ export class ModuleManager {
     } catch (err) {
       // unload is always called so a half-made module releases what it made.
       await this.runUnload(entry);
-      throw new CoreError('MODULE_LOAD_FAILED', `module '${name}' failed to load on ${host}: ${(err as Error).message}`);
+      throw new CoreError('MODULE_LOAD_FAILED', `module '${name}' failed to load on ${host === '*' ? 'the server' : host}: ${(err as Error).message}`);
     }
     let mods = this.loaded.get(host);
     if (!mods) this.loaded.set(host, (mods = new Map()));
