@@ -370,9 +370,12 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     this.track(handlers, 'session-added', 'session-removed', () => [...this.server.sessions.boundSessions()]);
   }
 
-  /** Connections (sessions of any type, from accept to close), as onSessions. */
+  /**
+   * Connections (sessions of any type, until closed), as onSessions. A global module hears of a
+   * connection when it is accepted; a host module once it has authenticated to its host.
+   */
   onConnections(handlers: { added?(session: Session): void; removed?(session: Session): void }): void {
-    this.track(handlers, 'connection-added', 'connection-removed', () => [...this.server.sessions.all]);
+    this.track(handlers, 'connection-added', 'connection-removed', () => [...this.server.sessions.all], 'authentication-success');
   }
 
   private track(
@@ -380,6 +383,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     addedEvent: string,
     removedEvent: string,
     existing: () => Session[],
+    alsoAddedOn?: string,
   ): void {
     const mine = (s: Session) => this.isGlobal || s.host === this.host;
     const safe = (fn: ((s: Session) => void) | undefined, s: Session) => {
@@ -395,11 +399,13 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
       live.add(s);
       safe(handlers.added, s);
     }
-    this.hookGlobal<{ session: Session }>(addedEvent, ({ session }) => {
+    const onAdded = ({ session }: { session: Session }) => {
       if (!mine(session) || live.has(session)) return;
       live.add(session);
       safe(handlers.added, session);
-    });
+    };
+    this.hookGlobal(addedEvent, onAdded);
+    if (alsoAddedOn && !this.isGlobal) this.hookGlobal(alsoAddedOn, onAdded);
     this.hookGlobal<{ session: Session }>(removedEvent, ({ session }) => {
       if (!live.delete(session)) return;
       safe(handlers.removed, session);
