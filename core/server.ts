@@ -135,7 +135,8 @@ export class Server {
     let names: string[];
     if (entry.kind === 'component') {
       const c = entry.options as { module?: string; secret?: string };
-      names = [...(c.module ? [c.module] : []), ...(entry.options.modulesEnabled ?? [])];
+      // An external component (secret) is served by mod_component; an internal one by its module.
+      names = [...(c.module ? [c.module] : []), ...(c.secret ? ['component'] : []), ...(entry.options.modulesEnabled ?? [])];
     } else {
       names = [
         ...DEFAULTS.autoloadModules,

@@ -272,7 +272,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       else close({ condition: 'not-authorized', text: 'Send the handshake first' });
       return;
     }
-    if (inStreamNs && isStanzaKind(el.name)) {
+    // jabber:client is tolerated for stanzas (some libraries can be told to use it).
+    if ((inStreamNs || ns === NS.client) && isStanzaKind(el.name)) {
       fromComponent(el);
       return;
     }

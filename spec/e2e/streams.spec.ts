@@ -14,7 +14,7 @@ describe('e2e: streams', function () {
   const streamError = (c: RawClient) => c.expect((el) => el.name === 'stream:error');
 
   before(async function () {
-    server = await startServer({ users: { alice: 'alice-pass', bob: 'bob-pass' }, config: { c2sPreauthStanzaSizeLimit: 2048, modulesDisabled: ['presence', 'roster'] } });
+    server = await startServer({ users: { alice: 'alice-pass', bob: 'bob-pass' }, config: { c2sPreauthStanzaSizeLimit: 2048 } });
   });
   afterEach(function () {
     for (const c of raws.splice(0)) c.close();
