@@ -5,6 +5,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Config } from './config.ts';
 import { loadConfig } from './server.ts';
 
 interface Reply {
@@ -90,10 +91,32 @@ async function withPassword(words: string[]): Promise<string[]> {
 
 const quote = (w: string) => (/^[^\s"']+$/.test(w) ? w : JSON.stringify(w));
 
+export function adminSocketPath(config: Config): string {
+  return config.raw.adminSocket ? path.resolve(config.baseDir, config.raw.adminSocket) : path.join(config.dataDir, 'cadence.sock');
+}
+
+/**
+ * Run one shell command on the running server, if one is reachable: undefined when no server
+ * listens (the caller then works offline), else the reply.
+ */
+export async function tryRunningServer(config: Config, words: string[]): Promise<{ ok: boolean; text: string } | undefined> {
+  let conn: ShellConnection;
+  try {
+    conn = await ShellConnection.connect(adminSocketPath(config));
+  } catch {
+    return undefined;
+  }
+  try {
+    const r = await conn.request({ line: words.map(quote).join(' ') });
+    return { ok: r.ok === true, text: (r.ok ? r.output : r.error) ?? '' };
+  } finally {
+    conn.close();
+  }
+}
+
 export async function runShell(configFile: string, words: string[]): Promise<number> {
   const config = await loadConfig(configFile);
-  const socketPath = config.raw.adminSocket ? path.resolve(config.baseDir, config.raw.adminSocket) : path.join(config.dataDir, 'cadence.sock');
-  const conn = await ShellConnection.connect(socketPath);
+  const conn = await ShellConnection.connect(adminSocketPath(config));
   try {
     if (words.length) {
       const line = (await withPassword(words)).map(quote).join(' ');

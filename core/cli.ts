@@ -8,6 +8,7 @@ import { Writable } from 'node:stream';
 import { CoreError } from './errors.ts';
 import { coreFeatures } from './features.ts';
 import { prep, split } from './jid.ts';
+import { setLogLevel } from './log.ts';
 import { loadConfig, Server, VERSION, ROOT_DIR } from './server.ts';
 import type { Config } from './config.ts';
 import { importDefault } from './loader.ts';
@@ -144,35 +145,41 @@ async function userCommand(args: Args): Promise<number> {
   const p = prep(jid);
   const parts = p ? split(p) : undefined;
   if (!parts?.node || !parts.host || parts.resource) return fail(`'${jid}' is not a valid user JID (user@host)`);
+  const { node, host } = parts;
   const config = await loadConfig(args.config);
-  if (!config.hosts.some((h) => h.name === parts.host && h.kind === 'virtualhost')) {
-    return fail(`host '${parts.host}' is not a virtual host of ${args.config}`);
+  if (!config.hosts.some((h) => h.name === host && h.kind === 'virtualhost')) {
+    return fail(`host '${host}' is not a virtual host of ${args.config}`);
   }
+  const password = args.command === 'deluser' ? '' : await readPassword();
+  if (args.command !== 'deluser' && !password) return fail('empty password');
+
+  // A running server does it itself (its sessions and modules see the change)...
+  const { tryRunningServer } = await import('./adminshell.ts');
+  const verb = { adduser: 'create', passwd: 'password', deluser: 'delete' }[args.command as 'adduser' | 'passwd' | 'deluser'];
+  const remote = await tryRunningServer(config, ['user', verb, `${node}@${host}`, ...(password ? [password] : [])]);
+  if (remote) {
+    if (!remote.ok) return fail(remote.text);
+    process.stdout.write(`${remote.text}\n`);
+    return 0;
+  }
+  // ...otherwise the host modules run offline (no listeners), so user-deleted reaches them all.
+  setLogLevel('warn');
   const server = new Server(config);
+  await server.start({ offline: true });
   try {
     if (args.command === 'deluser') {
-      await server.users.delete(parts.host, parts.node);
-      process.stdout.write(`deleted ${parts.node}@${parts.host}\n`);
-      return 0;
-    }
-    if (args.command === 'passwd' && !(await server.users.exists(parts.host, parts.node))) {
-      return fail(`${parts.node}@${parts.host} does not exist`);
-    }
-    if (args.command === 'adduser' && (await server.users.exists(parts.host, parts.node))) {
-      return fail(`${parts.node}@${parts.host} already exists`);
-    }
-    const password = await readPassword();
-    if (!password) return fail('empty password');
-    if (args.command === 'adduser') {
-      await server.users.create(parts.host, parts.node, password);
-      process.stdout.write(`created ${parts.node}@${parts.host}\n`);
+      await server.users.delete(host, node);
+      process.stdout.write(`deleted ${node}@${host}\n`);
+    } else if (args.command === 'adduser') {
+      await server.users.create(host, node, password);
+      process.stdout.write(`created ${node}@${host}\n`);
     } else {
-      await server.users.setPassword(parts.host, parts.node, password);
-      process.stdout.write(`changed the password of ${parts.node}@${parts.host}\n`);
+      await server.users.setPassword(host, node, password);
+      process.stdout.write(`changed the password of ${node}@${host}\n`);
     }
     return 0;
   } finally {
-    await server.storage.close();
+    await server.stop('account command done');
   }
 }
 

@@ -73,6 +73,8 @@ export class ModuleManager {
   private readonly loaded = new Map<string, Map<string, LoadedModule>>();
   /** name → scope learned from the definition, so host loads of global modules go to '*'. */
   private readonly scopes = new Map<string, 'host' | 'global'>();
+  /** Offline server (CLI account commands): global modules (listeners, shells) are not loaded. */
+  hostModulesOnly = false;
 
   constructor(private readonly server: Server, private readonly searchPaths: () => string[]) {}
 
@@ -176,6 +178,7 @@ export class ModuleManager {
     }
     const scope = def.scope ?? 'host';
     this.scopes.set(name, scope);
+    if (scope === 'global' && this.hostModulesOnly) throw new CoreError('MODULE_SKIPPED', `global module '${name}' is not loaded offline`);
     if (scope === 'global' && host !== '*') return this.load('*', name, opts);
 
     const problems = this.checkOptions(host, name, def);

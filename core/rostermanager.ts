@@ -29,14 +29,85 @@ interface RosterMeta {
 
 const META_KEY = '\u0000meta';
 
+interface CacheEntry {
+  roster: Roster;
+  /** Bound sessions of the user holding it (SessionManager). */
+  pins: number;
+  /** Saves in flight. */
+  saving: number;
+}
+
+/**
+ * One Roster object per user while anyone uses it: the user's sessions (pinned from bind to the
+ * last unbind) and modules changing an offline user's roster (kept until their save is done), so
+ * a login never reads a copy older than a change being saved.
+ */
 export class RosterManager {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly loading = new Map<string, Promise<Roster>>();
+
   constructor(private readonly storage: StorageManager) {}
 
   private store(host: string): MapStore {
     return this.storage.map(host, 'roster');
   }
 
-  async load(host: string, username: string): Promise<Roster> {
+  /** The user's roster: the one in use if any, else read from storage. */
+  load(host: string, username: string): Promise<Roster> {
+    const key = `${username}@${host}`;
+    const cached = this.cache.get(key);
+    if (cached) return Promise.resolve(cached.roster);
+    let p = this.loading.get(key);
+    if (!p) {
+      p = this.read(host, username).then(
+        (roster) => {
+          this.loading.delete(key);
+          const entry = this.cache.get(key) ?? { roster, pins: 0, saving: 0 };
+          this.cache.set(key, entry);
+          // Unless pinned or saved in this turn, the copy is dropped again.
+          setImmediate(() => this.maybeEvict(key));
+          return entry.roster;
+        },
+        (err: unknown) => {
+          this.loading.delete(key);
+          throw err;
+        },
+      );
+      this.loading.set(key, p);
+    }
+    return p;
+  }
+
+  /** Load and keep the roster for a bound session; pair with release(). */
+  async acquire(host: string, username: string): Promise<Roster> {
+    const roster = await this.load(host, username);
+    const entry = this.cache.get(`${username}@${host}`);
+    if (entry) entry.pins++;
+    return roster;
+  }
+
+  /** Pin a roster already in hand (its user's entry was re-created synchronously). */
+  pin(host: string, username: string, roster: Roster): void {
+    const key = `${username}@${host}`;
+    const entry = this.cache.get(key) ?? { roster, pins: 0, saving: 0 };
+    entry.pins++;
+    this.cache.set(key, entry);
+  }
+
+  release(host: string, username: string): void {
+    const key = `${username}@${host}`;
+    const entry = this.cache.get(key);
+    if (!entry) return;
+    entry.pins = Math.max(0, entry.pins - 1);
+    this.maybeEvict(key);
+  }
+
+  private maybeEvict(key: string): void {
+    const entry = this.cache.get(key);
+    if (entry && entry.pins === 0 && entry.saving === 0) this.cache.delete(key);
+  }
+
+  private async read(host: string, username: string): Promise<Roster> {
     const all = await this.store(host).getAll<Json>(username);
     const roster: Roster = { items: new Map(), pending: new Map(), version: 0 };
     for (const [key, value] of all) {
@@ -64,10 +135,20 @@ export class RosterManager {
     }
     const meta: RosterMeta = { version: roster.version, pending: Object.fromEntries(roster.pending) };
     values[META_KEY] = meta as unknown as Json;
-    await this.store(host).setKeys(username, values);
+    const key = `${username}@${host}`;
+    let entry = this.cache.get(key);
+    if (!entry) this.cache.set(key, (entry = { roster, pins: 0, saving: 0 }));
+    entry.saving++;
+    try {
+      await this.store(host).setKeys(username, values);
+    } finally {
+      entry.saving--;
+      this.maybeEvict(key);
+    }
   }
 
   async delete(host: string, username: string): Promise<void> {
+    this.cache.delete(`${username}@${host}`);
     await this.store(host).clear(username);
   }
 }

@@ -155,10 +155,15 @@ export class Server {
     return host;
   }
 
-  /** Start: hosts, certificates, modules (each host's, then ready()), then `ready` is logged. */
-  async start(): Promise<string[]> {
+  /**
+   * Start: hosts, certificates, modules (each host's, then ready()), then `ready` is logged.
+   * Offline (the CLI's account commands): host modules only — no listeners, no global modules —
+   * so that events such as user-deleted reach every module that keeps user data.
+   */
+  async start(opts: { offline?: boolean } = {}): Promise<string[]> {
     const names = this.config.hosts.map((h) => h.name);
-    await this.certs.init(names);
+    this.modules.hostModulesOnly = opts.offline ?? false;
+    if (!opts.offline) await this.certs.init(names);
     for (const name of names) this.activateHost(name);
     for (const name of names) {
       const loaded = [];
@@ -166,7 +171,7 @@ export class Server {
         try {
           loaded.push(await this.modules.load(name, mod));
         } catch (err) {
-          if (err instanceof CoreError && (err.code === 'MODULE_FILTERED' || err.code === 'MODULE_ALREADY_LOADED')) {
+          if (err instanceof CoreError && (err.code === 'MODULE_FILTERED' || err.code === 'MODULE_ALREADY_LOADED' || err.code === 'MODULE_SKIPPED')) {
             if (err.code === 'MODULE_FILTERED') log.warn('%s', err.message);
             continue;
           }

@@ -177,15 +177,20 @@ export class SessionManager {
     if (!user) {
       let roster: Roster;
       try {
-        roster = await this.rosters.load(host, username);
+        roster = await this.rosters.acquire(host, username);
       } catch (err) {
         this.log.error('cannot load roster of %s@%s: %s', username, host, err);
         return { ok: false, condition: 'internal-server-error' };
       }
-      if (session.destroyed) return { ok: false, condition: 'not-allowed' };
+      if (session.destroyed) {
+        this.rosters.release(host, username);
+        return { ok: false, condition: 'not-allowed' };
+      }
       // Another session of the user may have loaded it meanwhile.
       user = this.byHost.get(host)?.get(username);
-      if (!user) {
+      if (user) {
+        this.rosters.release(host, username);
+      } else {
         user = { sessions: new Map(), roster };
         let users = this.byHost.get(host);
         if (!users) this.byHost.set(host, (users = new Map()));
@@ -213,7 +218,10 @@ export class SessionManager {
     // Kicking the last other session dropped the user entry: put it back.
     let users = this.byHost.get(host);
     if (!users) this.byHost.set(host, (users = new Map()));
-    if (users.get(username) !== user) users.set(username, user);
+    if (users.get(username) !== user) {
+      users.set(username, user);
+      this.rosters.pin(host, username, user.roster);
+    }
     this.log('%s bound %s', session.id, session.full_jid);
     this.fire('resource-bind', host, { session });
     this.fire('session-added', host, { session });
@@ -230,7 +238,10 @@ export class SessionManager {
     this.fire('resource-unbind', host, { session });
     this.fire('session-removed', host, { session });
     user.sessions.delete(resource);
-    if (user.sessions.size === 0) users!.delete(username);
+    if (user.sessions.size === 0) {
+      users!.delete(username);
+      this.rosters.release(host, username);
+    }
     session.full_jid = undefined;
     session.presence = undefined;
     session.interested = undefined;

@@ -21,7 +21,7 @@ export default {
   load(module) {
     module.hook('iq-set/self/urn:cadence:test:deluser:delete', ({ origin, stanza }) => {
       module.users.delete(origin.host, origin.username).then(() => {
-        origin.send({ toString: () => "<iq type='result' id='" + stanza.attrs.id + "'/>" });
+        origin.send("<iq type='result' id='" + stanza.attrs.id + "'/>");
       });
       return true;
     });

@@ -1,0 +1,199 @@
+//% requires_core_features: storage-archive, stanza-events-v1, sessions-v1, user-deleted-event
+// Offline messages (XEP-0160, RFC 6121 §8.5.2.2.1): chat and normal messages for an existing
+// account with no available resource of non-negative priority are stored — durably, before the
+// `message/offline/handle` handler resolves — stamped with a Delayed Delivery element (XEP-0203,
+// XEP-0082 time with milliseconds, UTC). When one of the user's resources next becomes available
+// with a non-negative priority, the stored messages are sent to it in order and only then deleted.
+//
+// What is stored: mod_message only offers chat/normal messages (never error, groupchat or
+// headline). Of those, a message carrying `<no-store xmlns='urn:xmpp:hints'/>` (XEP-0334) is
+// refused, so mod_message answers service-unavailable: it was neither delivered nor stored, and
+// the sender must not believe otherwise. A message without content worth keeping — only chat
+// state notifications (XEP-0085; XEP-0160 §3 says they SHOULD NOT be stored), thread, ids or
+// hints — is dropped silently, as a typing notification must not come back as an error.
+// `<store xmlns='urn:xmpp:hints'/>` forces storage of such a message.
+//
+// Full storage: when the user already has `limit` messages stored, the message is bounced with
+// <service-unavailable/> (type cancel) and a text saying the offline storage is full. That is the
+// condition XEP-0160 §2 (step 3: "if not (e.g., because the recipient's offline message queue is
+// full), the server returns a <service-unavailable/> error to the sender") and RFC 6121
+// §8.5.2.2.1 (chat/normal that are not stored offline get service-unavailable) name;
+// <resource-constraint/> would describe the server, not the recipient, and invite a retry.
+//
+// When does a resource "become available"? mod_presence emits no notification for that, so this
+// module hooks the client's broadcast presence on `pre-presence/bare` above mod_presence's
+// priority, notes the transition (unavailable, or negative priority, → available with a
+// non-negative priority: XEP-0160 §2 step 5, which includes the initial presence), lets
+// mod_presence handle the stanza, and then delivers. Storing and delivering for one user run in
+// one serial queue, and a message that finds a suitable resource by the time its turn comes is
+// delivered to it instead of being stored, so nothing is left behind in the store while the
+// user is online.
+import { Element } from '@xmpp/xml';
+import { clone, parse } from 'ltx';
+import { DateTime } from 'luxon';
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import type { Session } from '../core/sessionmanager.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { UserDeletedEvent } from '../core/usermanager.ts';
+import type { OfflineEvent } from './mod_message.ts';
+
+const NS_DELAY = 'urn:xmpp:delay';
+const NS_HINTS = 'urn:xmpp:hints';
+const NS_CHATSTATES = 'http://jabber.org/protocol/chatstates';
+const NS_SID = 'urn:xmpp:sid:0';
+const STORE = 'offline';
+
+const options = {
+  limit: { type: 'integer', description: 'Most messages stored per user; more are bounced with service-unavailable', default: 100, min: 0 },
+} as const;
+
+/** Per-user serial queue: tasks for one user run one after the other, in arrival order. */
+class SerialQueues {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const result = prev.then(task);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+function attrsOf(el: Element): Record<string, string | undefined> {
+  return el.attrs as Record<string, string | undefined>;
+}
+
+function hasHint(stanza: Element, hint: string): boolean {
+  return stanza.getChild(hint, NS_HINTS) !== undefined;
+}
+
+/** Whether the message carries something a user wants later (not only chat states, ids, hints). */
+function worthStoring(stanza: Element): boolean {
+  if (hasHint(stanza, 'store')) return true;
+  for (const child of stanza.children) {
+    if (typeof child === 'string') continue;
+    const ns = child.attrs.xmlns as string | undefined;
+    if (ns === NS_CHATSTATES || ns === NS_HINTS || ns === NS_SID) continue;
+    if (child.name === 'thread' && (ns === undefined || ns === 'jabber:client')) continue;
+    return true;
+  }
+  return false;
+}
+
+/** RFC 6121 §4.7.2.3: an integer from -128 to 127, default 0 (as mod_presence reads it). */
+function parsePriority(stanza: Element): number {
+  const text = stanza.getChildText('priority');
+  if (text === null || text === undefined) return 0;
+  const t = text.trim();
+  if (!/^[+-]?\d+$/.test(t)) return 0;
+  return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
+}
+
+/** RFC 6121 §8.5.2.1.1: chat/normal go to the highest-priority non-negative resource(s). */
+function mostAvailable(module: ModuleApi, username: string): Session[] {
+  const sessions = module.sessions.availableSessions(module.host, username).filter((s) => s.priority >= 0 && !s.destroyed);
+  let best = -Infinity;
+  for (const s of sessions) if (s.priority > best) best = s.priority;
+  return sessions.filter((s) => s.priority === best);
+}
+
+export default defineModule({
+  description: 'Offline message storage (XEP-0160) with delayed delivery stamps (XEP-0203)',
+  options,
+  load(module) {
+    const host = module.host;
+    const archive = module.storage.archive(STORE);
+    const queues = new SerialQueues();
+
+    module.addFeature('msgoffline');
+
+    // -- storing ----------------------------------------------------------------------------------
+
+    const store = (event: OfflineEvent): Promise<true | undefined> => {
+      const { username, stanza, origin } = event;
+      return queues.run(username, async () => {
+        // A resource may have become available since mod_message looked: deliver, do not store.
+        const targets = mostAvailable(module, username);
+        if (targets.length) {
+          for (const s of targets) s.send(stanza);
+          return true;
+        }
+        if (!(await module.users.exists(host, username))) return undefined;
+        if (hasHint(stanza, 'no-store')) return undefined; // not stored: mod_message bounces it
+        if (!worthStoring(stanza)) return true; // chat states and the like: dropped silently
+        const limit = module.option('limit');
+        if ((await archive.count(username)) >= limit) {
+          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable', 'The recipient\'s offline message storage is full');
+          return true;
+        }
+        const copy = clone(stanza) as Element;
+        attrsOf(copy).to ??= `${username}@${host}`;
+        const now = DateTime.utc();
+        copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: now.toISO() }));
+        const from = attrsOf(copy).from;
+        await archive.append(username, { when: now.toMillis(), ...(from ? { with: from } : {}), payload: copy.toString() });
+        module.log('stored a message for %s@%s', username, host);
+        return true;
+      });
+    };
+
+    module.hook<OfflineEvent>('message/offline/handle', (event) => {
+      if (event.host !== host) return undefined;
+      return store(event);
+    });
+
+    // -- delivering -------------------------------------------------------------------------------
+
+    const deliver = (session: Session, username: string): Promise<void> =>
+      queues.run(username, async () => {
+        const items = await archive.find(username);
+        if (!items.length) return;
+        const done: string[] = [];
+        for (const item of items) {
+          if (session.destroyed) break;
+          let message: Element;
+          try {
+            message = parse(item.payload) as Element;
+          } catch (err) {
+            module.log.error('dropping an unreadable offline message %s of %s@%s: %s', item.id, username, host, err);
+            done.push(item.id);
+            continue;
+          }
+          session.send(message);
+          done.push(item.id);
+        }
+        // Deleted only once handed to the resource's stream.
+        if (done.length) await archive.delete(username, { ids: done });
+        module.log('delivered %d offline message(s) to %s', done.length, session.full_jid);
+      });
+
+    module.hook<StanzaEvent>('pre-presence/bare', (event) => {
+      const { origin, stanza } = event;
+      if (event.to !== undefined || origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
+      if (origin.host !== host || attrsOf(stanza).type !== undefined) return undefined;
+      const wasReachable = origin.presence !== undefined && origin.priority >= 0;
+      if (wasReachable || parsePriority(stanza) < 0) return undefined;
+      const username = origin.username;
+      // After the presence handlers below this one have run (synchronously, in this dispatch).
+      queueMicrotask(() => {
+        deliver(origin, username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', origin.full_jid, err));
+      });
+      return undefined; // mod_presence handles the stanza as usual
+    }, 10);
+
+    // -- account removal --------------------------------------------------------------------------
+
+    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+      if (h !== host) return undefined;
+      await queues.run(username, () => archive.delete(username));
+      return undefined; // let every other module clean up too
+    });
+  },
+});

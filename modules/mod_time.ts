@@ -1,0 +1,35 @@
+//% requires_core_features: stanza-events-v1, module-options-typed
+// Entity Time (XEP-0202): the server answers urn:xmpp:time queries sent to its domain with its
+// UTC time (XEP-0082 DateTime profile, in UTC) and its offset from UTC (XEP-0082 TZD, "±hh:mm").
+// The offset is that of the `timezone` option (an IANA zone such as 'Europe/Paris'), or of the
+// system's local zone when it is empty.
+import { DateTime, IANAZone } from 'luxon';
+import { defineModule } from '../core/moduleapi.ts';
+import { xml } from '../core/stanza.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+
+export const NS_TIME = 'urn:xmpp:time';
+
+export default defineModule({
+  description: 'Entity Time (XEP-0202)',
+  options: {
+    timezone: { type: 'string', description: "IANA time zone whose offset is reported (default: the system's)", default: '' },
+  },
+  load(module) {
+    const zone = module.option('timezone');
+    if (zone && !IANAZone.isValidZone(zone)) throw new Error(`time.timezone: '${zone}' is not a known IANA time zone`);
+    module.addFeature(NS_TIME);
+    module.hook<StanzaEvent>(`iq-get/host/${NS_TIME}:time`, ({ origin, stanza }) => {
+      const now = DateTime.now().startOf('second');
+      const local = zone ? now.setZone(zone) : now.toLocal();
+      const time = xml(
+        'time',
+        { xmlns: NS_TIME },
+        xml('tzo', {}, local.toFormat('ZZ')),
+        xml('utc', {}, now.toUTC().toISO({ suppressMilliseconds: true }) ?? ''),
+      );
+      origin.send(module.iqResult(stanza, time));
+      return true;
+    });
+  },
+});

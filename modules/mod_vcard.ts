@@ -1,0 +1,171 @@
+//% requires_core_features: stanza-events-v1, storage-keyval, user-deleted-event
+// vcard-temp (XEP-0054): a user stores and reads their own vCard; anyone may read it.
+//
+//  - get to oneself (no 'to', or one's bare JID): the stored vCard, or an empty <vCard/> when
+//    none is stored (§3.1 allows either an empty result or an error; the empty result is what
+//    clients handle best for their own card);
+//  - get to another account's bare JID: the stored vCard; item-not-found when the account has
+//    none (§3.3 requires an error there, item-not-found being one of the two it names);
+//    service-unavailable when there is no such account (RFC 6121 §8.5.1, as mod_disco does);
+//  - get to the server's domain: an empty <vCard/> (the server has no card of its own);
+//  - set: only to oneself; to another account or to the domain, forbidden (§3.2 "SHOULD be
+//    forbidden or not-allowed"). The card is stored as XML text in the 'vcard' keyval store and
+//    is durable before the result is sent.
+//
+// Size limits: `maxPhotoBytes` bounds the decoded size of the PHOTO BINVAL data and `maxSize`
+// the serialized vCard. Exceeding either is answered `not-acceptable` (type modify): RFC 6120
+// §8.3.3.9 defines it as a request that "does not meet criteria defined by the recipient or
+// server", and type modify tells the client that a smaller card would be accepted
+// (policy-violation, §8.3.3.12, is meant for content the service prohibits, not for sizes).
+// Note that a stanza larger than `c2sStanzaSizeLimit` (default 256 KiB) closes the stream
+// before it reaches this module.
+import type { Element } from '@xmpp/xml';
+import { parse } from 'ltx';
+import { defineModule } from '../core/moduleapi.ts';
+import { iqPayload, xml } from '../core/stanza.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { UserDeletedEvent } from '../core/usermanager.ts';
+
+export const NS_VCARD = 'vcard-temp';
+
+const options = {
+  maxPhotoBytes: {
+    type: 'integer',
+    description: 'Largest accepted PHOTO image (decoded BINVAL bytes)',
+    default: 256 * 1024,
+    min: 0,
+  },
+  maxSize: {
+    type: 'integer',
+    description: 'Largest accepted vCard (bytes of its XML serialization)',
+    default: 512 * 1024,
+    min: 1,
+  },
+} as const;
+
+function elementChildren(el: Element, name?: string): Element[] {
+  return el.children.filter((c): c is Element => typeof c !== 'string' && (name === undefined || c.name === name));
+}
+
+/** Decoded size of base64 text (whitespace ignored), without decoding it. */
+function base64DecodedLength(text: string): number {
+  const s = text.replace(/\s+/g, '');
+  if (s.length === 0) return 0;
+  let pad = 0;
+  if (s.endsWith('==')) pad = 2;
+  else if (s.endsWith('=')) pad = 1;
+  return Math.floor((s.length * 3) / 4) - pad;
+}
+
+/** Total decoded bytes of the card's PHOTO/BINVAL values. */
+function photoBytes(vcard: Element): number {
+  let n = 0;
+  for (const photo of elementChildren(vcard, 'PHOTO')) {
+    for (const binval of elementChildren(photo, 'BINVAL')) n += base64DecodedLength(binval.text());
+  }
+  return n;
+}
+
+function emptyVCard(): Element {
+  return xml('vCard', { xmlns: NS_VCARD });
+}
+
+export default defineModule({
+  description: 'vcard-temp (XEP-0054): user vCards',
+  options,
+  load(module) {
+    module.addFeature(NS_VCARD);
+    const store = module.storage.keyval('vcard');
+
+    const load = async (username: string): Promise<Element | undefined> => {
+      const text = await store.get<string>(username);
+      if (typeof text !== 'string') return undefined;
+      try {
+        return parse(text) as unknown as Element;
+      } catch (err) {
+        module.log.error('stored vCard of %s@%s is unreadable: %s', username, module.host, err);
+        return undefined;
+      }
+    };
+
+    const fail = (event: StanzaEvent, what: string) => (err: unknown) => {
+      module.log.error('%s failed for %s: %s', what, event.origin.full_jid ?? event.origin.id, err);
+      module.router.bounce(event.origin, event.stanza, 'wait', 'internal-server-error');
+    };
+
+    // -- get --------------------------------------------------------------------------------------
+
+    module.hook<StanzaEvent>(`iq-get/self/${NS_VCARD}:vCard`, (event) => {
+      const { origin, stanza, toNode } = event;
+      void load(toNode ?? '').then((card) => {
+        origin.send(module.iqResult(stanza, card ?? emptyVCard()));
+      }, fail(event, 'vCard get'));
+      return true;
+    });
+
+    module.hook<StanzaEvent>(`iq-get/bare/${NS_VCARD}:vCard`, (event) => {
+      const { origin, stanza, toNode } = event;
+      const username = toNode ?? '';
+      void (async () => {
+        const card = await load(username);
+        if (card) {
+          origin.send(module.iqResult(stanza, card));
+        } else if (await module.users.exists(module.host, username)) {
+          module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
+        } else {
+          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+        }
+      })().catch(fail(event, 'vCard get'));
+      return true;
+    });
+
+    module.hook<StanzaEvent>(`iq-get/host/${NS_VCARD}:vCard`, ({ origin, stanza }) => {
+      origin.send(module.iqResult(stanza, emptyVCard()));
+      return true;
+    });
+
+    // -- set --------------------------------------------------------------------------------------
+
+    module.hook<StanzaEvent>(`iq-set/self/${NS_VCARD}:vCard`, (event) => {
+      const { origin, stanza, toNode } = event;
+      const card = iqPayload(stanza);
+      if (!card || !toNode) {
+        module.router.bounce(origin, stanza, 'modify', 'bad-request');
+        return true;
+      }
+      const photo = photoBytes(card);
+      const maxPhoto = module.option('maxPhotoBytes');
+      if (photo > maxPhoto) {
+        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', `The photo is too large (${photo} bytes, at most ${maxPhoto} allowed)`);
+        return true;
+      }
+      const text = card.toString();
+      const size = Buffer.byteLength(text, 'utf8');
+      const maxSize = module.option('maxSize');
+      if (size > maxSize) {
+        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', `The vCard is too large (${size} bytes, at most ${maxSize} allowed)`);
+        return true;
+      }
+      // An empty card is a deletion (there is nothing left to show).
+      const empty = elementChildren(card).length === 0 && card.text().trim() === '';
+      void store.set(toNode, empty ? undefined : text).then(() => {
+        origin.send(module.iqResult(stanza));
+      }, fail(event, 'vCard set'));
+      return true;
+    });
+
+    const forbidden = ({ origin, stanza }: StanzaEvent) => {
+      module.router.bounce(origin, stanza, 'auth', 'forbidden', 'You can only change your own vCard');
+      return true;
+    };
+    module.hook(`iq-set/bare/${NS_VCARD}:vCard`, forbidden);
+    module.hook(`iq-set/host/${NS_VCARD}:vCard`, forbidden);
+
+    // -- account removal --------------------------------------------------------------------------
+
+    module.hook<UserDeletedEvent>('user-deleted', async ({ host, username }) => {
+      if (host === module.host) await store.set(username, undefined);
+      return undefined;
+    });
+  },
+});
