@@ -81,9 +81,12 @@ export class RosterManager {
   /** Load and keep the roster for a bound session; pair with release(). */
   async acquire(host: string, username: string): Promise<Roster> {
     const roster = await this.load(host, username);
-    const entry = this.cache.get(`${username}@${host}`);
-    if (entry) entry.pins++;
-    return roster;
+    // The entry may have been dropped (a save finished) or replaced meanwhile: pin what is current.
+    const key = `${username}@${host}`;
+    const entry = this.cache.get(key) ?? { roster, pins: 0, saving: 0 };
+    entry.pins++;
+    this.cache.set(key, entry);
+    return entry.roster;
   }
 
   /** Pin a roster already in hand (its user's entry was re-created synchronously). */

@@ -1,11 +1,13 @@
 //% requires_core_features: sessions-v1, stanza-events-v1
 // Client-to-server streams (RFC 6120 §4): listeners on c2sPorts (STARTTLS) and
 // c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits,
-// whitespace keepalives, and the hand-over of stanzas to the router.
+// whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
+// authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
 import type { Connection } from '../core/connection.ts';
 import { DEFAULTS } from '../core/config.ts';
 import { prep } from '../core/jid.ts';
+import { HANDLER_ERROR } from '../core/events.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
 import { NS, isStanzaKind, streamErrorElement } from '../core/stanza.ts';
@@ -19,6 +21,17 @@ export interface StreamFeaturesEvent {
 export interface StreamElementEvent {
   origin: Session;
   element: Element;
+}
+
+/**
+ * A stanza from a client that has not authenticated yet, fired on the host as
+ * `unauthenticated-stanza/<kind>` (e.g. In-Band Registration, XEP-0077). A handler that returns
+ * a value has answered it; otherwise the stream is closed with not-authorized. Such stanzas are
+ * never routed.
+ */
+export interface UnauthenticatedStanzaEvent {
+  origin: Session;
+  stanza: Element;
 }
 
 interface C2sState {
@@ -177,6 +190,10 @@ function acceptConnection(
     const ns = el.attrs.xmlns as string | undefined;
     if (ns === undefined && isStanzaKind(el.name)) {
       if (session.type !== 'c2s') {
+        if (session.type === 'c2s_unauthed') {
+          const claimed = module.fireOnHost(session.host, `unauthenticated-stanza/${el.name}`, { origin: session, stanza: el } satisfies UnauthenticatedStanzaEvent);
+          if (claimed !== undefined && claimed !== false && claimed !== HANDLER_ERROR) return;
+        }
         close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' });
         return;
       }

@@ -3,9 +3,9 @@
 //  - to a full JID: that resource; if it is not connected, chat/normal fall back to the bare JID,
 //    groupchat gets service-unavailable, headline/error are dropped;
 //  - to a bare JID: chat and normal go to the highest-priority non-negative available
-//    resource(s), headline to all non-negative ones, groupchat is refused; with no such resource,
-//    chat/normal are offered to offline storage (`message/offline/handle`, e.g. mod_offline) or
-//    bounced with service-unavailable.
+//    resource(s), headline to all non-negative ones, groupchat is refused, error is ignored; with
+//    no such resource, chat/normal are offered to offline storage (`message/offline/handle`,
+//    e.g. mod_offline) or bounced with service-unavailable.
 //  - to an account that does not exist: service-unavailable (never silence, never a leak).
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
@@ -43,8 +43,7 @@ function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
   const type = (stanza.attrs.type as string | undefined) ?? 'normal';
   if (!toNode) return true;
   if (type === 'error') {
-    // Errors to a bare JID: to the connected resources with the highest priority, else dropped.
-    for (const s of mostAvailable(module.sessions.availableSessions(toHost, toNode))) s.send(stanza);
+    // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error to a bare JID is silently ignored.
     return true;
   }
   if (type === 'groupchat') {

@@ -29,7 +29,7 @@ describe('roster manager', function () {
     r.items.set('c@h', { subscription: 'both', groups: [] });
     const saving = rosters.save('h', 'u', r, ['c@h']);
     const atLogin = await rosters.acquire('h', 'u');
-    assert.equal(atLogin, r);
+    assert.equal(atLogin, r, 'the roster being saved');
     await saving;
     assert.equal(await rosters.load('h', 'u'), r, 'still pinned by the session');
     rosters.release('h', 'u');
