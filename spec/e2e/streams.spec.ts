@@ -175,3 +175,38 @@ describe('e2e: streams', function () {
     assert.equal(streamErrorCondition(await streamError(c)), 'not-authorized');
   });
 });
+
+describe('e2e: stream timers', function () {
+  let server: TestServer;
+  const raws: RawClient[] = [];
+  before(async function () {
+    server = await startServer({ users: { alice: 'alice-pass' }, config: { c2sUnauthenticatedTimeout: 1, c2sKeepaliveInterval: 1 } });
+  });
+  afterEach(function () {
+    for (const c of raws.splice(0)) c.close();
+  });
+  after(async function () {
+    await server?.destroy();
+  });
+
+  it('closes a connection that does not authenticate in time with connection-timeout', async function () {
+    const c = await RawClient.connect(server.c2sPort);
+    raws.push(c);
+    c.openStream();
+    const err = await c.expect((el) => el.name === 'stream:error', 4000);
+    assert.equal(streamErrorCondition(err), 'connection-timeout');
+    await c.waitClosed();
+  });
+
+  it('sends whitespace keepalives on an idle authenticated stream (and keeps it open)', async function () {
+    const c = await RawClient.connect(server.c2sPort);
+    raws.push(c);
+    c.openStream();
+    await c.starttls();
+    await c.authenticate('alice', 'alice-pass', 'idle');
+    const mark = c.received.length;
+    await new Promise((r) => setTimeout(r, 2600));
+    assert.match(c.received.slice(mark), /^\s+$/, 'only whitespace arrived while idle');
+    assert.equal(c.closed, false, 'an authenticated stream is not timed out');
+  });
+});
