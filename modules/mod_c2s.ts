@@ -10,8 +10,9 @@ import { prep } from '../core/jid.ts';
 import { HANDLER_ERROR } from '../core/events.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
-import { NS, isStanzaKind, streamErrorElement } from '../core/stanza.ts';
-import { XmppStreamParser, streamHeader, type StreamLimits } from '../core/xmppstream.ts';
+import { NS, isStanzaKind } from '../core/stanza.ts';
+import { XmlStream, startKeepalives } from '../core/xmlstream.ts';
+import type { StreamLimits } from '../core/xmppstream.ts';
 
 export interface StreamFeaturesEvent {
   origin: Session;
@@ -34,13 +35,6 @@ export interface UnauthenticatedStanzaEvent {
   stanza: Element;
 }
 
-interface C2sState {
-  parser: XmppStreamParser;
-  headerSent: boolean;
-  closing: boolean;
-  authTimer: NodeJS.Timeout | undefined;
-}
-
 export default defineModule({
   scope: 'global',
   description: 'Client connections: streams, features, limits and keepalives',
@@ -51,117 +45,65 @@ export default defineModule({
         : module.config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
       maxDepth: module.config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
     });
-    const states = new Map<Session, C2sState>();
+    const streams = new Map<Session, XmlStream>();
 
-    const accept = (conn: Connection) => acceptConnection(module, conn, states, limits);
+    const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);
     await module.listen({ name: 'c2s', ports: module.config('c2sPorts', DEFAULTS.c2sPorts), onConnection: accept });
     const tlsPorts = module.config('c2sDirectTlsPorts', DEFAULTS.c2sDirectTlsPorts);
     if (tlsPorts.length) {
       await module.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
     }
 
-    // Authenticated clients get the larger stanza size limit.
+    // Authenticated clients get the larger stanza size limit and no timeout.
     module.hookGlobal<SessionEvent>('authentication-success', ({ session }) => {
-      states.get(session)?.parser.setLimits(limits(true));
+      streams.get(session)?.authenticated(limits(true));
     });
 
     // Whitespace keepalives keep NAT mappings and idle-killing proxies from dropping clients.
     const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
     if (keepalive > 0) {
-      module.setInterval(() => {
-        const now = Date.now();
-        for (const session of states.keys()) {
-          const conn = session.conn;
-          if (conn && !session.notopen && now - conn.lastActivity >= keepalive) conn.write(' ');
-        }
-      }, Math.min(keepalive, 30_000));
+      const open = function* () {
+        for (const s of streams.keys()) if (s.conn && !s.notopen) yield s.conn;
+      };
+      startKeepalives(open, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }
 
     module.hookGlobal('server-stopping', () => {
-      for (const session of [...states.keys()]) session.close({ condition: 'system-shutdown', text: 'Server is shutting down' });
+      for (const session of [...streams.keys()]) session.close({ condition: 'system-shutdown', text: 'Server is shutting down' });
     });
-  },
-  unload() {
-    // Sessions close with their listeners' owner: server-stopping (or the process) handles them.
   },
 });
 
 function acceptConnection(
   module: ModuleApi,
   conn: Connection,
-  states: Map<Session, C2sState>,
+  streams: Map<Session, XmlStream>,
   limits: (authenticated: boolean) => StreamLimits,
 ): void {
-  const parser = new XmppStreamParser(limits(false));
-  const state: C2sState = { parser, headerSent: false, closing: false, authTimer: undefined };
-
-  const send = (x: Element | string): boolean => {
-    if (state.closing) return false;
-    return conn.write(typeof x === 'string' ? x : x.toString());
-  };
-
-  const sendHeader = (host: string | undefined, to: string | undefined) => {
-    state.headerSent = true;
-    session.streamId = Math.random().toString(36).slice(2) + Date.now().toString(36);
-    conn.write(
-      streamHeader({
-        xmlns: NS.client,
-        'xmlns:stream': NS.streams,
-        id: session.streamId,
-        from: host,
-        to,
-        version: '1.0',
-        'xml:lang': 'en',
-      }),
-    );
-  };
-
-  const close = (reason?: CloseReason) => {
-    if (state.closing) return;
-    if (reason) {
-      if (!state.headerSent) sendHeader(session.host, undefined);
-      conn.write(streamErrorElement(reason.condition, reason.text).toString());
-      const level = reason.condition === 'system-shutdown' || reason.condition === 'conflict' ? 'info' : 'warn';
-      session.log[level === 'info' ? 'info' : 'warn']('closing stream of %s from %s: %s%s', session.full_jid ?? session.username ?? 'unauthenticated client', conn.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
-    }
-    if (state.headerSent) conn.write('</stream:stream>');
-    state.closing = true;
-    conn.close();
-    finish(reason);
-  };
-
-  const finish = (reason?: CloseReason) => {
-    if (state.authTimer) clearTimeout(state.authTimer);
-    states.delete(session);
-    module.sessions.destroy(session, reason);
-  };
-
-  const session = module.sessions.create('c2s_unauthed', conn, {
-    send,
-    close,
-    reset: () => {
-      parser.reset();
-      state.headerSent = false;
+  const stream: XmlStream = new XmlStream({
+    conn,
+    limits: limits(false),
+    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    headerAttrs: () => ({ xmlns: NS.client, 'xmlns:stream': NS.streams, from: session.host, to: peerFrom, version: '1.0', 'xml:lang': 'en' }),
+    describe: () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client'),
+    log: module.log,
+    onEnd: (_graceful, reason) => {
+      streams.delete(session);
+      module.sessions.destroy(session, reason);
     },
   });
-  states.set(session, state);
+  // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
+  let peerFrom: string | undefined;
 
-  state.authTimer = setTimeout(() => {
-    if (session.type === 'c2s_unauthed') close({ condition: 'connection-timeout', text: 'Not authenticated in time' });
-  }, module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000);
-  state.authTimer.unref();
-
-  conn.onData((chunk) => parser.write(chunk));
-  conn.onClose((hadError) => {
-    if (state.closing) return;
-    state.closing = true;
-    session.log('connection from %s %s', conn.ip, hadError ? 'dropped with an error' : 'closed');
-    finish({ condition: 'connection-timeout', text: hadError ? 'Connection dropped' : 'Connection closed' });
+  const session = module.sessions.create('c2s_unauthed', conn, {
+    send: (x) => stream.send(x),
+    close: (reason) => stream.close(reason),
+    reset: () => stream.reset(),
   });
+  streams.set(session, stream);
+  const close = (reason: CloseReason) => stream.close(reason);
 
-  parser.on('error', (condition, text) => close({ condition, text }));
-  parser.on('streamEnd', () => close());
-  parser.on('streamStart', (attrs) => {
+  stream.parser.on('streamStart', (attrs) => {
     if (attrs.xmlns !== NS.client) {
       close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.client}` });
       return;
@@ -172,28 +114,27 @@ function acceptConnection(
       close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
       return;
     }
+    session.host = to;
     if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
-      session.host = to;
       close({ condition: 'unsupported-version', text: 'Only XMPP 1.0 streams are supported' });
       return;
     }
-    session.host = to;
     session.notopen = false;
     if (attrs['xml:lang']) session.lang = attrs['xml:lang'];
-    sendHeader(to, attrs.from);
+    peerFrom = attrs.from;
+    session.streamId = stream.sendHeader();
     const features = new Element('stream:features');
     module.fireOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
-    send(features);
+    stream.send(features);
   });
-  parser.on('stanza', (el) => {
+
+  stream.parser.on('stanza', (el) => {
     if (session.notopen || !session.host) return;
     const ns = el.attrs.xmlns as string | undefined;
     if (ns === undefined && isStanzaKind(el.name)) {
       if (session.type !== 'c2s') {
-        if (session.type === 'c2s_unauthed') {
-          const claimed = module.fireOnHost(session.host, `unauthenticated-stanza/${el.name}`, { origin: session, stanza: el } satisfies UnauthenticatedStanzaEvent);
-          if (claimed !== undefined && claimed !== false && claimed !== HANDLER_ERROR) return;
-        }
+        const claimed = module.fireOnHost(session.host, `unauthenticated-stanza/${el.name}`, { origin: session, stanza: el } satisfies UnauthenticatedStanzaEvent);
+        if (claimed !== undefined && claimed !== false && claimed !== HANDLER_ERROR) return;
         close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' });
         return;
       }

@@ -13,7 +13,7 @@
 // While a component is not connected, iq get/set and messages to its domain are answered with
 // service-unavailable, presence is dropped. A second connection for a connected component is
 // refused with a <conflict/> stream error (the established one stays).
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import type { Connection } from '../core/connection.ts';
 import { DEFAULTS } from '../core/config.ts';
@@ -21,8 +21,9 @@ import { prep, split } from '../core/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session } from '../core/sessionmanager.ts';
 import type { StanzaEvent } from '../core/stanza-router.ts';
-import { NS, isStanzaKind, streamErrorElement } from '../core/stanza.ts';
-import { XmppStreamParser, streamHeader, type StreamLimits } from '../core/xmppstream.ts';
+import { NS, isStanzaKind } from '../core/stanza.ts';
+import { XmlStream, startKeepalives } from '../core/xmlstream.ts';
+import type { StreamLimits } from '../core/xmppstream.ts';
 
 export interface ComponentConnectedEvent {
   host: string;
@@ -34,18 +35,11 @@ export interface ComponentDisconnectedEvent {
   graceful: boolean;
 }
 
-interface ComponentState {
-  parser: XmppStreamParser;
-  headerSent: boolean;
-  closing: boolean;
-  authTimer: NodeJS.Timeout | undefined;
-}
-
 interface Shared {
   module: ModuleApi;
   /** External components: domain → shared secret. */
   secrets: ReadonlyMap<string, string>;
-  states: Map<Session, ComponentState>;
+  streams: Map<Session, XmlStream>;
   limits: (authenticated: boolean) => StreamLimits;
 }
 
@@ -100,15 +94,15 @@ export default defineModule({
         : module.config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
       maxDepth: module.config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
     });
-    const states = new Map<Session, ComponentState>();
-    const shared: Shared = { module, secrets, states, limits };
+    const streams = new Map<Session, XmlStream>();
+    const shared: Shared = { module, secrets, streams, limits };
 
     // Stanzas addressed to a component's domain: to its stream, ahead of anything else on that host.
     const deliver = (event: StanzaEvent): unknown => {
       if (!secrets.has(event.toHost)) return undefined;
       const { stanza } = event;
       const target = module.sessions.getComponent(event.toHost);
-      if (target && states.has(target)) {
+      if (target && streams.has(target)) {
         target.send(stanza);
         return true;
       }
@@ -128,17 +122,14 @@ export default defineModule({
 
     const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
     if (keepalive > 0) {
-      module.setInterval(() => {
-        const now = Date.now();
-        for (const session of states.keys()) {
-          const conn = session.conn;
-          if (conn && session.type === 'component' && now - conn.lastActivity >= keepalive) conn.write(' ');
-        }
-      }, Math.min(keepalive, 30_000));
+      const connected = function* () {
+        for (const s of streams.keys()) if (s.conn && s.type === 'component') yield s.conn;
+      };
+      startKeepalives(connected, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }
 
     const closeAll = (text: string) => {
-      for (const session of [...states.keys()]) session.close({ condition: 'system-shutdown', text });
+      for (const session of [...streams.keys()]) session.close({ condition: 'system-shutdown', text });
     };
     module.hookGlobal('server-stopping', () => closeAll('Server is shutting down'));
     // Unloaded at run time: nothing would route to the components any more.
@@ -147,68 +138,33 @@ export default defineModule({
 });
 
 function acceptConnection(shared: Shared, conn: Connection): void {
-  const { module, secrets, states, limits } = shared;
-  const parser = new XmppStreamParser(limits(false));
-  const state: ComponentState = { parser, headerSent: false, closing: false, authTimer: undefined };
-
-  const send = (x: Element | string): boolean => {
-    if (state.closing) return false;
-    return conn.write(typeof x === 'string' ? x : serialise(x));
-  };
-
-  const sendHeader = (from: string | undefined) => {
-    state.headerSent = true;
-    session.streamId = randomBytes(12).toString('hex');
-    conn.write(streamHeader({ 'xmlns:stream': NS.streams, xmlns: NS.component, id: session.streamId, from }));
-  };
-
+  const { module, secrets, streams, limits } = shared;
   const who = () => (session.type === 'component' ? `component ${session.host}` : `unauthenticated component connection${session.host ? ` for ${session.host}` : ''}`);
 
-  const close = (reason?: CloseReason) => {
-    if (state.closing) return;
-    if (reason) {
-      if (!state.headerSent) sendHeader(session.host);
-      conn.write(streamErrorElement(reason.condition, reason.text).toString());
-      const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
-      session.log[quiet ? 'info' : 'warn']('closing stream of %s from %s: %s%s', who(), conn.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
-    }
-    if (state.headerSent) conn.write('</stream:stream>');
-    state.closing = true;
-    conn.close();
-    finish(true, reason);
-  };
-
-  const finish = (graceful: boolean, reason?: CloseReason) => {
-    if (state.authTimer) clearTimeout(state.authTimer);
-    states.delete(session);
-    const host = session.host;
-    const wasConnected = session.type === 'component' && host !== undefined && module.sessions.getComponent(host) === session;
-    module.sessions.destroy(session, reason);
-    if (wasConnected) {
-      module.log.info('component %s disconnected (%s)', host, graceful ? 'graceful' : 'not graceful');
-      module.emit('component-disconnected', { host, graceful } satisfies ComponentDisconnectedEvent);
-    }
-  };
-
-  const session = module.sessions.create('component_unauthed', conn, { send, close });
-  states.set(session, state);
-
-  state.authTimer = setTimeout(() => {
-    if (session.type === 'component_unauthed') close({ condition: 'connection-timeout', text: 'No handshake in time' });
-  }, module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000);
-  state.authTimer.unref();
-
-  conn.onData((chunk) => parser.write(chunk));
-  conn.onClose((hadError) => {
-    if (state.closing) return;
-    state.closing = true;
-    session.log('connection of %s from %s %s without a stream close', who(), conn.ip, hadError ? 'dropped with an error' : 'closed');
-    finish(false, { condition: 'connection-timeout', text: hadError ? 'Connection dropped' : 'Connection closed' });
+  const stream: XmlStream = new XmlStream({
+    conn,
+    limits: limits(false),
+    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    headerAttrs: () => ({ 'xmlns:stream': NS.streams, xmlns: NS.component, from: session.host }),
+    serialise,
+    describe: who,
+    log: module.log,
+    onEnd: (graceful, reason) => {
+      streams.delete(session);
+      const host = session.host;
+      const wasConnected = session.type === 'component' && host !== undefined && module.sessions.getComponent(host) === session;
+      module.sessions.destroy(session, reason);
+      if (wasConnected) {
+        module.log.info('component %s disconnected (%s)', host, graceful ? 'graceful' : 'not graceful');
+        module.emit('component-disconnected', { host, graceful } satisfies ComponentDisconnectedEvent);
+      }
+    },
   });
+  const session = module.sessions.create('component_unauthed', conn, { send: (x) => stream.send(x), close: (r) => stream.close(r) });
+  streams.set(session, stream);
+  const close = (reason: CloseReason) => stream.close(reason);
 
-  parser.on('error', (condition, text) => close({ condition, text }));
-  parser.on('streamEnd', () => close());
-  parser.on('streamStart', (attrs) => {
+  stream.parser.on('streamStart', (attrs) => {
     if (attrs.xmlns !== NS.component) {
       close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.component}` });
       return;
@@ -220,7 +176,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     }
     session.host = to;
     session.notopen = false;
-    sendHeader(to);
+    session.streamId = stream.sendHeader();
   });
 
   const handshake = (el: Element) => {
@@ -234,10 +190,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       close({ condition: 'conflict', text: `Component ${host} is already connected` });
       return;
     }
-    if (state.authTimer) clearTimeout(state.authTimer);
-    state.authTimer = undefined;
-    parser.setLimits(limits(true));
-    send('<handshake/>');
+    stream.authenticated(limits(true));
+    stream.send('<handshake/>');
     module.log.info('component %s connected from %s', host, conn.ip);
     module.emit('component-connected', { host } satisfies ComponentConnectedEvent);
   };
@@ -263,7 +217,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     module.router.route(session, el);
   };
 
-  parser.on('stanza', (el) => {
+  stream.parser.on('stanza', (el) => {
     if (session.notopen || !session.host) return;
     const ns = el.attrs.xmlns as string | undefined;
     const inStreamNs = ns === undefined || ns === NS.component;

@@ -1,0 +1,109 @@
+// An XML stream on a connection (RFC 6120 §4): the parser, our header, stream errors and the
+// closing tag, the unauthenticated-connection timer and whitespace keepalives. Shared by the
+// stream modules (mod_c2s, mod_component); they add what is particular to their protocol.
+import type { Element } from '@xmpp/xml';
+import { randomBytes } from 'node:crypto';
+import type { Connection } from './connection.ts';
+import type { Logger } from './log.ts';
+import type { CloseReason } from './sessionmanager.ts';
+import { streamErrorElement } from './stanza.ts';
+import { XmppStreamParser, streamHeader, type StreamLimits } from './xmppstream.ts';
+
+export interface XmlStreamOptions {
+  conn: Connection;
+  limits: StreamLimits;
+  /** Close with connection-timeout unless authenticated() is called within this time. */
+  unauthenticatedTimeoutMs: number;
+  /** Attributes of our stream header (the id is added). */
+  headerAttrs(): Record<string, string | undefined>;
+  /** How to write an element (default: toString). */
+  serialise?(el: Element): string;
+  /** Who is on the other end, for log lines. */
+  describe(): string;
+  log: Logger;
+  /** The stream ended: graceful when closed with </stream:stream> by either side. */
+  onEnd(graceful: boolean, reason?: CloseReason): void;
+}
+
+export class XmlStream {
+  readonly parser: XmppStreamParser;
+  streamId: string | undefined;
+  private headerSent = false;
+  private closing = false;
+  private authTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: XmlStreamOptions) {
+    const { conn } = opts;
+    this.parser = new XmppStreamParser(opts.limits);
+    this.authTimer = setTimeout(() => this.close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), opts.unauthenticatedTimeoutMs);
+    this.authTimer.unref();
+    conn.onData((chunk) => this.parser.write(chunk));
+    conn.onClose((hadError) => {
+      if (this.closing) return;
+      this.closing = true;
+      opts.log('connection of %s from %s %s without a stream close', opts.describe(), conn.ip, hadError ? 'dropped with an error' : 'closed');
+      this.end(false, { condition: 'connection-timeout', text: hadError ? 'Connection dropped' : 'Connection closed' });
+    });
+    this.parser.on('error', (condition, text) => this.close({ condition, text }));
+    this.parser.on('streamEnd', () => this.close());
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  send(x: Element | string): boolean {
+    if (this.closing) return false;
+    return this.opts.conn.write(typeof x === 'string' ? x : this.opts.serialise ? this.opts.serialise(x) : x.toString());
+  }
+
+  /** Send our header (with a fresh stream id, returned). */
+  sendHeader(): string {
+    this.headerSent = true;
+    this.streamId = randomBytes(12).toString('hex');
+    this.opts.conn.write(streamHeader({ ...this.opts.headerAttrs(), id: this.streamId }));
+    return this.streamId;
+  }
+
+  /** Authenticated: no timeout any more, and the given (larger) limits. */
+  authenticated(limits: StreamLimits): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.authTimer = undefined;
+    this.parser.setLimits(limits);
+  }
+
+  /** Stream restart (RFC 6120 §4.3.3): expect a new header. */
+  reset(): void {
+    this.parser.reset();
+    this.headerSent = false;
+  }
+
+  /** Close: a stream error if a reason is given, then </stream:stream>, then the connection. */
+  close(reason?: CloseReason): void {
+    if (this.closing) return;
+    const { conn, log } = this.opts;
+    if (reason) {
+      if (!this.headerSent) this.sendHeader();
+      conn.write(streamErrorElement(reason.condition, reason.text).toString());
+      const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
+      log[quiet ? 'info' : 'warn']('closing stream of %s from %s: %s%s', this.opts.describe(), conn.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
+    }
+    if (this.headerSent) conn.write('</stream:stream>');
+    this.closing = true;
+    conn.close();
+    this.end(true, reason);
+  }
+
+  private end(graceful: boolean, reason?: CloseReason): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    this.opts.onEnd(graceful, reason);
+  }
+}
+
+/** Send a whitespace keepalive on every stream idle for `intervalMs`; returns the timer. */
+export function startKeepalives(conns: () => Iterable<Connection>, intervalMs: number, every: (fn: () => void, ms: number) => NodeJS.Timeout): NodeJS.Timeout {
+  return every(() => {
+    const now = Date.now();
+    for (const conn of conns()) if (now - conn.lastActivity >= intervalMs) conn.write(' ');
+  }, Math.min(intervalMs, 30_000));
+}

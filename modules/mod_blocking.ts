@@ -1,0 +1,486 @@
+//% requires_core_features: sessions-v1, stanza-events-v1, storage-map, module-session-state, user-deleted-event
+// Blocking Command (XEP-0191). Each user's blocklist is a map store (user → blocked JID → true),
+// written durably before the result, then pushed to every resource of the user that retrieved
+// the blocklist. Matching follows XEP-0191 §6: an item user@domain/resource matches only that
+// address, user@domain any of its resources, domain/resource only that address, domain the domain
+// itself and every address at it. A user's own JIDs and the user's own server are never blocked.
+//
+// Effects, hooked above mod_message / mod_presence / mod_iq so blocked stanzas never reach them:
+//  - outbound (pre-<kind>/<dest> on the user's host): a message or iq get/set to a blocked JID gets
+//    not-acceptable with <blocked xmlns='urn:xmpp:blocking:errors'/>; presence is dropped, except
+//    unsubscribe/unsubscribed so the user can still end a subscription with a blocked contact;
+//  - inbound (<kind>/<bare|full> on the user's host): presence from a blocked JID is dropped,
+//    message and iq get/set are answered service-unavailable, iq result/error dropped: the user
+//    looks offline. Stanzas the server sends on behalf of a local user (presence broadcasts,
+//    probe answers) are checked against that user's blocklist here too;
+//  - blocking sends unavailable presence from each available resource to the newly blocked
+//    contacts that receive the user's presence, and (for local contacts the user is subscribed
+//    to) unavailable from their resources to the user's; unblocking sends the current presence
+//    again and probes the contact.
+// Blocklists are cached: loaded when a user authenticates, or on demand (the stanza waits for the
+// load and is then dispatched again), at most `cacheSize` of users without a connected resource.
+import { Element } from '@xmpp/xml';
+import { clone } from 'ltx';
+import { HANDLER_ERROR } from '../core/events.ts';
+import { bare as bareOf, prep, split } from '../core/jid.ts';
+import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import type { Session, SessionEvent } from '../core/sessionmanager.ts';
+import type { MapStore } from '../core/storagemanager.ts';
+import { errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/stanza.ts';
+import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { UserDeletedEvent } from '../core/usermanager.ts';
+
+const NS = 'urn:xmpp:blocking';
+const NS_ERRORS = 'urn:xmpp:blocking:errors';
+/** Above mod_presence (0), mod_message and mod_iq (-10). */
+const PRIORITY = 100;
+/** Asked on the sender's host: does the local user `username` block `to`? (true, or undefined). */
+const OUTBOUND_CHECK = 'blocking/outbound-blocked';
+
+const options = {
+  maxItems: { type: 'integer', description: 'Most JIDs a blocklist may hold', default: 1000, min: 1 },
+  cacheSize: { type: 'integer', description: 'Blocklists kept in memory for users without a connected resource', default: 1000, min: 0 },
+} as const;
+type Options = typeof options;
+
+type Kind = 'message' | 'presence' | 'iq';
+
+interface OutboundCheckEvent {
+  username: string;
+  to: string;
+}
+
+interface BlockingState {
+  /** The resource retrieved the blocklist: it gets pushes. */
+  requested: boolean;
+}
+
+// ---- JID matching (XEP-0191 §6) --------------------------------------------------------------------
+
+/** The blocklist items that match the (prepared) address `jid`. */
+function matchingItems(jid: string): string[] {
+  const { node, host, resource } = split(jid);
+  const items: string[] = [];
+  if (!host) return items;
+  if (node && resource) items.push(`${node}@${host}/${resource}`);
+  if (node) items.push(`${node}@${host}`);
+  if (!node && resource) items.push(`${host}/${resource}`);
+  items.push(host);
+  return items;
+}
+
+function isBlocked(list: ReadonlySet<string>, jid: string): boolean {
+  if (list.size === 0) return false;
+  for (const item of matchingItems(jid)) if (list.has(item)) return true;
+  return false;
+}
+
+// ---- the cache of blocklists ---------------------------------------------------------------------------
+
+class Blocklists {
+  private readonly lists = new Map<string, Set<string>>();
+  private readonly loading = new Map<string, Promise<Set<string>>>();
+
+  constructor(
+    private readonly store: MapStore,
+    /** Users whose list stays cached (they have a connected resource). */
+    private readonly pinned: (username: string) => boolean,
+    private readonly limit: () => number,
+  ) {}
+
+  peek(username: string): Set<string> | undefined {
+    return this.lists.get(username);
+  }
+
+  load(username: string): Promise<Set<string>> {
+    const cached = this.lists.get(username);
+    if (cached) return Promise.resolve(cached);
+    let p = this.loading.get(username);
+    if (!p) {
+      p = this.store.getAll<boolean>(username).then(
+        (entries) => {
+          this.loading.delete(username);
+          // A write or a deletion may have settled the list meanwhile.
+          const now = this.lists.get(username);
+          if (now) return now;
+          const list = new Set(entries.keys());
+          this.lists.set(username, list);
+          this.evict();
+          return list;
+        },
+        (err: unknown) => {
+          this.loading.delete(username);
+          throw err;
+        },
+      );
+      this.loading.set(username, p);
+    }
+    return p;
+  }
+
+  drop(username: string): void {
+    this.lists.delete(username);
+  }
+
+  private evict(): void {
+    let unpinned = 0;
+    for (const u of this.lists.keys()) if (!this.pinned(u)) unpinned++;
+    const excess = unpinned - this.limit();
+    if (excess <= 0) return;
+    let n = 0;
+    for (const u of [...this.lists.keys()]) {
+      if (n >= excess) break;
+      if (this.pinned(u)) continue;
+      this.lists.delete(u);
+      n++;
+    }
+  }
+}
+
+/** Tasks run one after the other per key (a user's blocklist changes). */
+class Queues {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  run(key: string, task: () => Promise<void>): Promise<void> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const p = prev.then(task);
+    const settled = p.catch(() => undefined).finally(() => {
+      if (this.tails.get(key) === settled) this.tails.delete(key);
+    });
+    this.tails.set(key, settled);
+    return p;
+  }
+}
+
+function attrsOf(el: Element): Record<string, string | undefined> {
+  return el.attrs as Record<string, string | undefined>;
+}
+
+function isSubscriptionEnd(stanza: Element): boolean {
+  const type = attrsOf(stanza).type;
+  return stanza.name === 'presence' && (type === 'unsubscribe' || type === 'unsubscribed');
+}
+
+/** XEP-0191 §3.3: not-acceptable with the blocked application condition. */
+function blockedError(stanza: Element): Element {
+  const reply = errorReply(stanza, 'cancel', 'not-acceptable');
+  reply.getChild('error')!.cnode(new Element('blocked', { xmlns: NS_ERRORS }));
+  return reply;
+}
+
+type ParsedItems = { jids: string[] } | { condition: 'bad-request' | 'jid-malformed' | 'not-acceptable'; text: string };
+
+/** The items of a block (at least one, never the user's own JID) or unblock (none: everyone). */
+function parseItems(payload: Element, ownBare: string, block: boolean): ParsedItems {
+  const jids: string[] = [];
+  for (const child of payload.children) {
+    if (typeof child === 'string' || child.name !== 'item') continue;
+    const raw = attrsOf(child).jid;
+    if (raw === undefined) return { condition: 'bad-request', text: "An item has no 'jid'" };
+    const jid = prep(raw);
+    if (jid === null) return { condition: 'jid-malformed', text: `Invalid JID '${raw}'` };
+    if (block && bareOf(jid) === ownBare) return { condition: 'not-acceptable', text: 'You cannot block yourself' };
+    if (!jids.includes(jid)) jids.push(jid);
+  }
+  if (block && jids.length === 0) return { condition: 'bad-request', text: 'Give at least one <item/>' };
+  return { jids };
+}
+
+export default defineModule({
+  description: 'Blocking Command (XEP-0191)',
+  options,
+  load(module: ModuleApi<Options>) {
+    const host = module.host;
+    const store = module.storage.map();
+    const lists = new Blocklists(store, (u) => module.sessions.sessionsOf(host, u).length > 0, () => module.option('cacheSize'));
+    const queues = new Queues();
+    const state = (session: Session) => module.state<BlockingState>(session, () => ({ requested: false }));
+    /** Stanzas already checked, dispatched again after a blocklist load. */
+    const passedOut = new WeakSet<Element>();
+    const passedIn = new WeakSet<Element>();
+    /** Presence this module sends on a block (from the user to the newly blocked contact). */
+    const ownNotices = new WeakSet<Element>();
+
+    module.addFeature(NS);
+
+    // Load the list as soon as the user authenticates: stanzas then never wait for it.
+    module.hook<SessionEvent>('authentication-success', ({ session }) => {
+      if (session.host !== host || !session.username) return;
+      lists.load(session.username).catch((err: unknown) => module.log.error('cannot load the blocklist of %s@%s: %s', session.username, host, err));
+    });
+
+    module.hook<OutboundCheckEvent>(OUTBOUND_CHECK, ({ username, to }) => {
+      const list = lists.peek(username);
+      return list && isBlocked(list, to) ? true : undefined;
+    });
+
+    // -- protocol --------------------------------------------------------------------------------------
+
+    const own = (origin: Session): origin is Session & { username: string } =>
+      origin.type === 'c2s' && origin.host === host && origin.username !== undefined;
+
+    const fail = (origin: Session, stanza: Element, err: unknown) => {
+      module.log.error('blocklist operation of %s failed: %s', origin.full_jid ?? origin.username, err);
+      module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+    };
+
+    module.hook<StanzaEvent>(`iq-get/self/${NS}:blocklist`, ({ origin, stanza }) => {
+      if (!own(origin)) return undefined;
+      lists.load(origin.username).then((list) => {
+        const el = new Element('blocklist', { xmlns: NS });
+        for (const jid of list) el.c('item', { jid });
+        state(origin).requested = true;
+        origin.send(iqResult(stanza, el));
+      }, (err: unknown) => fail(origin, stanza, err));
+      return true;
+    });
+
+    const push = (username: string, command: 'block' | 'unblock', jids: string[] | 'all') => {
+      for (const s of module.sessions.sessionsOf(host, username)) {
+        if (!module.peekState<BlockingState>(s)?.requested) continue;
+        const el = new Element(command, { xmlns: NS });
+        if (jids !== 'all') for (const jid of jids) el.c('item', { jid });
+        s.send(new Element('iq', { type: 'set', id: `block-push-${Math.random().toString(36).slice(2, 10)}`, to: s.full_jid! }).cnode(el));
+      }
+    };
+
+    module.hook<StanzaEvent>(`iq-set/self/${NS}:block`, ({ origin, stanza }) => {
+      if (!own(origin)) return undefined;
+      const username = origin.username;
+      const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, true);
+      if ('condition' in parsed) {
+        module.router.bounce(origin, stanza, 'modify', parsed.condition, parsed.text);
+        return true;
+      }
+      queues.run(username, async () => {
+        const list = await lists.load(username);
+        const added = parsed.jids.filter((j) => !list.has(j));
+        if (list.size + added.length > module.option('maxItems')) {
+          module.router.bounce(origin, stanza, 'wait', 'resource-constraint', `A blocklist holds at most ${module.option('maxItems')} JIDs`);
+          return;
+        }
+        const before = new Set(list);
+        if (added.length) await store.setKeys(username, Object.fromEntries(added.map((j) => [j, true])));
+        for (const j of added) list.add(j);
+        origin.send(iqResult(stanza));
+        if (!added.length) return;
+        module.log('%s@%s blocked %s', username, host, added.join(', '));
+        push(username, 'block', added);
+        onBlock(username, added, before);
+      }).catch((err: unknown) => fail(origin, stanza, err));
+      return true;
+    });
+
+    module.hook<StanzaEvent>(`iq-set/self/${NS}:unblock`, ({ origin, stanza }) => {
+      if (!own(origin)) return undefined;
+      const username = origin.username;
+      const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, false);
+      if ('condition' in parsed) {
+        module.router.bounce(origin, stanza, 'modify', parsed.condition, parsed.text);
+        return true;
+      }
+      const all = parsed.jids.length === 0;
+      queues.run(username, async () => {
+        const list = await lists.load(username);
+        const removed = all ? [...list] : parsed.jids.filter((j) => list.has(j));
+        if (all && removed.length) await store.clear(username);
+        else if (removed.length) await store.setKeys(username, Object.fromEntries(removed.map((j) => [j, undefined])));
+        for (const j of removed) list.delete(j);
+        origin.send(iqResult(stanza));
+        if (!removed.length) return;
+        module.log('%s@%s unblocked %s', username, host, all ? 'everyone' : removed.join(', '));
+        push(username, 'unblock', all ? 'all' : removed);
+        onUnblock(username, removed, list);
+      }).catch((err: unknown) => fail(origin, stanza, err));
+      return true;
+    });
+
+    // -- presence effects of (un)blocking (XEP-0191 §3.3, §3.4) -----------------------------------------
+
+    /** Roster contacts (bare JIDs, or the blocked full JID itself) an item covers, with the item's subscription. */
+    const coveredContacts = (username: string, items: string[]): { target: string; contact: string; subscription: string }[] => {
+      const roster = module.sessions.getUser(host, username)?.roster;
+      if (!roster) return [];
+      const out: { target: string; contact: string; subscription: string }[] = [];
+      const seen = new Set<string>();
+      for (const item of items) {
+        const single = new Set([item]);
+        const itemBare = bareOf(item);
+        for (const [contact, ri] of roster.items) {
+          let target: string | undefined;
+          if (isBlocked(single, contact)) target = contact;
+          else if (itemBare === contact && item.includes('/')) target = item; // a full JID of the contact
+          if (target === undefined || seen.has(target)) continue;
+          seen.add(target);
+          out.push({ target, contact, subscription: ri.subscription });
+        }
+      }
+      return out;
+    };
+
+    const onBlock = (username: string, added: string[], before: ReadonlySet<string>) => {
+      const available = module.sessions.availableSessions(host, username);
+      if (!available.length) return;
+      const addedSet = new Set(added);
+      for (const { target, contact, subscription } of coveredContacts(username, added)) {
+        if (isBlocked(before, target)) continue; // it already saw the user offline
+        if (subscription === 'from' || subscription === 'both') {
+          for (const r of available) {
+            const p = new Element('presence', { from: r.full_jid!, to: target, type: 'unavailable' });
+            ownNotices.add(p);
+            module.send(p);
+          }
+        }
+        if (subscription === 'to' || subscription === 'both') {
+          // The user stops seeing the contact: unavailable from its (local) resources, if any.
+          const { node, host: cHost } = split(contact);
+          if (!node || !cHost) continue;
+          for (const s of module.sessions.availableSessions(cHost, node)) {
+            if (!isBlocked(addedSet, s.full_jid!)) continue;
+            for (const r of available) r.send(new Element('presence', { from: s.full_jid!, to: r.full_jid!, type: 'unavailable' }));
+          }
+        }
+      }
+    };
+
+    const onUnblock = (username: string, removed: string[], after: ReadonlySet<string>) => {
+      const available = module.sessions.availableSessions(host, username);
+      if (!available.length) return;
+      const userBare = `${username}@${host}`;
+      for (const { target, contact, subscription } of coveredContacts(username, removed)) {
+        if (isBlocked(after, target)) continue; // still blocked by another item
+        if (subscription === 'from' || subscription === 'both') {
+          for (const r of available) {
+            if (!r.presence) continue;
+            const p = clone(r.presence) as Element;
+            attrsOf(p).from = r.full_jid;
+            attrsOf(p).to = target;
+            module.send(p);
+          }
+        }
+        if ((subscription === 'to' || subscription === 'both') && !isBlocked(after, contact)) {
+          module.send(new Element('presence', { from: userBare, to: contact, type: 'probe' }));
+        }
+      }
+    };
+
+    // -- enforcement ------------------------------------------------------------------------------------
+
+    /** A stanza from the user to a blocked JID. */
+    const refuseOutbound = (origin: Session, stanza: Element) => {
+      if (stanza.name === 'presence' || mustNotReplyWithError(stanza) || origin.type === 'local') return;
+      origin.send(blockedError(stanza));
+    };
+
+    /** A stanza from a blocked JID to the user: presence dropped, others service-unavailable (§3.3). */
+    const refuseInbound = (origin: Session, stanza: Element) => {
+      if (stanza.name === 'presence') return;
+      module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+    };
+
+    const sameAccount = (a: string, bareJid: string) => bareOf(a) === bareJid;
+
+    const outbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+      const { origin, stanza, to } = event;
+      if (passedOut.has(stanza) || to === undefined || !own(origin)) return undefined;
+      const username = origin.username;
+      if (sameAccount(to, `${username}@${host}`) || to === host || isSubscriptionEnd(stanza)) return undefined;
+      const list = lists.peek(username);
+      if (list) {
+        if (!isBlocked(list, to)) return undefined;
+        refuseOutbound(origin, stanza);
+        return true;
+      }
+      // Not loaded yet: hold the stanza, then decide and dispatch it again.
+      lists.load(username).then((loaded) => {
+        if (isBlocked(loaded, to)) {
+          refuseOutbound(origin, stanza);
+          return;
+        }
+        passedOut.add(stanza);
+        const r = module.fire(`pre-${kind}/${dest}`, event);
+        if (r === HANDLER_ERROR) module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+        else if (r === undefined) module.router.route(origin, stanza);
+      }, (err: unknown) => fail(origin, stanza, err));
+      return true;
+    };
+
+    /** Whether a local sender (this host or another of this server) blocks `to`. */
+    const senderBlocks = (from: string, to: string): boolean => {
+      const { node, host: fromHost } = split(from);
+      if (!node || !fromHost) return false;
+      if (fromHost === host) {
+        const list = lists.peek(node);
+        return list !== undefined && isBlocked(list, to);
+      }
+      if (!module.hosts.get(fromHost)) return false;
+      return module.fireOnHost(fromHost, OUTBOUND_CHECK, { username: node, to } satisfies OutboundCheckEvent) === true;
+    };
+
+    const inbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+      const { origin, stanza, toNode, to } = event;
+      const rawFrom = attrsOf(stanza).from;
+      if (passedIn.has(stanza) || !toNode || !to || rawFrom === undefined) return undefined;
+      const from = prep(rawFrom) ?? rawFrom;
+      const userBare = `${toNode}@${host}`;
+      if (sameAccount(from, userBare) || from === host) return undefined;
+      // Stanzas the server sends on behalf of a local user obey that user's blocklist too.
+      if (!ownNotices.has(stanza) && !isSubscriptionEnd(stanza) && senderBlocks(from, to)) {
+        refuseOutbound(origin, stanza);
+        return true;
+      }
+      const list = lists.peek(toNode);
+      if (list) {
+        if (!isBlocked(list, from)) return undefined;
+        refuseInbound(origin, stanza);
+        return true;
+      }
+      lists.load(toNode).then((loaded) => {
+        if (isBlocked(loaded, from)) {
+          refuseInbound(origin, stanza);
+          return;
+        }
+        passedIn.add(stanza);
+        const r = module.fire(`${kind}/${dest}`, event);
+        if (r === HANDLER_ERROR) module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+        else if (r === undefined && kind !== 'presence') module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+      }, (err: unknown) => {
+        module.log.error('cannot load the blocklist of %s: %s', userBare, err);
+        if (kind !== 'presence') module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+      });
+      return true;
+    };
+
+    for (const kind of ['message', 'presence', 'iq'] as const) {
+      for (const dest of ['bare', 'full', 'host']) module.hook(`pre-${kind}/${dest}`, outbound(kind, dest), PRIORITY);
+      for (const dest of ['bare', 'full']) module.hook(`${kind}/${dest}`, inbound(kind, dest), PRIORITY);
+    }
+
+    // -- account deletion -------------------------------------------------------------------------------
+
+    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+      if (h !== host) return undefined;
+      await queues.run(username, async () => {
+        lists.drop(username);
+        await store.clear(username);
+        lists.drop(username); // in case a load was under way
+      });
+      return undefined;
+    });
+  },
+
+  // A reload keeps which resources get pushes.
+  save(module) {
+    const requested: Session[] = [];
+    for (const s of module.sessions.boundSessions()) {
+      if (s.host === module.host && module.peekState<BlockingState>(s)?.requested) requested.push(s);
+    }
+    return requested;
+  },
+  restore(module, saved) {
+    if (!Array.isArray(saved)) return;
+    for (const s of saved as Session[]) {
+      if (!s.destroyed && s.full_jid) module.state<BlockingState>(s, () => ({ requested: true }));
+    }
+  },
+});
