@@ -1,7 +1,7 @@
 // The module system over a running server: drop a module in while it runs, load it from the admin
 // shell, reload it without dropping clients or stanzas, unload it; config-driven failures.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { login, stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
@@ -51,7 +51,8 @@ describe('e2e: modules at run time', function () {
     assert.ok((await discoFeatures(alice)).includes('urn:example:hello'));
     assert.match(await shell('module', 'exports', 'localhost'), /hello\.greet/);
     assert.equal(await shell('module', 'call', 'hello@localhost', 'greet', 'Bob'), 'Hello, Bob!');
-    assert.match(await shell('session', 'list'), /alice@localhost\/desk/);
+    assert.match(await shell('session', 'list'), /c2s\s+alice@localhost\/desk\s+127\.0\.0\.1\s+TLSv1\.3\s+\d+s/);
+    assert.equal(statSync(path.join(server.dir, 'data', 'cadence.sock')).mode & 0o777, 0o600, 'the admin socket is private');
   });
 
   it('reloads new code without dropping the client; stanzas sent during the swap arrive', async function () {
