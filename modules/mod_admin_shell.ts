@@ -55,15 +55,20 @@ export default defineModule({
       }
     };
 
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // 0600 from the start: no window in which others could connect.
-      const old = process.umask(0o177);
-      server.listen(socketPath, () => {
-        process.umask(old);
-        resolve();
+    // 0600 from the start: no window in which others could connect.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
       });
-    });
+    } catch (err) {
+      // The server runs fine without its shell (e.g. a data directory path too long for a socket).
+      module.log.error('admin shell disabled: cannot listen on %s: %s', socketPath, (err as Error).message);
+      return;
+    } finally {
+      process.umask(umask);
+    }
     chmodSync(socketPath, 0o600);
     module.log('admin shell listening on %s', socketPath);
     module.task(async (signal) => {
