@@ -19,7 +19,7 @@ export default defineConfig({
   // Extra directories searched for mod_<name>.ts|.js before the built-in modules/.
   pluginPaths: [],
 
-  modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'admin_shell'],
+  modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'admin_shell'],
   modulesDisabled: [],
 
   admins: [],

@@ -240,7 +240,9 @@ export default defineModule({
         if (!module.peekState<BlockingState>(s)?.requested) continue;
         const el = new Element(command, { xmlns: NS });
         if (jids !== 'all') for (const jid of jids) el.c('item', { jid });
-        s.send(new Element('iq', { type: 'set', id: `block-push-${Math.random().toString(36).slice(2, 10)}`, to: s.full_jid! }).cnode(el));
+        const iq = new Element('iq', { type: 'set', id: `block-push-${Math.random().toString(36).slice(2, 10)}`, to: s.full_jid! });
+        iq.cnode(el);
+        s.send(iq);
       }
     };
 
