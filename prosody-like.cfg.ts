@@ -19,7 +19,14 @@ export default defineConfig({
   // Extra directories searched for mod_<name>.ts|.js before the built-in modules/.
   pluginPaths: [],
 
-  modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'admin_shell'],
+  // c2s, iq, presence and message are always loaded (unless listed in modulesDisabled).
+  modulesEnabled: [
+    'tls', 'saslauth', 'bind', // streams: STARTTLS, SASL, resource binding
+    'roster', 'offline', 'disco', 'caps', 'ping', // IM essentials
+    'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', // everyday XEPs
+    'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    // 'blocking', 'register', // XEP-0191 blocking; XEP-0077 (see register.allowRegistration)
+  ],
   modulesDisabled: [],
 
   admins: [],

@@ -123,6 +123,7 @@ class Blocklists {
   }
 
   private evict(): void {
+    if (this.lists.size <= this.limit()) return;
     let unpinned = 0;
     for (const u of this.lists.keys()) if (!this.pinned(u)) unpinned++;
     const excess = unpinned - this.limit();
@@ -208,6 +209,12 @@ export default defineModule({
       if (session.host !== host || !session.username) return;
       lists.load(session.username).catch((err: unknown) => module.log.error('cannot load the blocklist of %s@%s: %s', session.username, host, err));
     });
+
+    // For other modules (offline delivery, archives, MUC…): does `username` block `jid`?
+    module.export('isBlocked', async (username: string, jid: string): Promise<boolean> => {
+      const p = prep(jid);
+      return p !== null && isBlocked(await lists.load(username), p);
+    }, 'Whether USER blocks JID (XEP-0191 matching)');
 
     module.hook<OutboundCheckEvent>(OUTBOUND_CHECK, ({ username, to }) => {
       const list = lists.peek(username);

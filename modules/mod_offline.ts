@@ -20,22 +20,19 @@
 // §8.5.2.2.1 (chat/normal that are not stored offline get service-unavailable) name;
 // <resource-constraint/> would describe the server, not the recipient, and invite a retry.
 //
-// When does a resource "become available"? mod_presence emits no notification for that, so this
-// module hooks the client's broadcast presence on `pre-presence/bare` above mod_presence's
-// priority, notes the transition (unavailable, or negative priority, → available with a
-// non-negative priority: XEP-0160 §2 step 5, which includes the initial presence), lets
-// mod_presence handle the stanza, and then delivers. Storing and delivering for one user run in
-// one serial queue, and a message that finds a suitable resource by the time its turn comes is
-// delivered to it instead of being stored, so nothing is left behind in the store while the
-// user is online.
+// Delivery follows mod_presence's `resource-available` (a resource became available with a
+// non-negative priority: XEP-0160 §2 step 5, which includes the initial presence). Storing and
+// delivering for one user run in one serial queue, and a message that finds a suitable resource
+// by the time its turn comes is delivered to it instead of being stored, so nothing is left
+// behind in the store while the user is online.
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 import type { OfflineEvent } from './mod_message.ts';
+import type { ResourceAvailableEvent } from './mod_presence.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -85,15 +82,6 @@ function worthStoring(stanza: Element): boolean {
     return true;
   }
   return false;
-}
-
-/** RFC 6121 §4.7.2.3: an integer from -128 to 127, default 0 (as mod_presence reads it). */
-function parsePriority(stanza: Element): number {
-  const text = stanza.getChildText('priority');
-  if (text === null || text === undefined) return 0;
-  const t = text.trim();
-  if (!/^[+-]?\d+$/.test(t)) return 0;
-  return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
 }
 
 /** RFC 6121 §8.5.2.1.1: chat/normal go to the highest-priority non-negative resource(s). */
@@ -174,19 +162,13 @@ export default defineModule({
         module.log('delivered %d offline message(s) to %s', done.length, session.full_jid);
       });
 
-    module.hook<StanzaEvent>('pre-presence/bare', (event) => {
-      const { origin, stanza } = event;
-      if (event.to !== undefined || origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
-      if (origin.host !== host || attrsOf(stanza).type !== undefined) return undefined;
-      const wasReachable = origin.presence !== undefined && origin.priority >= 0;
-      if (wasReachable || parsePriority(stanza) < 0) return undefined;
-      const username = origin.username;
-      // After the presence handlers below this one have run (synchronously, in this dispatch).
-      queueMicrotask(() => {
-        deliver(origin, username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', origin.full_jid, err));
-      });
-      return undefined; // mod_presence handles the stanza as usual
-    }, 10);
+    // XEP-0160 §2 step 5: delivered when the resource becomes available with a non-negative
+    // priority (its initial presence, or a negative priority raised).
+    module.hook<ResourceAvailableEvent>('resource-available', ({ session, initial, previousPriority }) => {
+      if (session.host !== host || !session.username || session.priority < 0) return;
+      if (!initial && previousPriority >= 0) return;
+      deliver(session, session.username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', session.full_jid, err));
+    });
 
     // -- account removal --------------------------------------------------------------------------
 

@@ -181,6 +181,16 @@ function parsePriority(stanza: Element): number {
   return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
 }
 
+/**
+ * Emitted on the host after a resource's available presence was broadcast: `initial` for the
+ * first available presence of the session (RFC 6121 §4.2), with the priority it had before.
+ */
+export interface ResourceAvailableEvent {
+  session: Session;
+  initial: boolean;
+  previousPriority: number;
+}
+
 export default defineModule({
   description: 'Presence and presence subscriptions (RFC 6121 §3–4)',
   load(module) {
@@ -397,9 +407,11 @@ export default defineModule({
         return;
       }
       const initial = !origin.presence;
+      const previousPriority = origin.priority;
       origin.presence = p;
       origin.priority = parsePriority(stanza);
       broadcast(origin, p, { contacts: true, resources: true, self: true, directed: false });
+      module.emit('resource-available', { session: origin, initial, previousPriority } satisfies ResourceAvailableEvent);
       if (!initial) return;
       const userBare = `${username}@${host}`;
       const roster = origin.roster;

@@ -32,13 +32,14 @@ const options = {
   maxPhotoBytes: {
     type: 'integer',
     description: 'Largest accepted PHOTO image (decoded BINVAL bytes)',
-    default: 256 * 1024,
+    // Base64 grows it by a third: stays under the default c2sStanzaSizeLimit (256 KiB).
+    default: 128 * 1024,
     min: 0,
   },
   maxSize: {
     type: 'integer',
     description: 'Largest accepted vCard (bytes of its XML serialization)',
-    default: 512 * 1024,
+    default: 240 * 1024,
     min: 1,
   },
 } as const;

@@ -15,10 +15,18 @@
 #   EVENT sent_presence
 #   EVENT sent subscribe to=juliet@localhost
 #   EVENT roster_push jid=juliet@localhost subscription=both ask=
+#   EVENT roster_push_item jid=juliet@localhost name=Juliet groups=Friends|Verona subscription=both ask=
+#                                                (after roster_push, for a push (an iq set) only;
+#                                                groups sorted and joined with '|')
+#   EVENT roster count=1 ver=3                   (roster actions: the roster, then one line per item)
+#   EVENT roster_item jid=juliet@localhost name=Juliet groups=Friends|Verona subscription=none ask=
 #   EVENT subscribe from=juliet@localhost
 #   EVENT subscribed from=juliet@localhost
 #   EVENT presence from=juliet@localhost/garden type=available show=available
 #   EVENT message from=juliet@localhost/garden type=chat body=...
+#   EVENT message from=... type=chat body=... delay=<stamp as sent, or none> delay_from=...
+#                                                (the same, in action receive-offline)
+#   EVENT received count=2                       (receive-offline: messages with a body)
 #   EVENT sent to=juliet@localhost body=...
 #   EVENT done                                   (the action succeeded)
 #   EVENT closed                                 (the stream was closed after 'done')
@@ -32,6 +40,18 @@
 #          peer's available presence is seen; with --send, send a chat message to the peer and wait
 #          for one back; with --echo, answer the first chat message from the peer with
 #          "echo: <body>"; once the server has pushed subscription='both' for the peer, log out.
+#   send   log in, send each --send body (repeatable, in order) to --peer as a chat message, log
+#          out; no presence and no wait for the peer (it may well be offline).
+#   receive-offline
+#          log in, fetch the roster, send available presence (which is what makes the server
+#          deliver stored offline messages), collect messages until --expect N have come, then
+#          for --collect more seconds (to see any extra), report each with its delay stamp.
+#   roster-get     log in, fetch the roster, print it, log out.
+#   roster-set     fetch the roster, then set the item --peer to --name (empty: none) and the
+#                  --group list (repeatable) with slixmpp's update_roster; wait for the server's
+#                  result and its push of the item; print the server's roster (a get without ver).
+#   roster-remove  fetch the roster, remove --peer with del_roster_item, wait for the result and
+#                  the push of subscription='remove', print the server's roster.
 import argparse
 import asyncio
 import logging
@@ -60,6 +80,10 @@ class Client(ClientXMPP):
         self.got_message = asyncio.Event()
         self.echoed = asyncio.Event()
         self.mutual = asyncio.Event()
+        self.pushed = asyncio.Event()  # set on every roster push (iq set)
+        self.pushes: list = []
+        self.received: list = []
+        self.got_all = asyncio.Event()
         self.closed = False
 
         # Self-signed test certificate: no verification; cap the TLS version as asked (slixmpp
@@ -168,7 +192,14 @@ class Client(ClientXMPP):
             if self.args.action == 'login':
                 self.finish(True)
                 return
-            await self.chat()
+            if self.args.action == 'send':
+                await self.send_only()
+            elif self.args.action == 'receive-offline':
+                await self.receive_offline()
+            elif self.args.action.startswith('roster-'):
+                await self.manage_roster()
+            else:
+                await self.chat()
         except Exception as exc:  # noqa: BLE001 - reported to the test
             self.finish(False, f'{type(exc).__name__}: {one_line(str(exc))}')
 
@@ -185,9 +216,8 @@ class Client(ClientXMPP):
             self.send_presence(pto=self.peer.bare, ptype='subscribe')
             out(f'EVENT sent subscribe to={self.peer.bare}')
         await self.peer_online.wait()
-        if self.args.send is not None:
-            self.send_message(mto=self.peer, mbody=self.args.send, mtype='chat')
-            out(f'EVENT sent to={self.peer} body={one_line(self.args.send)}')
+        if self.args.send:
+            self.send_bodies(self.peer)
             await self.got_message.wait()
         if self.args.echo:
             await self.echoed.wait()
@@ -198,11 +228,91 @@ class Client(ClientXMPP):
         await asyncio.sleep(0.2)
         self.finish(True)
 
+    def send_bodies(self, to) -> None:
+        for body in self.args.send:
+            self.send_message(mto=to, mbody=body, mtype='chat')
+            out(f'EVENT sent to={to} body={one_line(body)}')
+
+    async def send_only(self) -> None:
+        if self.peer is None:
+            raise RuntimeError('send needs --peer')
+        self.send_bodies(self.peer.bare)
+        # Let the server take the messages before the stream closes.
+        await asyncio.sleep(0.3)
+        self.finish(True)
+
+    async def receive_offline(self) -> None:
+        if not self.args.no_roster:
+            await self.get_roster(timeout=10)
+        self.send_presence()
+        out('EVENT sent_presence')
+        if self.args.expect > 0:
+            await self.got_all.wait()
+        await asyncio.sleep(self.args.collect)
+        out(f'EVENT received count={len(self.received)}')
+        self.finish(True)
+
+    def print_roster(self, items: dict, ver) -> None:
+        out(f"EVENT roster count={len(items)} ver={ver if ver else '-'}")
+        for jid in sorted(items, key=str):
+            out(f'EVENT roster_item {item_line(jid, items[jid])}')
+
+    async def fetch_full_roster(self) -> None:
+        # A roster get without 'ver' (slixmpp's get_roster would send its version and may get an
+        # empty result back): the server's whole roster, as it stands now.
+        iq = self.Iq()
+        iq['type'] = 'get'
+        iq.enable('roster')
+        result = await iq.send(timeout=10)
+        items = {str(j): dict(v) for j, v in result['roster']['items'].items()}
+        self.print_roster(items, result['roster']['ver'])
+
+    async def wait_push(self, predicate) -> dict:
+        while True:
+            for item in self.pushes:
+                if predicate(item):
+                    return item
+            self.pushed.clear()
+            await self.pushed.wait()
+
+    async def manage_roster(self) -> None:
+        action = self.args.action
+        if action == 'roster-get':
+            await self.fetch_full_roster()
+            self.finish(True)
+            return
+        # Fetch the roster first, as a client does before editing it.
+        await self.get_roster(timeout=10)
+        if self.peer is None:
+            raise RuntimeError(f'{action} needs --peer')
+        peer = self.peer.bare
+        if action == 'roster-set':
+            name = self.args.name
+            groups = list(self.args.group)
+            await self.update_roster(peer, name=name, groups=groups, timeout=10)
+            out(f'EVENT set_result jid={peer}')
+            await self.wait_push(lambda i: i['jid'] == peer and i['name'] == name
+                                 and sorted(i['groups']) == sorted(groups) and i['subscription'] != 'remove')
+        elif action == 'roster-remove':
+            await self.del_roster_item(peer)
+            out(f'EVENT remove_result jid={peer}')
+            await self.wait_push(lambda i: i['jid'] == peer and i['subscription'] == 'remove')
+        else:
+            raise RuntimeError(f'unknown action {action}')
+        await self.fetch_full_roster()
+        self.finish(True)
+
     def on_roster_push(self, iq) -> None:
+        is_push = iq['type'] == 'set'
         for jid, item in iq['roster']['items'].items():
             sub = item.get('subscription', '')
             ask = item.get('ask', '')
             out(f'EVENT roster_push jid={jid} subscription={sub} ask={ask}')
+            if is_push:
+                out(f'EVENT roster_push_item {item_line(jid, item)}')
+                self.pushes.append({'jid': str(JID(jid).bare), 'name': item.get('name', ''),
+                                    'groups': list(item.get('groups', [])), 'subscription': sub})
+                self.pushed.set()
             if self.peer is not None and JID(jid).bare == self.peer.bare and sub == 'both':
                 self.mutual.set()
 
@@ -224,6 +334,19 @@ class Client(ClientXMPP):
 
     def on_message(self, msg) -> None:
         body = msg['body']
+        if self.args.action == 'receive-offline':
+            if not body:
+                return
+            # The stamp exactly as the server wrote it (XEP-0203 <delay/>), not slixmpp's parse.
+            delay = msg.xml.find('{urn:xmpp:delay}delay')
+            stamp = delay.get('stamp', '') if delay is not None else 'none'
+            delay_from = delay.get('from', '') if delay is not None else ''
+            out(f"EVENT message from={msg['from']} type={msg['type']} body={one_line(body)} "
+                f'delay={stamp} delay_from={delay_from}')
+            self.received.append(msg)
+            if self.args.expect > 0 and len(self.received) >= self.args.expect:
+                self.got_all.set()
+            return
         out(f"EVENT message from={msg['from']} type={msg['type']} body={one_line(body)}")
         if self.peer is None or msg['from'].bare != self.peer.bare or msg['type'] not in ('chat', 'normal'):
             return
@@ -235,6 +358,12 @@ class Client(ClientXMPP):
             self.echoed.set()
 
 
+def item_line(jid, item) -> str:
+    groups = '|'.join(sorted(item.get('groups', []) or []))
+    return (f"jid={jid} name={one_line(item.get('name', '') or '')} groups={groups} "
+            f"subscription={item.get('subscription', '')} ask={item.get('ask', '') or ''}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description='slixmpp interop client for Cadence tests')
     p.add_argument('--jid', required=True)
@@ -243,10 +372,16 @@ def main() -> int:
     p.add_argument('--port', type=int, required=True)
     p.add_argument('--mech', default='', help='SASL mechanism to use (default: slixmpp picks)')
     p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
-    p.add_argument('--action', choices=['login', 'chat'], default='login')
+    p.add_argument('--action', default='login',
+                   choices=['login', 'chat', 'send', 'receive-offline', 'roster-get', 'roster-set', 'roster-remove'])
     p.add_argument('--peer', default='')
     p.add_argument('--subscribe', action='store_true')
-    p.add_argument('--send', default=None)
+    p.add_argument('--send', action='append', default=[], help='a message body (repeatable, sent in order)')
+    p.add_argument('--expect', type=int, default=0, help='receive-offline: messages to wait for')
+    p.add_argument('--collect', type=float, default=0.5,
+                   help='receive-offline: seconds to keep listening after the expected messages')
+    p.add_argument('--name', default='', help='roster-set: the item name (empty: none)')
+    p.add_argument('--group', action='append', default=[], help='roster-set: a group (repeatable)')
     p.add_argument('--echo', action='store_true')
     p.add_argument('--no-roster', action='store_true', help='chat: skip the roster get')
     p.add_argument('--timeout', type=float, default=20.0)
