@@ -6,7 +6,7 @@
  * Pure logic: no I/O besides the injected credential lookup and channel-binding
  * provider. Never logs or returns passwords, proofs or keys.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import saslprep from 'saslprep';
 
 export type ScramHash = 'SHA-1' | 'SHA-256';
@@ -109,6 +109,14 @@ export function saslPrep(s: string): string {
 /** SaltedPassword := Hi(Normalize(password), salt, i) */
 export function saltPassword(hash: ScramHash, password: string, salt: Buffer, iterations: number): Buffer {
   return pbkdf2Sync(Buffer.from(saslPrep(password), 'utf8'), salt, iterations, HASHES[hash].length, HASHES[hash].node);
+}
+
+/** SaltedPassword computed on libuv's thread pool, so logins with PLAIN don't block the server. */
+export function saltPasswordAsync(hash: ScramHash, password: string, salt: Buffer, iterations: number): Promise<Buffer> {
+  const prepared = Buffer.from(saslPrep(password), 'utf8');
+  return new Promise((resolve, reject) => {
+    pbkdf2(prepared, salt, iterations, HASHES[hash].length, HASHES[hash].node, (err, key) => (err ? reject(err) : resolve(key)));
+  });
 }
 
 /**

@@ -5,7 +5,7 @@ import { CoreError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import { nodeprep } from './jid.ts';
 import { getLogger } from './log.ts';
-import { deriveCredentials, saltPassword, type ScramCredentials, type ScramHash } from './scram.ts';
+import { deriveCredentials, saltPasswordAsync, type ScramCredentials, type ScramHash } from './scram.ts';
 import type { Json, KeyValStore, StorageManager } from './storagemanager.ts';
 
 export interface AccountRecord {
@@ -99,7 +99,7 @@ export class UserManager {
     if (!creds) return false;
     let salted: Buffer;
     try {
-      salted = saltPassword(hash, password, Buffer.from(creds.salt, 'base64'), creds.iterations);
+      salted = await saltPasswordAsync(hash, password, Buffer.from(creds.salt, 'base64'), creds.iterations);
     } catch {
       return false;
     }
