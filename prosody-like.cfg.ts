@@ -24,9 +24,13 @@ export default defineConfig({
     'tls', 'saslauth', 'bind', // streams: STARTTLS, SASL, resource binding
     'roster', 'offline', 'disco', 'caps', 'ping', // IM essentials
     'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', // everyday XEPs
+    'blocking', // XEP-0191
+    'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
-    // 'blocking', 'register', // XEP-0191 blocking; XEP-0077 (see register.allowRegistration)
   ],
+
+  // In-band registration (sign-up from clients) is off unless you want an open server.
+  // register: { allowRegistration: true },
   modulesDisabled: [],
 
   admins: [],

@@ -58,7 +58,11 @@ export class Server {
     const hostEvents = (h: string) => this.hosts.get(h)?.events;
     this.rosters = new RosterManager(this.storage);
     this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'));
-    this.users = new UserManager(this.storage, this.events, hostEvents);
+    this.users = new UserManager(this.storage, this.events, hostEvents, (host, username) => {
+      for (const s of [...this.sessions.all]) {
+        if (s.host === host && s.username === username && s.type === 'c2s') s.close({ condition: 'not-authorized', text: 'Account removed' });
+      }
+    });
     this.router = new StanzaRouter(this.hosts, this.events);
     this.certs = new CertManager(config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);

@@ -27,6 +27,8 @@ export class UserManager {
     private readonly storage: StorageManager,
     private readonly events: EventBus,
     private readonly hostEvents: (host: string) => EventBus | undefined,
+    /** Close the account's sessions (before its data goes). */
+    private readonly closeSessions: (host: string, username: string) => void = () => undefined,
   ) {}
 
   private accounts(host: string): KeyValStore {
@@ -70,12 +72,14 @@ export class UserManager {
   }
 
   /**
-   * Delete the account: `user-deleted` is fired first (awaited, so modules can notify contacts
-   * while the data still exists), then every store of the user is purged.
+   * Delete the account: its sessions are closed, then `user-deleted` is fired (awaited, so
+   * modules can notify contacts while the data still exists), then every store of the user is
+   * purged.
    */
   async delete(host: string, username: string): Promise<void> {
     const u = this.prepUsername(username);
     if (!(await this.exists(host, u))) throw new CoreError('USER_NOT_FOUND', `${u}@${host} does not exist`);
+    this.closeSessions(host, u);
     const event: UserDeletedEvent = { host, username: u };
     await this.hostEvents(host)?.fireAsync('user-deleted', event);
     await this.events.fireAsync('user-deleted', event);

@@ -23,6 +23,7 @@ import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
 import { HANDLER_ERROR } from '../core/events.ts';
 import { bare as bareOf, prep, split } from '../core/jid.ts';
+import type { OfflineDeliverEvent } from './mod_offline.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
 import type { MapStore } from '../core/storagemanager.ts';
@@ -215,6 +216,12 @@ export default defineModule({
       const p = prep(jid);
       return p !== null && isBlocked(await lists.load(username), p);
     }, 'Whether USER blocks JID (XEP-0191 matching)');
+
+    // Messages stored before the sender was blocked are not delivered afterwards.
+    module.hook<OfflineDeliverEvent>('offline-message/deliver', async ({ username, stanza }) => {
+      const from = prep(String(stanza.attrs.from ?? ''));
+      return from !== null && isBlocked(await lists.load(username), from) ? true : undefined;
+    });
 
     module.hook<OutboundCheckEvent>(OUTBOUND_CHECK, ({ username, to }) => {
       const list = lists.peek(username);

@@ -92,6 +92,16 @@ function mostAvailable(module: ModuleApi, username: string): Session[] {
   return sessions.filter((s) => s.priority === best);
 }
 
+/**
+ * Fired (awaited) on the host before a stored message is handed to `session`; a handler that
+ * returns a value withholds it (it is deleted all the same).
+ */
+export interface OfflineDeliverEvent {
+  session: Session;
+  username: string;
+  stanza: Element;
+}
+
 export default defineModule({
   description: 'Offline message storage (XEP-0160) with delayed delivery stamps (XEP-0203)',
   options,
@@ -154,7 +164,9 @@ export default defineModule({
             done.push(item.id);
             continue;
           }
-          session.send(message);
+          // Modules may withhold a stored message (mod_blocking: the sender is now blocked).
+          const withheld = await module.fireAsync('offline-message/deliver', { session, username, stanza: message } satisfies OfflineDeliverEvent);
+          if (withheld === undefined) session.send(message);
           done.push(item.id);
         }
         // Deleted only once handed to the resource's stream.

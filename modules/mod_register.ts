@@ -18,7 +18,6 @@ import { saslPrep } from '../core/scram.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import { errorReply, iqPayload, iqResult } from '../core/stanza.ts';
 import type { StanzaEvent } from '../core/stanza-router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
 import type { StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
@@ -227,7 +226,7 @@ export default defineModule({
       const username = origin.username;
       module.log.info('account %s@%s removed by its owner from %s', username, host, origin.conn?.ip);
       origin.send(iqResult(stanza));
-      // XEP-0077 §3.2: the stream ends with not-authorized; the other sessions close on user-deleted.
+      // XEP-0077 §3.2: the stream ends with not-authorized; deleting the account closes the others.
       origin.close({ condition: 'not-authorized', text: 'Account removed' });
       try {
         await module.users.delete(host, username);
@@ -289,17 +288,5 @@ export default defineModule({
     };
     module.hook(`iq-set/self/${NS_REGISTER}:query`, set);
     module.hook(`iq-set/host/${NS_REGISTER}:query`, set);
-
-    // -- account deletion (by any means): its sessions end first --------------------------------
-
-    module.hook<UserDeletedEvent>('user-deleted', ({ host: h, username }) => {
-      if (h !== host) return undefined;
-      for (const s of [...module.sessions.all]) {
-        if (s.host === host && s.username === username && s.type === 'c2s' && !s.destroyed) {
-          s.close({ condition: 'not-authorized', text: 'Account removed' });
-        }
-      }
-      return undefined;
-    }, 100);
   },
 });

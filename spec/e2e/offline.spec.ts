@@ -8,7 +8,7 @@ import { login, stanzaErrorCondition, xml, type Element, type TestClient } from 
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'offline-pass';
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline'];
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'blocking'];
 const LIMIT = 5;
 const QUIET_MS = 400;
 const NS_DELAY = 'urn:xmpp:delay';
@@ -55,6 +55,23 @@ describe('e2e: offline messages (XEP-0160)', function () {
   });
   after(async function () {
     await server?.destroy();
+  });
+
+  it('withholds messages stored before their sender was blocked (XEP-0191)', async function () {
+    const tybalt = await connect('tybalt', 'sword');
+    const ids = [nextId('before-block'), nextId('other')];
+    await tybalt.send(chat('paris@localhost', ids[0]!, 'stored, then blocked'));
+    await sync(tybalt);
+    const romeo = await connect('romeo', 'quill');
+    await romeo.send(chat('paris@localhost', ids[1]!, 'stored, not blocked'));
+    await sync(romeo);
+    // Paris blocks Tybalt from a resource that is not available, then comes online.
+    const quiet = await connect('paris', 'quiet');
+    await quiet.iq(xml('iq', { type: 'set' }, xml('block', { xmlns: 'urn:xmpp:blocking' }, xml('item', { jid: 'tybalt@localhost' }))));
+    const paris = await connect('paris', 'home', 0);
+    const [got] = await receive(paris, ids, 1);
+    assert.equal(got!.attrs.id, ids[1]);
+    await paris.expectNothing(isMessage([ids[0]!]), QUIET_MS);
   });
 
   it('advertises msgoffline in disco#info', async function () {

@@ -114,7 +114,8 @@ export function parseItem(rest: string): PrintedItem {
 
 /** The last roster a script printed (`EVENT roster count=N ver=V` and its `roster_item` lines). */
 export function printedRoster(events: string[]): { ver: string; items: PrintedItem[] } | undefined {
-  const start = events.findLastIndex((e) => e.startsWith('EVENT roster count='));
+  let start = events.length - 1;
+  while (start >= 0 && !events[start]!.startsWith('EVENT roster count=')) start--;
   if (start < 0) return undefined;
   const m = /^EVENT roster count=(\d+) ver=(\S+)$/.exec(events[start]!);
   const items: PrintedItem[] = [];

@@ -1,16 +1,19 @@
 // Interop with a real third-party client library: slixmpp 1.8.3 (Debian's python3-slixmpp, run by
 // the system Python) logs in over STARTTLS with SCRAM-SHA-256, with SCRAM-SHA-256-PLUS bound to
 // tls-unique over TLS 1.2, is refused a wrong password, and two slixmpp clients subscribe to each
-// other, see each other's presence and exchange messages. The driver script prints one
-// `EVENT …` line per thing that happened (see spec/interop/slixmpp_client.py).
+// other, see each other's presence and exchange messages. It manages its roster with its own
+// update_roster / del_roster_item (checked against the roster a second client, @xmpp/client,
+// reads and is pushed), and receives on login, in order and with a <delay/> stamp, the messages
+// another slixmpp client sent while it was offline. The driver script prints one `EVENT …` line
+// per thing that happened (see spec/interop/slixmpp_client.py).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
 import { ROOT, startServer, type TestServer } from '../helpers/server.ts';
+import { PYTHON, PyClient, printedMessages, printedRoster, pythonModuleVersion, type Result } from './pyclient.ts';
 
-const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.join(ROOT, 'spec', 'interop', 'slixmpp_client.py');
+const NS_ROSTER = 'jabber:iq:roster';
 
 interface RunOptions {
   jid: string;
@@ -19,81 +22,26 @@ interface RunOptions {
   /** Keep slixmpp's own GS2 flag for a non-PLUS SCRAM (see the script). */
   gs2y?: boolean;
   tlsMax?: '1.2' | '1.3';
-  action?: 'login' | 'chat';
+  action?: 'login' | 'chat' | 'send' | 'receive-offline' | 'roster-get' | 'roster-set' | 'roster-remove';
   peer?: string;
   subscribe?: boolean;
-  send?: string;
+  /** Message bodies, sent in order. */
+  send?: string | string[];
   echo?: boolean;
+  expect?: number;
+  collect?: number;
+  name?: string;
+  groups?: string[];
   timeout?: number;
-}
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  events: string[];
-}
-
-/** A running slixmpp client: its output so far, a wait for a given event line, and its exit. */
-class Slix {
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<Result>;
-  private waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void }[] = [];
-
-  constructor(readonly proc: ChildProcess) {
-    proc.stdout!.on('data', (c: Buffer) => {
-      this.stdout += c.toString();
-      this.waiters = this.waiters.filter((w) => {
-        const m = w.re.exec(this.stdout);
-        if (m) w.resolve(m);
-        return !m;
-      });
-    });
-    proc.stderr!.on('data', (c: Buffer) => {
-      this.stderr += c.toString();
-    });
-    this.exited = new Promise((resolve) => {
-      proc.once('close', (code, signal) => resolve({ code, signal, stdout: this.stdout, stderr: this.stderr, events: this.events() }));
-    });
-  }
-
-  events(): string[] {
-    return this.stdout.split('\n').filter((l) => l.startsWith('EVENT ') || l.startsWith('FAIL '));
-  }
-
-  /** Resolves when a line matching `re` (multiline) has been printed; rejects on exit/timeout. */
-  waitFor(re: RegExp, ms = 20_000): Promise<RegExpExecArray> {
-    const rx = new RegExp(re.source, re.flags.includes('m') ? re.flags : `${re.flags}m`);
-    const m = rx.exec(this.stdout);
-    if (m) return Promise.resolve(m);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`slixmpp: ${re} not printed within ${ms} ms:\n${this.stdout}\n${this.stderr}`)), ms);
-      void this.exited.then(() => {
-        clearTimeout(timer);
-        const late = rx.exec(this.stdout);
-        if (late) resolve(late);
-        else reject(new Error(`slixmpp exited without printing ${re}:\n${this.stdout}\n${this.stderr}`));
-      });
-      this.waiters.push({
-        re: rx,
-        resolve: (found) => {
-          clearTimeout(timer);
-          resolve(found);
-        },
-      });
-    });
-  }
 }
 
 describe('interop: slixmpp (Python) client', function () {
   let server: TestServer;
-  const running: Slix[] = [];
+  const running: PyClient[] = [];
+  const clients: TestClient[] = [];
 
-  const run = (opts: RunOptions): Slix => {
+  const run = (opts: RunOptions): PyClient => {
     const args = [
-      SCRIPT,
       '--jid', opts.jid,
       '--password', opts.password,
       '--port', String(server.c2sPort),
@@ -104,32 +52,36 @@ describe('interop: slixmpp (Python) client', function () {
     if (opts.mech) args.push('--mech', opts.mech);
     if (opts.peer) args.push('--peer', opts.peer);
     if (opts.subscribe) args.push('--subscribe');
-    if (opts.send !== undefined) args.push('--send', opts.send);
+    for (const body of opts.send === undefined ? [] : [opts.send].flat()) args.push('--send', body);
     if (opts.echo) args.push('--echo');
     if (opts.gs2y) args.push('--gs2-y');
-    // The system Python with Debian's slixmpp: keep another Python's settings out of it.
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
-    delete env.PYTHONPATH;
-    delete env.PYTHONHOME;
-    const proc = spawn(PYTHON, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
-    const slix = new Slix(proc);
+    if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
+    if (opts.collect !== undefined) args.push('--collect', String(opts.collect));
+    if (opts.name !== undefined) args.push('--name', opts.name);
+    for (const g of opts.groups ?? []) args.push('--group', g);
+    const slix = PyClient.spawn(SCRIPT, args, `slixmpp ${opts.jid}`);
     running.push(slix);
     return slix;
+  };
+
+  const loginUser = async (user: string, password: string, resource: string): Promise<TestClient> => {
+    const c = await login(server, user, password, { resource });
+    clients.push(c);
+    return c;
   };
 
   const explain = (r: Result) => `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}--- server\n${server.output.slice(-4000)}`;
 
   before(async function () {
-    const probe = existsSync(PYTHON) ? spawnSync(PYTHON, ['-c', 'import slixmpp; print(slixmpp.__version__)'], { encoding: 'utf8' }) : undefined;
     // python3-slixmpp is installed by .ci/run (apt-get); without it this suite fails rather than skips.
-    assert.equal(probe?.status, 0, `slixmpp is not importable by ${PYTHON}: apt-get install python3-slixmpp`);
-    server = await startServer({ users: { romeo: 'r0meo-pass', juliet: 'jul1et-pass' } });
+    assert.ok(pythonModuleVersion('slixmpp'), `slixmpp is not importable by ${PYTHON}: apt-get install python3-slixmpp`);
+    server = await startServer({
+      users: { romeo: 'r0meo-pass', juliet: 'jul1et-pass', nurse: 'nurse-pass', friar: 'fr1ar-pass', balthasar: 'balth-pass' },
+    });
   });
   afterEach(async function () {
-    await Promise.all(running.splice(0).map(async (s) => {
-      if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
-      await s.exited;
-    }));
+    await Promise.all(running.splice(0).map((s) => s.kill()));
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
   });
   after(async function () {
     await server?.destroy();
@@ -223,5 +175,78 @@ describe('interop: slixmpp (Python) client', function () {
     // A message each way, with the sender's full JID stamped.
     assert.ok(j.events.includes('EVENT message from=romeo@localhost/balcony type=chat body=But soft!'), explain(j));
     assert.ok(r.events.includes('EVENT message from=juliet@localhost/garden type=chat body=echo: But soft!'), explain(r));
+  });
+  it('manages its roster with update_roster and del_roster_item: pushed, and stored on the server', async function () {
+    // slixmpp's update_roster always sends the item's current subscription (subscription='none'
+    // for a new item, 'both' for a mutual contact); RFC 6121 §2.1.2.5 has the server ignore any
+    // value but 'remove' in a roster set, so this is an ordinary add/update.
+    const roster = async (c: TestClient) => {
+      const r = await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER })));
+      return (r.getChild('query', NS_ROSTER)?.getChildren('item') ?? []).map((i) => ({
+        jid: i.attrs.jid as string,
+        name: i.attrs.name as string | undefined,
+        groups: i.getChildren('group').map((g) => g.getText()).sort(),
+        subscription: i.attrs.subscription as string,
+      }));
+    };
+    const pushed = (watcher: TestClient, what: (item: Element) => boolean) =>
+      watcher.expect((el) => {
+        const item = el.name === 'iq' && el.attrs.type === 'set' ? el.getChild('query', NS_ROSTER)?.getChild('item') : undefined;
+        return item !== undefined && item.attrs.jid === 'juliet@localhost' && what(item);
+      });
+    // Another resource of the same user, interested in the roster, sees every push too.
+    const watcher = await loginUser('nurse', 'nurse-pass', 'watcher');
+    assert.deepEqual(await roster(watcher), []);
+
+    const add = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-set', peer: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'] }).exited;
+    assert.equal(add.code, 0, explain(add));
+    assert.ok(add.events.includes('EVENT set_result jid=juliet@localhost'), explain(add));
+    assert.ok(add.events.includes('EVENT roster_push_item jid=juliet@localhost name=The Lady groups=Capulets subscription=none ask='), explain(add));
+    assert.deepEqual(printedRoster(add.events)?.items, [{ jid: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'], subscription: 'none', ask: '' }]);
+    await pushed(watcher, (i) => i.attrs.name === 'The Lady');
+    assert.deepEqual(await roster(watcher), [{ jid: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'], subscription: 'none' }]);
+
+    const update = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-set', peer: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'] }).exited;
+    assert.equal(update.code, 0, explain(update));
+    assert.ok(update.events.includes('EVENT roster_push_item jid=juliet@localhost name=Juliet groups=Capulets|Wards subscription=none ask='), explain(update));
+    assert.deepEqual(printedRoster(update.events)?.items, [{ jid: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'], subscription: 'none', ask: '' }]);
+    await pushed(watcher, (i) => i.attrs.name === 'Juliet');
+    assert.deepEqual(await roster(watcher), [{ jid: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'], subscription: 'none' }]);
+
+    const remove = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-remove', peer: 'juliet@localhost' }).exited;
+    assert.equal(remove.code, 0, explain(remove));
+    assert.ok(remove.events.includes('EVENT remove_result jid=juliet@localhost'), explain(remove));
+    assert.ok(remove.events.includes('EVENT roster_push_item jid=juliet@localhost name= groups= subscription=remove ask='), explain(remove));
+    assert.deepEqual(printedRoster(remove.events)?.items, []);
+    await pushed(watcher, (i) => i.attrs.subscription === 'remove');
+    assert.deepEqual(await roster(watcher), []);
+  });
+
+  it('receives on login the messages sent while it was offline: in order, with a delay stamp, once', async function () {
+    const since = Date.now() - 1000;
+    const sent = await run({ jid: 'friar@localhost/cell', password: 'fr1ar-pass', mech: 'SCRAM-SHA-256', action: 'send', peer: 'balthasar@localhost', send: ['Hie to Mantua', 'With this letter'] }).exited;
+    assert.equal(sent.code, 0, explain(sent));
+
+    const r = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', mech: 'SCRAM-SHA-256', action: 'receive-offline', expect: 2, collect: 1 }).exited;
+    assert.equal(r.code, 0, explain(r));
+    const got = printedMessages(r.events);
+    assert.deepEqual(got.map((m) => [m.from, m.type, m.body]), [
+      ['friar@localhost/cell', 'chat', 'Hie to Mantua'],
+      ['friar@localhost/cell', 'chat', 'With this letter'],
+    ], explain(r));
+    for (const m of got) {
+      // The stamp as the server wrote it: XEP-0082 UTC with milliseconds, from the server's domain.
+      assert.match(m.delay ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, explain(r));
+      const stamp = Date.parse(m.delay!);
+      assert.ok(stamp >= since && stamp <= Date.now(), `stamp ${m.delay} out of range`);
+      assert.equal(m.delayFrom, 'localhost');
+    }
+    assert.ok(Date.parse(got[0]!.delay!) <= Date.parse(got[1]!.delay!), explain(r));
+    assert.ok(r.events.includes('EVENT received count=2'), explain(r));
+
+    // Delivered once: the next login finds nothing stored.
+    const again = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', mech: 'SCRAM-SHA-256', action: 'receive-offline', collect: 1 }).exited;
+    assert.equal(again.code, 0, explain(again));
+    assert.deepEqual(printedMessages(again.events), [], explain(again));
   });
 });

@@ -1,0 +1,116 @@
+// Scenario 2 (and 5): message routing. P pairs of online clients; each client keeps up to W chat
+// messages in flight to its partner's full JID (a new one is sent when one of its own is
+// delivered). Measured over a fixed window after a warm-up: delivered messages/s, latency
+// (send → receive, same clock), server CPU seconds per 1,000 messages, and the load generator's
+// own CPU.
+import type { XmppClient } from '../lib/client.ts';
+import { percentile, sleep } from '../lib/proc.ts';
+import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
+
+export interface RoutingResult {
+  pairs: number;
+  window: number;
+  delivered: number;
+  seconds: number;
+  msgsPerSec: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  serverCpuSec: number;
+  serverCpuSecPer1000: number;
+  clientCpuSec: number;
+  clientCpuShare: number;
+  clientCpuSecPer1000: number;
+  errors: number;
+  serverRssMiB: number;
+}
+
+const BODY = 'Benchmark message: the quick brown fox jumps over the lazy dog. 0123456789';
+
+interface Peer {
+  c: XmppClient;
+  to: string;
+  inflight: number;
+  seq: number;
+}
+
+export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; window: number; warmupMs: number; durationMs: number }): Promise<RoutingResult> {
+  const n = o.pairs * 2;
+  if (o.users.length < n) throw new Error(`routing needs ${n} accounts`);
+  const clients = await loginMany(ctx, o.users.slice(0, n), { concurrency: 50 });
+  const peers: Peer[] = clients.map((c) => ({ c, to: '', inflight: 0, seq: 0 }));
+  let sending = true;
+  let measuring = false;
+  let delivered = 0;
+  let errors = 0;
+  const lat = new Float64Array(4_000_000);
+  let nlat = 0;
+
+  const send = (p: Peer) => {
+    p.inflight++;
+    p.c.queue(`<message to='${p.to}' type='chat' id='m${++p.seq}-${performance.now().toFixed(3)}'><body>${BODY}</body></message>`);
+  };
+
+  for (let i = 0; i < n; i++) {
+    const me = peers[i]!;
+    const partner = peers[i ^ 1]!;
+    me.to = partner.c.jid;
+    me.c.onStanza = (xml) => {
+      if (!xml.startsWith('<message')) return;
+      const gt = xml.indexOf('>');
+      const head = xml.slice(0, gt);
+      if (head.includes("type='error'") || head.includes('type="error"')) {
+        // Our own message bounced: free its slot.
+        errors++;
+        me.inflight--;
+        if (sending) send(me);
+        return;
+      }
+      const k = head.indexOf(' id=');
+      if (k >= 0) {
+        const dash = head.indexOf('-', k);
+        const t = parseFloat(head.slice(dash + 1, head.indexOf(head[k + 4]!, k + 5)));
+        if (measuring) {
+          delivered++;
+          if (nlat < lat.length) lat[nlat++] = performance.now() - t;
+        }
+      }
+      partner.inflight--;
+      if (sending) send(partner);
+    };
+  }
+  const meter = new Meter(ctx.pid);
+  for (const p of peers) for (let k = 0; k < o.window; k++) send(p);
+  await sleep(o.warmupMs);
+  measuring = true;
+  meter.begin();
+  await sleep(o.durationMs);
+  const w = meter.end();
+  measuring = false;
+  const count = delivered;
+  sending = false;
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline && peers.some((p) => p.inflight > 0)) await sleep(50);
+  const lost = peers.reduce((a, p) => a + Math.max(0, p.inflight), 0);
+  await closeAll(clients);
+  const sorted = lat.subarray(0, nlat).sort();
+  const r: RoutingResult = {
+    pairs: o.pairs,
+    window: o.window,
+    delivered: count,
+    seconds: w.seconds,
+    msgsPerSec: count / w.seconds,
+    latencyP50Ms: percentile(sorted, 50),
+    latencyP99Ms: percentile(sorted, 99),
+    serverCpuSec: w.serverCpu,
+    serverCpuSecPer1000: (w.serverCpu / count) * 1000,
+    clientCpuSec: w.clientCpu,
+    clientCpuShare: w.clientCpu / w.seconds,
+    clientCpuSecPer1000: (w.clientCpu / count) * 1000,
+    errors: errors + lost,
+    serverRssMiB: w.serverRss / 1048576,
+  };
+  ctx.log(
+    `  routing: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
+  );
+  return r;
+}

@@ -1,0 +1,102 @@
+// Cadence under test: bin/cadence.js with a private config (.ts) and SQLite data directory.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Target } from '../lib/client.ts';
+import { run, terminate, type ServerDriver, type ServerSetup, type StartOptions } from './types.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
+/** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping'];
+
+export class CadenceServer implements ServerDriver {
+  readonly name = 'cadence';
+  private proc: ChildProcess | undefined;
+  private setup!: ServerSetup;
+  private configFile = '';
+  private created = '';
+  output = '';
+
+  version(): string {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    return `${pkg.version} (node ${process.version})`;
+  }
+
+  describe(): string {
+    return `modules ${MODULES.join(', ')}; storage sqlite; log level warn`;
+  }
+
+  notes(): string[] {
+    return [`accounts: first through UserManager.create, the rest copies of its record (${this.created})`];
+  }
+
+  async prepare(s: ServerSetup): Promise<void> {
+    this.setup = s;
+    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)));
+    const config = {
+      dataDir: path.join(s.dir, 'data'),
+      storage: 'sqlite',
+      c2sPorts: [s.port],
+      c2sDirectTlsPorts: [],
+      interfaces: ['127.0.0.1'],
+      c2sRequireEncryption: false,
+      allowUnencryptedPlainAuth: true,
+      c2sKeepaliveInterval: 0,
+      modulesEnabled: modules,
+      tls: { certificate: s.certFile, key: s.keyFile },
+      log: { level: 'warn' },
+      virtualHosts: { [s.domain]: {} },
+    };
+    mkdirSync(config.dataDir, { recursive: true });
+    this.configFile = path.join(s.dir, 'cadence.cfg.ts');
+    writeFileSync(this.configFile, `export default ${JSON.stringify(config, null, 2)};\n`);
+    const out = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'servers', 'cadence-accounts.ts'), this.configFile, s.domain, s.password], {
+      input: s.users.join('\n'),
+      cwd: ROOT,
+      timeoutMs: 600_000,
+    });
+    this.created = out.trim();
+    s.log(`cadence: ${this.created}`);
+  }
+
+  async start(opts: StartOptions = {}): Promise<void> {
+    const args = [...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []), CADENCE, '-c', this.configFile, 'start'];
+    const proc = spawn(process.execPath, args, { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    this.output = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cadence not ready in 60 s:\n${this.output}`)), 60_000);
+      proc.stdout!.on('data', (c: Buffer) => {
+        this.output += c.toString();
+        if (/^ready /m.test(this.output)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      proc.stderr!.on('data', (c: Buffer) => {
+        this.output += c.toString();
+        if (this.output.length > 100_000) this.output = this.output.slice(-50_000);
+      });
+      proc.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`cadence exited (${code}) before ready:\n${this.output}`));
+      });
+    });
+  }
+
+  pid(): number {
+    return this.proc!.pid!;
+  }
+
+  async stop(): Promise<void> {
+    await terminate(this.proc, 20_000);
+    this.proc = undefined;
+  }
+
+  target(): Target {
+    return { host: '127.0.0.1', port: this.setup.port, domain: this.setup.domain };
+  }
+}
+

@@ -1,0 +1,113 @@
+// Prosody (Debian package) under test: `prosody -F --config FILE` with a private config, data
+// directory, pid file and log, on 127.0.0.1 only (no s2s, no HTTP, no components).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Target } from '../lib/client.ts';
+import { pkgVersion, run, terminate, waitForXmpp, type ServerDriver, type ServerSetup } from './types.ts';
+
+const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping'];
+
+/** Prosody's internal storage escapes the host name in directory names (util.datamanager). */
+function encode(s: string): string {
+  return s.replace(/[^a-zA-Z0-9]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+export class ProsodyServer implements ServerDriver {
+  readonly name = 'prosody';
+  private proc: ChildProcess | undefined;
+  private setup!: ServerSetup;
+  private configFile = '';
+  private created = '';
+  private output = '';
+
+  version(): string {
+    return pkgVersion('prosody');
+  }
+
+  describe(): string {
+    return `modules ${MODULES.join(', ')} (+ autoloaded c2s, presence, message, iq; s2s and offline disabled); internal_hashed auth, internal storage, epoll backend`;
+  }
+
+  notes(): string[] {
+    return [`accounts: first with prosodyctl register, the rest copies of its .dat file (${this.created})`];
+  }
+
+  async prepare(s: ServerSetup): Promise<void> {
+    this.setup = s;
+    const d = s.dir;
+    mkdirSync(path.join(d, 'data'), { recursive: true });
+    mkdirSync(path.join(d, 'certs'), { recursive: true });
+    this.configFile = path.join(d, 'prosody.cfg.lua');
+    const q = (x: string) => JSON.stringify(x);
+    writeFileSync(
+      this.configFile,
+      [
+        'run_as_root = true',
+        `pidfile = ${q(path.join(d, 'prosody.pid'))}`,
+        `data_path = ${q(path.join(d, 'data'))}`,
+        `certificates = ${q(path.join(d, 'certs'))}`,
+        'interfaces = { "127.0.0.1" }',
+        'local_interfaces = { "127.0.0.1" }',
+        `c2s_ports = { ${s.port} }`,
+        'c2s_direct_tls_ports = { }',
+        's2s_ports = { }',
+        'component_ports = { }',
+        'http_ports = { }',
+        'https_ports = { }',
+        'network_backend = "epoll"',
+        'network_settings = { tcp_backlog = 511 }',
+        `log = { warn = ${q(path.join(d, 'prosody.log'))} }`,
+        'authentication = "internal_hashed"',
+        'storage = "internal"',
+        'c2s_require_encryption = false',
+        'allow_unencrypted_plain_auth = true',
+        `modules_enabled = { ${MODULES.map(q).join(', ')} }`,
+        'modules_disabled = { "s2s", "offline", "s2s_auth_certs" }',
+        `ssl = { certificate = ${q(s.certFile)}, key = ${q(s.keyFile)} }`,
+        `VirtualHost ${q(s.domain)}`,
+        '',
+      ].join('\n'),
+    );
+    const t0 = performance.now();
+    const [first, ...rest] = s.users;
+    if (first) {
+      await run('prosodyctl', ['--config', this.configFile, 'register', first, s.domain, s.password]);
+      const dir = path.join(d, 'data', encode(s.domain), 'accounts');
+      const src = path.join(dir, `${first}.dat`);
+      readFileSync(src); // must exist: the layout is what this copy relies on
+      for (const u of rest) copyFileSync(src, path.join(dir, `${u}.dat`));
+    }
+    this.created = `${s.users.length} accounts in ${Math.round(performance.now() - t0)} ms`;
+    s.log(`prosody: ${this.created}`);
+  }
+
+  async start(): Promise<void> {
+    const proc = spawn('prosody', ['-F', '--config', this.configFile], { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    this.output = '';
+    const onOut = (c: Buffer) => {
+      this.output = (this.output + c.toString()).slice(-20_000);
+    };
+    proc.stdout!.on('data', onOut);
+    proc.stderr!.on('data', onOut);
+    try {
+      await waitForXmpp(this.target(), 60_000, () => proc.exitCode === null);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${this.output}`);
+    }
+  }
+
+  pid(): number {
+    return this.proc!.pid!;
+  }
+
+  async stop(): Promise<void> {
+    await terminate(this.proc);
+    this.proc = undefined;
+  }
+
+  target(): Target {
+    return { host: '127.0.0.1', port: this.setup.port, domain: this.setup.domain };
+  }
+}
