@@ -82,13 +82,17 @@ export class XmlStream {
   close(reason?: CloseReason): void {
     if (this.closing) return;
     const { conn, log } = this.opts;
+    let tail = '';
     if (reason) {
       if (!this.headerSent) this.sendHeader();
-      conn.write(streamErrorElement(reason.condition, reason.text).toString());
+      tail = streamErrorElement(reason.condition, reason.text).toString();
       const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
       log[quiet ? 'info' : 'warn']('closing stream of %s from %s: %s%s', this.opts.describe(), conn.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
     }
-    if (this.headerSent) conn.write('</stream:stream>');
+    // The error and the closing tag in one write (one TLS record): some clients stop reading
+    // after the error.
+    if (this.headerSent) tail += '</stream:stream>';
+    if (tail) conn.write(tail);
     this.closing = true;
     conn.close();
     this.end(true, reason);

@@ -56,10 +56,9 @@ function parseSet(query: Element, ownBare: string): ParsedSet | SetError {
   const jid = prep(attrs.jid);
   if (jid === null || jid.includes('/')) return { type: 'modify', condition: 'jid-malformed', text: 'The item jid is not a valid bare JID' };
   if (jid === ownBare) return { type: 'cancel', condition: 'not-allowed', text: 'Your own JID cannot be in your roster' };
+  // RFC 6121 §2.1.2.5: in a roster set, any subscription value other than "remove" is ignored
+  // (clients such as slixmpp echo the item's current state).
   const sub = attrs.subscription;
-  if (sub !== undefined && sub !== 'remove') {
-    return { type: 'modify', condition: 'bad-request', text: "Only subscription='remove' may be set by a client" };
-  }
   const name = attrs.name === undefined || attrs.name === '' ? undefined : attrs.name;
   if (name !== undefined && name.length > MAX_TEXT_LENGTH) return { type: 'modify', condition: 'not-acceptable', text: 'The item name is too long' };
   const groups: string[] = [];

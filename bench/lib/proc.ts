@@ -1,6 +1,7 @@
 // Server-side measurements from /proc: CPU seconds (utime + stime of all threads) and RSS.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 
 const CLK_TCK = (() => {
   try {
@@ -39,10 +40,19 @@ export function selfCpu(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** CPU seconds the whole machine has spent busy (all cores; from /proc/stat). */
+export function machineBusy(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice: busy excludes idle, iowait, guests (counted in user).
+  const busy = v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + v[7]!;
+  return busy / CLK_TCK;
+}
+
 /** One-minute load average and the number of cores. */
 export function load(): { load1: number; load5: number; cores: number } {
   const [l1, l5] = readFileSync('/proc/loadavg', 'utf8').split(' ').map(Number);
-  return { load1: l1!, load5: l5!, cores: navigator.hardwareConcurrency };
+  return { load1: l1!, load5: l5!, cores: os.cpus().length };
 }
 
 /** Pids of the direct children of `pid` (from /proc, no `ps`). */

@@ -1,6 +1,6 @@
 // Shared by the scenarios: what a scenario gets, measurement windows, and login of many clients.
 import { XmppClient, type Mechanism, type Target } from '../lib/client.ts';
-import { sample, selfCpu, type ProcSample } from '../lib/proc.ts';
+import { machineBusy, sample, selfCpu, type ProcSample } from '../lib/proc.ts';
 
 export interface Ctx {
   target: Target;
@@ -15,6 +15,8 @@ export interface Window {
   serverCpu: number;
   clientCpu: number;
   serverRss: number;
+  /** CPU used by everything else on the machine during the window, in cores (0 = quiet machine). */
+  otherCores: number;
 }
 
 /** Measures server CPU/RSS and the load generator's own CPU between begin() and end(). */
@@ -22,22 +24,29 @@ export class Meter {
   private s0: ProcSample | undefined;
   private c0 = 0;
   private t0 = 0;
+  private b0 = 0;
 
   constructor(private readonly pid: number) {}
 
   begin(): void {
     this.s0 = this.pid ? sample(this.pid) : undefined;
     this.c0 = selfCpu();
+    this.b0 = machineBusy();
     this.t0 = performance.now();
   }
 
   end(): Window {
     const s1 = this.pid ? sample(this.pid) : undefined;
+    const seconds = (performance.now() - this.t0) / 1000;
+    const serverCpu = s1 && this.s0 ? s1.cpu - this.s0.cpu : NaN;
+    const clientCpu = selfCpu() - this.c0;
+    const busy = machineBusy() - this.b0;
     return {
-      seconds: (performance.now() - this.t0) / 1000,
-      serverCpu: s1 && this.s0 ? s1.cpu - this.s0.cpu : NaN,
-      clientCpu: selfCpu() - this.c0,
+      seconds,
+      serverCpu,
+      clientCpu,
       serverRss: s1?.rss ?? NaN,
+      otherCores: Math.max(0, (busy - clientCpu - (Number.isFinite(serverCpu) ? serverCpu : 0)) / seconds),
     };
   }
 }

@@ -7,6 +7,8 @@ import { median, percentile, sleep } from '../lib/proc.ts';
 import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
 
 export interface FanoutResult {
+  /** cores used by other processes during the measurement (provisional numbers when > ~0.1) */
+  otherCores: number;
   contacts: number;
   rounds: number;
   completeRounds: number;
@@ -103,6 +105,7 @@ export async function fanout(ctx: Ctx, o: { fan: string; contacts: string[]; rou
   await closeAll(all);
   const sorted = [...times].sort((a, b) => a - b);
   const r: FanoutResult = {
+    otherCores: w.otherCores,
     contacts: contacts.length,
     rounds: o.rounds,
     completeRounds: complete,

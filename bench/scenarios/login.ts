@@ -6,6 +6,8 @@ import { percentile, sleep } from '../lib/proc.ts';
 import { Meter, type Ctx } from './common.ts';
 
 export interface LoginResult {
+  /** cores used by other processes during the measurement (provisional numbers when > ~0.1) */
+  otherCores: number;
   variant: string;
   concurrency: number;
   logins: number;
@@ -49,7 +51,7 @@ export async function loginRate(
         c.close(2000);
       } catch (err) {
         c.destroy();
-        if (phase !== 'stop') {
+        if ((phase as string) !== 'stop') {
           errors++;
           firstError ??= (err as Error).message;
           await sleep(50);
@@ -70,6 +72,7 @@ export async function loginRate(
   await sleep(300);
   lat.sort((a, b) => a - b);
   const r: LoginResult = {
+    otherCores: w.otherCores,
     variant,
     concurrency: o.concurrency,
     logins: counted,

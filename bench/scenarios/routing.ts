@@ -8,6 +8,8 @@ import { percentile, sleep } from '../lib/proc.ts';
 import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
 
 export interface RoutingResult {
+  /** cores used by other processes during the measurement (provisional numbers when > ~0.1) */
+  otherCores: number;
   pairs: number;
   window: number;
   delivered: number;
@@ -94,6 +96,7 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
   await closeAll(clients);
   const sorted = lat.subarray(0, nlat).sort();
   const r: RoutingResult = {
+    otherCores: w.otherCores,
     pairs: o.pairs,
     window: o.window,
     delivered: count,

@@ -2,7 +2,7 @@
 // ejabberd.yml and ejabberdctl.cfg, Mnesia spool and logs in DIR, its own node name and a fixed
 // Erlang distribution port on 127.0.0.1 (ERL_DIST_PORT: no epmd is started or used), c2s on
 // 127.0.0.1 only. ejabberdctl runs the VM as the `ejabberd` user, so DIR is handed to it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../lib/client.ts';
@@ -27,6 +27,7 @@ export class EjabberdServer implements ServerDriver {
   readonly name = 'ejabberd';
   private proc: ChildProcess | undefined;
   private beamPid = 0;
+  private nofile = '';
   private setup!: ServerSetup;
   private created = '';
   private output = '';
@@ -47,7 +48,7 @@ export class EjabberdServer implements ServerDriver {
   }
 
   notes(): string[] {
-    return [`accounts: first with ejabberdctl register, the rest ejabberd_auth:try_register of its #scram{} record over one Erlang RPC connection (${this.created})`];
+    return [`open-file limit of the VM raised with prlimit to ${this.nofile}`, `accounts: first with ejabberdctl register, the rest ejabberd_auth:try_register of its #scram{} record over one Erlang RPC connection (${this.created})`];
   }
 
   private ctl(...args: string[]): string[] {
@@ -163,6 +164,15 @@ EJABBERD_BYPASS_WARNINGS=true
       if (!this.beamPid) await sleep(100);
     }
     if (!this.beamPid) throw new Error('cannot find the beam.smp process of ejabberd');
+    // su (PAM) gives the VM a soft open-file limit of 1024, which stalls logins at ~1,000
+    // sessions: raise it to the hard limit (ERL_MAX_PORTS is 32000 in ejabberdctl).
+    try {
+      const hard = execFileSync('prlimit', ['--pid', String(this.beamPid), '--nofile', '--noheadings', '--output', 'HARD']).toString().trim();
+      execFileSync('prlimit', ['--pid', String(this.beamPid), `--nofile=${hard}:${hard}`]);
+      this.nofile = hard;
+    } catch (err) {
+      this.nofile = `not raised (${(err as Error).message.split('\n')[0]})`;
+    }
   }
 
   pid(): number {

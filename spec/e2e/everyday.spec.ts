@@ -41,9 +41,9 @@ const DELUSER_MODULE = `
 export default {
   load(module) {
     module.hook('iq-set/self/urn:cadence:test:deluser:delete', ({ origin, stanza }) => {
-      module.users.delete(origin.host, origin.username).then(() => {
-        origin.send("<iq type='result' id='" + stanza.attrs.id + "'/>");
-      });
+      // Answered first: deleting the account closes this session (like XEP-0077 <remove/>).
+      origin.send("<iq type='result' id='" + stanza.attrs.id + "'/>");
+      void module.users.delete(origin.host, origin.username);
       return true;
     });
   },

@@ -100,6 +100,8 @@ export class TestClient {
   }
 
   async stop(): Promise<void> {
+    // A stream the server already closed (conflict, shutdown) has nothing left to stop.
+    if (!(this.xmpp as unknown as { socket: unknown }).socket) return;
     await this.xmpp.stop().catch(() => undefined);
   }
 }
