@@ -4,6 +4,7 @@
 //   npm run bench -- --quick           < 2 minutes, writes bench/results/quick.{md,json}
 //   npm run bench -- --servers cadence --scenarios routing --repeat 1
 //   npm run bench -- --cadence-cpu-prof bench/results/prof   (Cadence runs under node --cpu-prof)
+//   npm run bench -- --render bench/results/latest.json       (re-write RESULTS.md from a run's JSON)
 //
 // Everything binds to 127.0.0.1; servers get private configs, data directories and ports in a
 // fresh temporary directory, and are stopped at the end (also on Ctrl-C).
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     json: { type: 'string' },
     'cadence-cpu-prof': { type: 'string' },
     'keep-dir': { type: 'boolean', default: false },
+    render: { type: 'string' },
   },
   allowPositionals: false,
 });
@@ -50,15 +52,15 @@ const P = {
   repeat: Number(args.repeat ?? (quick ? 1 : 2)),
   loginConcurrency: 50,
   loginWarmupMs: quick ? 1000 : 2000,
-  loginDurationMs: quick ? 4000 : 10_000,
+  loginDurationMs: quick ? 3000 : 10_000,
   routingPairs: 100,
   routingWindow: 10,
-  routingWarmupMs: quick ? 1500 : 3000,
-  routingDurationMs: quick ? 5000 : 15_000,
+  routingWarmupMs: quick ? 1000 : 3000,
+  routingDurationMs: quick ? 4000 : 15_000,
   fanoutContacts: 200,
   fanoutRounds: quick ? 10 : 30,
   memoryLevels: (args.sessions ?? (quick ? '1000' : '1000,10000')).split(',').map(Number),
-  memorySettleMs: quick ? 2000 : 5000,
+  memorySettleMs: quick ? 1500 : 5000,
 };
 const scenarios = new Set(args.scenarios!.split(','));
 const serverNames = args.servers!.split(',');
@@ -151,6 +153,13 @@ function writeMarkdown(file: string, body: string): void {
 }
 
 async function main(): Promise<number> {
+  if (args.render) {
+    // Re-render the Markdown from a previous run's JSON (no servers started).
+    const run = JSON.parse(readFileSync(args.render, 'utf8')) as RunJson;
+    writeMarkdown(mdPath, renderMarkdown(run));
+    log(`rendered ${args.render} into ${path.relative(process.cwd(), mdPath)}`);
+    return 0;
+  }
   const nofile = raiseFileLimit();
   const maxLevel = Math.max(0, ...P.memoryLevels);
   if (Number(nofile) < maxLevel + 1000 && scenarios.has('memory')) log(`warning: open-file limit ${nofile} may be too low for ${maxLevel} sessions (run as root or raise ulimit -n)`);

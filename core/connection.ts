@@ -1,13 +1,18 @@
 // A client or component TCP connection: the socket (plain, upgraded by STARTTLS, or direct TLS),
 // its address, and TLS facts such as channel-binding data. The XML stream on top of it belongs to
 // the module that accepted the connection (mod_c2s, mod_component).
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
 
 export type CloseHandler = (hadError: boolean) => void;
 
 let nextId = 1;
+
+function uncork(conn: Connection, socket: Socket): void {
+  conn.corked = false;
+  socket.uncork();
+}
 
 export class Connection {
   readonly id: string;
@@ -22,7 +27,7 @@ export class Connection {
   lastActivity = Date.now();
 
   constructor(socket: Socket, readonly service: string, readonly localPort: number) {
-    this.id = `${service}${nextId++}-${randomBytes(3).toString('hex')}`;
+    this.id = `${service}${nextId++}`;
     this.socket = socket;
     this.ip = socket.remoteAddress ?? 'unknown';
     this.port = socket.remotePort ?? 0;
@@ -66,10 +71,20 @@ export class Connection {
   }
 
   write(data: string): boolean {
-    if (this.closed || this.socket.destroyed) return false;
+    const socket = this.socket;
+    if (this.closed || socket.destroyed) return false;
     this.lastActivity = Date.now();
-    return this.socket.write(data);
+    // Everything written to this socket in one tick leaves in one syscall (and TLS record).
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this, socket);
+    }
+    return socket.write(data);
   }
+
+  /** @internal */
+  corked = false;
 
   /** Flush and close; the socket is destroyed if the peer does not close within `timeoutMs`. */
   close(timeoutMs = 2000): void {

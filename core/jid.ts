@@ -16,7 +16,7 @@
  * -- ZWJ/ZWNJ are rejected outright, CONTEXTO code points follow their
  * general category.
  *
- * All functions are pure. prep() keeps a small bounded LRU cache because it
+ * All functions are pure. prep() keeps a small bounded cache because it
  * runs for every stanza address.
  */
 
@@ -290,7 +290,10 @@ export function prepParts(p: JidParts): JidParts | null {
 const CACHE_MAX = 4096;
 /** Inputs longer than this are prepared but not cached (bounds cache memory). */
 const CACHE_KEY_MAX = 512;
-const cache = new Map<string, string | null>();
+// Two generations instead of an LRU: a hit costs one lookup and no writes; when the young
+// generation is full it becomes the old one (the previous old one is dropped).
+let young = new Map<string, string | null>();
+let old = new Map<string, string | null>();
 
 function prepUncached(jid: string): string | null {
 	if (jid.length > 3 * MAX_RAW_PART_UNITS + 2) return null;
@@ -303,20 +306,16 @@ function prepUncached(jid: string): string | null {
 
 /** Canonical form of a JID, or null when it is invalid. */
 export function prep(jid: string): string | null {
-	const hit = cache.get(jid);
-	if (hit !== undefined) {
-		// Refresh recency (LRU).
-		cache.delete(jid);
-		cache.set(jid, hit);
-		return hit;
-	}
-	const res = prepUncached(jid);
+	let res = young.get(jid);
+	if (res !== undefined) return res;
+	res = old.get(jid);
+	if (res === undefined) res = prepUncached(jid);
 	if (jid.length <= CACHE_KEY_MAX) {
-		if (cache.size >= CACHE_MAX) {
-			const oldest = cache.keys().next();
-			if (!oldest.done) cache.delete(oldest.value);
+		if (young.size >= CACHE_MAX / 2) {
+			old = young;
+			young = new Map();
 		}
-		cache.set(jid, res);
+		young.set(jid, res);
 	}
 	return res;
 }

@@ -119,6 +119,8 @@ export class Server {
 
   /** The options object configured for module `name`: global (host undefined) or the host's own. */
   moduleOptions(host: string | undefined, name: string): Record<string, unknown> | undefined {
+    // A core option of the same name (`tls`) is not the module's (mod_tls) options.
+    if (CORE_OPTION_NAMES.has(name)) return undefined;
     if (host === undefined) return this.config.raw[name] as Record<string, unknown> | undefined;
     return this.config.hostEntry(host)?.options[name] as Record<string, unknown> | undefined;
   }

@@ -6,7 +6,7 @@
 //  - `interested` set (it requested the roster): an *interested resource*.
 //  - an external component (XEP-0114) starts as 'component_unauthed'; its handshake makes it
 //    type 'component' serving `host` (makeComponent: at most one connection per component).
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import type { Connection } from './connection.ts';
 import type { StreamErrorCondition } from './errors.ts';
@@ -36,7 +36,7 @@ let sessionCounter = 0;
 export class Session {
   readonly id: string;
   readonly created = Date.now();
-  readonly log: Logger;
+  private logger: Logger | undefined;
   /** The TCP connection (absent for the host's local pseudo-session). */
   conn: Connection | undefined;
   /** True until the stream header has been received (and again after a stream restart). */
@@ -66,7 +66,11 @@ export class Session {
     this.type = type;
     this.conn = conn;
     this.ops = ops;
-    this.log = getLogger(`session:${this.id}`);
+  }
+
+  /** This session's logger (cadence:session:<id>), made on first use. */
+  get log(): Logger {
+    return (this.logger ??= getLogger(`session:${this.id}`));
   }
 
   send(x: Element | string): boolean {
@@ -288,5 +292,5 @@ export class SessionManager {
 }
 
 function generateResource(): string {
-  return `cadence-${randomBytes(6).toString('hex')}`;
+  return `cadence-${randomUUID().slice(0, 13)}`;
 }

@@ -125,16 +125,26 @@ export class StorageManager {
     log('storage ready (driver %s)', this.driverName);
   }
 
+  // Store objects are made once per (kind, host, store): drivers prepare statements for them.
+  readonly #stores = new Map<string, KeyValStore | MapStore | ArchiveStore>();
+
+  #open<T extends KeyValStore | MapStore | ArchiveStore>(kind: StoreKind, host: string, store: string, make: () => T): T {
+    const key = `${kind}\u0000${host}\u0000${store}`;
+    let s = this.#stores.get(key) as T | undefined;
+    if (!s) this.#stores.set(key, (s = make()));
+    return s;
+  }
+
   keyval(host: string, store: string): KeyValStore {
-    return this.#driver.keyval(host, store);
+    return this.#open('keyval', host, store, () => this.#driver.keyval(host, store));
   }
 
   map(host: string, store: string): MapStore {
-    return this.#driver.map(host, store);
+    return this.#open('map', host, store, () => this.#driver.map(host, store));
   }
 
   archive(host: string, store: string): ArchiveStore {
-    return this.#driver.archive(host, store);
+    return this.#open('archive', host, store, () => this.#driver.archive(host, store));
   }
 
   purgeUser(host: string, user: string): Promise<void> {

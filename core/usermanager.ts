@@ -98,7 +98,8 @@ export class UserManager {
   /** Verify a plaintext password (SASL PLAIN) against the stored SCRAM-SHA-256 (or SHA-1) keys. */
   async checkPassword(host: string, username: string, password: string): Promise<boolean> {
     const record = await this.getRecord(host, username);
-    const hash: ScramHash = record?.scram['SHA-256'] ? 'SHA-256' : 'SHA-1';
+    // Either record proves the password; SHA-1's (4096 iterations) costs less than SHA-256's.
+    const hash: ScramHash = record?.scram['SHA-1'] ? 'SHA-1' : 'SHA-256';
     const creds = record?.scram[hash];
     if (!creds) return false;
     let salted: Buffer;

@@ -2,7 +2,7 @@
 // closing tag, the unauthenticated-connection timer and whitespace keepalives. Shared by the
 // stream modules (mod_c2s, mod_component); they add what is particular to their protocol.
 import type { Element } from '@xmpp/xml';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Connection } from './connection.ts';
 import type { Logger } from './log.ts';
 import type { CloseReason } from './sessionmanager.ts';
@@ -60,7 +60,7 @@ export class XmlStream {
   /** Send our header (with a fresh stream id, returned). */
   sendHeader(): string {
     this.headerSent = true;
-    this.streamId = randomBytes(12).toString('hex');
+    this.streamId = randomUUID();
     this.opts.conn.write(streamHeader({ ...this.opts.headerAttrs(), id: this.streamId }));
     return this.streamId;
   }

@@ -173,7 +173,17 @@ export function renderMarkdown(run: RunJson): string {
   lines.push('');
   lines.push('Machine: ' + Object.entries(run.machine).map(([k, v]) => `${k} ${v}`).join('; ') + '.');
   lines.push('');
-  lines.push(`Load average before / after: ${run.load.before} / ${run.load.after}.${run.load.other.length ? ' **Other work was running on the machine during this run, so the numbers are provisional**: ' + run.load.other.join('; ') : ''}`);
+  const other = run.rounds
+    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores])
+    .filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
+    .sort((a, b) => a - b);
+  const otherText = other.length
+    ? ` CPU used by other processes during the measurement windows (from /proc/stat, minus server and load generator): median ${other[other.length >> 1]!.toFixed(2)}, max ${other[other.length - 1]!.toFixed(2)} cores.`
+    : '';
+  const busy = other.length && other[other.length - 1]! > 0.1;
+  lines.push(
+    `Load average before / after: ${run.load.before} / ${run.load.after}.${otherText}${busy ? ' **Other work was running on the machine during this run: treat the numbers as provisional** (the CPU-cost rows — CPU ms per login, CPU s per 1,000 messages — are the least affected).' : ''}`,
+  );
   lines.push('');
   lines.push('Versions: ' + Object.entries(run.versions).map(([k, v]) => `${k} ${v}`).join('; ') + '.');
   lines.push('');

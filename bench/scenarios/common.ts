@@ -84,7 +84,7 @@ export async function loginMany(
           break;
         } catch (err) {
           c.destroy();
-          if (++attempt > (o.retries ?? 2)) throw new Error(`login of ${users[i]} failed: ${(err as Error).message}`);
+          if (++attempt > (o.retries ?? 2)) throw new Error(`login of ${users[i]} failed: ${(err as Error).message}`, { cause: err });
         }
       }
       if (++done % 500 === 0) onProgress?.(done);

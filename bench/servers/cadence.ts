@@ -18,6 +18,8 @@ export class CadenceServer implements ServerDriver {
   private configFile = '';
   private created = '';
   output = '';
+  /** Milliseconds from spawn to the `ready` line of the last start (profile start-up to skip). */
+  startupMs = 0;
 
   version(): string {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -25,7 +27,8 @@ export class CadenceServer implements ServerDriver {
   }
 
   describe(): string {
-    return `modules ${MODULES.join(', ')}; storage sqlite; log level warn`;
+    const extra = process.env.CADENCE_BENCH_NODE_FLAGS ? `; node flags ${process.env.CADENCE_BENCH_NODE_FLAGS}` : '';
+    return `modules ${MODULES.join(', ')}; storage sqlite; log level warn${extra}`;
   }
 
   notes(): string[] {
@@ -66,7 +69,11 @@ export class CadenceServer implements ServerDriver {
   }
 
   async start(opts: StartOptions = {}): Promise<void> {
-    const args = [...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []), CADENCE, '-c', this.configFile, 'start'];
+    // CADENCE_BENCH_NODE_FLAGS: extra node flags for experiments (e.g. --max-semi-space-size=1).
+    const extra = (process.env.CADENCE_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    // As bin/cadence.js's shebang and `npm start` run it.
+    const args = ['--max-semi-space-size=4', ...extra, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []), CADENCE, '-c', this.configFile, 'start'];
+    const t0 = performance.now();
     const proc = spawn(process.execPath, args, { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     this.output = '';
@@ -75,6 +82,7 @@ export class CadenceServer implements ServerDriver {
       proc.stdout!.on('data', (c: Buffer) => {
         this.output += c.toString();
         if (/^ready /m.test(this.output)) {
+          this.startupMs = performance.now() - t0;
           clearTimeout(timer);
           resolve();
         }

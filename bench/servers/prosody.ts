@@ -94,7 +94,7 @@ export class ProsodyServer implements ServerDriver {
     try {
       await waitForXmpp(this.target(), 60_000, () => proc.exitCode === null);
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n${this.output}`);
+      throw new Error(`${(err as Error).message}\n${this.output}`, { cause: err });
     }
   }
 

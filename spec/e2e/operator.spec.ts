@@ -1,7 +1,10 @@
 // The operator contract: CLI account commands, start-up failures, clean shutdown.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import type tls from 'node:tls';
+import selfsigned from 'selfsigned';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RawClient, login, streamErrorCondition } from '../helpers/client.ts';
@@ -78,6 +81,20 @@ describe('e2e: operator contract', function () {
     assert.match(r.stdout, /host localhost:/);
     assert.match(r.stdout, /\+ saslauth: /);
     assert.match(r.stdout, /all good/);
+  });
+
+  it('serves the certificate configured with tls: { certificate, key }', async function () {
+    const pems = await selfsigned.generate([{ name: 'commonName', value: 'operator-cert.example' }], { keyType: 'ec', algorithm: 'sha256' });
+    writeFileSync(path.join(dir, 'server.crt'), pems.cert);
+    writeFileSync(path.join(dir, 'server.key'), pems.private);
+    server = await startServer({ dir, config: { tls: { certificate: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') } } });
+    const c = await RawClient.connect(server.directTlsPort, { directTls: true });
+    try {
+      const served = (c.socket as tls.TLSSocket).getPeerCertificate();
+      assert.equal(served.fingerprint256, new X509Certificate(pems.cert).fingerprint256);
+    } finally {
+      c.close();
+    }
   });
 
   it('about prints the version and the core features', async function () {

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
+/** As in bin/cadence.js's shebang and `npm start`. */
+export const NODE_FLAGS = ['--max-semi-space-size=4'];
 
 export interface ServerOptions {
   /** Extra config fields (merged over the test defaults). */
@@ -32,7 +34,7 @@ export class TestServer {
   constructor(readonly dir: string, readonly configFile: string, readonly host: string) {}
 
   async start(): Promise<void> {
-    const proc = spawn(process.execPath, [CADENCE, '-c', this.configFile, 'start'], {
+    const proc = spawn(process.execPath, [...NODE_FLAGS, CADENCE, '-c', this.configFile, 'start'], {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: undefined },
