@@ -4,8 +4,7 @@
 // configurable disco identity name.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DateTime } from 'luxon';
 import { RawClient, login, stanzaErrorCondition, xml, type Element, type TestClient } from '../helpers/client.ts';
@@ -36,19 +35,6 @@ const CONTACTS = {
   support: ['https://verona.example/support'],
 };
 
-// Test-only module: an iq in a private namespace deletes the sender's account (user-deleted runs).
-const DELUSER_MODULE = `
-export default {
-  load(module) {
-    module.hook('iq-set/self/urn:cadence:test:deluser:delete', ({ origin, stanza }) => {
-      // Answered first: deleting the account closes this session (like XEP-0077 <remove/>).
-      origin.send("<iq type='result' id='" + stanza.attrs.id + "'/>");
-      void module.users.delete(origin.host, origin.username);
-      return true;
-    });
-  },
-};
-`;
 
 function children(el: Element | undefined, name?: string): Element[] {
   if (!el) return [];
@@ -135,7 +121,6 @@ describe('XEP-0115 verification string (the examples of §5.2 and §5.3)', funct
 
 describe('e2e: everyday features (vcard, private, version, time, last, contact info, caps)', function () {
   let server: TestServer;
-  let pluginDir: string;
   const clients: TestClient[] = [];
   const raws: RawClient[] = [];
 
@@ -165,16 +150,13 @@ describe('e2e: everyday features (vcard, private, version, time, last, contact i
 
   before(async function () {
     this.timeout(120_000);
-    pluginDir = mkdtempSync(path.join(tmpdir(), 'cadence-everyday-plugins-'));
-    writeFileSync(path.join(pluginDir, 'mod_test_deluser.ts'), DELUSER_MODULE);
     server = await startServer({
       users: Object.fromEntries(USERS.map((u) => [u, PASS])),
       config: {
-        pluginPaths: [pluginDir],
         modulesEnabled: [
           'tls', 'saslauth', 'bind', 'roster', 'disco', 'ping',
           'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', 'caps',
-          'test_deluser',
+          'register',
         ],
         disco: { name: SERVER_NAME },
         server_contact_info: { contacts: CONTACTS },
@@ -190,7 +172,6 @@ describe('e2e: everyday features (vcard, private, version, time, last, contact i
   });
   after(async function () {
     await server?.destroy();
-    rmSync(pluginDir, { recursive: true, force: true });
   });
 
   // -- disco --------------------------------------------------------------------------------------
@@ -490,7 +471,7 @@ describe('e2e: everyday features (vcard, private, version, time, last, contact i
     const gone = await connect('gone', 'bye');
     expectResult(await vcardSet(gone, card(xml('FN', {}, 'Soon gone'))));
     expectResult(await privateIq(gone, 'set', [xml('prefs', { xmlns: 'urn:example:prefs' }, xml('colour', {}, 'red'))]));
-    const r = await gone.iqRaw(xml('iq', { type: 'set' }, xml('delete', { xmlns: 'urn:cadence:test:deluser' })));
+    const r = await gone.iqRaw(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:register' }, xml('remove'))));
     expectResult(r);
     await gone.stop();
     await server.adduser('gone', PASS);

@@ -2,9 +2,6 @@
 // resources, versioning, invalid sets, and the subscription clean-up of removal and account
 // deletion.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { RawClient, login, stanzaErrorCondition, xml, type Element, type TestClient } from '../helpers/client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
@@ -14,20 +11,6 @@ const HOST = 'localhost';
 
 const USERS = ['feat', 'get', 'push', 'ver', 'rem', 'bad', 'own', 'other', 'rs1', 'rs2', 'del1', 'del2', 'del3', 'ask1', 'ask2'];
 
-// A test-only module (loaded from a temporary plugin path): an iq in a private namespace deletes
-// the sender's account through the user manager, so `user-deleted` runs inside the server.
-const DELUSER_MODULE = `
-export default {
-  load(module) {
-    module.hook('iq-set/self/urn:cadence:test:deluser:delete', ({ origin, stanza }) => {
-      // Answered first: deleting the account closes this session (like XEP-0077 <remove/>).
-      origin.send("<iq type='result' id='" + stanza.attrs.id + "'/>");
-      void module.users.delete(origin.host, origin.username);
-      return true;
-    });
-  },
-};
-`;
 
 interface ItemView {
   jid: string;
@@ -57,7 +40,6 @@ const isPushFor = (jid: string) => (el: Element) => isPush(el) && rosterQuery(el
 
 describe('e2e: roster', function () {
   let server: TestServer;
-  let pluginDir: string;
   const clients: TestClient[] = [];
   const raws: RawClient[] = [];
 
@@ -80,11 +62,9 @@ describe('e2e: roster', function () {
 
   before(async function () {
     this.timeout(120_000);
-    pluginDir = mkdtempSync(path.join(tmpdir(), 'cadence-roster-plugins-'));
-    writeFileSync(path.join(pluginDir, 'mod_test_deluser.ts'), DELUSER_MODULE);
     server = await startServer({
       users: Object.fromEntries(USERS.map((u) => [u, PASS])),
-      config: { pluginPaths: [pluginDir], virtualHosts: { [HOST]: { modulesEnabled: ['test_deluser'] } } },
+      config: { virtualHosts: { [HOST]: { modulesEnabled: ['register'] } } },
     });
   });
   afterEach(async function () {
@@ -93,7 +73,6 @@ describe('e2e: roster', function () {
   });
   after(async function () {
     await server?.destroy();
-    rmSync(pluginDir, { recursive: true, force: true });
   });
 
   it('advertises roster versioning in the stream features after authentication', async function () {
@@ -321,7 +300,7 @@ describe('e2e: roster', function () {
     await x.expect((s) => isPushFor('del1@localhost')(s) && rosterQuery(s)!.getChild('item')!.attrs.subscription === 'both');
     await y.expect((s) => isPushFor('del1@localhost')(s) && rosterQuery(s)!.getChild('item')!.attrs.subscription === 'to');
 
-    const r = await d.iqRaw(xml('iq', { type: 'set' }, xml('delete', { xmlns: 'urn:cadence:test:deluser' })));
+    const r = await d.iqRaw(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:register' }, xml('remove'))));
     assert.equal(r.attrs.type, 'result');
     await x.expect((s) => isPushFor('del1@localhost')(s) && rosterQuery(s)!.getChild('item')!.attrs.subscription === 'none');
     await y.expect((s) => isPushFor('del1@localhost')(s) && rosterQuery(s)!.getChild('item')!.attrs.subscription === 'none');
