@@ -24,7 +24,3 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['user-deleted-event', 'user-deleted fires when an account is removed; modules wipe their data'],
   ['jid-precis', 'JIDs prepared per RFC 7622 (PRECIS)'],
 ]);
-
-export function hasFeature(name: string, features: ReadonlyMap<string, string> = coreFeatures): boolean {
-  return features.has(name);
-}

@@ -68,10 +68,6 @@ export class HostManager {
     return host;
   }
 
-  deactivate(name: string): void {
-    this.hosts.delete(name);
-  }
-
   get(name: string): Host | undefined {
     return this.hosts.get(name);
   }

@@ -94,10 +94,6 @@ export interface ExportedMethod {
   fn: (...args: unknown[]) => unknown;
 }
 
-export interface StanzaSink {
-  (stanza: Element): void;
-}
-
 // ---- the API -----------------------------------------------------------------------------------
 
 export class ModuleApi<O extends OptionSpecs = OptionSpecs> {

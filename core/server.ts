@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Element } from '@xmpp/xml';
 import { AdminApi } from './admin.ts';
 import { CertManager } from './certmanager.ts';
 import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
@@ -13,7 +12,7 @@ import { getLogger, setLogLevel } from './log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { PortManager } from './portmanager.ts';
 import { RosterManager } from './rostermanager.ts';
-import { SessionManager, type Session } from './sessionmanager.ts';
+import { SessionManager } from './sessionmanager.ts';
 import { StanzaRouter } from './stanza-router.ts';
 import { StorageManager } from './storagemanager.ts';
 import { UserManager } from './usermanager.ts';
@@ -202,10 +201,5 @@ export class Server {
       log.info('stopped');
     })();
     return this.stopping;
-  }
-
-  /** Route a stanza as the given session (used by components and tests). */
-  route(origin: Session, stanza: Element): void {
-    this.router.route(origin, stanza);
   }
 }
