@@ -3,6 +3,7 @@
 // stream modules (mod_c2s, mod_component); they add what is particular to their protocol.
 import type { Element } from '@xmpp/xml';
 import { randomUUID } from 'node:crypto';
+import { DEFAULTS } from './config.ts';
 import type { Connection } from './connection.ts';
 import type { Logger } from './log.ts';
 import type { CloseReason } from './sessionmanager.ts';
@@ -102,6 +103,16 @@ export class XmlStream {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.opts.onEnd(graceful, reason);
   }
+}
+
+/** Stanza size and depth limits from the c2s* options (smaller before authentication). */
+export function streamLimits(config: <T>(key: string, fallback: T) => T, authenticated: boolean): StreamLimits {
+  return {
+    maxStanzaSize: authenticated
+      ? config('c2sStanzaSizeLimit', DEFAULTS.c2sStanzaSizeLimit)
+      : config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
+    maxDepth: config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
+  };
 }
 
 /** Send a whitespace keepalive on every stream idle for `intervalMs`; returns the timer. */

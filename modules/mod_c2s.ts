@@ -11,7 +11,7 @@ import { HANDLER_ERROR } from '../core/events.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
 import { NS, isStanzaKind } from '../core/stanza.ts';
-import { XmlStream, startKeepalives } from '../core/xmlstream.ts';
+import { XmlStream, startKeepalives, streamLimits } from '../core/xmlstream.ts';
 import type { StreamLimits } from '../core/xmppstream.ts';
 
 export interface StreamFeaturesEvent {
@@ -39,12 +39,7 @@ export default defineModule({
   scope: 'global',
   description: 'Client connections: streams, features, limits and keepalives',
   async load(module) {
-    const limits = (authenticated: boolean): StreamLimits => ({
-      maxStanzaSize: authenticated
-        ? module.config('c2sStanzaSizeLimit', DEFAULTS.c2sStanzaSizeLimit)
-        : module.config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
-      maxDepth: module.config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
-    });
+    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
     const streams = new Map<Session, XmlStream>();
 
     const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);

@@ -22,7 +22,7 @@ import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session } from '../core/sessionmanager.ts';
 import type { StanzaEvent } from '../core/stanza-router.ts';
 import { NS, isStanzaKind } from '../core/stanza.ts';
-import { XmlStream, startKeepalives } from '../core/xmlstream.ts';
+import { XmlStream, startKeepalives, streamLimits } from '../core/xmlstream.ts';
 import type { StreamLimits } from '../core/xmppstream.ts';
 
 export interface ComponentConnectedEvent {
@@ -88,12 +88,7 @@ export default defineModule({
       module.log('no external components configured: not listening');
       return;
     }
-    const limits = (authenticated: boolean): StreamLimits => ({
-      maxStanzaSize: authenticated
-        ? module.config('c2sStanzaSizeLimit', DEFAULTS.c2sStanzaSizeLimit)
-        : module.config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
-      maxDepth: module.config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
-    });
+    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
     const streams = new Map<Session, XmlStream>();
     const shared: Shared = { module, secrets, streams, limits };
 

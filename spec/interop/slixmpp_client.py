@@ -58,16 +58,8 @@ import logging
 import ssl
 import sys
 
+from slixmpp_common import one_line, out, run_until_done
 from slixmpp import ClientXMPP, JID
-
-
-def out(line: str) -> None:
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
-def one_line(text: str) -> str:
-    return text.replace('\\', '\\\\').replace('\n', '\\n')
 
 
 class Client(ClientXMPP):
@@ -396,26 +388,7 @@ def main() -> int:
     xmpp = Client(args)
     # STARTTLS only (no direct TLS); refuse to continue without it.
     xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True, disable_starttls=False)
-    try:
-        ok = xmpp.loop.run_until_complete(asyncio.wait_for(asyncio.shield(xmpp.done), args.timeout))
-    except asyncio.TimeoutError:
-        out(f'FAIL timeout after {args.timeout}s')
-        ok = False
-    if ok:
-        # Orderly close: </stream:stream> and wait for the server's.
-        try:
-            xmpp.loop.run_until_complete(asyncio.wait_for(xmpp.disconnect(wait=2.0), 5))
-        except Exception:  # noqa: BLE001
-            pass
-        out('EVENT closed' if xmpp.closed else 'EVENT close_timeout')
-    else:
-        xmpp.abort()
-    # Cancel slixmpp's background tasks so the interpreter exits quietly.
-    pending = [t for t in asyncio.all_tasks(xmpp.loop) if not t.done()]
-    for t in pending:
-        t.cancel()
-    xmpp.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    return 0 if ok else 1
+    return run_until_done(xmpp, args.timeout)
 
 
 if __name__ == '__main__':

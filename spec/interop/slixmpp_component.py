@@ -25,18 +25,10 @@ import asyncio
 import logging
 import sys
 
+from slixmpp_common import one_line, out, run_until_done
 from slixmpp import ComponentXMPP
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
-
-
-def out(line: str) -> None:
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
-def one_line(text: str) -> str:
-    return text.replace('\\', '\\\\').replace('\n', '\\n')
 
 
 class Echo(ComponentXMPP):
@@ -112,26 +104,7 @@ def main() -> int:
 
     xmpp = Echo(args)
     xmpp.connect()
-    try:
-        ok = xmpp.loop.run_until_complete(asyncio.wait_for(asyncio.shield(xmpp.done), args.timeout))
-    except asyncio.TimeoutError:
-        out(f'FAIL timeout after {args.timeout}s')
-        ok = False
-    if ok:
-        # Orderly close: </stream:stream> and wait for the server's.
-        try:
-            xmpp.loop.run_until_complete(asyncio.wait_for(xmpp.disconnect(wait=2.0), 5))
-        except Exception:  # noqa: BLE001
-            pass
-        out('EVENT closed' if xmpp.closed else 'EVENT close_timeout')
-    else:
-        xmpp.abort()
-    # Cancel slixmpp's background tasks so the interpreter exits quietly.
-    pending = [t for t in asyncio.all_tasks(xmpp.loop) if not t.done()]
-    for t in pending:
-        t.cancel()
-    xmpp.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-    return 0 if ok else 1
+    return run_until_done(xmpp, args.timeout)
 
 
 if __name__ == '__main__':
