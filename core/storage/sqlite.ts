@@ -97,10 +97,11 @@ export class SqliteDriver implements StorageDriver {
     closeSync(openSync(this.path, 'a', 0o600));
     this.#db = new Database(this.path);
     try {
+      // First: other processes (CLI account commands, a running server) may hold the lock.
+      this.#db.pragma('busy_timeout = 5000');
       const mode = this.#db.pragma('journal_mode = WAL', { simple: true });
       if (mode !== 'wal') log.warn('sqlite: could not enable WAL (journal_mode is %s)', String(mode));
       this.#db.pragma('synchronous = FULL');
-      this.#db.pragma('busy_timeout = 5000');
       this.#migrate();
     } catch (err) {
       this.#db.close();
