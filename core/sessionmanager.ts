@@ -281,6 +281,24 @@ export class SessionManager {
     return this.sessionsOf(host, username).filter((s) => s.isAvailable);
   }
 
+  /**
+   * The "most available" resources (RFC 6121 §8.5.2.1.1): available, non-negative priority, and
+   * the highest priority among them (all of them on a tie).
+   */
+  mostAvailableSessions(host: string, username: string): Session[] {
+    let best = -1;
+    let out: Session[] = [];
+    for (const s of this.sessionsOf(host, username)) {
+      if (!s.isAvailable || s.priority < 0 || s.priority < best) continue;
+      if (s.priority > best) {
+        best = s.priority;
+        out = [];
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
   interestedSessions(host: string, username: string): Session[] {
     return this.sessionsOf(host, username).filter((s) => s.isInterested);
   }

@@ -27,6 +27,11 @@ export const NS = {
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
+/** An element's attributes, typed for reading and stamping. */
+export function attrsOf(el: Element): Record<string, string | undefined> {
+  return el.attrs as Record<string, string | undefined>;
+}
+
 export function isStanzaKind(name: string): name is StanzaKind {
   return name === 'message' || name === 'presence' || name === 'iq';
 }

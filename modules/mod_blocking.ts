@@ -27,7 +27,7 @@ import type { OfflineDeliverEvent } from './mod_offline.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
 import type { MapStore } from '../core/storagemanager.ts';
-import { errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/stanza.ts';
+import { attrsOf, errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/stanza.ts';
 import type { StanzaEvent } from '../core/stanza-router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 
@@ -152,10 +152,6 @@ class Queues {
     this.tails.set(key, settled);
     return p;
   }
-}
-
-function attrsOf(el: Element): Record<string, string | undefined> {
-  return el.attrs as Record<string, string | undefined>;
 }
 
 function isSubscriptionEnd(stanza: Element): boolean {

@@ -37,15 +37,12 @@ export function octetCompare(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-function elementChildren(el: Element, name: string): Element[] {
-  return el.children.filter((c): c is Element => typeof c !== 'string' && c.name === name);
-}
 
 /** A form's FORM_TYPE value, when the form has a hidden FORM_TYPE field (§5.4 step 3.6). */
 export function formType(form: Element): string | undefined {
-  const field = elementChildren(form, 'field').find((f) => f.attrs.var === 'FORM_TYPE');
+  const field = form.getChildren('field').find((f) => f.attrs.var === 'FORM_TYPE');
   if (!field || field.attrs.type !== 'hidden') return undefined;
-  return elementChildren(field, 'value')[0]?.text();
+  return field.getChildren('value')[0]?.text();
 }
 
 /**
@@ -64,11 +61,11 @@ export function verificationString(identities: CapsIdentity[], features: string[
   typed.sort((a, b) => octetCompare(a.type, b.type));
   for (const { form, type } of typed) {
     s += `${type}<`;
-    const fields = elementChildren(form, 'field').filter((f) => f.attrs.var !== 'FORM_TYPE' && typeof f.attrs.var === 'string');
+    const fields = form.getChildren('field').filter((f) => f.attrs.var !== 'FORM_TYPE' && typeof f.attrs.var === 'string');
     fields.sort((a, b) => octetCompare(a.attrs.var as string, b.attrs.var as string));
     for (const field of fields) {
       s += `${field.attrs.var as string}<`;
-      const values = elementChildren(field, 'value').map((v) => v.text()).sort(octetCompare);
+      const values = field.getChildren('value').map((v) => v.text()).sort(octetCompare);
       for (const v of values) s += `${v}<`;
     }
   }

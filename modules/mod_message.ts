@@ -50,9 +50,10 @@ function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
     module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
     return true;
   }
-  const available = module.sessions.availableSessions(toHost, toNode).filter((s) => s.priority >= 0);
-  if (available.length) {
-    const targets = type === 'headline' ? available : mostAvailable(available);
+  const targets = type === 'headline'
+    ? module.sessions.availableSessions(toHost, toNode).filter((s) => s.priority >= 0)
+    : module.sessions.mostAvailableSessions(toHost, toNode);
+  if (targets.length) {
     for (const s of targets) s.send(stanza);
     return true;
   }
@@ -70,11 +71,4 @@ function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
     module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
   });
   return true;
-}
-
-/** The resources with the highest priority (RFC 6121 §8.5.2.1.1: "most available"). */
-function mostAvailable(sessions: Session[]): Session[] {
-  let best = -Infinity;
-  for (const s of sessions) if (s.priority > best) best = s.priority;
-  return sessions.filter((s) => s.priority === best);
 }

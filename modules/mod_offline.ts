@@ -28,7 +28,8 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import { attrsOf } from '../core/stanza.ts';
+import { defineModule } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 import type { OfflineEvent } from './mod_message.ts';
@@ -63,10 +64,6 @@ class SerialQueues {
   }
 }
 
-function attrsOf(el: Element): Record<string, string | undefined> {
-  return el.attrs as Record<string, string | undefined>;
-}
-
 function hasHint(stanza: Element, hint: string): boolean {
   return stanza.getChild(hint, NS_HINTS) !== undefined;
 }
@@ -82,14 +79,6 @@ function worthStoring(stanza: Element): boolean {
     return true;
   }
   return false;
-}
-
-/** RFC 6121 §8.5.2.1.1: chat/normal go to the highest-priority non-negative resource(s). */
-function mostAvailable(module: ModuleApi, username: string): Session[] {
-  const sessions = module.sessions.availableSessions(module.host, username).filter((s) => s.priority >= 0 && !s.destroyed);
-  let best = -Infinity;
-  for (const s of sessions) if (s.priority > best) best = s.priority;
-  return sessions.filter((s) => s.priority === best);
 }
 
 /**
@@ -118,7 +107,7 @@ export default defineModule({
       const { username, stanza, origin } = event;
       return queues.run(username, async () => {
         // A resource may have become available since mod_message looked: deliver, do not store.
-        const targets = mostAvailable(module, username);
+        const targets = module.sessions.mostAvailableSessions(host, username);
         if (targets.length) {
           for (const s of targets) s.send(stanza);
           return true;

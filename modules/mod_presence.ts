@@ -10,6 +10,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { bare as bareOf, prep } from '../core/jid.ts';
+import { attrsOf } from '../core/stanza.ts';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
@@ -151,10 +152,6 @@ class UserQueues {
     this.tails.set(key, settled);
     return settled;
   }
-}
-
-function attrsOf(el: Element): Record<string, string | undefined> {
-  return el.attrs as Record<string, string | undefined>;
 }
 
 function presence(attrs: Record<string, string>): Element {

@@ -39,9 +39,6 @@ const options = {
   },
 } as const;
 
-function elementChildren(el: Element): Element[] {
-  return el.children.filter((c): c is Element => typeof c !== 'string');
-}
 
 function keyOf(el: Element): string {
   return `{${String(el.attrs.xmlns)}}${el.name}`;
@@ -56,7 +53,7 @@ function namespaceProblem(el: Element): string | undefined {
 }
 
 function isEmpty(el: Element): boolean {
-  return elementChildren(el).length === 0 && el.text().trim() === '' && Object.keys(el.attrs).every((a) => a === 'xmlns');
+  return el.getChildElements().length === 0 && el.text().trim() === '' && Object.keys(el.attrs).every((a) => a === 'xmlns');
 }
 
 export default defineModule({
@@ -74,7 +71,7 @@ export default defineModule({
     module.hook<StanzaEvent>(`iq-get/self/${NS_PRIVATE}:query`, (event) => {
       const { origin, stanza, toNode } = event;
       const query = iqPayload(stanza)!;
-      const children = elementChildren(query);
+      const children = query.getChildElements();
       if (children.length === 0 || !toNode) {
         module.router.bounce(origin, stanza, 'modify', 'bad-request', 'Name the private data to retrieve');
         return true;
@@ -106,7 +103,7 @@ export default defineModule({
     module.hook<StanzaEvent>(`iq-set/self/${NS_PRIVATE}:query`, (event) => {
       const { origin, stanza, toNode } = event;
       const query = iqPayload(stanza)!;
-      const children = elementChildren(query);
+      const children = query.getChildElements();
       if (children.length === 0 || !toNode) {
         module.router.bounce(origin, stanza, 'modify', 'not-acceptable', 'The query holds no private data');
         return true;

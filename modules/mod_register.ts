@@ -62,9 +62,6 @@ function childText(query: Element, name: string): string | undefined {
   return el ? el.getText() : undefined;
 }
 
-function elementChildren(el: Element): Element[] {
-  return el.children.filter((c): c is Element => typeof c !== 'string');
-}
 
 /** Why a password is refused, or undefined when acceptable. */
 function passwordProblem(password: string, minLength: number): string | undefined {
@@ -266,7 +263,7 @@ export default defineModule({
     const set = ({ origin, stanza }: StanzaEvent): unknown => {
       if (!ownUser(origin)) return undefined;
       const query = iqPayload(stanza)!;
-      const children = elementChildren(query);
+      const children = query.getChildElements();
       let work: Promise<void>;
       if (query.getChild('remove')) {
         if (children.length !== 1) {

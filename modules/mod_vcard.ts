@@ -44,9 +44,6 @@ const options = {
   },
 } as const;
 
-function elementChildren(el: Element, name?: string): Element[] {
-  return el.children.filter((c): c is Element => typeof c !== 'string' && (name === undefined || c.name === name));
-}
 
 /** Decoded size of base64 text (whitespace ignored), without decoding it. */
 function base64DecodedLength(text: string): number {
@@ -61,8 +58,8 @@ function base64DecodedLength(text: string): number {
 /** Total decoded bytes of the card's PHOTO/BINVAL values. */
 function photoBytes(vcard: Element): number {
   let n = 0;
-  for (const photo of elementChildren(vcard, 'PHOTO')) {
-    for (const binval of elementChildren(photo, 'BINVAL')) n += base64DecodedLength(binval.text());
+  for (const photo of vcard.getChildren('PHOTO')) {
+    for (const binval of photo.getChildren('BINVAL')) n += base64DecodedLength(binval.text());
   }
   return n;
 }
@@ -148,7 +145,7 @@ export default defineModule({
         return true;
       }
       // An empty card is a deletion (there is nothing left to show).
-      const empty = elementChildren(card).length === 0 && card.text().trim() === '';
+      const empty = card.getChildElements().length === 0 && card.text().trim() === '';
       void store.set(toNode, empty ? undefined : text).then(() => {
         origin.send(module.iqResult(stanza));
       }, fail(event, 'vCard set'));

@@ -74,6 +74,23 @@ describe('session manager', function () {
     assert.deepEqual(server.sessions.sessionsOf('example.org', 'alice'), [b]);
   });
 
+  it('picks the most available resources: non-negative, highest priority, all of a tie', async function () {
+    const [a, b, c, d] = [newSession(), newSession(), newSession(), newSession()];
+    for (const [s, r, prio] of [[a, 'a', 5], [b, 'b', 5], [c, 'c', 1], [d, 'd', -1]] as const) {
+      server.sessions.makeAuthenticated(s, 'frank');
+      await server.sessions.bind(s, r);
+      s.presence = new Element('presence');
+      s.priority = prio;
+    }
+    assert.deepEqual(server.sessions.mostAvailableSessions('example.org', 'frank'), [a, b]);
+    a.presence = undefined;
+    b.priority = 0;
+    assert.deepEqual(server.sessions.mostAvailableSessions('example.org', 'frank'), [c]);
+    c.presence = undefined;
+    b.presence = undefined;
+    assert.deepEqual(server.sessions.mostAvailableSessions('example.org', 'frank'), [], 'negative priority only: none');
+  });
+
   it('fires resource-bind and resource-unbind (unbind while the session is still intact)', async function () {
     const events: string[] = [];
     server.events.on('resource-bind', ({ session }: { session: Session }) => {
