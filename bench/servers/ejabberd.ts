@@ -2,12 +2,12 @@
 // ejabberd.yml and ejabberdctl.cfg, Mnesia spool and logs in DIR, its own node name and a fixed
 // Erlang distribution port on 127.0.0.1 (ERL_DIST_PORT: no epmd is started or used), c2s on
 // 127.0.0.1 only.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../lib/client.ts';
 import { findDescendant, sleep } from '../lib/proc.ts';
-import { pkgVersion, run, terminate, waitForXmpp, type ServerDriver, type ServerSetup } from './types.ts';
+import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
 const MODULES = ['mod_roster', 'mod_disco', 'mod_ping'];
 
@@ -17,7 +17,7 @@ export class EjabberdServer implements ServerDriver {
   private beamPid = 0;
   private setup!: ServerSetup;
   private created = '';
-  private output = '';
+  output = '';
   private readonly node: string;
   private readonly cookie: string;
 
@@ -134,19 +134,8 @@ EXEC_CMD=as_current_user
   }
 
   async start(): Promise<void> {
-    const proc = spawn('ejabberdctl', this.ctl('foreground'), { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = await spawnUntilXmpp('ejabberdctl', this.ctl('foreground'), this.setup.dir, this.target(), 90_000, this);
     this.proc = proc;
-    this.output = '';
-    const onOut = (c: Buffer) => {
-      this.output = (this.output + c.toString()).slice(-20_000);
-    };
-    proc.stdout!.on('data', onOut);
-    proc.stderr!.on('data', onOut);
-    try {
-      await waitForXmpp(this.target(), 90_000, () => proc.exitCode === null);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${this.output}`, { cause: err });
-    }
     for (let i = 0; i < 20 && !this.beamPid; i++) {
       this.beamPid = findDescendant(proc.pid!, /^beam/) ?? 0;
       if (!this.beamPid) await sleep(100);

@@ -1,10 +1,10 @@
 // Prosody (Debian package) under test: `prosody -F --config FILE` with a private config, data
 // directory, pid file and log, on 127.0.0.1 only (no s2s, no HTTP, no components).
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../lib/client.ts';
-import { pkgVersion, run, terminate, waitForXmpp, type ServerDriver, type ServerSetup } from './types.ts';
+import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
 const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping'];
 
@@ -19,7 +19,7 @@ export class ProsodyServer implements ServerDriver {
   private setup!: ServerSetup;
   private configFile = '';
   private created = '';
-  private output = '';
+  output = '';
 
   version(): string {
     return pkgVersion('prosody');
@@ -83,19 +83,7 @@ export class ProsodyServer implements ServerDriver {
   }
 
   async start(): Promise<void> {
-    const proc = spawn('prosody', ['-F', '--config', this.configFile], { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    this.output = '';
-    const onOut = (c: Buffer) => {
-      this.output = (this.output + c.toString()).slice(-20_000);
-    };
-    proc.stdout!.on('data', onOut);
-    proc.stderr!.on('data', onOut);
-    try {
-      await waitForXmpp(this.target(), 60_000, () => proc.exitCode === null);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\n${this.output}`, { cause: err });
-    }
+    this.proc = await spawnUntilXmpp('prosody', ['-F', '--config', this.configFile], this.setup.dir, this.target(), 60_000, this);
   }
 
   pid(): number {

@@ -40,6 +40,34 @@ export interface ServerDriver {
   describe(): string;
 }
 
+/**
+ * Start a peer server process, keep the tail of its output, and wait until it serves XMPP; on
+ * failure the error carries that output.
+ */
+export async function spawnUntilXmpp(
+  command: string,
+  args: string[],
+  cwd: string,
+  target: Target,
+  timeoutMs: number,
+  sink: { output: string },
+): Promise<ChildProcess> {
+  const proc = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  sink.output = '';
+  const onOut = (c: Buffer) => {
+    sink.output = (sink.output + c.toString()).slice(-20_000);
+  };
+  proc.stdout!.on('data', onOut);
+  proc.stderr!.on('data', onOut);
+  try {
+    await waitForXmpp(target, timeoutMs, () => proc.exitCode === null);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    throw new Error(`${(err as Error).message}\n${sink.output}`, { cause: err });
+  }
+  return proc;
+}
+
 /** Resolves when the port accepts a connection and answers a stream header with features. */
 export async function waitForXmpp(t: Target, timeoutMs: number, alive: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
