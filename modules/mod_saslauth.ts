@@ -100,9 +100,11 @@ export default defineModule({
         fail(session, outcome.condition, outcome.text);
         return;
       }
+      const mechanism = inProgress.get(session)?.mechanism;
       inProgress.delete(session);
       send(session, 'success', outcome.data);
-      module.log('%s authenticated as %s@%s', session.conn?.ip, outcome.username, module.host);
+      // One info line per login: operators see who logged in how; tests count SASL attempts by it.
+      module.log.info('authenticated %s@%s from %s with %s (SASL1)', outcome.username, module.host, session.conn?.ip, mechanism);
       module.sessions.makeAuthenticated(session, outcome.username);
       session.resetStream();
     };
@@ -171,6 +173,8 @@ export default defineModule({
     });
 
     module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:abort`, ({ origin }) => {
+      const state = inProgress.get(origin);
+      if (state) module.log.info('authentication aborted by %s from %s (%s)', state.who ? `${state.who}@${module.host}` : 'unknown user', origin.conn?.ip, state.mechanism);
       inProgress.delete(origin);
       const el = new Element('failure', { xmlns: NS.sasl });
       el.c('aborted');
