@@ -22,5 +22,6 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['scram-sha-256', 'Accounts carry SCRAM-SHA-256 credentials'],
   ['tls-channel-binding', 'Connections expose tls-exporter and tls-server-end-point channel binding data'],
   ['user-deleted-event', 'user-deleted fires when an account is removed; modules wipe their data'],
+  ['sasl-mechanisms', 'SASL mechanisms in core (module.sasl): offer, start exchanges, register more; shared by SASL profiles'],
   ['jid-precis', 'JIDs prepared per RFC 7622 (PRECIS)'],
 ]);

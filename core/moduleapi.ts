@@ -9,6 +9,7 @@ import { errorReply, iqResult, xml } from './stanza.ts';
 import type { Host } from './hostmanager.ts';
 import { getLogger, type Logger } from './log.ts';
 import type { ModuleHeader } from './module-header.ts';
+import type { SaslManager, SaslMechanism } from './sasl.ts';
 import type { Session } from './sessionmanager.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storagemanager.ts';
 import type { ListenerSpec, Listener } from './portmanager.ts';
@@ -279,6 +280,17 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   get hosts(): Server['hosts'] {
     return this.server.hosts;
+  }
+
+  /** SASL mechanisms: offer and run them (SASL profiles), register more (tracked: removed on unload). */
+  get sasl(): Pick<SaslManager, 'offer' | 'start' | 'get'> & { register(mechanism: SaslMechanism): void } {
+    const sm = this.server.sasl;
+    return {
+      offer: (ctx, enabled) => sm.offer(ctx, enabled),
+      start: (name, ctx) => sm.start(name, ctx),
+      get: (name) => sm.get(name),
+      register: (mechanism) => void this.cleanups.push(sm.register(mechanism)),
+    };
   }
 
   get tls(): Server['certs'] {

@@ -12,6 +12,7 @@ import { getLogger, setLogLevel } from './log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { PortManager } from './portmanager.ts';
 import { RosterManager } from './rostermanager.ts';
+import { SaslManager } from './sasl.ts';
 import { SessionManager } from './sessionmanager.ts';
 import { StanzaRouter } from './stanza-router.ts';
 import { StorageManager } from './storagemanager.ts';
@@ -40,6 +41,7 @@ export class Server {
   readonly rosters: RosterManager;
   readonly sessions: SessionManager;
   readonly users: UserManager;
+  readonly sasl: SaslManager;
   readonly router: StanzaRouter;
   readonly certs: CertManager;
   readonly ports: PortManager;
@@ -61,6 +63,9 @@ export class Server {
       for (const s of [...this.sessions.all]) {
         if (s.host === host && s.username === username && s.type === 'c2s') s.close({ condition: 'not-authorized', text: 'Account removed' });
       }
+    });
+    this.sasl = new SaslManager(this.users, {
+      allowUnencryptedPlain: (host) => this.config.get<boolean>(host, 'allowUnencryptedPlainAuth') ?? DEFAULTS.allowUnencryptedPlainAuth,
     });
     this.router = new StanzaRouter(this.hosts, this.events);
     this.certs = new CertManager(config);
