@@ -86,8 +86,12 @@ export class Connection {
   /** @internal */
   corked = false;
 
-  /** Flush and close; the socket is destroyed if the peer does not close within `timeoutMs`. */
+  /**
+   * Flush and close; the socket is destroyed if the peer does not close within `timeoutMs`.
+   * Whatever the peer still sends is dropped unread.
+   */
   close(timeoutMs = 2000): void {
+    this.dataHandler = undefined;
     if (this.closed || this.socket.destroyed) return;
     const s = this.socket;
     s.end();
@@ -96,6 +100,7 @@ export class Connection {
   }
 
   destroy(): void {
+    this.dataHandler = undefined;
     this.socket.destroy();
   }
 

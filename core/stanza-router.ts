@@ -12,7 +12,7 @@ import type { HostManager } from './hostmanager.ts';
 import { prep, split } from './jid.ts';
 import { getLogger } from './log.ts';
 import type { Session } from './sessionmanager.ts';
-import { errorReply, mustNotReplyWithError } from './stanza.ts';
+import { NS, errorReply, iqPayload, mustNotReplyWithError } from './stanza.ts';
 import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
 
 export type DestType = 'host' | 'bare' | 'full' | 'self';
@@ -29,6 +29,23 @@ export interface StanzaEvent {
 }
 
 const log = getLogger('core:router');
+
+/**
+ * The stanzas an authenticated but unbound session may send (RFC 6120 §7.1, RFC 3921 §3): an iq
+ * set whose only payload is <bind/> or the legacy <session/>, to the server or the own account.
+ */
+function isSessionSetup(stanza: Element, host: string, bare: string): boolean {
+  const attrs = stanza.attrs as Record<string, string | undefined>;
+  if (stanza.name !== 'iq' || attrs.type !== 'set') return false;
+  if (attrs.to !== undefined) {
+    const to = prep(attrs.to);
+    if (to !== host && to !== bare) return false;
+  }
+  const payload = iqPayload(stanza);
+  if (!payload) return false;
+  const ns = payload.attrs.xmlns as string | undefined;
+  return (payload.name === 'bind' && ns === NS.bind) || (payload.name === 'session' && ns === NS.session);
+}
 
 export class StanzaRouter {
   /** Stanzas held while a module is swapped (hot reload), delivered in order on release. */
@@ -48,17 +65,18 @@ export class StanzaRouter {
     if (origin.type !== 'c2s' || !origin.username || !origin.host) {
       return { ok: false, condition: 'not-authorized', text: 'Stanza sent before authentication' };
     }
-    const kind = stanza.name;
     const attrs = stanza.attrs as Record<string, string | undefined>;
-    const bare = `${origin.username}@${origin.host}`;
-    if (!origin.full_jid && kind !== 'iq') {
-      return { ok: false, condition: 'not-authorized', text: 'Bind a resource before sending message or presence' };
+    // Authenticated but no session bound yet (whoever binds it: resource binding or Bind2): only
+    // the iq that binds it, or the legacy session iq, to the server or the own account.
+    const full = origin.full_jid;
+    if (full === undefined && !isSessionSetup(stanza, origin.host, `${origin.username}@${origin.host}`)) {
+      return { ok: false, condition: 'not-authorized', text: 'Bind a resource first: before binding only the bind (or session) iq is accepted' };
     }
-    const own = origin.full_jid ?? bare;
+    const own = full ?? `${origin.username}@${origin.host}`;
     // RFC 6120 §8.1.2.1: the server stamps 'from'; a client-supplied one must match.
     if (attrs.from !== undefined && attrs.from !== own) {
       const p = prep(attrs.from);
-      if (p !== own && p !== bare) return { ok: false, condition: 'invalid-from', text: 'from does not match your address' };
+      if (p !== own && p !== `${origin.username}@${origin.host}`) return { ok: false, condition: 'invalid-from', text: 'from does not match your address' };
     }
     attrs.from = own;
     this.post(origin, stanza, true);

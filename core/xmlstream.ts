@@ -1,6 +1,10 @@
 // An XML stream on a connection (RFC 6120 §4): the parser, our header, stream errors and the
 // closing tag, the unauthenticated-connection timer and whitespace keepalives. Shared by the
 // stream modules (mod_c2s, mod_component); they add what is particular to their protocol.
+//
+// State changes discard what the peer pipelined behind them (doc/architecture.md, "Stream state
+// changes"): reset() (restart after STARTTLS or SASL), authenticated() and close() each cut the
+// parser off from input received before them; after close() nothing from the connection is parsed.
 import type { Element } from '@xmpp/xml';
 import { randomUUID } from 'node:crypto';
 import { DEFAULTS } from './config.ts';
@@ -47,6 +51,12 @@ export class XmlStream {
     });
     this.parser.on('error', (condition, text) => this.close({ condition, text }));
     this.parser.on('streamEnd', () => this.close());
+    this.parser.on('discarded', (bytes, whitespaceOnly) => {
+      // Whitespace (go-sendxmpp's newline after <starttls/>) is harmless; anything else is a
+      // client that does not wait for our answer, or an injection attempt.
+      const line = whitespaceOnly ? opts.log : opts.log.warn;
+      line('discarded %d bytes %s from %s sent ahead of a stream state change (never processed)', bytes, whitespaceOnly ? 'of whitespace' : 'of XML', conn.ip);
+    });
   }
 
   get isClosing(): boolean {
@@ -66,14 +76,18 @@ export class XmlStream {
     return this.streamId;
   }
 
-  /** Authenticated: no timeout any more, and the given (larger) limits. */
+  /**
+   * Authenticated: no timeout any more, and the given (larger) limits. What the peer pipelined
+   * behind the element that authenticated it is dropped, not processed as authenticated.
+   */
   authenticated(limits: StreamLimits): void {
     if (this.authTimer) clearTimeout(this.authTimer);
     this.authTimer = undefined;
     this.parser.setLimits(limits);
+    this.parser.discardPipelined();
   }
 
-  /** Stream restart (RFC 6120 §4.3.3): expect a new header. */
+  /** Stream restart (RFC 6120 §4.3.3): expect a new header; nothing received before it is parsed. */
   reset(): void {
     this.parser.reset();
     this.headerSent = false;
@@ -95,12 +109,15 @@ export class XmlStream {
     if (this.headerSent) tail += '</stream:stream>';
     if (tail) conn.write(tail);
     this.closing = true;
+    // Nothing the peer sent after what made us close reaches a handler, even from the same read.
+    this.parser.stop();
     conn.close();
     this.end(true, reason);
   }
 
   private end(graceful: boolean, reason?: CloseReason): void {
     if (this.authTimer) clearTimeout(this.authTimer);
+    this.parser.stop();
     this.opts.onEnd(graceful, reason);
   }
 }

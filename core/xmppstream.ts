@@ -15,6 +15,14 @@
  *  - the encoding must be UTF-8 (XML declaration and actual bytes);
  *  - per-top-level-element size limit and nesting depth limit.
  *
+ * State changes discard what the peer pipelined behind them (see
+ * doc/architecture.md, "Stream state changes"): reset() (stream restart after
+ * STARTTLS or SASL) and stop() (the stream is closed) drop the rest of the
+ * current write and the decoder's pending bytes; discardPipelined() (a state
+ * change without restart, e.g. a component's handshake) drops the rest of the
+ * current write and an element still in progress. Nothing received before
+ * such a call is emitted after it.
+ *
  * Size accounting: the parser counts the bytes of the "region" between the end
  * of the previous top-level element (or the stream header) and the current
  * position; a region is restarted at the '<' of each top-level element.  Input
@@ -61,6 +69,8 @@ export interface StreamParserEvents {
   streamEnd: () => void;
   /** after an error the parser ignores further input until reset() */
   error: (condition: StreamErrorCondition, text: string) => void;
+  /** input dropped by reset(), stop() or discardPipelined() (reported once per call, after the write) */
+  discarded: (bytes: number, whitespaceOnly: boolean) => void;
 }
 
 type EventArgs = { [K in keyof StreamParserEvents]: Parameters<StreamParserEvents[K]> };
@@ -81,6 +91,15 @@ const enum State {
   Failed,
 }
 
+/** What discardPipelined() drops (see there). */
+const enum Drop {
+  None,
+  /** every top-level element completed in the rest of the current write */
+  RestOfWrite,
+  /** the top-level element in progress, when it completes */
+  InProgress,
+}
+
 /** Thrown from inside saxes callbacks to stop the parser mid-chunk. */
 const ABORT: unique symbol = Symbol('xmppstream-abort');
 /** Marker for a pending end of stream. */
@@ -90,7 +109,7 @@ type Scope = Record<string, string>;
 
 export class XmppStreamParser extends EventEmitter<EventArgs> {
   private limits: StreamLimits;
-  private readonly decoder = new StringDecoder('utf8');
+  private decoder = new StringDecoder('utf8');
   /** last two bytes of the previous Buffer chunk (-1: none), for the UTF-8 validity check */
   private tail0 = -1;
   private tail1 = -1;
@@ -135,8 +154,18 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   private pending: Element | typeof STREAM_END | undefined = undefined;
   /** parser position right after the pending element's end tag */
   private pendingPos = 0;
-  /** rest of the input to hand to a parser created by reset() from a listener */
-  private leftover: string | null = null;
+
+  // ---- state changes from listeners (reset, stop, discardPipelined) ----
+  /** a write() is running: listeners are called from inside it */
+  private writing = false;
+  /** the string of the running write and its start (saxes position) */
+  private input = '';
+  private inputStart = 0;
+  /** parser position right after the header or element being emitted */
+  private emitPos = 0;
+  /** the rest of the running write after the emitted item, cut off by a listener */
+  private cut: string | undefined = undefined;
+  private drop = Drop.None;
 
   constructor(limits: StreamLimits) {
     super();
@@ -151,13 +180,52 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   /**
    * Stream restart: discard all parser state and expect a new stream header,
    * optionally preceded by an XML declaration. May be called from within a
-   * listener; input that followed the triggering element in the same write()
-   * is then parsed as the start of the new stream. The UTF-8 decoder state is
-   * kept (bytes of a character split across the restart point stay valid).
+   * listener: the input that followed the triggering element in the same
+   * write() is dropped, never parsed (the peer must wait for our answer before
+   * it sends the new header: RFC 6120 §5.4.3.3, §6.4.6). Bytes of an
+   * incomplete UTF-8 sequence held by the decoder are dropped too.
    */
   reset(): void {
+    this.cutRest();
     this.generation++;
     this.newParser();
+    this.decoder = new StringDecoder('utf8');
+    this.tail0 = -1;
+    this.tail1 = -1;
+  }
+
+  /**
+   * The stream is over (closed by us): nothing more is emitted, neither from
+   * the rest of the current write (when called from a listener) nor from later
+   * input. Only reset() would revive the parser.
+   */
+  stop(): void {
+    this.cutRest();
+    this.generation++;
+    if (this.state !== State.Failed) this.state = State.Closed;
+    this.stack = [];
+    this.scopes = [];
+    this.pending = undefined;
+  }
+
+  /**
+   * A state change without a stream restart (e.g. authentication that keeps the
+   * stream): what the peer sent before it must not be processed in the new
+   * state. Called from a listener, the rest of the current write is parsed
+   * (limits and well-formedness still apply, and a closing tag still ends the
+   * stream) but its elements are dropped; an element still in progress at the
+   * end of that write (or now, when called outside a write) is dropped when it
+   * completes. Elements that start in later writes are emitted as usual.
+   */
+  discardPipelined(): void {
+    if (this.state !== State.Open) return;
+    if (this.writing) {
+      this.cutRest();
+      this.drop = Drop.RestOfWrite;
+    } else if (this.stack.length !== 0) {
+      this.drop = Drop.InProgress;
+      this.emit('discarded', Math.round(this.regionBytes), false);
+    }
   }
 
   write(chunk: Buffer | string): void {
@@ -217,6 +285,13 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     this.tagAttrs = undefined;
     this.tagPrefixed = false;
     this.pending = undefined;
+    this.drop = Drop.None;
+  }
+
+  /** Called by reset()/stop()/discardPipelined(): remember the rest of a running write as dropped. */
+  private cutRest(): void {
+    if (!this.writing || this.state !== State.Open || this.cut !== undefined) return;
+    this.cut = this.input.slice(this.emitPos - this.inputStart);
   }
 
   private feed(str: string, bytes: number): void {
@@ -224,6 +299,24 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     if (this.idle && WS_ONLY.test(str)) return;
     if (bytes < 0) bytes = Buffer.byteLength(str, 'utf8');
     this.factor = bytes / str.length;
+    this.writing = true;
+    this.input = str;
+    this.inputStart = this.fed;
+    try {
+      this.feedPieces(str);
+    } finally {
+      this.writing = false;
+      this.input = '';
+      if (this.drop === Drop.RestOfWrite) this.drop = this.stack.length !== 0 ? Drop.InProgress : Drop.None;
+      const cut = this.cut;
+      if (cut !== undefined) {
+        this.cut = undefined;
+        if (cut.length !== 0) this.emit('discarded', Buffer.byteLength(cut, 'utf8'), !NON_WS.test(cut));
+      }
+    }
+  }
+
+  private feedPieces(str: string): void {
     const len = str.length;
     const gen = this.generation;
     for (let off = 0; off < len; off += MAX_PIECE) {
@@ -242,18 +335,8 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
           throw err;
         }
       }
-      if (this.generation !== gen) {
-        // reset() was called by a listener. After a stanza/header/end the rest of
-        // the input belongs to the new stream; after an error it is dropped.
-        const leftover = this.leftover;
-        this.leftover = null;
-        if (leftover !== null) {
-          const rest = leftover + (off + MAX_PIECE < len ? str.slice(off + MAX_PIECE) : '');
-          if (rest.length !== 0) this.feed(rest, -1);
-        }
-        return;
-      }
-      if (this.state >= State.Closed) return;
+      // reset() or stop() by a listener: the rest of the input is dropped.
+      if (this.generation !== gen || this.state >= State.Closed) return;
       this.fed += piece.length;
       // Account the part of the current region that lies in this piece.
       const from = this.regionStart > this.pieceStart ? this.regionStart : this.pieceStart;
@@ -315,34 +398,20 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   /**
    * Emit the pending element or stream end. Returns true when parsing of the
    * current input must stop: the stream ended, or a listener called reset()
-   * (then the input after the end tag is kept in `leftover` for the new parser).
+   * or stop().
    */
   private flushPending(): boolean {
     const item = this.pending as Element | typeof STREAM_END;
     this.pending = undefined;
     const gen = this.generation;
-    const piece = this.piece;
-    const pieceStart = this.pieceStart;
-    const pos = this.pendingPos;
+    this.emitPos = this.pendingPos;
     if (item === STREAM_END) {
       this.state = State.Closed;
       this.emit('streamEnd');
     } else {
       this.emit('stanza', item);
     }
-    if (gen !== this.generation) {
-      this.leftover = piece.slice(pos - pieceStart);
-      return true;
-    }
-    return this.state !== State.Open;
-  }
-
-  /** After emitting from a callback: if a listener called reset(), hand the rest of the piece over. */
-  private afterEmit(gen: number, parser: SaxesParser<{ xmlns: false }>, piece: string, pieceStart: number): void {
-    if (gen !== this.generation) {
-      this.leftover = piece.slice(parser.position - pieceStart);
-      throw ABORT;
-    }
+    return gen !== this.generation || this.state !== State.Open;
   }
 
   /**
@@ -482,6 +551,11 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     if (!this.checkSize(this.regionSize())) throw ABORT;
     this.startRegion(pos);
     this.boundaryIdx = pos - this.pieceStart;
+    if (this.drop !== Drop.None) {
+      // Sent before a state change (discardPipelined()): dropped.
+      if (this.drop === Drop.InProgress) this.drop = Drop.None;
+      return;
+    }
     this.pending = el;
     this.pendingPos = pos;
   };
@@ -550,10 +624,10 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     this.startRegion(pos);
     this.boundaryIdx = pos - this.pieceStart;
     const gen = this.generation;
-    const piece = this.piece;
-    const pieceStart = this.pieceStart;
+    this.emitPos = pos;
     this.emit('streamStart', attrs);
-    this.afterEmit(gen, parser, piece, pieceStart);
+    // reset() or stop() by the listener (e.g. a refused header): drop the rest.
+    if (gen !== this.generation) throw ABORT;
   }
 
   /**

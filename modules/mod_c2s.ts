@@ -49,7 +49,8 @@ export default defineModule({
       await module.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
     }
 
-    // Authenticated clients get the larger stanza size limit and no timeout.
+    // Authenticated clients get the larger stanza size limit and no timeout; whatever the client
+    // pipelined behind its last authentication message is dropped, never run as authenticated.
     module.hookGlobal<SessionEvent>('authentication-success', ({ session }) => {
       streams.get(session)?.authenticated(limits(true));
     });

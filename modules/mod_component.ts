@@ -185,6 +185,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       close({ condition: 'conflict', text: `Component ${host} is already connected` });
       return;
     }
+    // XEP-0114 §3: the component waits for our <handshake/> before it sends stanzas; any it
+    // pipelined behind its handshake are dropped, not routed with the new identity.
     stream.authenticated(limits(true));
     stream.send('<handshake/>');
     module.log.info('component %s connected from %s', host, conn.ip);

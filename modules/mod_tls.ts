@@ -28,7 +28,10 @@ export default defineModule({
         return true;
       }
       origin.send(new Element('proceed', { xmlns: NS.tls }));
-      // The client starts the handshake right after <proceed/>: expect a new header after it.
+      // The client starts the handshake right after <proceed/> (RFC 6120 §5.4.3.3). Whatever it
+      // sent after <starttls/> is dropped unparsed (the restart cuts off the rest of this read),
+      // and from here on the socket's bytes go to TLS: nothing sent in plaintext after
+      // <starttls/> is ever processed inside the encrypted stream (CVE-2011-0411 class).
       origin.resetStream();
       conn.starttls(ctx, (name) => module.tls.context(name)).then(
         () => module.log('%s: TLS established (%s)', origin.id, conn.tlsInfo?.protocol),

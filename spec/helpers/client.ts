@@ -139,6 +139,7 @@ export class RawClient {
   closed = false;
   received = '';
   private closedPromise!: Promise<void>;
+  private headerWaiters: ((attrs: Record<string, string>) => void)[] = [];
 
   static async connect(port: number, opts: { directTls?: boolean } = {}): Promise<RawClient> {
     const c = new RawClient();
@@ -161,6 +162,7 @@ export class RawClient {
     this.socket = socket;
     this.parser.on('streamStart', (attrs) => {
       this.streamAttrs = attrs;
+      for (const w of this.headerWaiters.splice(0)) w(attrs);
     });
     this.parser.on('stanza', (el) => this.inbox.push(el));
     this.closedPromise = new Promise((resolve) => {
@@ -195,17 +197,27 @@ export class RawClient {
     await this.expect((el) => el.name === 'stream:features');
     this.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
     await this.expect((el) => el.name === 'proceed');
+    await this.upgradeTls(to);
+    this.openStream(to);
+  }
+
+  /**
+   * The TLS handshake on this socket (after <proceed/>), with a fresh parser for what the server
+   * sends inside TLS (`received` restarts too); no stream header is sent.
+   */
+  async upgradeTls(servername = 'localhost'): Promise<void> {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
-    const secure = tls.connect({ socket: raw, servername: to, rejectUnauthorized: false });
+    const secure = tls.connect({ socket: raw, servername, rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);
     });
     this.parser = new XmppStreamParser({ maxStanzaSize: 1 << 24, maxDepth: 100 });
+    this.streamAttrs = undefined;
+    this.received = '';
     this.attach(secure);
-    this.openStream(to);
   }
 
   /** SASL PLAIN over the (already secured) stream, then restart and bind. */
@@ -224,6 +236,18 @@ export class RawClient {
 
   expect(pred: Predicate, timeoutMs = 5000): Promise<Element> {
     return this.inbox.expect(pred, timeoutMs, 'raw client');
+  }
+
+  /** The server's stream header (the current one if already received). */
+  expectHeader(timeoutMs = 5000): Promise<Record<string, string>> {
+    if (this.streamAttrs) return Promise.resolve(this.streamAttrs);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`raw client: no stream header within ${timeoutMs} ms; received: ${this.received}`)), timeoutMs);
+      this.headerWaiters.push((attrs) => {
+        clearTimeout(timer);
+        resolve(attrs);
+      });
+    });
   }
 
   expectNothing(pred: Predicate = () => true, ms = 500): Promise<void> {

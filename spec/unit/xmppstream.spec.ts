@@ -502,21 +502,47 @@ describe('XmppStreamParser', () => {
       assert.equal(r.stanzas[0].name, 'presence');
     });
 
-    it('can be called from a stanza listener; the rest of the chunk goes to the new stream', () => {
+    it('called from a listener, drops the rest of that write unparsed (STARTTLS command injection)', () => {
       const r = opened();
+      const discarded: [number, boolean][] = [];
+      r.parser.on('discarded', (bytes, ws) => discarded.push([bytes, ws]));
       r.parser.on('stanza', (el) => {
-        if (el.name === 'auth') r.parser.reset();
+        if (el.name === 'starttls') r.parser.reset();
       });
-      r.parser.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AA==</auth><?xml version='1.0'?>${HEADER}<iq id='b'/>`);
+      const injected = `<?xml version='1.0'?>${HEADER}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGJvYgBib2I=</auth><message to='carol@example.com'/>`;
+      r.parser.write(Buffer.from(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>${injected}`));
+      noErrors(r);
+      assert.equal(r.starts.length, 1, 'the injected header is not parsed');
+      assert.deepEqual(
+        r.stanzas.map((s) => s.name),
+        ['starttls'],
+      );
+      assert.deepEqual(discarded, [[Buffer.byteLength(injected), false]]);
+      // The new stream starts with the next write, XML declaration included.
+      r.parser.write(`<?xml version='1.0'?>${HEADER}<iq id='b'/>`);
       noErrors(r);
       assert.equal(r.starts.length, 2);
       assert.deepEqual(
-        r.stanzas.map((s) => s.name),
-        ['auth', 'iq'],
+        r.stanzas.map((s) => s.attrs.id ?? s.name),
+        ['starttls', 'b'],
       );
     });
 
-    it('hands over the rest of a large write and works with byte-by-byte input', () => {
+    it("drops a newline written right after <starttls/> (go-sendxmpp), so the new header's XML declaration comes first", () => {
+      const r = opened();
+      const discarded: [number, boolean][] = [];
+      r.parser.on('discarded', (bytes, ws) => discarded.push([bytes, ws]));
+      r.parser.on('stanza', (el) => {
+        if (el.name === 'starttls') r.parser.reset();
+      });
+      r.parser.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\n`);
+      r.parser.write(`<?xml version='1.0'?>${HEADER}`);
+      noErrors(r);
+      assert.equal(r.starts.length, 2);
+      assert.deepEqual(discarded, [[1, true]]);
+    });
+
+    it('drops the rest of a write spanning several pieces; later writes start the new stream', () => {
       const input = `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>${HEADER}<iq id='a'/>${' '.repeat(100_000)}<iq id='b'/>`;
       for (const chunked of [false, true]) {
         const r = opened({ maxStanzaSize: 1 << 20, maxDepth: 10 });
@@ -526,12 +552,107 @@ describe('XmppStreamParser', () => {
         if (chunked) for (const ch of input) r.parser.write(Buffer.from(ch));
         else r.parser.write(input);
         noErrors(r);
-        assert.equal(r.starts.length, 2);
+        // Byte by byte, the header arrives after the restart: it opens the new stream.
+        assert.equal(r.starts.length, chunked ? 2 : 1);
         assert.deepEqual(
           r.stanzas.map((s) => s.attrs.id ?? s.name),
-          ['auth', 'a', 'b'],
+          chunked ? ['auth', 'a', 'b'] : ['auth'],
         );
       }
+    });
+
+    it('drops the bytes of an incomplete UTF-8 character received before the restart', () => {
+      const r = opened();
+      r.parser.write(Buffer.from([0xc3])); // first byte of 'é', held by the decoder
+      r.parser.reset();
+      r.parser.write(Buffer.from(`${HEADER}<message/>`));
+      noErrors(r);
+      assert.equal(r.starts.length, 2);
+      assert.equal(r.stanzas.length, 1);
+    });
+  });
+
+  describe('stop()', () => {
+    it('called from a listener, nothing more is emitted from that write or later ones', () => {
+      const r = opened();
+      const discarded: number[] = [];
+      r.parser.on('discarded', (bytes) => discarded.push(bytes));
+      r.parser.on('stanza', (el) => {
+        if (el.attrs.id === '1') r.parser.stop();
+      });
+      const rest = `<iq type='get' to='bob@example.com/x' id='2'/><presence/>`;
+      r.parser.write(`<message id='1'/>${rest}`);
+      r.parser.write(`<iq id='3'/></stream:stream>`);
+      noErrors(r);
+      assert.deepEqual(
+        r.stanzas.map((s) => s.attrs.id),
+        ['1'],
+      );
+      assert.equal(r.ends, 0);
+      assert.deepEqual(discarded, [rest.length]);
+    });
+
+    it('called from the streamStart listener (a refused header), drops the stanzas of the same write', () => {
+      const r = make();
+      r.parser.on('streamStart', () => r.parser.stop());
+      r.parser.write(`${HEADER}<message/><iq/>`);
+      noErrors(r);
+      assert.equal(r.starts.length, 1);
+      assert.equal(r.stanzas.length, 0);
+    });
+
+    it('called between writes, ignores all later input', () => {
+      const r = opened();
+      r.parser.stop();
+      r.parser.write(`<message/>`);
+      r.parser.write(`<!-- not even an error -->`);
+      assert.equal(r.stanzas.length, 0);
+      noErrors(r);
+    });
+  });
+
+  describe('discardPipelined()', () => {
+    it('called from a listener, drops the elements of the rest of that write and the one in progress', () => {
+      const r = opened();
+      const discarded: number[] = [];
+      r.parser.on('discarded', (bytes) => discarded.push(bytes));
+      r.parser.on('stanza', (el) => {
+        if (el.name === 'handshake') r.parser.discardPipelined();
+      });
+      const rest = `<message id='a'/><message id='b'><body>x</body></message><message id='c'><body>hal`;
+      r.parser.write(`<handshake>abc</handshake>${rest}`);
+      r.parser.write(`f</body></message><message id='d'/>`);
+      r.parser.write(`<message id='e'/>`);
+      noErrors(r);
+      assert.deepEqual(
+        r.stanzas.map((s) => s.attrs.id ?? s.name),
+        ['handshake', 'd', 'e'],
+      );
+      assert.deepEqual(discarded, [rest.length]);
+    });
+
+    it('still honours a closing tag in the dropped part', () => {
+      const r = opened();
+      r.parser.on('stanza', (el) => {
+        if (el.name === 'handshake') r.parser.discardPipelined();
+      });
+      r.parser.write(`<handshake/><message/></stream:stream>`);
+      assert.equal(r.stanzas.length, 1);
+      assert.equal(r.ends, 1);
+    });
+
+    it('called between writes, drops only an element still in progress', () => {
+      const r = opened();
+      r.parser.write(`<message id='a'/>`);
+      r.parser.discardPipelined(); // between elements: nothing to drop
+      r.parser.write(`<message id='b'><body>`);
+      r.parser.discardPipelined();
+      r.parser.write(`x</body></message><message id='c'/>`);
+      noErrors(r);
+      assert.deepEqual(
+        r.stanzas.map((s) => s.attrs.id),
+        ['a', 'c'],
+      );
     });
   });
 
