@@ -159,7 +159,7 @@ describe('e2e: streams', function () {
     assert.equal(jid, 'alice@localhost/direct');
   });
 
-  it('refuses stanzas before binding other than iq with not-authorized', async function () {
+  it('refuses a message before binding with not-authorized', async function () {
     const c = await raw();
     c.openStream();
     await c.starttls();
