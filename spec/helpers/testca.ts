@@ -19,23 +19,36 @@ export interface TestCa {
 }
 
 let made: TestCa | undefined;
+let unrelated: string | undefined;
+
+function tempDir(prefix: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function openssl(dir: string, args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+/** A self-signed CA certificate and key in `dir` (ca.pem, ca.key). */
+function makeCa(dir: string, name: string): void {
+  openssl(dir, [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
+    '-subj', `/O=Cadence tests/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.pem'),
+  ]);
+}
 
 /** The run's CA and server certificate (made on first use, removed when the process exits). */
 export function testCa(): TestCa {
   if (made) return made;
-  const dir = mkdtempSync(path.join(tmpdir(), 'cadence-ca-'));
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir('cadence-ca-');
   const file = (name: string) => path.join(dir, name);
-  const openssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-
-  openssl([
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-    '-subj', '/O=Cadence tests/CN=Cadence test CA',
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-keyout', file('ca.key'), '-out', file('ca.pem'),
-  ]);
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', file('localhost.key'), '-out', file('localhost.csr')]);
+  makeCa(dir, 'Cadence test CA');
+  openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', file('localhost.key'), '-out', file('localhost.csr')]);
   // What a public CA puts in a server certificate: the name in subjectAltName (Go and modern
   // OpenSSL ignore the CN), serverAuth, and key identifiers linking it to its issuer.
   writeFileSync(file('localhost.ext'), [
@@ -47,7 +60,7 @@ export function testCa(): TestCa {
     'authorityKeyIdentifier=keyid,issuer',
     '',
   ].join('\n'));
-  openssl([
+  openssl(dir, [
     'x509', '-req', '-in', file('localhost.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
     '-set_serial', `0x${Date.now().toString(16)}`, '-days', '2', '-sha256',
     '-extfile', file('localhost.ext'), '-out', file('localhost.crt'),
@@ -67,7 +80,23 @@ export function testCa(): TestCa {
  * Anything that switches verification off in this (mocha) process is left out.
  */
 export function trustingEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const { caFile } = testCa();
+  return trustEnv(testCa().caFile, base);
+}
+
+/**
+ * The same with another CA in the trust settings instead of the test CA — which did not sign
+ * the server's certificate — to show that a client really verifies it.
+ */
+export function untrustingEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (!unrelated) {
+    const dir = tempDir('cadence-other-ca-');
+    makeCa(dir, 'Unrelated CA');
+    unrelated = path.join(dir, 'ca.pem');
+  }
+  return trustEnv(unrelated, base);
+}
+
+function trustEnv(caFile: string, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, SSL_CERT_FILE: caFile, NODE_EXTRA_CA_CERTS: caFile };
   delete env.NODE_TLS_REJECT_UNAUTHORIZED;
   delete env.SSL_CERT_DIR;

@@ -22,13 +22,14 @@ export interface Result {
 /** The version a Python module reports (`<module>.__version__`), or undefined if it does not import. */
 export function pythonModuleVersion(module: string): string | undefined {
   if (!existsSync(PYTHON)) return undefined;
-  const probe = spawnSync(PYTHON, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8', env: pythonEnv() });
+  const probe = spawnSync(PYTHON, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8', env: pythonEnv(process.env) });
   return probe.status === 0 ? probe.stdout.trim() : undefined;
 }
 
-function pythonEnv(): NodeJS.ProcessEnv {
+/** The environment for the system Python: `base` (trusting the test CA by default), unbuffered. */
+export function pythonEnv(base: NodeJS.ProcessEnv = trustingEnv()): NodeJS.ProcessEnv {
   // Keep another Python's settings out of the system Python.
-  const env: NodeJS.ProcessEnv = { ...trustingEnv(), PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  const env: NodeJS.ProcessEnv = { ...base, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
   delete env.PYTHONPATH;
   delete env.PYTHONHOME;
   return env;
@@ -59,8 +60,8 @@ export class PyClient {
   }
 
   /** Start `script` with `args` under the system Python. */
-  static spawn(script: string, args: string[], label?: string): PyClient {
-    const proc = spawn(PYTHON, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: pythonEnv() });
+  static spawn(script: string, args: string[], label?: string, env: NodeJS.ProcessEnv = pythonEnv()): PyClient {
+    const proc = spawn(PYTHON, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
     return new PyClient(proc, label);
   }
 
