@@ -111,9 +111,9 @@ describe('interop: every client logs in on its first SASL attempt with its defau
 
   describe('certificate verification stays on', function () {
     // The same runs, trusting another CA: each client refuses the server before any SASL.
-    const refused = async (user: User, p: PyClient, why: RegExp) => {
+    const refused = async (user: User, start: () => PyClient, why: RegExp) => {
       const from = server.output.length;
-      const r = await track(p).exited;
+      const r = await track(start()).exited;
       assert.notEqual(r.code, 0, explain(r, user, from));
       assert.match(`${r.stdout}\n${r.stderr}`, why, explain(r, user, from));
       assert.deepEqual(attemptsFor(server, bare(user), from), [], explain(r, user, from));
@@ -122,20 +122,20 @@ describe('interop: every client logs in on its first SASL attempt with its defau
       PyClient.spawn(script, ['--jid', `${bare(user)}/untrusting`, '--password', USERS[user], '--port', String(server.c2sPort), '--timeout', '10', ...extra], `${user} untrusting`, pythonEnv(untrustingEnv()));
 
     it('slixmpp', async function () {
-      await refused('slix', py(SLIXMPP, 'slix'), /CERTIFICATE_VERIFY_FAILED/);
+      await refused('slix', () => py(SLIXMPP, 'slix'), /CERTIFICATE_VERIFY_FAILED/);
     });
     it('aioxmpp', async function () {
       // aioxmpp's own report of the failure varies (the handshake error, or an InvalidStateError
       // from its teardown); its log says why, every time.
-      await refused('aio', py(AIOXMPP, 'aio', ['--debug']), /aioxmpp\.security_layer: certificate verification failed/);
+      await refused('aio', () => py(AIOXMPP, 'aio', ['--debug']), /aioxmpp\.security_layer: certificate verification failed/);
     });
     it('@xmpp/client', async function () {
       const args = ['--import', 'tsx', XMPPJS, '--service', `xmpps://${HOST}:${server.directTlsPort}`, '--domain', HOST, '--username', 'xmppjs', '--password', USERS.xmppjs, '--peer', peer.jid, '--timeout', '10'];
-      await refused('xmppjs', PyClient.command(process.execPath, args, { env: untrustingEnv() }), /unable to verify the first certificate|self-signed|unable to get local issuer/);
+      await refused('xmppjs', () => PyClient.command(process.execPath, args, { env: untrustingEnv() }), /unable to verify the first certificate|self-signed|unable to get local issuer/);
     });
     it('go-sendxmpp', async function () {
       const args = ['-t', '-u', bare('gosend'), '-p', USERS.gosend, '-j', `${HOST}:${server.directTlsPort}`, peer.jid];
-      await refused('gosend', PyClient.command('go-sendxmpp', args, { stdin: 'never sent\n', env: untrustingEnv({ ...process.env, HOME: home }) }), /certificate signed by unknown authority/);
+      await refused('gosend', () => PyClient.command('go-sendxmpp', args, { stdin: 'never sent\n', env: untrustingEnv({ ...process.env, HOME: home }) }), /certificate signed by unknown authority/);
     });
   });
 
