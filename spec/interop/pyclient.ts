@@ -1,9 +1,12 @@
-// Driving the Python interop scripts (slixmpp_client.py, aioxmpp_client.py) from mocha: the system
-// Python (Debian's, with Debian's python3-slixmpp / python3-aioxmpp), one process per client run,
-// its `EVENT …` lines collected, waited for and parsed.
+// Driving the interop clients from mocha: the Python scripts (slixmpp_client.py,
+// aioxmpp_client.py) under the system Python (Debian's, with Debian's python3-slixmpp /
+// python3-aioxmpp), xmppjs_client.ts under Node, and command-line clients (go-sendxmpp, sendxmpp);
+// one process per client run, trusting the test CA (spec/helpers/testca.ts), its `EVENT …` lines
+// collected, waited for and parsed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { ROOT } from '../helpers/server.ts';
+import { trustingEnv } from '../helpers/testca.ts';
 
 /** Debian's Python: the `python3` on PATH may be another one, without Debian's packages. */
 export const PYTHON = '/usr/bin/python3';
@@ -19,19 +22,20 @@ export interface Result {
 /** The version a Python module reports (`<module>.__version__`), or undefined if it does not import. */
 export function pythonModuleVersion(module: string): string | undefined {
   if (!existsSync(PYTHON)) return undefined;
-  const probe = spawnSync(PYTHON, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8', env: pythonEnv() });
+  const probe = spawnSync(PYTHON, ['-c', `import ${module}; print(${module}.__version__)`], { encoding: 'utf8', env: pythonEnv(process.env) });
   return probe.status === 0 ? probe.stdout.trim() : undefined;
 }
 
-function pythonEnv(): NodeJS.ProcessEnv {
+/** The environment for the system Python: `base` (trusting the test CA by default), unbuffered. */
+export function pythonEnv(base: NodeJS.ProcessEnv = trustingEnv()): NodeJS.ProcessEnv {
   // Keep another Python's settings out of the system Python.
-  const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
+  const env: NodeJS.ProcessEnv = { ...base, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
   delete env.PYTHONPATH;
   delete env.PYTHONHOME;
   return env;
 }
 
-/** A running client script: its output so far, a wait for a given event line, and its exit. */
+/** A running client process: its output so far, a wait for a given line, and its exit. */
 export class PyClient {
   stdout = '';
   stderr = '';
@@ -56,9 +60,20 @@ export class PyClient {
   }
 
   /** Start `script` with `args` under the system Python. */
-  static spawn(script: string, args: string[], label?: string): PyClient {
-    const proc = spawn(PYTHON, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: pythonEnv() });
+  static spawn(script: string, args: string[], label?: string, env: NodeJS.ProcessEnv = pythonEnv()): PyClient {
+    const proc = spawn(PYTHON, [script, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
     return new PyClient(proc, label);
+  }
+
+  /**
+   * Start a client command as its users run it, trusting the test CA; `stdin` is written to it
+   * and closed (command-line senders read the message there).
+   */
+  static command(cmd: string, args: string[], opts: { label?: string; stdin?: string; env?: NodeJS.ProcessEnv } = {}): PyClient {
+    const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? trustingEnv() });
+    proc.stdin!.on('error', () => undefined);
+    proc.stdin!.end(opts.stdin ?? '');
+    return new PyClient(proc, opts.label ?? cmd);
   }
 
   events(): string[] {

@@ -1,7 +1,8 @@
 // Interop with a real third-party client library: slixmpp 1.8.3 (Debian's python3-slixmpp, run by
-// the system Python) logs in over STARTTLS with SCRAM-SHA-256, with SCRAM-SHA-256-PLUS bound to
-// tls-unique over TLS 1.2, is refused a wrong password, and two slixmpp clients subscribe to each
-// other, see each other's presence and exchange messages. It manages its roster with its own
+// the system Python) with its default settings — certificate verification against the test CA,
+// no TLS version cap, its own SASL mechanism choice (how it logs in, on the first attempt, is
+// spec/interop/first-login.spec.ts) — is refused a wrong password, and two slixmpp clients
+// subscribe to each other, see each other's presence and exchange messages. It manages its roster with its own
 // update_roster / del_roster_item (checked against the roster a second client, @xmpp/client,
 // reads and is pushed), and receives on login, in order and with a <delay/> stamp, the messages
 // another slixmpp client sent while it was offline. The driver script prints one `EVENT …` line
@@ -10,6 +11,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
 import { ROOT, startServer, type TestServer } from '../helpers/server.ts';
+import { testCa } from '../helpers/testca.ts';
 import { PYTHON, PyClient, printedMessages, printedRoster, pythonModuleVersion, type Result } from './pyclient.ts';
 
 const SCRIPT = path.join(ROOT, 'spec', 'interop', 'slixmpp_client.py');
@@ -18,10 +20,6 @@ const NS_ROSTER = 'jabber:iq:roster';
 interface RunOptions {
   jid: string;
   password: string;
-  mech?: string;
-  /** Keep slixmpp's own GS2 flag for a non-PLUS SCRAM (see the script). */
-  gs2y?: boolean;
-  tlsMax?: '1.2' | '1.3';
   action?: 'login' | 'chat' | 'send' | 'receive-offline' | 'roster-get' | 'roster-set' | 'roster-remove';
   peer?: string;
   subscribe?: boolean;
@@ -45,16 +43,13 @@ describe('interop: slixmpp (Python) client', function () {
       '--jid', opts.jid,
       '--password', opts.password,
       '--port', String(server.c2sPort),
-      '--tls-max', opts.tlsMax ?? '1.3',
       '--action', opts.action ?? 'login',
       '--timeout', String(opts.timeout ?? 20),
     ];
-    if (opts.mech) args.push('--mech', opts.mech);
     if (opts.peer) args.push('--peer', opts.peer);
     if (opts.subscribe) args.push('--subscribe');
     for (const body of opts.send === undefined ? [] : [opts.send].flat()) args.push('--send', body);
     if (opts.echo) args.push('--echo');
-    if (opts.gs2y) args.push('--gs2-y');
     if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
     if (opts.collect !== undefined) args.push('--collect', String(opts.collect));
     if (opts.name !== undefined) args.push('--name', opts.name);
@@ -77,6 +72,7 @@ describe('interop: slixmpp (Python) client', function () {
     assert.ok(pythonModuleVersion('slixmpp'), `slixmpp is not importable by ${PYTHON}: apt-get install python3-slixmpp`);
     server = await startServer({
       users: { romeo: 'r0meo-pass', juliet: 'jul1et-pass', nurse: 'nurse-pass', friar: 'fr1ar-pass', balthasar: 'balth-pass' },
+      config: { tls: testCa().serverTls },
     });
   });
   afterEach(async function () {
@@ -87,63 +83,8 @@ describe('interop: slixmpp (Python) client', function () {
     await server?.destroy();
   });
 
-  it('logs in with SCRAM-SHA-256 over STARTTLS (TLS 1.3)', async function () {
-    const r = await run({ jid: 'romeo@localhost/slix', password: 'r0meo-pass', mech: 'SCRAM-SHA-256' }).exited;
-    assert.equal(r.code, 0, explain(r));
-    assert.ok(r.events.includes('EVENT tls version=TLSv1.3'), explain(r));
-    assert.ok(r.events.includes('EVENT mechanism SCRAM-SHA-256'), explain(r));
-    assert.ok(r.events.includes('EVENT auth_success'), explain(r));
-    assert.ok(r.events.includes('EVENT session_start jid=romeo@localhost/slix'), explain(r));
-    assert.ok(r.events.includes('EVENT done'), explain(r));
-  });
-
-  it('logs in with SCRAM-SHA-256-PLUS bound to tls-unique (TLS 1.2)', async function () {
-    const r = await run({ jid: 'juliet@localhost/plus', password: 'jul1et-pass', mech: 'SCRAM-SHA-256-PLUS', tlsMax: '1.2' }).exited;
-    assert.equal(r.code, 0, explain(r));
-    assert.ok(r.events.includes('EVENT tls version=TLSv1.2'), explain(r));
-    assert.ok(r.events.includes('EVENT mechanism SCRAM-SHA-256-PLUS'), explain(r));
-    assert.ok(r.events.includes('EVENT channel_binding gs2=p=tls-unique,,'), explain(r));
-    assert.ok(r.events.includes('EVENT session_start jid=juliet@localhost/plus'), explain(r));
-    assert.ok(r.events.includes('EVENT done'), explain(r));
-  });
-
-  it('logs in with SCRAM-SHA-1-PLUS bound to tls-unique (TLS 1.2)', async function () {
-    const r = await run({ jid: 'romeo@localhost/plus1', password: 'r0meo-pass', mech: 'SCRAM-SHA-1-PLUS', tlsMax: '1.2' }).exited;
-    assert.equal(r.code, 0, explain(r));
-    assert.ok(r.events.includes('EVENT mechanism SCRAM-SHA-1-PLUS'), explain(r));
-    assert.ok(r.events.includes('EVENT session_start jid=romeo@localhost/plus1'), explain(r));
-  });
-
-  it('picks SCRAM-SHA-256-PLUS by itself over TLS 1.2', async function () {
-    const r = await run({ jid: 'romeo@localhost/auto12', password: 'r0meo-pass', tlsMax: '1.2' }).exited;
-    assert.equal(r.code, 0, explain(r));
-    assert.ok(r.events.includes('EVENT mechanism SCRAM-SHA-256-PLUS'), explain(r));
-    assert.ok(!r.events.some((e) => e.startsWith('EVENT failed_auth')), explain(r));
-  });
-
-  it("refuses slixmpp's GS2 'y' flag as a downgrade when -PLUS was offered", async function () {
-    // slixmpp 1.8.3 sends 'y' for a plain SCRAM whenever the socket yields tls-unique data (Python
-    // returns it even for TLS 1.3), although the server offered -PLUS: RFC 5802 §6 requires
-    // failing that exchange.
-    const r = await run({ jid: 'romeo@localhost/y', password: 'r0meo-pass', mech: 'SCRAM-SHA-256', gs2y: true, tlsMax: '1.2' }).exited;
-    assert.notEqual(r.code, 0, explain(r));
-    assert.ok(r.events.some((e) => e.startsWith('EVENT failed_auth condition=not-authorized')), explain(r));
-    assert.ok(!r.events.includes('EVENT auth_success'), explain(r));
-  });
-
-  it('logs in with its own mechanism choice over TLS 1.3', async function () {
-    // slixmpp's preference order over TLS 1.3: SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS (tls-unique,
-    // not defined for TLS 1.3, so refused), SCRAM-SHA-256 and SCRAM-SHA-1 (GS2 'y', refused as a
-    // downgrade), then PLAIN: four failures stay under the server's maxFailures (5), so an
-    // unconfigured slixmpp still gets in.
-    const r = await run({ jid: 'romeo@localhost/auto13', password: 'r0meo-pass' }).exited;
-    assert.equal(r.code, 0, explain(r));
-    assert.ok(r.events.some((e) => e.startsWith('EVENT mechanism ')), explain(r));
-    assert.ok(r.events.includes('EVENT session_start jid=romeo@localhost/auto13'), explain(r));
-  });
-
   it('refuses a wrong password with not-authorized', async function () {
-    const r = await run({ jid: 'romeo@localhost/bad', password: 'wrong-pass', mech: 'SCRAM-SHA-256' }).exited;
+    const r = await run({ jid: 'romeo@localhost/bad', password: 'wrong-pass' }).exited;
     assert.notEqual(r.code, 0, explain(r));
     assert.ok(r.events.some((e) => e.startsWith('EVENT failed_auth condition=not-authorized')), explain(r));
     assert.ok(!r.events.includes('EVENT auth_success'), explain(r));
@@ -154,9 +95,9 @@ describe('interop: slixmpp (Python) client', function () {
   it('subscribes both ways, shares presence and exchanges a message each way', async function () {
     // Juliet comes online first and answers Romeo's first message; slixmpp's auto_authorize and
     // auto_subscribe accept Romeo's request and ask back.
-    const juliet = run({ jid: 'juliet@localhost/garden', password: 'jul1et-pass', mech: 'SCRAM-SHA-256', action: 'chat', peer: 'romeo@localhost', echo: true, timeout: 30 });
+    const juliet = run({ jid: 'juliet@localhost/garden', password: 'jul1et-pass', action: 'chat', peer: 'romeo@localhost', echo: true, timeout: 30 });
     await juliet.waitFor(/^EVENT sent_presence$/);
-    const romeo = run({ jid: 'romeo@localhost/balcony', password: 'r0meo-pass', mech: 'SCRAM-SHA-256', action: 'chat', peer: 'juliet@localhost', subscribe: true, send: 'But soft!', timeout: 30 });
+    const romeo = run({ jid: 'romeo@localhost/balcony', password: 'r0meo-pass', action: 'chat', peer: 'juliet@localhost', subscribe: true, send: 'But soft!', timeout: 30 });
 
     const [j, r] = await Promise.all([juliet.exited, romeo.exited]);
     assert.equal(r.code, 0, `romeo: ${explain(r)}\njuliet: ${explain(j)}`);
@@ -198,7 +139,7 @@ describe('interop: slixmpp (Python) client', function () {
     const watcher = await loginUser('nurse', 'nurse-pass', 'watcher');
     assert.deepEqual(await roster(watcher), []);
 
-    const add = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-set', peer: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'] }).exited;
+    const add = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', action: 'roster-set', peer: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'] }).exited;
     assert.equal(add.code, 0, explain(add));
     assert.ok(add.events.includes('EVENT set_result jid=juliet@localhost'), explain(add));
     assert.ok(add.events.includes('EVENT roster_push_item jid=juliet@localhost name=The Lady groups=Capulets subscription=none ask='), explain(add));
@@ -206,14 +147,14 @@ describe('interop: slixmpp (Python) client', function () {
     await pushed(watcher, (i) => i.attrs.name === 'The Lady');
     assert.deepEqual(await roster(watcher), [{ jid: 'juliet@localhost', name: 'The Lady', groups: ['Capulets'], subscription: 'none' }]);
 
-    const update = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-set', peer: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'] }).exited;
+    const update = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', action: 'roster-set', peer: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'] }).exited;
     assert.equal(update.code, 0, explain(update));
     assert.ok(update.events.includes('EVENT roster_push_item jid=juliet@localhost name=Juliet groups=Capulets|Wards subscription=none ask='), explain(update));
     assert.deepEqual(printedRoster(update.events)?.items, [{ jid: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'], subscription: 'none', ask: '' }]);
     await pushed(watcher, (i) => i.attrs.name === 'Juliet');
     assert.deepEqual(await roster(watcher), [{ jid: 'juliet@localhost', name: 'Juliet', groups: ['Capulets', 'Wards'], subscription: 'none' }]);
 
-    const remove = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', mech: 'SCRAM-SHA-256', action: 'roster-remove', peer: 'juliet@localhost' }).exited;
+    const remove = await run({ jid: 'nurse@localhost/slix', password: 'nurse-pass', action: 'roster-remove', peer: 'juliet@localhost' }).exited;
     assert.equal(remove.code, 0, explain(remove));
     assert.ok(remove.events.includes('EVENT remove_result jid=juliet@localhost'), explain(remove));
     assert.ok(remove.events.includes('EVENT roster_push_item jid=juliet@localhost name= groups= subscription=remove ask='), explain(remove));
@@ -224,10 +165,10 @@ describe('interop: slixmpp (Python) client', function () {
 
   it('receives on login the messages sent while it was offline: in order, with a delay stamp, once', async function () {
     const since = Date.now() - 1000;
-    const sent = await run({ jid: 'friar@localhost/cell', password: 'fr1ar-pass', mech: 'SCRAM-SHA-256', action: 'send', peer: 'balthasar@localhost', send: ['Hie to Mantua', 'With this letter'] }).exited;
+    const sent = await run({ jid: 'friar@localhost/cell', password: 'fr1ar-pass', action: 'send', peer: 'balthasar@localhost', send: ['Hie to Mantua', 'With this letter'] }).exited;
     assert.equal(sent.code, 0, explain(sent));
 
-    const r = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', mech: 'SCRAM-SHA-256', action: 'receive-offline', expect: 2, collect: 1 }).exited;
+    const r = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', action: 'receive-offline', expect: 2, collect: 1 }).exited;
     assert.equal(r.code, 0, explain(r));
     const got = printedMessages(r.events);
     assert.deepEqual(got.map((m) => [m.from, m.type, m.body]), [
@@ -245,7 +186,7 @@ describe('interop: slixmpp (Python) client', function () {
     assert.ok(r.events.includes('EVENT received count=2'), explain(r));
 
     // Delivered once: the next login finds nothing stored.
-    const again = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', mech: 'SCRAM-SHA-256', action: 'receive-offline', collect: 1 }).exited;
+    const again = await run({ jid: 'balthasar@localhost/slix', password: 'balth-pass', action: 'receive-offline', collect: 1 }).exited;
     assert.equal(again.code, 0, explain(again));
     assert.deepEqual(printedMessages(again.events), [], explain(again));
   });

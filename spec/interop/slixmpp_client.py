@@ -4,7 +4,7 @@
 #
 # Prints machine-readable lines on stdout, one event per line (values run to the end of the
 # line or the next ' key='; message bodies have newlines escaped as \n):
-#   EVENT tls version=TLSv1.3
+#   EVENT tls version=TLSv1.3                   (STARTTLS or direct TLS, printed once bound)
 #   EVENT failed_auth condition=not-authorized text=...
 #   EVENT failed_all_auth
 #   EVENT mechanism SCRAM-SHA-256-PLUS           (the mechanism that succeeded)
@@ -34,12 +34,15 @@
 # Exit status: 0 success, 1 failure (auth failure, timeout, disconnection before done), 2 usage.
 #
 # Actions:
-#   login  log in (STARTTLS + SASL + bind), report, log out.
+#   login  log in (STARTTLS, or direct TLS with --direct-tls; SASL; bind), report, log out.
 #   chat   log in, fetch the roster, send presence; with --subscribe, subscribe to --peer
 #          (slixmpp's auto_authorize/auto_subscribe answer the peer's requests); wait until the
 #          peer's available presence is seen; with --send, send a chat message to the peer and wait
 #          for one back; with --echo, answer the first chat message from the peer with
 #          "echo: <body>"; once the server has pushed subscription='both' for the peer, log out.
+#   message
+#          log in, send available presence, send each --send body to --peer (a full JID) as a
+#          chat message, wait for a chat message back from the peer, log out.
 #   send   log in, send each --send body (repeatable, in order) to --peer as a chat message, log
 #          out; no presence and no wait for the peer (it may well be offline).
 #   receive-offline
@@ -55,7 +58,6 @@
 import argparse
 import asyncio
 import logging
-import ssl
 import sys
 
 from slixmpp_common import one_line, out, run_until_done
@@ -64,7 +66,8 @@ from slixmpp import ClientXMPP, JID
 
 class Client(ClientXMPP):
     def __init__(self, args: argparse.Namespace) -> None:
-        super().__init__(args.jid, args.password)
+        # sasl_mech: how a slixmpp application pins a mechanism (None: slixmpp picks).
+        super().__init__(args.jid, args.password, sasl_mech=args.mech or None)
         self.args = args
         self.peer = JID(args.peer) if args.peer else None
         self.done: asyncio.Future = self.loop.create_future()
@@ -78,42 +81,15 @@ class Client(ClientXMPP):
         self.got_all = asyncio.Event()
         self.closed = False
 
-        # Self-signed test certificate: no verification; cap the TLS version as asked (slixmpp
-        # 1.8.3's SCRAM-*-PLUS only knows tls-unique, which does not exist in TLS 1.3).
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.ssl_context.maximum_version = {
-            '1.2': ssl.TLSVersion.TLSv1_2,
-            '1.3': ssl.TLSVersion.TLSv1_3,
-        }[args.tls_max]
-
-        # feature_mechanisms is registered by ClientXMPP; it reads these when the server's
-        # <mechanisms/> arrive.
-        if args.mech:
-            self['feature_mechanisms'].use_mech = args.mech
-            if not args.mech.endswith('-PLUS') and not args.gs2_y:
-                # slixmpp sends gs2 flag 'y' ("I support channel binding but think you don't")
-                # whenever the socket yields tls-unique data, even though the server offered
-                # -PLUS and we chose not to use it; a correct server then refuses the login as a
-                # downgrade (RFC 5802 §6). A non-PLUS login therefore withholds the binding
-                # data, so the flag is 'n'.
-                default_credentials = self['feature_mechanisms']._default_credentials
-
-                def credentials(required, optional):
-                    result = default_credentials(required, optional)
-                    if 'channel_binding' in result:
-                        result['channel_binding'] = None
-                    return result
-
-                self['feature_mechanisms'].sasl_callback = credentials
-
+        # Everything else at slixmpp's defaults: certificate verification against the system
+        # trust store (the tests point SSL_CERT_FILE at their CA), no TLS version cap, slixmpp's
+        # own SASL callbacks.
         self.auto_authorize = True
         self.auto_subscribe = True
 
         self.add_event_handler('connection_failed', self.on_connection_failed)
         self.add_event_handler('disconnected', self.on_disconnected)
         self.add_event_handler('stream_error', self.on_stream_error)
-        self.add_event_handler('tls_success', self.on_tls)
         self.add_event_handler('auth_success', self.on_auth_success)
         self.add_event_handler('failed_auth', self.on_failed_auth)
         self.add_event_handler('failed_all_auth', self.on_failed_all_auth)
@@ -148,10 +124,6 @@ class Client(ClientXMPP):
     def on_stream_error(self, err) -> None:
         out(f"EVENT stream_error condition={err['condition']}")
 
-    def on_tls(self, *_args) -> None:
-        # 'tls_success' fires before slixmpp stores the new TLS transport: look once it has.
-        self.loop.call_soon(self.report_tls)
-
     def report_tls(self) -> None:
         sslobj = self.transport.get_extra_info('ssl_object') if self.transport else None
         version = sslobj.version() if sslobj is not None else 'none'
@@ -179,6 +151,7 @@ class Client(ClientXMPP):
     # -- session ---------------------------------------------------------------------------
 
     async def on_session_start(self, _event) -> None:
+        self.report_tls()
         out(f'EVENT session_start jid={self.boundjid.full}')
         try:
             if self.args.action == 'login':
@@ -186,6 +159,8 @@ class Client(ClientXMPP):
                 return
             if self.args.action == 'send':
                 await self.send_only()
+            elif self.args.action == 'message':
+                await self.message_round_trip()
             elif self.args.action == 'receive-offline':
                 await self.receive_offline()
             elif self.args.action.startswith('roster-'):
@@ -231,6 +206,16 @@ class Client(ClientXMPP):
         self.send_bodies(self.peer.bare)
         # Let the server take the messages before the stream closes.
         await asyncio.sleep(0.3)
+        self.finish(True)
+
+    async def message_round_trip(self) -> None:
+        # What a minimal bot does: come online, say something, wait for the answer.
+        if self.peer is None:
+            raise RuntimeError('message needs --peer')
+        self.send_presence()
+        out('EVENT sent_presence')
+        self.send_bodies(self.peer)
+        await self.got_message.wait()
         self.finish(True)
 
     async def receive_offline(self) -> None:
@@ -363,9 +348,10 @@ def main() -> int:
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, required=True)
     p.add_argument('--mech', default='', help='SASL mechanism to use (default: slixmpp picks)')
-    p.add_argument('--tls-max', choices=['1.2', '1.3'], default='1.3')
+    p.add_argument('--direct-tls', action='store_true', help='connect with direct TLS (XEP-0368) instead of STARTTLS')
     p.add_argument('--action', default='login',
-                   choices=['login', 'chat', 'send', 'receive-offline', 'roster-get', 'roster-set', 'roster-remove'])
+                   choices=['login', 'chat', 'message', 'send', 'receive-offline', 'roster-get', 'roster-set',
+                            'roster-remove'])
     p.add_argument('--peer', default='')
     p.add_argument('--subscribe', action='store_true')
     p.add_argument('--send', action='append', default=[], help='a message body (repeatable, sent in order)')
@@ -377,8 +363,6 @@ def main() -> int:
     p.add_argument('--echo', action='store_true')
     p.add_argument('--no-roster', action='store_true', help='chat: skip the roster get')
     p.add_argument('--timeout', type=float, default=20.0)
-    p.add_argument('--gs2-y', action='store_true',
-                   help="keep slixmpp's own gs2 flag for a non-PLUS SCRAM ('y' when TLS yields tls-unique)")
     p.add_argument('--debug', action='store_true')
     args = p.parse_args()
 
@@ -386,8 +370,11 @@ def main() -> int:
                         stream=sys.stderr, format='%(levelname)s %(name)s: %(message)s')
 
     xmpp = Client(args)
-    # STARTTLS only (no direct TLS); refuse to continue without it.
-    xmpp.connect((args.host, args.port), use_ssl=False, force_starttls=True, disable_starttls=False)
+    if args.direct_tls:
+        xmpp.connect((args.host, args.port), use_ssl=True)
+    else:
+        # STARTTLS, which slixmpp insists on by default (force_starttls=True).
+        xmpp.connect((args.host, args.port))
     return run_until_done(xmpp, args.timeout)
 
 
