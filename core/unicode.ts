@@ -139,7 +139,7 @@ export function codePoints(s: string): number[] {
 }
 
 // ---------------------------------------------------------------------------
-// Width mapping (RFC 8264 §9.11, RFC 5895 §2 step 2)
+// Width mapping (the Width Mapping Rule of RFC 8264 profiles, RFC 5895 §2 step 2)
 // ---------------------------------------------------------------------------
 
 /** <wide> and <narrow> code points: U+3000 and the Halfwidth and Fullwidth Forms block. */

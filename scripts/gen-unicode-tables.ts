@@ -168,7 +168,7 @@ const caseFold = new Map<number, number[]>();
 for (const [cp, to] of await load<Map<number, number>>('Case_Folding/C/code-points.mjs')) caseFold.set(cp, [to]);
 for (const [cp, to] of await load<Map<number, number[]>>('Case_Folding/F/code-points.mjs')) caseFold.set(cp, to);
 
-/** Width mapping (RFC 8264 §9.11 / RFC 5895 §2): <wide> and <narrow> decompositions. */
+/** Width mapping (RFC 8264 Width Mapping Rule, RFC 5895 §2): <wide> and <narrow> decompositions. */
 const widthMap = new Map<number, number>();
 for (const type of ['Wide', 'Narrow']) {
 	for (const [cp, to] of await load<Map<number, number[]>>(`Decomposition_Mapping/${type}/code-points.mjs`)) {
@@ -255,7 +255,7 @@ const CONTEXTO = 4;
 const DISALLOWED = 5;
 const PROPERTY_NAMES = ['UNASSIGNED', 'PVALID', 'FREE_PVAL', 'CONTEXTJ', 'CONTEXTO', 'DISALLOWED'];
 
-/** RFC 5892 §2.6 Exceptions (F), shared by PRECIS (RFC 8264 §9.6). */
+/** RFC 5892 §2.6 Exceptions (F), which PRECIS (RFC 8264) uses as they are. */
 const EXCEPTIONS = new Map<number, number>([
 	[0x00df, PVALID], [0x03c2, PVALID], [0x06fd, PVALID], [0x06fe, PVALID], [0x0f0b, PVALID], [0x3007, PVALID],
 	[0x00b7, CONTEXTO], [0x0375, CONTEXTO], [0x05f3, CONTEXTO], [0x05f4, CONTEXTO], [0x30fb, CONTEXTO],
