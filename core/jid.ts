@@ -100,7 +100,7 @@ function utf8Length(s: string): number {
 
 /** Plain ASCII that is already in canonical form: lowercase, PVALID, none of "&'/:<>@. */
 const NODE_FAST = /^[a-z0-9!#$%()*+,\-.;=?[\\\]^_`{|}~]+$/;
-/** RFC 7622 §3.3.1: code points a localpart must not contain although IdentifierClass allows them. */
+/** RFC 7622 §3.3: code points a localpart must not contain although IdentifierClass allows them. */
 const NODE_EXCLUDED = /["&'/:<>@]/;
 
 /** Prepare a localpart (UsernameCaseMapped). Returns null when invalid. */
@@ -138,8 +138,12 @@ const LDH_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const HOST_FAST = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 const ALL_DIGITS = /^[0-9]+$/;
 const IPV4_STRICT = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-/** Rejected before any mapping: whitespace, controls, format chars, ignorables. */
-const HOST_FORBIDDEN = /[\p{Z}\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Default_Ignorable_Code_Point}\s]/u;
+/**
+ * Rejected before any mapping: whitespace and controls (the mapping would turn U+3000 into a
+ * space), surrogates, private use. Format characters are left to IDNA2008, which allows ZWNJ
+ * and ZWJ in context.
+ */
+const HOST_FORBIDDEN = /[\p{Z}\p{Cc}\p{Cs}\p{Co}\s]/u;
 
 /** Validate an already lowercase, ASCII, non-IDN host (no trailing dot). */
 function checkAsciiHost(h: string): boolean {

@@ -347,6 +347,8 @@ describe('core/jid', () => {
 			assert.equal(nodeprep(zwj), zwj);
 			assert.equal(nodeprep('a\u200cb'), null);
 			assert.equal(resourceprep('a\u200db'), null);
+			assert.equal(prep(`x@${zwnj}.example`), `x@${zwnj}.example`); // IDNA2008 CONTEXTJ
+			assert.equal(nameprep('a\u200c\u00e9.example'), null);
 		});
 
 		it('allows ZERO WIDTH NON-JOINER between joining Arabic letters', () => {
