@@ -9,6 +9,7 @@ import {
 	CONTEXTJ,
 	CONTEXTO,
 	PVALID,
+	type ContextScan,
 	bidiRuleHolds,
 	codePoints,
 	contextRuleHolds,
@@ -161,13 +162,16 @@ function validULabel(label: string): boolean {
 	// §4.2.3.1: no "--" in the third and fourth positions, no leading or trailing hyphen.
 	if (label.startsWith('-') || label.endsWith('-') || label.slice(2, 4) === '--') return false;
 	const cps = codePoints(label);
+	// Its A-label ("xn--", then at least one character per code point) must fit in 63 octets.
+	if (cps.length + 4 > MAX_LABEL_OCTETS) return false;
 	// §4.2.3.2: no leading combining mark.
 	if (isCombiningMark(cps[0])) return false;
 	// §4.2.3.3 / §5.4: every code point PVALID, or contextual with its rule satisfied.
+	const scan: ContextScan = {};
 	for (let i = 0; i < cps.length; i++) {
 		const p = idnaProperty(cps[i]);
 		if (p === PVALID) continue;
-		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i)) continue;
+		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i, scan)) continue;
 		return false;
 	}
 	return true;

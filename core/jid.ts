@@ -35,12 +35,16 @@ export interface JidParts {
 /** RFC 7622 §3.1: each part is 1..1023 octets of UTF-8. */
 const MAX_PART_BYTES = 1023;
 /**
- * Early bound on raw (pre-normalisation) part length in UTF-16 code units.
- * Mapping and NFC composition can shrink a string (at most ~4 code units fold
- * into one code point of >= 3 octets), so a raw part longer than this can never
- * prepare to <= 1023 octets and is rejected before doing any Unicode work.
+ * Early bound on a raw (unprepared) part, in UTF-8 octets and so also in UTF-16 code units.
+ * Width mapping, space mapping and NFC composition shrink UTF-8 at most threefold (a fullwidth
+ * letter to ASCII, three conjoining jamo to one syllable), so a raw part longer than this can
+ * never prepare to <= 1023 octets and is rejected before any Unicode work.
  */
-const MAX_RAW_PART_UNITS = MAX_PART_BYTES * 4;
+const MAX_RAW_PART_OCTETS = MAX_PART_BYTES * 4;
+
+function rawTooLong(s: string): boolean {
+	return s.length > MAX_RAW_PART_OCTETS || utf8Length(s) > MAX_RAW_PART_OCTETS;
+}
 
 // ---------------------------------------------------------------------------
 // split / join / bare (no preparation)
@@ -106,7 +110,7 @@ const NODE_EXCLUDED = /["&'/:<>@]/;
 /** Prepare a localpart (UsernameCaseMapped). Returns null when invalid. */
 export function nodeprep(s: string): string | null {
 	if (NODE_FAST.test(s)) return s.length <= MAX_PART_BYTES ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
+	if (s.length === 0 || rawTooLong(s)) return null;
 	const out = usernameCaseMapped(s);
 	if (out === null || NODE_EXCLUDED.test(out) || utf8Length(out) > MAX_PART_BYTES) return null;
 	return out;
@@ -122,7 +126,7 @@ const RESOURCE_FAST = /^[\x20-\x7e]+$/;
 /** Prepare a resourcepart (OpaqueString; case preserved). Returns null when invalid. */
 export function resourceprep(s: string): string | null {
 	if (RESOURCE_FAST.test(s)) return s.length <= MAX_PART_BYTES ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
+	if (s.length === 0 || rawTooLong(s)) return null;
 	const out = opaqueString(s);
 	if (out === null || utf8Length(out) > MAX_PART_BYTES) return null;
 	return out;
@@ -177,7 +181,7 @@ function prepIPv6(h: string): string | null {
 export function nameprep(s: string): string | null {
 	// "--" may start an A-label or be a reserved label: those take the full path.
 	if (HOST_FAST.test(s) && !s.includes('--')) return checkAsciiHost(s) ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
+	if (s.length === 0 || rawTooLong(s)) return null;
 	if (s[0] === '[') return prepIPv6(s);
 	if (HOST_FORBIDDEN.test(s)) return null;
 	const h = toUnicodeDomain(s);
@@ -220,7 +224,7 @@ let young = new Map<string, string | null>();
 let old = new Map<string, string | null>();
 
 function prepUncached(jid: string): string | null {
-	if (jid.length > 3 * MAX_RAW_PART_UNITS + 2) return null;
+	if (jid.length > 3 * MAX_RAW_PART_OCTETS + 2) return null;
 	const parts = split(jid);
 	const p = prepParts(parts);
 	if (p === null) return null;

@@ -22,6 +22,7 @@ import {
 	CONTEXTO,
 	FREE_PVAL,
 	PVALID,
+	type ContextScan,
 	bidiRuleHolds,
 	codePoints,
 	contextRuleHolds,
@@ -61,11 +62,12 @@ function nicknameSpaces(s: string): string {
 
 /** The behavioural rules of RFC 8264 §7 step 6: class membership and contextual rules. */
 function validInClass(cps: readonly number[], freeform: boolean): boolean {
+	const scan: ContextScan = {};
 	for (let i = 0; i < cps.length; i++) {
 		const p = precisProperty(cps[i]);
 		if (p === PVALID) continue;
 		if (p === FREE_PVAL && freeform) continue;
-		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i)) continue;
+		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i, scan)) continue;
 		return false;
 	}
 	return true;

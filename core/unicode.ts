@@ -195,8 +195,21 @@ function zwnjAllowed(cps: readonly number[], i: number): boolean {
 	return after === JT_R || after === JT_D;
 }
 
-/** Whether the contextual rule of the CONTEXTJ/CONTEXTO code point at cps[i] is satisfied. */
-export function contextRuleHolds(cps: readonly number[], i: number): boolean {
+/**
+ * What the whole-string rules (A.7-A.9) found, kept per string so that a string full of such
+ * code points is scanned once, not once per code point.
+ */
+export interface ContextScan {
+	kanaOrHan?: boolean;
+	arabicIndic?: boolean;
+	extendedArabicIndic?: boolean;
+}
+
+/**
+ * Whether the contextual rule of the CONTEXTJ/CONTEXTO code point at cps[i] is satisfied.
+ * Pass the same scan object for every position of one string.
+ */
+export function contextRuleHolds(cps: readonly number[], i: number, scan: ContextScan = {}): boolean {
 	const cp = cps[i];
 	switch (cp) {
 		case 0x200c: // A.1 ZERO WIDTH NON-JOINER
@@ -211,18 +224,21 @@ export function contextRuleHolds(cps: readonly number[], i: number): boolean {
 		case 0x05f4: // A.6 HEBREW PUNCTUATION GERSHAYIM: preceded by Hebrew
 			return scriptOf(cps[i - 1]) === SCRIPT_HEBREW;
 		case 0x30fb: // A.7 KATAKANA MIDDLE DOT: some Hiragana, Katakana or Han in the string
-			return cps.some((c) => {
+			scan.kanaOrHan ??= cps.some((c) => {
 				const sc = scriptOf(c);
 				return sc === SCRIPT_HIRAGANA || sc === SCRIPT_KATAKANA || sc === SCRIPT_HAN;
 			});
+			return scan.kanaOrHan;
 		default:
 			if (cp >= 0x0660 && cp <= 0x0669) {
 				// A.8 ARABIC-INDIC DIGITS: not mixed with Extended Arabic-Indic digits
-				return !cps.some((c) => c >= 0x06f0 && c <= 0x06f9);
+				scan.extendedArabicIndic ??= cps.some((c) => c >= 0x06f0 && c <= 0x06f9);
+				return !scan.extendedArabicIndic;
 			}
 			if (cp >= 0x06f0 && cp <= 0x06f9) {
 				// A.9 EXTENDED ARABIC-INDIC DIGITS: not mixed with Arabic-Indic digits
-				return !cps.some((c) => c >= 0x0660 && c <= 0x0669);
+				scan.arabicIndic ??= cps.some((c) => c >= 0x0660 && c <= 0x0669);
+				return !scan.arabicIndic;
 			}
 			return false; // a contextual code point without a rule is never allowed
 	}
