@@ -1,27 +1,30 @@
 /**
  * JID helpers (RFC 7622).
  *
- * Parts and their string-preparation profiles:
- *   - localpart    PRECIS UsernameCaseMapped (RFC 8265 §3.3) plus RFC 7622's
- *                  extra exclusions  " & ' / : < > @
- *   - domainpart   IDNA2008-style (RFC 7622 §3.2): ASCII LDH (+ '_') labels,
- *                  U-labels validated through node:url's UTS #46 implementation,
- *                  IPv4 literals and bracketed IPv6 literals
- *   - resourcepart PRECIS OpaqueString (RFC 8265 §4.2)
+ * Parts and their string-preparation profiles (enforcement, core/precis.ts and core/idna.ts):
+ *   - localpart    PRECIS UsernameCaseMapped (RFC 8265 §3.3: width mapping, toLowerCase,
+ *                  NFC, IdentifierClass with the RFC 5892 contextual rules, the Bidi Rule of
+ *                  RFC 5893 when the part has right-to-left code points) plus RFC 7622 §3.3's
+ *                  exclusions  " & ' / : < > @
+ *   - domainpart   IDNA2008 (RFC 7622 §3.2): RFC 5895 mapping; NR-LDH labels (and '_'),
+ *                  U-labels and A-labels (converted to U-labels) validated per RFC 5891 §5.4
+ *                  with the RFC 5892 derived property, contextual rules and, for a name with a
+ *                  right-to-left label, the Bidi Rule; IPv4 literals and bracketed IPv6 literals
+ *   - resourcepart PRECIS OpaqueString (RFC 8265 §4.2: non-ASCII spaces to U+0020, NFC,
+ *                  FreeformClass with the contextual rules; no directionality rule)
+ * Each part is 1..1023 octets of UTF-8 after preparation (RFC 7622 §3.1).
  *
- * This is an approximation of PRECIS built on the JS Unicode property
- * escapes (General_Category, Default_Ignorable_Code_Point) rather than the
- * full RFC 8264 derived-property tables. Not implemented: the Bidi Rule
- * (RFC 5893) for localparts, and the contextual rules (CONTEXTJ / CONTEXTO)
- * -- ZWJ/ZWNJ are rejected outright, CONTEXTO code points follow their
- * general category.
+ * The derived properties, Bidi_Class, Joining_Type, Script and virama data come from tables
+ * generated from the Unicode Character Database (core/unicode-tables.ts, Unicode 17.0.0, by
+ * bin/gen-unicode-tables.ts); case mapping and normalisation use the engine's ICU.
  *
- * All functions are pure. prep() keeps a small bounded cache because it
- * runs for every stanza address.
+ * All functions are pure. Plain ASCII parts skip the tables entirely, and prep() keeps a small
+ * bounded cache because it runs for every stanza address.
  */
 
-import { domainToASCII, domainToUnicode } from 'node:url';
 import { isIPv6 } from 'node:net';
+import { toUnicodeDomain } from './idna.ts';
+import { opaqueString, usernameCaseMapped } from './precis.ts';
 
 export interface JidParts {
 	node?: string;
@@ -32,12 +35,16 @@ export interface JidParts {
 /** RFC 7622 §3.1: each part is 1..1023 octets of UTF-8. */
 const MAX_PART_BYTES = 1023;
 /**
- * Early bound on raw (pre-normalisation) part length in UTF-16 code units.
- * Mapping and NFC composition can shrink a string (at most ~4 code units fold
- * into one code point of >= 3 octets), so a raw part longer than this can never
- * prepare to <= 1023 octets and is rejected before doing any Unicode work.
+ * Early bound on a raw (unprepared) part, in UTF-8 octets and so also in UTF-16 code units.
+ * Width mapping, space mapping and NFC composition shrink UTF-8 at most threefold (a fullwidth
+ * letter to ASCII, three conjoining jamo to one syllable), so a raw part longer than this can
+ * never prepare to <= 1023 octets and is rejected before any Unicode work.
  */
-const MAX_RAW_PART_UNITS = MAX_PART_BYTES * 4;
+const MAX_RAW_PART_OCTETS = MAX_PART_BYTES * 4;
+
+function rawTooLong(s: string): boolean {
+	return s.length > MAX_RAW_PART_OCTETS || utf8Length(s) > MAX_RAW_PART_OCTETS;
+}
 
 // ---------------------------------------------------------------------------
 // split / join / bare (no preparation)
@@ -91,49 +98,21 @@ function utf8Length(s: string): number {
 	return ASCII_ONLY.test(s) ? s.length : Buffer.byteLength(s, 'utf8');
 }
 
-/**
- * Fullwidth / halfwidth code points (decomposition types <wide> and <narrow>):
- * U+3000 and the Halfwidth and Fullwidth Forms block. Their NFKC form is their
- * width-mapped form (RFC 8265 §3.3.1 step 1, RFC 8264 §9.11).
- */
-const WIDTH_CHARS = /[\u3000\uff01-\uffee]/;
-const WIDTH_CHARS_G = /[\u3000\uff01-\uffee]/g;
-
-function widthMap(s: string): string {
-	return WIDTH_CHARS.test(s) ? s.replace(WIDTH_CHARS_G, (c) => c.normalize('NFKC')) : s;
-}
-
-/** Conjoining Hangul jamo (RFC 5892 OldHangulJamo, i.e. Hangul_Syllable_Type L, V, T). */
-const JAMO = '\\u1100-\\u11ff\\ua960-\\ua97f\\ud7b0-\\ud7ff';
-
 // ---------------------------------------------------------------------------
 // Localpart: UsernameCaseMapped
 // ---------------------------------------------------------------------------
 
 /** Plain ASCII that is already in canonical form: lowercase, PVALID, none of "&'/:<>@. */
 const NODE_FAST = /^[a-z0-9!#$%()*+,\-.;=?[\\\]^_`{|}~]+$/;
-
-/**
- * IdentifierClass PVALID (RFC 8264 §9.1): ASCII7 printable and LetterDigits
- * (Ll Lu Lo Nd Lm Mn Mc), minus default-ignorables and old Hangul jamo, minus
- * RFC 7622's extra localpart exclusions.
- */
-const NODE_VALID = new RegExp(
-	`^(?:(?![\\p{Default_Ignorable_Code_Point}${JAMO}])` +
-		`[\\x21\\x23-\\x25\\x28-\\x2e\\x30-\\x39\\x3b\\x3d\\x3f\\x41-\\x7e\\p{Ll}\\p{Lu}\\p{Lo}\\p{Nd}\\p{Lm}\\p{Mn}\\p{Mc}])+$`,
-	'u',
-);
+/** RFC 7622 §3.3: code points a localpart must not contain although IdentifierClass allows them. */
+const NODE_EXCLUDED = /["&'/:<>@]/;
 
 /** Prepare a localpart (UsernameCaseMapped). Returns null when invalid. */
 export function nodeprep(s: string): string | null {
 	if (NODE_FAST.test(s)) return s.length <= MAX_PART_BYTES ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
-	// 1. width mapping, 3. case mapping, 4. NFC
-	const out = widthMap(s).toLowerCase().normalize('NFC');
-	if (!NODE_VALID.test(out)) return null;
-	// IdentifierClass disallows HasCompat code points (NFKC(cp) != cp).
-	if (!ASCII_ONLY.test(out) && out.normalize('NFKC') !== out) return null;
-	if (utf8Length(out) > MAX_PART_BYTES) return null;
+	if (s.length === 0 || rawTooLong(s)) return null;
+	const out = usernameCaseMapped(s);
+	if (out === null || NODE_EXCLUDED.test(out) || utf8Length(out) > MAX_PART_BYTES) return null;
 	return out;
 }
 
@@ -143,29 +122,13 @@ export function nodeprep(s: string): string | null {
 
 /** Printable ASCII (incl. space) is always valid OpaqueString and already NFC. */
 const RESOURCE_FAST = /^[\x20-\x7e]+$/;
-const NON_ASCII_SPACE = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/;
-const NON_ASCII_SPACE_G = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/g;
-
-/**
- * FreeformClass (RFC 8264 §9.2) approximated by general category: letters,
- * marks, numbers, punctuation, symbols and the space are allowed; controls,
- * format characters (incl. ZWJ/ZWNJ), private use, surrogates, unassigned,
- * line/paragraph separators, default-ignorables and old Hangul jamo are not.
- */
-const RESOURCE_VALID = new RegExp(
-	`^(?:(?![\\p{Default_Ignorable_Code_Point}${JAMO}])[\\p{L}\\p{M}\\p{N}\\p{P}\\p{S} ])+$`,
-	'u',
-);
 
 /** Prepare a resourcepart (OpaqueString; case preserved). Returns null when invalid. */
 export function resourceprep(s: string): string | null {
 	if (RESOURCE_FAST.test(s)) return s.length <= MAX_PART_BYTES ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
-	// Additional mapping: non-ASCII spaces -> U+0020, then NFC.
-	const mapped = NON_ASCII_SPACE.test(s) ? s.replace(NON_ASCII_SPACE_G, ' ') : s;
-	const out = mapped.normalize('NFC');
-	if (!RESOURCE_VALID.test(out)) return null;
-	if (utf8Length(out) > MAX_PART_BYTES) return null;
+	if (s.length === 0 || rawTooLong(s)) return null;
+	const out = opaqueString(s);
+	if (out === null || utf8Length(out) > MAX_PART_BYTES) return null;
 	return out;
 }
 
@@ -179,18 +142,12 @@ const LDH_LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 const HOST_FAST = /^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/;
 const ALL_DIGITS = /^[0-9]+$/;
 const IPV4_STRICT = /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$/;
-/** Label separators treated as '.', per IDNA (U+3002, U+FF0E, U+FF61). */
-const IDEO_DOTS_G = /[\u3002\uff0e\uff61]/g;
-/** Rejected before any mapping: whitespace, controls, format chars, ignorables. */
-const HOST_FORBIDDEN = /[\p{Z}\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Default_Ignorable_Code_Point}\s]/u;
 /**
- * Code points allowed in a U-label after UTS #46 mapping: IDNA2008 LetterDigits
- * and '-'. (Lu only survives the mapping where it is case-stable, e.g. Cherokee.)
+ * Rejected before any mapping: whitespace and controls (the mapping would turn U+3000 into a
+ * space), surrogates, private use. Format characters are left to IDNA2008, which allows ZWNJ
+ * and ZWJ in context.
  */
-const ULABEL_VALID = new RegExp(
-	`^(?:(?![\\p{Default_Ignorable_Code_Point}${JAMO}])[\\p{Ll}\\p{Lu}\\p{Lo}\\p{Lm}\\p{Nd}\\p{Mn}\\p{Mc}_-])+$`,
-	'u',
-);
+const HOST_FORBIDDEN = /[\p{Z}\p{Cc}\p{Cs}\p{Co}\s]/u;
 
 /** Validate an already lowercase, ASCII, non-IDN host (no trailing dot). */
 function checkAsciiHost(h: string): boolean {
@@ -214,32 +171,6 @@ function prepIPv6(h: string): string | null {
 	}
 }
 
-function prepIDN(h: string): string | null {
-	const ace = domainToASCII(h);
-	if (ace === '' || ace.length > MAX_PART_BYTES) return null;
-	const aceLabels = ace.split('.');
-	for (const l of aceLabels) if (!LDH_LABEL.test(l)) return null;
-	if (ALL_DIGITS.test(aceLabels[aceLabels.length - 1])) return null;
-	const uni = domainToUnicode(ace);
-	if (uni === '') return null;
-	const uniLabels = uni.split('.');
-	if (uniLabels.length !== aceLabels.length) return null;
-	for (let i = 0; i < uniLabels.length; i++) {
-		const u = uniLabels[i];
-		const a = aceLabels[i];
-		if (a.startsWith('xn--')) {
-			// A-label must decode to a genuine, valid U-label and round-trip exactly.
-			if (ASCII_ONLY.test(u) || !ULABEL_VALID.test(u)) return null;
-			if (u.startsWith('-') || u.endsWith('-') || u.slice(2, 4) === '--') return null;
-			if (domainToASCII(u) !== a) return null;
-		} else if (u !== a) {
-			return null;
-		}
-	}
-	if (utf8Length(uni) > MAX_PART_BYTES) return null;
-	return uni;
-}
-
 /**
  * Prepare a domainpart. ASCII hostnames stay ASCII; IDNs are returned in
  * lowercase Unicode (U-label) form, A-labels are converted to U-labels
@@ -248,19 +179,16 @@ function prepIDN(h: string): string | null {
  * when invalid.
  */
 export function nameprep(s: string): string | null {
-	if (HOST_FAST.test(s) && !s.includes('xn--')) return checkAsciiHost(s) ? s : null;
-	if (s.length === 0 || s.length > MAX_RAW_PART_UNITS) return null;
+	// "--" may start an A-label or be a reserved label: those take the full path.
+	if (HOST_FAST.test(s) && !s.includes('--')) return checkAsciiHost(s) ? s : null;
+	if (s.length === 0 || rawTooLong(s)) return null;
 	if (s[0] === '[') return prepIPv6(s);
 	if (HOST_FORBIDDEN.test(s)) return null;
-	let h = widthMap(s).replace(IDEO_DOTS_G, '.').toLowerCase().normalize('NFC');
-	if (h.endsWith('.')) h = h.slice(0, -1);
-	if (h.length === 0) return null;
-	// IDNA2008 disallows HasCompat code points rather than mapping them.
-	if (!ASCII_ONLY.test(h) && h.normalize('NFKC') !== h) return null;
-	if (ASCII_ONLY.test(h) && !/(?:^|\.)xn--/.test(h)) {
-		return checkAsciiHost(h) ? h : null;
-	}
-	return prepIDN(h);
+	const h = toUnicodeDomain(s);
+	if (h === null) return null;
+	if (ASCII_ONLY.test(h)) return checkAsciiHost(h) ? h : null;
+	if (ALL_DIGITS.test(h.slice(h.lastIndexOf('.') + 1))) return null; // numeric TLD
+	return utf8Length(h) <= MAX_PART_BYTES ? h : null;
 }
 
 // ---------------------------------------------------------------------------
@@ -296,7 +224,7 @@ let young = new Map<string, string | null>();
 let old = new Map<string, string | null>();
 
 function prepUncached(jid: string): string | null {
-	if (jid.length > 3 * MAX_RAW_PART_UNITS + 2) return null;
+	if (jid.length > 3 * MAX_RAW_PART_OCTETS + 2) return null;
 	const parts = split(jid);
 	const p = prepParts(parts);
 	if (p === null) return null;

@@ -264,6 +264,113 @@ describe('core/jid', () => {
 		});
 	});
 
+	describe('RFC 7622 §3.5 examples', () => {
+		it('accepts the valid JIDs of table 1', () => {
+			const table1: [string, string][] = [
+				['juliet@example.com', 'juliet@example.com'],
+				['juliet@example.com/foo', 'juliet@example.com/foo'],
+				['juliet@example.com/foo bar', 'juliet@example.com/foo bar'],
+				['juliet@example.com/foo@bar', 'juliet@example.com/foo@bar'],
+				['foo\\20bar@example.com', 'foo\\20bar@example.com'],
+				['fussball@example.com', 'fussball@example.com'],
+				['fu\u00dfball@example.com', 'fu\u00dfball@example.com'],
+				['\u03c0@example.com', '\u03c0@example.com'],
+				['\u03a3@example.com/foo', '\u03c3@example.com/foo'],
+				['\u03c3@example.com/foo', '\u03c3@example.com/foo'],
+				['\u03c2@example.com/foo', '\u03c2@example.com/foo'],
+				['king@example.com/\u265a', 'king@example.com/\u265a'],
+				['example.com', 'example.com'],
+				['example.com/foobar', 'example.com/foobar'],
+				['a.example.com/b@example.net', 'a.example.com/b@example.net'],
+			];
+			for (const [input, prepared] of table1) assert.equal(prep(input), prepared, input);
+			assert.equal(compareBare('fussball@example.com', 'fu\u00dfball@example.com'), false);
+		});
+
+		it('rejects the invalid JIDs of table 2', () => {
+			for (const input of [
+				'"juliet"@example.com', // quotation marks in the localpart
+				'foo bar@example.com', // space in the localpart
+				'@example.com/', // empty localpart and resourcepart
+				'henry\u2163@example.com', // ROMAN NUMERAL FOUR (compatibility) in the localpart
+				'\u265a@example.com', // symbol in the localpart
+				'juliet@', // empty domainpart
+				'/foobar', // no domainpart
+			]) {
+				assert.equal(prep(input), null, input);
+			}
+		});
+
+		it('accepts example 18 of table 2 (a leading space in the resourcepart), per erratum 4560', () => {
+			assert.equal(prep('juliet@example.com/ foo'), 'juliet@example.com/ foo');
+		});
+	});
+
+	describe('directionality (RFC 7622 §3.3, RFC 8265 §3.3, RFC 5893)', () => {
+		it('rejects a localpart that mixes right-to-left and left-to-right letters', () => {
+			assert.equal(prep('\u05d0a@localhost'), null); // the roster item that used to be stored
+			assert.equal(prep('a\u05d0@localhost'), null);
+			assert.equal(nodeprep('\u05d0a'), null);
+		});
+
+		it('accepts right-to-left localparts that obey the Bidi Rule', () => {
+			assert.equal(prep('\u05d0\u05d1@localhost'), '\u05d0\u05d1@localhost');
+			assert.equal(prep('\u0645\u062d\u0645\u062f@example.com'), '\u0645\u062d\u0645\u062f@example.com');
+			assert.equal(nodeprep('\u05d0\u05d1-\u05d2'), '\u05d0\u05d1-\u05d2');
+		});
+
+		it('applies the digit rules to right-to-left localparts', () => {
+			assert.equal(nodeprep('\u05d012'), '\u05d012'); // ends with EN
+			assert.equal(nodeprep('1\u05d0'), null); // starts with EN
+			assert.equal(nodeprep('\u0627\u0661\u0662'), '\u0627\u0661\u0662'); // AL with AN
+			assert.equal(nodeprep('\u06271\u0661'), null); // EN and AN together
+			assert.equal(nodeprep('\u05d0.'), null); // ends with CS
+		});
+
+		it('has no directionality rule for the resourcepart (OpaqueString)', () => {
+			assert.equal(prep('juliet@example.com/\u05d0a'), 'juliet@example.com/\u05d0a');
+			assert.equal(resourceprep('a\u05d0 1'), 'a\u05d0 1');
+		});
+
+		it('applies the Bidi Rule to domain names with a right-to-left label', () => {
+			assert.equal(prep('juliet@\u05d0\u05d1.example'), 'juliet@\u05d0\u05d1.example');
+			assert.equal(prep('juliet@\u05d0a.example'), null);
+			assert.equal(nameprep('xn--4dbrk0ce.example'), '\u05d9\u05e9\u05e8\u05d0\u05dc.example');
+		});
+	});
+
+	describe('contextual rules (RFC 5892 Appendix A, as RFC 8264 applies them)', () => {
+		it('allows ZERO WIDTH NON-JOINER and JOINER after a virama only', () => {
+			const zwnj = '\u0915\u094d\u200c\u0937'; // DEVANAGARI KA, VIRAMA, ZWNJ, SSA
+			const zwj = '\u0915\u094d\u200d\u0937';
+			assert.equal(prep(`${zwnj}@example.com/${zwnj}`), `${zwnj}@example.com/${zwnj}`);
+			assert.equal(nodeprep(zwj), zwj);
+			assert.equal(nodeprep('a\u200cb'), null);
+			assert.equal(resourceprep('a\u200db'), null);
+			assert.equal(prep(`x@${zwnj}.example`), `x@${zwnj}.example`); // IDNA2008 CONTEXTJ
+			assert.equal(nameprep('a\u200c\u00e9.example'), null);
+		});
+
+		it('allows ZERO WIDTH NON-JOINER between joining Arabic letters', () => {
+			const persian = '\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645';
+			assert.equal(nodeprep(persian), persian);
+			assert.equal(nodeprep('\u0627\u200c\u0628'), null); // ALEF does not join to the left
+		});
+
+		it('applies the CONTEXTO rules', () => {
+			assert.equal(nodeprep('Co\u0142\u00b7Legi'), null); // MIDDLE DOT after ł
+			assert.equal(nodeprep('col\u00b7legi'), 'col\u00b7legi'); // Catalan ela geminada
+			assert.equal(nodeprep('\u0375\u03b1'), '\u0375\u03b1'); // KERAIA before Greek
+			assert.equal(nodeprep('\u0375a'), null);
+			assert.equal(nodeprep('\u05d0\u05f4\u05d1'), '\u05d0\u05f4\u05d1'); // GERSHAYIM after Hebrew
+			assert.equal(nodeprep('\u05f3\u05d0'), null);
+			assert.equal(nodeprep('\u30ab\u30fb\u30ad'), '\u30ab\u30fb\u30ad'); // KATAKANA MIDDLE DOT
+			assert.equal(nodeprep('a\u30fbb'), null);
+			assert.equal(nodeprep('\u0628\u0661\u0662'), '\u0628\u0661\u0662'); // Arabic-Indic digits
+			assert.equal(nodeprep('\u0628\u0661\u06f2'), null); // mixed with extended ones
+		});
+	});
+
 	describe('prepParts', () => {
 		it('preps parts and requires a host', () => {
 			assert.deepEqual(prepParts({ node: 'A', host: 'B.com', resource: 'C' }), { node: 'a', host: 'b.com', resource: 'C' });
