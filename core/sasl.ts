@@ -365,7 +365,7 @@ class ThrottledAttempt {
       step: async (data) => {
         if (first) {
           first = false;
-          const refused = await this.begin(inner);
+          const refused = await this.begin();
           if (refused) return refused;
         }
         let r: SaslStep;
@@ -394,7 +394,7 @@ class ThrottledAttempt {
   }
 
   /** Before the first step: a locked address is refused, one with failures waits. */
-  private async begin(inner: SaslExchange): Promise<SaslFailure | undefined> {
+  private async begin(): Promise<SaslFailure | undefined> {
     const o = this.t.config(this.host);
     if (!o || this.address === undefined) return undefined;
     const address = this.address;
@@ -417,7 +417,7 @@ class ThrottledAttempt {
     const n = r.n + others;
     if (n >= o.addressDelayAfter) {
       const ms = delayMs(o, n - o.addressDelayAfter);
-      log.warn('authentication from %s%s delayed %d ms: %d failed attempts from this address', this.address, who(inner, this.host), ms, n);
+      log.warn('authentication from %s delayed %d ms: %d failed attempts from this address', this.address, ms, n);
       await sleep(ms);
     }
     return undefined;
@@ -450,8 +450,8 @@ class ThrottledAttempt {
       if (acc.until === now + o.lockout * 1000) {
         log.warn('account %s@%s locked for %d s against addresses with failures, after %d failed attempts', user, this.host, o.lockout, acc.n);
       }
-      if (acc.n >= o.accountDelayAfter) {
-        const ms = delayMs(o, acc.n - o.accountDelayAfter);
+      if (acc.n > o.accountDelayAfter) {
+        const ms = delayMs(o, acc.n - o.accountDelayAfter - 1);
         log.warn('failed authentication for %s@%s from %s answered after %d ms: %d failed attempts on this account', user, this.host, this.address, ms, acc.n);
         await sleep(ms);
       }
@@ -488,10 +488,6 @@ function delayMs(o: AuthThrottleOptions, extra: number): number {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function who(exchange: SaslExchange, host: string): string {
-  return exchange.claimedUser ? ` for ${exchange.claimedUser}@${host}` : '';
 }
 
 /** The unit an address is counted by: IPv4 as is, IPv6 by its /64 (one host's usual allocation). */

@@ -186,7 +186,7 @@ export class Server {
     if (!opts.offline) await this.certs.init(names);
     for (const name of names) this.activateHost(name);
     // Which SCRAM hashes every account has (SCRAM-SHA-512 is offered only then).
-    for (const h of this.config.hosts) if (h.kind === 'virtualhost') await this.users.countCredentials(h.name);
+    if (!opts.offline) for (const h of this.config.hosts) if (h.kind === 'virtualhost') await this.users.countCredentials(h.name);
     for (const name of names) {
       const loaded = [];
       for (const mod of this.modulesFor(name)) {

@@ -129,8 +129,9 @@ export class UserManager {
       for (const h of SCRAM_HASHES) if (!record?.scram[h]) counts[h]++;
     }
     this.lacking.set(host, counts);
-    const old = SCRAM_HASHES.filter((h) => counts[h] > 0).map((h) => `${counts[h]} without SCRAM-${h}`);
-    if (old.length) this.log('%s: accounts %s (added at their next PLAIN login or password change)', host, old.join(', '));
+    for (const h of SCRAM_HASHES) {
+      if (counts[h]) this.log.info('%s: %d accounts without SCRAM-%s credentials; SCRAM-%s is offered once every account has them (added at its next PLAIN login or password change)', host, counts[h], h, h);
+    }
   }
 
   /** Whether every account of the host has credentials for `hash` (false until counted). */
