@@ -406,21 +406,32 @@ class ThrottledAttempt {
       clearTimeout(timer);
       this.t.inflightCount(this.host, address, -1);
     };
-    const r = await this.t.read(this.host, `address:${this.address}`, o);
+    const key = `address:${address}`;
+    const r = await this.t.read(this.host, key, o);
     this.addressFailures = r.n;
-    const now = this.t.time();
-    if (r.until && r.until > now) {
-      this.end();
-      log.warn('authentication from %s refused: %d failed attempts, address locked for %d s more', this.address, r.n, Math.ceil((r.until - now) / 1000));
-      return refusal();
-    }
-    const n = r.n + others;
+    if (this.locked(r)) return this.refuseAddress(r);
+    // Attempts already under way count too once the address has failed: parallel connections
+    // cannot outrun the count (a busy NAT with a clean record is not slowed).
+    const n = r.n > 0 ? r.n + others : 0;
     if (n >= o.addressDelayAfter) {
       const ms = delayMs(o, n - o.addressDelayAfter);
-      log.warn('authentication from %s delayed %d ms: %d failed attempts from this address', this.address, ms, n);
+      log.warn('authentication from %s delayed %d ms: %d failed attempts from this address%s', address, ms, r.n, others ? `, ${others} more under way` : '');
       await sleep(ms);
+      // Failures that ended during the wait may have locked the address.
+      const after = await this.t.read(this.host, key, o);
+      if (this.locked(after)) return this.refuseAddress(after);
     }
     return undefined;
+  }
+
+  private locked(r: FailureRecord): boolean {
+    return r.until !== undefined && r.until > this.t.time();
+  }
+
+  private refuseAddress(r: FailureRecord): SaslFailure {
+    this.end();
+    log.warn('authentication from %s refused: %d failed attempts, address locked for %d s more', this.address, r.n, Math.ceil((r.until! - this.t.time()) / 1000));
+    return refusal();
   }
 
   /** Once the claimed user is known: refused while the account is locked, unless this address never failed. */
@@ -429,9 +440,8 @@ class ThrottledAttempt {
     if (!o || this.address === undefined || this.admitted === username) return undefined;
     this.admitted = username;
     const r = await this.t.read(this.host, `account:${username}`, o);
-    const now = this.t.time();
-    if (r.until && r.until > now && this.addressFailures > 0) {
-      log.warn('authentication for %s@%s from %s refused: account locked for %d s more after %d failed attempts, and this address failed before', username, this.host, this.address, Math.ceil((r.until - now) / 1000), r.n);
+    if (this.locked(r) && this.addressFailures > 0) {
+      log.warn('authentication for %s@%s from %s refused: account locked for %d s more after %d failed attempts, and this address failed before', username, this.host, this.address, Math.ceil((r.until! - this.t.time()) / 1000), r.n);
       return refusal();
     }
     return undefined;
@@ -440,16 +450,11 @@ class ThrottledAttempt {
   private async failed(user: string | null): Promise<void> {
     const o = this.t.config(this.host);
     if (!o || this.address === undefined) return;
-    const now = this.t.time();
-    const addr = await this.bump(`address:${this.address}`, o, o.addressLockAfter, now);
-    if (addr.until === now + o.lockout * 1000) {
-      log.warn('address %s locked out of authentication on %s for %d s after %d failed attempts', this.address, this.host, o.lockout, addr.n);
-    }
+    const addr = await this.bump(`address:${this.address}`, o, o.addressLockAfter);
+    if (addr.locked) log.warn('address %s locked out of authentication on %s for %d s after %d failed attempts', this.address, this.host, o.lockout, addr.n);
     if (user) {
-      const acc = await this.bump(`account:${user}`, o, o.accountLockAfter, now);
-      if (acc.until === now + o.lockout * 1000) {
-        log.warn('account %s@%s locked for %d s against addresses with failures, after %d failed attempts', user, this.host, o.lockout, acc.n);
-      }
+      const acc = await this.bump(`account:${user}`, o, o.accountLockAfter);
+      if (acc.locked) log.warn('account %s@%s locked for %d s against addresses with failures, after %d failed attempts', user, this.host, o.lockout, acc.n);
       if (acc.n > o.accountDelayAfter) {
         const ms = delayMs(o, acc.n - o.accountDelayAfter - 1);
         log.warn('failed authentication for %s@%s from %s answered after %d ms: %d failed attempts on this account', user, this.host, this.address, ms, acc.n);
@@ -459,13 +464,19 @@ class ThrottledAttempt {
     await this.t.prune(this.host, o).catch((err: unknown) => log.error('pruning authentication failure counts: %s', err));
   }
 
-  private async bump(key: string, o: AuthThrottleOptions, lockAfter: number, now: number): Promise<FailureRecord> {
+  /** Count one more failure; `locked` when this one started a lock. */
+  private async bump(key: string, o: AuthThrottleOptions, lockAfter: number): Promise<{ n: number; locked: boolean }> {
+    const now = this.t.time();
     const r = await this.t.read(this.host, key, o);
     const next: FailureRecord = { n: r.n + 1, last: now };
+    let locked = false;
     if (r.until && r.until > now) next.until = r.until;
-    else if (lockAfter > 0 && next.n >= lockAfter) next.until = now + o.lockout * 1000;
+    else if (lockAfter > 0 && next.n >= lockAfter) {
+      next.until = now + o.lockout * 1000;
+      locked = true;
+    }
     await this.t.write(this.host, key, next);
-    return next;
+    return { n: next.n, locked };
   }
 
   /** A login clears the account's count (not a running lock, nor the address's count). */
@@ -474,7 +485,7 @@ class ThrottledAttempt {
     if (!o || this.address === undefined) return;
     const key = `account:${username}`;
     const r = await this.t.read(this.host, key, o);
-    if (r.n > 0 && !(r.until && r.until > this.t.time())) await this.t.write(this.host, key, undefined);
+    if (r.n > 0 && !this.locked(r)) await this.t.write(this.host, key, undefined);
   }
 }
 

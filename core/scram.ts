@@ -68,7 +68,7 @@ export type ScramStep =
 /** Minimum iteration count accepted by deriveCredentials (RFC 5802 §5.1 / RFC 7677 §4). */
 export const MIN_ITERATIONS = 4096;
 
-/** Iterations of new credentials: RFC 5802's and RFC 7677's minimum for SHA-1; at least 10000 (draft-melnikov-scram-sha-512 §3) for the SHA-2 family. */
+/** Iterations of new credentials: RFC 5802's and RFC 7677's minimum for SHA-1; at least 10000 (draft-melnikov-scram-sha-512 asks that much of SHA-512) for the SHA-2 family. */
 export const DEFAULT_ITERATIONS: Readonly<Record<ScramHash, number>> = {
   'SHA-1': 4096,
   'SHA-256': 10000,
@@ -183,6 +183,16 @@ export async function deriveCredentialsAsync(
 ): Promise<ScramCredentials> {
   const { salt, iterations } = checkDerivation(hash, opts);
   return credentialsFromSaltedPassword(hash, await saltPasswordAsync(hash, password, salt, iterations), salt, iterations);
+}
+
+/** What is wrong with credentials for `hash` (undefined when they are well-formed). */
+export function credentialsProblem(hash: ScramHash, creds: ScramCredentials): string | undefined {
+  if (!Number.isSafeInteger(creds.iterations) || creds.iterations < MIN_ITERATIONS) return `iteration count must be an integer >= ${MIN_ITERATIONS}`;
+  if (!decodeBase64(creds.salt)?.length) return 'salt must be non-empty base64';
+  for (const key of [creds.storedKey, creds.serverKey]) {
+    if (decodeBase64(key)?.length !== HASHES[hash].length) return `keys must be ${HASHES[hash].length} bytes of base64`;
+  }
+  return undefined;
 }
 
 /** Whether `password` matches stored credentials (SASL PLAIN against SCRAM keys). */

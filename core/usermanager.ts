@@ -6,7 +6,7 @@ import { CoreError } from './errors.ts';
 import type { EventBus } from './events.ts';
 import { nodeprep } from './jid.ts';
 import { getLogger } from './log.ts';
-import { deriveCredentialsAsync, SCRAM_HASHES, verifyPassword, type ScramCredentials, type ScramHash } from './scram.ts';
+import { credentialsProblem, deriveCredentialsAsync, SCRAM_HASHES, verifyPassword, type ScramCredentials, type ScramHash } from './scram.ts';
 import type { Json, KeyValStore, StorageManager } from './storagemanager.ts';
 
 export interface AccountRecord {
@@ -85,10 +85,12 @@ export class UserManager {
    */
   async addScramCredentials(host: string, username: string, hash: ScramHash, creds: ScramCredentials): Promise<void> {
     const u = this.prepUsername(username);
+    const problem = credentialsProblem(hash, creds);
+    if (problem) throw new CoreError('CREDENTIALS_INVALID', `SCRAM-${hash} credentials for ${u}@${host}: ${problem}`);
     await this.serialized(host, u, async () => {
       const before = await this.getRecord(host, u);
       if (!before) throw new CoreError('USER_NOT_FOUND', `${u}@${host} does not exist`);
-      const record: AccountRecord = { ...before, scram: { ...before.scram, [hash]: creds } };
+      const record: AccountRecord = { ...before, scram: { ...before.scram, [hash]: { ...creds } } };
       await this.accounts(host).set(u, record as unknown as Json);
       this.countChange(host, before, record);
     });

@@ -120,6 +120,24 @@ describe('core/sasl: AuthThrottle', () => {
     await pending;
   });
 
+  it('re-checks a delayed attempt: a lock that began meanwhile refuses it', async () => {
+    for (let i = 0; i < 7; i++) await guess('192.0.2.1', 'alice');
+    let release!: () => void;
+    const held = new Promise<SaslStep>((resolve) => (release = () => resolve(wrong)));
+    const eighth = throttle.attempt(HOST, '192.0.2.1').run({ claimedUser: 'alice', step: () => held }).step(Buffer.alloc(0));
+    await new Promise((r) => setImmediate(r));
+    const ninth = guess('192.0.2.1', 'alice', right('alice')); // started while the 8th is under way: delayed
+    release();
+    assert.equal((await eighth).status, 'failure');
+    assert.equal(await ninth, 'temporary-auth-failure');
+  });
+
+  it('does not slow parallel logins from an address without failures (a busy NAT)', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => guess('192.0.2.9', `user${i}`, right(`user${i}`))));
+    assert.deepEqual(results, Array(20).fill('success'));
+    assert.deepEqual(warnings, []);
+  });
+
   it('is off when configured so', async () => {
     const off = new AuthThrottle(storage, () => undefined, () => now);
     for (let i = 0; i < 20; i++) {
@@ -187,6 +205,8 @@ describe('core/usermanager: SCRAM credentials', () => {
     await server.users.delete(HOST, 'dave');
     assert.equal(server.users.hasEveryAccount(HOST, 'SHA-512'), true);
     await assert.rejects(server.users.addScramCredentials(HOST, 'nobody', 'SHA-512', deriveCredentials('SHA-512', 'x')), { code: 'USER_NOT_FOUND' });
+    await assert.rejects(server.users.addScramCredentials(HOST, 'bob', 'SHA-512', deriveCredentials('SHA-256', 'x')), { code: 'CREDENTIALS_INVALID' });
+    await assert.rejects(server.users.addScramCredentials(HOST, 'bob', 'SHA-512', { ...deriveCredentials('SHA-512', 'x'), iterations: 100 }), { code: 'CREDENTIALS_INVALID' });
   });
 
   it('does not offer SCRAM-SHA-512 before the accounts were counted', () => {
