@@ -6,6 +6,8 @@ import path from 'node:path';
 import { CoreError } from './errors.ts';
 import { prep as prepJid } from './jid.ts';
 import { importDefault } from './loader.ts';
+import type { AuthThrottleOptions } from './sasl.ts';
+import type { ChannelBindingPolicy } from './scram.ts';
 
 export type StorageDriverName = 'sqlite' | 'memory';
 export type ResourceConflictPolicy = 'kick_old' | 'kick_new' | 'random';
@@ -18,6 +20,10 @@ export interface HostOptions {
   tls?: { certificate?: string; key?: string };
   c2sRequireEncryption?: boolean;
   allowUnencryptedPlainAuth?: boolean;
+  /** Which SCRAM channel-binding flags are accepted (doc/authentication.md). */
+  channelBindingPolicy?: ChannelBindingPolicy;
+  /** Brute-force throttling of authentication; `false` turns it off. */
+  authThrottle?: false | Partial<AuthThrottleOptions>;
   /** Module options: `{ ping: {...}, roster: {...} }` — checked against each module's declared options. */
   [moduleName: string]: unknown;
 }
@@ -89,6 +95,27 @@ const isTls: Check = (v) => {
   return undefined;
 };
 
+const THROTTLE_FIELDS: Record<keyof AuthThrottleOptions, Check> = {
+  addressDelayAfter: isPosInt,
+  addressLockAfter: isNonNegInt,
+  accountDelayAfter: isPosInt,
+  accountLockAfter: isNonNegInt,
+  delay: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'must be a number of seconds ≥ 0'),
+  lockout: isPosInt,
+  window: isPosInt,
+};
+const isThrottle: Check = (v) => {
+  if (v === false) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be false or { ${Object.keys(THROTTLE_FIELDS).join(', ')} }`;
+  for (const [k, x] of Object.entries(v)) {
+    const check = THROTTLE_FIELDS[k as keyof AuthThrottleOptions];
+    if (!check) return `has unknown field '${k}' (expected ${Object.keys(THROTTLE_FIELDS).join(', ')})`;
+    const e = check(x);
+    if (e) return `.${k} ${e}`;
+  }
+  return undefined;
+};
+
 const hostChecks: Record<string, Check> = {
   modulesEnabled: isStrArr,
   modulesDisabled: isStrArr,
@@ -96,6 +123,8 @@ const hostChecks: Record<string, Check> = {
   tls: isTls,
   c2sRequireEncryption: isBool,
   allowUnencryptedPlainAuth: isBool,
+  channelBindingPolicy: oneOf('compatible', 'strict'),
+  authThrottle: isThrottle,
 };
 
 const globalChecks: Record<string, Check> = {
@@ -139,6 +168,17 @@ export const DEFAULTS = {
   componentPorts: [5347],
   c2sRequireEncryption: true,
   allowUnencryptedPlainAuth: false,
+  channelBindingPolicy: 'compatible' as ChannelBindingPolicy,
+  /** A client trying its mechanisms in turn fails at most 4 times: never delayed (doc/authentication.md). */
+  authThrottle: {
+    addressDelayAfter: 5,
+    addressLockAfter: 8,
+    accountDelayAfter: 10,
+    accountLockAfter: 20,
+    delay: 1,
+    lockout: 900,
+    window: 3600,
+  } satisfies AuthThrottleOptions as AuthThrottleOptions,
   c2sStanzaSizeLimit: 256 * 1024,
   c2sPreauthStanzaSizeLimit: 10 * 1024,
   c2sMaxDepth: 64,

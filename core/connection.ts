@@ -162,9 +162,10 @@ export class Connection {
         return Buffer.from(createHash(endPointHash(cert.raw)).update(cert.raw).digest());
       }
       case 'tls-unique': {
-        if (s.getProtocol() === 'TLSv1.3') return undefined; // not defined for TLS 1.3
         // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
-        // handshake, ours in an abbreviated (resumed) one.
+        // handshake, ours in an abbreviated (resumed) one. RFC 5929 does not define it for TLS 1.3
+        // (RFC 8446 §C.5); there this is the value OpenSSL-based clients compute the same way,
+        // accepted only by the `compatible` channel-binding policy and never advertised.
         return s.isSessionReused() ? s.getFinished() : s.getPeerFinished();
       }
       default:
@@ -172,7 +173,7 @@ export class Connection {
     }
   }
 
-  /** Channel-binding types this connection can provide now, best first. */
+  /** Channel-binding types this connection provides as their RFCs define them, best first (XEP-0440). */
   channelBindingTypes(): string[] {
     const s = this.tlsSocket;
     if (!s) return [];

@@ -20,6 +20,7 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['storage-sqlite', 'Embedded SQLite storage driver'],
   ['scram-sha-1', 'Accounts carry SCRAM-SHA-1 credentials'],
   ['scram-sha-256', 'Accounts carry SCRAM-SHA-256 credentials'],
+  ['scram-sha-512', 'Accounts carry SCRAM-SHA-512 credentials (older ones gain them on their next PLAIN login or password change); UserManager.addScramCredentials adds one hash'],
   ['tls-channel-binding', 'Connections expose tls-exporter and tls-server-end-point channel binding data'],
   ['user-deleted-event', 'user-deleted fires when an account is removed; modules wipe their data'],
   ['sasl-mechanisms', 'SASL mechanisms in core (module.sasl): offer, start exchanges, register more; shared by SASL profiles'],

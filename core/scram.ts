@@ -1,7 +1,8 @@
 /**
- * Server side of SCRAM-SHA-1 / SCRAM-SHA-256 (RFC 5802, RFC 7677), including the
- * channel-binding "-PLUS" variants (RFC 5929 tls-unique / tls-server-end-point,
- * RFC 9266 tls-exporter).
+ * Server side of SCRAM-SHA-1 / -256 / -512 (RFC 5802, RFC 7677, draft-melnikov-scram-sha-512),
+ * including the channel-binding "-PLUS" variants (RFC 5929 tls-unique / tls-server-end-point,
+ * RFC 9266 tls-exporter), the server's channel-binding policy (which GS2 flags it accepts; see
+ * doc/authentication.md) and XEP-0474 downgrade protection (the `h` attribute).
  *
  * Pure logic: no I/O besides the injected credential lookup and channel-binding
  * provider. Never logs or returns passwords, proofs or keys.
@@ -9,7 +10,10 @@
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
 import saslprep from 'saslprep';
 
-export type ScramHash = 'SHA-1' | 'SHA-256';
+export type ScramHash = 'SHA-1' | 'SHA-256' | 'SHA-512';
+
+/** Every hash Cadence implements, weakest first. */
+export const SCRAM_HASHES: readonly ScramHash[] = ['SHA-1', 'SHA-256', 'SHA-512'];
 
 export interface ScramCredentials {
   iterations: number;
@@ -30,9 +34,18 @@ export interface ScramServerOptions {
   hash: ScramHash;
   /** mechanism name ends with -PLUS */
   plus: boolean;
-  /** whether the server advertised any -PLUS mechanism (for the 'y' downgrade check) */
-  serverSupportsPlus: boolean;
+  /** whether the server offered any -PLUS mechanism on this stream (for the 'y' downgrade check) */
+  offeredPlus: boolean;
+  /** Channel-binding types the connection provides as their RFCs define them, best first. */
+  channelBindingTypes: readonly string[];
+  /** Which GS2 flags the server accepts (see channelBindingDecision). */
+  policy: ChannelBindingPolicy;
   channelBinding: ChannelBindingProvider;
+  /**
+   * XEP-0474: what the server advertised on this stream (mechanisms of the profile in use, and the
+   * XEP-0440 channel-binding types if it sent that feature); its hash goes into the `h` attribute.
+   */
+  downgradeProtection?: { mechanisms: readonly string[]; channelBindings: readonly string[] };
   /** username already saslprepped & unescaped (=2C → ',', =3D → '=') */
   lookup: (username: string) => Promise<ScramCredentials | undefined>;
   /** server nonce part, for tests; default random base64 of 18 bytes */
@@ -49,14 +62,17 @@ export type ScramFailureCondition =
 export type ScramStep =
   | { status: 'challenge'; data: Buffer }
   | { status: 'success'; data: Buffer; username: string; authzid?: string }
-  | { status: 'failure'; condition: ScramFailureCondition; text: string };
+  /** `wrongCredentials`: the client's proof was checked and is wrong (a password guess failed). */
+  | { status: 'failure'; condition: ScramFailureCondition; text: string; wrongCredentials?: boolean };
 
 /** Minimum iteration count accepted by deriveCredentials (RFC 5802 §5.1 / RFC 7677 §4). */
 export const MIN_ITERATIONS = 4096;
 
+/** Iterations of new credentials: RFC 5802's and RFC 7677's minimum for SHA-1; at least 10000 (draft-melnikov-scram-sha-512 asks that much of SHA-512) for the SHA-2 family. */
 export const DEFAULT_ITERATIONS: Readonly<Record<ScramHash, number>> = {
   'SHA-1': 4096,
   'SHA-256': 10000,
+  'SHA-512': 10000,
 };
 
 /** Upper bound on a single client SCRAM message; real messages are a few hundred bytes. */
@@ -73,6 +89,7 @@ interface HashInfo {
 const HASHES: Readonly<Record<ScramHash, HashInfo>> = {
   'SHA-1': { node: 'sha1', length: 20 },
   'SHA-256': { node: 'sha256', length: 32 },
+  'SHA-512': { node: 'sha512', length: 64 },
 };
 
 // ---------------------------------------------------------------------------
@@ -119,6 +136,32 @@ export function saltPasswordAsync(hash: ScramHash, password: string, salt: Buffe
   });
 }
 
+function checkDerivation(hash: ScramHash, opts: { salt?: Buffer; iterations?: number }): { salt: Buffer; iterations: number } {
+  if (!(hash in HASHES)) throw new TypeError(`unsupported SCRAM hash: ${String(hash)}`);
+  const iterations = opts.iterations ?? DEFAULT_ITERATIONS[hash];
+  if (!Number.isSafeInteger(iterations) || iterations < MIN_ITERATIONS) {
+    throw new RangeError(`SCRAM iteration count must be an integer >= ${MIN_ITERATIONS}`);
+  }
+  const salt = opts.salt ?? randomBytes(SALT_BYTES);
+  if (salt.length === 0) throw new RangeError('SCRAM salt must not be empty');
+  return { salt, iterations };
+}
+
+/**
+ * The stored credentials (StoredKey, ServerKey) for a SaltedPassword: what a server keeps, and what
+ * an XEP-0480 upgrade computes from the SaltedPassword the client sends.
+ */
+export function credentialsFromSaltedPassword(hash: ScramHash, salted: Buffer, salt: Buffer, iterations: number): ScramCredentials {
+  if (salted.length !== HASHES[hash].length) throw new RangeError(`SaltedPassword for SCRAM-${hash} must be ${HASHES[hash].length} bytes`);
+  const clientKey = hmac(hash, salted, 'Client Key');
+  return {
+    iterations,
+    salt: salt.toString('base64'),
+    storedKey: digest(hash, clientKey).toString('base64'),
+    serverKey: hmac(hash, salted, 'Server Key').toString('base64'),
+  };
+}
+
 /**
  * Derive the stored SCRAM credentials for a password. The password is SASLprepped
  * (throws if it contains prohibited characters).
@@ -128,23 +171,112 @@ export function deriveCredentials(
   password: string,
   opts: { salt?: Buffer; iterations?: number } = {},
 ): ScramCredentials {
-  if (!(hash in HASHES)) throw new TypeError(`unsupported SCRAM hash: ${String(hash)}`);
-  const iterations = opts.iterations ?? DEFAULT_ITERATIONS[hash];
-  if (!Number.isSafeInteger(iterations) || iterations < MIN_ITERATIONS) {
-    throw new RangeError(`SCRAM iteration count must be an integer >= ${MIN_ITERATIONS}`);
+  const { salt, iterations } = checkDerivation(hash, opts);
+  return credentialsFromSaltedPassword(hash, saltPassword(hash, password, salt, iterations), salt, iterations);
+}
+
+/** deriveCredentials with the key stretching on libuv's thread pool (account creation at run time). */
+export async function deriveCredentialsAsync(
+  hash: ScramHash,
+  password: string,
+  opts: { salt?: Buffer; iterations?: number } = {},
+): Promise<ScramCredentials> {
+  const { salt, iterations } = checkDerivation(hash, opts);
+  return credentialsFromSaltedPassword(hash, await saltPasswordAsync(hash, password, salt, iterations), salt, iterations);
+}
+
+/** What is wrong with credentials for `hash` (undefined when they are well-formed). */
+export function credentialsProblem(hash: ScramHash, creds: ScramCredentials): string | undefined {
+  if (!Number.isSafeInteger(creds.iterations) || creds.iterations < MIN_ITERATIONS) return `iteration count must be an integer >= ${MIN_ITERATIONS}`;
+  if (!decodeBase64(creds.salt)?.length) return 'salt must be non-empty base64';
+  for (const key of [creds.storedKey, creds.serverKey]) {
+    if (decodeBase64(key)?.length !== HASHES[hash].length) return `keys must be ${HASHES[hash].length} bytes of base64`;
   }
-  const salt = opts.salt ?? randomBytes(SALT_BYTES);
-  if (salt.length === 0) throw new RangeError('SCRAM salt must not be empty');
-  const salted = saltPassword(hash, password, salt, iterations);
-  const clientKey = hmac(hash, salted, 'Client Key');
-  const storedKey = digest(hash, clientKey);
-  const serverKey = hmac(hash, salted, 'Server Key');
-  return {
-    iterations,
-    salt: salt.toString('base64'),
-    storedKey: storedKey.toString('base64'),
-    serverKey: serverKey.toString('base64'),
-  };
+  return undefined;
+}
+
+/** Whether `password` matches stored credentials (SASL PLAIN against SCRAM keys). */
+export async function verifyPassword(hash: ScramHash, creds: ScramCredentials, password: string): Promise<boolean> {
+  const salt = decodeBase64(creds.salt);
+  const expected = decodeBase64(creds.storedKey);
+  if (!salt || !expected || expected.length !== HASHES[hash].length || !Number.isSafeInteger(creds.iterations) || creds.iterations < 1) return false;
+  let salted: Buffer;
+  try {
+    salted = await saltPasswordAsync(hash, password, salt, creds.iterations);
+  } catch {
+    return false;
+  }
+  return timingSafeEqual(digest(hash, hmac(hash, salted, 'Client Key')), expected);
+}
+
+// ---------------------------------------------------------------------------
+// Channel-binding policy (doc/authentication.md)
+
+/**
+ * `compatible` (default): also accepts what deployed clients send where RFC 5802's literal rule
+ * would lock them out; `strict`: RFC 5802 §6 and RFC 5929/9266 to the letter.
+ */
+export type ChannelBindingPolicy = 'compatible' | 'strict';
+
+/** The GS2 channel-binding flag of a client-first-message: `n`, `y` or `p=<type>`. */
+export type Gs2Flag = { kind: 'n' } | { kind: 'y' } | { kind: 'p'; type: string };
+
+export interface ChannelBindingCase {
+  flag: Gs2Flag;
+  /** The mechanism in use is a -PLUS one. */
+  plus: boolean;
+  /** The server offered a -PLUS mechanism on this stream. */
+  offeredPlus: boolean;
+  /** Channel-binding types the connection provides as their RFCs define them (XEP-0440's list). */
+  connectionTypes: readonly string[];
+  policy: ChannelBindingPolicy;
+}
+
+export type ChannelBindingDecision =
+  | { accept: true; /** the type whose data goes into c=, when binding */ type?: string }
+  | { accept: false; condition: 'malformed-request' | 'not-authorized'; text: string };
+
+/**
+ * The server's whole channel-binding policy as one pure function: may this client-first-message
+ * go on, and with which binding type? The reasoning for each row is in doc/authentication.md.
+ */
+export function channelBindingDecision(c: ChannelBindingCase): ChannelBindingDecision {
+  const { flag, plus, offeredPlus, connectionTypes, policy } = c;
+  switch (flag.kind) {
+    case 'n':
+      // The client does not do channel binding: fine, except that -PLUS is channel binding.
+      return plus ? { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' } : { accept: true };
+    case 'y':
+      if (plus) return { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' };
+      // 'y': the client could bind but believes the server cannot.
+      if (!offeredPlus) return { accept: true };
+      if (policy === 'strict') return { accept: false, condition: 'not-authorized', text: 'channel binding downgrade detected' };
+      // Legacy clients know only tls-unique (RFC 5802's default type). Where the connection has it
+      // (TLS <= 1.2) such a client could have bound: its 'y' means the -PLUS list was stripped.
+      if (connectionTypes.includes('tls-unique')) return { accept: false, condition: 'not-authorized', text: 'channel binding downgrade detected' };
+      return { accept: true };
+    case 'p':
+      if (!plus) return { accept: false, condition: 'malformed-request', text: 'channel binding requested with a non-PLUS mechanism' };
+      if (connectionTypes.includes(flag.type)) return { accept: true, type: flag.type };
+      // Deployed OpenSSL-based clients bind TLS 1.3 with tls-unique, computed over the first
+      // Finished message as RFC 5929 §3.1 describes; that value is still unique to the connection.
+      if (policy === 'compatible' && flag.type === 'tls-unique') return { accept: true, type: flag.type };
+      return { accept: false, condition: 'not-authorized', text: `unsupported channel binding type: ${flag.type}` };
+  }
+}
+
+// ---------------------------------------------------------------------------
+// XEP-0474: SASL SCRAM Downgrade Protection (version 0.5.0)
+
+/**
+ * The `h` attribute's value: the SCRAM hash of the advertised mechanisms (sorted by octet,
+ * joined by U+001E) and, when XEP-0440 was used, U+001F and the sorted channel-binding types.
+ */
+export function downgradeProtectionHash(hash: ScramHash, mechanisms: readonly string[], channelBindings: readonly string[]): string {
+  const octetSort = (xs: readonly string[]) => [...xs].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  let s = octetSort(mechanisms).join('\x1e');
+  if (channelBindings.length) s += `\x1f${octetSort(channelBindings).join('\x1e')}`;
+  return digest(hash, Buffer.from(s, 'utf8')).toString('base64');
 }
 
 // ---------------------------------------------------------------------------
@@ -268,7 +400,7 @@ export class ScramServer {
   }
 
   private async clientFirst(message: Buffer): Promise<ScramStep> {
-    const { hash, plus, serverSupportsPlus } = this.opts;
+    const { hash, plus, offeredPlus, channelBindingTypes, policy } = this.opts;
     if (message.length === 0) return fail('malformed-request', 'empty initial response');
     if (message.length > MAX_MESSAGE_BYTES) return fail('malformed-request', 'message too long');
     const text = decodeUtf8(message);
@@ -283,20 +415,19 @@ export class ScramServer {
     const gs2Header = text.slice(0, c2 + 1);
     const clientFirstBare = text.slice(c2 + 1);
 
+    let gs2: Gs2Flag;
+    if (flag === 'n' || flag === 'y') gs2 = { kind: flag };
+    else if (flag.startsWith('p=')) {
+      const type = flag.slice(2);
+      if (!/^[A-Za-z0-9.-]+$/.test(type)) return fail('malformed-request', 'malformed channel binding name');
+      gs2 = { kind: 'p', type };
+    } else return fail('malformed-request', 'malformed GS2 channel binding flag');
+    const decision = channelBindingDecision({ flag: gs2, plus, offeredPlus, connectionTypes: channelBindingTypes, policy });
+    if (!decision.accept) return fail(decision.condition, decision.text);
     let cbindData: Buffer | undefined;
-    if (flag === 'n') {
-      if (plus) return fail('malformed-request', 'channel binding required by -PLUS mechanism');
-    } else if (flag === 'y') {
-      if (plus) return fail('malformed-request', 'channel binding required by -PLUS mechanism');
-      if (serverSupportsPlus) return fail('not-authorized', 'channel binding downgrade detected');
-    } else if (flag.startsWith('p=')) {
-      const cbName = flag.slice(2);
-      if (!/^[A-Za-z0-9.-]+$/.test(cbName)) return fail('malformed-request', 'malformed channel binding name');
-      if (!plus) return fail('malformed-request', 'channel binding requested with a non-PLUS mechanism');
-      cbindData = this.opts.channelBinding(cbName);
-      if (cbindData === undefined) return fail('not-authorized', `unsupported channel binding type: ${cbName}`);
-    } else {
-      return fail('malformed-request', 'malformed GS2 channel binding flag');
+    if (decision.type !== undefined) {
+      cbindData = this.opts.channelBinding(decision.type);
+      if (cbindData === undefined) return fail('not-authorized', `unsupported channel binding type: ${decision.type}`);
     }
 
     let authzid: string | undefined;
@@ -361,7 +492,9 @@ export class ScramServer {
     }
 
     const nonce = clientNonce + this.serverNonce;
-    const serverFirst = `r=${nonce},s=${salt},i=${iterations}`;
+    let serverFirst = `r=${nonce},s=${salt},i=${iterations}`;
+    const dp = this.opts.downgradeProtection;
+    if (dp) serverFirst += `,h=${downgradeProtectionHash(hash, dp.mechanisms, dp.channelBindings)}`;
     this.first = {
       gs2Header,
       cbindData,
@@ -417,7 +550,7 @@ export class ScramServer {
     const clientKey = xor(proof, clientSignature);
     const ok = timingSafeEqual(digest(hash, clientKey), storedKey);
     if (!ok || !first.storedKey || !first.serverKey) {
-      return fail('not-authorized', 'authentication failed');
+      return { ...fail('not-authorized', 'authentication failed'), wrongCredentials: true };
     }
 
     const serverSignature = hmac(hash, first.serverKey, authMessage);

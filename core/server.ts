@@ -12,7 +12,8 @@ import { getLogger, setLogLevel } from './log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { PortManager } from './portmanager.ts';
 import { RosterManager } from './rostermanager.ts';
-import { SaslManager } from './sasl.ts';
+import { SaslManager, type AuthThrottleOptions } from './sasl.ts';
+import type { ChannelBindingPolicy } from './scram.ts';
 import { SessionManager } from './sessionmanager.ts';
 import { StanzaRouter } from './stanza-router.ts';
 import { StorageManager } from './storagemanager.ts';
@@ -64,9 +65,18 @@ export class Server {
         if (s.host === host && s.username === username && s.type === 'c2s') s.close({ condition: 'not-authorized', text: 'Account removed' });
       }
     });
-    this.sasl = new SaslManager(this.users, {
-      allowUnencryptedPlain: (host) => this.config.get<boolean>(host, 'allowUnencryptedPlainAuth') ?? DEFAULTS.allowUnencryptedPlainAuth,
-    });
+    this.sasl = new SaslManager(
+      this.users,
+      {
+        allowUnencryptedPlain: (host) => this.config.get<boolean>(host, 'allowUnencryptedPlainAuth') ?? DEFAULTS.allowUnencryptedPlainAuth,
+        channelBindingPolicy: (host) => this.config.get<ChannelBindingPolicy>(host, 'channelBindingPolicy') ?? DEFAULTS.channelBindingPolicy,
+        authThrottle: (host) => {
+          const o = this.config.get<false | Partial<AuthThrottleOptions>>(host, 'authThrottle');
+          return o === false ? undefined : { ...DEFAULTS.authThrottle, ...o };
+        },
+      },
+      this.storage,
+    );
     this.router = new StanzaRouter(this.hosts, this.events);
     this.certs = new CertManager(config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
@@ -175,6 +185,8 @@ export class Server {
     this.modules.hostModulesOnly = opts.offline ?? false;
     if (!opts.offline) await this.certs.init(names);
     for (const name of names) this.activateHost(name);
+    // Which SCRAM hashes every account has (SCRAM-SHA-512 is offered only then).
+    if (!opts.offline) for (const h of this.config.hosts) if (h.kind === 'virtualhost') await this.users.countCredentials(h.name);
     for (const name of names) {
       const loaded = [];
       for (const mod of this.modulesFor(name)) {

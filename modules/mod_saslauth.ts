@@ -1,18 +1,35 @@
 //% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding
 // SASL authentication, the RFC 6120 §6 profile: <mechanisms/> in the stream features, then
 // <auth/>, <challenge/>, <response/>, <success/>, <failure/>, <abort/>. The mechanisms themselves
-// (SCRAM with channel binding, PLAIN over TLS) are the core's (core/sasl.ts), shared with SASL2.
-// Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are logged
-// with the client's address; payloads and passwords are never logged.
+// (SCRAM with channel binding and XEP-0474 downgrade protection, PLAIN over TLS), the
+// channel-binding policy and brute-force throttling are the core's (core/sasl.ts), shared with
+// SASL2. Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are
+// logged with the client's address; payloads and passwords are never logged.
 import { Element } from '@xmpp/xml';
 import { defineModule } from '../core/moduleapi.ts';
-import { decodeSaslPayload, encodeSaslPayload, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep } from '../core/sasl.ts';
+import {
+  advertisedChannelBindings,
+  decodeSaslPayload,
+  encodeSaslPayload,
+  type SaslCondition,
+  type SaslContext,
+  type SaslExchange,
+  type SaslStep,
+} from '../core/sasl.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import { NS } from '../core/stanza.ts';
 import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
-const KNOWN_MECHANISMS = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'];
+const KNOWN_MECHANISMS = [
+  'SCRAM-SHA-512-PLUS',
+  'SCRAM-SHA-256-PLUS',
+  'SCRAM-SHA-1-PLUS',
+  'SCRAM-SHA-512',
+  'SCRAM-SHA-256',
+  'SCRAM-SHA-1',
+  'PLAIN',
+];
 
 interface InProgress {
   mechanism: string;
@@ -33,8 +50,10 @@ export default defineModule({
   load(module) {
     const inProgress = new WeakMap<Session, InProgress>();
     const failures = new WeakMap<Session, number>();
+    /** What the stream's features offered: <auth/> is checked (and XEP-0474 hashes) against exactly that. */
+    const advertised = new WeakMap<Session, SaslContext>();
 
-    /** The stream's SASL context: what is offered on it, computed once per stream features. */
+    /** The stream's SASL context: what may be offered on it now. */
     const context = (session: Session): SaslContext | undefined => {
       const conn = session.conn;
       if (!conn?.secure && module.config('c2sRequireEncryption', true)) return undefined;
@@ -47,11 +66,13 @@ export default defineModule({
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
+      advertised.set(origin, ctx);
       const el = features.c('mechanisms', { xmlns: NS.sasl });
       for (const m of ctx.offered) el.c('mechanism').t(m);
-      if (ctx.channelBindings.length && ctx.offered.some((m) => m.endsWith('-PLUS'))) {
+      const bindings = advertisedChannelBindings(ctx);
+      if (bindings.length) {
         const cb = features.c('sasl-channel-binding', { xmlns: NS_SASL_CB });
-        for (const t of ctx.channelBindings) cb.c('channel-binding', { type: t });
+        for (const t of bindings) cb.c('channel-binding', { type: t });
       }
     }, 50);
 
@@ -111,7 +132,7 @@ export default defineModule({
         fail(origin, 'encryption-required', 'Use STARTTLS first');
         return true;
       }
-      const ctx = context(origin);
+      const ctx = advertised.get(origin) ?? context(origin);
       const exchange = mechanism && ctx ? module.sasl.start(mechanism, ctx) : undefined;
       if (!mechanism || !exchange) {
         fail(origin, 'invalid-mechanism', `Mechanism ${mechanism ?? '(none)'} is not offered`);

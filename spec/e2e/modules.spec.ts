@@ -146,7 +146,7 @@ describe('e2e: modules named in the config', function () {
     const cfg = writeConfig(dir, 'localhost');
     const r = await runCli(['-c', cfg, 'check', '--options']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /mechanisms: string\[\] = \[.*\] \(one of SCRAM-SHA-256-PLUS/);
+    assert.match(r.stdout, /mechanisms: string\[\] = \[.*\] \(one of SCRAM-SHA-512-PLUS/);
     assert.match(r.stdout, /maxFailures: integer = 5/);
   });
 

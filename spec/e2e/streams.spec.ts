@@ -42,7 +42,7 @@ describe('e2e: streams', function () {
     await c.starttls();
     const features = await c.expect((el) => el.name === 'stream:features');
     const mechs = features.getChild('mechanisms', 'urn:ietf:params:xml:ns:xmpp-sasl')!.getChildren('mechanism').map((m) => m.text());
-    assert.deepEqual(mechs, ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
+    assert.deepEqual(mechs, ['SCRAM-SHA-512-PLUS', 'SCRAM-SHA-256-PLUS', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-512', 'SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN']);
     const cb = features.getChild('sasl-channel-binding', 'urn:xmpp:sasl-cb:0')!.getChildren('channel-binding').map((e) => e.attrs.type);
     assert.ok(cb.includes('tls-server-end-point'));
   });

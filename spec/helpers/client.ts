@@ -1,9 +1,11 @@
 // Test clients: `TestClient` wraps @xmpp/client (a real client library: STARTTLS, SCRAM-SHA-1,
 // bind) with a stanza queue; `RawClient` speaks raw XML over a socket for protocol-level tests.
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { client as xmppClient, xml, type Client } from '@xmpp/client';
 import { Element } from '@xmpp/xml';
+import { endPointHash } from '../../core/connection.ts';
 import { XmppStreamParser } from '../../core/xmppstream.ts';
 import type { TestServer } from './server.ts';
 
@@ -141,16 +143,20 @@ export class RawClient {
   private closedPromise!: Promise<void>;
   private headerWaiters: ((attrs: Record<string, string>) => void)[] = [];
 
-  static async connect(port: number, opts: { directTls?: boolean } = {}): Promise<RawClient> {
+  static async connect(port: number, opts: RawConnectOptions = {}): Promise<RawClient> {
     const c = new RawClient();
-    await c.open(port, opts.directTls ?? false);
+    c.tlsOptions = opts.tls ?? {};
+    await c.open(port, opts.directTls ?? false, opts.localAddress);
     return c;
   }
 
-  private async open(port: number, directTls: boolean): Promise<void> {
+  /** Extra options of this client's TLS handshakes (e.g. maxVersion to test TLS 1.2). */
+  private tlsOptions: tls.ConnectionOptions = {};
+
+  private async open(port: number, directTls: boolean, localAddress: string | undefined): Promise<void> {
     const socket = directTls
-      ? tls.connect({ port, host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false })
-      : net.connect({ port, host: '127.0.0.1' });
+      ? tls.connect({ socket: net.connect({ port, host: '127.0.0.1', localAddress }), servername: 'localhost', rejectUnauthorized: false, ...this.tlsOptions })
+      : net.connect({ port, host: '127.0.0.1', localAddress });
     this.attach(socket);
     await new Promise<void>((resolve, reject) => {
       socket.once(directTls ? 'secureConnect' : 'connect', () => resolve());
@@ -209,7 +215,7 @@ export class RawClient {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
-    const secure = tls.connect({ socket: raw, servername, rejectUnauthorized: false });
+    const secure = tls.connect({ socket: raw, servername, rejectUnauthorized: false, ...this.tlsOptions });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', () => resolve());
       secure.once('error', reject);
@@ -232,6 +238,69 @@ export class RawClient {
     this.write(`<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
     const b = await this.expect((el) => el.name === 'iq' && el.attrs.id === 'bind1');
     return b.getChild('bind')?.getChildText('jid') ?? '';
+  }
+
+  /** The TLS socket once the stream is encrypted. */
+  get tlsSocket(): tls.TLSSocket | undefined {
+    return this.socket instanceof tls.TLSSocket ? this.socket : undefined;
+  }
+
+  /**
+   * Channel-binding data as a client computes it: tls-exporter (RFC 9266), tls-server-end-point
+   * (RFC 5929 §4), tls-unique (RFC 5929 §3.1: the first Finished message — the client's own in a
+   * full handshake — as OpenSSL-based clients compute it on TLS 1.3 too).
+   */
+  channelBinding(type: string): Buffer {
+    const s = this.tlsSocket;
+    if (!s) throw new Error('no TLS');
+    switch (type) {
+      case 'tls-exporter':
+        return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+      case 'tls-server-end-point': {
+        const raw = s.getPeerCertificate().raw;
+        return createHash(endPointHash(raw)).update(raw).digest();
+      }
+      case 'tls-unique':
+        return (s.isSessionReused() ? s.getPeerFinished() : s.getFinished())!;
+      default:
+        throw new Error(`unknown channel binding ${type}`);
+    }
+  }
+
+  /**
+   * One SCRAM exchange (RFC 5802) on an encrypted stream whose features were received. `gs2` is
+   * the channel-binding flag ('n', 'y', 'p=<type>'); `cbData` replaces the binding data sent.
+   * Resolves with the outcome, the server-first-message, and the failure condition if any; on
+   * success the server signature has been checked.
+   */
+  async scram(opts: { mechanism: string; user: string; password: string; gs2: string; cbData?: Buffer }): Promise<ScramOutcome> {
+    const hash = /^SCRAM-(SHA-1|SHA-256|SHA-512)(?:-PLUS)?$/.exec(opts.mechanism)?.[1];
+    if (!hash) throw new Error(`not a SCRAM mechanism: ${opts.mechanism}`);
+    const alg = hash.replace('-', '').toLowerCase();
+    const len = { sha1: 20, sha256: 32, sha512: 64 }[alg]!;
+    const nonce = randomBytes(18).toString('base64');
+    const gs2Header = `${opts.gs2},,`;
+    const bare = `n=${opts.user},r=${nonce}`;
+    const b64 = (t: string | Buffer) => Buffer.from(t).toString('base64');
+    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${opts.mechanism}'>${b64(gs2Header + bare)}</auth>`);
+    const first = await this.expect((el) => el.name === 'challenge' || el.name === 'failure');
+    if (first.name === 'failure') return { status: 'failure', condition: saslCondition(first) };
+    const serverFirst = Buffer.from(first.text(), 'base64').toString();
+    const attrs = new Map(serverFirst.split(',').map((a) => [a[0]!, a.slice(2)] as const));
+    const cb = opts.cbData ?? (opts.gs2.startsWith('p=') ? this.channelBinding(opts.gs2.slice(2)) : Buffer.alloc(0));
+    const withoutProof = `c=${b64(Buffer.concat([Buffer.from(gs2Header), cb]))},r=${attrs.get('r')}`;
+    const salted = pbkdf2Sync(opts.password, Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), len, alg);
+    const clientKey = createHmac(alg, salted).update('Client Key').digest();
+    const authMessage = `${bare},${serverFirst},${withoutProof}`;
+    const signature = createHmac(alg, createHash(alg).update(clientKey).digest()).update(authMessage).digest();
+    const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
+    this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${b64(`${withoutProof},p=${proof.toString('base64')}`)}</response>`);
+    const last = await this.expect((el) => el.name === 'success' || el.name === 'failure');
+    if (last.name === 'failure') return { status: 'failure', condition: saslCondition(last), serverFirst };
+    const serverKey = createHmac(alg, salted).update('Server Key').digest();
+    const expected = `v=${createHmac(alg, serverKey).update(authMessage).digest('base64')}`;
+    if (Buffer.from(last.text(), 'base64').toString() !== expected) throw new Error('server signature does not verify');
+    return { status: 'success', serverFirst };
   }
 
   expect(pred: Predicate, timeoutMs = 5000): Promise<Element> {
@@ -265,6 +334,26 @@ export class RawClient {
   close(): void {
     this.socket.destroy();
   }
+}
+
+export interface RawConnectOptions {
+  directTls?: boolean;
+  /** Local address to connect from (e.g. '127.0.0.2': another client address on loopback). */
+  localAddress?: string;
+  /** Extra TLS options, for direct TLS and STARTTLS. */
+  tls?: tls.ConnectionOptions;
+}
+
+export interface ScramOutcome {
+  status: 'success' | 'failure';
+  /** The SASL failure condition. */
+  condition?: string;
+  serverFirst?: string;
+}
+
+/** The defined condition of a SASL <failure/>. */
+export function saslCondition(el: Element): string | undefined {
+  return el.children.find((x): x is Element => typeof x !== 'string' && x.name !== 'text')?.name;
 }
 
 /** The stream error condition in a <stream:error/>, if any. */

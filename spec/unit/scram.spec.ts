@@ -2,9 +2,17 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import {
   ScramServer,
+  channelBindingDecision,
+  credentialsFromSaltedPassword,
   deriveCredentials,
+  deriveCredentialsAsync,
+  downgradeProtectionHash,
   escapeSaslname,
+  verifyPassword,
+  type ChannelBindingDecision,
+  type ChannelBindingPolicy,
   type ChannelBindingProvider,
+  type Gs2Flag,
   type ScramCredentials,
   type ScramHash,
   type ScramServerOptions,
@@ -42,12 +50,32 @@ const RFC7677 = {
   serverFinal: 'v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=',
 };
 
-const NODE_HASH: Record<ScramHash, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256' };
+// SCRAM-SHA-512 (draft-melnikov-scram-sha-512 defines it as RFC 5802 with SHA-512 but publishes
+// no example exchange). This is RFC 7677's exchange run with SHA-512, as published by an
+// independent implementation (MailKit's SaslMechanismScramSha512Tests) and recomputed here with
+// node:crypto alone (referenceKeys / runClient).
+const SHA512 = {
+  hash: 'SHA-512' as ScramHash,
+  user: 'user',
+  password: 'pencil',
+  clientNonce: 'rOprNGfwEbeRWgbNEkqO',
+  serverNonce: '%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0',
+  salt: 'W22ZaJ0SNY7soEsUEjb6gQ==',
+  iterations: 4096,
+  clientFirst: 'n,,n=user,r=rOprNGfwEbeRWgbNEkqO',
+  serverFirst: 'r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096',
+  clientFinal:
+    'c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ==',
+  serverFinal: 'v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw==',
+};
+
+const NODE_HASH: Record<ScramHash, string> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-512': 'sha512' };
+const HASH_LEN: Record<ScramHash, number> = { 'SHA-1': 20, 'SHA-256': 32, 'SHA-512': 64 };
 
 /** Independent computation of the RFC key material, to check deriveCredentials. */
 function referenceKeys(hash: ScramHash, password: string, saltB64: string, iterations: number) {
   const h = NODE_HASH[hash];
-  const len = hash === 'SHA-1' ? 20 : 32;
+  const len = HASH_LEN[hash];
   const salted = pbkdf2Sync(password, Buffer.from(saltB64, 'base64'), iterations, len, h);
   const clientKey = createHmac(h, salted).update('Client Key').digest();
   return {
@@ -65,7 +93,9 @@ function lookupFor(users: Record<string, ScramCredentials>): ScramServerOptions[
 function server(overrides: Partial<ScramServerOptions> & Pick<ScramServerOptions, 'hash' | 'lookup'>): ScramServer {
   return new ScramServer({
     plus: false,
-    serverSupportsPlus: false,
+    offeredPlus: false,
+    channelBindingTypes: [],
+    policy: 'compatible',
     channelBinding: noBinding,
     ...overrides,
   });
@@ -99,14 +129,14 @@ async function runClient(
   },
 ): Promise<ScramStep> {
   const h = NODE_HASH[hash];
-  const len = hash === 'SHA-1' ? 20 : 32;
+  const len = HASH_LEN[hash];
   const clientNonce = randomBytes(24).toString('base64');
   const gs2 = `${opts.gs2Flag ?? 'n'},${opts.authzid !== undefined ? `a=${escapeSaslname(opts.authzid)}` : ''},`;
   const bare = `n=${escapeSaslname(opts.username)},r=${clientNonce}`;
   const first = await srv.step(Buffer.from(gs2 + bare));
   if (first.status !== 'challenge') return first;
   const serverFirst = first.data.toString('utf8');
-  const m = /^r=([^,]+),s=([^,]+),i=(\d+)$/.exec(serverFirst);
+  const m = /^r=([^,]+),s=([^,]+),i=(\d+)(?:,h=[^,]+)?$/.exec(serverFirst);
   assert.ok(m, `bad server-first: ${serverFirst}`);
   const [, nonce, salt, iter] = m;
   assert.ok(nonce.startsWith(clientNonce));
@@ -130,8 +160,8 @@ async function runClient(
 }
 
 describe('core/scram', () => {
-  for (const v of [RFC5802, RFC7677]) {
-    describe(`RFC test vector (SCRAM-${v.hash})`, () => {
+  for (const v of [RFC5802, RFC7677, SHA512]) {
+    describe(`test vector (SCRAM-${v.hash})`, () => {
       const creds = deriveCredentials(v.hash, v.password, {
         salt: Buffer.from(v.salt, 'base64'),
         iterations: v.iterations,
@@ -322,10 +352,18 @@ describe('core/scram', () => {
     const users = { alice: creds };
     const exporter = randomBytes(32);
     const provider: ChannelBindingProvider = (type) => (type === 'tls-exporter' ? exporter : undefined);
+    const tls13 = { offeredPlus: true, channelBindingTypes: ['tls-exporter', 'tls-server-end-point'], channelBinding: provider };
 
-    it("'y' flag fails when the server advertised -PLUS (downgrade)", async () => {
-      const srv = server({ hash, lookup: lookupFor(users), serverSupportsPlus: true, channelBinding: provider });
+    it("'y' flag fails when the server offered -PLUS on a connection with tls-unique (downgrade)", async () => {
+      const srv = server({ hash, lookup: lookupFor(users), ...tls13, channelBindingTypes: ['tls-unique', 'tls-server-end-point'] });
       expectFailure(await srv.step(Buffer.from('y,,n=alice,r=abc')), 'not-authorized');
+    });
+
+    it("'y' flag succeeds after -PLUS was offered on TLS 1.3 in compatible mode, fails in strict mode", async () => {
+      const r = await runClient(server({ hash, lookup: lookupFor(users), ...tls13 }), hash, { username: 'alice', password: 'pw', gs2Flag: 'y' });
+      assert.equal(r.status, 'success');
+      const strict = server({ hash, lookup: lookupFor(users), ...tls13, policy: 'strict' });
+      expectFailure(await strict.step(Buffer.from('y,,n=alice,r=abc')), 'not-authorized');
     });
 
     it("'y' flag is accepted when the server has no -PLUS mechanism", async () => {
@@ -338,24 +376,24 @@ describe('core/scram', () => {
     });
 
     it("'p=' is rejected with a non-PLUS mechanism", async () => {
-      const srv = server({ hash, lookup: lookupFor(users), serverSupportsPlus: true, channelBinding: provider });
+      const srv = server({ hash, lookup: lookupFor(users), ...tls13 });
       expectFailure(await srv.step(Buffer.from('p=tls-exporter,,n=alice,r=abc')));
     });
 
     it('-PLUS requires channel binding', async () => {
       for (const flag of ['n', 'y']) {
-        const srv = server({ hash, lookup: lookupFor(users), plus: true, serverSupportsPlus: true, channelBinding: provider });
+        const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
         expectFailure(await srv.step(Buffer.from(`${flag},,n=alice,r=abc`)));
       }
     });
 
     it('-PLUS rejects a binding type the provider does not support', async () => {
-      const srv = server({ hash, lookup: lookupFor(users), plus: true, serverSupportsPlus: true, channelBinding: provider });
+      const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
       expectFailure(await srv.step(Buffer.from('p=tls-unique,,n=alice,r=abc')));
     });
 
     it('-PLUS with tls-exporter succeeds with the correct c= binding', async () => {
-      const srv = server({ hash, lookup: lookupFor(users), plus: true, serverSupportsPlus: true, channelBinding: provider });
+      const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
       const r = await runClient(srv, hash, {
         username: 'alice',
         password: 'pw',
@@ -368,7 +406,7 @@ describe('core/scram', () => {
     });
 
     it('-PLUS with tls-exporter fails with wrong binding data', async () => {
-      const srv = server({ hash, lookup: lookupFor(users), plus: true, serverSupportsPlus: true, channelBinding: provider });
+      const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
       const r = await runClient(srv, hash, {
         username: 'alice',
         password: 'pw',
@@ -379,7 +417,7 @@ describe('core/scram', () => {
     });
 
     it('-PLUS fails when c= carries only the gs2 header (binding data stripped)', async () => {
-      const srv = server({ hash, lookup: lookupFor(users), plus: true, serverSupportsPlus: true, channelBinding: provider });
+      const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
       const r = await runClient(srv, hash, {
         username: 'alice',
         password: 'pw',
@@ -396,6 +434,165 @@ describe('core/scram', () => {
         forceC: Buffer.from('y,,').toString('base64'),
       });
       expectFailure(r, 'not-authorized');
+    });
+  });
+  describe('SCRAM-SHA-512 credentials', () => {
+    it('are derived with 10000 iterations by default and verify the password', async () => {
+      const creds = await deriveCredentialsAsync('SHA-512', 'pencil');
+      assert.equal(creds.iterations, 10000);
+      assert.equal(Buffer.from(creds.storedKey, 'base64').length, 64);
+      assert.equal(await verifyPassword('SHA-512', creds, 'pencil'), true);
+      assert.equal(await verifyPassword('SHA-512', creds, 'pencil!'), false);
+    });
+
+    it('from a SaltedPassword (XEP-0480 upgrade) equal those from the password', () => {
+      const salt = Buffer.from(SHA512.salt, 'base64');
+      const salted = pbkdf2Sync('pencil', salt, 4096, 64, 'sha512');
+      assert.deepEqual(credentialsFromSaltedPassword('SHA-512', salted, salt, 4096), deriveCredentials('SHA-512', 'pencil', { salt, iterations: 4096 }));
+      assert.throws(() => credentialsFromSaltedPassword('SHA-512', salted.subarray(0, 32), salt, 4096), RangeError);
+    });
+
+    it('run a -PLUS exchange with channel binding', async () => {
+      const creds = deriveCredentials('SHA-512', 'pw', { iterations: 4096 });
+      const cb = randomBytes(32);
+      const srv = server({
+        hash: 'SHA-512',
+        plus: true,
+        offeredPlus: true,
+        channelBindingTypes: ['tls-exporter', 'tls-server-end-point'],
+        channelBinding: (t) => (t === 'tls-exporter' ? cb : undefined),
+        lookup: lookupFor({ alice: creds }),
+      });
+      const r = await runClient(srv, 'SHA-512', { username: 'alice', password: 'pw', gs2Flag: 'p=tls-exporter', cbindData: cb });
+      assert.equal(r.status, 'success');
+    });
+  });
+
+  describe('XEP-0474 downgrade protection', () => {
+    // XEP-0474 0.5.0 §5.3 "Full Example" (SCRAM-SHA-1-PLUS over SASL2, password 'pencil').
+    const example = {
+      mechanisms: ['SCRAM-SHA-1', 'SCRAM-SHA-1-PLUS'],
+      channelBindings: ['tls-server-end-point', 'tls-exporter'],
+      clientFirst: 'p=tls-exporter,,n=user,r=12C4CD5C-E38E-4A98-8F6D-15C38F51CCC6',
+      serverNonce: 'a09117a6-ac50-4f2f-93f1-93799c2bddf6',
+      serverFirst:
+        'r=12C4CD5C-E38E-4A98-8F6D-15C38F51CCC6a09117a6-ac50-4f2f-93f1-93799c2bddf6,s=QSXCR+Q6sek8bf92,i=4096,h=G6k/rBLDqgOhRRaCuuatSDFkJ08=',
+      clientFinal:
+        'c=cD10bHMtZXhwb3J0ZXIsLFRISVMgSVMgRkFLRSBDQiBEQVRB,r=12C4CD5C-E38E-4A98-8F6D-15C38F51CCC6a09117a6-ac50-4f2f-93f1-93799c2bddf6,x=19C6532F-1CF4-4A27-A18D-DC9CEA41BBB3,p=M/SIDjT+dfcxUh89jZEypRvFxB4=',
+      serverFinal: 'v=MQrMPvv7yv4x4Cq4W4Ih25EqS2c=',
+    };
+
+    it("hashes the example's lists to its h value", () => {
+      assert.equal(downgradeProtectionHash('SHA-1', example.mechanisms, example.channelBindings), 'G6k/rBLDqgOhRRaCuuatSDFkJ08=');
+      // Offer order does not matter: both lists are sorted by octets first.
+      assert.equal(downgradeProtectionHash('SHA-1', [...example.mechanisms].reverse(), [...example.channelBindings].reverse()), 'G6k/rBLDqgOhRRaCuuatSDFkJ08=');
+    });
+
+    it('leaves out the channel-binding part when XEP-0440 was not used', () => {
+      const expected = createHash('sha256').update('PLAIN\x1eSCRAM-SHA-1\x1eSCRAM-SHA-256').digest('base64');
+      assert.equal(downgradeProtectionHash('SHA-256', ['SCRAM-SHA-256', 'SCRAM-SHA-1', 'PLAIN'], []), expected);
+      const withCb = createHash('sha512').update('SCRAM-SHA-512-PLUS\x1ftls-exporter').digest('base64');
+      assert.equal(downgradeProtectionHash('SHA-512', ['SCRAM-SHA-512-PLUS'], ['tls-exporter']), withCb);
+    });
+
+    it('runs the example exchange to the example messages', async () => {
+      const salt = Buffer.from('QSXCR+Q6sek8bf92', 'base64');
+      const srv = server({
+        hash: 'SHA-1',
+        plus: true,
+        offeredPlus: true,
+        channelBindingTypes: ['tls-exporter', 'tls-server-end-point'],
+        channelBinding: (t) => (t === 'tls-exporter' ? Buffer.from('THIS IS FAKE CB DATA') : undefined),
+        downgradeProtection: { mechanisms: example.mechanisms, channelBindings: example.channelBindings },
+        lookup: lookupFor({ user: deriveCredentials('SHA-1', 'pencil', { salt, iterations: 4096 }) }),
+        nonce: example.serverNonce,
+      });
+      assert.equal(expectChallenge(await srv.step(Buffer.from(example.clientFirst))), example.serverFirst);
+      const final = await srv.step(Buffer.from(example.clientFinal));
+      assert.equal(final.status, 'success');
+      if (final.status === 'success') assert.equal(final.data.toString(), example.serverFinal);
+    });
+
+    it('signs h into the proof: a client that saw another hash fails', async () => {
+      const creds = deriveCredentials('SHA-256', 'pw', { iterations: 4096 });
+      const srv = server({ hash: 'SHA-256', downgradeProtection: { mechanisms: ['SCRAM-SHA-256'], channelBindings: [] }, lookup: lookupFor({ alice: creds }), nonce: 'SRV' });
+      const first = expectChallenge(await srv.step(Buffer.from('n,,n=alice,r=cli')));
+      assert.match(first, /,h=[A-Za-z0-9+/]+=*$/);
+      // A client computing its proof over a server-first-message without (or with another) h.
+      const salted = pbkdf2Sync('pw', Buffer.from(creds.salt, 'base64'), 4096, 32, 'sha256');
+      const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+      const stored = createHash('sha256').update(clientKey).digest();
+      const forged = first.replace(/,h=.*$/, '');
+      const authMessage = `n=alice,r=cli,${forged},c=biws,r=cliSRV`;
+      const sig = createHmac('sha256', stored).update(authMessage).digest();
+      const proof = Buffer.from(clientKey.map((b, i) => b ^ sig[i]!));
+      expectFailure(await srv.step(Buffer.from(`c=biws,r=cliSRV,p=${proof.toString('base64')}`)), 'not-authorized');
+    });
+  });
+
+  describe('channel-binding policy (channelBindingDecision)', () => {
+    // The whole policy, first matching row wins; doc/authentication.md has the same table.
+    // conn: 'tls-unique' = the connection has tls-unique (TLS <= 1.2), 'no tls-unique' = TLS 1.3.
+    type Row = {
+      flag: 'n' | 'y' | 'p=on-connection' | 'p=tls-unique' | 'p=other' | 'p=*';
+      plus: boolean | '*';
+      offeredPlus: boolean | '*';
+      conn: 'tls-unique' | 'no tls-unique' | '*';
+      compatible: string;
+      strict: string;
+    };
+    const table: Row[] = [
+      { flag: 'n', plus: false, offeredPlus: '*', conn: '*', compatible: 'accept', strict: 'accept' },
+      { flag: 'n', plus: true, offeredPlus: '*', conn: '*', compatible: 'malformed-request', strict: 'malformed-request' },
+      { flag: 'y', plus: true, offeredPlus: '*', conn: '*', compatible: 'malformed-request', strict: 'malformed-request' },
+      { flag: 'y', plus: false, offeredPlus: false, conn: '*', compatible: 'accept', strict: 'accept' },
+      { flag: 'y', plus: false, offeredPlus: true, conn: 'no tls-unique', compatible: 'accept', strict: 'not-authorized' },
+      { flag: 'y', plus: false, offeredPlus: true, conn: 'tls-unique', compatible: 'not-authorized', strict: 'not-authorized' },
+      { flag: 'p=*', plus: false, offeredPlus: '*', conn: '*', compatible: 'malformed-request', strict: 'malformed-request' },
+      { flag: 'p=on-connection', plus: true, offeredPlus: '*', conn: '*', compatible: 'accept', strict: 'accept' },
+      { flag: 'p=tls-unique', plus: true, offeredPlus: '*', conn: 'no tls-unique', compatible: 'accept', strict: 'not-authorized' },
+      { flag: 'p=other', plus: true, offeredPlus: '*', conn: '*', compatible: 'not-authorized', strict: 'not-authorized' },
+    ];
+    const connections = { 'TLS 1.3': ['tls-exporter', 'tls-server-end-point'], 'TLS 1.2': ['tls-unique', 'tls-server-end-point'], none: [] as string[] };
+    const flags = ['n', 'y', 'p=tls-exporter', 'p=tls-unique', 'p=tls-server-end-point', 'p=bogus'];
+    const toFlag = (f: string): Gs2Flag => (f === 'n' || f === 'y' ? { kind: f } : { kind: 'p', type: f.slice(2) });
+    const outcome = (d: ChannelBindingDecision) => (d.accept ? 'accept' : d.condition);
+    const matches = (row: Row, flag: string, plus: boolean, offeredPlus: boolean, types: string[]): boolean => {
+      const hasUnique = types.includes('tls-unique');
+      const flagOk =
+        row.flag === flag ||
+        (row.flag === 'p=*' && flag.startsWith('p=')) ||
+        (row.flag === 'p=on-connection' && flag.startsWith('p=') && types.includes(flag.slice(2))) ||
+        (row.flag === 'p=other' && flag.startsWith('p='));
+      return (
+        flagOk &&
+        (row.plus === '*' || row.plus === plus) &&
+        (row.offeredPlus === '*' || row.offeredPlus === offeredPlus) &&
+        (row.conn === '*' || (row.conn === 'tls-unique') === hasUnique)
+      );
+    };
+
+    const used = new Set<Row>();
+    for (const policy of ['compatible', 'strict'] as ChannelBindingPolicy[]) {
+      for (const [connName, types] of Object.entries(connections)) {
+        for (const flag of flags) {
+          for (const plus of [false, true]) {
+            for (const offeredPlus of [false, true]) {
+              it(`${policy}, ${connName}: ${flag} with ${plus ? '-PLUS' : 'non-PLUS'}, -PLUS ${offeredPlus ? '' : 'not '}offered`, () => {
+                const row = table.find((r) => matches(r, flag, plus, offeredPlus, types));
+                assert.ok(row, 'every case is in the table');
+                used.add(row);
+                const d = channelBindingDecision({ flag: toFlag(flag), plus, offeredPlus, connectionTypes: types, policy });
+                assert.equal(outcome(d), row[policy]);
+                if (d.accept) assert.equal(d.type, flag.startsWith('p=') ? flag.slice(2) : undefined);
+              });
+            }
+          }
+        }
+      }
+    }
+    it('has no row that no case reaches', () => {
+      assert.deepEqual(table.filter((r) => !used.has(r)), []);
     });
   });
 });
