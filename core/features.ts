@@ -24,5 +24,6 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['tls-channel-binding', 'Connections expose tls-exporter and tls-server-end-point channel binding data'],
   ['user-deleted-event', 'user-deleted fires when an account is removed; modules wipe their data'],
   ['sasl-mechanisms', 'SASL mechanisms in core (module.sasl): offer, start exchanges, register more; shared by SASL profiles'],
+  ['sasl-mechanisms-per-host', 'module.sasl.register() from a host module registers the mechanism for that host only (one instance per host)'],
   ['jid-precis', 'JIDs prepared per RFC 7622 (PRECIS)'],
 ]);

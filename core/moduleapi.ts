@@ -282,14 +282,18 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return this.server.hosts;
   }
 
-  /** SASL mechanisms: offer and run them (SASL profiles), register more (tracked: removed on unload). */
-  get sasl(): Pick<SaslManager, 'offer' | 'start' | 'get'> & { register(mechanism: SaslMechanism): void } {
+  /**
+   * SASL mechanisms: offer and run them (SASL profiles), register more (tracked: removed on
+   * unload). A host module's mechanisms exist on its host only; a global module's on every host.
+   */
+  get sasl(): Pick<SaslManager, 'offer' | 'start'> & { get(name: string): SaslMechanism | undefined; register(mechanism: SaslMechanism): void } {
     const sm = this.server.sasl;
+    const host = this.isGlobal ? undefined : this.host;
     return {
       offer: (ctx, enabled) => sm.offer(ctx, enabled),
       start: (name, ctx) => sm.start(name, ctx),
-      get: (name) => sm.get(name),
-      register: (mechanism) => void this.cleanups.push(sm.register(mechanism)),
+      get: (name) => sm.get(name, host),
+      register: (mechanism) => void this.cleanups.push(sm.register(mechanism, host)),
     };
   }
 

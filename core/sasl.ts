@@ -6,6 +6,7 @@
 // brute-force throttling (AuthThrottle). Built-in: SCRAM-SHA-*(-PLUS) and PLAIN. Modules register
 // more (FAST's HT-* mechanisms) through `module.sasl.register()`. See doc/authentication.md.
 import { isIPv6 } from 'node:net';
+import type { Element } from '@xmpp/xml';
 import type { Connection } from './connection.ts';
 import { nodeprep, prep } from './jid.ts';
 import { getLogger } from './log.ts';
@@ -38,6 +39,19 @@ export interface SaslContext {
    * (`conn.channelBindingTypes()`); advertised with XEP-0440 when a -PLUS mechanism is offered.
    */
   channelBindings: readonly string[];
+  /**
+   * SASL2 only, once the client has sent <authenticate/> (absent while offering): the request,
+   * where mechanisms find their parameters (FAST's <fast/>), and the client's user agent.
+   */
+  sasl2?: { request: Element; userAgent: UserAgent | undefined };
+}
+
+/** The client installation a SASL2 client names in <user-agent/> (XEP-0388 §2.3). */
+export interface UserAgent {
+  /** Stable id of the installation (a UUID, lower case). */
+  id?: string;
+  software?: string;
+  device?: string;
 }
 
 /** The XEP-0440 list a profile advertises next to its mechanisms: only together with -PLUS ones. */
@@ -121,6 +135,8 @@ export interface SaslPolicy {
 /** The mechanism registry and the built-in mechanisms. */
 export class SaslManager {
   private readonly mechanisms = new Map<string, SaslMechanism>();
+  /** Mechanisms registered by host modules: host → name → mechanism (one instance per host). */
+  private readonly hostMechanisms = new Map<string, Map<string, SaslMechanism>>();
   private readonly throttle: AuthThrottle;
 
   constructor(private readonly users: UserManager, private readonly policy: SaslPolicy, storage: StorageManager) {
@@ -128,17 +144,26 @@ export class SaslManager {
     this.throttle = new AuthThrottle(storage, (host) => policy.authThrottle(host));
   }
 
-  /** Add a mechanism; returns the function that removes it. */
-  register(mechanism: SaslMechanism): () => void {
-    if (this.mechanisms.has(mechanism.name)) throw new Error(`SASL mechanism ${mechanism.name} is already registered`);
-    this.mechanisms.set(mechanism.name, mechanism);
+  /**
+   * Add a mechanism, for every host or (from a host module) for one host; returns the function
+   * that removes it.
+   */
+  register(mechanism: SaslMechanism, host?: string): () => void {
+    let map = this.mechanisms;
+    if (host !== undefined) {
+      map = this.hostMechanisms.get(host) ?? new Map<string, SaslMechanism>();
+      this.hostMechanisms.set(host, map);
+    }
+    if (this.mechanisms.has(mechanism.name) || map.has(mechanism.name)) throw new Error(`SASL mechanism ${mechanism.name} is already registered`);
+    map.set(mechanism.name, mechanism);
     return () => {
-      if (this.mechanisms.get(mechanism.name) === mechanism) this.mechanisms.delete(mechanism.name);
+      if (map.get(mechanism.name) === mechanism) map.delete(mechanism.name);
     };
   }
 
-  get(name: string): SaslMechanism | undefined {
-    return this.mechanisms.get(name);
+  /** The mechanism of that name on a host (a host's own, else a server-wide one). */
+  get(name: string, host?: string): SaslMechanism | undefined {
+    return (host !== undefined ? this.hostMechanisms.get(host)?.get(name) : undefined) ?? this.mechanisms.get(name);
   }
 
   /**
@@ -147,7 +172,7 @@ export class SaslManager {
    */
   offer(ctx: Omit<SaslContext, 'offered'>, enabled?: ReadonlySet<string>): string[] {
     const full: SaslContext = { ...ctx, offered: [] };
-    return [...this.mechanisms.values()]
+    return [...this.mechanisms.values(), ...(this.hostMechanisms.get(ctx.host)?.values() ?? [])]
       .filter((m) => (!enabled || enabled.has(m.name)) && m.available(full))
       .sort((a, b) => b.preference - a.preference)
       .map((m) => m.name);
@@ -159,7 +184,7 @@ export class SaslManager {
    */
   start(name: string, ctx: SaslContext): SaslExchange | undefined {
     if (!ctx.offered.includes(name)) return undefined;
-    const mechanism = this.mechanisms.get(name);
+    const mechanism = this.get(name, ctx.host);
     if (!mechanism) return undefined;
     const attempt = this.throttle.attempt(ctx.host, ctx.conn?.ip);
     return attempt.run(mechanism.start(ctx, (username) => attempt.admit(username)));
