@@ -207,15 +207,15 @@ describe('e2e: blocking command (XEP-0191)', function () {
     const full1 = await connect('full', 'one', true);
     const full2 = await connect('full', 'two', true);
 
-    ok(await block(user, 'full@localhost/one'));
+    ok(await block(user, full1.jid));
     await chat(full1, user.jid, 'f1');
     assert.equal(stanzaErrorCondition(await full1.expect(isMessage('f1'))), 'service-unavailable');
     await chat(full2, user.jid, 'f2');
     await user.expect(isMessage('f2'));
     // Outbound to the blocked resource is refused; to the other resource it is delivered.
-    await chat(user, 'full@localhost/one', 'o1');
+    await chat(user, full1.jid, 'o1');
     assert.ok((await user.expect(isMessage('o1'))).getChild('error')!.getChild('blocked', NS_ERRORS));
-    await chat(user, 'full@localhost/two', 'o2');
+    await chat(user, full2.jid, 'o2');
     await full2.expect(isMessage('o2'));
 
     // The domain item covers every account of the domain (the user's own resources excepted).

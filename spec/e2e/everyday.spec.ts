@@ -432,7 +432,7 @@ describe('e2e: everyday features (vcard, private, version, time, last, contact i
     await juliet.send(xml('presence', { to: 'friar@localhost', type: 'subscribe' }));
     await friar.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === 'juliet@localhost');
     await friar.send(xml('presence', { to: 'juliet@localhost', type: 'subscribed' }));
-    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === 'friar@localhost/cell' && s.attrs.type === undefined);
+    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === friar.jid && s.attrs.type === undefined);
 
     // Online and available: 0 seconds, no text.
     const online = await lastOf(juliet, 'friar@localhost');
@@ -447,7 +447,7 @@ describe('e2e: everyday features (vcard, private, version, time, last, contact i
 
     // The friar leaves with a status.
     await friar.send(xml('presence', { type: 'unavailable' }, xml('status', {}, 'Heading Home')));
-    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === 'friar@localhost/cell' && s.attrs.type === 'unavailable');
+    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === friar.jid && s.attrs.type === 'unavailable');
     await friar.stop();
     await new Promise((r) => setTimeout(r, 1100));
     const after = await lastOf(juliet, 'friar@localhost');

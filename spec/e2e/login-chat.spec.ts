@@ -1,7 +1,7 @@
-// Two accounts made with the CLI log in with @xmpp/client over STARTTLS + SCRAM-SHA-1,
-// subscribe to each other, see each other's presence and chat.
+// Two accounts made with the CLI log in with @xmpp/client (default settings: STARTTLS, SASL2 with
+// SCRAM-SHA-1, Bind2), subscribe to each other, see each other's presence and chat.
 import assert from 'node:assert/strict';
-import { login, xml, stanzaErrorCondition, type TestClient } from '../helpers/client.ts';
+import { login, xml, RawClient, stanzaErrorCondition, streamErrorCondition, type TestClient } from '../helpers/client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 describe('e2e: login and chat', function () {
@@ -23,9 +23,22 @@ describe('e2e: login and chat', function () {
     await server?.destroy();
   });
 
-  it('logs in over STARTTLS with SCRAM-SHA-1 and binds the requested resource', async function () {
+  it('logs in over STARTTLS with SASL2 (SCRAM-SHA-1) in one attempt and binds with Bind2, its resource tagged as asked', async function () {
+    const from = server.output.length;
     const romeo = await connect('romeo', 'r0meo-pass', 'balcony');
-    assert.equal(romeo.jid, 'romeo@localhost/balcony');
+    assert.match(romeo.jid, /^romeo@localhost\/balcony\/[\w-]+$/);
+    await server.waitForOutput(/authenticated romeo@localhost from 127\.0\.0\.1 with SCRAM-SHA-1 \(SASL2\)/, 5000, from);
+    assert.equal(server.output.slice(from).match(/authenticat(ed|ion failure for) romeo@/g)?.length, 1, 'exactly one SASL attempt');
+  });
+
+  it('binds the requested resource for a client that uses SASL1 and the bind iq (RFC 6120)', async function () {
+    const raw = await RawClient.connect(server.directTlsPort, { directTls: true });
+    raw.openStream();
+    try {
+      assert.equal(await raw.authenticate('romeo', 'r0meo-pass', 'balcony'), 'romeo@localhost/balcony');
+    } finally {
+      raw.close();
+    }
   });
 
   it('refuses a wrong password with not-authorized', async function () {
@@ -44,26 +57,26 @@ describe('e2e: login and chat', function () {
     await juliet.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === 'romeo@localhost');
     await juliet.send(xml('presence', { to: 'romeo@localhost', type: 'subscribed' }));
     // Romeo now sees Juliet online.
-    await romeo.expect((s) => s.name === 'presence' && s.attrs.from === 'juliet@localhost/garden' && s.attrs.type === undefined);
+    await romeo.expect((s) => s.name === 'presence' && s.attrs.from === juliet.jid && s.attrs.type === undefined);
 
     await juliet.send(xml('presence', { to: 'romeo@localhost', type: 'subscribe' }));
     await romeo.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === 'juliet@localhost');
     await romeo.send(xml('presence', { to: 'juliet@localhost', type: 'subscribed' }));
-    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === 'romeo@localhost/balcony' && s.attrs.type === undefined);
+    await juliet.expect((s) => s.name === 'presence' && s.attrs.from === romeo.jid && s.attrs.type === undefined);
 
     // A later presence change is broadcast to the subscriber.
     await romeo.send(xml('presence', {}, xml('show', {}, 'away')));
-    const p = await juliet.expect((s) => s.name === 'presence' && s.attrs.from === 'romeo@localhost/balcony' && s.getChildText('show') === 'away');
-    assert.equal(p.attrs.to, 'juliet@localhost/garden');
+    const p = await juliet.expect((s) => s.name === 'presence' && s.attrs.from === romeo.jid && s.getChildText('show') === 'away');
+    assert.equal(p.attrs.to, juliet.jid);
 
     await romeo.send(xml('message', { to: 'juliet@localhost', type: 'chat', id: 'm1' }, xml('body', {}, 'But soft!')));
     const m = await juliet.expect((s) => s.name === 'message' && s.attrs.id === 'm1');
-    assert.equal(m.attrs.from, 'romeo@localhost/balcony');
+    assert.equal(m.attrs.from, romeo.jid);
     assert.equal(m.getChildText('body'), 'But soft!');
 
-    await juliet.send(xml('message', { to: 'romeo@localhost/balcony', type: 'chat', id: 'm2' }, xml('body', {}, 'Ay me!')));
+    await juliet.send(xml('message', { to: romeo.jid, type: 'chat', id: 'm2' }, xml('body', {}, 'Ay me!')));
     const r = await romeo.expect((s) => s.name === 'message' && s.attrs.id === 'm2');
-    assert.equal(r.attrs.from, 'juliet@localhost/garden');
+    assert.equal(r.attrs.from, juliet.jid);
   });
 
   it('stamps from: a client cannot forge it', async function () {
@@ -72,7 +85,7 @@ describe('e2e: login and chat', function () {
     // A from naming oneself (bare) is accepted and rewritten to the full JID.
     await romeo.send(xml('message', { to: juliet.jid, from: 'romeo@localhost', id: 'own' }, xml('body', {}, 'me')));
     const own = await juliet.expect((s) => s.attrs.id === 'own');
-    assert.equal(own.attrs.from, 'romeo@localhost/forger');
+    assert.equal(own.attrs.from, romeo.jid);
     // A from naming someone else closes the stream with invalid-from; nothing is delivered.
     await romeo.send(xml('message', { to: juliet.jid, from: 'juliet@localhost/x', id: 'forged' }, xml('body', {}, 'fake')));
     await juliet.expectNothing((s) => s.attrs.id === 'forged', 800);
@@ -106,13 +119,19 @@ describe('e2e: login and chat', function () {
     assert.equal(stanzaErrorCondition(err), 'jid-malformed');
   });
 
-  it('gives the new session the resource on conflict and closes the old one with <conflict/>', async function () {
-    const first = await connect('romeo', 'r0meo-pass', 'same');
-    const closed = new Promise<void>((resolve) => first.xmpp.on('error', (e: Error & { condition?: string }) => {
-      if (e.condition === 'conflict') resolve();
-    }));
-    const second = await connect('romeo', 'r0meo-pass', 'same');
-    assert.equal(second.jid, 'romeo@localhost/same');
-    await closed;
+  it('gives the new session the resource on conflict and closes the old one with <conflict/> (RFC 6120 binding)', async function () {
+    const first = await RawClient.connect(server.directTlsPort, { directTls: true });
+    const second = await RawClient.connect(server.directTlsPort, { directTls: true });
+    try {
+      first.openStream();
+      assert.equal(await first.authenticate('romeo', 'r0meo-pass', 'same'), 'romeo@localhost/same');
+      second.openStream();
+      assert.equal(await second.authenticate('romeo', 'r0meo-pass', 'same'), 'romeo@localhost/same');
+      assert.equal(streamErrorCondition(await first.expect((el) => el.name === 'stream:error')), 'conflict');
+      await first.waitClosed();
+    } finally {
+      first.close();
+      second.close();
+    }
   });
 });

@@ -1,12 +1,14 @@
-// Test clients: `TestClient` wraps @xmpp/client (a real client library: STARTTLS, SCRAM-SHA-1,
-// bind) with a stanza queue; `RawClient` speaks raw XML over a socket for protocol-level tests.
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+// Test clients: `TestClient` wraps @xmpp/client (a real client library with its default
+// settings: STARTTLS, SASL2 or SASL1 with SCRAM-SHA-1, Bind2 or the bind iq, FAST) with a stanza
+// queue; `RawClient` speaks raw XML over a socket for protocol-level tests.
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { client as xmppClient, xml, type Client } from '@xmpp/client';
 import { Element } from '@xmpp/xml';
 import { endPointHash } from '../../core/connection.ts';
 import { XmppStreamParser } from '../../core/xmppstream.ts';
+import { htInitiator, htVerify, saltedPassword, ScramClient, scramHash, type Hash } from './sasl.ts';
 import type { TestServer } from './server.ts';
 
 export { xml, Element };
@@ -109,12 +111,16 @@ export class TestClient {
 }
 
 export interface LoginOptions {
+  /** The resource asked for (with Bind2, the tag the server's resource starts with). */
   resource?: string;
   /** Send initial presence after login. */
   presence?: boolean;
 }
 
-/** Log in with @xmpp/client over STARTTLS (SCRAM-SHA-1) and bind. */
+/**
+ * Log in with @xmpp/client (default settings) over STARTTLS. Against Cadence's defaults that is
+ * SASL2 with SCRAM-SHA-1 and Bind2, so the full JID is the server's: use `client.jid`.
+ */
 export async function login(server: TestServer, username: string, password: string, opts: LoginOptions = {}): Promise<TestClient> {
   const xmpp = xmppClient({
     service: `xmpp://127.0.0.1:${server.c2sPort}`,
@@ -274,33 +280,85 @@ export class RawClient {
    * success the server signature has been checked.
    */
   async scram(opts: { mechanism: string; user: string; password: string; gs2: string; cbData?: Buffer }): Promise<ScramOutcome> {
-    const hash = /^SCRAM-(SHA-1|SHA-256|SHA-512)(?:-PLUS)?$/.exec(opts.mechanism)?.[1];
+    const hash = scramHash(opts.mechanism);
     if (!hash) throw new Error(`not a SCRAM mechanism: ${opts.mechanism}`);
-    const alg = hash.replace('-', '').toLowerCase();
-    const len = { sha1: 20, sha256: 32, sha512: 64 }[alg]!;
-    const nonce = randomBytes(18).toString('base64');
-    const gs2Header = `${opts.gs2},,`;
-    const bare = `n=${opts.user},r=${nonce}`;
-    const b64 = (t: string | Buffer) => Buffer.from(t).toString('base64');
-    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${opts.mechanism}'>${b64(gs2Header + bare)}</auth>`);
+    const cb = opts.cbData ?? (opts.gs2.startsWith('p=') ? this.channelBinding(opts.gs2.slice(2)) : Buffer.alloc(0));
+    const scram = new ScramClient(hash, opts.user, opts.password, opts.gs2, cb);
+    this.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='${opts.mechanism}'>${scram.first().toString('base64')}</auth>`);
     const first = await this.expect((el) => el.name === 'challenge' || el.name === 'failure');
     if (first.name === 'failure') return { status: 'failure', condition: saslCondition(first) };
     const serverFirst = Buffer.from(first.text(), 'base64').toString();
-    const attrs = new Map(serverFirst.split(',').map((a) => [a[0]!, a.slice(2)] as const));
-    const cb = opts.cbData ?? (opts.gs2.startsWith('p=') ? this.channelBinding(opts.gs2.slice(2)) : Buffer.alloc(0));
-    const withoutProof = `c=${b64(Buffer.concat([Buffer.from(gs2Header), cb]))},r=${attrs.get('r')}`;
-    const salted = pbkdf2Sync(opts.password, Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), len, alg);
-    const clientKey = createHmac(alg, salted).update('Client Key').digest();
-    const authMessage = `${bare},${serverFirst},${withoutProof}`;
-    const signature = createHmac(alg, createHash(alg).update(clientKey).digest()).update(authMessage).digest();
-    const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
-    this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${b64(`${withoutProof},p=${proof.toString('base64')}`)}</response>`);
+    this.write(`<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>${scram.final(serverFirst).toString('base64')}</response>`);
     const last = await this.expect((el) => el.name === 'success' || el.name === 'failure');
     if (last.name === 'failure') return { status: 'failure', condition: saslCondition(last), serverFirst };
-    const serverKey = createHmac(alg, salted).update('Server Key').digest();
-    const expected = `v=${createHmac(alg, serverKey).update(authMessage).digest('base64')}`;
-    if (Buffer.from(last.text(), 'base64').toString() !== expected) throw new Error('server signature does not verify');
+    if (!scram.verify(Buffer.from(last.text(), 'base64'))) throw new Error('server signature does not verify');
     return { status: 'success', serverFirst };
+  }
+
+  /**
+   * SASL2 (XEP-0388) on a secured stream whose features were read: <authenticate/>, then
+   * challenges, <continue/> tasks (XEP-0480 SCRAM upgrades, computed from the password) until
+   * <success/> or <failure/>. SCRAM, PLAIN and HT-SHA-256-* (with `token`).
+   */
+  async sasl2(opts: Sasl2Options): Promise<Sasl2Result> {
+    const mechanism = opts.mechanism ?? (opts.token ? 'HT-SHA-256-NONE' : 'SCRAM-SHA-256');
+    let scram: ScramClient | undefined;
+    let initial: Buffer | undefined;
+    let htCb: Buffer | undefined;
+    const hash = scramHash(mechanism);
+    if (hash) {
+      const binding = mechanism.endsWith('-PLUS') ? opts.channelBinding ?? 'tls-exporter' : undefined;
+      scram = new ScramClient(hash, opts.user, opts.password ?? '', binding ? `p=${binding}` : 'n', binding ? this.channelBinding(binding) : undefined);
+      initial = scram.first();
+    } else if (mechanism === 'PLAIN') {
+      initial = Buffer.from(`\u0000${opts.user}\u0000${opts.password ?? ''}`);
+    } else if (mechanism.startsWith('HT-SHA-256-')) {
+      const type = { EXPR: 'tls-exporter', UNIQ: 'tls-unique', ENDP: 'tls-server-end-point', NONE: undefined }[mechanism.slice(11)];
+      htCb = type ? this.channelBinding(type) : Buffer.alloc(0);
+      initial = htInitiator(opts.user, opts.token ?? '', htCb);
+    }
+    const auth = new Element('authenticate', { xmlns: NS_SASL2, mechanism });
+    const sendInitial = opts.initialResponse !== false && initial !== undefined;
+    if (sendInitial) auth.c('initial-response').t(initial!.toString('base64'));
+    if (opts.userAgent) {
+      const ua = auth.c('user-agent', opts.userAgent.id ? { id: opts.userAgent.id } : {});
+      if (opts.userAgent.software) ua.c('software').t(opts.userAgent.software);
+      if (opts.userAgent.device) ua.c('device').t(opts.userAgent.device);
+    }
+    if (opts.token !== undefined && opts.fast !== false) auth.c('fast', { xmlns: 'urn:xmpp:fast:0', ...(opts.fast ?? {}) });
+    for (const e of opts.extra ?? []) auth.cnode(e);
+    this.write(auth.toString());
+    const continues: Element[] = [];
+    let initialSent = sendInitial;
+    let task: string | undefined;
+    for (;;) {
+      const el = await this.expect((e) => e.attrs.xmlns === NS_SASL2 || e.name === 'stream:error');
+      if (el.name === 'stream:error') throw new Error(`stream error during SASL2: ${el.toString()}`);
+      if (el.name === 'success' || el.name === 'failure') {
+        let serverVerified = false;
+        const data = el.getChildText('additional-data') ?? continues[0]?.getChildText('additional-data');
+        if (el.name === 'success' && data) {
+          const bytes = Buffer.from(data, 'base64');
+          serverVerified = scram ? scram.verify(bytes) : htVerify(opts.token ?? '', bytes, htCb);
+        }
+        return { outcome: el, continues, serverVerified };
+      }
+      if (el.name === 'challenge') {
+        const bytes = Buffer.from(el.text(), 'base64');
+        const reply = !initialSent ? initial! : scram ? scram.final(bytes) : Buffer.alloc(0);
+        initialSent = true;
+        this.write(`<response xmlns='${NS_SASL2}'>${reply.toString('base64')}</response>`);
+      } else if (el.name === 'continue') {
+        continues.push(el);
+        task = el.getChild('tasks')?.getChildText('task') ?? undefined;
+        this.write(`<next xmlns='${NS_SASL2}' task='${task}'/>`);
+      } else if (el.name === 'task-data') {
+        const salt = el.getChild('salt', NS_SCRAM_UPGRADE)!;
+        const upgrade = task!.slice('UPGR-SCRAM-'.length) as Hash;
+        const salted = saltedPassword(upgrade, opts.password ?? '', Buffer.from(salt.text().trim(), 'base64'), Number(salt.attrs.iterations));
+        this.write(`<task-data xmlns='${NS_SASL2}'><hash xmlns='${NS_SCRAM_UPGRADE}'>${salted.toString('base64')}</hash></task-data>`);
+      }
+    }
   }
 
   expect(pred: Predicate, timeoutMs = 5000): Promise<Element> {
@@ -349,6 +407,36 @@ export interface ScramOutcome {
   /** The SASL failure condition. */
   condition?: string;
   serverFirst?: string;
+}
+
+const NS_SASL2 = 'urn:xmpp:sasl:2';
+const NS_SCRAM_UPGRADE = 'urn:xmpp:scram-upgrade:0';
+
+export interface Sasl2Options {
+  user: string;
+  password?: string;
+  /** A FAST token: HT-SHA-256-NONE by default, with <fast/> in the request. */
+  token?: string;
+  /** Default SCRAM-SHA-256 (HT-SHA-256-NONE with a token). */
+  mechanism?: string;
+  /** For SCRAM-*-PLUS (default tls-exporter). */
+  channelBinding?: string;
+  userAgent?: { id?: string; software?: string; device?: string };
+  /** Attributes of <fast/> (count, invalidate); false leaves <fast/> out. */
+  fast?: Record<string, string> | false;
+  /** Send no <initial-response/> (the server asks with an empty challenge). */
+  initialResponse?: false;
+  /** More children of <authenticate/>: Bind2's <bind/>, FAST's <request-token/>, XEP-0480 <upgrade/>. */
+  extra?: Element[];
+}
+
+export interface Sasl2Result {
+  /** <success/> or <failure/>. */
+  outcome: Element;
+  /** The <continue/> elements received on the way. */
+  continues: Element[];
+  /** The mechanism's success data proved the server (SCRAM server signature, HT responder HMAC). */
+  serverVerified: boolean;
 }
 
 /** The defined condition of a SASL <failure/>. */
