@@ -1,7 +1,7 @@
 // SASL2 (XEP-0388) with SCRAM upgrade tasks (XEP-0480), Bind2 (XEP-0386) and FAST (XEP-0484) on
 // raw sockets, and the default @xmpp/client, which uses all three when offered.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { client as xmppClient } from '@xmpp/client';
@@ -315,6 +315,21 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.equal(condition(await c.expect((el) => el.name === 'failure')), 'invalid-mechanism');
     });
 
+    it('accepts the draft-ietf-kitten-sasl-ht framing (authcid NUL extra-values NUL hmac) and answers in it', async function () {
+      const id = randomUUID();
+      const t = await getToken('bob', id);
+      const { c } = await connect();
+      const extras = 'dp=abc';
+      const hmac = createHmac('sha256', t.token).update(`Initiator${extras}`).digest();
+      c.write(xml('authenticate', { xmlns: NS_SASL2, mechanism: 'HT-SHA-256-NONE' },
+        xml('initial-response', {}, Buffer.concat([Buffer.from(`bob\0${extras}\0`), hmac]).toString('base64')),
+        xml('user-agent', { id }), xml('fast', { xmlns: NS_FAST })).toString());
+      const success = await c.expect((el) => el.name === 'success' || el.name === 'failure');
+      assert.equal(success.name, 'success', success.toString());
+      const expected = Buffer.concat([Buffer.from([0, 0]), createHmac('sha256', t.token).update('Responder').digest()]);
+      assert.deepEqual(Buffer.from(success.getChildText('additional-data')!, 'base64'), expected);
+    });
+
     it('counts a wrong or used-up token as an authentication failure', async function () {
       const id = randomUUID();
       const t = await getToken('carol', id);
@@ -444,5 +459,39 @@ describe('e2e: FAST token rotation', function () {
     assert.equal(condition(await login({ user: 'alice', token: second, userAgent: { id } })), 'not-authorized');
     assert.equal((await login({ user: 'alice', token: third, userAgent: { id } })).name, 'success');
     assert.equal(condition(await login({ user: 'alice', token: first, userAgent: { id } })), 'not-authorized');
+  });
+});
+
+describe('e2e: FAST on several hosts', function () {
+  let server: TestServer;
+  const raws: RawClient[] = [];
+
+  before(async function () {
+    server = await startServer({ users: { alice: 'alice-pw' }, config: { virtualHosts: { localhost: {}, 'second.test': {} } } });
+    const r = await server.cli(['adduser', 'alice@second.test'], 'second-pw\n');
+    assert.equal(r.code, 0, r.stderr);
+  });
+  afterEach(function () {
+    for (const c of raws.splice(0)) c.close();
+  });
+  after(async function () {
+    await server?.destroy();
+  });
+
+  const login = async (host: string, opts: Sasl2Options) => {
+    const c = await RawClient.connect(server.directTlsPort, { directTls: true });
+    raws.push(c);
+    c.openStream(host);
+    await c.expect((el) => el.name === 'stream:features');
+    return (await c.sasl2(opts)).outcome;
+  };
+
+  it('runs on every host, each with its own tokens', async function () {
+    const id = randomUUID();
+    const here = tokenOf(await login('localhost', { user: 'alice', password: 'alice-pw', userAgent: { id }, extra: [requestToken()] }))!.token;
+    const there = tokenOf(await login('second.test', { user: 'alice', password: 'second-pw', userAgent: { id }, extra: [requestToken()] }))!.token;
+    assert.equal((await login('second.test', { user: 'alice', token: there, userAgent: { id } })).name, 'success');
+    assert.equal((await login('localhost', { user: 'alice', token: here, userAgent: { id } })).name, 'success');
+    assert.equal(condition(await login('localhost', { user: 'alice', token: there, userAgent: { id } })), 'not-authorized');
   });
 });
