@@ -167,7 +167,10 @@ export default defineModule({
       session.conn?.pause();
       work().catch((err: unknown) => {
         module.log.error('SASL2 error: %s', err);
-        if (!session.destroyed && attempts.get(session) === attempt) fail(session, 'temporary-auth-failure', 'Internal error');
+        if (!current(session, attempt)) return;
+        // Authenticated already: no <failure/> can undo that.
+        if (session.type !== 'c2s_unauthed') session.close({ condition: 'internal-server-error' });
+        else fail(session, 'temporary-auth-failure', 'Internal error');
       }).finally(() => {
         attempt.busy = false;
         if (!session.destroyed) session.conn?.resume();
@@ -231,7 +234,7 @@ export default defineModule({
       const extensions = new Element('success', { xmlns: NS_SASL2 });
       const event: Sasl2SuccessEvent = { session, request: attempt.request, userAgent: attempt.userAgent, mechanism: attempt.mechanism, success: extensions };
       await module.fireAsync('sasl2-success', event);
-      await rememberClient(username, attempt.userAgent);
+      await rememberClient(username, attempt.userAgent).catch((err: unknown) => module.log.error('cannot remember the client of %s: %s', username, err));
       if (session.destroyed) return;
       attempts.delete(session);
       const success = new Element('success', { xmlns: NS_SASL2 });
@@ -260,10 +263,17 @@ export default defineModule({
       await knownClients.setKeys(username, changes);
     };
 
+    /** SASL2 elements on an authenticated stream end it (XEP-0388 §3.8 for <authenticate/>). */
+    const authenticated = (session: Session) => {
+      if (session.type === 'c2s_unauthed') return false;
+      session.close({ condition: 'policy-violation', text: 'Already authenticated' });
+      return true;
+    };
+
     module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:authenticate`, ({ origin, element }) => {
-      // XEP-0388 §3.8: after <success/> or <continue/>, another <authenticate/> is a stream error.
-      if (origin.type !== 'c2s_unauthed' || attempts.has(origin)) {
-        origin.close({ condition: 'policy-violation', text: origin.type !== 'c2s_unauthed' ? 'Already authenticated' : 'Authentication already in progress' });
+      if (authenticated(origin)) return true;
+      if (attempts.has(origin)) {
+        origin.close({ condition: 'policy-violation', text: 'Authentication already in progress' });
         return true;
       }
       if (!origin.conn?.secure) {
@@ -293,6 +303,7 @@ export default defineModule({
     });
 
     module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:response`, ({ origin, element }) => {
+      if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (!attempt || attempt.phase !== 'mechanism' || attempt.busy) {
         fail(origin, 'malformed-request', attempt ? 'Unexpected response' : 'No authentication in progress');
@@ -308,6 +319,7 @@ export default defineModule({
     });
 
     module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:next`, ({ origin, element }) => {
+      if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
       if (!attempt || attempt.phase !== 'task' || attempt.busy || !task || task.salt) {
@@ -326,6 +338,7 @@ export default defineModule({
     });
 
     module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:task-data`, ({ origin, element }) => {
+      if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
       if (!attempt || attempt.phase !== 'task' || attempt.busy || !task?.salt) {
@@ -349,6 +362,7 @@ export default defineModule({
     });
 
     module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:abort`, ({ origin }) => {
+      if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (attempt) module.log.info('authentication aborted by %s from %s (%s)', who(attempt), origin.conn?.ip, attempt.mechanism);
       attempts.delete(origin);
