@@ -10,7 +10,7 @@
 // token and the token is HMAC(server key, id), with the server key in <dataDir>/fast.key, so the
 // database and its backups never reveal one. Tokens are never logged.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Connection } from '../core/connection.ts';
 import { nodeprep } from '../core/jid.ts';
@@ -227,6 +227,7 @@ export default defineModule({
 
 /** The server key tokens are derived from: made once, kept in the data directory (mode 0600). */
 function serverKey(file: string): Buffer {
+  mkdirSync(path.dirname(file), { recursive: true });
   try {
     writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
   } catch (err) {
