@@ -15,7 +15,7 @@ import path from 'node:path';
 import type { Connection } from '../core/connection.ts';
 import { nodeprep } from '../core/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.ts';
+import type { AdmitUser, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.ts';
 import type { Json } from '../core/storagemanager.ts';
 import type { AccountRecord, UserDeletedEvent } from '../core/usermanager.ts';
 import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
@@ -83,14 +83,15 @@ export default defineModule({
       // Only in SASL2 with <fast/> (XEP-0484 §3.3), over TLS, with the binding on this connection.
       available: (ctx) =>
         ctx.profile === 'SASL2' && !!ctx.conn?.secure && !!ctx.sasl2?.request.getChild('fast', NS_FAST) && (!binding || ctx.channelBindings.includes(binding)),
-      start: (ctx) => exchange(ctx, name, binding),
+      start: (ctx, admit) => exchange(ctx, admit, name, binding),
     });
     for (const m of HT_MECHANISMS) module.sasl.register(mechanism(m.name, m.binding));
 
-    const exchange = (ctx: SaslContext, name: string, binding: string | undefined): SaslExchange => {
+    const exchange = (ctx: SaslContext, admit: AdmitUser, name: string, binding: string | undefined): SaslExchange => {
       let claimedUser: string | undefined;
       let done = false;
-      const refuse = (text = 'Invalid or expired token'): SaslStep => ({ status: 'failure', condition: 'not-authorized', text });
+      // A wrong token is a failed guess: the core's throttle counts it.
+      const refuse = (text = 'Invalid or expired token'): SaslStep => ({ status: 'failure', condition: 'not-authorized', text, wrongCredentials: true });
       return {
         get claimedUser() {
           return claimedUser;
@@ -100,12 +101,14 @@ export default defineModule({
           done = true;
           const msg = parseInitiator(data);
           if (!msg) return { status: 'failure', condition: 'malformed-request', text: 'Malformed HT message' };
-          claimedUser = msg.authcid.replace(/[^\x21-\x7e]/g, '?').slice(0, 64);
           const username = nodeprep(msg.authcid);
+          claimedUser = username ?? msg.authcid.replace(/[^\x21-\x7e]/g, '?').slice(0, 64);
           const client = ctx.sasl2?.userAgent?.id;
           if (!username || !client) return refuse();
+          const refused = await admit(username);
+          if (refused) return refused;
           const cb = binding ? ctx.conn?.channelBinding(binding) : Buffer.alloc(0);
-          if (!cb) return refuse(`No ${binding ?? ''} channel binding on this connection`);
+          if (!cb) return { status: 'failure', condition: 'not-authorized', text: `No ${binding ?? ''} channel binding on this connection` };
           const record = await getClient(username, client);
           let used: { slot: TokenSlot; which: 'new' | 'current'; token: string } | undefined;
           // The new slot first: using it retires the current one (XEP-0484 §5.1).

@@ -1,6 +1,7 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-upgrade
-// The Extensible SASL Profile (XEP-0388) on the core's SASL mechanisms (core/sasl.ts), offered
-// beside the RFC 6120 profile (mod_saslauth): the <authentication/> feature with an <inline/>
+//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-sha-512
+// The Extensible SASL Profile (XEP-0388) on the core's SASL mechanisms (core/sasl.ts: channel-binding
+// policy, XEP-0474 and throttling included), offered beside the RFC 6120 profile (mod_saslauth):
+// the <authentication/> feature with an <inline/>
 // element other modules fill (Bind2, FAST), <authenticate/> with <user-agent/> (remembered per
 // account), challenges and responses, <continue/> with XEP-0480 SCRAM upgrade tasks, and
 // <success/> with the authorization identifier and what the inline features did — without a
@@ -10,12 +11,19 @@ import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { nodeprep } from '../core/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import { decodeSaslPayload, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type UserAgent } from '../core/sasl.ts';
-import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, type ScramHash } from '../core/scram.ts';
+import {
+  advertisedChannelBindings,
+  decodeSaslPayload,
+  type SaslCondition,
+  type SaslContext,
+  type SaslExchange,
+  type SaslStep,
+  type UserAgent,
+} from '../core/sasl.ts';
+import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, SCRAM_HASHES, type ScramHash } from '../core/scram.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import { NS } from '../core/stanza.ts';
 import type { Json } from '../core/storagemanager.ts';
-import { SCRAM_HASHES } from '../core/usermanager.ts';
 import type { StreamElementEvent, StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
 
 export type { UserAgent };
@@ -105,6 +113,8 @@ export default defineModule({
   load(module) {
     const attempts = new WeakMap<Session, Attempt>();
     const failures = new WeakMap<Session, number>();
+    /** What the stream's features offered: <authenticate/> is checked (and XEP-0474 hashes) against exactly that. */
+    const advertised = new WeakMap<Session, SaslContext>();
     const knownClients = module.storage.map();
 
     /** The stream's SASL2 context, or undefined when SASL2 is not offered on it (no TLS: XEP-0388 §4). */
@@ -117,10 +127,24 @@ export default defineModule({
       return offered.length ? { ...base, offered } : undefined;
     };
 
+    /**
+     * The context to authenticate with: the advertised one, with the request. A mechanism that is
+     * not in <authentication/> but announced elsewhere in the features — FAST's, in <inline/> —
+     * becomes available with a request that asks for it (a <fast/> element).
+     */
+    const requestContext = (session: Session, mechanism: string, sasl2: NonNullable<SaslContext['sasl2']>): SaslContext | undefined => {
+      const shown = advertised.get(session) ?? context(session);
+      if (!shown) return undefined;
+      if (shown.offered.includes(mechanism)) return { ...shown, sasl2 };
+      const withRequest = context(session, sasl2);
+      return withRequest?.offered.includes(mechanism) ? { ...shown, sasl2, offered: [...shown.offered, mechanism] } : undefined;
+    };
+
     module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
+      advertised.set(origin, ctx);
       const auth = features.c('authentication', { xmlns: NS_SASL2 });
       for (const m of ctx.offered) auth.c('mechanism').t(m);
       const inline = new Element('inline');
@@ -130,9 +154,10 @@ export default defineModule({
         for (const hash of SCRAM_HASHES) auth.c('upgrade', { xmlns: NS_UPGRADE }).t(upgradeTaskName(hash));
       }
       // XEP-0440, next to the SASL features; mod_saslauth may have added it already.
-      if (ctx.offered.some((m) => m.endsWith('-PLUS')) && !features.getChild('sasl-channel-binding', NS_SASL_CB)) {
+      const bindings = advertisedChannelBindings(ctx);
+      if (bindings.length && !features.getChild('sasl-channel-binding', NS_SASL_CB)) {
         const cb = features.c('sasl-channel-binding', { xmlns: NS_SASL_CB });
-        for (const t of ctx.channelBindings) cb.c('channel-binding', { type: t });
+        for (const t of bindings) cb.c('channel-binding', { type: t });
       }
     }, 45);
 
@@ -282,7 +307,7 @@ export default defineModule({
       }
       const mechanism = element.attrs.mechanism as string | undefined;
       const userAgent = parseUserAgent(element.getChild('user-agent'), module);
-      const ctx = context(origin, { request: element, userAgent });
+      const ctx = mechanism ? requestContext(origin, mechanism, { request: element, userAgent }) : undefined;
       const exchange = mechanism && ctx ? module.sasl.start(mechanism, ctx) : undefined;
       if (!mechanism || !exchange) {
         fail(origin, 'invalid-mechanism', `Mechanism ${mechanism ?? '(none)'} is not offered`);
@@ -352,7 +377,7 @@ export default defineModule({
         return true;
       }
       runStep(origin, attempt, async () => {
-        await module.users.setScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
+        await module.users.addScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
         if (!current(origin, attempt)) return;
         attempt.tasks.shift();
         if (attempt.tasks.length) sendContinue(origin, attempt);

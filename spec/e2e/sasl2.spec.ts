@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHmac, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import path from 'node:path';
 import { client as xmppClient } from '@xmpp/client';
 import { Element, RawClient, streamErrorCondition, TestClient, xml, type Sasl2Options } from '../helpers/client.ts';
@@ -35,7 +36,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       users: USERS,
       config: {
         pluginPaths: [FIXTURES],
-        virtualHosts: { localhost: { modulesEnabled: ['bind2_echo', 'scram_drop'] } },
+        virtualHosts: { localhost: { modulesEnabled: ['bind2_echo'] } },
       },
     });
   });
@@ -47,9 +48,12 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
     await server?.destroy();
   });
 
-  /** A raw client over direct TLS (TLS 1.3) whose stream features were read. */
-  const connect = async (directTls = true) => {
-    const c = await RawClient.connect(directTls ? server.directTlsPort : server.c2sPort, { directTls });
+  /**
+   * A raw client over direct TLS (TLS 1.3) whose stream features were read. Tests that fail on
+   * purpose connect `from` an address of their own: the core throttles addresses with failures.
+   */
+  const connect = async (directTls = true, from?: string) => {
+    const c = await RawClient.connect(directTls ? server.directTlsPort : server.c2sPort, { directTls, localAddress: from });
     raws.push(c);
     c.openStream();
     const features = await c.expect((el) => el.name === 'stream:features');
@@ -57,8 +61,8 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
   };
 
   /** Authenticate on a fresh stream; returns the client, the outcome and the features that followed a success. */
-  const sasl2 = async (opts: Sasl2Options) => {
-    const { c } = await connect();
+  const sasl2 = async (opts: Sasl2Options & { from?: string }) => {
+    const { c } = await connect(true, opts.from);
     const r = await c.sasl2(opts);
     const features = r.outcome.name === 'success' ? await c.expect((el) => el.name === 'stream:features') : undefined;
     return { c, ...r, features };
@@ -143,12 +147,12 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
 
     it('fails with the RFC 6120 condition and a text, leaves the stream unauthenticated, and closes it after too many failures', async function () {
       const from = server.output.length;
-      const { c } = await connect();
+      const { c } = await connect(true, '127.0.0.11');
       const wrong = await c.sasl2({ user: 'alice', password: 'nope' });
       assert.equal(wrong.outcome.name, 'failure');
       assert.equal(condition(wrong.outcome), 'not-authorized');
       assert.ok(wrong.outcome.getChildText('text'));
-      await server.waitForOutput(/authentication failure for alice@localhost from 127\.0\.0\.1: not-authorized/, 5000, from);
+      await server.waitForOutput(/authentication failure for alice@localhost from 127\.0\.0\.11: not-authorized/, 5000, from);
       const unknown = await c.sasl2({ user: 'nobody', password: 'x' });
       assert.equal(condition(unknown.outcome), 'not-authorized');
       const notOffered = await c.sasl2({ user: 'alice', password: USERS.alice, mechanism: 'DIGEST-MD5' });
@@ -184,29 +188,6 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.equal(ok.outcome.name, 'success');
       ok.c.write(`<authenticate xmlns='${NS_SASL2}' mechanism='PLAIN'><initial-response>${Buffer.from('\0alice\0alice-pw').toString('base64')}</initial-response></authenticate>`);
       assert.equal(streamErrorCondition(await ok.c.expect((el) => el.name === 'stream:error')), 'policy-violation');
-    });
-
-    it('runs a SCRAM upgrade task (XEP-0480) for a hash the account lacks, then the new mechanism works', async function () {
-      await shell('module', 'call', 'scram_drop@localhost', 'drop', 'erin', 'SHA-256');
-      const lacking = await sasl2({ user: 'erin', password: USERS.erin, mechanism: 'SCRAM-SHA-256' });
-      assert.equal(condition(lacking.outcome), 'not-authorized');
-
-      const up = await sasl2({
-        user: 'erin', password: USERS.erin, mechanism: 'SCRAM-SHA-1-PLUS',
-        extra: [xml('upgrade', { xmlns: NS_UPGRADE }, 'UPGR-SCRAM-SHA-256'), xml('upgrade', { xmlns: NS_UPGRADE }, 'UPGR-SCRAM-SHA-1')],
-      });
-      assert.equal(up.outcome.name, 'success', up.outcome.toString());
-      // One task: the account already has SHA-1; the mechanism's data came with the <continue/>.
-      assert.deepEqual(up.continues.map((c) => c.getChild('tasks')!.getChildText('task')), ['UPGR-SCRAM-SHA-256']);
-      assert.ok(up.serverVerified);
-      assert.equal(authzid(up.outcome), 'erin@localhost');
-
-      const now = await sasl2({ user: 'erin', password: USERS.erin, mechanism: 'SCRAM-SHA-256' });
-      assert.equal(now.outcome.name, 'success', now.outcome.toString());
-      // Nothing left to upgrade: no task.
-      const again = await sasl2({ user: 'erin', password: USERS.erin, extra: [xml('upgrade', { xmlns: NS_UPGRADE }, 'UPGR-SCRAM-SHA-256')] });
-      assert.equal(again.outcome.name, 'success');
-      assert.equal(again.continues.length, 0);
     });
   });
 
@@ -253,7 +234,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
     });
 
     it('processes nothing inline when authentication fails', async function () {
-      const r = await sasl2({ user: 'carol', password: 'wrong', userAgent: { id: randomUUID() }, extra: [bind('Unbound')] });
+      const r = await sasl2({ user: 'carol', password: 'wrong', userAgent: { id: randomUUID() }, extra: [bind('Unbound')], from: '127.0.0.12' });
       assert.equal(r.outcome.name, 'failure');
       assert.equal(r.outcome.getChild('bound', NS_BIND2), undefined);
       assert.doesNotMatch(await shell('session', 'list'), /carol@localhost\/Unbound/);
@@ -269,7 +250,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.ok(t, r.outcome.toString());
       return { ...t, jid: authzid(r.outcome)! };
     };
-    const withToken = (user: string, id: string, token: string, more: Partial<Sasl2Options> = {}) =>
+    const withToken = (user: string, id: string, token: string, more: Partial<Sasl2Options> & { from?: string } = {}) =>
       sasl2({ user, token, userAgent: { id }, extra: [bind('Fast')], ...more });
 
     it('issues a token on request and logs in with it (HT-SHA-256-NONE), mutually authenticated, on the same resource', async function () {
@@ -296,14 +277,14 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       const ok = await withToken('bob', id, expr.token, { mechanism: 'HT-SHA-256-EXPR' });
       assert.equal(ok.outcome.name, 'success', ok.outcome.toString());
       assert.ok(ok.serverVerified);
-      const otherMech = await withToken('bob', id, expr.token, { mechanism: 'HT-SHA-256-NONE' });
+      const otherMech = await withToken('bob', id, expr.token, { mechanism: 'HT-SHA-256-NONE', from: '127.0.0.13' });
       assert.equal(condition(otherMech.outcome), 'not-authorized');
-      const otherClient = await withToken('bob', randomUUID(), expr.token, { mechanism: 'HT-SHA-256-EXPR' });
+      const otherClient = await withToken('bob', randomUUID(), expr.token, { mechanism: 'HT-SHA-256-EXPR', from: '127.0.0.13' });
       assert.equal(condition(otherClient.outcome), 'not-authorized');
-      const noFast = await withToken('bob', id, expr.token, { mechanism: 'HT-SHA-256-EXPR', fast: false });
+      const noFast = await withToken('bob', id, expr.token, { mechanism: 'HT-SHA-256-EXPR', fast: false, from: '127.0.0.13' });
       assert.equal(condition(noFast.outcome), 'invalid-mechanism');
       // The right token with another channel's binding data (a relayed proof) fails.
-      const relayed = await connect();
+      const relayed = await connect(true, '127.0.0.13');
       relayed.c.write(xml('authenticate', { xmlns: NS_SASL2, mechanism: 'HT-SHA-256-EXPR' },
         xml('initial-response', {}, htInitiator('bob', expr.token, Buffer.alloc(32)).toString('base64')),
         xml('user-agent', { id }), xml('fast', { xmlns: NS_FAST })).toString());
@@ -334,7 +315,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       const id = randomUUID();
       const t = await getToken('carol', id);
       const from = server.output.length;
-      const { c } = await connect();
+      const { c } = await connect(true, '127.0.0.14');
       for (let i = 0; i < 4; i++) {
         const r = await c.sasl2({ user: 'carol', token: `${t.token}x`, userAgent: { id } });
         assert.equal(condition(r.outcome), 'not-authorized');
@@ -342,7 +323,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       const last = await c.sasl2({ user: 'carol', token: 'guess', userAgent: { id } });
       assert.equal(condition(last.outcome), 'not-authorized');
       assert.equal(streamErrorCondition(await c.expect((el) => el.name === 'stream:error')), 'policy-violation');
-      await logLines(/authentication failure for carol@localhost from 127\.0\.0\.1: not-authorized/g, 5, from);
+      await logLines(/authentication failure for carol@localhost from 127\.0\.0\.14: not-authorized/g, 5, from);
       // The real token still works.
       assert.equal((await withToken('carol', id, t.token)).outcome.name, 'success');
     });
@@ -353,7 +334,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       const out = await withToken('carol', id, t.token, { fast: { invalidate: 'true' } });
       assert.equal(out.outcome.name, 'success');
       assert.equal(tokenOf(out.outcome), undefined);
-      assert.equal(condition((await withToken('carol', id, t.token)).outcome), 'not-authorized');
+      assert.equal(condition((await withToken('carol', id, t.token, { from: '127.0.0.15' })).outcome), 'not-authorized');
     });
 
     it('keeps tokens and Bind2 resources across a restart; ends them on a password change and on account deletion', async function () {
@@ -370,16 +351,16 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
 
       const passwd = await server.cli(['passwd', 'alice@localhost'], 'alice-new-pw\n');
       assert.equal(passwd.code, 0, passwd.stderr);
-      assert.equal(condition((await withToken('alice', aliceId, alice.token)).outcome), 'not-authorized');
+      assert.equal(condition((await withToken('alice', aliceId, alice.token, { from: '127.0.0.16' })).outcome), 'not-authorized');
       assert.equal((await sasl2({ user: 'alice', password: 'alice-new-pw' })).outcome.name, 'success');
       await server.cli(['passwd', 'alice@localhost'], `${USERS.alice}\n`);
 
       const del = await server.cli(['deluser', 'frank@localhost']);
       assert.equal(del.code, 0, del.stderr);
-      assert.equal(condition((await withToken('frank', frankId, frank.token)).outcome), 'not-authorized');
+      assert.equal(condition((await withToken('frank', frankId, frank.token, { from: '127.0.0.16' })).outcome), 'not-authorized');
       // Not even once the name is taken again.
       await server.adduser('frank', USERS.frank);
-      assert.equal(condition((await withToken('frank', frankId, frank.token)).outcome), 'not-authorized');
+      assert.equal(condition((await withToken('frank', frankId, frank.token, { from: '127.0.0.16' })).outcome), 'not-authorized');
     });
 
     it('lists and revokes one client\'s tokens from the admin shell', async function () {
@@ -392,7 +373,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.ok(list.every((e) => e.software === 'FAST tests' && e.mechanism === 'HT-SHA-256-NONE'));
       assert.ok(!JSON.stringify(list).includes(p.token));
       assert.match(await shell('module', 'call', 'fast@localhost', 'revoke', 'dave@localhost', phone), /revoked/);
-      assert.equal(condition((await withToken('dave', phone, p.token)).outcome), 'not-authorized');
+      assert.equal(condition((await withToken('dave', phone, p.token, { from: '127.0.0.17' })).outcome), 'not-authorized');
       assert.equal((await withToken('dave', laptop, l.token)).outcome.name, 'success');
     });
 
@@ -493,5 +474,74 @@ describe('e2e: FAST on several hosts', function () {
     assert.equal((await login('second.test', { user: 'alice', token: there, userAgent: { id } })).name, 'success');
     assert.equal((await login('localhost', { user: 'alice', token: here, userAgent: { id } })).name, 'success');
     assert.equal(condition(await login('localhost', { user: 'alice', token: there, userAgent: { id } })), 'not-authorized');
+  });
+});
+
+describe('e2e: SCRAM upgrade tasks (XEP-0480)', function () {
+  let server: TestServer;
+  const raws: RawClient[] = [];
+
+  before(async function () {
+    server = await startServer({ users: { erin: 'erin-pw', other: 'other-pw' } });
+    // The records as stored before SCRAM-SHA-512 existed (edited while the server is stopped).
+    await server.stop();
+    const db = new Database(path.join(server.dir, 'data', 'cadence.sqlite'));
+    try {
+      for (const user of ['erin', 'other']) {
+        const row = db.prepare(`SELECT "value" FROM keyval WHERE "host" = ? AND "store" = 'accounts' AND "user" = ?`).get('localhost', user) as { value: string };
+        const record = JSON.parse(row.value) as { scram: Record<string, unknown> };
+        delete record.scram['SHA-512'];
+        db.prepare(`UPDATE keyval SET "value" = ? WHERE "host" = ? AND "store" = 'accounts' AND "user" = ?`).run(JSON.stringify(record), 'localhost', user);
+      }
+    } finally {
+      db.close();
+    }
+    server.output = '';
+    await server.start();
+  });
+  afterEach(function () {
+    for (const c of raws.splice(0)) c.close();
+  });
+  after(async function () {
+    await server?.destroy();
+  });
+
+  const login = async (opts: Sasl2Options) => {
+    const c = await RawClient.connect(server.directTlsPort, { directTls: true });
+    raws.push(c);
+    c.openStream();
+    const features = await c.expect((el) => el.name === 'stream:features');
+    const mechanisms = features.getChild('authentication', NS_SASL2)!.getChildren('mechanism').map((m) => m.text());
+    return { mechanisms, ...(await c.sasl2(opts)) };
+  };
+  const upgrade = (hash: string) => xml('upgrade', { xmlns: NS_UPGRADE }, `UPGR-SCRAM-${hash}`);
+
+  it('adds the SCRAM hash an account lacks from the client\'s SaltedPassword, never after a token login; the new mechanism then works', async function () {
+    // Not every account has SHA-512 credentials: SCRAM-SHA-512 is not offered (core/sasl.ts).
+    const erin = await login({ user: 'erin', password: 'erin-pw', mechanism: 'SCRAM-SHA-256-PLUS', extra: [upgrade('SHA-512'), upgrade('SHA-256')] });
+    assert.ok(!erin.mechanisms.includes('SCRAM-SHA-512'), erin.mechanisms.join());
+    assert.equal(erin.outcome.name, 'success', erin.outcome.toString());
+    // One task (SHA-256 is there already); the mechanism's data came with the <continue/>.
+    assert.deepEqual(erin.continues.map((c) => c.getChild('tasks')!.getChildText('task')), ['UPGR-SCRAM-SHA-512']);
+    assert.ok(erin.serverVerified);
+    assert.equal(authzid(erin.outcome), 'erin@localhost');
+
+    // A token never sets a password: no task after a FAST login.
+    const id = randomUUID();
+    const first = await login({ user: 'other', password: 'other-pw', userAgent: { id }, extra: [requestToken()] });
+    assert.ok(!first.mechanisms.includes('SCRAM-SHA-512'), 'other still lacks SHA-512');
+    const fast = await login({ user: 'other', token: tokenOf(first.outcome)!.token, userAgent: { id }, extra: [upgrade('SHA-512')] });
+    assert.equal(fast.outcome.name, 'success', fast.outcome.toString());
+    assert.equal(fast.continues.length, 0);
+    const other = await login({ user: 'other', password: 'other-pw', extra: [upgrade('SHA-512')] });
+    assert.deepEqual(other.continues.map((c) => c.getChild('tasks')!.getChildText('task')), ['UPGR-SCRAM-SHA-512']);
+    assert.equal(other.outcome.name, 'success');
+
+    // Every account has SHA-512 now: offered, and it works with the credentials the tasks stored.
+    const after = await login({ user: 'erin', password: 'erin-pw', mechanism: 'SCRAM-SHA-512', extra: [upgrade('SHA-512')] });
+    assert.ok(after.mechanisms.includes('SCRAM-SHA-512-PLUS') && after.mechanisms.includes('SCRAM-SHA-512'), after.mechanisms.join());
+    assert.equal(after.outcome.name, 'success', after.outcome.toString());
+    assert.ok(after.serverVerified);
+    assert.equal(after.continues.length, 0, 'nothing left to upgrade');
   });
 });

@@ -76,7 +76,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
         plainAuth('bob', 'bob-pass') +
         header() +
         bind('injected') +
-        `<message to='carol@localhost/c' id='injected'><body>sent as bob</body></message>`;
+        `<message to='${carol.jid}' id='injected'><body>sent as bob</body></message>`;
       c.write(`<starttls xmlns='${NS_TLS}'/>${injected}`);
       await c.expect((el) => el.name === 'proceed');
       await c.expectNothing(() => true, 300); // nothing else in plaintext
@@ -95,7 +95,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       assert.ok(features.getChild('mechanisms', NS_SASL));
       const jid = await c.authenticate('alice', 'alice-pass', 'own', 'localhost', true);
       assert.equal(jid, 'alice@localhost/own');
-      c.write(`<message to='carol@localhost/c' id='real'><body>hi</body></message>`);
+      c.write(`<message to='${carol.jid}' id='real'><body>hi</body></message>`);
       const m = await carol.expect((el) => el.attrs.id === 'real');
       assert.equal(m.attrs.from, 'alice@localhost/own');
     });
@@ -108,7 +108,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       const mark = server.output.length;
       c.write(`<starttls xmlns='${NS_TLS}'/>`);
       await c.expect((el) => el.name === 'proceed');
-      c.write(header() + plainAuth('bob', 'bob-pass') + `<message to='carol@localhost/c' id='injected2'><body>x</body></message>`);
+      c.write(header() + plainAuth('bob', 'bob-pass') + `<message to='${carol.jid}' id='injected2'><body>x</body></message>`);
       await c.waitClosed();
       await c.expectNothing((el) => el.name !== 'stream:features' && el.name !== 'proceed', 0);
       await carol.expectNothing((el) => el.attrs.id === 'injected2', 300);
@@ -135,10 +135,10 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       const bob = await user('bob', 'b');
       const c = await unbound('alice');
       c.write(
-        `<message to='bob@localhost/b' id='u1'><body>one</body></message>` +
+        `<message to='${bob.jid}' id='u1'><body>one</body></message>` +
           `<message to='bob@localhost' id='u2'><body>two</body></message>` +
           `<presence type='subscribe' to='bob@localhost' id='u3'/>` +
-          `<iq type='get' to='bob@localhost/b' id='u4'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>` +
+          `<iq type='get' to='${bob.jid}' id='u4'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>` +
           `<iq type='get' id='u5'><query xmlns='jabber:iq:roster'/></iq>`,
       );
       assert.equal(await streamError(c), 'not-authorized');
@@ -150,7 +150,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
     it('refuses an iq to another user before binding with not-authorized (it is never routed)', async function () {
       const bob = await user('bob', 'b');
       const c = await unbound('alice');
-      c.write(`<iq type='get' to='bob@localhost/b' id='early'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      c.write(`<iq type='get' to='${bob.jid}' id='early'><ping xmlns='urn:xmpp:ping'/></iq>`);
       assert.equal(await streamError(c), 'not-authorized');
       await c.waitClosed();
       await bob.expectNothing(fromUser('alice'), 700);
@@ -183,7 +183,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       await c.starttls();
       await c.authenticate('alice', 'alice-pass', 'two');
       // The spoofed 'from' closes the stream; the bind behind it must not bind the dead session.
-      c.write(`<message from='mallory@elsewhere.example' to='bob@localhost/b'><body>x</body></message>${bind('zombie', 'rebind')}`);
+      c.write(`<message from='mallory@elsewhere.example' to='${bob.jid}'><body>x</body></message>${bind('zombie', 'rebind')}`);
       assert.equal(await streamError(c), 'invalid-from');
       await c.waitClosed();
       await c.expectNothing((el) => el.attrs.id === 'rebind', 0);
@@ -202,7 +202,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       await c.starttls();
       await c.expect((el) => el.name === 'stream:features');
       const restart = header().replace(/^<\?xml[^>]*>/, ''); // a second declaration would be an error at once
-      c.write(plainAuth('alice', 'alice-pass') + restart + bind('early') + `<message to='bob@localhost/b' id='early'><body>x</body></message>`);
+      c.write(plainAuth('alice', 'alice-pass') + restart + bind('early') + `<message to='${bob.jid}' id='early'><body>x</body></message>`);
       await c.expect((el) => el.name === 'success');
       // The pipelined header is not answered: the server waits for one sent after <success/>.
       await c.expectNothing(() => true, 700);
@@ -221,7 +221,7 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       c.openStream();
       await c.starttls();
       await c.expect((el) => el.name === 'stream:features');
-      c.write(plainAuth('alice', 'alice-pass') + `<message to='bob@localhost/b' id='early2'><body>x</body></message>`);
+      c.write(plainAuth('alice', 'alice-pass') + `<message to='${bob.jid}' id='early2'><body>x</body></message>`);
       assert.equal(await streamError(c), 'not-authorized');
       await c.waitClosed();
       await bob.expectNothing((el) => el.attrs.id === 'early2', 500);
@@ -235,10 +235,10 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
       c.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='${NS_STREAMS}' to='${COMPONENT}'>`);
       const attrs = await c.expectHeader();
       const digest = createHash('sha1').update(attrs.id + SECRET).digest('hex');
-      c.write(`<handshake>${digest}</handshake><message from='${COMPONENT}' to='bob@localhost/b' id='pipelined'><body>x</body></message>`);
+      c.write(`<handshake>${digest}</handshake><message from='${COMPONENT}' to='${bob.jid}' id='pipelined'><body>x</body></message>`);
       await c.expect((el) => el.name === 'handshake');
       await bob.expectNothing((el) => el.attrs.id === 'pipelined', 700);
-      c.write(`<message from='${COMPONENT}' to='bob@localhost/b' id='after'><body>y</body></message>`);
+      c.write(`<message from='${COMPONENT}' to='${bob.jid}' id='after'><body>y</body></message>`);
       const m = await bob.expect((el) => el.attrs.id === 'after');
       assert.equal(m.attrs.from, COMPONENT);
     });

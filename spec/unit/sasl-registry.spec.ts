@@ -4,17 +4,19 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { SaslManager, type SaslContext, type SaslMechanism } from '../../core/sasl.ts';
 import { credentialsFromSaltedPassword, deriveCredentials, saltPassword } from '../../core/scram.ts';
+import { StorageManager } from '../../core/storagemanager.ts';
 import type { UserManager } from '../../core/usermanager.ts';
 
 const mech = (name: string, marker: string): SaslMechanism => ({
   name,
   preference: 1,
   available: () => true,
-  start: () => ({ claimedUser: marker, step: async () => ({ status: 'failure', condition: 'not-authorized', text: marker }) }),
+  start: () => ({ claimedUser: marker, step: async () => ({ status: 'failure' as const, condition: 'not-authorized' as const, text: marker }) }),
 });
 
 describe('unit: SASL mechanism registry', function () {
-  const manager = () => new SaslManager({} as UserManager, { allowUnencryptedPlain: () => true });
+  const policy = { allowUnencryptedPlain: () => true, channelBindingPolicy: () => 'compatible' as const, authThrottle: () => undefined };
+  const manager = () => new SaslManager({ hasEveryAccount: () => true } as unknown as UserManager, policy, new StorageManager({ driver: 'memory', dataDir: '' }));
   const ctx = (host: string, offered: string[] = []): SaslContext => ({ host, conn: undefined, profile: 'SASL2', offered, channelBindings: [] });
 
   it('keeps a host module\'s mechanism to its host, so each host may register its own of the same name', function () {
