@@ -85,7 +85,6 @@ export default defineModule({
         ctx.profile === 'SASL2' && !!ctx.conn?.secure && !!ctx.sasl2?.request.getChild('fast', NS_FAST) && (!binding || ctx.channelBindings.includes(binding)),
       start: (ctx, admit) => exchange(ctx, admit, name, binding),
     });
-    for (const m of HT_MECHANISMS) module.sasl.register(mechanism(m.name, m.binding));
 
     const exchange = (ctx: SaslContext, admit: AdmitUser, name: string, binding: string | undefined): SaslExchange => {
       let claimedUser: string | undefined;
@@ -141,6 +140,8 @@ export default defineModule({
         },
       };
     };
+
+    for (const m of HT_MECHANISMS) module.sasl.register(mechanism(m.name, m.binding));
 
     module.hook<Sasl2InlineFeaturesEvent>('sasl2-inline-features', ({ origin, inline }) => {
       const bindings = bindingsOf(origin.conn);
