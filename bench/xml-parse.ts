@@ -10,7 +10,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { Parser } from '@xmpp/xml';
-import { XmppStreamParser } from '../core/xmppstream.ts';
+import { XmppStreamParser } from '../core/util/stream-parser.ts';
 
 const STANZAS = Number(process.argv[2] ?? 200_000);
 const CHUNK = Number(process.argv[3] ?? 16_384);

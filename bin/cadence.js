@@ -12,5 +12,5 @@ process.stdout.on('error', (err) => {
 });
 
 register();
-const { main } = await import('../core/cli.ts');
+const { main } = await import('../core/cli/cli.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -1,5 +1,5 @@
 /**
- * Generates core/unicode-tables.ts: the per-code-point data that PRECIS (RFC 8264) and IDNA2008
+ * Generates core/util/unicode-tables.ts: the per-code-point data that PRECIS (RFC 8264) and IDNA2008
  * (RFC 5892) need, computed from the Unicode Character Database.
  *
  *   npm run gen:unicode                       # fetches the UCD package with `npm pack`
@@ -25,7 +25,7 @@ import { pathToFileURL } from 'node:url';
 
 const UNICODE_VERSION = '17.0.0';
 const UCD_PACKAGE = `@unicode/unicode-${UNICODE_VERSION}@2.1.0`;
-const OUT = resolve(import.meta.dirname, '../core/unicode-tables.ts');
+const OUT = resolve(import.meta.dirname, '../core/util/unicode-tables.ts');
 const CP_COUNT = 0x110000;
 
 // ---------------------------------------------------------------------------

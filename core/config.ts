@@ -3,11 +3,11 @@
 // under the module's name. Unknown fields are rejected so typos never pass silently.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { CoreError } from './errors.ts';
-import { prep as prepJid } from './jid.ts';
+import { CoreError } from './util/errors.ts';
+import { prep as prepJid } from './util/jid.ts';
 import { importDefault } from './loader.ts';
 import type { AuthThrottleOptions } from './sasl.ts';
-import type { ChannelBindingPolicy } from './scram.ts';
+import type { ChannelBindingPolicy } from './util/scram.ts';
 
 export type StorageDriverName = 'sqlite' | 'memory';
 export type ResourceConflictPolicy = 'kick_old' | 'kick_new' | 'random';

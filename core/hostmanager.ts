@@ -2,7 +2,7 @@
 // event bus, its local pseudo-session (origin of server-generated stanzas) and its modules.
 import type { Element } from '@xmpp/xml';
 import type { HostEntry } from './config.ts';
-import { EventBus } from './events.ts';
+import { EventBus } from './util/events.ts';
 import { Session } from './sessionmanager.ts';
 
 export type HostKind = 'virtualhost' | 'component';

@@ -3,16 +3,16 @@
 import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { Server } from './server.ts';
-import type { EventBus, Handler } from './events.ts';
-import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './errors.ts';
-import { errorReply, iqResult, xml } from './stanza.ts';
+import type { EventBus, Handler } from './util/events.ts';
+import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
+import { errorReply, iqResult, xml } from './util/stanza.ts';
 import type { Host } from './hostmanager.ts';
-import { getLogger, type Logger } from './log.ts';
+import { getLogger, type Logger } from './util/log.ts';
 import type { ModuleHeader } from './module-header.ts';
 import type { SaslManager, SaslMechanism } from './sasl.ts';
 import type { Session } from './sessionmanager.ts';
-import type { ArchiveStore, KeyValStore, MapStore } from './storagemanager.ts';
-import type { ListenerSpec, Listener } from './portmanager.ts';
+import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
+import type { ListenerSpec, Listener } from './net/portmanager.ts';
 
 // ---- typed options -------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 // Rosters (RFC 6121 §2): loading, saving and versioning. Stored in the `roster` map store of the
 // user: one key per contact (bare JID) plus a metadata key holding the version and the pending
 // inbound subscription requests. Every save is one atomic, durable write.
-import type { Json, MapStore, StorageManager } from './storagemanager.ts';
+import type { Json, MapStore, StorageManager } from './storage/manager.ts';
 
 export type SubscriptionState = 'none' | 'to' | 'from' | 'both';
 

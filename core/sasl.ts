@@ -7,11 +7,11 @@
 // more (FAST's HT-* mechanisms) through `module.sasl.register()`. See doc/authentication.md.
 import { isIPv6 } from 'node:net';
 import type { Element } from '@xmpp/xml';
-import type { Connection } from './connection.ts';
-import { nodeprep, prep } from './jid.ts';
-import { getLogger } from './log.ts';
-import { ScramServer, saslPrep, type ChannelBindingPolicy, type ScramHash } from './scram.ts';
-import type { Json, MapStore, StorageManager } from './storagemanager.ts';
+import type { Connection } from './net/connection.ts';
+import { nodeprep, prep } from './util/jid.ts';
+import { getLogger } from './util/log.ts';
+import { ScramServer, saslPrep, type ChannelBindingPolicy, type ScramHash } from './util/scram.ts';
+import type { Json, MapStore, StorageManager } from './storage/manager.ts';
 import type { UserManager } from './usermanager.ts';
 
 const log = getLogger('core:sasl');

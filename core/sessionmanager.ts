@@ -8,10 +8,10 @@
 //    type 'component' serving `host` (makeComponent: at most one connection per component).
 import { randomUUID } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
-import type { Connection } from './connection.ts';
-import type { StreamErrorCondition } from './errors.ts';
-import type { EventBus } from './events.ts';
-import { getLogger, type Logger } from './log.ts';
+import type { Connection } from './net/connection.ts';
+import type { StreamErrorCondition } from './util/errors.ts';
+import type { EventBus } from './util/events.ts';
+import { getLogger, type Logger } from './util/log.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { ResourceConflictPolicy } from './config.ts';
 

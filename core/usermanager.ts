@@ -2,12 +2,12 @@
 // stored). One keyval record per account in the host's `accounts` store. New passwords get every
 // hash of SCRAM_HASHES; older records gain missing ones when the password is next seen (PLAIN
 // login, password change) or through addScramCredentials (XEP-0480 upgrade tasks).
-import { CoreError } from './errors.ts';
-import type { EventBus } from './events.ts';
-import { nodeprep } from './jid.ts';
-import { getLogger } from './log.ts';
-import { credentialsProblem, deriveCredentialsAsync, SCRAM_HASHES, verifyPassword, type ScramCredentials, type ScramHash } from './scram.ts';
-import type { Json, KeyValStore, StorageManager } from './storagemanager.ts';
+import { CoreError } from './util/errors.ts';
+import type { EventBus } from './util/events.ts';
+import { nodeprep } from './util/jid.ts';
+import { getLogger } from './util/log.ts';
+import { credentialsProblem, deriveCredentialsAsync, SCRAM_HASHES, verifyPassword, type ScramCredentials, type ScramHash } from './util/scram.ts';
+import type { Json, KeyValStore, StorageManager } from './storage/manager.ts';
 
 export interface AccountRecord {
   scram: Partial<Record<ScramHash, ScramCredentials>>;

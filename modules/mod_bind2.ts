@@ -8,7 +8,7 @@
 // handle their child of <bind/> through `bind2-inline/<ns>:<name>`, adding results to <bound/>.
 import { createHmac, randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { resourceprep } from '../core/jid.ts';
+import { resourceprep } from '../core/util/jid.ts';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';

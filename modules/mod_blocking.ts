@@ -21,14 +21,14 @@
 // load and is then dispatched again), at most `cacheSize` of users without a connected resource.
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import { HANDLER_ERROR } from '../core/events.ts';
-import { bare as bareOf, prep, split } from '../core/jid.ts';
+import { HANDLER_ERROR } from '../core/util/events.ts';
+import { bare as bareOf, prep, split } from '../core/util/jid.ts';
 import type { OfflineDeliverEvent } from './mod_offline.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { MapStore } from '../core/storagemanager.ts';
-import { attrsOf, errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { MapStore } from '../core/storage/manager.ts';
+import { attrsOf, errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 
 const NS = 'urn:xmpp:blocking';

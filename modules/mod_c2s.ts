@@ -4,15 +4,15 @@
 // whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/connection.ts';
+import type { Connection } from '../core/net/connection.ts';
 import { DEFAULTS } from '../core/config.ts';
-import { prep } from '../core/jid.ts';
-import { HANDLER_ERROR } from '../core/events.ts';
+import { prep } from '../core/util/jid.ts';
+import { HANDLER_ERROR } from '../core/util/events.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
-import { NS, isStanzaKind } from '../core/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/xmlstream.ts';
-import type { StreamLimits } from '../core/xmppstream.ts';
+import { NS, isStanzaKind } from '../core/util/stanza.ts';
+import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
+import type { StreamLimits } from '../core/util/stream-parser.ts';
 
 export interface StreamFeaturesEvent {
   origin: Session;

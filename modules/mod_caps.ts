@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 

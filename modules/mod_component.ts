@@ -15,15 +15,15 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/connection.ts';
+import type { Connection } from '../core/net/connection.ts';
 import { DEFAULTS } from '../core/config.ts';
-import { prep, split } from '../core/jid.ts';
+import { prep, split } from '../core/util/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { CloseReason, Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
-import { NS, isStanzaKind } from '../core/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/xmlstream.ts';
-import type { StreamLimits } from '../core/xmppstream.ts';
+import type { StanzaEvent } from '../core/router.ts';
+import { NS, isStanzaKind } from '../core/util/stanza.ts';
+import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
+import type { StreamLimits } from '../core/util/stream-parser.ts';
 
 export interface ComponentConnectedEvent {
   host: string;

@@ -4,8 +4,8 @@
 // answer disco#info with the account/registered identity.
 import { Element } from '@xmpp/xml';
 import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, iqResult, NS } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export interface Identity {
   category: string;

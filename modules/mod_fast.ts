@@ -12,11 +12,11 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Connection } from '../core/connection.ts';
-import { nodeprep } from '../core/jid.ts';
+import type { Connection } from '../core/net/connection.ts';
+import { nodeprep } from '../core/util/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { AdmitUser, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.ts';
-import type { Json } from '../core/storagemanager.ts';
+import type { Json } from '../core/storage/manager.ts';
 import type { AccountRecord, UserDeletedEvent } from '../core/usermanager.ts';
 import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
 

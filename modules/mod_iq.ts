@@ -4,8 +4,8 @@
 // module (by priority) that claims the payload answers. Unclaimed requests fall back to the
 // router, which answers service-unavailable. iq to a full JID is delivered to that resource.
 import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqPayload } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export default defineModule({
   description: 'iq routing and dispatch by payload',

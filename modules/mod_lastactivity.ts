@@ -17,12 +17,12 @@
 // presence from a client, and when a resource is unbound (the status of that session's last
 // unavailable presence is kept).
 import type { Element } from '@xmpp/xml';
-import { bare as bareOf } from '../core/jid.ts';
+import { bare as bareOf } from '../core/util/jid.ts';
 import { defineModule } from '../core/moduleapi.ts';
-import type { Json } from '../core/storagemanager.ts';
+import type { Json } from '../core/storage/manager.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import { xml } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { xml } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 
 export const NS_LAST = 'jabber:iq:last';

@@ -9,7 +9,7 @@
 //  - to an account that does not exist: service-unavailable (never silence, never a leak).
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export interface OfflineEvent {
   username: string;

@@ -28,7 +28,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf } from '../core/stanza.ts';
+import { attrsOf } from '../core/util/stanza.ts';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Session } from '../core/sessionmanager.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';

@@ -1,8 +1,8 @@
 //% requires_core_features: stanza-events-v1
 // XMPP Ping (XEP-0199): the server answers pings to itself and on behalf of its accounts.
 import { defineModule } from '../core/moduleapi.ts';
-import { iqResult, NS } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqResult, NS } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export default defineModule({
   description: 'XMPP Ping (XEP-0199)',

@@ -9,12 +9,12 @@
 // waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { bare as bareOf, prep } from '../core/jid.ts';
-import { attrsOf } from '../core/stanza.ts';
+import { bare as bareOf, prep } from '../core/util/jid.ts';
+import { attrsOf } from '../core/util/stanza.ts';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
 import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { StreamFeaturesEvent } from './mod_c2s.ts';
 
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';

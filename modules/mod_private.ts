@@ -20,9 +20,9 @@
 import type { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/stanza.ts';
-import type { Json } from '../core/storagemanager.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqPayload, xml } from '../core/util/stanza.ts';
+import type { Json } from '../core/storage/manager.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 
 export const NS_PRIVATE = 'jabber:iq:private';

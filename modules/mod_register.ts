@@ -10,14 +10,14 @@
 // When an account is deleted by any means, every remaining session of it is closed.
 // Error replies never echo the request: it may carry a password (XEP-0077 §3.3).
 import { Element } from '@xmpp/xml';
-import { CoreError } from '../core/errors.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../core/errors.ts';
-import { nodeprep, prep } from '../core/jid.ts';
+import { CoreError } from '../core/util/errors.ts';
+import type { StanzaErrorCondition, StanzaErrorType } from '../core/util/errors.ts';
+import { nodeprep, prep } from '../core/util/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import { saslPrep } from '../core/scram.ts';
+import { saslPrep } from '../core/util/scram.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import { errorReply, iqPayload, iqResult } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { errorReply, iqPayload, iqResult } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
 
 const NS_REGISTER = 'jabber:iq:register';

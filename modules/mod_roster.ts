@@ -5,12 +5,12 @@
 // mod_presence, which fires `roster-push` ({ host, username, jid }) after changing an item.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { prep } from '../core/jid.ts';
+import { prep } from '../core/util/jid.ts';
 import { defineModule } from '../core/moduleapi.ts';
 import type { Roster, RosterItem } from '../core/rostermanager.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import { iqPayload, iqResult, NS } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 import type { StreamFeaturesEvent } from './mod_c2s.ts';
 

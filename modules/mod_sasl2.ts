@@ -9,7 +9,7 @@
 // client's address; payloads, passwords and tokens are never logged.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { nodeprep } from '../core/jid.ts';
+import { nodeprep } from '../core/util/jid.ts';
 import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
 import {
   advertisedChannelBindings,
@@ -20,10 +20,10 @@ import {
   type SaslStep,
   type UserAgent,
 } from '../core/sasl.ts';
-import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, SCRAM_HASHES, type ScramHash } from '../core/scram.ts';
+import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, SCRAM_HASHES, type ScramHash } from '../core/util/scram.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/stanza.ts';
-import type { Json } from '../core/storagemanager.ts';
+import { NS } from '../core/util/stanza.ts';
+import type { Json } from '../core/storage/manager.ts';
 import type { StreamElementEvent, StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
 
 export type { UserAgent };

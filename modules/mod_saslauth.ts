@@ -17,7 +17,7 @@ import {
   type SaslStep,
 } from '../core/sasl.ts';
 import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/stanza.ts';
+import { NS } from '../core/util/stanza.ts';
 import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';

@@ -10,7 +10,7 @@
 // address at all, no form is added.
 import type { Element } from '@xmpp/xml';
 import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/stanza.ts';
+import { xml } from '../core/util/stanza.ts';
 
 export const NS_SERVERINFO = 'http://jabber.org/network/serverinfo';
 const NS_DATA = 'jabber:x:data';

@@ -5,8 +5,8 @@
 // system's local zone when it is empty.
 import { DateTime, IANAZone } from 'luxon';
 import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { xml } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export const NS_TIME = 'urn:xmpp:time';
 

@@ -3,7 +3,7 @@
 // encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
 import { Element } from '@xmpp/xml';
 import { defineModule } from '../core/moduleapi.ts';
-import { NS } from '../core/stanza.ts';
+import { NS } from '../core/util/stanza.ts';
 import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
 
 export default defineModule({

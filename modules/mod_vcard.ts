@@ -22,8 +22,8 @@
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
 import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { iqPayload, xml } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 import type { UserDeletedEvent } from '../core/usermanager.ts';
 
 export const NS_VCARD = 'vcard-temp';

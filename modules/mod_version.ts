@@ -4,8 +4,8 @@
 // the OS must be something an administrator can turn off, so it is off by default).
 import os from 'node:os';
 import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/stanza.ts';
-import type { StanzaEvent } from '../core/stanza-router.ts';
+import { xml } from '../core/util/stanza.ts';
+import type { StanzaEvent } from '../core/router.ts';
 
 export const NS_VERSION = 'jabber:iq:version';
 

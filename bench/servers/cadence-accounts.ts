@@ -6,7 +6,7 @@
 // 10,000 accounts does not cost 10,000 key derivations (~5 ms each here).
 import { readFileSync } from 'node:fs';
 import { loadConfig, Server } from '../../core/server.ts';
-import type { Json } from '../../core/storagemanager.ts';
+import type { Json } from '../../core/storage/manager.ts';
 
 const [file, domain, password] = process.argv.slice(2) as [string, string, string];
 const names = readFileSync(0, 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);

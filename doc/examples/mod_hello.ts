@@ -4,7 +4,7 @@
 // on its host, and exports two methods for other modules and the admin shell.
 // Only type imports from Cadence: the file works wherever it is dropped.
 import type { ModuleApi, ModuleDefinition } from '../../core/moduleapi.ts';
-import type { StanzaEvent } from '../../core/stanza-router.ts';
+import type { StanzaEvent } from '../../core/router.ts';
 
 const NS = 'urn:example:hello';
 

@@ -6,8 +6,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { client as xmppClient, xml, type Client } from '@xmpp/client';
 import { Element } from '@xmpp/xml';
-import { endPointHash } from '../../core/connection.ts';
-import { XmppStreamParser } from '../../core/xmppstream.ts';
+import { endPointHash } from '../../core/net/connection.ts';
+import { XmppStreamParser } from '../../core/util/stream-parser.ts';
 import { htInitiator, htVerify, saltedPassword, ScramClient, scramHash, type Hash } from './sasl.ts';
 import type { TestServer } from './server.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { EventBus, HANDLER_ERROR } from '../../core/events.ts';
-import { setLogLevel } from '../../core/log.ts';
+import { EventBus, HANDLER_ERROR } from '../../core/util/events.ts';
+import { setLogLevel } from '../../core/util/log.ts';
 
 describe('event bus', function () {
   before(() => setLogLevel('error'));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mapDomain, punycodeDecode, punycodeEncode, toUnicodeDomain } from '../../core/idna.ts';
+import { mapDomain, punycodeDecode, punycodeEncode, toUnicodeDomain } from '../../core/util/idna.ts';
 
 describe('core/idna', () => {
 	describe('Punycode (RFC 3492)', () => {

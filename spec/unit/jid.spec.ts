@@ -11,7 +11,7 @@ import {
 	isBare,
 	isFull,
 	compareBare,
-} from '../../core/jid.ts';
+} from '../../core/util/jid.ts';
 
 describe('core/jid', () => {
 	describe('split', () => {

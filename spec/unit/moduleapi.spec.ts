@@ -6,7 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Connection } from '../../core/connection.ts';
+import { Connection } from '../../core/net/connection.ts';
 import type { Server } from '../../core/server.ts';
 import type { Session } from '../../core/sessionmanager.ts';
 import { makeServer } from '../helpers/core.ts';

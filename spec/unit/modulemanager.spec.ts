@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreError } from '../../core/errors.ts';
-import { addLogSink } from '../../core/log.ts';
+import { CoreError } from '../../core/util/errors.ts';
+import { addLogSink } from '../../core/util/log.ts';
 import type { Server } from '../../core/server.ts';
 import { makeServer } from '../helpers/core.ts';
 

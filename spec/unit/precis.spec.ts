@@ -5,7 +5,7 @@ import {
 	opaqueString,
 	usernameCaseMapped,
 	usernameCasePreserved,
-} from '../../core/precis.ts';
+} from '../../core/util/precis.ts';
 import {
 	CONTEXTJ,
 	CONTEXTO,
@@ -21,7 +21,7 @@ import {
 	idnaProperty,
 	precisProperty,
 	widthMap,
-} from '../../core/unicode.ts';
+} from '../../core/util/unicode.ts';
 
 const cps = codePoints;
 

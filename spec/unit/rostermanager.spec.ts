@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { RosterManager } from '../../core/rostermanager.ts';
-import { StorageManager } from '../../core/storagemanager.ts';
+import { StorageManager } from '../../core/storage/manager.ts';
 
 describe('roster manager', function () {
   let storage: StorageManager;

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { SaslManager, type SaslContext, type SaslMechanism } from '../../core/sasl.ts';
-import { credentialsFromSaltedPassword, deriveCredentials, saltPassword } from '../../core/scram.ts';
-import { StorageManager } from '../../core/storagemanager.ts';
+import { credentialsFromSaltedPassword, deriveCredentials, saltPassword } from '../../core/util/scram.ts';
+import { StorageManager } from '../../core/storage/manager.ts';
 import type { UserManager } from '../../core/usermanager.ts';
 
 const mech = (name: string, marker: string): SaslMechanism => ({

@@ -2,11 +2,11 @@
 // controlled clock (memory storage), SCRAM credential upgrades and the SHA-512 offer, and the
 // mechanisms a stream is offered.
 import assert from 'node:assert/strict';
-import { addLogSink, setLogLevel } from '../../core/log.ts';
+import { addLogSink, setLogLevel } from '../../core/util/log.ts';
 import { AuthThrottle, addressKey, type AuthThrottleOptions, type SaslExchange, type SaslStep } from '../../core/sasl.ts';
-import { deriveCredentials, verifyPassword } from '../../core/scram.ts';
+import { deriveCredentials, verifyPassword } from '../../core/util/scram.ts';
 import type { Server } from '../../core/server.ts';
-import { StorageManager, type Json } from '../../core/storagemanager.ts';
+import { StorageManager, type Json } from '../../core/storage/manager.ts';
 import { makeServer } from '../helpers/core.ts';
 
 const HOST = 'example.org';

@@ -17,7 +17,7 @@ import {
   type ScramHash,
   type ScramServerOptions,
   type ScramStep,
-} from '../../core/scram.ts';
+} from '../../core/util/scram.ts';
 
 // RFC 5802 §5 (SCRAM-SHA-1)
 const RFC5802 = {

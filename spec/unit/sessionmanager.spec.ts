@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Element } from '@xmpp/xml';
-import { Connection } from '../../core/connection.ts';
+import { Connection } from '../../core/net/connection.ts';
 import type { Server } from '../../core/server.ts';
 import type { CloseReason, Session } from '../../core/sessionmanager.ts';
 import { makeServer } from '../helpers/core.ts';

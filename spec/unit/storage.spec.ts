@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StanzaError } from '../../core/errors.ts';
-import { ArchiveIdNotFoundError, StorageManager } from '../../core/storagemanager.ts';
-import type { Json, StorageConfig } from '../../core/storagemanager.ts';
-import { newArchiveId } from '../../core/storage/memory.ts';
+import { StanzaError } from '../../core/util/errors.ts';
+import { ArchiveIdNotFoundError, StorageManager } from '../../core/storage/manager.ts';
+import type { Json, StorageConfig } from '../../core/storage/manager.ts';
+import { newArchiveId } from '../../core/storage/drivers/common.ts';
 
 const HOST = 'example.com';
 const OTHER = 'other.example';

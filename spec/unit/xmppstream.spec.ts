@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
-import { XmppStreamParser, streamHeader, type StreamErrorCondition, type StreamLimits } from '../../core/xmppstream.ts';
+import { XmppStreamParser, streamHeader, type StreamErrorCondition, type StreamLimits } from '../../core/util/stream-parser.ts';
 
 const NS_STREAMS = 'http://etherx.jabber.org/streams';
 const HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='example.com' version='1.0' xml:lang='en'>`;

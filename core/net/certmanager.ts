@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import selfsigned from 'selfsigned';
-import type { Config } from './config.ts';
-import { CoreError } from './errors.ts';
-import { getLogger } from './log.ts';
+import type { Config } from '../config.ts';
+import { CoreError } from '../util/errors.ts';
+import { getLogger } from '../util/log.ts';
 
 const log = getLogger('core:certmanager');
 

@@ -1,6 +1,6 @@
 /**
  * IDNA2008 for XMPP domainparts (RFC 7622 §3.2): the RFC 5895 mapping, label validation per
- * RFC 5891 §5.4 with the RFC 5892 derived property (core/unicode-tables.ts), the contextual
+ * RFC 5891 §5.4 with the RFC 5892 derived property (core/util/unicode-tables.ts), the contextual
  * rules (RFC 5892 Appendix A) and the Bidi Rule (RFC 5893), and Punycode (RFC 3492) for
  * A-labels. Pure; no dependence on the runtime's UTS #46 tables.
  */

@@ -2,7 +2,7 @@
  * Unicode code point data for PRECIS and IDNA2008, and the two rule sets they share: the
  * contextual rules of RFC 5892 Appendix A (CONTEXTJ, CONTEXTO) and the Bidi Rule of RFC 5893.
  *
- * The data is core/unicode-tables.ts, generated from the Unicode Character Database by
+ * The data is core/util/unicode-tables.ts, generated from the Unicode Character Database by
  * bin/gen-unicode-tables.ts; it is decoded on first use (a few thousand runs) and looked up
  * by binary search. Pure: no state besides that lazily built table.
  */

@@ -1,4 +1,4 @@
-// Storage: the interfaces every driver implements, and the StorageManager the server hands out.
+// Storage contracts: the interfaces every driver implements and every user of storage sees.
 //
 // Data is addressed by (host, store, user). `user` is an account's node (localpart), or null for
 // host-wide data. Three kinds of store:
@@ -6,15 +6,8 @@
 //   map     — many JSON values per user, by key (e.g. 'roster' keyed by contact JID)
 //   archive — an append-only, ordered list of items per user (e.g. MAM, offline messages)
 //
-// Drivers are synchronous underneath (better-sqlite3 / plain Maps) but the API is Promise based so
-// an asynchronous driver can be added later; a resolved write means the data is durable (sqlite).
-import { CoreError } from './errors.ts';
-import { getLogger } from './log.ts';
-import { MemoryDriver, ArchiveIdNotFoundError } from './storage/memory.ts';
-import { SqliteDriver } from './storage/sqlite.ts';
-
-export { ArchiveIdNotFoundError };
-
+// The API is Promise based so an asynchronous driver can be added; a resolved write means the
+// data is durable (sqlite).
 export type StoreKind = 'keyval' | 'map' | 'archive';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -93,65 +86,4 @@ export interface StorageDriver {
   /** Removes all data of `user` on `host`, in every store of every kind. */
   purgeUser(host: string, user: string): Promise<void>;
   close(): Promise<void>;
-}
-
-export interface StorageConfig {
-  driver: 'sqlite' | 'memory';
-  /** Directory of the sqlite database file (`cadence.sqlite`); unused by the memory driver. */
-  dataDir: string;
-}
-
-const log = getLogger('cadence:core:storage');
-
-export class StorageManager {
-  readonly driverName: string;
-  readonly #driver: StorageDriver;
-
-  constructor(cfg: StorageConfig) {
-    switch (cfg.driver) {
-      case 'memory':
-        this.#driver = new MemoryDriver();
-        break;
-      case 'sqlite':
-        if (typeof cfg.dataDir !== 'string' || cfg.dataDir === '') {
-          throw new CoreError('CONFIG_INVALID', 'storage: the sqlite driver needs a dataDir');
-        }
-        this.#driver = new SqliteDriver(cfg.dataDir);
-        break;
-      default:
-        throw new CoreError('CONFIG_INVALID', `storage: unknown driver ${JSON.stringify(cfg.driver)} (expected "sqlite" or "memory")`);
-    }
-    this.driverName = this.#driver.name;
-    log('storage ready (driver %s)', this.driverName);
-  }
-
-  // Store objects are made once per (kind, host, store): drivers prepare statements for them.
-  readonly #stores = new Map<string, KeyValStore | MapStore | ArchiveStore>();
-
-  #open<T extends KeyValStore | MapStore | ArchiveStore>(kind: StoreKind, host: string, store: string, make: () => T): T {
-    const key = `${kind}\u0000${host}\u0000${store}`;
-    let s = this.#stores.get(key) as T | undefined;
-    if (!s) this.#stores.set(key, (s = make()));
-    return s;
-  }
-
-  keyval(host: string, store: string): KeyValStore {
-    return this.#open('keyval', host, store, () => this.#driver.keyval(host, store));
-  }
-
-  map(host: string, store: string): MapStore {
-    return this.#open('map', host, store, () => this.#driver.map(host, store));
-  }
-
-  archive(host: string, store: string): ArchiveStore {
-    return this.#open('archive', host, store, () => this.#driver.archive(host, store));
-  }
-
-  purgeUser(host: string, user: string): Promise<void> {
-    return this.#driver.purgeUser(host, user);
-  }
-
-  close(): Promise<void> {
-    return this.#driver.close();
-  }
 }

@@ -13,7 +13,7 @@
  * jamo, U+212A KELVIN SIGN) is accepted in its normalised form, as in precis_i18n and Go's
  * x/text/secure/precis.
  *
- * Unicode data: core/unicode-tables.ts (UNICODE_VERSION); case mapping and normalisation use
+ * Unicode data: core/util/unicode-tables.ts (UNICODE_VERSION); case mapping and normalisation use
  * the JavaScript engine's (ICU's) String.prototype.toLowerCase / normalize.
  */
 

@@ -7,12 +7,12 @@
 // parser off from input received before them; after close() nothing from the connection is parsed.
 import type { Element } from '@xmpp/xml';
 import { randomUUID } from 'node:crypto';
-import { DEFAULTS } from './config.ts';
+import { DEFAULTS } from '../config.ts';
 import type { Connection } from './connection.ts';
-import type { Logger } from './log.ts';
-import type { CloseReason } from './sessionmanager.ts';
-import { streamErrorElement } from './stanza.ts';
-import { XmppStreamParser, streamHeader, type StreamLimits } from './xmppstream.ts';
+import type { Logger } from '../util/log.ts';
+import type { CloseReason } from '../sessionmanager.ts';
+import { streamErrorElement } from '../util/stanza.ts';
+import { XmppStreamParser, streamHeader, type StreamLimits } from '../util/stream-parser.ts';
 
 export interface XmlStreamOptions {
   conn: Connection;

@@ -5,14 +5,14 @@
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
-import { CoreError } from './errors.ts';
-import { coreFeatures } from './features.ts';
-import { prep, split } from './jid.ts';
-import { setLogLevel } from './log.ts';
-import { loadConfig, Server, VERSION, ROOT_DIR } from './server.ts';
-import type { Config } from './config.ts';
-import { importDefault } from './loader.ts';
-import type { ModuleDefinition } from './moduleapi.ts';
+import { CoreError } from '../util/errors.ts';
+import { coreFeatures } from '../features.ts';
+import { prep, split } from '../util/jid.ts';
+import { setLogLevel } from '../util/log.ts';
+import { loadConfig, Server, VERSION, ROOT_DIR } from '../server.ts';
+import type { Config } from '../config.ts';
+import { importDefault } from '../loader.ts';
+import type { ModuleDefinition } from '../moduleapi.ts';
 
 const USAGE = `Usage: cadence [-c|--config PATH] <command> [args]
 
@@ -88,7 +88,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'about':
         return about(args);
       case 'shell': {
-        const { runShell } = await import('./adminshell.ts');
+        const { runShell } = await import('./shell-client.ts');
         return await runShell(args.config, args.rest);
       }
       default:
@@ -154,7 +154,7 @@ async function userCommand(args: Args): Promise<number> {
   if (args.command !== 'deluser' && !password) return fail('empty password');
 
   // A running server does it itself (its sessions and modules see the change)...
-  const { tryRunningServer } = await import('./adminshell.ts');
+  const { tryRunningServer } = await import('./shell-client.ts');
   const verb = { adduser: 'create', passwd: 'password', deluser: 'delete' }[args.command as 'adduser' | 'passwd' | 'deluser'];
   const remote = await tryRunningServer(config, ['user', verb, `${node}@${host}`, ...(password ? [password] : [])]);
   if (remote) {

@@ -4,11 +4,11 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { getLogger } from '../log.ts';
+import { getLogger } from '../../util/log.ts';
 import type {
   ArchiveItem, ArchiveQuery, ArchiveStore, Json, KeyValStore, MapStore, StorageDriver,
-} from '../storagemanager.ts';
-import { ArchiveIdNotFoundError, checkPurgeUser, isBare, newArchiveId, normalizeLimit } from './memory.ts';
+} from '../contracts.ts';
+import { ArchiveIdNotFoundError, checkPurgeUser, isBare, newArchiveId, normalizeLimit } from './common.ts';
 
 const log = getLogger('cadence:core:storage');
 

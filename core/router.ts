@@ -6,14 +6,14 @@
 // mod_iq then dispatches iq get/set by payload: iq-get/<dest>/<xmlns>:<name>.
 // Unhandled iq get/set get service-unavailable; result/error are never answered with an error.
 import type { Element } from '@xmpp/xml';
-import type { EventBus } from './events.ts';
-import { HANDLER_ERROR } from './events.ts';
+import type { EventBus } from './util/events.ts';
+import { HANDLER_ERROR } from './util/events.ts';
 import type { HostManager } from './hostmanager.ts';
-import { prep, split } from './jid.ts';
-import { getLogger } from './log.ts';
+import { prep, split } from './util/jid.ts';
+import { getLogger } from './util/log.ts';
 import type { Session } from './sessionmanager.ts';
-import { NS, errorReply, iqPayload, mustNotReplyWithError } from './stanza.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
+import { NS, errorReply, iqPayload, mustNotReplyWithError } from './util/stanza.ts';
+import type { StanzaErrorCondition, StanzaErrorType } from './util/errors.ts';
 
 export type DestType = 'host' | 'bare' | 'full' | 'self';
 

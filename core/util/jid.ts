@@ -1,7 +1,7 @@
 /**
  * JID helpers (RFC 7622).
  *
- * Parts and their string-preparation profiles (enforcement, core/precis.ts and core/idna.ts):
+ * Parts and their string-preparation profiles (enforcement, core/util/precis.ts and core/util/idna.ts):
  *   - localpart    PRECIS UsernameCaseMapped (RFC 8265 §3.3: width mapping, toLowerCase,
  *                  NFC, IdentifierClass with the RFC 5892 contextual rules, the Bidi Rule of
  *                  RFC 5893 when the part has right-to-left code points) plus RFC 7622 §3.3's
@@ -15,7 +15,7 @@
  * Each part is 1..1023 octets of UTF-8 after preparation (RFC 7622 §3.1).
  *
  * The derived properties, Bidi_Class, Joining_Type, Script and virama data come from tables
- * generated from the Unicode Character Database (core/unicode-tables.ts, Unicode 17.0.0, by
+ * generated from the Unicode Character Database (core/util/unicode-tables.ts, Unicode 17.0.0, by
  * bin/gen-unicode-tables.ts); case mapping and normalisation use the engine's ICU.
  *
  * All functions are pure. Plain ASCII parts skip the tables entirely, and prep() keeps a small

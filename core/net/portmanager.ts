@@ -6,8 +6,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { CertManager } from './certmanager.ts';
 import { Connection } from './connection.ts';
-import { CoreError } from './errors.ts';
-import { getLogger } from './log.ts';
+import { CoreError } from '../util/errors.ts';
+import { getLogger } from '../util/log.ts';
 
 const log = getLogger('core:portmanager');
 
