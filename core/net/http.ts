@@ -679,7 +679,9 @@ export class HttpServer {
       },
       (err) => this.handlerError(err, route, fail),
     ).catch((err) => {
-      this.log.error('HTTP reply of %s %s%s failed: %s', route.method, route.host, route.pattern, err);
+      // A client that went away mid-response is not an error of ours.
+      if (abort.signal.aborted) this.log('HTTP reply of %s %s%s cut short: %s', route.method, route.host, route.pattern, err);
+      else this.log.error('HTTP reply of %s %s%s failed: %s', route.method, route.host, route.pattern, err);
       res.destroy();
     });
   }

@@ -607,10 +607,11 @@ export class BoshSession {
     this.ended = true;
     this.clearInactivity();
     // The oldest held request carries the final body; others (and early ones) are told too.
+    const condition = reason.condition === 'inactivity' ? undefined : reason.condition;
     const first = this.held.shift();
     for (const h of this.held.splice(0)) {
       if (h.timer !== undefined) this.clock.clearTimeout(h.timer);
-      h.resolve(terminateBody(reason.condition === 'inactivity' ? undefined : (reason.condition as BoshCondition | undefined)));
+      h.resolve(terminateBody(condition));
     }
     for (const e of this.early.values()) e.resolve(terminateBody('other-request'));
     this.early.clear();
@@ -618,6 +619,8 @@ export class BoshSession {
     if (first) {
       if (first.timer !== undefined) this.clock.clearTimeout(first.timer);
       first.resolve(final);
+      // A request still being processed (its payload made us close) gets the condition alone.
+      this.terminal = terminateBody(condition);
       this.remove();
     } else if (reason.graceful || reason.condition === 'inactivity') {
       this.remove();

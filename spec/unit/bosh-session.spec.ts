@@ -43,6 +43,8 @@ interface Harness {
   delivered: Element[][];
   restarts: number;
   ended: BoshEnd[];
+  /** What the XMPP session does with delivered payloads (beyond recording them). */
+  onDeliver?: (els: Element[]) => void;
   session(): BoshSession;
   /** Post a body; the response once it comes. */
   post(attrs: Record<string, string | number>, children?: string): Promise<Element>;
@@ -66,7 +68,10 @@ function harness(options: Partial<BoshOptions> = {}): Harness {
         current = session;
         session.send(el(FEATURES));
         return {
-          deliver: (els) => void h.delivered.push(els),
+          deliver: (els) => {
+            h.delivered.push(els);
+            h.onDeliver?.(els);
+          },
           restart: () => {
             h.restarts++;
             session.send(el(FEATURES));
@@ -500,6 +505,21 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', 'remote-stream-error']);
       assert.ok(r.getChild('error', 'http://etherx.jabber.org/streams')?.getChild('conflict'));
       assert.deepEqual(h.ended, [{ graceful: false, condition: 'remote-stream-error' }]);
+    });
+
+    it('gives the stream error to the held request when a payload makes the session close', async () => {
+      const h = harness();
+      await h.create();
+      const sid = sidOf(h);
+      const held = pending(h.post({ sid, rid: h.rid + 1 }));
+      await flush();
+      // The XMPP session answers this payload by closing the stream with an error.
+      h.onDeliver = () => h.session().close(undefined, el("<stream:error xmlns:stream='http://etherx.jabber.org/streams'><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"));
+      const second = await h.post({ sid, rid: h.rid + 2 }, "<message xmlns='jabber:client' to='x@example.org'/>");
+      const first = await held.promise;
+      assert.equal(first.attrs.condition, 'remote-stream-error');
+      assert.ok(first.getChild('error', 'http://etherx.jabber.org/streams')?.getChild('not-authorized'));
+      assert.deepEqual([second.attrs.type, second.attrs.condition], ['terminate', 'remote-stream-error'], 'the request that caused it ends too');
     });
 
     it('keeps the final body for the next request when none is held', async () => {
