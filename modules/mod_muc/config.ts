@@ -1,7 +1,7 @@
 // Room configuration (XEP-0045 §10.1–10.2): the typed settings of a room, the muc#roomconfig form
-// built from them (§15.5.3), reading a submitted form back with validation, the status codes a
-// change announces (§10.2.1), and the room's disco#info: room-type features (§15.5.2) and the
-// muc#roominfo form (§15.5.4).
+// built from them (§16.5.3), reading a submitted form back with validation, the status codes a
+// change announces (§10.2.1), and the room's disco#info: room-type features (§16.3) and the
+// muc#roominfo form (§16.5.4).
 import type { Element } from '@xmpp/xml';
 import { form, parseBoolean, readSubmission, type FieldSpec, type FormSpec, type ParsedForm } from '../../core/util/dataforms.ts';
 import { FORM_ROOMCONFIG, Status, type StatusCode } from './ns.ts';
@@ -218,7 +218,7 @@ export type ConfigSubmission =
   | {
       ok: true;
       config: RoomConfig;
-      /** Full owner/admin lists when the form carried them (§10.2: the lists replace, not delta). */
+      /** Full owner/admin lists when the form carried them (§10.5, §10.8: the lists replace, not a delta). */
       owners: string[] | undefined;
       admins: string[] | undefined;
     }
@@ -314,7 +314,7 @@ export function configChangeCodes(before: RoomConfig, after: RoomConfig): Status
   return codes;
 }
 
-/** The room-type features of §15.5.2 for disco#info. */
+/** The room-type features of §16.3 for disco#info. */
 export function roomTypeFeatures(c: RoomConfig): string[] {
   return [
     c.public ? 'muc_public' : 'muc_hidden',

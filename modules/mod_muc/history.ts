@@ -1,4 +1,4 @@
-// Discussion history (XEP-0045 §7.2.14–7.2.15): the last messages of a room, kept in memory, and
+// Discussion history (XEP-0045 §7.2.13–7.2.14): the last messages of a room, kept in memory, and
 // the selection a joining occupant gets — the smallest set meeting every limit of its <history/>
 // (maxchars, maxstanzas, seconds, since) and the room's muc#maxhistoryfetch.
 import type { Element } from '@xmpp/xml';
@@ -26,7 +26,7 @@ export interface HistoryRequest {
 const INT = /^\+?\d{1,9}$/;
 
 /**
- * Read the <history/> child of a join's <x xmlns='…/muc'/> (§7.2.15). Attributes that are not
+ * Read the <history/> child of a join's <x xmlns='…/muc'/> (§7.2.14). Attributes that are not
  * valid (non-integers, a 'since' that is not an XEP-0082 DateTime) are ignored rather than failing
  * the join: the room limit still applies.
  */

@@ -1,4 +1,4 @@
-// Namespaces, features and status codes the MUC engine speaks (XEP-0045 §15, XEP-0359, XEP-0410,
+// Namespaces, features and status codes the MUC engine speaks (XEP-0045 §16, XEP-0359, XEP-0410,
 // XEP-0421, XEP-0425, XEP-0249, XEP-0203, XEP-0033).
 
 export const NS_MUC = 'http://jabber.org/protocol/muc';
@@ -32,7 +32,7 @@ export const NS_MODERATE_0 = 'urn:xmpp:message-moderate:0';
 export const NS_RETRACT_0 = 'urn:xmpp:message-retract:0';
 export const NS_FASTEN = 'urn:xmpp:fasten:0';
 
-/** Status codes (XEP-0045 §15.6.2). */
+/** Status codes (XEP-0045 §16.6.2). */
 export const Status = {
   /** Any occupant may see the user's full JID (non-anonymous room). */
   NonAnonymous: 100,

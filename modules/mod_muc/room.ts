@@ -3,7 +3,7 @@
 // appends to a Batch the stanzas to send (addressed to real JIDs), the messages to archive and
 // whether durable state changed. The service (service.ts) owns rooms, persistence and ordering.
 //
-// Multiple sessions under one nick (§7.2.9): a user (bare JID) may join the same nick from
+// Multiple sessions under one nick (§7.2.8): a user (bare JID) may join the same nick from
 // several resources; they form one occupant with one role, in-room messages and private messages
 // go to every session, the room shows the presence of the session that spoke last (the primary),
 // and a nick change from any session moves all of them. Another bare JID asking for a nick in use
@@ -455,6 +455,7 @@ export class Room {
     const el = new Element('message', { from: s?.nick ? this.occupantJid(s.nick) : this.jid, to, type: 'groupchat', id: this.env.newId() });
     el.c('subject').t(s?.text ?? '');
     if (s) el.c('delay', { xmlns: NS_DELAY, from: this.jid, stamp: iso(s.time) });
+    if (s?.nick && s.occupantId) el.cnode(occupantIdElement(s.occupantId));
     return el;
   }
 
@@ -468,7 +469,7 @@ export class Room {
     return addressedCopy(e.stanza, to, extra);
   }
 
-  /** §7.2.3–7.2.16 order after the presence of the others: self-presence, history, subject. */
+  /** §7.1 order after the presence of the others: self-presence, history, subject. */
   private sendEntry(b: Batch, occ: Occupant, to: string, selfStatuses: number[], id: string | undefined, history: HistoryRequest): void {
     b.send.push(addressedCopy(this.presenceTemplate(occ, true, true, { selfStatuses, id }), to));
     b.send.push(...this.history.select(history, { limit: this.config.historyLength, now: this.env.now(), render: (e) => this.renderHistory(e, to) }));
@@ -490,12 +491,12 @@ export class Room {
     const type = stanza.attrs.type as string | undefined;
     const occ = this.bySession.get(from);
     if (type === 'error') {
-      // §16.1 ghost users: a session that bounces what the room sent it has gone.
+      // §18.1.2 ghost users: a session that bounces what the room sent it has gone.
       if (occ && this.isDeliveryError(stanza)) this.removeSession(b, occ, from, [Status.ErrorRemoved]);
       return false;
     }
     if (type === 'unavailable') {
-      if (occ) this.leave(b, occ, from, stanza); // §17.3.5: ignored from non-occupants
+      if (occ) this.leave(b, occ, from, stanza); // §17.3 rule 5: ignored from non-occupants
       return false;
     }
     if (type === 'probe') {
@@ -535,7 +536,7 @@ export class Room {
     const userBare = bare(from) ?? from;
     const x = stanza.getChild('x', NS_MUC);
     if (!x) {
-      // §7.2.19: presence without the MUC element from a non-occupant is a client that lost
+      // §7.2.18: presence without the MUC element from a non-occupant is a client that lost
       // track of the room; tell it explicitly that it is not in (110 + 307 + 333).
       b.send.push(this.notInRoom(from, requested));
       return false;
@@ -606,7 +607,7 @@ export class Room {
     return notInRoomPresence(this.occupantJid(nick), to);
   }
 
-  /** §7.2.1 / §17.3.3: a join from a session already in the room is a request to resynchronise. */
+  /** §7.2.1, §17.3 rule 3: a join from a session already in the room is a request to resynchronise. */
   private resync(b: Batch, occ: Occupant, from: string, stanza: Element): void {
     const changed = this.cleanPresence(stanza).toString() !== occ.sessions.get(from)?.toString();
     occ.sessions.set(from, this.cleanPresence(stanza));
@@ -810,7 +811,7 @@ export class Room {
       const ns = c.attrs.xmlns as string | undefined;
       if (c.name === 'x' && ns === NS_MUC_USER) return true;
       if (c.name === 'occupant-id' && ns === NS_OCCUPANT_ID) return true;
-      // XEP-0359 §3: remove stanza-ids claiming to be ours.
+      // XEP-0359 business rules: remove stanza-ids claiming to be ours.
       return c.name === 'stanza-id' && ns === NS_SID && c.attrs.by === this.jid;
     });
   }
@@ -828,7 +829,7 @@ export class Room {
       this.error(b, stanza, 'auth', 'forbidden', 'You may not change the subject of this room');
       return;
     }
-    this.subject = { text: stanza.getChildText('subject') ?? '', nick: occ.nick, time: this.env.now() };
+    this.subject = { text: stanza.getChildText('subject') ?? '', nick: occ.nick, occupantId: this.occupantId(occ.bare), time: this.env.now() };
     b.durable = true;
     const tpl = new Element('message', { ...this.copyAttrs(stanza), from: this.occupantJid(occ.nick), type: 'groupchat', id: (stanza.attrs.id as string | undefined) ?? this.env.newId() });
     tpl.children = this.foreignChildren(stanza);
@@ -879,7 +880,7 @@ export class Room {
     }
   }
 
-  /** §7.8.2 mediated invitations (several <invite/> at once, §15.7.2). */
+  /** §7.8.2 mediated invitations (several <invite/> at once, §16.7.2). */
   private invite(b: Batch, stanza: Element, x: Element, occ: Occupant | undefined): void {
     const from = stanza.attrs.from as string;
     const inviter = bare(from) ?? from;
@@ -1099,7 +1100,7 @@ export class Room {
     ];
   }
 
-  /** §6.4 room information with the muc#roominfo form (§15.5.4); §7.12 reserved nick; §16.1.1 traffic. */
+  /** §6.4 room information with the muc#roominfo form (§16.5.4); §7.12 reserved nick; §18.1.1 traffic. */
   private discoInfo(b: Batch, stanza: Element, query: Element, userBare: string): void {
     const node = query.attrs.node as string | undefined;
     const q = new Element('query', node ? { xmlns: NS_DISCO_INFO, node } : { xmlns: NS_DISCO_INFO });
@@ -1119,7 +1120,7 @@ export class Room {
 
   /**
    * The muc#roominfo form. The subject and occupant count of a hidden or members-only room are
-   * shown only to its occupants and affiliated users (§19.4 information leaks).
+   * shown only to its occupants and affiliated users (§14.4 information leaks).
    */
   private roomInfo(userBare: string): Element {
     const c = this.config;
@@ -1171,7 +1172,7 @@ export class Room {
         if (e.affiliation !== aff) continue;
         const attrs: ItemInfo = { affiliation: aff, role: 'none', jid };
         const el = itemElement(attrs);
-        delete el.attrs.role; // §17.5: no role in affiliation results
+        delete el.attrs.role; // §17.4 rule 6: no role in affiliation results
         if (aff !== 'outcast' && e.nick) el.attrs.nick = e.nick;
         if (aff === 'outcast' && e.reason) el.c('reason').t(e.reason);
         out.cnode(el);
@@ -1269,14 +1270,14 @@ export class Room {
       b.durable = true;
     }
     this.broadcastPresence(b, occ, { reason, visibleBefore: this.broadcastRole(before) });
-    // A new moderator of a semi-anonymous room now sees real JIDs (§7.2.5).
+    // A new moderator of a semi-anonymous room now sees real JIDs (§7.2.4).
     if (role === 'moderator' && this.config.whois !== 'anyone') for (const s of occ.sessions.keys()) this.othersTo(b, occ, s);
   }
 
   /**
    * Check a set of affiliation changes before applying any (§9.2: none is applied if one is
    * refused): permissions, no self-ban (conflict), reserved nicks unique (conflict), and at least
-   * one owner left (§10.9: conflict).
+   * one owner left (§10.4: conflict).
    */
   private checkAffiliations(changes: readonly AffChange[], actor: Affiliation, actorBare: string | undefined): Refusal | undefined {
     if (changes.length === 0) return undefined;
@@ -1427,7 +1428,7 @@ export class Room {
     if (!this.config.persistent) this.checkEmpty(b);
   }
 
-  /** The full owner/admin lists of the form (§10.2 — replacing, not a delta) as changes. */
+  /** The full owner/admin lists of the form (§10.5 and §10.8: replacing, not a delta) as changes. */
   private listChanges(owners: string[] | undefined, admins: string[] | undefined): AffChange[] {
     const changes: AffChange[] = [];
     const current = (j: string) => this.affiliations.get(j)?.affiliation ?? 'none';
@@ -1455,7 +1456,7 @@ export class Room {
     b.destroyed = true;
   }
 
-  /** XEP-0045 §17.1 / service shutdown (332): everyone leaves; the room stays (persistent) or goes. */
+  /** XEP-0045 §11.2 service shutdown (332): everyone leaves; the room stays (persistent) or goes. */
   shutdown(b: Batch): void {
     for (const occ of this.occupants.values()) {
       const tpl = this.presenceTemplate(occ, true, true, { type: 'unavailable', statuses: [Status.ServiceShutdown], id: this.env.newId() });
@@ -1584,7 +1585,7 @@ export class Room {
 }
 
 /**
- * §7.2.19: the explicit "you are not in this room" (110 + 307 + 333) for presence without the MUC
+ * §7.2.18: the explicit "you are not in this room" (110 + 307 + 333) for presence without the MUC
  * element from a non-occupant — a client that lost track of the room after a restart.
  */
 export function notInRoomPresence(occupantJid: string, to: string): Element {

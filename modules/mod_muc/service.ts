@@ -67,7 +67,7 @@ export interface MucServiceOptions {
 export interface MucDeps {
   /** ms since the epoch; default Date.now. */
   now?: () => number;
-  /** Ids for stanzas and stanza-ids (unpredictable, XEP-0359 §4); default random UUIDs. */
+  /** Ids for stanzas and stanza-ids (unpredictable, XEP-0359); default random UUIDs. */
   newId?: () => string;
   /** A new room's occupant-id secret; default 32 random bytes. */
   newSecret?: () => string;
@@ -202,7 +202,7 @@ export class MucService {
         room.iq(b, stanza, nick);
       }
     }
-    if (!(await this.store(room, b, cp, created))) return [internalError(stanza, roomJid)];
+    if (!(await this.store(room, b, cp, created))) return internalError(stanza, roomJid);
     if (b.destroyed) this.rooms.delete(roomJid);
     for (const entry of b.archive) await this.archive(entry);
     for (const r of b.retractions) await this.retractInArchive(r);
@@ -321,8 +321,8 @@ export class MucService {
   // ---- housekeeping -------------------------------------------------------------------------
 
   /**
-   * Destroy rooms left locked longer than the lock timeout (§10.1.3 "an implementation MAY set a
-   * timeout for initial configuration"; §19.5 unconfigured rooms as a denial of service). The glue
+   * Destroy rooms left locked longer than the lock timeout (§10.1.1 "an implementation MAY set a
+   * timeout for initial configuration"; §14.6 unconfigured rooms as a denial of service). The glue
    * calls this periodically and sends what it returns.
    */
   async sweep(): Promise<Element[]> {
@@ -341,7 +341,7 @@ export class MucService {
     return out;
   }
 
-  /** Service shutdown (§17.2, status 332): every occupant leaves; temporary rooms are gone. */
+  /** Service shutdown (§11.2, status 332): every occupant leaves; temporary rooms are gone. */
   shutdown(): Element[] {
     const out: Element[] = [];
     for (const room of this.rooms.values()) {
@@ -361,6 +361,8 @@ function mayChangeDurableState(stanza: Element): boolean {
   return stanza.getChild('subject') !== undefined || stanza.getChild('x', NS_MUC_USER) !== undefined || stanza.getChild('x', 'jabber:x:data') !== undefined;
 }
 
-function internalError(stanza: Element, roomJid: string): Element {
-  return roomError(stanza, roomJid, 'wait', 'internal-server-error', 'The change could not be stored');
+function internalError(stanza: Element, roomJid: string): Element[] {
+  const type = stanza.attrs.type as string | undefined;
+  if (type === 'error' || (stanza.name === 'iq' && type === 'result')) return [];
+  return [roomError(stanza, roomJid, 'wait', 'internal-server-error', 'The change could not be stored')];
 }

@@ -19,6 +19,8 @@ export interface SubjectState {
   text: string;
   /** Roomnick of who set it (the subject is then sent from that occupant JID), if any. */
   nick?: string;
+  /** XEP-0421 occupant id of who set it. */
+  occupantId?: string;
   /** When it was set or cleared (ms since the epoch). */
   time: number;
 }
@@ -62,7 +64,8 @@ export function parseSnapshot(value: unknown): SnapshotResult {
   if (!Object.values(value.affiliations).some((e) => (e as AffiliationEntry).affiliation === 'owner')) return fail('the room has no owner');
   if (value.subject !== undefined) {
     const s = value.subject;
-    if (!isObject(s) || typeof s.text !== 'string' || typeof s.time !== 'number' || (s.nick !== undefined && typeof s.nick !== 'string')) {
+    if (!isObject(s) || typeof s.text !== 'string' || typeof s.time !== 'number' || (s.nick !== undefined && typeof s.nick !== 'string')
+      || (s.occupantId !== undefined && typeof s.occupantId !== 'string')) {
       return fail('subject is invalid');
     }
   }

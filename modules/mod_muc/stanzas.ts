@@ -62,7 +62,7 @@ export function stanzaIdElement(id: string, by: string): Element {
 
 /**
  * An error reply from the room (RFC 6120 §8.3, 'by' = the room JID as in XEP-0045's examples).
- * Presence errors carry the <x xmlns='…muc'/> of the request (§7.2.6 ff.).
+ * Presence errors carry the <x xmlns='…muc'/> of the request (§7.2.5 ff.).
  */
 export function roomError(stanza: Element, roomJid: string, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): Element {
   const err = errorReply(stanza, type, condition, text, roomJid);

@@ -113,7 +113,7 @@ describe('MUC: the role and affiliation matrix (§5)', () => {
     });
   }
 
-  it('refuses to let the last owner give up ownership (§10.9: conflict)', async () => {
+  it('refuses to let the last owner give up ownership (§10.4: conflict)', async () => {
     const h = harness();
     await createRoom(h, 'coven', OWNER, 'owner');
     assertError(await h.send(adminSet(OWNER, COVEN, [{ affiliation: 'admin', jid: bareOf(OWNER) }])), OWNER, 'conflict', 'cancel');
@@ -231,6 +231,12 @@ describe('MUC: lists (§8.5, §9.5, §9.8, §10.5, §10.8)', () => {
     assert.equal((await h.send(adminGet(MEMBER, COVEN, { affiliation: 'member' })))[0].attrs.type, 'result');
     assert.equal((await h.send(adminGet(ADMIN, COVEN, { affiliation: 'owner' })))[0].attrs.type, 'result');
     assertError(await h.send(adminGet(OWNER, COVEN, { affiliation: 'none' })), OWNER, 'bad-request');
+    // §9.5: an empty nick unsets the reserved nick, the membership stays.
+    await h.send(adminSet(ADMIN, COVEN, [{ affiliation: 'member', jid: 'hecate@example.org', nick: '' }]));
+    assert.equal(h.muc.room(COVEN)?.reservedNick('hecate@example.org'), undefined);
+    assert.equal(h.muc.room(COVEN)?.affiliationOf('hecate@example.org'), 'member');
+    // A member may not edit other members' reserved nicks.
+    assertError(await h.send(adminSet(MEMBER, COVEN, [{ affiliation: 'member', jid: 'hecate@example.org', nick: 'x' }])), MEMBER, 'forbidden');
   });
 });
 

@@ -1,5 +1,5 @@
-// MUC engine: room configuration with the muc#roomconfig form (XEP-0045 §10.1–10.2, §15.5.3), the
-// change notifications of §10.2.1, disco (§6, muc#roominfo §15.5.4), and durable state: the
+// MUC engine: room configuration with the muc#roomconfig form (XEP-0045 §10.1–10.2, §16.5.3), the
+// change notifications of §10.2.1, disco (§6, muc#roominfo §16.5.4), and durable state: the
 // snapshot, restoring rooms after a restart, undoing a change that could not be stored.
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
@@ -149,7 +149,7 @@ describe('MUC: disco (§6)', () => {
     const hidden = (await h.send(discoInfo(HAG, room('hidden'))))[0].getChild('query')!;
     const hiddenFeatures = hidden.getChildren('feature').map((f) => f.attrs.var);
     assert.ok(hiddenFeatures.includes('muc_hidden') && hiddenFeatures.includes('muc_membersonly'));
-    assert.equal(parseForm(hidden.getChild('x', 'jabber:x:data')!)!.fields.has('muc#roominfo_subject'), false, 'no subject leak from a members-only room (§19.4)');
+    assert.equal(parseForm(hidden.getChild('x', 'jabber:x:data')!)!.fields.has('muc#roominfo_subject'), false, 'no subject leak from a members-only room (§14.4)');
     assertError(await h.send(discoInfo(HAG, room('locked'))), HAG, 'item-not-found');
     assertError(await h.send(discoInfo(HAG, room('nowhere'))), HAG, 'item-not-found');
   });

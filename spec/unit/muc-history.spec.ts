@@ -1,4 +1,4 @@
-// MUC engine: discussion history on entering (XEP-0045 §7.2.14–7.2.15): delayed delivery stamps,
+// MUC engine: discussion history on entering (XEP-0045 §7.2.13–7.2.14): delayed delivery stamps,
 // the smallest set meeting maxchars / maxstanzas / seconds / since and muc#maxhistoryfetch.
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
@@ -26,7 +26,7 @@ async function historyFor(h: Harness, attrs?: Record<string, string>): Promise<E
 
 const bodies = (els: Element[]) => els.map((e) => e.getChildText('body'));
 
-describe('MUC: discussion history (§7.2.14, §7.2.15)', () => {
+describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
   it('stamps history with delay from the room, the original sender and id, and ofrom in non-anonymous rooms', async () => {
     const h = await roomWithMessages(0, { 'muc#roomconfig_whois': 'anyone' });
     await h.send(groupchat(CRONE, COVEN, 'Thrice the brinded cat hath mew\'d.', 'm1'));

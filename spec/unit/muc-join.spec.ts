@@ -1,5 +1,5 @@
 // MUC engine (XEP-0045 §7.1–7.7, §7.14, §10.1): creating rooms, entering with every error of
-// §7.2.18, the order of events, status codes 100/110/170/201/210/303, presence broadcast per role,
+// §7.2.17, the order of events, status codes 100/110/170/201/210/303, presence broadcast per role,
 // nick changes compared as RFC 8266 nicknames, leaving, and several sessions under one nick.
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
@@ -24,7 +24,7 @@ describe('MUC: creating a room (§10.1)', () => {
     assert.deepEqual(codes(self), [110, 201]);
     assert.equal(item(self).affiliation, 'owner');
     assert.equal(item(self).role, 'moderator');
-    // Locked: §7.2.12 item-not-found for anyone else, the room is not listed.
+    // Locked: §7.2.10 item-not-found for anyone else, the room is not listed.
     assertError(await h.send(join(HAG, room('coven', 'thirdwitch'))), HAG, 'item-not-found', 'cancel');
     const locked = await h.send(groupchat(HAG, COVEN, 'hi'));
     assertError(locked, HAG, 'item-not-found');
@@ -93,7 +93,7 @@ describe('MUC: entering a room (§7.2)', () => {
     assert.equal(mine[3].getChild('delay', 'urn:xmpp:delay')?.attrs.from, COVEN);
     const subject = mine[4];
     assert.equal(subject.attrs.type, 'groupchat');
-    assert.equal(subject.getChildText('subject'), '', '§7.2.16: an empty subject when none is set');
+    assert.equal(subject.getChildText('subject'), '', '§7.2.15: an empty subject when none is set');
     assert.equal(subject.getChild('body'), undefined);
     // The existing occupants learn of the newcomer, with role and affiliation.
     for (const jid of [CRONE, WICCA]) {
@@ -122,7 +122,7 @@ describe('MUC: entering a room (§7.2)', () => {
     assert.deepEqual(codes(self), [100, 110, 170], 'non-anonymous (100) and publicly logged (170)');
   });
 
-  it('answers each entry error of §7.2.18 with its condition, the <x/> and the room as "by"', async () => {
+  it('answers each entry error of §7.2.17 with its condition, the <x/> and the room as "by"', async () => {
     const h = harness();
     await createRoom(h, 'coven', CRONE, 'firstwitch', {
       'muc#roomconfig_passwordprotectedroom': true, 'muc#roomconfig_roomsecret': 'cauldronburn', 'muc#roomconfig_maxusers': '2',
@@ -140,7 +140,7 @@ describe('MUC: entering a room (§7.2)', () => {
     assertError(await h.send(join(HAG, room('coven', 'ｓｅｃｏｎｄ ｗｉｔｃｈ'), { password: 'cauldronburn' })), HAG, 'conflict');
     // Max users (2 occupants already): service-unavailable (wait)...
     assertError(await h.send(join(HAG, room('coven', 'thirdwitch'), { password: 'cauldronburn' })), HAG, 'service-unavailable', 'wait');
-    // ...but admins and owners still get in (§7.2.10).
+    // ...but admins and owners still get in (§7.2.9).
     await h.send(adminSet(CRONE, COVEN, [{ affiliation: 'admin', jid: 'hecate@example.org' }]));
     const admin = await h.send(join('hecate@example.org/broom', room('coven', 'hecate'), { password: 'cauldronburn' }));
     assert.equal(errorOf(only(admin.filter((e) => e.attrs.from === room('coven', 'hecate')), 'hecate@example.org/broom')), undefined);
@@ -179,7 +179,7 @@ describe('MUC: entering a room (§7.2)', () => {
     assertError(await h.send(join(WICCA, room('coven', '   '))), WICCA, 'jid-malformed');
   });
 
-  it('answers presence without the MUC element from a non-occupant with 110+307+333 (§7.2.19)', async () => {
+  it('answers presence without the MUC element from a non-occupant with 110+307+333 (§7.2.18)', async () => {
     const h = harness();
     await createRoom(h, 'coven', CRONE, 'firstwitch');
     const out = await h.send(join(HAG, room('coven', 'thirdwitch'), { noX: true }));
@@ -193,7 +193,7 @@ describe('MUC: entering a room (§7.2)', () => {
     assert.equal(h.muc.room(room('heath')), undefined);
   });
 
-  it('resynchronises a joined session that joins again (§17.3.3)', async () => {
+  it('resynchronises a joined session that joins again (§7.2.1, §17.3 rule 3)', async () => {
     const h = harness();
     await createRoom(h, 'coven', CRONE, 'firstwitch');
     await h.send(join(HAG, room('coven', 'thirdwitch')));
@@ -262,7 +262,7 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
     const other = only(out, CRONE);
     assert.equal(other.attrs.type, 'unavailable');
     assert.equal(other.getChildText('status'), 'bye', 'custom exit message (§7.14)');
-    assert.deepEqual(await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable')), [], '§17.3.5 ignored from non-occupants');
+    assert.deepEqual(await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable')), [], '§17.3 rule 5 ignored from non-occupants');
     await h.send(presence(CRONE, room('coven', 'firstwitch'), 'unavailable'));
     assert.equal(h.muc.room(COVEN), undefined, 'temporary room destroyed when the last occupant left');
 
@@ -271,7 +271,7 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
     assert.ok(h.muc.room(room('heath')), 'persistent room stays');
   });
 
-  it('removes a session that bounces with a delivery error, telling the others with 333 (§16.1 ghosts)', async () => {
+  it('removes a session that bounces with a delivery error, telling the others with 333 (§18.1.2 ghosts)', async () => {
     const h = harness();
     await createRoom(h, 'coven', CRONE, 'firstwitch');
     await h.send(join(HAG, room('coven', 'thirdwitch')));
@@ -280,6 +280,23 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
     const out = await h.send(bounce);
     assert.deepEqual(codes(only(out, CRONE)), [333]);
     assert.equal(h.muc.room(COVEN)?.occupantCount, 1);
+  });
+
+  it('answers probes from occupants, ends a session on unavailable to any nick, lets service admins past the password', async () => {
+    const h = harness({ isServiceAdmin: (j) => j === 'boss@example.org' });
+    await createRoom(h, 'coven', CRONE, 'firstwitch', { 'muc#roomconfig_passwordprotectedroom': true, 'muc#roomconfig_roomsecret': 'pw' });
+    await h.send(join(HAG, room('coven', 'thirdwitch'), { password: 'pw' }));
+    const probe = await h.send(presence(HAG, room('coven', 'firstwitch'), 'probe'));
+    assert.equal(only(probe, HAG).attrs.from, room('coven', 'firstwitch'));
+    assert.equal(item(only(probe, HAG)).role, 'moderator');
+    assert.deepEqual(await h.send(presence('stranger@example.org/x', room('coven', 'firstwitch'), 'probe')), [], 'not for outsiders');
+    // The user's server may send the unavailable to a nick used before a change.
+    const out = await h.send(presence(HAG, room('coven', 'an-old-nick'), 'unavailable'));
+    assert.equal(only(out, HAG).attrs.from, room('coven', 'thirdwitch'));
+    assert.equal(h.muc.room(COVEN)?.occupantCount, 1);
+    const admin = await h.send(join('boss@example.org/x', room('coven', 'boss')));
+    assert.ok(selfPresence(admin, 'boss@example.org/x'));
+    assert.equal(item(selfPresence(admin, 'boss@example.org/x')).affiliation, 'owner', 'service admins are owners');
   });
 
   it('hides the presence of roles outside muc#roomconfig_presencebroadcast', async () => {
@@ -295,7 +312,7 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
   });
 });
 
-describe('MUC: several sessions under one nick (§7.2.9)', () => {
+describe('MUC: several sessions under one nick (§7.2.8)', () => {
   it('joins a second resource of the same user into the same occupant; messages reach both; leaving one keeps the occupant', async () => {
     const h = harness();
     await createRoom(h, 'coven', CRONE, 'firstwitch');

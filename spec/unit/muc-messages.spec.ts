@@ -75,7 +75,7 @@ describe('MUC: messages to all occupants (§7.4)', () => {
   });
 });
 
-describe('MUC: the subject (§8.1, §7.2.16)', () => {
+describe('MUC: the subject (§8.1, §7.2.15)', () => {
   it('lets moderators change it, participants only with muc#roomconfig_changesubject, and shows it on entry with delay', async () => {
     const h = await coven({ 'muc#roomconfig_persistentroom': true });
     assertError(await h.send(message(HAG, COVEN, { type: 'groupchat', subject: 'Mine' })), HAG, 'forbidden', 'auth');
@@ -91,6 +91,7 @@ describe('MUC: the subject (§8.1, §7.2.16)', () => {
     assert.equal(subject.getChildText('subject'), 'Fire Burn and Cauldron Bubble!');
     assert.equal(subject.attrs.from, room('coven', 'firstwitch'));
     assert.deepEqual(subject.getChild('delay', 'urn:xmpp:delay')?.attrs, { xmlns: 'urn:xmpp:delay', from: COVEN, stamp: '2026-01-01T12:00:00Z' });
+    assert.equal(occupantIdOf(subject), occupantIdOf(ok[0]), 'with the setter\'s occupant id (XEP-0421 §4)');
     // A message with subject and body is a message, not a subject change.
     await h.send(message(HAG, COVEN, { type: 'groupchat', subject: 'x', body: 'y' }));
     assert.equal(h.muc.room(COVEN)?.subject?.text, 'Fire Burn and Cauldron Bubble!');
