@@ -460,7 +460,8 @@ export class Room {
   }
 
   private renderHistory(e: HistoryEntry, to: string): Element {
-    const extra = [new Element('delay', { xmlns: NS_DELAY, from: this.jid, stamp: iso(e.time) })];
+    // §7.9: history the owner brought from a one-to-one chat keeps its own delay, not ours.
+    const extra = e.stanza.getChild('delay', NS_DELAY) ? [] : [new Element('delay', { xmlns: NS_DELAY, from: this.jid, stamp: iso(e.time) })];
     if (this.config.whois === 'anyone') {
       const addresses = new Element('addresses', { xmlns: NS_ADDRESS });
       addresses.c('address', { type: 'ofrom', jid: e.senderJid });

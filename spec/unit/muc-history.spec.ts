@@ -42,6 +42,14 @@ describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
     assert.equal(m.getChild('stanza-id', 'urn:xmpp:sid:0')?.attrs.by, COVEN);
   });
 
+  it('keeps the delay of history an owner brings from a one-to-one chat (§7.9)', async () => {
+    const h = await roomWithMessages(0);
+    const delay = new Element('delay', { xmlns: 'urn:xmpp:delay', from: CRONE, stamp: '2004-09-29T01:54:37Z' });
+    await h.send(message(CRONE, COVEN, { type: 'groupchat', body: 'from the one-to-one chat', children: [delay] }));
+    const [m] = await historyFor(h);
+    assert.deepEqual(m.getChildren('delay', 'urn:xmpp:delay').map((d) => d.attrs.stamp), ['2004-09-29T01:54:37Z']);
+  });
+
   it('sends at most muc#maxhistoryfetch messages by default, none when it is 0', async () => {
     const h = await roomWithMessages(30);
     assert.deepEqual(bodies(await historyFor(h)), Array.from({ length: 20 }, (_, i) => `message ${i + 11}`));
