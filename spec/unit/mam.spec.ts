@@ -298,6 +298,16 @@ for (const driver of ['memory', 'sqlite'] as const) {
         assert.equal(p.firstIndex, undefined);
       });
 
+      it("with index 'ends', only pages at an end of the set get an index", async () => {
+        const mid = await run(query(undefined, `<max>2</max><after>${ids[3]}</after>`), { index: 'ends' });
+        assert.deepEqual(idx(mid), [4, 5]);
+        assert.equal(mid.firstIndex, undefined);
+        assert.equal(mid.count, 12);
+        assert.equal((await run(query(undefined, '<max>2</max><before/>'), { index: 'ends' })).firstIndex, 10);
+        assert.equal((await run(query(undefined, '<max>2</max>'), { index: 'ends' })).firstIndex, 0);
+        assert.equal((await run(query(undefined, `<max>5</max><after>${ids[8]}</after>`), { index: 'ends' })).firstIndex, 9);
+      });
+
       it('a mid-set page gets its exact index', async () => {
         const p = await run(query(undefined, `<max>2</max><after>${ids[3]}</after>`));
         assert.deepEqual(idx(p), [4, 5]);
