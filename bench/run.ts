@@ -20,6 +20,7 @@ import { renderMarkdown, type RoundResult, type RunJson } from './lib/report.ts'
 import type { Ctx } from './scenarios/common.ts';
 import { fanout } from './scenarios/fanout.ts';
 import { loginRate } from './scenarios/login.ts';
+import { mamScenario } from './scenarios/mam.ts';
 import { memory } from './scenarios/memory.ts';
 import { routing } from './scenarios/routing.ts';
 import { CadenceServer } from './servers/cadence.ts';
@@ -35,7 +36,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'cadence,prosody,ejabberd' },
-    scenarios: { type: 'string', default: 'login,routing,fanout,memory' },
+    scenarios: { type: 'string', default: 'login,routing,fanout,memory,mam' },
     repeat: { type: 'string' },
     sessions: { type: 'string' },
     md: { type: 'string' },
@@ -280,6 +281,7 @@ async function main(): Promise<number> {
       }
     }
   }
+  if (scenarios.has('mam')) run.notes.mam = await mamScenario({ runDir, quick, log }); // in-process, no server
   run.finished = new Date().toISOString();
   run.load.after = loadString();
   for (const d of usable) run.notes[d.name] = [...(run.notes[d.name] ?? []), ...d.notes()];

@@ -15,16 +15,76 @@ const log = getLogger('cadence:core:storage');
 export const DB_FILE = 'cadence.sqlite';
 
 /** Schema version of the tables below; bump it and add a step to MIGRATIONS when they change. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
+
+// The bare part of an archive item's `with` (everything before the first '/'), as a virtual
+// generated column: indexed, so a query by bare JID is an index range in archive order.
+const WITH_BARE = `"with_bare" TEXT GENERATED ALWAYS AS (CASE WHEN instr("with", '/') > 0 THEN substr("with", 1, instr("with", '/') - 1) ELSE "with" END) VIRTUAL`;
+
+// archive_count keeps, per archive, the number of items (with_bare = '') and per bare `with`
+// (with_bare = that JID), so counting a whole archive or one contact's part is one row read;
+// and, on the '' row, the largest `when` so far and whether an item ever came with a `when`
+// smaller than an earlier one. While that never happened, `when` grows with archive order and a
+// start/end query becomes a range of positions (plan() below). The driver never UPDATEs archive
+// rows (append replaces by DELETE + INSERT), so the two triggers keep the counts exact.
+const ARCHIVE_COUNT = `
+CREATE TABLE IF NOT EXISTS archive_count (
+  "host" TEXT NOT NULL,
+  "user" TEXT NOT NULL,
+  "store" TEXT NOT NULL,
+  "with_bare" TEXT NOT NULL,
+  "n" INTEGER NOT NULL,
+  "max_when" INTEGER,
+  "disordered" INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY ("host", "user", "store", "with_bare")
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS archive_count_insert AFTER INSERT ON archive BEGIN
+  INSERT INTO archive_count ("host", "user", "store", "with_bare", "n", "max_when")
+    VALUES (NEW."host", NEW."user", NEW."store", '', 1, NEW."when")
+    ON CONFLICT DO UPDATE SET "n" = "n" + 1, "disordered" = "disordered" OR excluded."max_when" < "max_when",
+      "max_when" = max("max_when", excluded."max_when");
+  INSERT INTO archive_count ("host", "user", "store", "with_bare", "n")
+    SELECT NEW."host", NEW."user", NEW."store", NEW."with_bare", 1 WHERE NEW."with_bare" <> ''
+    ON CONFLICT DO UPDATE SET "n" = "n" + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS archive_count_delete AFTER DELETE ON archive BEGIN
+  UPDATE archive_count SET "n" = "n" - 1
+    WHERE "host" = OLD."host" AND "user" = OLD."user" AND "store" = OLD."store" AND "with_bare" IN ('', OLD."with_bare");
+  DELETE FROM archive_count
+    WHERE "host" = OLD."host" AND "user" = OLD."user" AND "store" = OLD."store" AND "with_bare" IN ('', OLD."with_bare") AND "n" <= 0;
+END;
+`;
 
 /** MIGRATIONS[n] upgrades a database at version n to n + 1 (run in a transaction). */
-const MIGRATIONS: Record<number, (db: Database.Database) => void> = {};
+const MIGRATIONS: Record<number, (db: Database.Database) => void> = {
+  // 1 → 2: index by bare `with` instead of `with` (a bare-JID query was a scan), archive counts.
+  1: (db) => {
+    db.exec(`
+      ALTER TABLE archive ADD COLUMN ${WITH_BARE};
+      DROP INDEX IF EXISTS archive_by_with;
+      CREATE INDEX archive_by_with_bare ON archive ("host", "user", "store", "with_bare");
+      ${ARCHIVE_COUNT}
+      INSERT INTO archive_count ("host", "user", "store", "with_bare", "n", "max_when", "disordered")
+        SELECT "host", "user", "store", '', count(*), max("when"), max(coalesce("back", 0)) FROM (
+          SELECT "host", "user", "store", "when", "when" < max("when") OVER (
+            PARTITION BY "host", "user", "store" ORDER BY "sort" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS "back"
+          FROM archive)
+        GROUP BY "host", "user", "store";
+      INSERT INTO archive_count ("host", "user", "store", "with_bare", "n")
+        SELECT "host", "user", "store", "with_bare", count(*) FROM archive WHERE "with_bare" <> ''
+        GROUP BY "host", "user", "store", "with_bare";
+    `);
+  },
+};
 
-const SCHEMA = `
+const VERSION_TABLE = `
 CREATE TABLE IF NOT EXISTS schema_version (
   "component" TEXT PRIMARY KEY NOT NULL,
   "version" INTEGER NOT NULL
 );
+`;
+
+const SCHEMA = `
 CREATE TABLE IF NOT EXISTS keyval (
   "host" TEXT NOT NULL,
   "store" TEXT NOT NULL,
@@ -50,11 +110,13 @@ CREATE TABLE IF NOT EXISTS archive (
   "when" INTEGER NOT NULL,
   "with" TEXT,
   "payload" TEXT NOT NULL,
+  ${WITH_BARE},
   UNIQUE ("host", "user", "store", "id")
 );
 CREATE INDEX IF NOT EXISTS archive_by_user ON archive ("host", "user", "store");
-CREATE INDEX IF NOT EXISTS archive_by_with ON archive ("host", "user", "store", "with");
+CREATE INDEX IF NOT EXISTS archive_by_with_bare ON archive ("host", "user", "store", "with_bare");
 CREATE INDEX IF NOT EXISTS archive_by_when ON archive ("host", "user", "store", "when");
+${ARCHIVE_COUNT}
 `;
 
 /** Stored form of the null (host-wide) user. */
@@ -113,12 +175,13 @@ export class SqliteDriver implements StorageDriver {
   #migrate(): void {
     const db = this.#db;
     db.transaction(() => {
-      db.exec(SCHEMA);
+      db.exec(VERSION_TABLE);
       const row = db.prepare('SELECT "version" FROM schema_version WHERE "component" = ?').get('core') as
         | { version: number }
         | undefined;
       let version = row?.version;
       if (version === undefined) {
+        db.exec(SCHEMA);
         db.prepare('INSERT INTO schema_version ("component", "version") VALUES (?, ?)').run('core', SCHEMA_VERSION);
         return;
       }
@@ -132,6 +195,7 @@ export class SqliteDriver implements StorageDriver {
         step(db);
         version++;
       }
+      db.exec(SCHEMA); // creates whatever a database of this version may lack (all IF NOT EXISTS)
       db.prepare('UPDATE schema_version SET "version" = ? WHERE "component" = ?').run(version, 'core');
     }).immediate();
   }
@@ -210,68 +274,163 @@ export class SqliteDriver implements StorageDriver {
 
   archive(host: string, store: string): ArchiveStore {
     const stmt = (sql: string, pluck = false): Database.Statement => this.#stmt(sql, pluck);
+    const OWNER = '"host" = ? AND "user" = ? AND "store" = ?';
 
     /** Position ("sort") of an id, for after/before. */
     const position = (user: string | null, id: string): number => {
-      const sort = stmt('SELECT "sort" FROM archive WHERE "host" = ? AND "user" = ? AND "store" = ? AND "id" = ?', true)
+      const sort = stmt(`SELECT "sort" FROM archive WHERE ${OWNER} AND "id" = ?`, true)
         .get(host, u(user), store, id) as number | undefined;
       if (sort === undefined) throw new ArchiveIdNotFoundError(id);
       return sort;
     };
 
-    /** WHERE clause (without limit/order) and its parameters. */
-    const where = (user: string | null, q: ArchiveQuery): { sql: string; params: Param[] } => {
-      const conds = ['"host" = ?', '"user" = ?', '"store" = ?'];
-      const params: Param[] = [host, u(user), store];
+    /** The archive's row in archive_count (with_bare = ''), if it has items. */
+    const totals = (user: string | null): { n: number; disordered: number } | undefined =>
+      stmt(`SELECT "n", "disordered" FROM archive_count WHERE ${OWNER} AND "with_bare" = ''`)
+        .get(host, u(user), store) as { n: number; disordered: number } | undefined;
+
+    /** First (or last) position whose `when` is >= (or <=) t, in an archive whose `when` never went back. */
+    const timePosition = (user: string | null, t: number, side: 'start' | 'end'): number | undefined =>
+      (side === 'start'
+        ? stmt(`SELECT "sort" FROM archive INDEXED BY archive_by_when WHERE ${OWNER} AND "when" >= ? ORDER BY "when" ASC, "sort" ASC LIMIT 1`, true)
+        : stmt(`SELECT "sort" FROM archive INDEXED BY archive_by_when WHERE ${OWNER} AND "when" <= ? ORDER BY "when" DESC, "sort" DESC LIMIT 1`, true)
+      ).get(host, u(user), store, t) as number | undefined;
+
+    /**
+     * How to select q's items: the owner and `with` conditions (`base`), an inclusive range of
+     * positions (`lo`..`hi`) from after/before and — while the archive's `when` has never gone
+     * back — from start/end, and what else must be checked row by row (`rest`). `countKey` is
+     * the archive_count row that counts `base` when there is no `rest`.
+     */
+    const plan = (user: string | null, q: ArchiveQuery) => {
+      const base = [OWNER];
+      const baseParams: Param[] = [host, u(user), store];
+      const rest: string[] = [];
+      const restParams: Param[] = [];
+      let countKey: string | undefined = '';
       if (q.with !== undefined) {
         if (isBare(q.with)) {
-          // Full JIDs of the bare JID are exactly the strings in [bare + '/', bare + '0').
-          conds.push('("with" = ? OR ("with" >= ? AND "with" < ?))');
-          params.push(q.with, `${q.with}/`, `${q.with}0`);
+          base.push('"with_bare" = ?');
+          baseParams.push(q.with);
+          countKey = q.with === '' ? undefined : q.with;
         } else {
-          conds.push('"with" = ?');
-          params.push(q.with);
+          base.push('"with_bare" = ?');
+          baseParams.push(q.with.slice(0, q.with.indexOf('/')));
+          rest.push('"with" = ?');
+          restParams.push(q.with);
+          countKey = undefined;
         }
       }
-      if (q.start !== undefined) {
-        conds.push('"when" >= ?');
-        params.push(q.start);
-      }
-      if (q.end !== undefined) {
-        conds.push('"when" <= ?');
-        params.push(q.end);
-      }
-      if (q.after !== undefined) {
-        conds.push('"sort" > ?');
-        params.push(position(user, q.after));
-      }
-      if (q.before !== undefined) {
-        conds.push('"sort" < ?');
-        params.push(position(user, q.before));
+      let lo = -Infinity;
+      let hi = Infinity;
+      if (q.after !== undefined) lo = position(user, q.after) + 1;
+      if (q.before !== undefined) hi = position(user, q.before) - 1;
+      if (q.start !== undefined || q.end !== undefined) {
+        const t = totals(user);
+        if (!t) {
+          hi = -Infinity; // empty archive
+        } else if (!t.disordered) {
+          if (q.start !== undefined) lo = Math.max(lo, timePosition(user, q.start, 'start') ?? Infinity);
+          if (q.end !== undefined) hi = Math.min(hi, timePosition(user, q.end, 'end') ?? -Infinity);
+        } else {
+          if (q.start !== undefined) {
+            rest.push('"when" >= ?');
+            restParams.push(q.start);
+          }
+          if (q.end !== undefined) {
+            rest.push('"when" <= ?');
+            restParams.push(q.end);
+          }
+          countKey = undefined;
+        }
       }
       if (q.ids !== undefined) {
-        conds.push('"id" IN (SELECT "value" FROM json_each(?))');
-        params.push(JSON.stringify(q.ids));
+        // By position: a handful of rowid lookups (ids not in the archive match nothing).
+        const found: number[] = [];
+        for (const id of new Set(q.ids)) {
+          const sort = stmt(`SELECT "sort" FROM archive WHERE ${OWNER} AND "id" = ?`, true).get(host, u(user), store, id) as number | undefined;
+          if (sort !== undefined) found.push(sort);
+        }
+        rest.push('"sort" IN (SELECT "value" FROM json_each(?))');
+        restParams.push(JSON.stringify(found));
+        countKey = undefined;
       }
-      return { sql: conds.join(' AND '), params };
+      return { base, baseParams, rest, restParams, lo, hi, countKey, empty: lo > hi };
+    };
+    type Plan = ReturnType<typeof plan>;
+
+    /** WHERE clause of a plan (with the position range narrowed to [lo, hi]) and its parameters. */
+    const where = (p: Plan, lo = p.lo, hi = p.hi): { sql: string; params: Param[] } => {
+      const conds = [...p.base];
+      const params = [...p.baseParams];
+      if (lo > -Infinity) {
+        conds.push('"sort" >= ?');
+        params.push(lo);
+      }
+      if (hi < Infinity) {
+        conds.push('"sort" <= ?');
+        params.push(hi);
+      }
+      return { sql: [...conds, ...p.rest].join(' AND '), params: [...params, ...p.restParams] };
+    };
+
+    const countWhere = (w: { sql: string; params: Param[] }): number =>
+      stmt(`SELECT count(*) FROM archive WHERE ${w.sql}`, true).get(...w.params) as number;
+
+    /**
+     * count(): from archive_count when nothing but `with` (bare) filters; with a position range
+     * as well, either the rows in the range or the counted total minus the rows outside it,
+     * whichever side looks smaller (positions are global, so this is a guess; both are exact).
+     */
+    const count = (p: Plan): number => {
+      if (p.empty) return 0;
+      if (p.countKey === undefined) return countWhere(where(p));
+      const total = (stmt(`SELECT "n" FROM archive_count WHERE ${OWNER} AND "with_bare" = ?`, true)
+        .get(host, p.baseParams[1]!, store, p.countKey) as number | undefined) ?? 0;
+      if (total === 0 || (p.lo === -Infinity && p.hi === Infinity)) return total;
+      const b = where(p, -Infinity, Infinity);
+      const first = stmt(`SELECT "sort" FROM archive WHERE ${b.sql} ORDER BY "sort" ASC LIMIT 1`, true).get(...b.params) as number;
+      const last = stmt(`SELECT "sort" FROM archive WHERE ${b.sql} ORDER BY "sort" DESC LIMIT 1`, true).get(...b.params) as number;
+      const lo = Math.max(p.lo, first);
+      const hi = Math.min(p.hi, last);
+      if (lo > hi) return 0;
+      if (hi - lo <= lo - first + (last - hi)) return countWhere(where(p, lo, hi));
+      const below = lo > first ? countWhere(where(p, -Infinity, lo - 1)) : 0;
+      const above = hi < last ? countWhere(where(p, hi + 1, Infinity)) : 0;
+      return total - below - above;
     };
 
     const order = (q: ArchiveQuery): string => `ORDER BY "sort" ${q.reverse ? 'DESC' : 'ASC'} LIMIT ?`;
 
     const appendTx = this.#db.transaction((user: string | null, row: ArchiveRow) => {
-      stmt('DELETE FROM archive WHERE "host" = ? AND "user" = ? AND "store" = ? AND "id" = ?').run(host, u(user), store, row.id);
+      stmt(`DELETE FROM archive WHERE ${OWNER} AND "id" = ?`).run(host, u(user), store, row.id);
       stmt('INSERT INTO archive ("host", "user", "store", "id", "when", "with", "payload") VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(host, u(user), store, row.id, row.when, row.with, row.payload);
     });
 
-    const deleteTx = this.#db.transaction((user: string | null, q: ArchiveQuery): number => {
-      const w = where(user, q);
+    // Reads run in one (deferred) transaction, so the positions and counts they look up first
+    // and the rows they return come from the same snapshot.
+    const findTx = this.#db.transaction((user: string | null, q: ArchiveQuery): ArchiveRow[] => {
       const limit = normalizeLimit(q.limit);
+      const p = plan(user, q);
+      if (p.empty || limit === 0) return [];
+      const w = where(p);
+      return stmt(`SELECT "id", "when", "with", "payload" FROM archive WHERE ${w.sql} ${order(q)}`)
+        .all(...w.params, limit ?? -1) as ArchiveRow[];
+    });
+
+    const countTx = this.#db.transaction((user: string | null, q: ArchiveQuery): number => count(plan(user, q)));
+
+    const deleteTx = this.#db.transaction((user: string | null, q: ArchiveQuery): number => {
+      const limit = normalizeLimit(q.limit);
+      const p = plan(user, q);
+      if (p.empty) return 0;
+      const w = where(p);
       if (limit === undefined) {
         return stmt(`DELETE FROM archive WHERE ${w.sql}`).run(...w.params).changes;
       }
       return stmt(`DELETE FROM archive WHERE "sort" IN (SELECT "sort" FROM archive WHERE ${w.sql} ${order(q)})`)
-        .run(...w.params, limit ?? -1).changes;
+        .run(...w.params, limit).changes;
     });
 
     return {
@@ -282,15 +441,10 @@ export class SqliteDriver implements StorageDriver {
         return id;
       },
       async find(user, q = {}): Promise<ArchiveItem[]> {
-        const limit = normalizeLimit(q.limit);
-        const w = where(user, q);
-        const rows = stmt(`SELECT "id", "when", "with", "payload" FROM archive WHERE ${w.sql} ${order(q)}`)
-          .all(...w.params, limit ?? -1) as ArchiveRow[];
-        return rows.map(toItem);
+        return findTx(user, q).map(toItem);
       },
       async count(user, q = {}): Promise<number> {
-        const w = where(user, q);
-        return stmt(`SELECT count(*) FROM archive WHERE ${w.sql}`, true).get(...w.params) as number;
+        return countTx(user, q);
       },
       async delete(user, q = {}): Promise<number> {
         return deleteTx.immediate(user, q);
