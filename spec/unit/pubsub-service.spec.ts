@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StorageManager } from '../../core/storage/manager.ts';
+import { NOTIFICATION_ID_PREFIX } from '../../core/util/pubsub/service.ts';
 import { fails, fieldValue, harness, NS, ok, publishOptions, submitForm, to, xml, type Harness } from '../helpers/pubsub.ts';
 
 const SVC = 'pubsub.shakespeare.lit';
@@ -165,7 +166,7 @@ describe('pubsub engine: a service component (XEP-0060)', () => {
       for (const jid of ['francisco@denmark.lit', 'bernardo@denmark.lit']) {
         const [m] = to(sent, jid);
         assert.equal(m!.attrs.type, 'headline');
-        assert.ok(m!.attrs.id, 'notifications carry an id (§12.4)');
+        assert.ok((m!.attrs.id as string).startsWith(NOTIFICATION_ID_PREFIX), 'notifications carry an id the glue recognises when they bounce (§12.4)');
         const item = m!.getChild('event', NS.event)!.getChild('items')!.getChild('item')!;
         assert.equal(item.attrs.id, id);
         assert.equal(item.attrs.publisher, 'hamlet@denmark.lit', 'itemreply=publisher by default on a component');

@@ -6,7 +6,7 @@
 // A NodeConfig is keyed by the form variables without their 'pubsub#' prefix, so a field, a
 // precondition and a stored setting are the same name.
 import type { Element } from '@xmpp/xml';
-import { form, readSubmission, result, parseBoolean, type FieldSpec, type FormSpec, type ParsedForm } from '../dataforms.ts';
+import { form, parseForm, readSubmission, result, parseBoolean, submit, type FieldSpec, type FormSpec, type ParsedForm } from '../dataforms.ts';
 import { prep } from '../jid.ts';
 import { errors } from './errors.ts';
 import { FORM_META_DATA, FORM_NODE_CONFIG, FORM_PUBLISH_OPTIONS, FORM_SUBSCRIBE_OPTIONS } from './ns.ts';
@@ -316,6 +316,16 @@ export function applyConfigForm(current: NodeConfig, x: ParsedForm, ctx: ApplyCo
     }
   }
   return next;
+}
+
+/** A submitted node_config form setting `values` (for the server's own changes, checked like a client's). */
+export function configSubmission(values: Partial<NodeConfig>): ParsedForm {
+  const fields: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(values) as [keyof NodeConfig, NodeConfig[keyof NodeConfig]][]) {
+    const def = FIELD_BY_VAR.get(`pubsub#${key}`);
+    if (def) fields[`pubsub#${key}`] = serialize(def, value);
+  }
+  return parseForm(submit(FORM_NODE_CONFIG, fields))!;
 }
 
 function sameFixed(values: readonly string[], fixed: string): boolean {

@@ -23,7 +23,7 @@ import {
   type Affiliation, type Relationship, type RelationshipResolver,
 } from './access.ts';
 import {
-  ACCESS_MODELS, applyConfigForm, applySubscribeOptions, configWithPreconditions, defaultConfig, DEFAULT_SUBSCRIPTION_OPTIONS,
+  ACCESS_MODELS, applyConfigForm, applySubscribeOptions, configSubmission, configWithPreconditions, defaultConfig, DEFAULT_SUBSCRIPTION_OPTIONS,
   effectiveMaxItems, metadataForm, nodeConfigForm, nodeConfigResult, readPublishOptions, subscribeOptionsForm, subscribeOptionsResult,
   unmetPrecondition, type AccessModel, type ApplyContext, type ConfigLimits, type NodeConfig, type Preconditions, type ServiceKind,
   type SubscriptionOptions,
@@ -158,6 +158,13 @@ interface Recipient {
   /** Shares presence with the owner (PEP replyto, XEP-0163 §4.3.1). */
   contact: boolean;
 }
+
+/**
+ * Every stanza the service sends has an id starting with this, so the glue can tell a bounced
+ * notification (an error message to the service's address, §12.4, XEP-0163 §4.3.1) from other
+ * errors and hand it to `notificationBounced`.
+ */
+export const NOTIFICATION_ID_PREFIX = 'pubsub-';
 
 const DEFAULT_LIMITS: ConfigLimits = { maxItems: 256, maxPayloadSize: 256 * 1024 };
 /** NodeIDs: non-empty, bounded, no control characters. */
@@ -322,7 +329,7 @@ export class PubSubService {
   }
 
   #messageId(): string {
-    return randomBytes(9).toString('base64url');
+    return `${NOTIFICATION_ID_PREFIX}${randomBytes(9).toString('base64url')}`;
   }
 
   #emit(stanza: Element): void {
@@ -547,6 +554,18 @@ export class PubSubService {
       this.#requireOwner(r, this.#bare(requester));
       if (x.type === 'cancel') return;
       await this.#reconfigure(node, r, applyConfigForm(r.config, x, this.#ctx));
+    });
+  }
+
+  /**
+   * Change some configuration fields (the server acting for the owner, e.g. XEP-0411 making the
+   * bookmarks node private), checked like a submitted form.
+   */
+  configureValues(requester: string, node: string, values: Partial<NodeConfig>): Promise<void> {
+    return this.#run(async () => {
+      const r = await this.#node(node);
+      this.#requireOwner(r, this.#bare(requester));
+      await this.#reconfigure(node, r, applyConfigForm(r.config, configSubmission(values), this.#ctx));
     });
   }
 
@@ -1375,4 +1394,3 @@ export class PubSubService {
   }
 }
 
-export { PubSubError };
