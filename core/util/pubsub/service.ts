@@ -396,7 +396,8 @@ export class PubSubService {
         if (subid) cur.subids.push(subid);
         return;
       }
-      out.set(to, { to, subids: subid ? [subid] : [], contact: await isContact(this.#bare(to)) });
+      // Only PEP uses it (replyto), so a component does not look rosters up for every subscriber.
+      out.set(to, { to, subids: subid ? [subid] : [], contact: this.kind === 'pep' && (await isContact(this.#bare(to))) });
     };
     const interested = this.kind === 'pep' && this.#o.interest ? await this.#o.interest.interestedResources(this.jid, node) : [];
     const allowedCache = new Map<string, boolean>();
@@ -752,8 +753,9 @@ export class PubSubService {
     if (!ns || ns === NS_PUBSUB) throw errors.badRequest('invalid-payload', 'The payload needs a namespace of its own');
     const standalone = parse(el.toString()) as unknown as Element;
     if (standalone.attrs.xmlns === undefined) standalone.attrs.xmlns = ns;
-    if (Buffer.byteLength(standalone.toString(), 'utf8') > c.max_payload_size) {
-      throw errors.notAcceptable('payload-too-big', `The payload is larger than ${c.max_payload_size} bytes`);
+    const max = Math.min(c.max_payload_size, this.limits.maxPayloadSize);
+    if (Buffer.byteLength(standalone.toString(), 'utf8') > max) {
+      throw errors.notAcceptable('payload-too-big', `The payload is larger than ${max} bytes`);
     }
     return standalone;
   }
@@ -943,9 +945,7 @@ export class PubSubService {
       if (subscriber === null) throw errors.badRequest('invalid-jid', 'Invalid JID');
       const r = await this.#node(node);
       const id = node!;
-      if (this.#bare(subscriber) !== bare && !this.#isAdmin(bare) && this.#affiliation(r, bare) !== 'owner') {
-        throw errors.forbidden("You may not unsubscribe another entity");
-      }
+      if (this.#bare(subscriber) !== bare && !this.#isAdmin(bare)) throw errors.forbidden('You may not unsubscribe another entity');
       const s = this.#pickSubscription(r, subscriber, subid, 'cancel');
       const next: NodeRecord = { ...r, subscriptions: r.subscriptions.filter((x) => x !== s) };
       await this.#save(id, next);
