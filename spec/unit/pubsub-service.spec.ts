@@ -251,6 +251,8 @@ describe('pubsub engine: a service component (XEP-0060)', () => {
       assert.equal(ev.attrs.node, 'doorbell');
       assert.equal(ev.getChildElements().length, 0, 'a transient notification has an empty <items/>');
       fails(await h.request(HAMLET, 'set', `<pubsub xmlns='${NS.pubsub}'><publish node='princely_musings'><item>${ATOM}</item><item>${ATOM}</item></publish></pubsub>`), 'modify', 'bad-request');
+      await create(h, 'single', { 'pubsub#max_items': '1' });
+      fails(await h.request(HAMLET, 'set', `<pubsub xmlns='${NS.pubsub}'><publish node='single'><item>${ATOM}</item><item>${ATOM}</item></publish></pubsub>`), 'cancel', 'not-allowed', 'max-items-exceeded');
       fails(await h.request(HAMLET, 'set', `<pubsub xmlns='${NS.pubsub}'><publish><item>${ATOM}</item></publish></pubsub>`), 'modify', 'bad-request', 'nodeid-required');
     });
 

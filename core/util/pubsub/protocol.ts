@@ -125,13 +125,12 @@ export async function handlePubSubIq(service: PubSubService, iq: Element, from: 
       wantType('set');
       if (rest.length > 0 || (second && second.name !== 'publish-options')) throw errors.badRequest(undefined, 'Only <publish-options/> may follow <publish/>');
       const items = elements(first).filter((c) => c.name === 'item');
-      if (items.length > 1) throw errors.badRequest(undefined, 'Publish one item per request');
       let options: ParsedForm | undefined;
       if (second) {
         options = formIn(second);
         if (!options) throw errors.badRequest(undefined, '<publish-options/> needs a data form');
       }
-      const res = await service.publish(from, node, items[0], options);
+      const res = await service.publish(from, node, items, options);
       const publish = new Element('publish', { node: res.node });
       if (res.itemId !== undefined) publish.c('item', { id: res.itemId });
       return pubsub(NS_PUBSUB, publish);

@@ -660,9 +660,24 @@ export class PubSubService {
    * the preconditions as its configuration; an existing node must meet them (conflict +
    * precondition-not-met otherwise).
    */
-  publish(requester: string, node: string | undefined, item: Element | undefined, options?: ParsedForm | Preconditions): Promise<PublishResult> {
+  publish(
+    requester: string,
+    node: string | undefined,
+    itemOrItems: Element | readonly Element[] | undefined,
+    options?: ParsedForm | Preconditions,
+  ): Promise<PublishResult> {
     return this.#run(async () => {
       if (node === undefined || node === '') throw errors.badRequest('nodeid-required', 'A node is required');
+      const many = Array.isArray(itemOrItems) ? itemOrItems : undefined;
+      const item = many ? many[0] : (itemOrItems as Element | undefined);
+      if (many && many.length > 1) {
+        // Batch publishing was removed in version 1.13; §12.19's error still names the case
+        // where the batch would not even fit the node.
+        const r = (await this.#all()).get(node);
+        const max = r && !isTombstone(r) ? effectiveMaxItems(r.config, this.limits) : effectiveMaxItems(this.defaults, this.limits);
+        if (many.length > max) throw errors.notAllowed('max-items-exceeded', `The node keeps at most ${max} items`);
+        throw errors.badRequest(undefined, 'Publish one item per request');
+      }
       const bare = this.#bare(requester);
       const pre = options === undefined ? undefined : 'fields' in options ? readPublishOptions(options, this.#ctx) : options;
       const all = await this.#all();
