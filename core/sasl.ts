@@ -197,9 +197,10 @@ export class SaslManager {
       available: (ctx) =>
         // -PLUS needs a TLS channel to bind to.
         (!plus || ((ctx.conn?.secure ?? false) && ctx.channelBindings.length > 0)) &&
-        // SHA-512 came later: offered only once every account of the host has its credentials, so
-        // that no client picks it and fails for an account that cannot do it yet.
-        (hash !== 'SHA-512' || this.users.hasEveryAccount(ctx.host, hash)),
+        // A hash is offered only while every account of the host has its credentials, so that no
+        // client picks it and fails for an account that cannot do it yet (SHA-512 came later;
+        // accounts imported from Prosody have SHA-1 only until their next PLAIN login).
+        this.users.hasEveryAccount(ctx.host, hash),
       start: (ctx) => scramExchange(this.users, ctx, hash, plus, this.policy.channelBindingPolicy(ctx.host)),
     });
     return [
