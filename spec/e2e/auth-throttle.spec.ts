@@ -1,6 +1,6 @@
 // Brute force, tried as an attacker would: wrong passwords from one address (127.0.0.2; the server
 // listens on 127.0.0.1) are delayed, then refused with <temporary-auth-failure/> (RFC 6120
-// §6.5.9), with warnings in the log; the account's owner on another address still logs in at once;
+// §6.5.11), with warnings in the log; the account's owner on another address still logs in at once;
 // the counts are in storage, so a restart does not reset them. Default settings throughout.
 import assert from 'node:assert/strict';
 import { RawClient, saslCondition } from '../helpers/client.ts';
