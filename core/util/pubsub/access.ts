@@ -52,7 +52,7 @@ export function retrievesByAffiliation(a: Affiliation): boolean {
 }
 
 /**
- * The access-model check for subscribing or retrieving items (§6.1.3, §6.5.1, §6.5.11):
+ * The access-model check for subscribing or retrieving items (§6.1.3, §6.5.1, §6.5.9):
  * undefined when allowed, or the PubSubError to answer. `relationship` is looked up only when the
  * model needs it. `subscribed` says whether the entity holds an approved subscription (the
  * 'authorize' and 'whitelist' models let subscribers retrieve).
