@@ -3,7 +3,7 @@
 import type { Element } from '@xmpp/xml';
 import type { HostEntry } from './config.ts';
 import { EventBus } from './util/events.ts';
-import { Session } from './sessionmanager.ts';
+import { Session } from './session.ts';
 
 export type HostKind = 'virtualhost' | 'component';
 

@@ -2,17 +2,24 @@
 // recorded, so unloading removes every hook, item, timer, listener and export it made.
 import path from 'node:path';
 import type { Element } from '@xmpp/xml';
-import type { Server } from './server.ts';
+import type { AdminApi } from './admin.ts';
+import type { Config } from './config.ts';
+import type { CertManager } from './net/certmanager.ts';
+import type { RosterManager } from './rostermanager.ts';
+import type { StanzaRouter } from './router.ts';
+import type { SessionManager } from './sessionmanager.ts';
+import type { StorageManager } from './storage/manager.ts';
+import type { UserManager } from './usermanager.ts';
 import type { EventBus, Handler } from './util/events.ts';
 import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
 import { errorReply, iqResult, xml } from './util/stanza.ts';
-import type { Host } from './hostmanager.ts';
+import type { Host, HostManager } from './hostmanager.ts';
 import { getLogger, type Logger } from './util/log.ts';
 import type { ModuleHeader } from './module-header.ts';
 import type { SaslManager, SaslMechanism } from './sasl.ts';
-import type { Session } from './sessionmanager.ts';
+import type { Session } from './session.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
-import type { ListenerSpec, Listener } from './net/portmanager.ts';
+import type { ListenerSpec, Listener, PortManager } from './net/portmanager.ts';
 
 // ---- typed options -------------------------------------------------------------------------
 
@@ -95,6 +102,31 @@ export interface ExportedMethod {
   fn: (...args: unknown[]) => unknown;
 }
 
+// ---- what the module API needs of the server ------------------------------------------------------
+
+/** The services behind the `module` object (the server provides them; core/server.ts). */
+export interface ModuleContext {
+  readonly version: string;
+  readonly started: number;
+  /** The configuration in force (replaced on reload). */
+  readonly config: Config;
+  readonly events: EventBus;
+  readonly hosts: HostManager;
+  readonly sessions: SessionManager;
+  readonly users: UserManager;
+  readonly rosters: RosterManager;
+  readonly router: StanzaRouter;
+  readonly storage: StorageManager;
+  readonly sasl: SaslManager;
+  readonly certs: CertManager;
+  readonly ports: PortManager;
+  readonly admin: AdminApi;
+  /** A module option's configured value: the host's, else the global one; undefined when unset. */
+  moduleOptionValue(host: string, module: string, option: string): unknown;
+  /** Call a method another module exported (module.call). */
+  callExport(host: string, module: string, method: string, args: unknown[]): Promise<unknown>;
+}
+
 // ---- the API -----------------------------------------------------------------------------------
 
 export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
@@ -114,7 +146,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     readonly file: string,
     readonly header: ModuleHeader,
     readonly definition: ModuleDefinition<O>,
-    private readonly server: Server,
+    private readonly server: ModuleContext,
   ) {
     this.log = getLogger(host === '*' ? `mod:${name}` : `mod:${name}:${host}`);
     this.signal = this.abort.signal;
@@ -262,23 +294,23 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   // -- core services
 
-  get sessions(): Server['sessions'] {
+  get sessions(): SessionManager {
     return this.server.sessions;
   }
 
-  get users(): Server['users'] {
+  get users(): UserManager {
     return this.server.users;
   }
 
-  get rosters(): Server['rosters'] {
+  get rosters(): RosterManager {
     return this.server.rosters;
   }
 
-  get router(): Server['router'] {
+  get router(): StanzaRouter {
     return this.server.router;
   }
 
-  get hosts(): Server['hosts'] {
+  get hosts(): HostManager {
     return this.server.hosts;
   }
 
@@ -297,7 +329,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     };
   }
 
-  get tls(): Server['certs'] {
+  get tls(): CertManager {
     return this.server.certs;
   }
 
@@ -430,7 +462,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   // -- administration (for admin modules such as mod_admin_shell)
 
-  get admin(): Server['admin'] {
+  get admin(): AdminApi {
     return this.server.admin;
   }
 
@@ -443,7 +475,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   /** Call a method exported by another module (on this host, or global). */
   call<T = unknown>(module: string, method: string, ...args: unknown[]): Promise<T> {
-    return this.server.modules.call(this.host, module, method, args) as Promise<T>;
+    return this.server.callExport(this.host, module, method, args) as Promise<T>;
   }
 
   // -- used by the module manager

@@ -11,7 +11,7 @@ import { HANDLER_ERROR } from './util/events.ts';
 import type { HostManager } from './hostmanager.ts';
 import { prep, split } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
-import type { Session } from './sessionmanager.ts';
+import type { Session } from './session.ts';
 import { NS, errorReply, iqPayload, mustNotReplyWithError } from './util/stanza.ts';
 import type { StanzaErrorCondition, StanzaErrorType } from './util/errors.ts';
 

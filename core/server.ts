@@ -10,6 +10,7 @@ import { EventBus } from './util/events.ts';
 import { HostManager, type Host } from './hostmanager.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
+import { ModuleApi, type ModuleContext } from './moduleapi.ts';
 import { PortManager } from './net/portmanager.ts';
 import { RosterManager } from './rostermanager.ts';
 import { SaslManager, type AuthThrottleOptions } from './sasl.ts';
@@ -49,6 +50,7 @@ export class Server {
   readonly modules: ModuleManager;
   readonly admin: AdminApi;
   private stopping: Promise<void> | undefined;
+  private apiContext: ModuleContext | undefined;
   private currentConfig: Config;
 
   constructor(config: Config, overrides: { storage?: 'memory' } = {}) {
@@ -80,8 +82,50 @@ export class Server {
     this.router = new StanzaRouter(this.hosts, this.events);
     this.certs = new CertManager(config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
-    this.modules = new ModuleManager(this, () => this.config.pluginPaths());
-    this.admin = new AdminApi(this);
+    this.modules = new ModuleManager({
+      events: this.events,
+      searchPaths: () => this.config.pluginPaths(),
+      moduleOptions: (host, name) => this.moduleOptions(host, name),
+      shutdownTimeout: () => this.config.global('shutdownTimeout'),
+      holdRouting: () => this.router.hold(),
+      makeApi: (name, host, file, header, definition) => new ModuleApi(name, host, file, header, definition, this.moduleContext()),
+    });
+    this.admin = new AdminApi({
+      version: this.version,
+      started: this.started,
+      modules: this.modules,
+      sessions: this.sessions,
+      users: this.users,
+      hostNames: () => this.hosts.names(),
+      virtualHostNames: () => this.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name),
+      reloadConfig: () => this.reloadConfig(),
+    });
+  }
+
+  /** The services the `module` objects use (made once, on the first module load). */
+  private moduleContext(): ModuleContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    return (this.apiContext ??= {
+      version: this.version,
+      started: this.started,
+      get config() {
+        return server.config;
+      },
+      events: this.events,
+      hosts: this.hosts,
+      sessions: this.sessions,
+      users: this.users,
+      rosters: this.rosters,
+      router: this.router,
+      storage: this.storage,
+      sasl: this.sasl,
+      certs: this.certs,
+      ports: this.ports,
+      admin: this.admin,
+      moduleOptionValue: (host, module, option) => this.moduleOptionValue(host, module, option),
+      callExport: (host, module, method, args) => this.modules.call(host, module, method, args),
+    });
   }
 
   /** The configuration in force (replaced by reloadConfig). */

@@ -7,8 +7,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { split } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import { defineModule, split, type ModuleApi } from '../core/api.ts';
 
 type Command = { usage: string; help: string; run(args: string[]): Promise<string> | string };
 

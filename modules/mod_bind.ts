@@ -2,11 +2,7 @@
 // Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3),
 // advertised as optional (draft-cridland-xmpp-session).
 import { Element } from '@xmpp/xml';
-import { resourceprep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
+import { defineModule, iqPayload, iqResult, NS, resourceprep, type StanzaEvent, type StreamFeaturesEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'Resource binding (RFC 6120 §7)',

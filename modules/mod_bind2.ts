@@ -8,38 +8,9 @@
 // handle their child of <bind/> through `bind2-inline/<ns>:<name>`, adding results to <bound/>.
 import { createHmac, randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { resourceprep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
+import { defineModule, resourceprep, type Bind2InlineEvent, type Bind2InlineFeaturesEvent, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type Session } from '../core/api.ts';
 
 const NS_BIND2 = 'urn:xmpp:bind:0';
-
-/**
- * `bind2-inline-features` on the host, while the SASL2 features are built: add
- * `<feature var='…'/>` for each session feature the module can enable inside <bind/>.
- * Handlers return nothing.
- */
-export interface Bind2InlineFeaturesEvent {
-  origin: Session;
-  /** The <inline/> element of Bind2's feature. */
-  inline: Element;
-}
-
-/**
- * `bind2-inline/<ns>:<name>` on the host, awaited, for each child of the client's <bind/> (other
- * than <tag/>), right after the resource is bound and before <success/> is sent: enable the
- * feature for `session` and add any result to `bound` (XEP-0386 §3.2). Return a value to say it
- * was handled; unhandled children are ignored.
- */
-export interface Bind2InlineEvent {
-  /** The newly bound session (full_jid set). */
-  session: Session;
-  /** The child element of <bind/>, e.g. <enable xmlns='urn:xmpp:carbons:2'/>. */
-  element: Element;
-  /** The <bound/> element of the <success/>. */
-  bound: Element;
-}
 
 /** Longest client tag kept in a resource (XEP-0386: "a short text string"). */
 const MAX_TAG_LENGTH = 32;

@@ -21,15 +21,7 @@
 // load and is then dispatched again), at most `cacheSize` of users without a connected resource.
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import { HANDLER_ERROR } from '../core/util/events.ts';
-import { bare as bareOf, prep, split } from '../core/util/jid.ts';
-import type { OfflineDeliverEvent } from './mod_offline.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { MapStore } from '../core/storage/manager.ts';
-import { attrsOf, errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { attrsOf, bare as bareOf, defineModule, errorReply, HANDLER_ERROR, iqPayload, iqResult, mustNotReplyWithError, prep, split, type MapStore, type ModuleApi, type OfflineDeliverEvent, type Session, type SessionEvent, type StanzaEvent, type UserEvent } from '../core/api.ts';
 
 const NS = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
@@ -470,7 +462,7 @@ export default defineModule({
 
     // -- account deletion -------------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       await queues.run(username, async () => {
         lists.drop(username);

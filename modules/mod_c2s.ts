@@ -4,36 +4,7 @@
 // whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/net/connection.ts';
-import { DEFAULTS } from '../core/config.ts';
-import { prep } from '../core/util/jid.ts';
-import { HANDLER_ERROR } from '../core/util/events.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
-import { NS, isStanzaKind } from '../core/util/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
-import type { StreamLimits } from '../core/util/stream-parser.ts';
-
-export interface StreamFeaturesEvent {
-  origin: Session;
-  features: Element;
-}
-
-export interface StreamElementEvent {
-  origin: Session;
-  element: Element;
-}
-
-/**
- * A stanza from a client that has not authenticated yet, fired on the host as
- * `unauthenticated-stanza/<kind>` (e.g. In-Band Registration, XEP-0077). A handler that returns
- * a value has answered it; otherwise the stream is closed with not-authorized. Such stanzas are
- * never routed.
- */
-export interface UnauthenticatedStanzaEvent {
-  origin: Session;
-  stanza: Element;
-}
+import { DEFAULTS, defineModule, HANDLER_ERROR, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type ModuleApi, type Session, type SessionEvent, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',

@@ -8,9 +8,7 @@
 // ver gets item-not-found. `ver` is recomputed lazily whenever an item is added or removed.
 import { createHash } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, type DiscoInfoNodeEvent, type StreamFeaturesEvent } from '../core/api.ts';
 
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 
@@ -19,17 +17,6 @@ export interface CapsIdentity {
   type: string;
   lang?: string;
   name?: string;
-}
-
-interface DiscoInfoNodeEvent {
-  origin: Session;
-  stanza: StanzaEvent['stanza'];
-  query: Element;
-}
-
-interface StreamFeaturesEvent {
-  origin: Session;
-  features: Element;
 }
 
 /** "i;octet" collation (RFC 4790 §9.3): compare the UTF-8 bytes. */

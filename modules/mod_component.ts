@@ -15,25 +15,7 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/net/connection.ts';
-import { DEFAULTS } from '../core/config.ts';
-import { prep, split } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { CloseReason, Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import { NS, isStanzaKind } from '../core/util/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
-import type { StreamLimits } from '../core/util/stream-parser.ts';
-
-export interface ComponentConnectedEvent {
-  host: string;
-}
-
-export interface ComponentDisconnectedEvent {
-  host: string;
-  /** True when the stream was closed (by either side), false when the connection just dropped. */
-  graceful: boolean;
-}
+import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type ModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
   module: ModuleApi;

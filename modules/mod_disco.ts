@@ -3,9 +3,7 @@
 // adds with module.addFeature(); items are the components (subdomains) of the host. Accounts
 // answer disco#info with the account/registered identity.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, iqPayload, iqResult, NS, type StanzaEvent } from '../core/api.ts';
 
 export interface Identity {
   category: string;

@@ -12,13 +12,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Connection } from '../core/net/connection.ts';
-import { nodeprep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { AdmitUser, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { AccountRecord, UserDeletedEvent } from '../core/usermanager.ts';
-import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
+import { defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep, type UserEvent } from '../core/api.ts';
 
 const NS_FAST = 'urn:xmpp:fast:0';
 
@@ -190,8 +184,8 @@ export default defineModule({
     });
 
     const forget = async (username: string) => store.clear(username);
-    module.hook<UserDeletedEvent>('user-password-changed', ({ username }) => forget(username));
-    module.hook<UserDeletedEvent>('user-deleted', async ({ username }) => {
+    module.hook<UserEvent>('user-password-changed', ({ username }) => forget(username));
+    module.hook<UserEvent>('user-deleted', async ({ username }) => {
       await forget(username);
     });
 

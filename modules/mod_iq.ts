@@ -3,9 +3,7 @@
 // oneself are dispatched by payload kind — iq-<type>/<dest>/<xmlns>:<name> — so the first
 // module (by priority) that claims the payload answers. Unclaimed requests fall back to the
 // router, which answers service-unavailable. iq to a full JID is delivered to that resource.
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, iqPayload, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'iq routing and dispatch by payload',

@@ -17,13 +17,7 @@
 // presence from a client, and when a resource is unbound (the status of that session's last
 // unavailable presence is kept).
 import type { Element } from '@xmpp/xml';
-import { bare as bareOf } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { bare as bareOf, defineModule, xml, type Json, type Session, type SessionEvent, type StanzaEvent, type UserEvent } from '../core/api.ts';
 
 export const NS_LAST = 'jabber:iq:last';
 
@@ -148,7 +142,7 @@ export default defineModule({
       record(session.username, { when: Date.now(), status });
     });
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
       if (h === host) await store.set(username, undefined);
       return undefined;
     });

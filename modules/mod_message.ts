@@ -7,16 +7,7 @@
 //    no such resource, chat/normal are offered to offline storage (`message/offline/handle`,
 //    e.g. mod_offline) or bounced with service-unavailable.
 //  - to an account that does not exist: service-unavailable (never silence, never a leak).
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-
-export interface OfflineEvent {
-  username: string;
-  host: string;
-  stanza: StanzaEvent['stanza'];
-  origin: Session;
-}
+import { defineModule, type ModuleApi, type OfflineEvent, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'Message delivery (RFC 6121 §8.5)',

@@ -28,12 +28,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf } from '../core/util/stanza.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
-import type { OfflineEvent } from './mod_message.ts';
-import type { ResourceAvailableEvent } from './mod_presence.ts';
+import { attrsOf, defineModule, type OfflineDeliverEvent, type OfflineEvent, type ResourceAvailableEvent, type Session, type UserEvent } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -79,16 +74,6 @@ function worthStoring(stanza: Element): boolean {
     return true;
   }
   return false;
-}
-
-/**
- * Fired (awaited) on the host before a stored message is handed to `session`; a handler that
- * returns a value withholds it (it is deleted all the same).
- */
-export interface OfflineDeliverEvent {
-  session: Session;
-  username: string;
-  stanza: Element;
 }
 
 export default defineModule({
@@ -173,7 +158,7 @@ export default defineModule({
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       await queues.run(username, () => archive.delete(username));
       return undefined; // let every other module clean up too

@@ -9,22 +9,9 @@
 // waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { bare as bareOf, prep } from '../core/util/jid.ts';
-import { attrsOf } from '../core/util/stanza.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
+import { attrsOf, bare as bareOf, defineModule, prep, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type SessionEvent, type StanzaEvent, type StreamFeaturesEvent, type SubscriptionState } from '../core/api.ts';
 
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
-
-/** The roster-push event mod_roster answers (host bus). */
-interface RosterPushEvent {
-  host: string;
-  username: string;
-  jid: string;
-}
 
 type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
 const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
@@ -176,16 +163,6 @@ function parsePriority(stanza: Element): number {
   const t = text.trim();
   if (!/^[+-]?\d+$/.test(t)) return 0;
   return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
-}
-
-/**
- * Emitted on the host after a resource's available presence was broadcast: `initial` for the
- * first available presence of the session (RFC 6121 §4.2), with the priority it had before.
- */
-export interface ResourceAvailableEvent {
-  session: Session;
-  initial: boolean;
-  previousPriority: number;
 }
 
 export default defineModule({

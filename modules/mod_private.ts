@@ -19,11 +19,7 @@
 // Storage: the 'private' map store, key `{namespace}name` per user.
 import type { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/util/stanza.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { defineModule, iqPayload, xml, type Json, type StanzaEvent, type UserEvent } from '../core/api.ts';
 
 export const NS_PRIVATE = 'jabber:iq:private';
 
@@ -147,7 +143,7 @@ export default defineModule({
       module.hook(`iq-${type}/host/${NS_PRIVATE}:query`, forbidden);
     }
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.clear(username);
       return undefined;
     });

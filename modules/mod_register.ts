@@ -10,15 +10,7 @@
 // When an account is deleted by any means, every remaining session of it is closed.
 // Error replies never echo the request: it may carry a password (XEP-0077 §3.3).
 import { Element } from '@xmpp/xml';
-import { CoreError } from '../core/util/errors.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../core/util/errors.ts';
-import { nodeprep, prep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import { saslPrep } from '../core/util/scram.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { errorReply, iqPayload, iqResult } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
+import { CoreError, defineModule, errorReply, iqPayload, iqResult, nodeprep, prep, saslPrep, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent, type StreamFeaturesEvent, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';

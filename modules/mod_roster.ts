@@ -5,20 +5,7 @@
 // mod_presence, which fires `roster-push` ({ host, username, jid }) after changing an item.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { prep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Roster, RosterItem } from '../core/rostermanager.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
-
-interface RosterPushEvent {
-  host: string;
-  username: string;
-  jid: string;
-}
+import { defineModule, iqPayload, iqResult, NS, prep, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type StreamFeaturesEvent, type UserEvent } from '../core/api.ts';
 
 /** Longest accepted item name or group name, in characters (RFC 6121 §2.3.3 not-acceptable). */
 const MAX_TEXT_LENGTH = 1024;
@@ -192,7 +179,7 @@ export default defineModule({
 
     // -- account removal -----------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       const roster = module.sessions.getUser(host, username)?.roster ?? (await module.rosters.load(host, username));
       const ownBare = `${username}@${host}`;

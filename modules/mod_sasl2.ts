@@ -9,22 +9,7 @@
 // client's address; payloads, passwords and tokens are never logged.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { nodeprep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import {
-  advertisedChannelBindings,
-  decodeSaslPayload,
-  type SaslCondition,
-  type SaslContext,
-  type SaslExchange,
-  type SaslStep,
-  type UserAgent,
-} from '../core/sasl.ts';
-import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, SCRAM_HASHES, type ScramHash } from '../core/util/scram.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { StreamElementEvent, StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
+import { advertisedChannelBindings, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamElementEvent, type StreamFeaturesEvent, type UnauthenticatedStanzaEvent, type UserAgent } from '../core/api.ts';
 
 export type { UserAgent };
 
@@ -32,35 +17,6 @@ const NS_SASL2 = 'urn:xmpp:sasl:2';
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const NS_UPGRADE = 'urn:xmpp:sasl:upgrade:0';
 const NS_SCRAM_UPGRADE = 'urn:xmpp:scram-upgrade:0';
-
-/**
- * `sasl2-inline-features` on the host, while the stream features are built: add the feature
- * elements that may be negotiated inside <authenticate/> (XEP-0386 <bind/>, XEP-0484 <fast/>) to
- * `inline`. Handlers return nothing.
- */
-export interface Sasl2InlineFeaturesEvent {
-  origin: Session;
-  inline: Element;
-}
-
-/**
- * `sasl2-success` on the host, awaited handler by handler in priority order (stream resumption
- * before Bind2 at 50 before the rest at 0), once the client has fully authenticated (its tasks
- * done) and before <success/> is sent. The session is authenticated (type c2s), not yet bound.
- * Each module processes its own children of `request` and adds its results to `success`; the
- * <authorization-identifier/> (the full JID once bound) and <additional-data/> are added after.
- * Handlers return nothing; one that fails is logged and the others still run.
- */
-export interface Sasl2SuccessEvent {
-  session: Session;
-  /** The client's <authenticate/> element. */
-  request: Element;
-  userAgent: UserAgent | undefined;
-  /** The SASL mechanism the client authenticated with. */
-  mechanism: string;
-  /** The <success/> element being built. */
-  success: Element;
-}
 
 /** What a SASL2 client installation is remembered as, per account and user-agent id. */
 interface KnownClient {

@@ -6,19 +6,7 @@
 // SASL2. Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are
 // logged with the client's address; payloads and passwords are never logged.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import {
-  advertisedChannelBindings,
-  decodeSaslPayload,
-  encodeSaslPayload,
-  type SaslCondition,
-  type SaslContext,
-  type SaslExchange,
-  type SaslStep,
-} from '../core/sasl.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
+import { advertisedChannelBindings, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session, type StreamElementEvent, type StreamFeaturesEvent } from '../core/api.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const KNOWN_MECHANISMS = [

@@ -9,8 +9,7 @@
 // When `admin` is not given, the server's `admins` (config) are listed as xmpp: URIs. With no
 // address at all, no form is added.
 import type { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
+import { defineModule, xml } from '../core/api.ts';
 
 export const NS_SERVERINFO = 'http://jabber.org/network/serverinfo';
 const NS_DATA = 'jabber:x:data';

@@ -4,9 +4,7 @@
 // The offset is that of the `timezone` option (an IANA zone such as 'Europe/Paris'), or of the
 // system's local zone when it is empty.
 import { DateTime, IANAZone } from 'luxon';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, xml, type StanzaEvent } from '../core/api.ts';
 
 export const NS_TIME = 'urn:xmpp:time';
 

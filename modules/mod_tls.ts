@@ -2,9 +2,7 @@
 // STARTTLS (RFC 6120 §5). Required by default (c2sRequireEncryption): until the stream is
 // encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
+import { defineModule, NS, type StreamElementEvent, type StreamFeaturesEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'STARTTLS for client streams',

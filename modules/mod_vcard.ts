@@ -21,10 +21,7 @@
 // before it reaches this module.
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { defineModule, iqPayload, xml, type StanzaEvent, type UserEvent } from '../core/api.ts';
 
 export const NS_VCARD = 'vcard-temp';
 
@@ -161,7 +158,7 @@ export default defineModule({
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host, username }) => {
+    module.hook<UserEvent>('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.set(username, undefined);
       return undefined;
     });

@@ -3,9 +3,7 @@
 // with its name and version; the operating system only when `includeOs` is set (§5: revealing
 // the OS must be something an administrator can turn off, so it is off by default).
 import os from 'node:os';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, xml, type StanzaEvent } from '../core/api.ts';
 
 export const NS_VERSION = 'jabber:iq:version';
 

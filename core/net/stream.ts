@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { DEFAULTS } from '../config.ts';
 import type { Connection } from './connection.ts';
 import type { Logger } from '../util/log.ts';
-import type { CloseReason } from '../sessionmanager.ts';
+import type { CloseReason } from '../session.ts';
 import { streamErrorElement } from '../util/stanza.ts';
 import { XmppStreamParser, streamHeader, type StreamLimits } from '../util/stream-parser.ts';
 

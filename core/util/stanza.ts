@@ -27,6 +27,22 @@ export const NS = {
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
+/** Attributes of a stanza: every value is a string or absent. */
+export interface StanzaAttrs {
+  to?: string;
+  from?: string;
+  type?: string;
+  id?: string;
+  xmlns?: string;
+  'xml:lang'?: string;
+  [name: string]: string | undefined;
+}
+
+/** A top-level stanza (message, presence, iq) with typed attributes. */
+export interface Stanza extends Element {
+  attrs: StanzaAttrs;
+}
+
 /** An element's attributes, typed for reading and stamping. */
 export function attrsOf(el: Element): Record<string, string | undefined> {
   return el.attrs as Record<string, string | undefined>;

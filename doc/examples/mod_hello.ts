@@ -3,8 +3,7 @@
 // <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting, counts the sessions
 // on its host, and exports two methods for other modules and the admin shell.
 // Only type imports from Cadence: the file works wherever it is dropped.
-import type { ModuleApi, ModuleDefinition } from '../../core/moduleapi.ts';
-import type { StanzaEvent } from '../../core/router.ts';
+import type { ModuleApi, ModuleDefinition, StanzaEvent } from '../../core/api.ts';
 
 const NS = 'urn:example:hello';
 

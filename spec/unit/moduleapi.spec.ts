@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '../../core/net/connection.ts';
 import type { Server } from '../../core/server.ts';
-import type { Session } from '../../core/sessionmanager.ts';
+import type { Session } from '../../core/session.ts';
 import { makeServer } from '../helpers/core.ts';
 
 const API = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'moduleapi.ts');
