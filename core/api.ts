@@ -11,7 +11,7 @@
 export { defineModule } from './moduleapi.ts';
 /** @deprecated interim: goes with the async dispatch. */
 export { HANDLER_ERROR } from './util/events.ts';
-export type { ModuleApi, ModuleDefinition, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { GlobalModuleApi, ModuleApi, ModuleDefinition, ModuleScope, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------

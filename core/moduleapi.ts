@@ -10,7 +10,8 @@ import type { StanzaRouter } from './router.ts';
 import type { SessionManager } from './sessionmanager.ts';
 import type { StorageManager } from './storage/manager.ts';
 import type { UserManager } from './usermanager.ts';
-import type { EventBus, Handler } from './util/events.ts';
+import type { EventBus, EventName, Handler } from './util/events.ts';
+import type { GlobalEvents, HostEvents } from './event-types.ts';
 import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
 import { errorReply, iqResult, xml } from './util/stanza.ts';
 import type { Host, HostManager } from './hostmanager.ts';
@@ -75,25 +76,39 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
 
 // ---- module definition -----------------------------------------------------------------------
 
-export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs> {
+/** A module runs once per host ('host', the default) or once for the whole server ('global'). */
+export type ModuleScope = 'host' | 'global';
+
+/** The catalogue of a module's own bus: its host's events, or the server's for a global module. */
+export type ScopeEvents<S extends ModuleScope> = S extends 'global' ? GlobalEvents : HostEvents;
+
+export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs, S extends ModuleScope = 'host'> {
   /** Loaded once for the whole server ('global') or once per host ('host', the default). */
-  scope?: 'host' | 'global';
+  scope?: S;
   /** Modules loaded (on the same host, or globally) before this one; their exports are callable in load(). */
   depends?: string[];
   description?: string;
   options?: O;
   /** Set up: hooks, items, listeners. May throw (or reject) to refuse loading. */
-  load(module: ModuleApi<O>): void | Promise<void>;
+  load(module: ModuleApi<O, S>): void | Promise<void>;
   /** Called after every module of the host is loaded (and after a runtime load). */
-  ready?(module: ModuleApi<O>): void | Promise<void>;
+  ready?(module: ModuleApi<O, S>): void | Promise<void>;
   /** Release what load() made beyond what the module API tracks. Always called, even after a failed load. */
-  unload?(module: ModuleApi<O>): void | Promise<void>;
+  unload?(module: ModuleApi<O, S>): void | Promise<void>;
   /** Reload: state handed from the old instance to the new one. */
-  save?(module: ModuleApi<O>): unknown;
-  restore?(module: ModuleApi<O>, state: unknown): void | Promise<void>;
+  save?(module: ModuleApi<O, S>): unknown;
+  restore?(module: ModuleApi<O, S>, state: unknown): void | Promise<void>;
 }
 
-export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>>(def: ModuleDefinition<O>): ModuleDefinition<O> {
+/** Type a module definition: its options, and its scope (which decides the events `module.hook` knows). */
+/** Any module's definition and `module` object, as the module manager holds them. */
+export type AnyModuleDefinition = ModuleDefinition<OptionSpecs, ModuleScope>;
+export type AnyModuleApi = ModuleApi<OptionSpecs, ModuleScope>;
+
+/** The `module` object of a global module (`scope: 'global'`), for helper functions' parameters. */
+export type GlobalModuleApi<O extends OptionSpecs = OptionSpecs> = ModuleApi<O, 'global'>;
+
+export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>, S extends ModuleScope = 'host'>(def: ModuleDefinition<O, S>): ModuleDefinition<O, S> {
   return def;
 }
 
@@ -110,7 +125,7 @@ export interface ModuleContext {
   readonly started: number;
   /** The configuration in force (replaced on reload). */
   readonly config: Config;
-  readonly events: EventBus;
+  readonly events: EventBus<GlobalEvents>;
   readonly hosts: HostManager;
   readonly sessions: SessionManager;
   readonly users: UserManager;
@@ -129,7 +144,7 @@ export interface ModuleContext {
 
 // ---- the API -----------------------------------------------------------------------------------
 
-export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
+export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScope = 'host'> {
   readonly log: Logger;
   /** Fires when the module is unloaded: tie long-lived work to it. */
   readonly signal: AbortSignal;
@@ -145,7 +160,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     readonly host: string,
     readonly file: string,
     readonly header: ModuleHeader,
-    readonly definition: ModuleDefinition<O>,
+    readonly definition: ModuleDefinition<O, S>,
     private readonly server: ModuleContext,
   ) {
     this.log = getLogger(host === '*' ? `mod:${name}` : `mod:${name}:${host}`);
@@ -156,57 +171,61 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return this.host === '*';
   }
 
-  /** The event bus of this module's host (the global bus for global modules). */
+  /** The event bus of this module's host (the global bus for global modules), untyped inside. */
   private get bus(): EventBus {
-    if (this.isGlobal) return this.server.events;
+    if (this.isGlobal) return this.server.events as unknown as EventBus;
     const h = this.server.hosts.get(this.host);
     if (!h) throw new CoreError('HOST_UNKNOWN', `host ${this.host} is not active`);
-    return h.events;
+    return h.events as unknown as EventBus;
   }
 
   private get hostObj(): Host | undefined {
     return this.isGlobal ? undefined : this.server.hosts.get(this.host);
   }
 
-  // -- events
+  // -- events (typed by core/event-types.ts: a misspelt event or a wrong payload does not compile)
 
-  /** Hook an event on this module's host (higher priority runs first). */
-  hook<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
-    this.cleanups.push(this.bus.on(event, handler, priority, this.name));
+  /** Hook an event on this module's bus: its host's (the server's for a global module). Higher priority runs first. */
+  hook<K extends EventName<ScopeEvents<S>>>(event: K, handler: Handler<ScopeEvents<S>[K]>, priority = 0): void {
+    this.cleanups.push(this.bus.on(event, handler as Handler, priority, this.name));
   }
 
   /** Hook an event on the server-wide bus. */
-  hookGlobal<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+  hookGlobal<K extends EventName<GlobalEvents>>(event: K, handler: Handler<GlobalEvents[K]>, priority = 0): void {
     this.cleanups.push(this.server.events.on(event, handler, priority, this.name));
   }
 
   /** Hook an event on every host's bus, including hosts activated later. */
-  hookEachHost<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+  hookEachHost<K extends EventName<HostEvents>>(event: K, handler: Handler<HostEvents[K]>, priority = 0): void {
     for (const h of this.server.hosts.all()) this.cleanups.push(h.events.on(event, handler, priority, this.name));
-    this.hookGlobal<{ host: Host }>('host-activated', ({ host }) => {
-      this.cleanups.push(host.events.on(event, handler, priority, this.name));
+    this.hookGlobal('host-activated', ({ host }) => {
+      const h = this.server.hosts.get(host);
+      if (h) this.cleanups.push(h.events.on(event, handler, priority, this.name));
     });
   }
 
-  fire(event: string, data: unknown): unknown {
+  /** Dispatch on this module's bus: the first handler that returns a value has handled it (its value is returned). */
+  fire<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): unknown {
     return this.bus.fire(event, data);
   }
 
-  emit(event: string, data: unknown): void {
+  /** Notify every handler on this module's bus. */
+  emit<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): void {
     this.bus.emit(event, data);
   }
 
+  /** Await every handler in turn (lifecycle events); a failing one is logged and the next runs. */
+  fireAsync<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): Promise<unknown> {
+    return this.bus.fireAsync(event, data);
+  }
+
   /** Fire on the given host's bus (global modules acting for a host, e.g. mod_c2s). */
-  fireOnHost(host: string, event: string, data: unknown): unknown {
+  fireOnHost<K extends EventName<HostEvents>>(host: string, event: K, data: HostEvents[K]): unknown {
     return this.server.hosts.get(host)?.events.fire(event, data);
   }
 
-  emitOnHost(host: string, event: string, data: unknown): void {
+  emitOnHost<K extends EventName<HostEvents>>(host: string, event: K, data: HostEvents[K]): void {
     this.server.hosts.get(host)?.events.emit(event, data);
-  }
-
-  fireAsync(event: string, data: unknown): Promise<unknown> {
-    return this.bus.fireAsync(event, data);
   }
 
   // -- items (disco features, identities, …)
@@ -424,10 +443,10 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   private track(
     handlers: { added?(session: Session): void; removed?(session: Session): void },
-    addedEvent: string,
-    removedEvent: string,
+    addedEvent: 'session-added' | 'connection-added',
+    removedEvent: 'session-removed' | 'connection-removed',
     existing: () => Session[],
-    alsoAddedOn?: string,
+    alsoAddedOn?: 'authentication-success',
   ): void {
     const mine = (s: Session) => this.isGlobal || s.host === this.host;
     const safe = (fn: ((s: Session) => void) | undefined, s: Session) => {
@@ -450,7 +469,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     };
     this.hookGlobal(addedEvent, onAdded);
     if (alsoAddedOn && !this.isGlobal) this.hookGlobal(alsoAddedOn, onAdded);
-    this.hookGlobal<{ session: Session }>(removedEvent, ({ session }) => {
+    this.hookGlobal(removedEvent, ({ session }) => {
       if (!live.delete(session)) return;
       safe(handlers.removed, session);
     });

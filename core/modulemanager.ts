@@ -12,8 +12,9 @@ import { CoreError } from './util/errors.ts';
 import { coreFeatures } from './features.ts';
 import { getLogger } from './util/log.ts';
 import { checkCoreFeatures, describeFeatureCheck, parseModuleHeader, type ModuleHeader } from './module-header.ts';
-import { checkOption, type ModuleApi, type ModuleDefinition, type OptionSpecs } from './moduleapi.ts';
+import { checkOption, type AnyModuleApi, type AnyModuleDefinition, type OptionSpecs } from './moduleapi.ts';
 import type { EventBus } from './util/events.ts';
+import type { GlobalEvents } from './event-types.ts';
 
 export const BUILTIN_MODULE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'modules');
 
@@ -41,7 +42,7 @@ export interface ResolveResult {
 /** What the module manager needs of the server (core/server.ts wires it). */
 export interface ModuleManagerContext {
   /** The server's bus (module-loaded, module-unloaded). */
-  readonly events: EventBus;
+  readonly events: EventBus<GlobalEvents>;
   /** Search paths of the configuration in force (pluginPaths), before the built-in modules/. */
   searchPaths(): string[];
   /** The options object configured for module `name`: global (host undefined) or the host's own. */
@@ -51,14 +52,14 @@ export interface ModuleManagerContext {
   /** Hold routing while a module is swapped; returns the release function. */
   holdRouting(): () => void;
   /** Make the `module` object of one module instance. */
-  makeApi(name: string, host: string, file: string, header: ModuleHeader, definition: ModuleDefinition): ModuleApi;
+  makeApi(name: string, host: string, file: string, header: ModuleHeader, definition: AnyModuleDefinition): AnyModuleApi;
 }
 
 export interface LoadedModule {
   name: string;
   host: string;
-  api: ModuleApi;
-  definition: ModuleDefinition;
+  api: AnyModuleApi;
+  definition: AnyModuleDefinition;
   file: string;
   loadedAt: number;
 }
@@ -136,8 +137,8 @@ export class ModuleManager {
     return out;
   }
 
-  private async importDefinition(file: string): Promise<ModuleDefinition> {
-    const def = (await importDefault(file)) as ModuleDefinition | undefined;
+  private async importDefinition(file: string): Promise<AnyModuleDefinition> {
+    const def = (await importDefault(file)) as AnyModuleDefinition | undefined;
     if (!def || typeof def !== 'object' || typeof def.load !== 'function') {
       throw new CoreError('MODULE_INVALID', `${file} must export default defineModule({ load(module) { … } })`);
     }
@@ -145,7 +146,7 @@ export class ModuleManager {
   }
 
   /** Validate the options configured for `name` on `host` against its declared options. */
-  checkOptions(host: string, name: string, def: ModuleDefinition): string[] {
+  checkOptions(host: string, name: string, def: AnyModuleDefinition): string[] {
     const problems: string[] = [];
     const specs: OptionSpecs = def.options ?? {};
     for (const scope of host === '*' ? [undefined] : [undefined, host]) {
@@ -185,7 +186,7 @@ export class ModuleManager {
       throw new CoreError('MODULE_NOT_FOUND', `module '${name}' not found in ${this.paths().join(', ')}`);
     }
 
-    let def: ModuleDefinition;
+    let def: AnyModuleDefinition;
     try {
       def = await this.importDefinition(found.file);
     } catch (err) {

@@ -7,6 +7,7 @@
 // Unhandled iq get/set get service-unavailable; result/error are never answered with an error.
 import type { Element } from '@xmpp/xml';
 import type { EventBus } from './util/events.ts';
+import type { GlobalEvents, HostEvents } from './event-types.ts';
 import { HANDLER_ERROR } from './util/events.ts';
 import type { HostManager } from './hostmanager.ts';
 import { prep, split } from './util/jid.ts';
@@ -54,7 +55,7 @@ export class StanzaRouter {
 
   constructor(
     private readonly hosts: HostManager,
-    private readonly globalEvents: EventBus,
+    private readonly globalEvents: EventBus<GlobalEvents>,
   ) {}
 
   /**
@@ -160,8 +161,8 @@ export class StanzaRouter {
   }
 
   /** Fire `name`; true when handled. A handler error on an iq request answers internal-server-error. */
-  private dispatch(bus: EventBus, name: string, event: StanzaEvent): boolean {
-    const result = bus.fire(name, event);
+  private dispatch(bus: EventBus<HostEvents> | EventBus<GlobalEvents>, name: string, event: StanzaEvent): boolean {
+    const result = (bus as unknown as EventBus).fire(name, event);
     if (result === undefined) return false;
     if (result === HANDLER_ERROR) {
       this.bounce(event.origin, event.stanza, 'wait', 'internal-server-error');

@@ -7,6 +7,7 @@ import { CertManager } from './net/certmanager.ts';
 import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
+import type { GlobalEvents } from './event-types.ts';
 import { HostManager, type Host } from './hostmanager.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
@@ -37,7 +38,7 @@ export async function loadConfig(file: string): Promise<Config> {
 export class Server {
   readonly version = VERSION;
   readonly started = Date.now();
-  readonly events = new EventBus('global');
+  readonly events = new EventBus<GlobalEvents>('global');
   readonly storage: StorageManager;
   readonly hosts: HostManager;
   readonly rosters: RosterManager;
@@ -215,7 +216,7 @@ export class Server {
     const entry = this.config.hostEntry(name);
     if (!entry) throw new CoreError('HOST_UNKNOWN', `host ${name} is not configured`);
     const host = this.hosts.activate(entry);
-    this.events.emit('host-activated', { host });
+    this.events.emit('host-activated', { host: host.name });
     return host;
   }
 

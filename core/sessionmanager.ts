@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Connection } from './net/connection.ts';
 import type { EventBus } from './util/events.ts';
+import type { GlobalEvents, HostEvents, SessionEvent } from './event-types.ts';
 import { getLogger } from './util/log.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { ResourceConflictPolicy } from './config.ts';
@@ -16,9 +17,8 @@ export interface UserSessions {
 
 export type BindResult = { ok: true; resource: string } | { ok: false; condition: 'conflict' | 'not-allowed' | 'resource-constraint' | 'internal-server-error' };
 
-export interface SessionEvent {
-  session: Session;
-}
+/** The session events fired on the server's bus and on the session's host's. */
+type SessionEventName = 'authentication-success' | 'resource-bind' | 'resource-unbind' | 'session-added' | 'session-removed' | 'connection-removed';
 
 /** Registry of all sessions, by connection and by host → user → resource. */
 export class SessionManager {
@@ -29,13 +29,13 @@ export class SessionManager {
   private readonly log = getLogger('core:sessionmanager');
 
   constructor(
-    private readonly events: EventBus,
-    private readonly hostEvents: (host: string) => EventBus | undefined,
+    private readonly events: EventBus<GlobalEvents>,
+    private readonly hostEvents: (host: string) => EventBus<HostEvents> | undefined,
     private readonly rosters: RosterManager,
     private readonly conflictPolicy: () => ResourceConflictPolicy,
   ) {}
 
-  private fire(name: string, host: string | undefined, event: SessionEvent): void {
+  private fire(name: SessionEventName, host: string | undefined, event: SessionEvent): void {
     this.events.emit(name, event);
     if (host) this.hostEvents(host)?.emit(name, event);
   }
@@ -45,7 +45,7 @@ export class SessionManager {
     const session = new Session(type, conn, ops);
     this.all.add(session);
     this.log('created %s %s from %s', type, session.id, conn.ip);
-    this.fire('connection-added', undefined, { session });
+    this.events.emit('connection-added', { session });
     return session;
   }
 

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { defineModule, split, type ModuleApi } from '../core/api.ts';
+import { defineModule, split, type GlobalModuleApi } from '../core/api.ts';
 
 type Command = { usage: string; help: string; run(args: string[]): Promise<string> | string };
 
@@ -120,7 +120,7 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function makeCommands(module: ModuleApi): Map<string, Command> {
+function makeCommands(module: GlobalModuleApi): Map<string, Command> {
   const a = module.admin;
   const list: [string, Command][] = [
     ['module list', { usage: 'module list [HOST]', help: 'loaded modules', run: ([host]) => table(a.listModules(host).map((m) => [m.host, m.name, m.file])) }],

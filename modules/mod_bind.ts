@@ -2,12 +2,12 @@
 // Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3),
 // advertised as optional (draft-cridland-xmpp-session).
 import { Element } from '@xmpp/xml';
-import { defineModule, iqPayload, iqResult, NS, resourceprep, type StanzaEvent, type StreamFeaturesEvent } from '../core/api.ts';
+import { defineModule, iqPayload, iqResult, NS, resourceprep, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'Resource binding (RFC 6120 §7)',
   load(module) {
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s' || origin.full_jid) return;
       features.c('bind', { xmlns: NS.bind });
       features.c('session', { xmlns: NS.session }).c('optional');

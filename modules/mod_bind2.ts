@@ -8,7 +8,7 @@
 // handle their child of <bind/> through `bind2-inline/<ns>:<name>`, adding results to <bound/>.
 import { createHmac, randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { defineModule, resourceprep, type Bind2InlineEvent, type Bind2InlineFeaturesEvent, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type Session } from '../core/api.ts';
+import { defineModule, resourceprep, type Bind2InlineEvent, type Bind2InlineFeaturesEvent, type Session } from '../core/api.ts';
 
 const NS_BIND2 = 'urn:xmpp:bind:0';
 
@@ -29,14 +29,14 @@ export default defineModule({
     /** The user-agent id each Bind2 session was bound for. */
     const clientOf = new WeakMap<Session, string>();
 
-    module.hook<Sasl2InlineFeaturesEvent>('sasl2-inline-features', ({ origin, inline }) => {
+    module.hook('sasl2-inline-features', ({ origin, inline }) => {
       const bind = inline.c('bind', { xmlns: NS_BIND2 });
       const features = new Element('inline');
       module.emit('bind2-inline-features', { origin, inline: features } satisfies Bind2InlineFeaturesEvent);
       if (features.children.length) bind.cnode(features);
     });
 
-    module.hook<Sasl2SuccessEvent>('sasl2-success', async ({ session, request, userAgent, success }) => {
+    module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const bind = request.getChild('bind', NS_BIND2);
       if (!bind) return undefined;
       const username = session.username!;

@@ -21,7 +21,7 @@
 // load and is then dispatched again), at most `cacheSize` of users without a connected resource.
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import { attrsOf, bare as bareOf, defineModule, errorReply, HANDLER_ERROR, iqPayload, iqResult, mustNotReplyWithError, prep, split, type MapStore, type ModuleApi, type OfflineDeliverEvent, type Session, type SessionEvent, type StanzaEvent, type UserEvent } from '../core/api.ts';
+import { attrsOf, bare as bareOf, defineModule, errorReply, HANDLER_ERROR, iqPayload, iqResult, mustNotReplyWithError, prep, split, type DestType, type MapStore, type ModuleApi, type Session, type StanzaEvent } from '../core/api.ts';
 
 const NS = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
@@ -29,6 +29,13 @@ const NS_ERRORS = 'urn:xmpp:blocking:errors';
 const PRIORITY = 100;
 /** Asked on the sender's host: does the local user `username` block `to`? (true, or undefined). */
 const OUTBOUND_CHECK = 'blocking/outbound-blocked';
+
+declare module '../core/api.ts' {
+  interface HostEvents {
+    /** Asked on the sender's host: does the local user `username` block `to`? (true, or undefined). */
+    'blocking/outbound-blocked': OutboundCheckEvent;
+  }
+}
 
 const options = {
   maxItems: { type: 'integer', description: 'Most JIDs a blocklist may hold', default: 1000, min: 1 },
@@ -38,7 +45,7 @@ type Options = typeof options;
 
 type Kind = 'message' | 'presence' | 'iq';
 
-interface OutboundCheckEvent {
+export interface OutboundCheckEvent {
   username: string;
   to: string;
 }
@@ -194,7 +201,7 @@ export default defineModule({
     module.addFeature(NS);
 
     // Load the list as soon as the user authenticates: stanzas then never wait for it.
-    module.hook<SessionEvent>('authentication-success', ({ session }) => {
+    module.hook('authentication-success', ({ session }) => {
       if (session.host !== host || !session.username) return;
       lists.load(session.username).catch((err: unknown) => module.log.error('cannot load the blocklist of %s@%s: %s', session.username, host, err));
     });
@@ -206,12 +213,12 @@ export default defineModule({
     }, 'Whether USER blocks JID (XEP-0191 matching)');
 
     // Messages stored before the sender was blocked are not delivered afterwards.
-    module.hook<OfflineDeliverEvent>('offline-message/deliver', async ({ username, stanza }) => {
+    module.hook('offline-message/deliver', async ({ username, stanza }) => {
       const from = prep(String(stanza.attrs.from ?? ''));
       return from !== null && isBlocked(await lists.load(username), from) ? true : undefined;
     });
 
-    module.hook<OutboundCheckEvent>(OUTBOUND_CHECK, ({ username, to }) => {
+    module.hook(OUTBOUND_CHECK, ({ username, to }) => {
       const list = lists.peek(username);
       return list && isBlocked(list, to) ? true : undefined;
     });
@@ -226,7 +233,7 @@ export default defineModule({
       module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
     };
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS}:blocklist`, ({ origin, stanza }) => {
+    module.hook(`iq-get/self/${NS}:blocklist`, ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
       lists.load(origin.username).then((list) => {
         const el = new Element('blocklist', { xmlns: NS });
@@ -248,7 +255,7 @@ export default defineModule({
       }
     };
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS}:block`, ({ origin, stanza }) => {
+    module.hook(`iq-set/self/${NS}:block`, ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
       const username = origin.username;
       const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, true);
@@ -275,7 +282,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS}:unblock`, ({ origin, stanza }) => {
+    module.hook(`iq-set/self/${NS}:unblock`, ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
       const username = origin.username;
       const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, false);
@@ -384,7 +391,7 @@ export default defineModule({
 
     const sameAccount = (a: string, bareJid: string) => bareOf(a) === bareJid;
 
-    const outbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+    const outbound = (kind: Kind, dest: DestType) => (event: StanzaEvent): unknown => {
       const { origin, stanza, to } = event;
       if (passedOut.has(stanza) || to === undefined || !own(origin)) return undefined;
       const username = origin.username;
@@ -421,7 +428,7 @@ export default defineModule({
       return module.fireOnHost(fromHost, OUTBOUND_CHECK, { username: node, to } satisfies OutboundCheckEvent) === true;
     };
 
-    const inbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+    const inbound = (kind: Kind, dest: DestType) => (event: StanzaEvent): unknown => {
       const { origin, stanza, toNode, to } = event;
       const rawFrom = attrsOf(stanza).from;
       if (passedIn.has(stanza) || !toNode || !to || rawFrom === undefined) return undefined;
@@ -456,13 +463,13 @@ export default defineModule({
     };
 
     for (const kind of ['message', 'presence', 'iq'] as const) {
-      for (const dest of ['bare', 'full', 'host']) module.hook(`pre-${kind}/${dest}`, outbound(kind, dest), PRIORITY);
-      for (const dest of ['bare', 'full']) module.hook(`${kind}/${dest}`, inbound(kind, dest), PRIORITY);
+      for (const dest of ['bare', 'full', 'host'] as const) module.hook(`pre-${kind}/${dest}`, outbound(kind, dest), PRIORITY);
+      for (const dest of ['bare', 'full'] as const) module.hook(`${kind}/${dest}`, inbound(kind, dest), PRIORITY);
     }
 
     // -- account deletion -------------------------------------------------------------------------------
 
-    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       await queues.run(username, async () => {
         lists.drop(username);

@@ -4,7 +4,7 @@
 // whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, HANDLER_ERROR, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type ModuleApi, type Session, type SessionEvent, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { DEFAULTS, defineModule, HANDLER_ERROR, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
@@ -22,7 +22,7 @@ export default defineModule({
 
     // Authenticated clients get the larger stanza size limit and no timeout; whatever the client
     // pipelined behind its last authentication message is dropped, never run as authenticated.
-    module.hookGlobal<SessionEvent>('authentication-success', ({ session }) => {
+    module.hookGlobal('authentication-success', ({ session }) => {
       streams.get(session)?.authenticated(limits(true));
     });
 
@@ -42,7 +42,7 @@ export default defineModule({
 });
 
 function acceptConnection(
-  module: ModuleApi,
+  module: GlobalModuleApi,
   conn: Connection,
   streams: Map<Session, XmlStream>,
   limits: (authenticated: boolean) => StreamLimits,

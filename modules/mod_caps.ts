@@ -8,7 +8,7 @@
 // ver gets item-not-found. `ver` is recomputed lazily whenever an item is added or removed.
 import { createHash } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
-import { defineModule, type DiscoInfoNodeEvent, type StreamFeaturesEvent } from '../core/api.ts';
+import { defineModule } from '../core/api.ts';
 
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 
@@ -101,7 +101,7 @@ export default defineModule({
       current = v;
       if (!hooked.has(v)) {
         hooked.add(v);
-        module.hook<DiscoInfoNodeEvent>(`disco-info-node/${node}#${v}`, ({ query }) => {
+        module.hook(`disco-info-node/${node}#${v}`, ({ query }) => {
           if (ver() !== v) return undefined; // outdated: item-not-found
           const now = info();
           const seen = new Set<string>();
@@ -122,7 +122,7 @@ export default defineModule({
       return v;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ features }) => {
+    module.hook('stream-features', ({ features }) => {
       features.c('c', { xmlns: NS_CAPS, hash: 'sha-1', node, ver: ver() });
     });
   },

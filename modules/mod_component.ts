@@ -15,10 +15,10 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type ModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
+import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
-  module: ModuleApi;
+  module: GlobalModuleApi;
   /** External components: domain → shared secret. */
   secrets: ReadonlyMap<string, string>;
   streams: Map<Session, XmlStream>;
@@ -31,7 +31,7 @@ const KINDS = ['message', 'presence', 'iq'] as const;
 const DESTS = ['host', 'bare', 'full'] as const;
 
 /** The external components (entries with a secret) of the config. */
-function externalComponents(module: ModuleApi): Map<string, string> {
+function externalComponents(module: GlobalModuleApi): Map<string, string> {
   const configured = module.config<Record<string, { secret?: unknown }>>('components', {});
   const secrets = new Map<string, string>();
   for (const [domain, entry] of Object.entries(configured)) {
@@ -89,7 +89,7 @@ export default defineModule({
       }
       return true;
     };
-    for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost<StanzaEvent>(`${kind}/${dest}`, deliver, 1000);
+    for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost(`${kind}/${dest}`, deliver, 1000);
 
     await module.listen({
       name: 'component',

@@ -22,7 +22,7 @@ export default defineModule({
     module.addFeature(NS.discoItems);
     module.addIdentity('server', 'im', module.option('name'));
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS.discoInfo}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS.discoInfo}:query`, ({ origin, stanza }) => {
       const node = iqPayload(stanza)?.attrs.node as string | undefined;
       const query = new Element('query', node ? { xmlns: NS.discoInfo, node } : { xmlns: NS.discoInfo });
       if (node) {
@@ -40,7 +40,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
       const node = iqPayload(stanza)?.attrs.node as string | undefined;
       if (node) {
         module.router.bounce(origin, stanza, 'cancel', 'item-not-found');

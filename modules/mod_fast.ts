@@ -12,7 +12,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep, type UserEvent } from '../core/api.ts';
+import { defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
 
 const NS_FAST = 'urn:xmpp:fast:0';
 
@@ -137,14 +137,14 @@ export default defineModule({
 
     for (const m of HT_MECHANISMS) module.sasl.register(mechanism(m.name, m.binding));
 
-    module.hook<Sasl2InlineFeaturesEvent>('sasl2-inline-features', ({ origin, inline }) => {
+    module.hook('sasl2-inline-features', ({ origin, inline }) => {
       const bindings = bindingsOf(origin.conn);
       if (!bindings) return;
       const fast = inline.c('fast', { xmlns: NS_FAST });
       for (const m of HT_MECHANISMS) if (!m.binding || bindings.includes(m.binding)) fast.c('mechanism').t(m.name);
     });
 
-    module.hook<Sasl2SuccessEvent>('sasl2-success', async ({ session, request, userAgent, success }) => {
+    module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const login = session.conn ? logins.get(session.conn) : undefined;
       if (session.conn) logins.delete(session.conn);
       const requested = request.getChild('request-token', NS_FAST)?.attrs.mechanism as string | undefined;
@@ -184,8 +184,8 @@ export default defineModule({
     });
 
     const forget = async (username: string) => store.clear(username);
-    module.hook<UserEvent>('user-password-changed', ({ username }) => forget(username));
-    module.hook<UserEvent>('user-deleted', async ({ username }) => {
+    module.hook('user-password-changed', ({ username }) => forget(username));
+    module.hook('user-deleted', async ({ username }) => {
       await forget(username);
     });
 

@@ -31,7 +31,7 @@ export default defineModule({
     module.hook('iq/bare', dispatch, -10);
     module.hook('iq/self', dispatch, -10);
 
-    module.hook<StanzaEvent>('iq/full', (event) => {
+    module.hook('iq/full', (event) => {
       const { stanza, toNode, toHost, toResource } = event;
       const target = toNode && toResource ? module.sessions.getByFullJid(toHost, toNode, toResource) : undefined;
       if (target) {

@@ -17,7 +17,7 @@
 // presence from a client, and when a resource is unbound (the status of that session's last
 // unavailable presence is kept).
 import type { Element } from '@xmpp/xml';
-import { bare as bareOf, defineModule, xml, type Json, type Session, type SessionEvent, type StanzaEvent, type UserEvent } from '../core/api.ts';
+import { bare as bareOf, defineModule, xml, type Json, type Session, type StanzaEvent } from '../core/api.ts';
 
 export const NS_LAST = 'jabber:iq:last';
 
@@ -68,7 +68,7 @@ export default defineModule({
 
     // -- the server's uptime ----------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS_LAST}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_LAST}:query`, ({ origin, stanza }) => {
       origin.send(answer(stanza, (Date.now() - module.serverInfo.started) / 1000));
       return true;
     });
@@ -119,7 +119,7 @@ export default defineModule({
     // -- recording ------------------------------------------------------------------------------------
 
     // A client's broadcast presence has no 'to'; mod_presence handles it at priority 0.
-    module.hook<StanzaEvent>('pre-presence/bare', ({ origin, stanza }) => {
+    module.hook('pre-presence/bare', ({ origin, stanza }) => {
       if (stanza.attrs.to !== undefined || origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
       const type = stanza.attrs.type as string | undefined;
       if (type === undefined) {
@@ -135,14 +135,14 @@ export default defineModule({
       return undefined;
     }, 10);
 
-    module.hook<SessionEvent>('resource-unbind', ({ session }: { session: Session }) => {
+    module.hook('resource-unbind', ({ session }: { session: Session }) => {
       if (session.type !== 'c2s' || !session.username) return;
       const status = module.peekState<SessionLast>(session)?.status;
       module.dropState(session);
       record(session.username, { when: Date.now(), status });
     });
 
-    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h === host) await store.set(username, undefined);
       return undefined;
     });

@@ -12,7 +12,7 @@ import { defineModule, type ModuleApi, type OfflineEvent, type StanzaEvent } fro
 export default defineModule({
   description: 'Message delivery (RFC 6121 §8.5)',
   load(module) {
-    module.hook<StanzaEvent>('message/full', (event) => {
+    module.hook('message/full', (event) => {
       const { stanza, toNode, toHost, toResource } = event;
       const target = toNode && toResource ? module.sessions.getByFullJid(toHost, toNode, toResource) : undefined;
       if (target) {
@@ -25,7 +25,7 @@ export default defineModule({
       return true;
     }, -10);
 
-    module.hook<StanzaEvent>('message/bare', (event) => deliverToBare(module, event), -10);
+    module.hook('message/bare', (event) => deliverToBare(module, event), -10);
   },
 });
 

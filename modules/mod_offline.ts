@@ -28,7 +28,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf, defineModule, type OfflineDeliverEvent, type OfflineEvent, type ResourceAvailableEvent, type Session, type UserEvent } from '../core/api.ts';
+import { attrsOf, defineModule, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -116,7 +116,7 @@ export default defineModule({
       });
     };
 
-    module.hook<OfflineEvent>('message/offline/handle', (event) => {
+    module.hook('message/offline/handle', (event) => {
       if (event.host !== host) return undefined;
       return store(event);
     });
@@ -150,7 +150,7 @@ export default defineModule({
 
     // XEP-0160 §2 step 5: delivered when the resource becomes available with a non-negative
     // priority (its initial presence, or a negative priority raised).
-    module.hook<ResourceAvailableEvent>('resource-available', ({ session, initial, previousPriority }) => {
+    module.hook('resource-available', ({ session, initial, previousPriority }) => {
       if (session.host !== host || !session.username || session.priority < 0) return;
       if (!initial && previousPriority >= 0) return;
       deliver(session, session.username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', session.full_jid, err));
@@ -158,7 +158,7 @@ export default defineModule({
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       await queues.run(username, () => archive.delete(username));
       return undefined; // let every other module clean up too

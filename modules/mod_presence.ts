@@ -9,7 +9,7 @@
 // waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { attrsOf, bare as bareOf, defineModule, prep, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type SessionEvent, type StanzaEvent, type StreamFeaturesEvent, type SubscriptionState } from '../core/api.ts';
+import { attrsOf, bare as bareOf, defineModule, prep, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type SubscriptionState } from '../core/api.ts';
 
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
 
@@ -172,7 +172,7 @@ export default defineModule({
     const queues = new UserQueues((err) => module.log.error('presence task failed: %s', err));
     const directed = (session: Session) => module.state(session, () => new Set<string>());
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s') features.c('sub', { xmlns: NS_PREAPPROVAL });
     });
 
@@ -501,7 +501,7 @@ export default defineModule({
 
     // -- session end (§4.5.2: unavailable on behalf of a vanished resource) -------------------------
 
-    module.hook<SessionEvent>('resource-unbind', ({ session }) => {
+    module.hook('resource-unbind', ({ session }) => {
       if (session.type !== 'c2s' || !session.full_jid) return;
       const wasAvailable = session.presence !== undefined;
       if (wasAvailable || module.peekState<Set<string>>(session)?.size) {

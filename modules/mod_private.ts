@@ -19,7 +19,7 @@
 // Storage: the 'private' map store, key `{namespace}name` per user.
 import type { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { defineModule, iqPayload, xml, type Json, type StanzaEvent, type UserEvent } from '../core/api.ts';
+import { defineModule, iqPayload, xml, type Json, type StanzaEvent } from '../core/api.ts';
 
 export const NS_PRIVATE = 'jabber:iq:private';
 
@@ -64,7 +64,7 @@ export default defineModule({
       module.router.bounce(event.origin, event.stanza, 'wait', 'internal-server-error');
     };
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS_PRIVATE}:query`, (event) => {
+    module.hook(`iq-get/self/${NS_PRIVATE}:query`, (event) => {
       const { origin, stanza, toNode } = event;
       const query = iqPayload(stanza)!;
       const children = query.getChildElements();
@@ -96,7 +96,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS_PRIVATE}:query`, (event) => {
+    module.hook(`iq-set/self/${NS_PRIVATE}:query`, (event) => {
       const { origin, stanza, toNode } = event;
       const query = iqPayload(stanza)!;
       const children = query.getChildElements();
@@ -138,12 +138,12 @@ export default defineModule({
       module.router.bounce(origin, stanza, 'auth', 'forbidden', "You cannot access another entity's private data");
       return true;
     };
-    for (const type of ['get', 'set']) {
+    for (const type of ['get', 'set'] as const) {
       module.hook(`iq-${type}/bare/${NS_PRIVATE}:query`, forbidden);
       module.hook(`iq-${type}/host/${NS_PRIVATE}:query`, forbidden);
     }
 
-    module.hook<UserEvent>('user-deleted', async ({ host, username }) => {
+    module.hook('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.clear(username);
       return undefined;
     });

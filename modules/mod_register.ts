@@ -10,7 +10,7 @@
 // When an account is deleted by any means, every remaining session of it is closed.
 // Error replies never echo the request: it may carry a password (XEP-0077 §3.3).
 import { Element } from '@xmpp/xml';
-import { CoreError, defineModule, errorReply, iqPayload, iqResult, nodeprep, prep, saslPrep, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent, type StreamFeaturesEvent, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { CoreError, defineModule, errorReply, iqPayload, iqResult, nodeprep, prep, saslPrep, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent } from '../core/api.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
@@ -80,7 +80,7 @@ export default defineModule({
 
     module.addFeature(NS_REGISTER);
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s_unauthed' && registrationOpen(origin)) features.c('register', { xmlns: NS_FEATURE });
     });
 
@@ -166,7 +166,7 @@ export default defineModule({
       origin.send(iqResult(stanza));
     };
 
-    module.hook<UnauthenticatedStanzaEvent>('unauthenticated-stanza/iq', ({ origin, stanza }) => {
+    module.hook('unauthenticated-stanza/iq', ({ origin, stanza }) => {
       const attrs = stanza.attrs as Record<string, string | undefined>;
       const query = iqPayload(stanza);
       if (!query || query.name !== 'query' || query.attrs.xmlns !== NS_REGISTER) return undefined;

@@ -5,7 +5,7 @@
 // mod_presence, which fires `roster-push` ({ host, username, jid }) after changing an item.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { defineModule, iqPayload, iqResult, NS, prep, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type StreamFeaturesEvent, type UserEvent } from '../core/api.ts';
+import { defineModule, iqPayload, iqResult, NS, prep, type Roster, type RosterItem, type Session, type StanzaEvent } from '../core/api.ts';
 
 /** Longest accepted item name or group name, in characters (RFC 6121 §2.3.3 not-acceptable). */
 const MAX_TEXT_LENGTH = 1024;
@@ -65,7 +65,7 @@ export default defineModule({
   load(module) {
     const host = module.host;
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s') features.c('ver', { xmlns: NS.rosterver });
     });
 
@@ -82,13 +82,13 @@ export default defineModule({
       }
     };
 
-    module.hook<RosterPushEvent>('roster-push', ({ host: h, username, jid }) => {
+    module.hook('roster-push', ({ host: h, username, jid }) => {
       if (h === host) push(username, jid);
     });
 
     // -- roster get (§2.2, XEP-0237) ----------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS.roster}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/self/${NS.roster}:query`, ({ origin, stanza }) => {
       const roster = origin.roster;
       if (!roster || !origin.full_jid) {
         module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
@@ -157,7 +157,7 @@ export default defineModule({
       push(username, jid);
     };
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
       const roster = origin.roster;
       if (!roster || !origin.full_jid || !origin.username) {
         module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
@@ -179,7 +179,7 @@ export default defineModule({
 
     // -- account removal -----------------------------------------------------------------------------
 
-    module.hook<UserEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
       const roster = module.sessions.getUser(host, username)?.roster ?? (await module.rosters.load(host, username));
       const ownBare = `${username}@${host}`;

@@ -9,7 +9,7 @@
 // client's address; payloads, passwords and tokens are never logged.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { advertisedChannelBindings, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamElementEvent, type StreamFeaturesEvent, type UnauthenticatedStanzaEvent, type UserAgent } from '../core/api.ts';
+import { advertisedChannelBindings, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamFeaturesEvent, type UserAgent } from '../core/api.ts';
 
 export type { UserAgent };
 
@@ -96,7 +96,7 @@ export default defineModule({
       return withRequest?.offered.includes(mechanism) ? { ...shown, sasl2, offered: [...shown.offered, mechanism] } : undefined;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
@@ -251,7 +251,7 @@ export default defineModule({
       return true;
     };
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:authenticate`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:authenticate`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       if (attempts.has(origin)) {
         origin.close({ condition: 'policy-violation', text: 'Authentication already in progress' });
@@ -283,7 +283,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:response`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:response`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (!attempt || attempt.phase !== 'mechanism' || attempt.busy) {
@@ -299,7 +299,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:next`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:next`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
@@ -318,7 +318,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:task-data`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:task-data`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
@@ -342,7 +342,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:abort`, ({ origin }) => {
+    module.hook(`stream-element/${NS_SASL2}:abort`, ({ origin }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (attempt) module.log.info('authentication aborted by %s from %s (%s)', who(attempt), origin.conn?.ip, attempt.mechanism);
@@ -357,8 +357,8 @@ export default defineModule({
       origin.close({ condition: 'policy-violation', text: 'Only SASL2 elements are allowed during authentication' });
       return true;
     };
-    for (const kind of ['message', 'presence', 'iq']) module.hook<UnauthenticatedStanzaEvent>(`unauthenticated-stanza/${kind}`, interrupt, 100);
-    for (const name of ['auth', 'response', 'abort']) module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:${name}`, interrupt, 100);
+    for (const kind of ['message', 'presence', 'iq'] as const) module.hook(`unauthenticated-stanza/${kind}`, interrupt, 100);
+    for (const name of ['auth', 'response', 'abort']) module.hook(`stream-element/${NS.sasl}:${name}`, interrupt, 100);
 
     module.export('clients', (jid: unknown) => listClients(module, knownClients, String(jid)), 'SASL2 client installations seen for an account (USER)');
   },

@@ -6,7 +6,7 @@
 // SASL2. Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are
 // logged with the client's address; payloads and passwords are never logged.
 import { Element } from '@xmpp/xml';
-import { advertisedChannelBindings, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session, type StreamElementEvent, type StreamFeaturesEvent } from '../core/api.ts';
+import { advertisedChannelBindings, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session } from '../core/api.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const KNOWN_MECHANISMS = [
@@ -50,7 +50,7 @@ export default defineModule({
       return offered.length ? { ...base, offered } : undefined;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
@@ -110,7 +110,7 @@ export default defineModule({
       });
     };
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:auth`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS.sasl}:auth`, ({ origin, element }) => {
       if (origin.type !== 'c2s_unauthed') {
         origin.close({ condition: 'policy-violation', text: 'Already authenticated' });
         return true;
@@ -137,7 +137,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:response`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS.sasl}:response`, ({ origin, element }) => {
       const current = inProgress.get(origin);
       if (!current) {
         fail(origin, 'malformed-request', 'No authentication in progress');
@@ -152,7 +152,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:abort`, ({ origin }) => {
+    module.hook(`stream-element/${NS.sasl}:abort`, ({ origin }) => {
       const current = inProgress.get(origin);
       if (current) {
         const who = current.exchange.claimedUser;

@@ -4,7 +4,7 @@
 // The offset is that of the `timezone` option (an IANA zone such as 'Europe/Paris'), or of the
 // system's local zone when it is empty.
 import { DateTime, IANAZone } from 'luxon';
-import { defineModule, xml, type StanzaEvent } from '../core/api.ts';
+import { defineModule, xml } from '../core/api.ts';
 
 export const NS_TIME = 'urn:xmpp:time';
 
@@ -17,7 +17,7 @@ export default defineModule({
     const zone = module.option('timezone');
     if (zone && !IANAZone.isValidZone(zone)) throw new Error(`time.timezone: '${zone}' is not a known IANA time zone`);
     module.addFeature(NS_TIME);
-    module.hook<StanzaEvent>(`iq-get/host/${NS_TIME}:time`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_TIME}:time`, ({ origin, stanza }) => {
       const now = DateTime.now().startOf('second');
       const local = zone ? now.setZone(zone) : now.toLocal();
       const time = xml(

@@ -2,14 +2,14 @@
 // STARTTLS (RFC 6120 §5). Required by default (c2sRequireEncryption): until the stream is
 // encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
 import { Element } from '@xmpp/xml';
-import { defineModule, NS, type StreamElementEvent, type StreamFeaturesEvent } from '../core/api.ts';
+import { defineModule, NS } from '../core/api.ts';
 
 export default defineModule({
   description: 'STARTTLS for client streams',
   load(module) {
     const required = () => module.config('c2sRequireEncryption', true);
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
       if (!module.tls.context(module.host)) return;
       const starttls = new Element('starttls', { xmlns: NS.tls });
@@ -17,7 +17,7 @@ export default defineModule({
       features.cnode(starttls);
     }, 100);
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
+    module.hook(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
       const conn = origin.conn;
       const ctx = module.tls.context(module.host);
       if (!conn || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {

@@ -21,7 +21,7 @@
 // before it reaches this module.
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import { defineModule, iqPayload, xml, type StanzaEvent, type UserEvent } from '../core/api.ts';
+import { defineModule, iqPayload, xml, type StanzaEvent } from '../core/api.ts';
 
 export const NS_VCARD = 'vcard-temp';
 
@@ -90,7 +90,7 @@ export default defineModule({
 
     // -- get --------------------------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS_VCARD}:vCard`, (event) => {
+    module.hook(`iq-get/self/${NS_VCARD}:vCard`, (event) => {
       const { origin, stanza, toNode } = event;
       void load(toNode ?? '').then((card) => {
         origin.send(module.iqResult(stanza, card ?? emptyVCard()));
@@ -98,7 +98,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-get/bare/${NS_VCARD}:vCard`, (event) => {
+    module.hook(`iq-get/bare/${NS_VCARD}:vCard`, (event) => {
       const { origin, stanza, toNode } = event;
       const username = toNode ?? '';
       void (async () => {
@@ -114,14 +114,14 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS_VCARD}:vCard`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_VCARD}:vCard`, ({ origin, stanza }) => {
       origin.send(module.iqResult(stanza, emptyVCard()));
       return true;
     });
 
     // -- set --------------------------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS_VCARD}:vCard`, (event) => {
+    module.hook(`iq-set/self/${NS_VCARD}:vCard`, (event) => {
       const { origin, stanza, toNode } = event;
       const card = iqPayload(stanza);
       if (!card || !toNode) {
@@ -158,7 +158,7 @@ export default defineModule({
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserEvent>('user-deleted', async ({ host, username }) => {
+    module.hook('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.set(username, undefined);
       return undefined;
     });

@@ -3,9 +3,16 @@
 // result ("handled"). A handler that returns a Promise has therefore handled the event; a
 // rejected Promise is reported through `onAsyncError`. A handler that throws is logged and
 // skipped: one broken module never stops the others.
+//
+// A bus is typed by a catalogue (an interface from event name to payload type, such as
+// core/event-types.ts's HostEvents): `on`, `fire`, `emit` and `fireAsync` accept only its names
+// and payloads. The default catalogue accepts any name with an unknown payload.
 import { getLogger, type Logger } from './log.ts';
 
 export type Handler<E = unknown> = (event: E) => unknown;
+
+/** The names of a catalogue. */
+export type EventName<C> = keyof C & string;
 
 interface Entry {
   handler: Handler<never>;
@@ -19,7 +26,7 @@ export const HANDLER_ERROR: unique symbol = Symbol('cadence.handler-error');
 
 let seqCounter = 0;
 
-export class EventBus {
+export class EventBus<C extends object = Record<string, unknown>> {
   private readonly handlers = new Map<string, Entry[]>();
   private readonly log: Logger;
   /** Called when an async handler's Promise rejects. */
@@ -32,7 +39,7 @@ export class EventBus {
   }
 
   /** Add a handler; returns a function that removes it. */
-  on<E>(name: string, handler: Handler<E>, priority = 0, owner = 'core'): () => void {
+  on<K extends EventName<C>>(name: K, handler: Handler<C[K]>, priority = 0, owner = 'core'): () => void {
     const list = this.handlers.get(name) ?? [];
     const entry: Entry = { handler: handler as Handler<never>, priority, seq: seqCounter++, owner };
     // Keep the list sorted so fire() is a plain loop.
@@ -44,7 +51,7 @@ export class EventBus {
     return () => this.off(name, handler);
   }
 
-  off<E>(name: string, handler: Handler<E>): void {
+  off<K extends EventName<C>>(name: K, handler: Handler<C[K]>): void {
     const list = this.handlers.get(name);
     if (!list) return;
     const next = list.filter((e) => e.handler !== (handler as Handler<never>));
@@ -65,7 +72,7 @@ export class EventBus {
   }
 
   /** Synchronous dispatch (stanzas and other hot paths). */
-  fire(name: string, event: unknown): unknown {
+  fire<K extends EventName<C>>(name: K, event: C[K]): unknown {
     const list = this.handlers.get(name);
     if (!list) return undefined;
     let errored = false;
@@ -93,7 +100,7 @@ export class EventBus {
    * Notification: every handler runs whatever the others return (resource-bind, session-added…).
    * Async handlers are not awaited; their failures are logged.
    */
-  emit(name: string, event: unknown): void {
+  emit<K extends EventName<C>>(name: K, event: C[K]): void {
     const list = this.handlers.get(name);
     if (!list) return;
     for (const entry of list) {
@@ -112,7 +119,7 @@ export class EventBus {
    * Awaiting dispatch for lifecycle events (user-deleted, shutdown, …): each handler is awaited
    * in order; a handler resolving to something other than undefined stops the chain.
    */
-  async fireAsync(name: string, event: unknown): Promise<unknown> {
+  async fireAsync<K extends EventName<C>>(name: K, event: C[K]): Promise<unknown> {
     const list = this.handlers.get(name);
     if (!list) return undefined;
     let errored = false;

@@ -3,7 +3,7 @@
 // <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting, counts the sessions
 // on its host, and exports two methods for other modules and the admin shell.
 // Only type imports from Cadence: the file works wherever it is dropped.
-import type { ModuleApi, ModuleDefinition, StanzaEvent } from '../../core/api.ts';
+import type { ModuleApi, ModuleDefinition } from '../../core/api.ts';
 
 const NS = 'urn:example:hello';
 
@@ -17,7 +17,7 @@ const hello: ModuleDefinition<typeof options> = {
   load(module: ModuleApi<typeof options>) {
     module.addFeature(NS);
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS}:hello`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS}:hello`, ({ origin, stanza }) => {
       const who = String(stanza.attrs.from ?? 'stranger');
       const reply = module.xml('hello', { xmlns: NS }, `${module.option('greeting')}, ${who}!`);
       origin.send(module.iqResult(stanza, reply));
