@@ -9,9 +9,8 @@
 
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
-/** @deprecated interim: goes with the async dispatch. */
-export { HANDLER_ERROR } from './util/events.ts';
-export type { GlobalModuleApi, ModuleApi, ModuleDefinition, ModuleScope, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export { CAPABILITIES } from './moduleapi.ts';
+export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -42,8 +41,14 @@ export type {
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------
-export type { CloseReason, Session, SessionType, StreamOps } from './session.ts';
+export { isBound } from './session.ts';
+export type { BoundSession, CloseReason, FilterKind, Session, SessionType, StanzaFilter, StreamOps } from './session.ts';
+export type { BindResult, SessionControl, SessionRegistry } from './sessionmanager.ts';
 export type { Roster, RosterItem, SubscriptionState } from './rostermanager.ts';
+export type { HostKind } from './hostmanager.ts';
+
+// ---- routing ------------------------------------------------------------------------------------------------
+export type { Routing } from './router.ts';
 
 // ---- stanzas and XML ------------------------------------------------------------------------------------
 export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, reply, xml } from './util/stanza.ts';

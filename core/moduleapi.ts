@@ -5,20 +5,22 @@ import type { Element } from '@xmpp/xml';
 import type { AdminApi } from './admin.ts';
 import type { Config } from './config.ts';
 import type { CertManager } from './net/certmanager.ts';
-import type { RosterManager } from './rostermanager.ts';
-import type { StanzaRouter } from './router.ts';
-import type { SessionManager } from './sessionmanager.ts';
+import type { Roster, RosterManager } from './rostermanager.ts';
+import type { Routing } from './router.ts';
+import type { SessionControl, SessionManager, SessionRegistry } from './sessionmanager.ts';
 import type { StorageManager } from './storage/manager.ts';
 import type { UserManager } from './usermanager.ts';
 import type { EventBus, EventName, Handler } from './util/events.ts';
 import type { GlobalEvents, HostEvents } from './event-types.ts';
 import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
-import { errorReply, iqResult, xml } from './util/stanza.ts';
-import type { Host, HostManager } from './hostmanager.ts';
+import { errorReply, iqResult, xml, type Stanza } from './util/stanza.ts';
+import type { Host, HostKind, HostManager } from './hostmanager.ts';
 import { getLogger, type Logger } from './util/log.ts';
 import type { ModuleHeader } from './module-header.ts';
 import type { SaslManager, SaslMechanism } from './sasl.ts';
-import type { Session } from './session.ts';
+import type { SecureContext } from 'node:tls';
+import type { FilterKind, Session, StanzaFilter } from './session.ts';
+import { SerialQueues } from './util/serial.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
 import type { ListenerSpec, Listener, PortManager } from './net/portmanager.ts';
 
@@ -76,6 +78,40 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
 
 // ---- module definition -----------------------------------------------------------------------
 
+/**
+ * What a module may do beyond the public API, when it declares it (`capabilities: [...]` in its
+ * definition); `module.privileged.<name>` throws MODULE_CAPABILITY_MISSING otherwise:
+ *  - 'sessions': create, authenticate, bind and destroy sessions (stream and SASL modules);
+ *  - 'routing': hand client and component stanzas to the router (stream modules);
+ *  - 'network': open listening ports;
+ *  - 'tls': the certificates' TLS contexts (STARTTLS);
+ *  - 'users': account administration (create, delete, passwords, credentials);
+ *  - 'rosters': save rosters (roster and presence modules);
+ *  - 'admin': module load/unload/reload and the server operations of the admin shell.
+ */
+export type Capability = 'sessions' | 'routing' | 'network' | 'tls' | 'users' | 'rosters' | 'admin';
+
+export const CAPABILITIES: readonly Capability[] = ['sessions', 'routing', 'network', 'tls', 'users', 'rosters', 'admin'];
+
+/** The privileged services, by capability. */
+export interface PrivilegedServices {
+  sessions: SessionControl;
+  routing: Routing;
+  network: { listen(spec: ListenerSpec): Promise<Listener> };
+  tls: { context(host: string | undefined): SecureContext | undefined };
+  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials'>;
+  rosters: Pick<RosterManager, 'save'>;
+  admin: AdminApi;
+}
+
+/** Hosts served by this server, read-only (`module.hosts`). */
+export interface HostsView {
+  names(): string[];
+  has(name: string): boolean;
+  /** 'virtualhost' or 'component'; undefined for a host not served here. */
+  kind(name: string): HostKind | undefined;
+}
+
 /** A module runs once per host ('host', the default) or once for the whole server ('global'). */
 export type ModuleScope = 'host' | 'global';
 
@@ -87,6 +123,8 @@ export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs, S extends
   scope?: S;
   /** Modules loaded (on the same host, or globally) before this one; their exports are callable in load(). */
   depends?: string[];
+  /** Privileged services the module uses (`module.privileged.<capability>`); see Capability. */
+  capabilities?: readonly Capability[];
   description?: string;
   options?: O;
   /** Set up: hooks, items, listeners. May throw (or reject) to refuse loading. */
@@ -130,7 +168,7 @@ export interface ModuleContext {
   readonly sessions: SessionManager;
   readonly users: UserManager;
   readonly rosters: RosterManager;
-  readonly router: StanzaRouter;
+  readonly routing: Routing;
   readonly storage: StorageManager;
   readonly sasl: SaslManager;
   readonly certs: CertManager;
@@ -153,6 +191,8 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
   private readonly tasks = new Set<Promise<unknown>>();
   readonly exports = new Map<string, ExportedMethod>();
   private sessionState = new WeakMap<Session, unknown>();
+  private readonly queues = new SerialQueues();
+  private privilegedServices: PrivilegedServices | undefined;
 
   constructor(
     readonly name: string,
@@ -306,31 +346,93 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return iqResult(stanza, payload);
   }
 
+  /**
+   * Answer a stanza with an error, to whoever sent it (never for errors and iq results). Inside a
+   * handler, throwing `new StanzaError(type, condition, text)` does the same.
+   */
+  replyError(event: { origin: Session; stanza: Stanza }, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
+    this.server.routing.bounce(event.origin, event.stanza, type, condition, text);
+  }
+
   /** The error reply for a stanza (RFC 6120 §8.3). */
   errorReply(stanza: Element, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): Element {
     return errorReply(stanza, type, condition, text);
   }
 
-  // -- core services
+  // -- core services, read-only (every module)
 
-  get sessions(): SessionManager {
-    return this.server.sessions;
+  /** Session lookups (core/sessionmanager.ts SessionRegistry); nothing here changes a session's state. */
+  get sessions(): SessionRegistry {
+    return this.server.sessions.view();
   }
 
-  get users(): UserManager {
-    return this.server.users;
+  /** Whether an account exists (accounts are administered with capability 'users'). */
+  get users(): { exists(host: string, username: string): Promise<boolean> } {
+    const users = this.server.users;
+    return { exists: (host, username) => users.exists(host, username) };
   }
 
-  get rosters(): RosterManager {
-    return this.server.rosters;
+  /** A user's roster: the live one when a resource is connected, else read (saved with capability 'rosters'). */
+  get rosters(): { load(host: string, username: string): Promise<Roster> } {
+    const rosters = this.server.rosters;
+    return { load: (host, username) => rosters.load(host, username) };
   }
 
-  get router(): StanzaRouter {
-    return this.server.router;
+  get hosts(): HostsView {
+    const hosts = this.server.hosts;
+    return {
+      names: () => hosts.names(),
+      has: (name) => hosts.has(name),
+      kind: (name) => hosts.get(name)?.kind,
+    };
   }
 
-  get hosts(): HostManager {
-    return this.server.hosts;
+  /** The services of the capabilities this module declares (see Capability). */
+  get privileged(): PrivilegedServices {
+    return (this.privilegedServices ??= this.makePrivileged());
+  }
+
+  private makePrivileged(): PrivilegedServices {
+    const declared = new Set(this.definition.capabilities ?? []);
+    const s = this.server;
+    const services: { [C in Capability]: () => PrivilegedServices[C] } = {
+      sessions: () => s.sessions.control(),
+      routing: () => s.routing,
+      network: () => ({
+        listen: async (spec) => {
+          const listener = await s.ports.listen(spec);
+          this.cleanups.push(() => void listener.close());
+          return listener;
+        },
+      }),
+      tls: () => ({ context: (host) => s.certs.context(host) }),
+      users: () => {
+        const u = s.users;
+        return {
+          create: (h, n, p) => u.create(h, n, p),
+          delete: (h, n) => u.delete(h, n),
+          setPassword: (h, n, p) => u.setPassword(h, n, p),
+          getRecord: (h, n) => u.getRecord(h, n),
+          addScramCredentials: (h, n, hash, creds) => u.addScramCredentials(h, n, hash, creds),
+        };
+      },
+      rosters: () => ({ save: (h, n, roster, changed) => s.rosters.save(h, n, roster, changed) }),
+      admin: () => s.admin,
+    };
+    const out = {} as PrivilegedServices;
+    for (const cap of CAPABILITIES) {
+      let made: unknown;
+      Object.defineProperty(out, cap, {
+        enumerable: true,
+        get: () => {
+          if (!declared.has(cap)) {
+            throw new CoreError('MODULE_CAPABILITY_MISSING', `module ${this.name} uses module.privileged.${cap} without declaring capabilities: ['${cap}']`);
+          }
+          return (made ??= services[cap]());
+        },
+      });
+    }
+    return Object.freeze(out);
   }
 
   /**
@@ -348,10 +450,6 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     };
   }
 
-  get tls(): CertManager {
-    return this.server.certs;
-  }
-
   get serverInfo(): { version: string; started: number } {
     return { version: this.server.version, started: this.server.started };
   }
@@ -362,23 +460,36 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     if (!host) throw new CoreError('HOST_UNKNOWN', `global module ${this.name} must use sendFrom(host, stanza)`);
     const attrs = stanza.attrs as Record<string, string | undefined>;
     attrs.from ??= this.host;
-    this.server.router.route(host.session, stanza);
+    this.server.routing.route(host.session, stanza);
   }
 
   sendFrom(host: string, stanza: Element): void {
     const h = this.server.hosts.get(host);
     if (!h) throw new CoreError('HOST_UNKNOWN', `unknown host ${host}`);
     (stanza.attrs as Record<string, string | undefined>).from ??= host;
-    this.server.router.route(h.session, stanza);
+    this.server.routing.route(h.session, stanza);
   }
 
-  // -- network
+  // -- ordering and filters
 
-  /** Open listening ports; they close when the module unloads. */
-  async listen(spec: ListenerSpec): Promise<Listener> {
-    const listener = await this.server.ports.listen(spec);
-    this.cleanups.push(() => void listener.close());
-    return listener;
+  /**
+   * Run `task` after every earlier task of this module queued under the same `key` (e.g. a user's
+   * bare JID: one user's changes in order). An idle key runs the task at once; a synchronous
+   * result is then returned as is, otherwise a Promise of it. A task must not await another task
+   * of its own key.
+   */
+  serial<T>(key: string, task: () => T | Promise<T>): T | Promise<T> {
+    return this.queues.run(key, task);
+  }
+
+  /**
+   * Add a session filter (Prosody's `stanzas/in`, `stanzas/out`) for every session of this
+   * module's host (of every host for a global module); removed on unload. `stanzas/out` sees each
+   * stanza written to a session, `stanzas/in` each stanza a client sends, before it is stamped
+   * and routed. Return the stanza (or a changed copy) to go on, or undefined to drop it.
+   */
+  filter(kind: FilterKind, fn: StanzaFilter, priority = 0): void {
+    this.cleanups.push(this.server.sessions.filters.add(kind, this.host, fn, priority, this.name));
   }
 
   // -- timers and tasks
@@ -477,12 +588,6 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
       for (const s of live) safe(handlers.removed, s);
       live.clear();
     });
-  }
-
-  // -- administration (for admin modules such as mod_admin_shell)
-
-  get admin(): AdminApi {
-    return this.server.admin;
   }
 
   // -- exported methods

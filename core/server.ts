@@ -80,7 +80,7 @@ export class Server {
       },
       this.storage,
     );
-    this.router = new StanzaRouter(this.hosts, this.events);
+    this.router = new StanzaRouter(this.hosts, this.events, this.sessions.filters);
     this.certs = new CertManager(config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
     this.modules = new ModuleManager({
@@ -118,7 +118,7 @@ export class Server {
       sessions: this.sessions,
       users: this.users,
       rosters: this.rosters,
-      router: this.router,
+      routing: this.router,
       storage: this.storage,
       sasl: this.sasl,
       certs: this.certs,

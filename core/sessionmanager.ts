@@ -8,10 +8,10 @@ import type { GlobalEvents, HostEvents, SessionEvent } from './event-types.ts';
 import { getLogger } from './util/log.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { ResourceConflictPolicy } from './config.ts';
-import { Session, type CloseReason, type SessionType, type StreamOps } from './session.ts';
+import { Session, SessionFilters, type BoundSession, type CloseReason, type SessionType, type StreamOps } from './session.ts';
 
-export interface UserSessions {
-  sessions: Map<string, Session>;
+interface UserSessions {
+  sessions: Map<string, BoundSession>;
   roster: Roster;
 }
 
@@ -20,13 +20,55 @@ export type BindResult = { ok: true; resource: string } | { ok: false; condition
 /** The session events fired on the server's bus and on the session's host's. */
 type SessionEventName = 'authentication-success' | 'resource-bind' | 'resource-unbind' | 'session-added' | 'session-removed' | 'connection-removed';
 
+/**
+ * Session lookups, read-only: what every module may ask (`module.sessions`). The single-process
+ * implementation is SessionManager; a cluster layer would answer the same questions for sessions
+ * on other nodes. Modules keep no maps of other users' sessions: they ask here.
+ */
+export interface SessionRegistry {
+  /** The connected resource `username@host/resource`. */
+  getByFullJid(host: string, username: string, resource: string): BoundSession | undefined;
+  /** A user's connected resources. */
+  sessionsOf(host: string, username: string): BoundSession[];
+  /** A user's available resources (presence set). */
+  availableSessions(host: string, username: string): BoundSession[];
+  /** The "most available" resources (RFC 6121 §8.5.2.1.1): available, non-negative priority, the highest one (all of a tie). */
+  mostAvailableSessions(host: string, username: string): BoundSession[];
+  /** A user's interested resources (they requested the roster). */
+  interestedSessions(host: string, username: string): BoundSession[];
+  /** The roster shared by a user's connected resources; undefined when none is connected. */
+  roster(host: string, username: string): Roster | undefined;
+  /** The connected external component serving `host` (XEP-0114). */
+  getComponent(host: string): Session | undefined;
+  /** Every connected resource, of one host or of all. */
+  boundSessions(host?: string): Iterable<BoundSession>;
+}
+
+/** Changing sessions: for stream and authentication modules (capability 'sessions'). */
+export interface SessionControl {
+  /** A new connection's session (type c2s_unauthed or component_unauthed). */
+  create(type: SessionType, conn: Connection, ops: StreamOps): Session;
+  /** SASL success: the session becomes type c2s, authenticated as `username` (not yet bound). */
+  makeAuthenticated(session: Session, username: string): void;
+  /** XEP-0114 handshake success; false when that component is already connected. */
+  makeComponent(session: Session, host: string): boolean;
+  /** Resource binding (RFC 6120 §7). */
+  bind(session: Session, requested: string | undefined): Promise<BindResult>;
+  /** Remove the session from every registry and fire the removal events. Idempotent. */
+  destroy(session: Session, reason?: CloseReason): void;
+}
+
 /** Registry of all sessions, by connection and by host → user → resource. */
-export class SessionManager {
+export class SessionManager implements SessionRegistry, SessionControl {
   readonly all = new Set<Session>();
   private readonly byHost = new Map<string, Map<string, UserSessions>>();
   /** Connected external components (XEP-0114), by their domain. */
   private readonly components = new Map<string, Session>();
   private readonly log = getLogger('core:sessionmanager');
+  /** The session filters (module.filter), shared with the router for `stanzas/in`. */
+  readonly filters = new SessionFilters();
+  private readOnly: SessionRegistry | undefined;
+  private controlView: SessionControl | undefined;
 
   constructor(
     private readonly events: EventBus<GlobalEvents>,
@@ -42,7 +84,7 @@ export class SessionManager {
 
   /** A new connection's session (type c2s_unauthed or component_unauthed). */
   create(type: SessionType, conn: Connection, ops: StreamOps): Session {
-    const session = new Session(type, conn, ops);
+    const session = new Session(type, conn, ops, this.filters);
     this.all.add(session);
     this.log('created %s %s from %s', type, session.id, conn.ip);
     this.events.emit('connection-added', { session });
@@ -123,7 +165,7 @@ export class SessionManager {
     session.resource = resource;
     session.full_jid = `${username}@${host}/${resource}`;
     session.roster = user.roster;
-    user.sessions.set(resource, session);
+    user.sessions.set(resource, session as BoundSession);
     // Kicking the last other session dropped the user entry: put it back.
     let users = this.byHost.get(host);
     if (!users) this.byHost.set(host, (users = new Map()));
@@ -168,21 +210,21 @@ export class SessionManager {
     this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
   }
 
-  getUser(host: string, username: string): UserSessions | undefined {
-    return this.byHost.get(host)?.get(username);
+  roster(host: string, username: string): Roster | undefined {
+    return this.byHost.get(host)?.get(username)?.roster;
   }
 
   /** Connected resources of a user. */
-  sessionsOf(host: string, username: string): Session[] {
+  sessionsOf(host: string, username: string): BoundSession[] {
     const user = this.byHost.get(host)?.get(username);
     return user ? [...user.sessions.values()] : [];
   }
 
-  getByFullJid(host: string, username: string, resource: string): Session | undefined {
+  getByFullJid(host: string, username: string, resource: string): BoundSession | undefined {
     return this.byHost.get(host)?.get(username)?.sessions.get(resource);
   }
 
-  availableSessions(host: string, username: string): Session[] {
+  availableSessions(host: string, username: string): BoundSession[] {
     return this.sessionsOf(host, username).filter((s) => s.isAvailable);
   }
 
@@ -190,9 +232,9 @@ export class SessionManager {
    * The "most available" resources (RFC 6121 §8.5.2.1.1): available, non-negative priority, and
    * the highest priority among them (all of them on a tie).
    */
-  mostAvailableSessions(host: string, username: string): Session[] {
+  mostAvailableSessions(host: string, username: string): BoundSession[] {
     let best = -1;
-    let out: Session[] = [];
+    let out: BoundSession[] = [];
     for (const s of this.sessionsOf(host, username)) {
       if (!s.isAvailable || s.priority < 0 || s.priority < best) continue;
       if (s.priority > best) {
@@ -204,13 +246,39 @@ export class SessionManager {
     return out;
   }
 
-  interestedSessions(host: string, username: string): Session[] {
+  interestedSessions(host: string, username: string): BoundSession[] {
     return this.sessionsOf(host, username).filter((s) => s.isInterested);
   }
 
-  /** Every bound c2s session (for the admin shell and shutdown). */
-  *boundSessions(): Iterable<Session> {
-    for (const users of this.byHost.values()) for (const u of users.values()) yield* u.sessions.values();
+  /** Every bound c2s session, of one host or of all. */
+  *boundSessions(host?: string): Iterable<BoundSession> {
+    const hosts = host === undefined ? [...this.byHost.values()] : [this.byHost.get(host) ?? new Map<string, UserSessions>()];
+    for (const users of hosts) for (const u of users.values()) yield* u.sessions.values();
+  }
+
+  /** The read-only view modules get (module.sessions): lookups only, nothing that changes the registry. */
+  view(): SessionRegistry {
+    return (this.readOnly ??= Object.freeze({
+      getByFullJid: (h: string, u: string, r: string) => this.getByFullJid(h, u, r),
+      sessionsOf: (h: string, u: string) => this.sessionsOf(h, u),
+      availableSessions: (h: string, u: string) => this.availableSessions(h, u),
+      mostAvailableSessions: (h: string, u: string) => this.mostAvailableSessions(h, u),
+      interestedSessions: (h: string, u: string) => this.interestedSessions(h, u),
+      roster: (h: string, u: string) => this.roster(h, u),
+      getComponent: (h: string) => this.getComponent(h),
+      boundSessions: (h?: string) => this.boundSessions(h),
+    }));
+  }
+
+  /** The operations of capability 'sessions' (module.privileged.sessions). */
+  control(): SessionControl {
+    return (this.controlView ??= Object.freeze({
+      create: (type: SessionType, conn: Connection, ops: StreamOps) => this.create(type, conn, ops),
+      makeAuthenticated: (s: Session, username: string) => this.makeAuthenticated(s, username),
+      makeComponent: (s: Session, host: string) => this.makeComponent(s, host),
+      bind: (s: Session, requested: string | undefined) => this.bind(s, requested),
+      destroy: (s: Session, reason?: CloseReason) => this.destroy(s, reason),
+    }));
   }
 }
 

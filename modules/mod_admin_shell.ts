@@ -14,6 +14,7 @@ type Command = { usage: string; help: string; run(args: string[]): Promise<strin
 export default defineModule({
   scope: 'global',
   description: 'Admin shell over a local UNIX socket',
+  capabilities: ['admin'],
   async load(module) {
     const configured = module.config<string | undefined>('adminSocket', undefined);
     const socketPath = configured ? module.resolvePath(configured) : path.join(module.dataDir, 'cadence.sock');
@@ -121,7 +122,7 @@ function table(rows: string[][]): string {
 }
 
 function makeCommands(module: GlobalModuleApi): Map<string, Command> {
-  const a = module.admin;
+  const a = module.privileged.admin;
   const list: [string, Command][] = [
     ['module list', { usage: 'module list [HOST]', help: 'loaded modules', run: ([host]) => table(a.listModules(host).map((m) => [m.host, m.name, m.file])) }],
     ['module load', {

@@ -17,6 +17,7 @@ const MAX_TAG_LENGTH = 32;
 
 export default defineModule({
   description: 'Bind 2 (XEP-0386): resource binding inside SASL2 authentication',
+  capabilities: ['sessions'],
   async load(module) {
     // The per-host secret the stable resource ids are derived from; durable, so resources survive restarts.
     const secrets = module.storage.keyval();
@@ -57,10 +58,10 @@ export default defineModule({
           }
         }
       }
-      let r = await module.sessions.bind(session, resource);
+      let r = await module.privileged.sessions.bind(session, resource);
       if (!r.ok && r.condition === 'conflict') {
         // resourceConflict is kick_new and the old session stays: this one gets another resource.
-        r = await module.sessions.bind(session, `${tag ? `${tag}/` : ''}${randomBytes(9).toString('base64url')}`);
+        r = await module.privileged.sessions.bind(session, `${tag ? `${tag}/` : ''}${randomBytes(9).toString('base64url')}`);
       }
       if (!r.ok) {
         // The client is authenticated but unbound; it may still bind with the RFC 6120 iq.

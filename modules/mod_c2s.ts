@@ -4,20 +4,22 @@
 // whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, HANDLER_ERROR, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { DEFAULTS, defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
   description: 'Client connections: streams, features, limits and keepalives',
+  capabilities: ['sessions', 'routing', 'network'],
   async load(module) {
     const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
     const streams = new Map<Session, XmlStream>();
 
     const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);
-    await module.listen({ name: 'c2s', ports: module.config('c2sPorts', DEFAULTS.c2sPorts), onConnection: accept });
+    const network = module.privileged.network;
+    await network.listen({ name: 'c2s', ports: module.config('c2sPorts', DEFAULTS.c2sPorts), onConnection: accept });
     const tlsPorts = module.config('c2sDirectTlsPorts', DEFAULTS.c2sDirectTlsPorts);
     if (tlsPorts.length) {
-      await module.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
+      await network.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
     }
 
     // Authenticated clients get the larger stanza size limit and no timeout; whatever the client
@@ -56,13 +58,14 @@ function acceptConnection(
     log: module.log,
     onEnd: (_graceful, reason) => {
       streams.delete(session);
-      module.sessions.destroy(session, reason);
+      sessions.destroy(session, reason);
     },
   });
   // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
   let peerFrom: string | undefined;
 
-  const session = module.sessions.create('c2s_unauthed', conn, {
+  const { sessions, routing } = module.privileged;
+  const session = sessions.create('c2s_unauthed', conn, {
     send: (x) => stream.send(x),
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
@@ -76,8 +79,7 @@ function acceptConnection(
       return;
     }
     const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
-    const host = to ? module.hosts.get(to) : undefined;
-    if (!to || !host || host.kind !== 'virtualhost' || (session.host && session.host !== to)) {
+    if (!to || module.hosts.kind(to) !== 'virtualhost' || (session.host && session.host !== to)) {
       close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
       return;
     }
@@ -91,27 +93,58 @@ function acceptConnection(
     peerFrom = attrs.from;
     session.streamId = stream.sendHeader();
     const features = new Element('stream:features');
-    module.fireOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
+    module.emitOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
     stream.send(features);
   });
 
+  /**
+   * Offer an element to the host's handlers; `unclaimed` runs when none returns a value. A
+   * handler that fails closes the stream (its error is logged by the event bus).
+   */
+  const offer = (claimed: () => unknown, unclaimed: () => void): unknown => {
+    const fail = () => close({ condition: 'internal-server-error', text: 'The server failed to process that element' });
+    let r: unknown;
+    try {
+      r = claimed();
+    } catch {
+      fail();
+      return undefined;
+    }
+    if (r instanceof Promise) {
+      return r.then((v) => {
+        if (v === undefined || v === false) unclaimed();
+      }, fail);
+    }
+    if (r === undefined || r === false) unclaimed();
+    return undefined;
+  };
+
   stream.parser.on('stanza', (el) => {
-    if (session.notopen || !session.host) return;
-    const ns = el.attrs.xmlns as string | undefined;
+    const host = session.host;
+    if (session.notopen || !host) return;
+    const ns = (el as Stanza).attrs.xmlns;
     if (ns === undefined && isStanzaKind(el.name)) {
+      const stanza = el as Stanza;
       if (session.type !== 'c2s') {
-        const claimed = module.fireOnHost(session.host, `unauthenticated-stanza/${el.name}`, { origin: session, stanza: el } satisfies UnauthenticatedStanzaEvent);
-        if (claimed !== undefined && claimed !== false && claimed !== HANDLER_ERROR) return;
-        close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' });
+        // Never routed: offered to the host (In-Band Registration), else the stream ends.
+        offer(
+          () => module.fireOnHost(host, `unauthenticated-stanza/${stanza.name as StanzaKind}`, { origin: session, stanza } satisfies UnauthenticatedStanzaEvent),
+          () => close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' }),
+        );
         return;
       }
-      const r = module.router.fromClient(session, el);
-      if (!r.ok) close({ condition: r.condition, text: r.text });
+      // In order with the session's other stanzas; the router closes the stream on a violation.
+      routing.fromClient(session, stanza);
       return;
     }
-    const handled = ns !== undefined && module.fireOnHost(session.host, `stream-element/${ns}:${el.name}`, { origin: session, element: el } satisfies StreamElementEvent);
-    if (handled === undefined || handled === false) {
-      close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });
-    }
+    const element = () =>
+      offer(
+        () => (ns === undefined ? undefined : module.fireOnHost(host, `stream-element/${ns}:${el.name}`, { origin: session, element: el } satisfies StreamElementEvent)),
+        () => close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` }),
+      );
+    // Once authenticated, stream elements (stream management's <r/>, …) take their turn behind
+    // the stanzas before them; before that, the authentication exchanges keep their own order.
+    if (session.type === 'c2s') routing.inOrder(session, element);
+    else element();
   });
 }

@@ -15,7 +15,7 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
+import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
   module: GlobalModuleApi;
@@ -64,6 +64,7 @@ function serialise(x: Element): string {
 export default defineModule({
   scope: 'global',
   description: 'External components (XEP-0114): handshake, routing to and from component domains',
+  capabilities: ['sessions', 'routing', 'network'],
   async load(module) {
     const secrets = externalComponents(module);
     if (secrets.size === 0) {
@@ -83,15 +84,13 @@ export default defineModule({
         target.send(stanza);
         return true;
       }
-      if (stanza.name !== 'presence') {
-        // bounce() never answers iq results or errors with an error.
-        module.router.bounce(event.origin, stanza, 'cancel', 'service-unavailable', `${event.toHost} is not connected`);
-      }
+      // Presence is dropped; never an error for iq results and errors (the router sees to it).
+      if (stanza.name !== 'presence') throw new StanzaError('cancel', 'service-unavailable', `${event.toHost} is not connected`);
       return true;
     };
     for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost(`${kind}/${dest}`, deliver, 1000);
 
-    await module.listen({
+    await module.privileged.network.listen({
       name: 'component',
       ports: module.config('componentPorts', DEFAULTS.componentPorts),
       onConnection: (conn) => acceptConnection(shared, conn),
@@ -116,6 +115,7 @@ export default defineModule({
 
 function acceptConnection(shared: Shared, conn: Connection): void {
   const { module, secrets, streams, limits } = shared;
+  const { sessions, routing } = module.privileged;
   const who = () => (session.type === 'component' ? `component ${session.host}` : `unauthenticated component connection${session.host ? ` for ${session.host}` : ''}`);
 
   const stream: XmlStream = new XmlStream({
@@ -130,14 +130,14 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       streams.delete(session);
       const host = session.host;
       const wasConnected = session.type === 'component' && host !== undefined && module.sessions.getComponent(host) === session;
-      module.sessions.destroy(session, reason);
+      sessions.destroy(session, reason);
       if (wasConnected) {
         module.log.info('component %s disconnected (%s)', host, graceful ? 'graceful' : 'not graceful');
         module.emit('component-disconnected', { host, graceful } satisfies ComponentDisconnectedEvent);
       }
     },
   });
-  const session = module.sessions.create('component_unauthed', conn, { send: (x) => stream.send(x), close: (r) => stream.close(r) });
+  const session = sessions.create('component_unauthed', conn, { send: (x) => stream.send(x), close: (r) => stream.close(r) });
   streams.set(session, stream);
   const close = (reason: CloseReason) => stream.close(reason);
 
@@ -147,7 +147,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       return;
     }
     const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
-    if (!to || !secrets.has(to) || module.hosts.get(to)?.kind !== 'component') {
+    if (!to || !secrets.has(to) || module.hosts.kind(to) !== 'component') {
       close({ condition: 'host-unknown', text: to ? `${to} is not an external component of this server` : "The stream header has no 'to'" });
       return;
     }
@@ -163,7 +163,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       close({ condition: 'not-authorized', text: 'Handshake failed' });
       return;
     }
-    if (!module.sessions.makeComponent(session, host)) {
+    if (!sessions.makeComponent(session, host)) {
       close({ condition: 'conflict', text: `Component ${host} is already connected` });
       return;
     }
@@ -190,10 +190,10 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       attrs.from = from;
     }
     if (attrs.to === undefined) {
-      module.router.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
+      routing.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
       return;
     }
-    module.router.route(session, el);
+    routing.route(session, el);
   };
 
   stream.parser.on('stanza', (el) => {

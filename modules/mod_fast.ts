@@ -51,6 +51,7 @@ interface TokenLogin {
 
 export default defineModule({
   description: 'FAST authentication tokens (XEP-0484) with the HT-SHA-256 mechanisms',
+  capabilities: ['users'],
   options: {
     tokenLifetime: { type: 'integer', description: 'Seconds a token is valid', default: 21 * 86400, min: 60 },
     tokenRotation: { type: 'integer', description: 'Seconds after which a token login gets a new token', default: 86400, min: 0 },
@@ -67,7 +68,7 @@ export default defineModule({
       createHmac('sha256', key).update(`${module.host}\0${username}\0${client}\0${slot.id}`).digest('base64url');
 
     const credentialOf = async (username: string, hash?: string): Promise<string> =>
-      credentialTag(await module.users.getRecord(module.host, username), hash);
+      credentialTag(await module.privileged.users.getRecord(module.host, username), hash);
 
     const bindingsOf = (conn: Connection | undefined) => (conn?.secure ? conn.channelBindingTypes() : undefined);
 

@@ -28,7 +28,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf, defineModule, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
+import { attrsOf, defineModule, StanzaError, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -39,25 +39,6 @@ const STORE = 'offline';
 const options = {
   limit: { type: 'integer', description: 'Most messages stored per user; more are bounced with service-unavailable', default: 100, min: 0 },
 } as const;
-
-/** Per-user serial queue: tasks for one user run one after the other, in arrival order. */
-class SerialQueues {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const result = prev.then(task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-}
 
 function hasHint(stanza: Element, hint: string): boolean {
   return stanza.getChild(hint, NS_HINTS) !== undefined;
@@ -82,15 +63,14 @@ export default defineModule({
   load(module) {
     const host = module.host;
     const archive = module.storage.archive(STORE);
-    const queues = new SerialQueues();
 
     module.addFeature('msgoffline');
 
     // -- storing ----------------------------------------------------------------------------------
 
-    const store = (event: OfflineEvent): Promise<true | undefined> => {
-      const { username, stanza, origin } = event;
-      return queues.run(username, async () => {
+    const store = (event: OfflineEvent): Promise<true | undefined> | true | undefined => {
+      const { username, stanza } = event;
+      return module.serial(username, async () => {
         // A resource may have become available since mod_message looked: deliver, do not store.
         const targets = module.sessions.mostAvailableSessions(host, username);
         if (targets.length) {
@@ -102,8 +82,7 @@ export default defineModule({
         if (!worthStoring(stanza)) return true; // chat states and the like: dropped silently
         const limit = module.option('limit');
         if ((await archive.count(username)) >= limit) {
-          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable', 'The recipient\'s offline message storage is full');
-          return true;
+          throw new StanzaError('cancel', 'service-unavailable', 'The recipient\'s offline message storage is full');
         }
         const copy = clone(stanza) as Element;
         attrsOf(copy).to ??= `${username}@${host}`;
@@ -123,8 +102,8 @@ export default defineModule({
 
     // -- delivering -------------------------------------------------------------------------------
 
-    const deliver = (session: Session, username: string): Promise<void> =>
-      queues.run(username, async () => {
+    const deliver = (session: Session, username: string) =>
+      module.serial(username, async () => {
         const items = await archive.find(username);
         if (!items.length) return;
         const done: string[] = [];
@@ -153,14 +132,15 @@ export default defineModule({
     module.hook('resource-available', ({ session, initial, previousPriority }) => {
       if (session.host !== host || !session.username || session.priority < 0) return;
       if (!initial && previousPriority >= 0) return;
-      deliver(session, session.username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', session.full_jid, err));
+      // A failure is logged by the event bus; the messages stay stored for the next time.
+      return deliver(session, session.username);
     });
 
     // -- account removal --------------------------------------------------------------------------
 
     module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
-      await queues.run(username, () => archive.delete(username));
+      await module.serial(username, () => archive.delete(username));
       return undefined; // let every other module clean up too
     });
   },

@@ -68,6 +68,7 @@ function passwordProblem(password: string, minLength: number): string | undefine
 
 export default defineModule({
   description: 'In-Band Registration (XEP-0077): account creation, password change and removal',
+  capabilities: ['users'],
   options,
   load(module: ModuleApi<Options>) {
     const host = module.host;
@@ -148,7 +149,7 @@ export default defineModule({
       }
       state.registered = true;
       try {
-        await module.users.create(host, node, password);
+        await module.privileged.users.create(host, node, password);
       } catch (err) {
         state.registered = false;
         slot.release();
@@ -218,7 +219,7 @@ export default defineModule({
       // XEP-0077 §3.2: the stream ends with not-authorized; deleting the account closes the others.
       origin.close({ condition: 'not-authorized', text: 'Account removed' });
       try {
-        await module.users.delete(host, username);
+        await module.privileged.users.delete(host, username);
       } catch (err) {
         if (!(err instanceof CoreError && err.code === 'USER_NOT_FOUND')) throw err;
       }
@@ -248,7 +249,7 @@ export default defineModule({
         fail(origin, stanza, 'modify', 'not-acceptable', problem);
         return;
       }
-      await module.users.setPassword(host, origin.username, password);
+      await module.privileged.users.setPassword(host, origin.username, password);
       origin.send(iqResult(stanza));
     };
 

@@ -59,6 +59,7 @@ const MAX_KNOWN_CLIENTS = 50;
 
 export default defineModule({
   description: 'Extensible SASL Profile (XEP-0388) with SCRAM upgrade tasks (XEP-0480)',
+  capabilities: ['sessions', 'users'],
   options: {
     mechanisms: {
       type: 'string[]',
@@ -187,7 +188,7 @@ export default defineModule({
       const requested = new Set(attempt.request.getChildren('upgrade', NS_UPGRADE).map((u) => u.text().trim()));
       const wanted = SCRAM_HASHES.filter((h) => requested.has(upgradeTaskName(h)));
       if (!wanted.length) return [];
-      const record = await module.users.getRecord(module.host, attempt.username!);
+      const record = await module.privileged.users.getRecord(module.host, attempt.username!);
       return wanted.filter((h) => !record?.scram[h]).map((hash) => ({ name: upgradeTaskName(hash), hash }));
     };
 
@@ -211,7 +212,7 @@ export default defineModule({
         return;
       }
       const username = attempt.username!;
-      module.sessions.makeAuthenticated(session, username);
+      module.privileged.sessions.makeAuthenticated(session, username);
       const extensions = new Element('success', { xmlns: NS_SASL2 });
       const event: Sasl2SuccessEvent = { session, request: attempt.request, userAgent: attempt.userAgent, mechanism: attempt.mechanism, success: extensions };
       await module.fireAsync('sasl2-success', event);
@@ -226,7 +227,7 @@ export default defineModule({
       // One info line per login, as mod_saslauth's: operators see who logged in how; tests count SASL attempts by it.
       module.log.info('authenticated %s@%s from %s with %s (SASL2)', username, module.host, session.conn?.ip, attempt.mechanism);
       const features = new Element('stream:features');
-      module.fire('stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
+      module.emit('stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
       session.send(features);
     };
 
@@ -333,7 +334,7 @@ export default defineModule({
         return true;
       }
       runStep(origin, attempt, async () => {
-        await module.users.addScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
+        await module.privileged.users.addScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
         if (!current(origin, attempt)) return;
         attempt.tasks.shift();
         if (attempt.tasks.length) sendContinue(origin, attempt);

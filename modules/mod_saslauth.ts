@@ -26,6 +26,7 @@ interface InProgress {
 
 export default defineModule({
   description: 'SASL authentication (RFC 6120 §6): SCRAM (with channel binding) and PLAIN',
+  capabilities: ['sessions'],
   options: {
     mechanisms: {
       type: 'string[]',
@@ -99,7 +100,7 @@ export default defineModule({
       send(session, 'success', r.data);
       // One info line per login: operators see who logged in how; tests count SASL attempts by it.
       module.log.info('authenticated %s@%s from %s with %s (SASL1)', r.username, module.host, session.conn?.ip, current.mechanism);
-      module.sessions.makeAuthenticated(session, r.username);
+      module.privileged.sessions.makeAuthenticated(session, r.username);
       session.resetStream();
     };
 

@@ -6,12 +6,13 @@ import { defineModule, NS } from '../core/api.ts';
 
 export default defineModule({
   description: 'STARTTLS for client streams',
+  capabilities: ['tls'],
   load(module) {
     const required = () => module.config('c2sRequireEncryption', true);
 
     module.hook('stream-features', ({ origin, features }) => {
       if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
-      if (!module.tls.context(module.host)) return;
+      if (!module.privileged.tls.context(module.host)) return;
       const starttls = new Element('starttls', { xmlns: NS.tls });
       if (required()) starttls.c('required');
       features.cnode(starttls);
@@ -19,7 +20,7 @@ export default defineModule({
 
     module.hook(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
       const conn = origin.conn;
-      const ctx = module.tls.context(module.host);
+      const ctx = module.privileged.tls.context(module.host);
       if (!conn || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {
         origin.send(new Element('failure', { xmlns: NS.tls }));
         origin.close();
@@ -31,7 +32,7 @@ export default defineModule({
       // and from here on the socket's bytes go to TLS: nothing sent in plaintext after
       // <starttls/> is ever processed inside the encrypted stream (CVE-2011-0411 class).
       origin.resetStream();
-      conn.starttls(ctx, (name) => module.tls.context(name)).then(
+      conn.starttls(ctx, (name) => module.privileged.tls.context(name)).then(
         () => module.log('%s: TLS established (%s)', origin.id, conn.tlsInfo?.protocol),
         (err: unknown) => {
           module.log.warn('TLS handshake with %s failed: %s', conn.ip, (err as Error).message);

@@ -43,9 +43,11 @@ export interface Stanza extends Element {
   attrs: StanzaAttrs;
 }
 
-/** An element's attributes, typed for reading and stamping. */
-export function attrsOf(el: Element): Record<string, string | undefined> {
-  return el.attrs as Record<string, string | undefined>;
+const NO_ATTRS: StanzaAttrs = Object.freeze({});
+
+/** An element's attributes, typed for reading and stamping (none for a missing element). */
+export function attrsOf(el: Element | undefined): StanzaAttrs {
+  return el === undefined ? NO_ATTRS : (el.attrs as StanzaAttrs);
 }
 
 export function isStanzaKind(name: string): name is StanzaKind {
