@@ -455,18 +455,17 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
   }
 
   /** Route a stanza from this host (server-generated: from must be set by the caller or defaults to the host). */
-  send(stanza: Element): void {
+  send(stanza: Stanza): void {
     const host = this.hostObj;
     if (!host) throw new CoreError('HOST_UNKNOWN', `global module ${this.name} must use sendFrom(host, stanza)`);
-    const attrs = stanza.attrs as Record<string, string | undefined>;
-    attrs.from ??= this.host;
+    stanza.attrs.from ??= this.host;
     this.server.routing.route(host.session, stanza);
   }
 
-  sendFrom(host: string, stanza: Element): void {
+  sendFrom(host: string, stanza: Stanza): void {
     const h = this.server.hosts.get(host);
     if (!h) throw new CoreError('HOST_UNKNOWN', `unknown host ${host}`);
-    (stanza.attrs as Record<string, string | undefined>).from ??= host;
+    stanza.attrs.from ??= host;
     this.server.routing.route(h.session, stanza);
   }
 

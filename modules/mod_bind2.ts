@@ -40,7 +40,8 @@ export default defineModule({
     module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const bind = request.getChild('bind', NS_BIND2);
       if (!bind) return undefined;
-      const username = session.username!;
+      const username = session.username;
+      if (username === undefined) return undefined;
       const tag = clientTag(bind.getChildText('tag'));
       const uaid = userAgent?.id;
       // Stable only when the client names its installation; otherwise a fresh id each time.

@@ -8,7 +8,7 @@
 // ver gets item-not-found. `ver` is recomputed lazily whenever an item is added or removed.
 import { createHash } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
-import { defineModule } from '../core/api.ts';
+import { attrsOf, defineModule } from '../core/api.ts';
 
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 
@@ -49,9 +49,9 @@ export function verificationString(identities: CapsIdentity[], features: string[
   for (const { form, type } of typed) {
     s += `${type}<`;
     const fields = form.getChildren('field').filter((f) => f.attrs.var !== 'FORM_TYPE' && typeof f.attrs.var === 'string');
-    fields.sort((a, b) => octetCompare(a.attrs.var as string, b.attrs.var as string));
+    fields.sort((a, b) => octetCompare(attrsOf(a).var ?? '', attrsOf(b).var ?? ''));
     for (const field of fields) {
-      s += `${field.attrs.var as string}<`;
+      s += `${attrsOf(field).var ?? ''}<`;
       const values = field.getChildren('value').map((v) => v.text()).sort(octetCompare);
       for (const v of values) s += `${v}<`;
     }

@@ -15,7 +15,7 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type StanzaEvent, type StreamLimits } from '../core/api.ts';
+import { attrsOf, DEFAULTS, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
   module: GlobalModuleApi;
@@ -24,8 +24,6 @@ interface Shared {
   streams: Map<Session, XmlStream>;
   limits: (authenticated: boolean) => StreamLimits;
 }
-
-type Attrs = Record<string, string | undefined>;
 
 const KINDS = ['message', 'presence', 'iq'] as const;
 const DESTS = ['host', 'bare', 'full'] as const;
@@ -53,7 +51,7 @@ function digestMatches(offered: string, expected: string): boolean {
 
 /** Serialise for a component stream: a client/server content namespace gives way to the stream's. */
 function serialise(x: Element): string {
-  const attrs = x.attrs as Attrs;
+  const attrs = attrsOf(x);
   if (attrs.xmlns !== NS.client && attrs.xmlns !== NS.server) return x.toString();
   const { xmlns: _dropped, ...rest } = attrs;
   const copy = new Element(x.name, rest);
@@ -156,10 +154,9 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     session.streamId = stream.sendHeader();
   });
 
-  const handshake = (el: Element) => {
-    const host = session.host!;
-    const secret = secrets.get(host)!;
-    if (!digestMatches(el.text(), handshakeDigest(session.streamId ?? '', secret))) {
+  const handshake = (el: Element, host: string) => {
+    const secret = secrets.get(host);
+    if (secret === undefined || !digestMatches(el.text(), handshakeDigest(session.streamId ?? '', secret))) {
       close({ condition: 'not-authorized', text: 'Handshake failed' });
       return;
     }
@@ -175,9 +172,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     module.emit('component-connected', { host } satisfies ComponentConnectedEvent);
   };
 
-  const fromComponent = (el: Element) => {
-    const host = session.host!;
-    const attrs = el.attrs as Attrs;
+  const fromComponent = (el: Stanza, host: string) => {
+    const attrs = el.attrs;
     delete attrs.xmlns; // the stream's content namespace: stanzas travel without one inside the server
     if (attrs.from === undefined) {
       attrs.from = host; // lenient: the component's own domain
@@ -197,17 +193,18 @@ function acceptConnection(shared: Shared, conn: Connection): void {
   };
 
   stream.parser.on('stanza', (el) => {
-    if (session.notopen || !session.host) return;
-    const ns = el.attrs.xmlns as string | undefined;
+    const host = session.host;
+    if (session.notopen || !host) return;
+    const ns = attrsOf(el).xmlns;
     const inStreamNs = ns === undefined || ns === NS.component;
     if (session.type === 'component_unauthed') {
-      if (el.name === 'handshake' && inStreamNs) handshake(el);
+      if (el.name === 'handshake' && inStreamNs) handshake(el, host);
       else close({ condition: 'not-authorized', text: 'Send the handshake first' });
       return;
     }
     // jabber:client is tolerated for stanzas (some libraries can be told to use it).
     if ((inStreamNs || ns === NS.client) && isStanzaKind(el.name)) {
-      fromComponent(el);
+      fromComponent(el as Stanza, host);
       return;
     }
     close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });

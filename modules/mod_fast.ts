@@ -12,7 +12,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
+import { attrsOf, defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
 
 const NS_FAST = 'urn:xmpp:fast:0';
 
@@ -148,7 +148,7 @@ export default defineModule({
     module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const login = session.conn ? logins.get(session.conn) : undefined;
       if (session.conn) logins.delete(session.conn);
-      const requested = request.getChild('request-token', NS_FAST)?.attrs.mechanism as string | undefined;
+      const requested = attrsOf(request.getChild('request-token', NS_FAST)).mechanism;
       const bindings = bindingsOf(session.conn) ?? [];
       const offered = HT_MECHANISMS.filter((m) => !m.binding || bindings.includes(m.binding)).map((m) => m.name);
       let mechanism: string | undefined;
@@ -164,7 +164,8 @@ export default defineModule({
         module.log('%s: no user-agent id, so no FAST token', session.id);
         return undefined;
       }
-      const username = session.username!;
+      const username = session.username;
+      if (username === undefined) return undefined;
       const now = Date.now();
       const slot: TokenSlot = {
         id: randomBytes(16).toString('base64url'),

@@ -49,7 +49,7 @@ function worthStoring(stanza: Element): boolean {
   if (hasHint(stanza, 'store')) return true;
   for (const child of stanza.children) {
     if (typeof child === 'string') continue;
-    const ns = child.attrs.xmlns as string | undefined;
+    const ns = attrsOf(child).xmlns;
     if (ns === NS_CHATSTATES || ns === NS_HINTS || ns === NS_SID) continue;
     if (child.name === 'thread' && (ns === undefined || ns === 'jabber:client')) continue;
     return true;

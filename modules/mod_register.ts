@@ -10,7 +10,7 @@
 // When an account is deleted by any means, every remaining session of it is closed.
 // Error replies never echo the request: it may carry a password (XEP-0077 §3.3).
 import { Element } from '@xmpp/xml';
-import { CoreError, defineModule, errorReply, iqPayload, iqResult, nodeprep, prep, saslPrep, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent } from '../core/api.ts';
+import { CoreError, defineModule, errorReply, iqPayload, iqResult, isBound, nodeprep, prep, saslPrep, type BoundSession, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent } from '../core/api.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
@@ -168,7 +168,7 @@ export default defineModule({
     };
 
     module.hook('unauthenticated-stanza/iq', ({ origin, stanza }) => {
-      const attrs = stanza.attrs as Record<string, string | undefined>;
+      const attrs = stanza.attrs;
       const query = iqPayload(stanza);
       if (!query || query.name !== 'query' || query.attrs.xmlns !== NS_REGISTER) return undefined;
       if (attrs.to !== undefined && prep(attrs.to) !== host) return undefined;
@@ -196,8 +196,7 @@ export default defineModule({
     // -- authenticated users: registration info, password change, removal ---------------------
 
     /** Only the host's own authenticated users manage their account here. */
-    const ownUser = (origin: Session): origin is Session & { username: string } =>
-      origin.type === 'c2s' && origin.host === host && origin.username !== undefined;
+    const ownUser = (origin: Session): origin is BoundSession => isBound(origin) && origin.host === host;
 
     const info = ({ origin, stanza }: StanzaEvent): unknown => {
       if (!ownUser(origin)) return undefined;

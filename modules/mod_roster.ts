@@ -38,7 +38,7 @@ function parseSet(query: Element, ownBare: string): ParsedSet | SetError {
     return { type: 'modify', condition: 'bad-request', text: 'A roster set must contain exactly one item' };
   }
   const item = items[0]!;
-  const attrs = item.attrs as Record<string, string | undefined>;
+  const attrs = attrsOf(item);
   if (attrs.jid === undefined) return { type: 'modify', condition: 'bad-request', text: 'The item has no jid' };
   const jid = prep(attrs.jid);
   if (jid === null || jid.includes('/')) return { type: 'modify', condition: 'jid-malformed', text: 'The item jid is not a valid bare JID' };

@@ -9,7 +9,7 @@
 // client's address; payloads, passwords and tokens are never logged.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { advertisedChannelBindings, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamFeaturesEvent, type UserAgent } from '../core/api.ts';
+import { advertisedChannelBindings, attrsOf, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamFeaturesEvent, type UserAgent } from '../core/api.ts';
 
 export type { UserAgent };
 
@@ -262,7 +262,7 @@ export default defineModule({
         fail(origin, 'encryption-required', 'SASL2 needs TLS');
         return true;
       }
-      const mechanism = element.attrs.mechanism as string | undefined;
+      const mechanism = attrsOf(element).mechanism;
       const userAgent = parseUserAgent(element.getChild('user-agent'), module);
       const ctx = mechanism ? requestContext(origin, mechanism, { request: element, userAgent }) : undefined;
       const exchange = mechanism && ctx ? module.sasl.start(mechanism, ctx) : undefined;
@@ -378,7 +378,7 @@ function upgradeTaskName(hash: ScramHash): string {
 function parseUserAgent(el: Element | undefined, module: ModuleApi): UserAgent | undefined {
   if (!el) return undefined;
   const ua: UserAgent = {};
-  const id = el.attrs.id as string | undefined;
+  const id = attrsOf(el).id;
   if (id !== undefined) {
     if (UUID.test(id)) ua.id = id.toLowerCase();
     else module.log('ignoring a user-agent id that is not a UUID');

@@ -6,7 +6,7 @@
 // SASL2. Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are
 // logged with the client's address; payloads and passwords are never logged.
 import { Element } from '@xmpp/xml';
-import { advertisedChannelBindings, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session } from '../core/api.ts';
+import { advertisedChannelBindings, attrsOf, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session } from '../core/api.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const KNOWN_MECHANISMS = [
@@ -116,7 +116,7 @@ export default defineModule({
         origin.close({ condition: 'policy-violation', text: 'Already authenticated' });
         return true;
       }
-      const mechanism = element.attrs.mechanism as string | undefined;
+      const mechanism = attrsOf(element).mechanism;
       if (!origin.conn?.secure && module.config('c2sRequireEncryption', true)) {
         fail(origin, 'encryption-required', 'Use STARTTLS first');
         return true;

@@ -57,18 +57,18 @@ export function isStanzaKind(name: string): name is StanzaKind {
 /** Swap from/to, keep id; for iq the type becomes result. Children are not copied. */
 export function reply(stanza: Element, type?: string): Element {
   const attrs: Record<string, string> = {};
-  const { from, to, id } = stanza.attrs as Record<string, string | undefined>;
+  const { from, to, id, type: ownType } = attrsOf(stanza);
   if (to) attrs.from = to;
   if (from) attrs.to = from;
   if (id !== undefined) attrs.id = id;
-  const t = type ?? (stanza.name === 'iq' ? 'result' : (stanza.attrs.type as string | undefined));
+  const t = type ?? (stanza.name === 'iq' ? 'result' : ownType);
   if (t) attrs.type = t;
   return new Element(stanza.name, attrs);
 }
 
 /** True when an error must not be answered with an error (RFC 6120 §8.3.1). */
 export function mustNotReplyWithError(stanza: Element): boolean {
-  const type = stanza.attrs.type as string | undefined;
+  const type = attrsOf(stanza).type;
   return type === 'error' || (stanza.name === 'iq' && type === 'result');
 }
 
