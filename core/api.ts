@@ -73,11 +73,12 @@ export type { ScramCredentials, ScramHash } from './util/scram.ts';
 export type { AccountRecord } from './usermanager.ts';
 
 // ---- streams and connections (stream modules: mod_c2s, mod_component) -------------------------------------------
-export { XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
+export { STREAM_OPTIONS, XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
 export type { XmlStreamOptions } from './net/stream.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
 export type { Connection } from './net/connection.ts';
 export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
-export { DEFAULTS } from './config.ts';
+export type { CoreOptions } from './config.ts';
+export type { CoreOptionValue } from './moduleapi.ts';

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { AdminApi } from './admin.ts';
-import type { Config } from './config.ts';
+import { DEFAULTS, type Config, type CoreOptions } from './config.ts';
 import type { CertManager } from './net/certmanager.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { Routing } from './router.ts';
@@ -75,6 +75,9 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
       return typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'must be an object';
   }
 }
+
+/** A core option's value as `module.config()` returns it: with the core default when there is one. */
+export type CoreOptionValue<K extends keyof CoreOptions> = K extends keyof typeof DEFAULTS ? (typeof DEFAULTS)[K] : CoreOptions[K];
 
 // ---- module definition -----------------------------------------------------------------------
 
@@ -308,10 +311,11 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return v === undefined ? fallback : (v as T);
   }
 
-  /** A core (top-level) config option for this host, e.g. 'c2sRequireEncryption'. */
-  config<T>(key: string, fallback: T): T {
-    const v = this.server.config.get<T>(this.isGlobal ? undefined : this.host, key);
-    return v === undefined ? fallback : v;
+  /** A core (top-level) option for this host — its own value, else the global one, else the core default — e.g. 'c2sRequireEncryption'. */
+  config<K extends keyof CoreOptions>(key: K): CoreOptionValue<K> {
+    const v = this.server.config.get<CoreOptions[K]>(this.isGlobal ? undefined : this.host, key);
+    if (v !== undefined) return v as CoreOptionValue<K>;
+    return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
   }
 
   /** The server's data directory (absolute). */

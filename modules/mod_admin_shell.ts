@@ -16,7 +16,7 @@ export default defineModule({
   description: 'Admin shell over a local UNIX socket',
   capabilities: ['admin'],
   async load(module) {
-    const configured = module.config<string | undefined>('adminSocket', undefined);
+    const configured = module.config('adminSocket');
     const socketPath = configured ? module.resolvePath(configured) : path.join(module.dataDir, 'cadence.sock');
     const commands = makeCommands(module);
 

@@ -1,23 +1,31 @@
 //% requires_core_features: sessions-v1, stanza-events-v1
 // Client-to-server streams (RFC 6120 §4): listeners on c2sPorts (STARTTLS) and
-// c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits,
-// whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
+// c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits and
+// timeouts (options `c2s: { stanzaSizeLimit, preauthStanzaSizeLimit, maxDepth,
+// unauthenticatedTimeout, keepaliveInterval }`), whitespace keepalives, and the hand-over of
+// stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import { DEFAULTS, defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
   description: 'Client connections: streams, features, limits and keepalives',
   capabilities: ['sessions', 'routing', 'network'],
+  options: STREAM_OPTIONS,
   async load(module) {
-    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
+    const settings = {
+      stanzaSizeLimit: module.option('stanzaSizeLimit'),
+      preauthStanzaSizeLimit: module.option('preauthStanzaSizeLimit'),
+      maxDepth: module.option('maxDepth'),
+    };
+    const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
     const streams = new Map<Session, XmlStream>();
 
     const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);
     const network = module.privileged.network;
-    await network.listen({ name: 'c2s', ports: module.config('c2sPorts', DEFAULTS.c2sPorts), onConnection: accept });
-    const tlsPorts = module.config('c2sDirectTlsPorts', DEFAULTS.c2sDirectTlsPorts);
+    await network.listen({ name: 'c2s', ports: module.config('c2sPorts'), onConnection: accept });
+    const tlsPorts = module.config('c2sDirectTlsPorts');
     if (tlsPorts.length) {
       await network.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
     }
@@ -29,7 +37,7 @@ export default defineModule({
     });
 
     // Whitespace keepalives keep NAT mappings and idle-killing proxies from dropping clients.
-    const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
+    const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const open = function* () {
         for (const s of streams.keys()) if (s.conn && !s.notopen) yield s.conn;
@@ -44,7 +52,7 @@ export default defineModule({
 });
 
 function acceptConnection(
-  module: GlobalModuleApi,
+  module: GlobalModuleApi<typeof STREAM_OPTIONS>,
   conn: Connection,
   streams: Map<Session, XmlStream>,
   limits: (authenticated: boolean) => StreamLimits,
@@ -52,7 +60,7 @@ function acceptConnection(
   const stream: XmlStream = new XmlStream({
     conn,
     limits: limits(false),
-    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
     headerAttrs: () => ({ xmlns: NS.client, 'xmlns:stream': NS.streams, from: session.host, to: peerFrom, version: '1.0', 'xml:lang': 'en' }),
     describe: () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client'),
     log: module.log,

@@ -15,10 +15,10 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { attrsOf, DEFAULTS, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, type StreamLimits } from '../core/api.ts';
+import { attrsOf, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, STREAM_OPTIONS, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
-  module: GlobalModuleApi;
+  module: GlobalModuleApi<typeof STREAM_OPTIONS>;
   /** External components: domain → shared secret. */
   secrets: ReadonlyMap<string, string>;
   streams: Map<Session, XmlStream>;
@@ -30,7 +30,7 @@ const DESTS = ['host', 'bare', 'full'] as const;
 
 /** The external components (entries with a secret) of the config. */
 function externalComponents(module: GlobalModuleApi): Map<string, string> {
-  const configured = module.config<Record<string, { secret?: unknown }>>('components', {});
+  const configured: Record<string, { secret?: unknown }> = module.config('components') ?? {};
   const secrets = new Map<string, string>();
   for (const [domain, entry] of Object.entries(configured)) {
     if (entry && typeof entry.secret === 'string' && entry.secret !== '') secrets.set(domain, entry.secret);
@@ -63,13 +63,19 @@ export default defineModule({
   scope: 'global',
   description: 'External components (XEP-0114): handshake, routing to and from component domains',
   capabilities: ['sessions', 'routing', 'network'],
+  options: STREAM_OPTIONS,
   async load(module) {
     const secrets = externalComponents(module);
     if (secrets.size === 0) {
       module.log('no external components configured: not listening');
       return;
     }
-    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
+    const settings = {
+      stanzaSizeLimit: module.option('stanzaSizeLimit'),
+      preauthStanzaSizeLimit: module.option('preauthStanzaSizeLimit'),
+      maxDepth: module.option('maxDepth'),
+    };
+    const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
     const streams = new Map<Session, XmlStream>();
     const shared: Shared = { module, secrets, streams, limits };
 
@@ -90,11 +96,11 @@ export default defineModule({
 
     await module.privileged.network.listen({
       name: 'component',
-      ports: module.config('componentPorts', DEFAULTS.componentPorts),
+      ports: module.config('componentPorts'),
       onConnection: (conn) => acceptConnection(shared, conn),
     });
 
-    const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
+    const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const connected = function* () {
         for (const s of streams.keys()) if (s.conn && s.type === 'component') yield s.conn;
@@ -119,7 +125,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
   const stream: XmlStream = new XmlStream({
     conn,
     limits: limits(false),
-    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
     headerAttrs: () => ({ 'xmlns:stream': NS.streams, xmlns: NS.component, from: session.host }),
     serialise,
     describe: who,

@@ -76,7 +76,7 @@ export default defineModule({
     /** IP address → time (ms) of its last registration. */
     const lastByIp = new Map<string, number>();
 
-    const secureEnough = (session: Session) => session.conn?.secure === true || !module.config('c2sRequireEncryption', true);
+    const secureEnough = (session: Session) => session.conn?.secure === true || !module.config('c2sRequireEncryption');
     const registrationOpen = (session: Session) => module.option('allowRegistration') && secureEnough(session);
 
     module.addFeature(NS_REGISTER);

@@ -45,7 +45,7 @@ export default defineModule({
     /** The stream's SASL context: what may be offered on it now. */
     const context = (session: Session): SaslContext | undefined => {
       const conn = session.conn;
-      if (!conn?.secure && module.config('c2sRequireEncryption', true)) return undefined;
+      if (!conn?.secure && module.config('c2sRequireEncryption')) return undefined;
       const base = { host: module.host, conn, profile: 'SASL1' as const, channelBindings: conn?.channelBindingTypes() ?? [] };
       const offered = module.sasl.offer(base, new Set(module.option('mechanisms')));
       return offered.length ? { ...base, offered } : undefined;
@@ -117,7 +117,7 @@ export default defineModule({
         return true;
       }
       const mechanism = attrsOf(element).mechanism;
-      if (!origin.conn?.secure && module.config('c2sRequireEncryption', true)) {
+      if (!origin.conn?.secure && module.config('c2sRequireEncryption')) {
         fail(origin, 'encryption-required', 'Use STARTTLS first');
         return true;
       }

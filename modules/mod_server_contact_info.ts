@@ -57,7 +57,7 @@ export default defineModule({
   load(module) {
     const contacts = parseContacts(module.option('contacts'));
     if (!contacts.has('admin')) {
-      const admins = module.config<string[]>('admins', []).filter((a) => typeof a === 'string' && a !== '');
+      const admins = (module.config('admins') ?? []).filter((a) => typeof a === 'string' && a !== '');
       if (admins.length) contacts.set('admin', admins.map((a) => `xmpp:${a}`));
     }
     if (contacts.size === 0) {

@@ -8,7 +8,7 @@ export default defineModule({
   description: 'STARTTLS for client streams',
   capabilities: ['tls'],
   load(module) {
-    const required = () => module.config('c2sRequireEncryption', true);
+    const required = () => module.config('c2sRequireEncryption');
 
     module.hook('stream-features', ({ origin, features }) => {
       if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;

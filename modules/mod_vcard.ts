@@ -17,7 +17,7 @@
 // §8.3.3.9 defines it as a request that "does not meet criteria defined by the recipient or
 // server", and type modify tells the client that a smaller card would be accepted
 // (policy-violation, §8.3.3.12, is meant for content the service prohibits, not for sizes).
-// Note that a stanza larger than `c2sStanzaSizeLimit` (default 256 KiB) closes the stream
+// Note that a stanza larger than `c2s.stanzaSizeLimit` (default 256 KiB) closes the stream
 // before it reaches this module.
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
@@ -29,7 +29,7 @@ const options = {
   maxPhotoBytes: {
     type: 'integer',
     description: 'Largest accepted PHOTO image (decoded BINVAL bytes)',
-    // Base64 grows it by a third: stays under the default c2sStanzaSizeLimit (256 KiB).
+    // Base64 grows it by a third: stays under the default c2s.stanzaSizeLimit (256 KiB).
     default: 128 * 1024,
     min: 0,
   },
