@@ -12,7 +12,7 @@ import type { StorageManager } from './storage/manager.ts';
 import type { UserManager } from './usermanager.ts';
 import type { EventBus, EventName, Handler } from './util/events.ts';
 import type { GlobalEvents, HostEvents } from './event-types.ts';
-import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
+import { CoreError, StanzaError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
 import { errorReply, iqResult, xml, type Stanza } from './util/stanza.ts';
 import type { Host, HostKind, HostManager } from './hostmanager.ts';
 import { getLogger, type Logger } from './util/log.ts';
@@ -356,6 +356,15 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
    */
   replyError(event: { origin: Session; stanza: Stanza }, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
     this.server.routing.bounce(event.origin, event.stanza, type, condition, text);
+  }
+
+  /**
+   * A StanzaError to throw from a handler (`throw module.stanzaError('cancel', 'item-not-found')`):
+   * the router answers the stanza with it. The same as `new StanzaError(…)` from core/api.ts, for
+   * modules dropped outside the tree that import only types.
+   */
+  stanzaError(type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): StanzaError {
+    return new StanzaError(type, condition, text);
   }
 
   /** The error reply for a stanza (RFC 6120 §8.3). */
