@@ -1,4 +1,4 @@
-//% requires_core_features: module-reload, module-exports
+//% requires_core_features: module-reload, module-exports, module-capabilities
 // The admin shell's server side: a UNIX socket (mode 0600, default <dataDir>/cadence.sock) that
 // `cadence shell` connects to. One JSON object per line each way:
 //   → { "line": "module reload hello localhost" }   ← { "ok": true, "output": "…" } | { "ok": false, "error": "…" }

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, stanza-dispatch-ordered, module-capabilities
 // Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3),
 // advertised as optional (draft-cridland-xmpp-session). Binding is asynchronous (the roster is
 // loaded): stanzas the client pipelined behind the bind iq wait for it (the router keeps each

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, module-capabilities
 // Bind 2 (XEP-0386): resource binding inside the SASL2 <authenticate/> (mod_sasl2), in the same
 // round trip. The resource is `<tag>/<id>`, where the id is derived from the account, the tag and
 // the SASL2 user-agent id with a per-host secret: the same client installation gets the same

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, storage-map, module-session-state, user-deleted-event
+//% requires_core_features: sessions-v1, stanza-events-v1, storage-map, module-session-state, user-deleted-event, events-async, module-serial
 // Blocking Command (XEP-0191). Each user's blocklist is a map store (user → blocked JID → true),
 // written durably before the result, then pushed to every resource of the user that retrieved
 // the blocklist. Matching follows XEP-0191 §6: an item user@domain/resource matches only that

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, stanza-dispatch-ordered, module-capabilities
 // Client-to-server streams (RFC 6120 §4): listeners on c2sPorts (STARTTLS) and
 // c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits and
 // timeouts (options `c2s: { stanzaSizeLimit, preauthStanzaSizeLimit, maxDepth,

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-capabilities
 // External components (XEP-0114, jabber:component:accept): Cadence's out-of-process plugins.
 // A component connects to componentPorts, opens a stream to its own domain (a `components`
 // entry with a `secret`), proves the secret with <handshake/> = hex SHA-1(stream id + secret),

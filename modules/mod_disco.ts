@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1
+//% requires_core_features: stanza-events-v1, events-async
 // Service Discovery (XEP-0030): the server's identity and the features every loaded module
 // adds with module.addFeature(); items are the components (subdomains) of the host. Accounts
 // answer disco#info with the account/registered identity.

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, sasl-mechanisms-per-host, tls-channel-binding, storage-map, user-deleted-event, module-exports
+//% requires_core_features: sessions-v1, sasl-mechanisms, sasl-mechanisms-per-host, tls-channel-binding, storage-map, user-deleted-event, module-exports, module-capabilities
 // FAST (XEP-0484): a client that authenticated over SASL2 (mod_sasl2) asks for a token with
 // <request-token/> and later logs in with it in one round trip, with the Hashed Token mechanisms
 // HT-SHA-256-NONE and, where the connection has the binding, -EXPR (tls-exporter), -UNIQ

@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1
+//% requires_core_features: stanza-events-v1, events-async
 // iq dispatch (RFC 6120 §8.2.3): get/set requests addressed to the server, an account or
 // oneself are dispatched by payload kind — iq-<type>/<dest>/<xmlns>:<name> — so the first
 // module (by priority) that claims the payload answers. Unclaimed requests fall back to the

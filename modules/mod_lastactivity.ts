@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, storage-keyval, user-deleted-event, module-session-state
+//% requires_core_features: sessions-v1, stanza-events-v1, storage-keyval, user-deleted-event, module-session-state, events-async, module-serial
 // Last Activity (XEP-0012).
 //
 //  - to the server's domain (§6): `seconds` is the server's uptime, no text;

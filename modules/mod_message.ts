@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async
 // Message delivery to local users (RFC 6121 §8.5.2–8.5.3):
 //  - to a full JID: that resource; if it is not connected, chat/normal fall back to the bare JID,
 //    groupchat gets service-unavailable, headline/error are dropped;

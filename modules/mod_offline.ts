@@ -1,4 +1,4 @@
-//% requires_core_features: storage-archive, stanza-events-v1, sessions-v1, user-deleted-event
+//% requires_core_features: storage-archive, stanza-events-v1, sessions-v1, user-deleted-event, events-async, module-serial
 // Offline messages (XEP-0160, RFC 6121 §8.5.2.2.1): chat and normal messages for an existing
 // account with no available resource of non-negative priority are stored — durably, before the
 // `message/offline/handle` handler resolves — stamped with a Delayed Delivery element (XEP-0203,

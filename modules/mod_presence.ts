@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-serial, module-capabilities
 // Presence (RFC 6121 §3–4): subscription management with the state tables of Appendix A,
 // pre-approval (§3.4), availability broadcast, probes, directed presence and delivery of
 // presence addressed to local accounts.

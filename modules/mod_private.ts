@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-map, user-deleted-event
+//% requires_core_features: stanza-events-v1, storage-map, user-deleted-event, events-async
 // Private XML Storage (XEP-0049): a user keeps arbitrary XML on the server, one fragment per
 // (element name, namespace), readable and writable only by the user's own resources.
 //

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, user-deleted-event
+//% requires_core_features: sessions-v1, stanza-events-v1, user-deleted-event, module-capabilities
 // In-Band Registration (XEP-0077), for client accounts of this host:
 //  - before authentication (allowRegistration, and only on an encrypted stream when
 //    c2sRequireEncryption): the stream feature, and registration get/set on the unauthenticated

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-capabilities
 // Roster management (RFC 6121 §2) with roster versioning (XEP-0237, RFC 6121 §2.6).
 // Roster get marks the resource interested; roster sets and removals are saved durably, then
 // answered, then pushed to every interested resource. Subscription state itself is owned by

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-sha-512
+//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-sha-512, module-capabilities
 // The Extensible SASL Profile (XEP-0388) on the core's SASL mechanisms (core/sasl.ts: channel-binding
 // policy, XEP-0474 and throttling included), offered beside the RFC 6120 profile (mod_saslauth):
 // the <authentication/> feature with an <inline/>

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding
+//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, module-capabilities
 // SASL authentication, the RFC 6120 §6 profile: <mechanisms/> in the stream features, then
 // <auth/>, <challenge/>, <response/>, <success/>, <failure/>, <abort/>. The mechanisms themselves
 // (SCRAM with channel binding and XEP-0474 downgrade protection, PLAIN over TLS), the

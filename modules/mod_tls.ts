@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1
+//% requires_core_features: sessions-v1, module-capabilities
 // STARTTLS (RFC 6120 §5). Required by default (c2sRequireEncryption): until the stream is
 // encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
 import { Element } from '@xmpp/xml';

@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-keyval, user-deleted-event
+//% requires_core_features: stanza-events-v1, storage-keyval, user-deleted-event, events-async
 // vcard-temp (XEP-0054): a user stores and reads their own vCard; anyone may read it.
 //
 //  - get to oneself (no 'to', or one's bare JID): the stored vCard, or an empty <vCard/> when

@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-keyval, module-exports, module-session-state
+//% requires_core_features: stanza-events-v1, storage-keyval, module-exports, module-session-state, events-async
 // The example of doc/modules.md ("write a module in five minutes"): answers
 // <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting and how often the user
 // was greeted (kept durably), counts the sessions on its host, and exports two methods for other
