@@ -186,6 +186,7 @@ export default defineModule({
         origin.send(iqResult(stanza, fields()));
         return true;
       }
+      // Answered here, not by the router: its error replies echo the request (a password).
       register(origin, stanza, query).catch((err: unknown) => {
         module.log.error('registration failed: %s', err);
         fail(origin, stanza, 'wait', 'internal-server-error');
@@ -269,11 +270,13 @@ export default defineModule({
         fail(origin, stanza, 'modify', 'bad-request', 'Expected <password/> or <remove/>');
         return true;
       }
-      work.catch((err: unknown) => {
+      // The session's next stanzas wait for the change. Failures are answered here, not by the
+      // router: its error replies echo the request, which may carry a password.
+      return work.then(() => true, (err: unknown) => {
         module.log.error('account operation of %s@%s failed: %s', origin.username, host, err);
         fail(origin, stanza, 'wait', 'internal-server-error');
+        return true;
       });
-      return true;
     };
     module.hook(`iq-set/self/${NS_REGISTER}:query`, set);
     module.hook(`iq-set/host/${NS_REGISTER}:query`, set);
