@@ -29,6 +29,9 @@ export default defineConfig({
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
   ],
 
+  // Client streams (mod_c2s): limits and timeouts; these are the defaults.
+  // c2s: { stanzaSizeLimit: 262144, preauthStanzaSizeLimit: 10240, maxDepth: 64, unauthenticatedTimeout: 60, keepaliveInterval: 300 },
+
   // In-band registration (sign-up from clients) is off unless you want an open server.
   // register: { allowRegistration: true },
   modulesDisabled: [],

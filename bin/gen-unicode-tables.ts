@@ -173,7 +173,7 @@ const widthMap = new Map<number, number>();
 for (const type of ['Wide', 'Narrow']) {
 	for (const [cp, to] of await load<Map<number, number[]>>(`Decomposition_Mapping/${type}/code-points.mjs`)) {
 		if (to.length !== 1) throw new Error(`<${type}> U+${hex(cp)} maps to ${to.length} code points`);
-		widthMap.set(cp, to[0]);
+		widthMap.set(cp, to[0]!);
 	}
 }
 
@@ -203,9 +203,9 @@ function hex(cp: number): string {
 	for (let cp = 0; cp < CP_COUNT; cp++) {
 		if (cp >= 0xd800 && cp <= 0xdfff) continue; // lone surrogates: no regex answer
 		const s = str(cp);
-		if (!(gcRegex.get(gc[cp]) as RegExp).test(s)) report(`General_Category U+${hex(cp)}: UCD ${gc[cp]}, ICU differs`);
+		if (!(gcRegex.get(gc[cp]!) as RegExp).test(s)) report(`General_Category U+${hex(cp)}: UCD ${gc[cp]}, ICU differs`);
 		for (let i = 0; i < scriptRegex.length; i++) {
-			if (scriptRegex[i].test(s) !== (script[cp] === i + 1)) report(`Script U+${hex(cp)} ${SCRIPTS[i + 1]}`);
+			if (scriptRegex[i]!.test(s) !== (script[cp] === i + 1)) report(`Script U+${hex(cp)} ${SCRIPTS[i + 1]}`);
 		}
 		for (const [set, re] of binary) if (re.test(s) !== set.has(cp)) report(`${re.source} U+${hex(cp)}`);
 	}
@@ -287,11 +287,11 @@ function precisProperty(cp: number): number {
 	if (gc[cp] === 'Cc') return DISALLOWED; // Controls
 	if (isSurrogate(cp)) return DISALLOWED;
 	if (str(cp).normalize('NFKC') !== str(cp)) return FREE_PVAL; // HasCompat
-	if (LETTER_DIGITS.has(gc[cp])) return PVALID;
-	if (OTHER_LETTER_DIGITS.has(gc[cp])) return FREE_PVAL;
+	if (LETTER_DIGITS.has(gc[cp]!)) return PVALID;
+	if (OTHER_LETTER_DIGITS.has(gc[cp]!)) return FREE_PVAL;
 	if (gc[cp] === 'Zs') return FREE_PVAL; // Spaces
-	if (SYMBOLS.has(gc[cp])) return FREE_PVAL;
-	if (PUNCTUATION.has(gc[cp])) return FREE_PVAL;
+	if (SYMBOLS.has(gc[cp]!)) return FREE_PVAL;
+	if (PUNCTUATION.has(gc[cp]!)) return FREE_PVAL;
 	return DISALLOWED;
 }
 
@@ -317,7 +317,7 @@ function idnaProperty(cp: number): number {
 	if (defaultIgnorable.has(cp) || whiteSpace.has(cp) || noncharacter.has(cp)) return DISALLOWED;
 	if (ignorableBlocks.has(cp)) return DISALLOWED;
 	if (oldHangulJamo.has(cp)) return DISALLOWED;
-	if (LETTER_DIGITS.has(gc[cp])) return PVALID;
+	if (LETTER_DIGITS.has(gc[cp]!)) return PVALID;
 	return DISALLOWED;
 }
 
@@ -339,7 +339,7 @@ const values = new Uint32Array(CP_COUNT);
 for (let cp = 0; cp < CP_COUNT; cp++) {
 	const precis = precisProperty(cp);
 	const idna = idnaProperty(cp);
-	precisCount[precis]++;
+	precisCount[precis]!++;
 	let v = (precis << PRECIS_SHIFT) | (idna << IDNA_SHIFT);
 	// The other fields only matter for code points some class can accept; leaving them out
 	// elsewhere keeps the runs long.
@@ -347,9 +347,9 @@ for (let cp = 0; cp < CP_COUNT; cp++) {
 	if (usable) {
 		const bidi = BIDI_CLASSES.indexOf(BIDI_SHORT[bidiMap.get(cp) ?? ''] ?? '?');
 		if (bidi < 0) throw new Error(`Bidi_Class of U+${hex(cp)}: ${bidiMap.get(cp)}`);
-		v |= (bidi << BIDI_SHIFT) | (joining[cp] << JOINING_SHIFT) | (script[cp] << SCRIPT_SHIFT);
+		v |= (bidi << BIDI_SHIFT) | (joining[cp]! << JOINING_SHIFT) | (script[cp]! << SCRIPT_SHIFT);
 		if (virama.has(cp)) v |= VIRAMA_BIT;
-		if (gc[cp][0] === 'M') v |= MARK_BIT;
+		if (gc[cp]![0] === 'M') v |= MARK_BIT;
 	}
 	values[cp] = v;
 }
@@ -359,7 +359,7 @@ const palette: number[] = [];
 const paletteIndex = new Map<number, number>();
 const runs: number[] = [];
 for (let cp = 0; cp < CP_COUNT; ) {
-	const v = values[cp];
+	const v = values[cp]!;
 	let end = cp + 1;
 	while (end < CP_COUNT && values[end] === v) end++;
 	let idx = paletteIndex.get(v);
@@ -382,7 +382,7 @@ function encodeNumbers(nums: number[]): string {
 			chunk.push(n & 0x1f);
 			n >>>= 5;
 		} while (n > 0);
-		for (let i = chunk.length - 1; i >= 0; i--) out += DIGITS[chunk[i] | (i > 0 ? 0x20 : 0)];
+		for (let i = chunk.length - 1; i >= 0; i--) out += DIGITS[chunk[i]! | (i > 0 ? 0x20 : 0)];
 	}
 	return out;
 }
@@ -452,12 +452,12 @@ if (checkFile !== undefined && existsSync(checkFile)) {
 	for (const line of readFileSync(checkFile, 'utf8').split(/\r?\n/)) {
 		const m = /^([0-9A-F]{4,6})(?:-([0-9A-F]{4,6}))?[ ,]([A-Z_]+(?: or [A-Z_]+)?)/.exec(line);
 		if (!m) continue;
-		const expected = m[3].startsWith('ID_DIS') || m[3] === 'FREE_PVAL' ? FREE_PVAL : PROPERTY_NAMES.indexOf(m[3]);
+		const expected = m[3]!.startsWith('ID_DIS') || m[3] === 'FREE_PVAL' ? FREE_PVAL : PROPERTY_NAMES.indexOf(m[3]!);
 		if (expected === UNASSIGNED) continue;
-		const first = parseInt(m[1], 16);
+		const first = parseInt(m[1]!, 16);
 		const last = m[2] ? parseInt(m[2], 16) : first;
 		for (let cp = first; cp <= last; cp++) {
-			const got = values[cp] & 7;
+			const got = values[cp]! & 7;
 			if (got !== expected && differences++ < 50) {
 				console.log(`U+${hex(cp)}: listing ${m[3]}, generated ${PROPERTY_NAMES[got]} (gc ${gc[cp]})`);
 			}

@@ -1,7 +1,6 @@
 // Administration operations over the running server, for admin modules (mod_admin_shell) and
 // signal handlers: module load/unload/reload, exported methods, sessions, users, server facts.
-import type { LoadedModule } from './modulemanager.ts';
-import type { Server } from './server.ts';
+import type { Session } from './session.ts';
 
 export interface ModuleInfo {
   name: string;
@@ -28,16 +27,50 @@ export interface ExportInfo {
   description: string;
 }
 
-function info(m: LoadedModule): ModuleInfo {
+/** A loaded module as the administration sees it (core/modulemanager.ts's LoadedModule). */
+interface LoadedModuleView {
+  name: string;
+  host: string;
+  file: string;
+  loadedAt: number;
+  api: { readonly exports: ReadonlyMap<string, { description: string }> };
+}
+
+/** What the administration operations need of the server (core/server.ts wires it). */
+export interface AdminContext {
+  readonly version: string;
+  readonly started: number;
+  modules: {
+    list(host?: string): LoadedModuleView[];
+    get(host: string, name: string): LoadedModuleView | undefined;
+    load(host: string, name: string, opts: { ready: boolean }): Promise<LoadedModuleView>;
+    unload(host: string, name: string): Promise<void>;
+    reload(host: string, name: string): Promise<unknown>;
+    call(host: string, module: string, method: string, args: unknown[]): Promise<unknown>;
+  };
+  sessions: { readonly all: ReadonlySet<Session> };
+  users: {
+    create(host: string, username: string, password: string): Promise<void>;
+    delete(host: string, username: string): Promise<void>;
+    setPassword(host: string, username: string, password: string): Promise<void>;
+  };
+  /** Active hosts (virtual hosts and components). */
+  hostNames(): string[];
+  /** Configured virtual hosts. */
+  virtualHostNames(): string[];
+  reloadConfig(): Promise<string[]>;
+}
+
+function info(m: LoadedModuleView): ModuleInfo {
   return { name: m.name, host: m.host, file: m.file, loadedAt: m.loadedAt, exports: [...m.api.exports.keys()] };
 }
 
 export class AdminApi {
-  constructor(private readonly server: Server) {}
+  constructor(private readonly server: AdminContext) {}
 
   /** Virtual hosts and components currently active. */
   hosts(): string[] {
-    return this.server.hosts.names();
+    return this.server.hostNames();
   }
 
   listModules(host?: string): ModuleInfo[] {
@@ -46,7 +79,7 @@ export class AdminApi {
 
   /** Load on one host, or on every host when none is given (a global module loads once). */
   async loadModule(name: string, host?: string): Promise<ModuleInfo[]> {
-    const hosts = host ? [host] : this.server.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name);
+    const hosts = host ? [host] : this.server.virtualHostNames();
     const out: ModuleInfo[] = [];
     for (const h of hosts) {
       if (this.server.modules.get(h, name)?.host === '*') break;

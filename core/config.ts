@@ -12,8 +12,8 @@ import type { ChannelBindingPolicy } from './util/scram.ts';
 export type StorageDriverName = 'sqlite' | 'memory';
 export type ResourceConflictPolicy = 'kick_old' | 'kick_new' | 'random';
 
-/** Options that may be set globally and overridden per virtual host. */
-export interface HostOptions {
+/** Core options that may be set globally and overridden per virtual host. */
+export interface CoreHostOptions {
   modulesEnabled?: string[];
   modulesDisabled?: string[];
   admins?: string[];
@@ -24,6 +24,10 @@ export interface HostOptions {
   channelBindingPolicy?: ChannelBindingPolicy;
   /** Brute-force throttling of authentication; `false` turns it off. */
   authThrottle?: false | Partial<AuthThrottleOptions>;
+}
+
+/** Options that may be set globally and overridden per virtual host, module options included. */
+export interface HostOptions extends CoreHostOptions {
   /** Module options: `{ ping: {...}, roster: {...} }` — checked against each module's declared options. */
   [moduleName: string]: unknown;
 }
@@ -39,7 +43,8 @@ export interface ComponentConfig extends HostOptions {
   secret?: string;
 }
 
-export interface CadenceConfig extends HostOptions {
+/** Every core (non-module) option; `module.config(key)` reads them. */
+export interface CoreOptions extends CoreHostOptions {
   dataDir?: string;
   storage?: StorageDriverName;
   c2sPorts?: number[];
@@ -51,16 +56,6 @@ export interface CadenceConfig extends HostOptions {
   virtualHosts?: Record<string, VirtualHostConfig>;
   components?: Record<string, ComponentConfig>;
   log?: { level?: 'debug' | 'info' | 'warn' | 'error' };
-  /** Largest top-level element accepted from an authenticated client, in bytes. */
-  c2sStanzaSizeLimit?: number;
-  /** Largest element accepted before authentication, in bytes. */
-  c2sPreauthStanzaSizeLimit?: number;
-  /** Deepest element nesting accepted below the stream root. */
-  c2sMaxDepth?: number;
-  /** Seconds a connection may stay unauthenticated. */
-  c2sUnauthenticatedTimeout?: number;
-  /** Seconds of silence after which the server sends a whitespace keepalive (0 disables). */
-  c2sKeepaliveInterval?: number;
   /** What to do when a client binds a resource that is already connected. */
   resourceConflict?: ResourceConflictPolicy;
   /** Admin shell UNIX socket path (default: <dataDir>/cadence.sock). */
@@ -68,6 +63,9 @@ export interface CadenceConfig extends HostOptions {
   /** Seconds each module gets to unload at shutdown. */
   shutdownTimeout?: number;
 }
+
+/** The configuration file's object: core options, virtual hosts, components and module options. */
+export interface CadenceConfig extends CoreOptions, HostOptions {}
 
 export function defineConfig<T extends CadenceConfig>(config: T): T {
   return config;
@@ -148,17 +146,21 @@ const globalChecks: Record<string, Check> = {
     }
     return undefined;
   },
-  c2sStanzaSizeLimit: isPosInt,
-  c2sPreauthStanzaSizeLimit: isPosInt,
-  c2sMaxDepth: isPosInt,
-  c2sUnauthenticatedTimeout: isPosInt,
-  c2sKeepaliveInterval: isNonNegInt,
   resourceConflict: oneOf('kick_old', 'kick_new', 'random'),
   adminSocket: isStr,
   shutdownTimeout: isPosInt,
 };
 
 export const CORE_OPTION_NAMES: ReadonlySet<string> = new Set(Object.keys(globalChecks));
+
+/** Options that became module options: refused where they used to be, with their new place. */
+const MOVED_OPTIONS: Readonly<Record<string, string>> = {
+  c2sStanzaSizeLimit: 'c2s: { stanzaSizeLimit }',
+  c2sPreauthStanzaSizeLimit: 'c2s: { preauthStanzaSizeLimit }',
+  c2sMaxDepth: 'c2s: { maxDepth }',
+  c2sUnauthenticatedTimeout: 'c2s: { unauthenticatedTimeout }',
+  c2sKeepaliveInterval: 'c2s: { keepaliveInterval }',
+};
 
 export const DEFAULTS = {
   dataDir: './data',
@@ -179,11 +181,6 @@ export const DEFAULTS = {
     lockout: 900,
     window: 3600,
   } satisfies AuthThrottleOptions as AuthThrottleOptions,
-  c2sStanzaSizeLimit: 256 * 1024,
-  c2sPreauthStanzaSizeLimit: 10 * 1024,
-  c2sMaxDepth: 64,
-  c2sUnauthenticatedTimeout: 60,
-  c2sKeepaliveInterval: 300,
   resourceConflict: 'kick_old' as ResourceConflictPolicy,
   shutdownTimeout: 5,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
@@ -288,6 +285,8 @@ function checkFields(prefix: string, obj: Record<string, unknown>, checks: Recor
     if (check) {
       const err = check(value);
       if (err) throw invalid(prefix + key, err);
+    } else if (MOVED_OPTIONS[key] !== undefined) {
+      throw invalid(prefix + key, `is now an option of its module: set ${MOVED_OPTIONS[key]} (doc/configuration.md)`);
     } else if (isModuleName(key)) {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
         throw invalid(prefix + key, `holds options of module '${key}' and must be an object`);

@@ -26,4 +26,9 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['sasl-mechanisms', 'SASL mechanisms in core (module.sasl): offer, start exchanges, register more; shared by SASL profiles'],
   ['sasl-mechanisms-per-host', 'module.sasl.register() from a host module registers the mechanism for that host only (one instance per host)'],
   ['jid-precis', 'JIDs prepared per RFC 7622 (PRECIS)'],
+  ['events-async', 'A handler may return a Promise: its value decides as a returned one (undefined passes on); a thrown or rejected StanzaError is the stanza\'s error reply, any other failure internal-server-error'],
+  ['stanza-dispatch-ordered', 'A session\'s stanzas (and, once authenticated, stream elements) are handled in order while a handler awaits; stanzas pipelined behind the bind iq wait for it'],
+  ['module-serial', 'module.serial(key, task): a module\'s tasks of one key run one after another'],
+  ['session-filters', 'module.filter(\'stanzas/in\' | \'stanzas/out\'): see and change what enters and leaves a session'],
+  ['module-capabilities', 'Privileged services (sessions, routing, network, tls, users, rosters, admin) through module.privileged, for modules declaring them in `capabilities`'],
 ]);

@@ -3,7 +3,8 @@
 import type { Element } from '@xmpp/xml';
 import type { HostEntry } from './config.ts';
 import { EventBus } from './util/events.ts';
-import { Session } from './sessionmanager.ts';
+import type { HostEvents } from './event-types.ts';
+import { Session } from './session.ts';
 
 export type HostKind = 'virtualhost' | 'component';
 
@@ -14,14 +15,14 @@ export interface HostItem {
 }
 
 export class Host {
-  readonly events: EventBus;
+  readonly events: EventBus<HostEvents>;
   /** Origin of stanzas the server itself sends from this host. */
   readonly session: Session;
   /** Items added by modules, by key ('feature', 'identity', 'extension', …). */
   readonly items = new Map<string, HostItem[]>();
 
   constructor(readonly name: string, readonly kind: HostKind, route: (origin: Session, stanza: Element) => void) {
-    this.events = new EventBus(name);
+    this.events = new EventBus<HostEvents>(name);
     const session: Session = new Session('local', undefined, {
       send: (x) => {
         if (typeof x !== 'string') route(session, x);

@@ -2,17 +2,27 @@
 // recorded, so unloading removes every hook, item, timer, listener and export it made.
 import path from 'node:path';
 import type { Element } from '@xmpp/xml';
-import type { Server } from './server.ts';
-import type { EventBus, Handler } from './util/events.ts';
-import { CoreError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
-import { errorReply, iqResult, xml } from './util/stanza.ts';
-import type { Host } from './hostmanager.ts';
+import type { AdminApi } from './admin.ts';
+import { DEFAULTS, type Config, type CoreOptions } from './config.ts';
+import type { CertManager } from './net/certmanager.ts';
+import type { Roster, RosterManager } from './rostermanager.ts';
+import type { Routing } from './router.ts';
+import type { SessionControl, SessionManager, SessionRegistry } from './sessionmanager.ts';
+import type { StorageManager } from './storage/manager.ts';
+import type { UserManager } from './usermanager.ts';
+import type { EventBus, EventName, Handler } from './util/events.ts';
+import type { GlobalEvents, HostEvents } from './event-types.ts';
+import { CoreError, StanzaError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
+import { errorReply, iqResult, xml, type Stanza } from './util/stanza.ts';
+import type { Host, HostKind, HostManager } from './hostmanager.ts';
 import { getLogger, type Logger } from './util/log.ts';
 import type { ModuleHeader } from './module-header.ts';
 import type { SaslManager, SaslMechanism } from './sasl.ts';
-import type { Session } from './sessionmanager.ts';
+import type { SecureContext } from 'node:tls';
+import type { FilterKind, Session, StanzaFilter } from './session.ts';
+import { SerialQueues } from './util/serial.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
-import type { ListenerSpec, Listener } from './net/portmanager.ts';
+import type { ListenerSpec, Listener, PortManager } from './net/portmanager.ts';
 
 // ---- typed options -------------------------------------------------------------------------
 
@@ -66,27 +76,80 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
   }
 }
 
+/** A core option's value as `module.config()` returns it: with the core default when there is one. */
+export type CoreOptionValue<K extends keyof CoreOptions> = K extends keyof typeof DEFAULTS ? (typeof DEFAULTS)[K] : CoreOptions[K];
+
 // ---- module definition -----------------------------------------------------------------------
 
-export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs> {
+/**
+ * What a module may do beyond the public API, when it declares it (`capabilities: [...]` in its
+ * definition); `module.privileged.<name>` throws MODULE_CAPABILITY_MISSING otherwise:
+ *  - 'sessions': create, authenticate, bind and destroy sessions (stream and SASL modules);
+ *  - 'routing': hand client and component stanzas to the router (stream modules);
+ *  - 'network': open listening ports;
+ *  - 'tls': the certificates' TLS contexts (STARTTLS);
+ *  - 'users': account administration (create, delete, passwords, credentials);
+ *  - 'rosters': save rosters (roster and presence modules);
+ *  - 'admin': module load/unload/reload and the server operations of the admin shell.
+ */
+export type Capability = 'sessions' | 'routing' | 'network' | 'tls' | 'users' | 'rosters' | 'admin';
+
+export const CAPABILITIES: readonly Capability[] = ['sessions', 'routing', 'network', 'tls', 'users', 'rosters', 'admin'];
+
+/** The privileged services, by capability. */
+export interface PrivilegedServices {
+  sessions: SessionControl;
+  routing: Routing;
+  network: { listen(spec: ListenerSpec): Promise<Listener> };
+  tls: { context(host: string | undefined): SecureContext | undefined };
+  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials'>;
+  rosters: Pick<RosterManager, 'save'>;
+  admin: AdminApi;
+}
+
+/** Hosts served by this server, read-only (`module.hosts`). */
+export interface HostsView {
+  names(): string[];
+  has(name: string): boolean;
+  /** 'virtualhost' or 'component'; undefined for a host not served here. */
+  kind(name: string): HostKind | undefined;
+}
+
+/** A module runs once per host ('host', the default) or once for the whole server ('global'). */
+export type ModuleScope = 'host' | 'global';
+
+/** The catalogue of a module's own bus: its host's events, or the server's for a global module. */
+export type ScopeEvents<S extends ModuleScope> = S extends 'global' ? GlobalEvents : HostEvents;
+
+export interface ModuleDefinition<O extends OptionSpecs = OptionSpecs, S extends ModuleScope = 'host'> {
   /** Loaded once for the whole server ('global') or once per host ('host', the default). */
-  scope?: 'host' | 'global';
+  scope?: S;
   /** Modules loaded (on the same host, or globally) before this one; their exports are callable in load(). */
   depends?: string[];
+  /** Privileged services the module uses (`module.privileged.<capability>`); see Capability. */
+  capabilities?: readonly Capability[];
   description?: string;
   options?: O;
   /** Set up: hooks, items, listeners. May throw (or reject) to refuse loading. */
-  load(module: ModuleApi<O>): void | Promise<void>;
+  load(module: ModuleApi<O, S>): void | Promise<void>;
   /** Called after every module of the host is loaded (and after a runtime load). */
-  ready?(module: ModuleApi<O>): void | Promise<void>;
+  ready?(module: ModuleApi<O, S>): void | Promise<void>;
   /** Release what load() made beyond what the module API tracks. Always called, even after a failed load. */
-  unload?(module: ModuleApi<O>): void | Promise<void>;
+  unload?(module: ModuleApi<O, S>): void | Promise<void>;
   /** Reload: state handed from the old instance to the new one. */
-  save?(module: ModuleApi<O>): unknown;
-  restore?(module: ModuleApi<O>, state: unknown): void | Promise<void>;
+  save?(module: ModuleApi<O, S>): unknown;
+  restore?(module: ModuleApi<O, S>, state: unknown): void | Promise<void>;
 }
 
-export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>>(def: ModuleDefinition<O>): ModuleDefinition<O> {
+/** Type a module definition: its options, and its scope (which decides the events `module.hook` knows). */
+/** Any module's definition and `module` object, as the module manager holds them. */
+export type AnyModuleDefinition = ModuleDefinition<OptionSpecs, ModuleScope>;
+export type AnyModuleApi = ModuleApi<OptionSpecs, ModuleScope>;
+
+/** The `module` object of a global module (`scope: 'global'`), for helper functions' parameters. */
+export type GlobalModuleApi<O extends OptionSpecs = OptionSpecs> = ModuleApi<O, 'global'>;
+
+export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>, S extends ModuleScope = 'host'>(def: ModuleDefinition<O, S>): ModuleDefinition<O, S> {
   return def;
 }
 
@@ -95,9 +158,34 @@ export interface ExportedMethod {
   fn: (...args: unknown[]) => unknown;
 }
 
+// ---- what the module API needs of the server ------------------------------------------------------
+
+/** The services behind the `module` object (the server provides them; core/server.ts). */
+export interface ModuleContext {
+  readonly version: string;
+  readonly started: number;
+  /** The configuration in force (replaced on reload). */
+  readonly config: Config;
+  readonly events: EventBus<GlobalEvents>;
+  readonly hosts: HostManager;
+  readonly sessions: SessionManager;
+  readonly users: UserManager;
+  readonly rosters: RosterManager;
+  readonly routing: Routing;
+  readonly storage: StorageManager;
+  readonly sasl: SaslManager;
+  readonly certs: CertManager;
+  readonly ports: PortManager;
+  readonly admin: AdminApi;
+  /** A module option's configured value: the host's, else the global one; undefined when unset. */
+  moduleOptionValue(host: string, module: string, option: string): unknown;
+  /** Call a method another module exported (module.call). */
+  callExport(host: string, module: string, method: string, args: unknown[]): Promise<unknown>;
+}
+
 // ---- the API -----------------------------------------------------------------------------------
 
-export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
+export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScope = 'host'> {
   readonly log: Logger;
   /** Fires when the module is unloaded: tie long-lived work to it. */
   readonly signal: AbortSignal;
@@ -106,6 +194,8 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
   private readonly tasks = new Set<Promise<unknown>>();
   readonly exports = new Map<string, ExportedMethod>();
   private sessionState = new WeakMap<Session, unknown>();
+  private readonly queues = new SerialQueues();
+  private privilegedServices: PrivilegedServices | undefined;
 
   constructor(
     readonly name: string,
@@ -113,8 +203,8 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     readonly host: string,
     readonly file: string,
     readonly header: ModuleHeader,
-    readonly definition: ModuleDefinition<O>,
-    private readonly server: Server,
+    readonly definition: ModuleDefinition<O, S>,
+    private readonly server: ModuleContext,
   ) {
     this.log = getLogger(host === '*' ? `mod:${name}` : `mod:${name}:${host}`);
     this.signal = this.abort.signal;
@@ -124,57 +214,61 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return this.host === '*';
   }
 
-  /** The event bus of this module's host (the global bus for global modules). */
+  /** The event bus of this module's host (the global bus for global modules), untyped inside. */
   private get bus(): EventBus {
-    if (this.isGlobal) return this.server.events;
+    if (this.isGlobal) return this.server.events as unknown as EventBus;
     const h = this.server.hosts.get(this.host);
     if (!h) throw new CoreError('HOST_UNKNOWN', `host ${this.host} is not active`);
-    return h.events;
+    return h.events as unknown as EventBus;
   }
 
   private get hostObj(): Host | undefined {
     return this.isGlobal ? undefined : this.server.hosts.get(this.host);
   }
 
-  // -- events
+  // -- events (typed by core/event-types.ts: a misspelt event or a wrong payload does not compile)
 
-  /** Hook an event on this module's host (higher priority runs first). */
-  hook<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
-    this.cleanups.push(this.bus.on(event, handler, priority, this.name));
+  /** Hook an event on this module's bus: its host's (the server's for a global module). Higher priority runs first. */
+  hook<K extends EventName<ScopeEvents<S>>>(event: K, handler: Handler<ScopeEvents<S>[K]>, priority = 0): void {
+    this.cleanups.push(this.bus.on(event, handler as Handler, priority, this.name));
   }
 
   /** Hook an event on the server-wide bus. */
-  hookGlobal<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+  hookGlobal<K extends EventName<GlobalEvents>>(event: K, handler: Handler<GlobalEvents[K]>, priority = 0): void {
     this.cleanups.push(this.server.events.on(event, handler, priority, this.name));
   }
 
   /** Hook an event on every host's bus, including hosts activated later. */
-  hookEachHost<E = unknown>(event: string, handler: Handler<E>, priority = 0): void {
+  hookEachHost<K extends EventName<HostEvents>>(event: K, handler: Handler<HostEvents[K]>, priority = 0): void {
     for (const h of this.server.hosts.all()) this.cleanups.push(h.events.on(event, handler, priority, this.name));
-    this.hookGlobal<{ host: Host }>('host-activated', ({ host }) => {
-      this.cleanups.push(host.events.on(event, handler, priority, this.name));
+    this.hookGlobal('host-activated', ({ host }) => {
+      const h = this.server.hosts.get(host);
+      if (h) this.cleanups.push(h.events.on(event, handler, priority, this.name));
     });
   }
 
-  fire(event: string, data: unknown): unknown {
+  /** Dispatch on this module's bus: the first handler that returns a value has handled it (its value is returned). */
+  fire<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): unknown {
     return this.bus.fire(event, data);
   }
 
-  emit(event: string, data: unknown): void {
+  /** Notify every handler on this module's bus. */
+  emit<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): void {
     this.bus.emit(event, data);
   }
 
+  /** Await every handler in turn (lifecycle events); a failing one is logged and the next runs. */
+  fireAsync<K extends EventName<ScopeEvents<S>>>(event: K, data: ScopeEvents<S>[K]): Promise<unknown> {
+    return this.bus.fireAsync(event, data);
+  }
+
   /** Fire on the given host's bus (global modules acting for a host, e.g. mod_c2s). */
-  fireOnHost(host: string, event: string, data: unknown): unknown {
+  fireOnHost<K extends EventName<HostEvents>>(host: string, event: K, data: HostEvents[K]): unknown {
     return this.server.hosts.get(host)?.events.fire(event, data);
   }
 
-  emitOnHost(host: string, event: string, data: unknown): void {
+  emitOnHost<K extends EventName<HostEvents>>(host: string, event: K, data: HostEvents[K]): void {
     this.server.hosts.get(host)?.events.emit(event, data);
-  }
-
-  fireAsync(event: string, data: unknown): Promise<unknown> {
-    return this.bus.fireAsync(event, data);
   }
 
   // -- items (disco features, identities, …)
@@ -217,10 +311,11 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return v === undefined ? fallback : (v as T);
   }
 
-  /** A core (top-level) config option for this host, e.g. 'c2sRequireEncryption'. */
-  config<T>(key: string, fallback: T): T {
-    const v = this.server.config.get<T>(this.isGlobal ? undefined : this.host, key);
-    return v === undefined ? fallback : v;
+  /** A core (top-level) option for this host — its own value, else the global one, else the core default — e.g. 'c2sRequireEncryption'. */
+  config<K extends keyof CoreOptions>(key: K): CoreOptionValue<K> {
+    const v = this.server.config.get<CoreOptions[K]>(this.isGlobal ? undefined : this.host, key);
+    if (v !== undefined) return v as CoreOptionValue<K>;
+    return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
   }
 
   /** The server's data directory (absolute). */
@@ -255,31 +350,102 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     return iqResult(stanza, payload);
   }
 
+  /**
+   * Answer a stanza with an error, to whoever sent it (never for errors and iq results). Inside a
+   * handler, throwing `new StanzaError(type, condition, text)` does the same.
+   */
+  replyError(event: { origin: Session; stanza: Stanza }, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
+    this.server.routing.bounce(event.origin, event.stanza, type, condition, text);
+  }
+
+  /**
+   * A StanzaError to throw from a handler (`throw module.stanzaError('cancel', 'item-not-found')`):
+   * the router answers the stanza with it. The same as `new StanzaError(…)` from core/api.ts, for
+   * modules dropped outside the tree that import only types.
+   */
+  stanzaError(type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): StanzaError {
+    return new StanzaError(type, condition, text);
+  }
+
   /** The error reply for a stanza (RFC 6120 §8.3). */
   errorReply(stanza: Element, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): Element {
     return errorReply(stanza, type, condition, text);
   }
 
-  // -- core services
+  // -- core services, read-only (every module)
 
-  get sessions(): Server['sessions'] {
-    return this.server.sessions;
+  /** Session lookups (core/sessionmanager.ts SessionRegistry); nothing here changes a session's state. */
+  get sessions(): SessionRegistry {
+    return this.server.sessions.view();
   }
 
-  get users(): Server['users'] {
-    return this.server.users;
+  /** Whether an account exists (accounts are administered with capability 'users'). */
+  get users(): { exists(host: string, username: string): Promise<boolean> } {
+    const users = this.server.users;
+    return { exists: (host, username) => users.exists(host, username) };
   }
 
-  get rosters(): Server['rosters'] {
-    return this.server.rosters;
+  /** A user's roster: the live one when a resource is connected, else read (saved with capability 'rosters'). */
+  get rosters(): { load(host: string, username: string): Promise<Roster> } {
+    const rosters = this.server.rosters;
+    return { load: (host, username) => rosters.load(host, username) };
   }
 
-  get router(): Server['router'] {
-    return this.server.router;
+  get hosts(): HostsView {
+    const hosts = this.server.hosts;
+    return {
+      names: () => hosts.names(),
+      has: (name) => hosts.has(name),
+      kind: (name) => hosts.get(name)?.kind,
+    };
   }
 
-  get hosts(): Server['hosts'] {
-    return this.server.hosts;
+  /** The services of the capabilities this module declares (see Capability). */
+  get privileged(): PrivilegedServices {
+    return (this.privilegedServices ??= this.makePrivileged());
+  }
+
+  private makePrivileged(): PrivilegedServices {
+    const declared = new Set(this.definition.capabilities ?? []);
+    const s = this.server;
+    const services: { [C in Capability]: () => PrivilegedServices[C] } = {
+      sessions: () => s.sessions.control(),
+      routing: () => s.routing,
+      network: () => ({
+        listen: async (spec) => {
+          const listener = await s.ports.listen(spec);
+          this.cleanups.push(() => void listener.close());
+          return listener;
+        },
+      }),
+      tls: () => ({ context: (host) => s.certs.context(host) }),
+      users: () => {
+        const u = s.users;
+        return {
+          create: (h, n, p) => u.create(h, n, p),
+          delete: (h, n) => u.delete(h, n),
+          setPassword: (h, n, p) => u.setPassword(h, n, p),
+          getRecord: (h, n) => u.getRecord(h, n),
+          addScramCredentials: (h, n, hash, creds) => u.addScramCredentials(h, n, hash, creds),
+        };
+      },
+      rosters: () => ({ save: (h, n, roster, changed) => s.rosters.save(h, n, roster, changed) }),
+      admin: () => s.admin,
+    };
+    const out = {} as PrivilegedServices;
+    for (const cap of CAPABILITIES) {
+      let made: unknown;
+      Object.defineProperty(out, cap, {
+        enumerable: true,
+        get: () => {
+          if (!declared.has(cap)) {
+            throw new CoreError('MODULE_CAPABILITY_MISSING', `module ${this.name} uses module.privileged.${cap} without declaring capabilities: ['${cap}']`);
+          }
+          return (made ??= services[cap]());
+        },
+      });
+    }
+    return Object.freeze(out);
   }
 
   /**
@@ -297,37 +463,45 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     };
   }
 
-  get tls(): Server['certs'] {
-    return this.server.certs;
-  }
-
   get serverInfo(): { version: string; started: number } {
     return { version: this.server.version, started: this.server.started };
   }
 
   /** Route a stanza from this host (server-generated: from must be set by the caller or defaults to the host). */
-  send(stanza: Element): void {
+  send(stanza: Stanza): void {
     const host = this.hostObj;
     if (!host) throw new CoreError('HOST_UNKNOWN', `global module ${this.name} must use sendFrom(host, stanza)`);
-    const attrs = stanza.attrs as Record<string, string | undefined>;
-    attrs.from ??= this.host;
-    this.server.router.route(host.session, stanza);
+    stanza.attrs.from ??= this.host;
+    this.server.routing.route(host.session, stanza);
   }
 
-  sendFrom(host: string, stanza: Element): void {
+  sendFrom(host: string, stanza: Stanza): void {
     const h = this.server.hosts.get(host);
     if (!h) throw new CoreError('HOST_UNKNOWN', `unknown host ${host}`);
-    (stanza.attrs as Record<string, string | undefined>).from ??= host;
-    this.server.router.route(h.session, stanza);
+    stanza.attrs.from ??= host;
+    this.server.routing.route(h.session, stanza);
   }
 
-  // -- network
+  // -- ordering and filters
 
-  /** Open listening ports; they close when the module unloads. */
-  async listen(spec: ListenerSpec): Promise<Listener> {
-    const listener = await this.server.ports.listen(spec);
-    this.cleanups.push(() => void listener.close());
-    return listener;
+  /**
+   * Run `task` after every earlier task of this module queued under the same `key` (e.g. a user's
+   * bare JID: one user's changes in order). An idle key runs the task at once; a synchronous
+   * result is then returned as is, otherwise a Promise of it. A task must not await another task
+   * of its own key.
+   */
+  serial<T>(key: string, task: () => T | Promise<T>): T | Promise<T> {
+    return this.queues.run(key, task);
+  }
+
+  /**
+   * Add a session filter (Prosody's `stanzas/in`, `stanzas/out`) for every session of this
+   * module's host (of every host for a global module); removed on unload. `stanzas/out` sees each
+   * stanza written to a session, `stanzas/in` each stanza a client sends, before it is stamped
+   * and routed. Return the stanza (or a changed copy) to go on, or undefined to drop it.
+   */
+  filter(kind: FilterKind, fn: StanzaFilter, priority = 0): void {
+    this.cleanups.push(this.server.sessions.filters.add(kind, this.host, fn, priority, this.name));
   }
 
   // -- timers and tasks
@@ -392,10 +566,10 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   private track(
     handlers: { added?(session: Session): void; removed?(session: Session): void },
-    addedEvent: string,
-    removedEvent: string,
+    addedEvent: 'session-added' | 'connection-added',
+    removedEvent: 'session-removed' | 'connection-removed',
     existing: () => Session[],
-    alsoAddedOn?: string,
+    alsoAddedOn?: 'authentication-success',
   ): void {
     const mine = (s: Session) => this.isGlobal || s.host === this.host;
     const safe = (fn: ((s: Session) => void) | undefined, s: Session) => {
@@ -418,7 +592,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
     };
     this.hookGlobal(addedEvent, onAdded);
     if (alsoAddedOn && !this.isGlobal) this.hookGlobal(alsoAddedOn, onAdded);
-    this.hookGlobal<{ session: Session }>(removedEvent, ({ session }) => {
+    this.hookGlobal(removedEvent, ({ session }) => {
       if (!live.delete(session)) return;
       safe(handlers.removed, session);
     });
@@ -426,12 +600,6 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
       for (const s of live) safe(handlers.removed, s);
       live.clear();
     });
-  }
-
-  // -- administration (for admin modules such as mod_admin_shell)
-
-  get admin(): Server['admin'] {
-    return this.server.admin;
   }
 
   // -- exported methods
@@ -443,7 +611,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs> {
 
   /** Call a method exported by another module (on this host, or global). */
   call<T = unknown>(module: string, method: string, ...args: unknown[]): Promise<T> {
-    return this.server.modules.call(this.host, module, method, args) as Promise<T>;
+    return this.server.callExport(this.host, module, method, args) as Promise<T>;
   }
 
   // -- used by the module manager

@@ -12,8 +12,9 @@ import { CoreError } from './util/errors.ts';
 import { coreFeatures } from './features.ts';
 import { getLogger } from './util/log.ts';
 import { checkCoreFeatures, describeFeatureCheck, parseModuleHeader, type ModuleHeader } from './module-header.ts';
-import { checkOption, ModuleApi, type ModuleDefinition, type OptionSpecs } from './moduleapi.ts';
-import type { Server } from './server.ts';
+import { checkOption, type AnyModuleApi, type AnyModuleDefinition, type OptionSpecs } from './moduleapi.ts';
+import type { EventBus } from './util/events.ts';
+import type { GlobalEvents } from './event-types.ts';
 
 export const BUILTIN_MODULE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'modules');
 
@@ -38,11 +39,27 @@ export interface ResolveResult {
   filtered: { file: string; reason: string }[];
 }
 
+/** What the module manager needs of the server (core/server.ts wires it). */
+export interface ModuleManagerContext {
+  /** The server's bus (module-loaded, module-unloaded). */
+  readonly events: EventBus<GlobalEvents>;
+  /** Search paths of the configuration in force (pluginPaths), before the built-in modules/. */
+  searchPaths(): string[];
+  /** The options object configured for module `name`: global (host undefined) or the host's own. */
+  moduleOptions(host: string | undefined, name: string): Record<string, unknown> | undefined;
+  /** Seconds each module gets to unload. */
+  shutdownTimeout(): number;
+  /** Hold routing while a module is swapped; returns the release function. */
+  holdRouting(): () => void;
+  /** Make the `module` object of one module instance. */
+  makeApi(name: string, host: string, file: string, header: ModuleHeader, definition: AnyModuleDefinition): AnyModuleApi;
+}
+
 export interface LoadedModule {
   name: string;
   host: string;
-  api: ModuleApi;
-  definition: ModuleDefinition;
+  api: AnyModuleApi;
+  definition: AnyModuleDefinition;
   file: string;
   loadedAt: number;
 }
@@ -76,10 +93,10 @@ export class ModuleManager {
   /** Offline server (CLI account commands): global modules (listeners, shells) are not loaded. */
   hostModulesOnly = false;
 
-  constructor(private readonly server: Server, private readonly searchPaths: () => string[]) {}
+  constructor(private readonly ctx: ModuleManagerContext) {}
 
   paths(): string[] {
-    return [...this.searchPaths(), BUILTIN_MODULE_DIR];
+    return [...this.ctx.searchPaths(), BUILTIN_MODULE_DIR];
   }
 
   /** Find a module file for `name`, applying the header filter. */
@@ -120,8 +137,8 @@ export class ModuleManager {
     return out;
   }
 
-  private async importDefinition(file: string): Promise<ModuleDefinition> {
-    const def = (await importDefault(file)) as ModuleDefinition | undefined;
+  private async importDefinition(file: string): Promise<AnyModuleDefinition> {
+    const def = (await importDefault(file)) as AnyModuleDefinition | undefined;
     if (!def || typeof def !== 'object' || typeof def.load !== 'function') {
       throw new CoreError('MODULE_INVALID', `${file} must export default defineModule({ load(module) { … } })`);
     }
@@ -129,11 +146,11 @@ export class ModuleManager {
   }
 
   /** Validate the options configured for `name` on `host` against its declared options. */
-  checkOptions(host: string, name: string, def: ModuleDefinition): string[] {
+  checkOptions(host: string, name: string, def: AnyModuleDefinition): string[] {
     const problems: string[] = [];
     const specs: OptionSpecs = def.options ?? {};
     for (const scope of host === '*' ? [undefined] : [undefined, host]) {
-      const values = this.server.moduleOptions(scope, name);
+      const values = this.ctx.moduleOptions(scope, name);
       if (!values) continue;
       const where = scope ? `virtualHosts['${scope}'].${name}` : name;
       for (const [key, value] of Object.entries(values)) {
@@ -169,7 +186,7 @@ export class ModuleManager {
       throw new CoreError('MODULE_NOT_FOUND', `module '${name}' not found in ${this.paths().join(', ')}`);
     }
 
-    let def: ModuleDefinition;
+    let def: AnyModuleDefinition;
     try {
       def = await this.importDefinition(found.file);
     } catch (err) {
@@ -192,7 +209,7 @@ export class ModuleManager {
       }
     }
 
-    const api = new ModuleApi(name, host, found.file, found.header, def, this.server);
+    const api = this.ctx.makeApi(name, host, found.file, found.header, def);
     const entry: LoadedModule = { name, host, api, definition: def, file: found.file, loadedAt: Date.now() };
     try {
       await def.load(api);
@@ -206,7 +223,7 @@ export class ModuleManager {
     if (!mods) this.loaded.set(host, (mods = new Map()));
     mods.set(name, entry);
     log('loaded %s on %s from %s', name, host, found.file);
-    this.server.events.emit('module-loaded', { module: name, host });
+    this.ctx.events.emit('module-loaded', { module: name, host });
     if (opts.ready) await this.ready(entry);
     return entry;
   }
@@ -220,7 +237,7 @@ export class ModuleManager {
   }
 
   private async runUnload(entry: LoadedModule): Promise<void> {
-    const timeout = this.server.config.global('shutdownTimeout') * 1000;
+    const timeout = this.ctx.shutdownTimeout() * 1000;
     try {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
@@ -241,7 +258,7 @@ export class ModuleManager {
     await this.runUnload(entry);
     this.loaded.get(entry.host)?.delete(name);
     log('unloaded %s from %s', name, entry.host);
-    this.server.events.emit('module-unloaded', { module: name, host: entry.host });
+    this.ctx.events.emit('module-unloaded', { module: name, host: entry.host });
   }
 
   /**
@@ -266,7 +283,7 @@ export class ModuleManager {
     }
     // Stanzas arriving during the swap wait and are then routed to the new code.
     log.info('reloading %s on %s', name, entry.host === '*' ? 'the server' : entry.host);
-    const release = this.server.router.hold();
+    const release = this.ctx.holdRouting();
     try {
       await this.unload(entry.host, name);
       return await this.load(entry.host, name, { ready: true, state });

@@ -10,9 +10,8 @@ import type { Element } from '@xmpp/xml';
 import type { Connection } from './net/connection.ts';
 import { nodeprep, prep } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
-import { ScramServer, saslPrep, type ChannelBindingPolicy, type ScramHash } from './util/scram.ts';
+import { ScramServer, saslPrep, type ChannelBindingPolicy, type ScramCredentials, type ScramHash } from './util/scram.ts';
 import type { Json, MapStore, StorageManager } from './storage/manager.ts';
-import type { UserManager } from './usermanager.ts';
 
 const log = getLogger('core:sasl');
 
@@ -122,6 +121,14 @@ export interface AuthThrottleOptions {
   window: number;
 }
 
+/** What the built-in mechanisms need of the accounts (core/usermanager.ts). */
+export interface SaslAccounts {
+  getScram(host: string, username: string, hash: ScramHash): Promise<ScramCredentials | undefined>;
+  checkPassword(host: string, username: string, password: string): Promise<boolean>;
+  upgradeCredentials(host: string, username: string, password: string): Promise<ScramHash[]>;
+  hasEveryAccount(host: string, hash: ScramHash): boolean;
+}
+
 /** Options of the built-in mechanisms and of the throttle that come from the configuration. */
 export interface SaslPolicy {
   /** PLAIN offered on unencrypted streams (allowUnencryptedPlainAuth). */
@@ -139,7 +146,7 @@ export class SaslManager {
   private readonly hostMechanisms = new Map<string, Map<string, SaslMechanism>>();
   private readonly throttle: AuthThrottle;
 
-  constructor(private readonly users: UserManager, private readonly policy: SaslPolicy, storage: StorageManager) {
+  constructor(private readonly users: SaslAccounts, private readonly policy: SaslPolicy, storage: StorageManager) {
     for (const m of this.builtins()) this.mechanisms.set(m.name, m);
     this.throttle = new AuthThrottle(storage, (host) => policy.authThrottle(host));
   }
@@ -220,7 +227,7 @@ export class SaslManager {
   }
 }
 
-function scramExchange(users: UserManager, ctx: SaslContext, hash: ScramHash, plus: boolean, policy: ChannelBindingPolicy): SaslExchange {
+function scramExchange(users: SaslAccounts, ctx: SaslContext, hash: ScramHash, plus: boolean, policy: ChannelBindingPolicy): SaslExchange {
   const conn = ctx.conn;
   let claimedUser: string | undefined;
   const scram = new ScramServer({
@@ -256,7 +263,7 @@ function scramExchange(users: UserManager, ctx: SaslContext, hash: ScramHash, pl
   };
 }
 
-function plainExchange(users: UserManager, ctx: SaslContext, admit: AdmitUser): SaslExchange {
+function plainExchange(users: SaslAccounts, ctx: SaslContext, admit: AdmitUser): SaslExchange {
   let claimedUser: string | undefined;
   let done = false;
   return {

@@ -7,9 +7,11 @@ import { CertManager } from './net/certmanager.ts';
 import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
+import type { GlobalEvents } from './event-types.ts';
 import { HostManager, type Host } from './hostmanager.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
+import { ModuleApi, type ModuleContext } from './moduleapi.ts';
 import { PortManager } from './net/portmanager.ts';
 import { RosterManager } from './rostermanager.ts';
 import { SaslManager, type AuthThrottleOptions } from './sasl.ts';
@@ -36,7 +38,7 @@ export async function loadConfig(file: string): Promise<Config> {
 export class Server {
   readonly version = VERSION;
   readonly started = Date.now();
-  readonly events = new EventBus('global');
+  readonly events = new EventBus<GlobalEvents>('global');
   readonly storage: StorageManager;
   readonly hosts: HostManager;
   readonly rosters: RosterManager;
@@ -49,6 +51,7 @@ export class Server {
   readonly modules: ModuleManager;
   readonly admin: AdminApi;
   private stopping: Promise<void> | undefined;
+  private apiContext: ModuleContext | undefined;
   private currentConfig: Config;
 
   constructor(config: Config, overrides: { storage?: 'memory' } = {}) {
@@ -77,11 +80,53 @@ export class Server {
       },
       this.storage,
     );
-    this.router = new StanzaRouter(this.hosts, this.events);
+    this.router = new StanzaRouter(this.hosts, this.events, this.sessions.filters);
     this.certs = new CertManager(config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
-    this.modules = new ModuleManager(this, () => this.config.pluginPaths());
-    this.admin = new AdminApi(this);
+    this.modules = new ModuleManager({
+      events: this.events,
+      searchPaths: () => this.config.pluginPaths(),
+      moduleOptions: (host, name) => this.moduleOptions(host, name),
+      shutdownTimeout: () => this.config.global('shutdownTimeout'),
+      holdRouting: () => this.router.hold(),
+      makeApi: (name, host, file, header, definition) => new ModuleApi(name, host, file, header, definition, this.moduleContext()),
+    });
+    this.admin = new AdminApi({
+      version: this.version,
+      started: this.started,
+      modules: this.modules,
+      sessions: this.sessions,
+      users: this.users,
+      hostNames: () => this.hosts.names(),
+      virtualHostNames: () => this.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name),
+      reloadConfig: () => this.reloadConfig(),
+    });
+  }
+
+  /** The services the `module` objects use (made once, on the first module load). */
+  private moduleContext(): ModuleContext {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this;
+    return (this.apiContext ??= {
+      version: this.version,
+      started: this.started,
+      get config() {
+        return server.config;
+      },
+      events: this.events,
+      hosts: this.hosts,
+      sessions: this.sessions,
+      users: this.users,
+      rosters: this.rosters,
+      routing: this.router,
+      storage: this.storage,
+      sasl: this.sasl,
+      certs: this.certs,
+      ports: this.ports,
+      admin: this.admin,
+      moduleOptionValue: (host, module, option) => this.moduleOptionValue(host, module, option),
+      callExport: (host, module, method, args) => this.modules.call(host, module, method, args),
+    });
   }
 
   /** The configuration in force (replaced by reloadConfig). */
@@ -171,7 +216,7 @@ export class Server {
     const entry = this.config.hostEntry(name);
     if (!entry) throw new CoreError('HOST_UNKNOWN', `host ${name} is not configured`);
     const host = this.hosts.activate(entry);
-    this.events.emit('host-activated', { host });
+    this.events.emit('host-activated', { host: host.name });
     return host;
   }
 

@@ -1,146 +1,93 @@
-// Sessions, as in doc/session.txt of the seeds (see doc/architecture.md):
-//  - a connection starts as type 'c2s_unauthed' (notopen until the stream header arrives);
-//  - SASL success makes it type 'c2s' with `username` set (authenticated, not yet bound);
-//  - resource binding sets `resource`, `full_jid` and loads `roster`: a *connected resource*;
-//  - `presence` set (last broadcast available presence): an *available resource*;
-//  - `interested` set (it requested the roster): an *interested resource*.
-//  - an external component (XEP-0114) starts as 'component_unauthed'; its handshake makes it
-//    type 'component' serving `host` (makeComponent: at most one connection per component).
+// The session registry: every session by connection, bound ones by host → user → resource, and
+// connected components by domain. It moves sessions through their states (authenticate, bind,
+// component handshake, destroy) and fires the lifecycle events. The model is core/session.ts.
 import { randomUUID } from 'node:crypto';
-import type { Element } from '@xmpp/xml';
 import type { Connection } from './net/connection.ts';
-import type { StreamErrorCondition } from './util/errors.ts';
 import type { EventBus } from './util/events.ts';
-import { getLogger, type Logger } from './util/log.ts';
+import type { GlobalEvents, HostEvents, SessionEvent } from './event-types.ts';
+import { getLogger } from './util/log.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { ResourceConflictPolicy } from './config.ts';
+import { Session, SessionFilters, type BoundSession, type CloseReason, type SessionType, type StreamOps } from './session.ts';
 
-export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local';
-
-export interface CloseReason {
-  condition: StreamErrorCondition;
-  text?: string;
-}
-
-export interface StreamOps {
-  /** Serialise and write to the connection. */
-  send(x: Element | string): boolean;
-  /** Close the stream (with a stream error when a reason is given) and the connection. */
-  close(reason?: CloseReason): void;
-  /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
-  reset?(): void;
-}
-
-let sessionCounter = 0;
-
-export class Session {
-  readonly id: string;
-  readonly created = Date.now();
-  private logger: Logger | undefined;
-  /** The TCP connection (absent for the host's local pseudo-session). */
-  conn: Connection | undefined;
-  /** True until the stream header has been received (and again after a stream restart). */
-  notopen = true;
-  type: SessionType;
-  username: string | undefined;
-  host: string | undefined;
-  resource: string | undefined;
-  full_jid: string | undefined;
-  priority = 0;
-  /** Last broadcast, undirected, available presence; undefined when unavailable. */
-  presence: Element | undefined;
-  /** Set when the resource requested the roster. */
-  interested: boolean | undefined;
-  /** The user's roster, shared by all of the user's sessions; loaded at bind. */
-  roster: Roster | undefined;
-  /** Stream id sent in our header. */
-  streamId: string | undefined;
-  lang = 'en';
-  /** Why the session ended (set before destruction). */
-  closeReason: CloseReason | undefined;
-  destroyed = false;
-  private ops: StreamOps;
-
-  constructor(type: SessionType, conn: Connection | undefined, ops: StreamOps) {
-    this.id = conn ? conn.id : `local${++sessionCounter}`;
-    this.type = type;
-    this.conn = conn;
-    this.ops = ops;
-  }
-
-  /** This session's logger (cadence:session:<id>), made on first use. */
-  get log(): Logger {
-    return (this.logger ??= getLogger(`session:${this.id}`));
-  }
-
-  send(x: Element | string): boolean {
-    return this.ops.send(x);
-  }
-
-  close(reason?: CloseReason): void {
-    this.ops.close(reason);
-  }
-
-  /** Stream restart: the next data must be a new stream header. */
-  resetStream(): void {
-    this.notopen = true;
-    this.ops.reset?.();
-  }
-
-  get bareJid(): string | undefined {
-    return this.username && this.host ? `${this.username}@${this.host}` : undefined;
-  }
-
-  get isConnectedResource(): boolean {
-    return this.full_jid !== undefined;
-  }
-
-  get isAvailable(): boolean {
-    return this.presence !== undefined;
-  }
-
-  get isInterested(): boolean {
-    return this.interested === true && this.full_jid !== undefined;
-  }
-}
-
-export interface UserSessions {
-  sessions: Map<string, Session>;
+interface UserSessions {
+  sessions: Map<string, BoundSession>;
   roster: Roster;
 }
 
 export type BindResult = { ok: true; resource: string } | { ok: false; condition: 'conflict' | 'not-allowed' | 'resource-constraint' | 'internal-server-error' };
 
-export interface SessionEvent {
-  session: Session;
+/** The session events fired on the server's bus and on the session's host's. */
+type SessionEventName = 'authentication-success' | 'resource-bind' | 'resource-unbind' | 'session-added' | 'session-removed' | 'connection-removed';
+
+/**
+ * Session lookups, read-only: what every module may ask (`module.sessions`). The single-process
+ * implementation is SessionManager; a cluster layer would answer the same questions for sessions
+ * on other nodes. Modules keep no maps of other users' sessions: they ask here.
+ */
+export interface SessionRegistry {
+  /** The connected resource `username@host/resource`. */
+  getByFullJid(host: string, username: string, resource: string): BoundSession | undefined;
+  /** A user's connected resources. */
+  sessionsOf(host: string, username: string): BoundSession[];
+  /** A user's available resources (presence set). */
+  availableSessions(host: string, username: string): BoundSession[];
+  /** The "most available" resources (RFC 6121 §8.5.2.1.1): available, non-negative priority, the highest one (all of a tie). */
+  mostAvailableSessions(host: string, username: string): BoundSession[];
+  /** A user's interested resources (they requested the roster). */
+  interestedSessions(host: string, username: string): BoundSession[];
+  /** The roster shared by a user's connected resources; undefined when none is connected. */
+  roster(host: string, username: string): Roster | undefined;
+  /** The connected external component serving `host` (XEP-0114). */
+  getComponent(host: string): Session | undefined;
+  /** Every connected resource, of one host or of all. */
+  boundSessions(host?: string): Iterable<BoundSession>;
+}
+
+/** Changing sessions: for stream and authentication modules (capability 'sessions'). */
+export interface SessionControl {
+  /** A new connection's session (type c2s_unauthed or component_unauthed). */
+  create(type: SessionType, conn: Connection, ops: StreamOps): Session;
+  /** SASL success: the session becomes type c2s, authenticated as `username` (not yet bound). */
+  makeAuthenticated(session: Session, username: string): void;
+  /** XEP-0114 handshake success; false when that component is already connected. */
+  makeComponent(session: Session, host: string): boolean;
+  /** Resource binding (RFC 6120 §7). */
+  bind(session: Session, requested: string | undefined): Promise<BindResult>;
+  /** Remove the session from every registry and fire the removal events. Idempotent. */
+  destroy(session: Session, reason?: CloseReason): void;
 }
 
 /** Registry of all sessions, by connection and by host → user → resource. */
-export class SessionManager {
+export class SessionManager implements SessionRegistry, SessionControl {
   readonly all = new Set<Session>();
   private readonly byHost = new Map<string, Map<string, UserSessions>>();
   /** Connected external components (XEP-0114), by their domain. */
   private readonly components = new Map<string, Session>();
   private readonly log = getLogger('core:sessionmanager');
+  /** The session filters (module.filter), shared with the router for `stanzas/in`. */
+  readonly filters = new SessionFilters();
+  private readOnly: SessionRegistry | undefined;
+  private controlView: SessionControl | undefined;
 
   constructor(
-    private readonly events: EventBus,
-    private readonly hostEvents: (host: string) => EventBus | undefined,
+    private readonly events: EventBus<GlobalEvents>,
+    private readonly hostEvents: (host: string) => EventBus<HostEvents> | undefined,
     private readonly rosters: RosterManager,
     private readonly conflictPolicy: () => ResourceConflictPolicy,
   ) {}
 
-  private fire(name: string, host: string | undefined, event: SessionEvent): void {
+  private fire(name: SessionEventName, host: string | undefined, event: SessionEvent): void {
     this.events.emit(name, event);
     if (host) this.hostEvents(host)?.emit(name, event);
   }
 
   /** A new connection's session (type c2s_unauthed or component_unauthed). */
   create(type: SessionType, conn: Connection, ops: StreamOps): Session {
-    const session = new Session(type, conn, ops);
+    const session = new Session(type, conn, ops, this.filters);
     this.all.add(session);
     this.log('created %s %s from %s', type, session.id, conn.ip);
-    this.fire('connection-added', undefined, { session });
+    this.events.emit('connection-added', { session });
     return session;
   }
 
@@ -218,7 +165,7 @@ export class SessionManager {
     session.resource = resource;
     session.full_jid = `${username}@${host}/${resource}`;
     session.roster = user.roster;
-    user.sessions.set(resource, session);
+    user.sessions.set(resource, session as BoundSession);
     // Kicking the last other session dropped the user entry: put it back.
     let users = this.byHost.get(host);
     if (!users) this.byHost.set(host, (users = new Map()));
@@ -263,21 +210,21 @@ export class SessionManager {
     this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
   }
 
-  getUser(host: string, username: string): UserSessions | undefined {
-    return this.byHost.get(host)?.get(username);
+  roster(host: string, username: string): Roster | undefined {
+    return this.byHost.get(host)?.get(username)?.roster;
   }
 
   /** Connected resources of a user. */
-  sessionsOf(host: string, username: string): Session[] {
+  sessionsOf(host: string, username: string): BoundSession[] {
     const user = this.byHost.get(host)?.get(username);
     return user ? [...user.sessions.values()] : [];
   }
 
-  getByFullJid(host: string, username: string, resource: string): Session | undefined {
+  getByFullJid(host: string, username: string, resource: string): BoundSession | undefined {
     return this.byHost.get(host)?.get(username)?.sessions.get(resource);
   }
 
-  availableSessions(host: string, username: string): Session[] {
+  availableSessions(host: string, username: string): BoundSession[] {
     return this.sessionsOf(host, username).filter((s) => s.isAvailable);
   }
 
@@ -285,9 +232,9 @@ export class SessionManager {
    * The "most available" resources (RFC 6121 §8.5.2.1.1): available, non-negative priority, and
    * the highest priority among them (all of them on a tie).
    */
-  mostAvailableSessions(host: string, username: string): Session[] {
+  mostAvailableSessions(host: string, username: string): BoundSession[] {
     let best = -1;
-    let out: Session[] = [];
+    let out: BoundSession[] = [];
     for (const s of this.sessionsOf(host, username)) {
       if (!s.isAvailable || s.priority < 0 || s.priority < best) continue;
       if (s.priority > best) {
@@ -299,13 +246,39 @@ export class SessionManager {
     return out;
   }
 
-  interestedSessions(host: string, username: string): Session[] {
+  interestedSessions(host: string, username: string): BoundSession[] {
     return this.sessionsOf(host, username).filter((s) => s.isInterested);
   }
 
-  /** Every bound c2s session (for the admin shell and shutdown). */
-  *boundSessions(): Iterable<Session> {
-    for (const users of this.byHost.values()) for (const u of users.values()) yield* u.sessions.values();
+  /** Every bound c2s session, of one host or of all. */
+  *boundSessions(host?: string): Iterable<BoundSession> {
+    const hosts = host === undefined ? [...this.byHost.values()] : [this.byHost.get(host) ?? new Map<string, UserSessions>()];
+    for (const users of hosts) for (const u of users.values()) yield* u.sessions.values();
+  }
+
+  /** The read-only view modules get (module.sessions): lookups only, nothing that changes the registry. */
+  view(): SessionRegistry {
+    return (this.readOnly ??= Object.freeze({
+      getByFullJid: (h: string, u: string, r: string) => this.getByFullJid(h, u, r),
+      sessionsOf: (h: string, u: string) => this.sessionsOf(h, u),
+      availableSessions: (h: string, u: string) => this.availableSessions(h, u),
+      mostAvailableSessions: (h: string, u: string) => this.mostAvailableSessions(h, u),
+      interestedSessions: (h: string, u: string) => this.interestedSessions(h, u),
+      roster: (h: string, u: string) => this.roster(h, u),
+      getComponent: (h: string) => this.getComponent(h),
+      boundSessions: (h?: string) => this.boundSessions(h),
+    }));
+  }
+
+  /** The operations of capability 'sessions' (module.privileged.sessions). */
+  control(): SessionControl {
+    return (this.controlView ??= Object.freeze({
+      create: (type: SessionType, conn: Connection, ops: StreamOps) => this.create(type, conn, ops),
+      makeAuthenticated: (s: Session, username: string) => this.makeAuthenticated(s, username),
+      makeComponent: (s: Session, host: string) => this.makeComponent(s, host),
+      bind: (s: Session, requested: string | undefined) => this.bind(s, requested),
+      destroy: (s: Session, reason?: CloseReason) => this.destroy(s, reason),
+    }));
   }
 }
 

@@ -4,6 +4,7 @@
 // login, password change) or through addScramCredentials (XEP-0480 upgrade tasks).
 import { CoreError } from './util/errors.ts';
 import type { EventBus } from './util/events.ts';
+import type { GlobalEvents, HostEvents, UserEvent } from './event-types.ts';
 import { nodeprep } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
 import { credentialsProblem, deriveCredentialsAsync, SCRAM_HASHES, verifyPassword, type ScramCredentials, type ScramHash } from './util/scram.ts';
@@ -12,11 +13,6 @@ import type { Json, KeyValStore, StorageManager } from './storage/manager.ts';
 export interface AccountRecord {
   scram: Partial<Record<ScramHash, ScramCredentials>>;
   created: number;
-}
-
-export interface UserDeletedEvent {
-  host: string;
-  username: string;
 }
 
 export class UserManager {
@@ -28,8 +24,8 @@ export class UserManager {
 
   constructor(
     private readonly storage: StorageManager,
-    private readonly events: EventBus,
-    private readonly hostEvents: (host: string) => EventBus | undefined,
+    private readonly events: EventBus<GlobalEvents>,
+    private readonly hostEvents: (host: string) => EventBus<HostEvents> | undefined,
     /** Close the account's sessions (before its data goes). */
     private readonly closeSessions: (host: string, username: string) => void = () => undefined,
   ) {}
@@ -172,7 +168,7 @@ export class UserManager {
     const before = await this.getRecord(host, u);
     if (!before) throw new CoreError('USER_NOT_FOUND', `${u}@${host} does not exist`);
     this.closeSessions(host, u);
-    const event: UserDeletedEvent = { host, username: u };
+    const event: UserEvent = { host, username: u };
     await this.hostEvents(host)?.fireAsync('user-deleted', event);
     await this.events.fireAsync('user-deleted', event);
     await this.storage.purgeUser(host, u);
@@ -205,7 +201,7 @@ export class UserManager {
     return this.accounts(host).users();
   }
 
-  private fire(name: string, host: string, event: UserDeletedEvent): void {
+  private fire(name: 'user-created' | 'user-password-changed', host: string, event: UserEvent): void {
     this.hostEvents(host)?.emit(name, event);
     this.events.emit(name, event);
   }

@@ -1,4 +1,4 @@
-//% requires_core_features: module-reload, module-exports
+//% requires_core_features: module-reload, module-exports, module-capabilities
 // The admin shell's server side: a UNIX socket (mode 0600, default <dataDir>/cadence.sock) that
 // `cadence shell` connects to. One JSON object per line each way:
 //   → { "line": "module reload hello localhost" }   ← { "ok": true, "output": "…" } | { "ok": false, "error": "…" }
@@ -7,16 +7,16 @@ import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { split } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
+import { defineModule, split, type GlobalModuleApi } from '../core/api.ts';
 
 type Command = { usage: string; help: string; run(args: string[]): Promise<string> | string };
 
 export default defineModule({
   scope: 'global',
   description: 'Admin shell over a local UNIX socket',
+  capabilities: ['admin'],
   async load(module) {
-    const configured = module.config<string | undefined>('adminSocket', undefined);
+    const configured = module.config('adminSocket');
     const socketPath = configured ? module.resolvePath(configured) : path.join(module.dataDir, 'cadence.sock');
     const commands = makeCommands(module);
 
@@ -121,8 +121,8 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
-function makeCommands(module: ModuleApi): Map<string, Command> {
-  const a = module.admin;
+function makeCommands(module: GlobalModuleApi): Map<string, Command> {
+  const a = module.privileged.admin;
   const list: [string, Command][] = [
     ['module list', { usage: 'module list [HOST]', help: 'loaded modules', run: ([host]) => table(a.listModules(host).map((m) => [m.host, m.name, m.file])) }],
     ['module load', {

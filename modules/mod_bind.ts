@@ -1,50 +1,37 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, stanza-dispatch-ordered, module-capabilities
 // Resource binding (RFC 6120 §7) and the legacy session establishment (RFC 3921 §3),
-// advertised as optional (draft-cridland-xmpp-session).
-import { Element } from '@xmpp/xml';
-import { resourceprep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
+// advertised as optional (draft-cridland-xmpp-session). Binding is asynchronous (the roster is
+// loaded): stanzas the client pipelined behind the bind iq wait for it (the router keeps each
+// session's stanzas in order) and are then handled as from the bound resource.
+import { defineModule, Element, iqPayload, iqResult, NS, resourceprep, StanzaError, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'Resource binding (RFC 6120 §7)',
+  capabilities: ['sessions'],
   load(module) {
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s' || origin.full_jid) return;
       features.c('bind', { xmlns: NS.bind });
       features.c('session', { xmlns: NS.session }).c('optional');
     });
 
-    const bind = (event: StanzaEvent) => {
-      const { origin, stanza } = event;
+    const bind = async ({ origin, stanza }: StanzaEvent): Promise<true> => {
       const requested = iqPayload(stanza)?.getChildText('resource');
       let resource: string | undefined;
       if (requested) {
         const p = resourceprep(requested);
-        if (!p) {
-          module.router.bounce(origin, stanza, 'modify', 'bad-request', 'Invalid resource');
-          return true;
-        }
+        if (!p) throw new StanzaError('modify', 'bad-request', 'Invalid resource');
         resource = p;
       }
-      module.sessions.bind(origin, resource).then((r) => {
-        if (!r.ok) {
-          const type = r.condition === 'conflict' ? 'cancel' : r.condition === 'resource-constraint' ? 'wait' : 'cancel';
-          module.router.bounce(origin, stanza, type, r.condition);
-          return;
-        }
-        const result = new Element('bind', { xmlns: NS.bind });
-        result.c('jid').t(origin.full_jid!);
-        const reply = iqResult(stanza, result);
-        reply.attrs.to = origin.full_jid;
-        delete reply.attrs.from;
-        origin.send(reply);
-      }, (err: unknown) => {
-        module.log.error('bind failed: %s', err);
-        module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-      });
+      const r = await module.privileged.sessions.bind(origin, resource);
+      if (!r.ok) throw new StanzaError(r.condition === 'resource-constraint' || r.condition === 'internal-server-error' ? 'wait' : 'cancel', r.condition);
+      const fullJid = `${origin.username ?? ''}@${origin.host ?? ''}/${r.resource}`;
+      const result = new Element('bind', { xmlns: NS.bind });
+      result.c('jid').t(fullJid);
+      const reply = iqResult(stanza, result);
+      reply.attrs.to = fullJid;
+      delete reply.attrs.from;
+      origin.send(reply);
       return true;
     };
     module.hook(`iq-set/self/${NS.bind}:bind`, bind);

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, module-capabilities
 // Bind 2 (XEP-0386): resource binding inside the SASL2 <authenticate/> (mod_sasl2), in the same
 // round trip. The resource is `<tag>/<id>`, where the id is derived from the account, the tag and
 // the SASL2 user-agent id with a per-host secret: the same client installation gets the same
@@ -8,44 +8,16 @@
 // handle their child of <bind/> through `bind2-inline/<ns>:<name>`, adding results to <bound/>.
 import { createHmac, randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { resourceprep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
+import { defineModule, resourceprep, type Bind2InlineEvent, type Bind2InlineFeaturesEvent, type Session } from '../core/api.ts';
 
 const NS_BIND2 = 'urn:xmpp:bind:0';
-
-/**
- * `bind2-inline-features` on the host, while the SASL2 features are built: add
- * `<feature var='…'/>` for each session feature the module can enable inside <bind/>.
- * Handlers return nothing.
- */
-export interface Bind2InlineFeaturesEvent {
-  origin: Session;
-  /** The <inline/> element of Bind2's feature. */
-  inline: Element;
-}
-
-/**
- * `bind2-inline/<ns>:<name>` on the host, awaited, for each child of the client's <bind/> (other
- * than <tag/>), right after the resource is bound and before <success/> is sent: enable the
- * feature for `session` and add any result to `bound` (XEP-0386 §3.2). Return a value to say it
- * was handled; unhandled children are ignored.
- */
-export interface Bind2InlineEvent {
-  /** The newly bound session (full_jid set). */
-  session: Session;
-  /** The child element of <bind/>, e.g. <enable xmlns='urn:xmpp:carbons:2'/>. */
-  element: Element;
-  /** The <bound/> element of the <success/>. */
-  bound: Element;
-}
 
 /** Longest client tag kept in a resource (XEP-0386: "a short text string"). */
 const MAX_TAG_LENGTH = 32;
 
 export default defineModule({
   description: 'Bind 2 (XEP-0386): resource binding inside SASL2 authentication',
+  capabilities: ['sessions'],
   async load(module) {
     // The per-host secret the stable resource ids are derived from; durable, so resources survive restarts.
     const secrets = module.storage.keyval();
@@ -58,17 +30,18 @@ export default defineModule({
     /** The user-agent id each Bind2 session was bound for. */
     const clientOf = new WeakMap<Session, string>();
 
-    module.hook<Sasl2InlineFeaturesEvent>('sasl2-inline-features', ({ origin, inline }) => {
+    module.hook('sasl2-inline-features', ({ origin, inline }) => {
       const bind = inline.c('bind', { xmlns: NS_BIND2 });
       const features = new Element('inline');
       module.emit('bind2-inline-features', { origin, inline: features } satisfies Bind2InlineFeaturesEvent);
       if (features.children.length) bind.cnode(features);
     });
 
-    module.hook<Sasl2SuccessEvent>('sasl2-success', async ({ session, request, userAgent, success }) => {
+    module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const bind = request.getChild('bind', NS_BIND2);
       if (!bind) return undefined;
-      const username = session.username!;
+      const username = session.username;
+      if (username === undefined) return undefined;
       const tag = clientTag(bind.getChildText('tag'));
       const uaid = userAgent?.id;
       // Stable only when the client names its installation; otherwise a fresh id each time.
@@ -86,10 +59,10 @@ export default defineModule({
           }
         }
       }
-      let r = await module.sessions.bind(session, resource);
+      let r = await module.privileged.sessions.bind(session, resource);
       if (!r.ok && r.condition === 'conflict') {
         // resourceConflict is kick_new and the old session stays: this one gets another resource.
-        r = await module.sessions.bind(session, `${tag ? `${tag}/` : ''}${randomBytes(9).toString('base64url')}`);
+        r = await module.privileged.sessions.bind(session, `${tag ? `${tag}/` : ''}${randomBytes(9).toString('base64url')}`);
       }
       if (!r.ok) {
         // The client is authenticated but unbound; it may still bind with the RFC 6120 iq.

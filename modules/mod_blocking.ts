@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, storage-map, module-session-state, user-deleted-event
+//% requires_core_features: sessions-v1, stanza-events-v1, storage-map, module-session-state, user-deleted-event, events-async, module-serial
 // Blocking Command (XEP-0191). Each user's blocklist is a map store (user → blocked JID → true),
 // written durably before the result, then pushed to every resource of the user that retrieved
 // the blocklist. Matching follows XEP-0191 §6: an item user@domain/resource matches only that
@@ -17,19 +17,12 @@
 //    contacts that receive the user's presence, and (for local contacts the user is subscribed
 //    to) unavailable from their resources to the user's; unblocking sends the current presence
 //    again and probes the contact.
-// Blocklists are cached: loaded when a user authenticates, or on demand (the stanza waits for the
-// load and is then dispatched again), at most `cacheSize` of users without a connected resource.
+// Blocklists are cached: loaded when a user authenticates, or on demand (the handler returns a
+// Promise: the stanza waits for the load, then goes on or is refused), at most `cacheSize` of
+// users without a connected resource. One user's blocklist changes run in order (module.serial).
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import { HANDLER_ERROR } from '../core/util/events.ts';
-import { bare as bareOf, prep, split } from '../core/util/jid.ts';
-import type { OfflineDeliverEvent } from './mod_offline.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { MapStore } from '../core/storage/manager.ts';
-import { attrsOf, errorReply, iqPayload, iqResult, mustNotReplyWithError } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { attrsOf, bare as bareOf, defineModule, errorReply, iqPayload, iqResult, isBound, mustNotReplyWithError, prep, split, StanzaError, type BoundSession, type MapStore, type ModuleApi, type Session, type Stanza, type StanzaEvent } from '../core/api.ts';
 
 const NS = 'urn:xmpp:blocking';
 const NS_ERRORS = 'urn:xmpp:blocking:errors';
@@ -38,15 +31,20 @@ const PRIORITY = 100;
 /** Asked on the sender's host: does the local user `username` block `to`? (true, or undefined). */
 const OUTBOUND_CHECK = 'blocking/outbound-blocked';
 
+declare module '../core/api.ts' {
+  interface HostEvents {
+    /** Asked on the sender's host: does the local user `username` block `to`? (true, or undefined). */
+    'blocking/outbound-blocked': OutboundCheckEvent;
+  }
+}
+
 const options = {
   maxItems: { type: 'integer', description: 'Most JIDs a blocklist may hold', default: 1000, min: 1 },
   cacheSize: { type: 'integer', description: 'Blocklists kept in memory for users without a connected resource', default: 1000, min: 0 },
 } as const;
 type Options = typeof options;
 
-type Kind = 'message' | 'presence' | 'iq';
-
-interface OutboundCheckEvent {
+export interface OutboundCheckEvent {
   username: string;
   to: string;
 }
@@ -139,21 +137,6 @@ class Blocklists {
   }
 }
 
-/** Tasks run one after the other per key (a user's blocklist changes). */
-class Queues {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run(key: string, task: () => Promise<void>): Promise<void> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const p = prev.then(task);
-    const settled = p.catch(() => undefined).finally(() => {
-      if (this.tails.get(key) === settled) this.tails.delete(key);
-    });
-    this.tails.set(key, settled);
-    return p;
-  }
-}
-
 function isSubscriptionEnd(stanza: Element): boolean {
   const type = attrsOf(stanza).type;
   return stanza.name === 'presence' && (type === 'unsubscribe' || type === 'unsubscribed');
@@ -191,18 +174,14 @@ export default defineModule({
     const host = module.host;
     const store = module.storage.map();
     const lists = new Blocklists(store, (u) => module.sessions.sessionsOf(host, u).length > 0, () => module.option('cacheSize'));
-    const queues = new Queues();
     const state = (session: Session) => module.state<BlockingState>(session, () => ({ requested: false }));
-    /** Stanzas already checked, dispatched again after a blocklist load. */
-    const passedOut = new WeakSet<Element>();
-    const passedIn = new WeakSet<Element>();
     /** Presence this module sends on a block (from the user to the newly blocked contact). */
     const ownNotices = new WeakSet<Element>();
 
     module.addFeature(NS);
 
     // Load the list as soon as the user authenticates: stanzas then never wait for it.
-    module.hook<SessionEvent>('authentication-success', ({ session }) => {
+    module.hook('authentication-success', ({ session }) => {
       if (session.host !== host || !session.username) return;
       lists.load(session.username).catch((err: unknown) => module.log.error('cannot load the blocklist of %s@%s: %s', session.username, host, err));
     });
@@ -214,34 +193,27 @@ export default defineModule({
     }, 'Whether USER blocks JID (XEP-0191 matching)');
 
     // Messages stored before the sender was blocked are not delivered afterwards.
-    module.hook<OfflineDeliverEvent>('offline-message/deliver', async ({ username, stanza }) => {
-      const from = prep(String(stanza.attrs.from ?? ''));
+    module.hook('offline-message/deliver', async ({ username, stanza }) => {
+      const from = prep(stanza.attrs.from ?? '');
       return from !== null && isBlocked(await lists.load(username), from) ? true : undefined;
     });
 
-    module.hook<OutboundCheckEvent>(OUTBOUND_CHECK, ({ username, to }) => {
+    module.hook(OUTBOUND_CHECK, ({ username, to }) => {
       const list = lists.peek(username);
       return list && isBlocked(list, to) ? true : undefined;
     });
 
     // -- protocol --------------------------------------------------------------------------------------
 
-    const own = (origin: Session): origin is Session & { username: string } =>
-      origin.type === 'c2s' && origin.host === host && origin.username !== undefined;
+    const own = (origin: Session): origin is BoundSession => isBound(origin) && origin.host === host;
 
-    const fail = (origin: Session, stanza: Element, err: unknown) => {
-      module.log.error('blocklist operation of %s failed: %s', origin.full_jid ?? origin.username, err);
-      module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-    };
-
-    module.hook<StanzaEvent>(`iq-get/self/${NS}:blocklist`, ({ origin, stanza }) => {
+    module.hook(`iq-get/self/${NS}:blocklist`, async ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
-      lists.load(origin.username).then((list) => {
-        const el = new Element('blocklist', { xmlns: NS });
-        for (const jid of list) el.c('item', { jid });
-        state(origin).requested = true;
-        origin.send(iqResult(stanza, el));
-      }, (err: unknown) => fail(origin, stanza, err));
+      const list = await lists.load(origin.username);
+      const el = new Element('blocklist', { xmlns: NS });
+      for (const jid of list) el.c('item', { jid });
+      state(origin).requested = true;
+      origin.send(iqResult(stanza, el));
       return true;
     });
 
@@ -250,68 +222,61 @@ export default defineModule({
         if (!module.peekState<BlockingState>(s)?.requested) continue;
         const el = new Element(command, { xmlns: NS });
         if (jids !== 'all') for (const jid of jids) el.c('item', { jid });
-        const iq = new Element('iq', { type: 'set', id: `block-push-${Math.random().toString(36).slice(2, 10)}`, to: s.full_jid! });
+        const iq = new Element('iq', { type: 'set', id: `block-push-${Math.random().toString(36).slice(2, 10)}`, to: s.full_jid });
         iq.cnode(el);
         s.send(iq);
       }
     };
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS}:block`, ({ origin, stanza }) => {
+    module.hook(`iq-set/self/${NS}:block`, ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
       const username = origin.username;
       const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, true);
-      if ('condition' in parsed) {
-        module.router.bounce(origin, stanza, 'modify', parsed.condition, parsed.text);
-        return true;
-      }
-      queues.run(username, async () => {
+      if ('condition' in parsed) throw new StanzaError('modify', parsed.condition, parsed.text);
+      return module.serial(username, async () => {
         const list = await lists.load(username);
         const added = parsed.jids.filter((j) => !list.has(j));
         if (list.size + added.length > module.option('maxItems')) {
-          module.router.bounce(origin, stanza, 'wait', 'resource-constraint', `A blocklist holds at most ${module.option('maxItems')} JIDs`);
-          return;
+          throw new StanzaError('wait', 'resource-constraint', `A blocklist holds at most ${module.option('maxItems')} JIDs`);
         }
         const before = new Set(list);
         if (added.length) await store.setKeys(username, Object.fromEntries(added.map((j) => [j, true])));
         for (const j of added) list.add(j);
         origin.send(iqResult(stanza));
-        if (!added.length) return;
+        if (!added.length) return true;
         module.log('%s@%s blocked %s', username, host, added.join(', '));
         push(username, 'block', added);
         onBlock(username, added, before);
-      }).catch((err: unknown) => fail(origin, stanza, err));
-      return true;
+        return true;
+      });
     });
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS}:unblock`, ({ origin, stanza }) => {
+    module.hook(`iq-set/self/${NS}:unblock`, ({ origin, stanza }) => {
       if (!own(origin)) return undefined;
       const username = origin.username;
       const parsed = parseItems(iqPayload(stanza)!, `${username}@${host}`, false);
-      if ('condition' in parsed) {
-        module.router.bounce(origin, stanza, 'modify', parsed.condition, parsed.text);
-        return true;
-      }
+      if ('condition' in parsed) throw new StanzaError('modify', parsed.condition, parsed.text);
       const all = parsed.jids.length === 0;
-      queues.run(username, async () => {
+      return module.serial(username, async () => {
         const list = await lists.load(username);
         const removed = all ? [...list] : parsed.jids.filter((j) => list.has(j));
         if (all && removed.length) await store.clear(username);
         else if (removed.length) await store.setKeys(username, Object.fromEntries(removed.map((j) => [j, undefined])));
         for (const j of removed) list.delete(j);
         origin.send(iqResult(stanza));
-        if (!removed.length) return;
+        if (!removed.length) return true;
         module.log('%s@%s unblocked %s', username, host, all ? 'everyone' : removed.join(', '));
         push(username, 'unblock', all ? 'all' : removed);
         onUnblock(username, removed, list);
-      }).catch((err: unknown) => fail(origin, stanza, err));
-      return true;
+        return true;
+      });
     });
 
     // -- presence effects of (un)blocking (XEP-0191 §3.3, §3.4) -----------------------------------------
 
     /** Roster contacts (bare JIDs, or the blocked full JID itself) an item covers, with the item's subscription. */
     const coveredContacts = (username: string, items: string[]): { target: string; contact: string; subscription: string }[] => {
-      const roster = module.sessions.getUser(host, username)?.roster;
+      const roster = module.sessions.roster(host, username);
       if (!roster) return [];
       const out: { target: string; contact: string; subscription: string }[] = [];
       const seen = new Set<string>();
@@ -338,7 +303,7 @@ export default defineModule({
         if (isBlocked(before, target)) continue; // it already saw the user offline
         if (subscription === 'from' || subscription === 'both') {
           for (const r of available) {
-            const p = new Element('presence', { from: r.full_jid!, to: target, type: 'unavailable' });
+            const p = new Element('presence', { from: r.full_jid, to: target, type: 'unavailable' });
             ownNotices.add(p);
             module.send(p);
           }
@@ -348,8 +313,8 @@ export default defineModule({
           const { node, host: cHost } = split(contact);
           if (!node || !cHost) continue;
           for (const s of module.sessions.availableSessions(cHost, node)) {
-            if (!isBlocked(addedSet, s.full_jid!)) continue;
-            for (const r of available) r.send(new Element('presence', { from: s.full_jid!, to: r.full_jid!, type: 'unavailable' }));
+            if (!isBlocked(addedSet, s.full_jid)) continue;
+            for (const r of available) r.send(new Element('presence', { from: s.full_jid, to: r.full_jid, type: 'unavailable' }));
           }
         }
       }
@@ -378,43 +343,33 @@ export default defineModule({
 
     // -- enforcement ------------------------------------------------------------------------------------
 
-    /** A stanza from the user to a blocked JID. */
-    const refuseOutbound = (origin: Session, stanza: Element) => {
-      if (stanza.name === 'presence' || mustNotReplyWithError(stanza) || origin.type === 'local') return;
-      origin.send(blockedError(stanza));
+    // Each check answers synchronously when the blocklist is in memory (the usual case: it is
+    // loaded when the user authenticates). Otherwise the handler returns a Promise: the stanza
+    // waits for the list (its sender's later stanzas wait behind it) and then goes on to the
+    // next handlers, or is refused.
+
+    /** A stanza from the user to a blocked JID: not-acceptable with <blocked/> (§3.3); presence dropped. */
+    const refuseOutbound = (origin: Session, stanza: Stanza): true => {
+      if (stanza.name !== 'presence' && !mustNotReplyWithError(stanza) && origin.type !== 'local') origin.send(blockedError(stanza));
+      return true;
     };
 
     /** A stanza from a blocked JID to the user: presence dropped, others service-unavailable (§3.3). */
-    const refuseInbound = (origin: Session, stanza: Element) => {
-      if (stanza.name === 'presence') return;
-      module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
+    const refuseInbound = (stanza: Stanza): true => {
+      if (stanza.name === 'presence') return true;
+      throw new StanzaError('cancel', 'service-unavailable');
     };
 
     const sameAccount = (a: string, bareJid: string) => bareOf(a) === bareJid;
 
-    const outbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+    const outbound = (event: StanzaEvent): unknown => {
       const { origin, stanza, to } = event;
-      if (passedOut.has(stanza) || to === undefined || !own(origin)) return undefined;
+      if (to === undefined || !own(origin)) return undefined;
       const username = origin.username;
       if (sameAccount(to, `${username}@${host}`) || to === host || isSubscriptionEnd(stanza)) return undefined;
       const list = lists.peek(username);
-      if (list) {
-        if (!isBlocked(list, to)) return undefined;
-        refuseOutbound(origin, stanza);
-        return true;
-      }
-      // Not loaded yet: hold the stanza, then decide and dispatch it again.
-      lists.load(username).then((loaded) => {
-        if (isBlocked(loaded, to)) {
-          refuseOutbound(origin, stanza);
-          return;
-        }
-        passedOut.add(stanza);
-        const r = module.fire(`pre-${kind}/${dest}`, event);
-        if (r === HANDLER_ERROR) module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-        else if (r === undefined) module.router.route(origin, stanza);
-      }, (err: unknown) => fail(origin, stanza, err));
-      return true;
+      if (list) return isBlocked(list, to) ? refuseOutbound(origin, stanza) : undefined;
+      return lists.load(username).then((loaded) => (isBlocked(loaded, to) ? refuseOutbound(origin, stanza) : undefined));
     };
 
     /** Whether a local sender (this host or another of this server) blocks `to`. */
@@ -425,54 +380,40 @@ export default defineModule({
         const list = lists.peek(node);
         return list !== undefined && isBlocked(list, to);
       }
-      if (!module.hosts.get(fromHost)) return false;
+      if (!module.hosts.has(fromHost)) return false;
       return module.fireOnHost(fromHost, OUTBOUND_CHECK, { username: node, to } satisfies OutboundCheckEvent) === true;
     };
 
-    const inbound = (kind: Kind, dest: string) => (event: StanzaEvent): unknown => {
+    const inbound = (event: StanzaEvent): unknown => {
       const { origin, stanza, toNode, to } = event;
-      const rawFrom = attrsOf(stanza).from;
-      if (passedIn.has(stanza) || !toNode || !to || rawFrom === undefined) return undefined;
+      const rawFrom = stanza.attrs.from;
+      if (!toNode || !to || rawFrom === undefined) return undefined;
       const from = prep(rawFrom) ?? rawFrom;
       const userBare = `${toNode}@${host}`;
       if (sameAccount(from, userBare) || from === host) return undefined;
       // Stanzas the server sends on behalf of a local user obey that user's blocklist too.
-      if (!ownNotices.has(stanza) && !isSubscriptionEnd(stanza) && senderBlocks(from, to)) {
-        refuseOutbound(origin, stanza);
-        return true;
-      }
+      if (!ownNotices.has(stanza) && !isSubscriptionEnd(stanza) && senderBlocks(from, to)) return refuseOutbound(origin, stanza);
       const list = lists.peek(toNode);
-      if (list) {
-        if (!isBlocked(list, from)) return undefined;
-        refuseInbound(origin, stanza);
-        return true;
-      }
-      lists.load(toNode).then((loaded) => {
-        if (isBlocked(loaded, from)) {
-          refuseInbound(origin, stanza);
-          return;
-        }
-        passedIn.add(stanza);
-        const r = module.fire(`${kind}/${dest}`, event);
-        if (r === HANDLER_ERROR) module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-        else if (r === undefined && kind !== 'presence') module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-      }, (err: unknown) => {
+      if (list) return isBlocked(list, from) ? refuseInbound(stanza) : undefined;
+      const decided = lists.load(toNode).then((loaded) => (isBlocked(loaded, from) ? refuseInbound(stanza) : undefined));
+      if (stanza.name !== 'presence') return decided;
+      // Presence is never answered with an error: when the list cannot be read, it is dropped.
+      return decided.catch((err: unknown) => {
         module.log.error('cannot load the blocklist of %s: %s', userBare, err);
-        if (kind !== 'presence') module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
+        return true;
       });
-      return true;
     };
 
     for (const kind of ['message', 'presence', 'iq'] as const) {
-      for (const dest of ['bare', 'full', 'host']) module.hook(`pre-${kind}/${dest}`, outbound(kind, dest), PRIORITY);
-      for (const dest of ['bare', 'full']) module.hook(`${kind}/${dest}`, inbound(kind, dest), PRIORITY);
+      for (const dest of ['bare', 'full', 'host'] as const) module.hook(`pre-${kind}/${dest}`, outbound, PRIORITY);
+      for (const dest of ['bare', 'full'] as const) module.hook(`${kind}/${dest}`, inbound, PRIORITY);
     }
 
     // -- account deletion -------------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
-      await queues.run(username, async () => {
+      await module.serial(username, async () => {
         lists.drop(username);
         await store.clear(username);
         lists.drop(username); // in case a load was under way
@@ -484,8 +425,8 @@ export default defineModule({
   // A reload keeps which resources get pushes.
   save(module) {
     const requested: Session[] = [];
-    for (const s of module.sessions.boundSessions()) {
-      if (s.host === module.host && module.peekState<BlockingState>(s)?.requested) requested.push(s);
+    for (const s of module.sessions.boundSessions(module.host)) {
+      if (module.peekState<BlockingState>(s)?.requested) requested.push(s);
     }
     return requested;
   },

@@ -1,62 +1,43 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, stanza-dispatch-ordered, module-capabilities
 // Client-to-server streams (RFC 6120 §4): listeners on c2sPorts (STARTTLS) and
-// c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits,
-// whitespace keepalives, and the hand-over of stanzas to the router. Stanzas before
+// c2sDirectTlsPorts (XEP-0368), the stream header and features, stream errors, limits and
+// timeouts (options `c2s: { stanzaSizeLimit, preauthStanzaSizeLimit, maxDepth,
+// unauthenticatedTimeout, keepaliveInterval }`), whitespace keepalives, and the hand-over of
+// stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/net/connection.ts';
-import { DEFAULTS } from '../core/config.ts';
-import { prep } from '../core/util/jid.ts';
-import { HANDLER_ERROR } from '../core/util/events.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { CloseReason, Session, SessionEvent } from '../core/sessionmanager.ts';
-import { NS, isStanzaKind } from '../core/util/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
-import type { StreamLimits } from '../core/util/stream-parser.ts';
-
-export interface StreamFeaturesEvent {
-  origin: Session;
-  features: Element;
-}
-
-export interface StreamElementEvent {
-  origin: Session;
-  element: Element;
-}
-
-/**
- * A stanza from a client that has not authenticated yet, fired on the host as
- * `unauthenticated-stanza/<kind>` (e.g. In-Band Registration, XEP-0077). A handler that returns
- * a value has answered it; otherwise the stream is closed with not-authorized. Such stanzas are
- * never routed.
- */
-export interface UnauthenticatedStanzaEvent {
-  origin: Session;
-  stanza: Element;
-}
+import { defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
   description: 'Client connections: streams, features, limits and keepalives',
+  capabilities: ['sessions', 'routing', 'network'],
+  options: STREAM_OPTIONS,
   async load(module) {
-    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
+    const settings = {
+      stanzaSizeLimit: module.option('stanzaSizeLimit'),
+      preauthStanzaSizeLimit: module.option('preauthStanzaSizeLimit'),
+      maxDepth: module.option('maxDepth'),
+    };
+    const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
     const streams = new Map<Session, XmlStream>();
 
     const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);
-    await module.listen({ name: 'c2s', ports: module.config('c2sPorts', DEFAULTS.c2sPorts), onConnection: accept });
-    const tlsPorts = module.config('c2sDirectTlsPorts', DEFAULTS.c2sDirectTlsPorts);
+    const network = module.privileged.network;
+    await network.listen({ name: 'c2s', ports: module.config('c2sPorts'), onConnection: accept });
+    const tlsPorts = module.config('c2sDirectTlsPorts');
     if (tlsPorts.length) {
-      await module.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
+      await network.listen({ name: 'c2s_direct_tls', ports: tlsPorts, directTls: true, onConnection: accept });
     }
 
     // Authenticated clients get the larger stanza size limit and no timeout; whatever the client
     // pipelined behind its last authentication message is dropped, never run as authenticated.
-    module.hookGlobal<SessionEvent>('authentication-success', ({ session }) => {
+    module.hookGlobal('authentication-success', ({ session }) => {
       streams.get(session)?.authenticated(limits(true));
     });
 
     // Whitespace keepalives keep NAT mappings and idle-killing proxies from dropping clients.
-    const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
+    const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const open = function* () {
         for (const s of streams.keys()) if (s.conn && !s.notopen) yield s.conn;
@@ -71,7 +52,7 @@ export default defineModule({
 });
 
 function acceptConnection(
-  module: ModuleApi,
+  module: GlobalModuleApi<typeof STREAM_OPTIONS>,
   conn: Connection,
   streams: Map<Session, XmlStream>,
   limits: (authenticated: boolean) => StreamLimits,
@@ -79,19 +60,20 @@ function acceptConnection(
   const stream: XmlStream = new XmlStream({
     conn,
     limits: limits(false),
-    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
     headerAttrs: () => ({ xmlns: NS.client, 'xmlns:stream': NS.streams, from: session.host, to: peerFrom, version: '1.0', 'xml:lang': 'en' }),
     describe: () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client'),
     log: module.log,
     onEnd: (_graceful, reason) => {
       streams.delete(session);
-      module.sessions.destroy(session, reason);
+      sessions.destroy(session, reason);
     },
   });
   // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
   let peerFrom: string | undefined;
 
-  const session = module.sessions.create('c2s_unauthed', conn, {
+  const { sessions, routing } = module.privileged;
+  const session = sessions.create('c2s_unauthed', conn, {
     send: (x) => stream.send(x),
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
@@ -105,8 +87,7 @@ function acceptConnection(
       return;
     }
     const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
-    const host = to ? module.hosts.get(to) : undefined;
-    if (!to || !host || host.kind !== 'virtualhost' || (session.host && session.host !== to)) {
+    if (!to || module.hosts.kind(to) !== 'virtualhost' || (session.host && session.host !== to)) {
       close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
       return;
     }
@@ -120,27 +101,58 @@ function acceptConnection(
     peerFrom = attrs.from;
     session.streamId = stream.sendHeader();
     const features = new Element('stream:features');
-    module.fireOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
+    module.emitOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
     stream.send(features);
   });
 
+  /**
+   * Offer an element to the host's handlers; `unclaimed` runs when none returns a value. A
+   * handler that fails closes the stream (its error is logged by the event bus).
+   */
+  const offer = (claimed: () => unknown, unclaimed: () => void): unknown => {
+    const fail = () => close({ condition: 'internal-server-error', text: 'The server failed to process that element' });
+    let r: unknown;
+    try {
+      r = claimed();
+    } catch {
+      fail();
+      return undefined;
+    }
+    if (r instanceof Promise) {
+      return r.then((v) => {
+        if (v === undefined || v === false) unclaimed();
+      }, fail);
+    }
+    if (r === undefined || r === false) unclaimed();
+    return undefined;
+  };
+
   stream.parser.on('stanza', (el) => {
-    if (session.notopen || !session.host) return;
-    const ns = el.attrs.xmlns as string | undefined;
+    const host = session.host;
+    if (session.notopen || !host) return;
+    const ns = (el as Stanza).attrs.xmlns;
     if (ns === undefined && isStanzaKind(el.name)) {
+      const stanza = el as Stanza;
       if (session.type !== 'c2s') {
-        const claimed = module.fireOnHost(session.host, `unauthenticated-stanza/${el.name}`, { origin: session, stanza: el } satisfies UnauthenticatedStanzaEvent);
-        if (claimed !== undefined && claimed !== false && claimed !== HANDLER_ERROR) return;
-        close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' });
+        // Never routed: offered to the host (In-Band Registration), else the stream ends.
+        offer(
+          () => module.fireOnHost(host, `unauthenticated-stanza/${stanza.name as StanzaKind}`, { origin: session, stanza } satisfies UnauthenticatedStanzaEvent),
+          () => close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' }),
+        );
         return;
       }
-      const r = module.router.fromClient(session, el);
-      if (!r.ok) close({ condition: r.condition, text: r.text });
+      // In order with the session's other stanzas; the router closes the stream on a violation.
+      routing.fromClient(session, stanza);
       return;
     }
-    const handled = ns !== undefined && module.fireOnHost(session.host, `stream-element/${ns}:${el.name}`, { origin: session, element: el } satisfies StreamElementEvent);
-    if (handled === undefined || handled === false) {
-      close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });
-    }
+    const element = () =>
+      offer(
+        () => (ns === undefined ? undefined : module.fireOnHost(host, `stream-element/${ns}:${el.name}`, { origin: session, element: el } satisfies StreamElementEvent)),
+        () => close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` }),
+      );
+    // Once authenticated, stream elements (stream management's <r/>, …) take their turn behind
+    // the stanzas before them; before that, the authentication exchanges keep their own order.
+    if (session.type === 'c2s') routing.inOrder(session, element);
+    else element();
   });
 }

@@ -8,9 +8,7 @@
 // ver gets item-not-found. `ver` is recomputed lazily whenever an item is added or removed.
 import { createHash } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { attrsOf, defineModule } from '../core/api.ts';
 
 export const NS_CAPS = 'http://jabber.org/protocol/caps';
 
@@ -19,17 +17,6 @@ export interface CapsIdentity {
   type: string;
   lang?: string;
   name?: string;
-}
-
-interface DiscoInfoNodeEvent {
-  origin: Session;
-  stanza: StanzaEvent['stanza'];
-  query: Element;
-}
-
-interface StreamFeaturesEvent {
-  origin: Session;
-  features: Element;
 }
 
 /** "i;octet" collation (RFC 4790 §9.3): compare the UTF-8 bytes. */
@@ -62,9 +49,9 @@ export function verificationString(identities: CapsIdentity[], features: string[
   for (const { form, type } of typed) {
     s += `${type}<`;
     const fields = form.getChildren('field').filter((f) => f.attrs.var !== 'FORM_TYPE' && typeof f.attrs.var === 'string');
-    fields.sort((a, b) => octetCompare(a.attrs.var as string, b.attrs.var as string));
+    fields.sort((a, b) => octetCompare(attrsOf(a).var ?? '', attrsOf(b).var ?? ''));
     for (const field of fields) {
-      s += `${field.attrs.var as string}<`;
+      s += `${attrsOf(field).var ?? ''}<`;
       const values = field.getChildren('value').map((v) => v.text()).sort(octetCompare);
       for (const v of values) s += `${v}<`;
     }
@@ -114,7 +101,7 @@ export default defineModule({
       current = v;
       if (!hooked.has(v)) {
         hooked.add(v);
-        module.hook<DiscoInfoNodeEvent>(`disco-info-node/${node}#${v}`, ({ query }) => {
+        module.hook(`disco-info-node/${node}#${v}`, ({ query }) => {
           if (ver() !== v) return undefined; // outdated: item-not-found
           const now = info();
           const seen = new Set<string>();
@@ -135,7 +122,7 @@ export default defineModule({
       return v;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ features }) => {
+    module.hook('stream-features', ({ features }) => {
       features.c('c', { xmlns: NS_CAPS, hash: 'sha-1', node, ver: ver() });
     });
   },

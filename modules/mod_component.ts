@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-capabilities
 // External components (XEP-0114, jabber:component:accept): Cadence's out-of-process plugins.
 // A component connects to componentPorts, opens a stream to its own domain (a `components`
 // entry with a `secret`), proves the secret with <handshake/> = hex SHA-1(stream id + secret),
@@ -15,42 +15,22 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import type { Connection } from '../core/net/connection.ts';
-import { DEFAULTS } from '../core/config.ts';
-import { prep, split } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { CloseReason, Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import { NS, isStanzaKind } from '../core/util/stanza.ts';
-import { XmlStream, startKeepalives, streamLimits } from '../core/net/stream.ts';
-import type { StreamLimits } from '../core/util/stream-parser.ts';
-
-export interface ComponentConnectedEvent {
-  host: string;
-}
-
-export interface ComponentDisconnectedEvent {
-  host: string;
-  /** True when the stream was closed (by either side), false when the connection just dropped. */
-  graceful: boolean;
-}
+import { attrsOf, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, STREAM_OPTIONS, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
-  module: ModuleApi;
+  module: GlobalModuleApi<typeof STREAM_OPTIONS>;
   /** External components: domain → shared secret. */
   secrets: ReadonlyMap<string, string>;
   streams: Map<Session, XmlStream>;
   limits: (authenticated: boolean) => StreamLimits;
 }
 
-type Attrs = Record<string, string | undefined>;
-
 const KINDS = ['message', 'presence', 'iq'] as const;
 const DESTS = ['host', 'bare', 'full'] as const;
 
 /** The external components (entries with a secret) of the config. */
-function externalComponents(module: ModuleApi): Map<string, string> {
-  const configured = module.config<Record<string, { secret?: unknown }>>('components', {});
+function externalComponents(module: GlobalModuleApi): Map<string, string> {
+  const configured: Record<string, { secret?: unknown }> = module.config('components') ?? {};
   const secrets = new Map<string, string>();
   for (const [domain, entry] of Object.entries(configured)) {
     if (entry && typeof entry.secret === 'string' && entry.secret !== '') secrets.set(domain, entry.secret);
@@ -71,7 +51,7 @@ function digestMatches(offered: string, expected: string): boolean {
 
 /** Serialise for a component stream: a client/server content namespace gives way to the stream's. */
 function serialise(x: Element): string {
-  const attrs = x.attrs as Attrs;
+  const attrs = attrsOf(x);
   if (attrs.xmlns !== NS.client && attrs.xmlns !== NS.server) return x.toString();
   const { xmlns: _dropped, ...rest } = attrs;
   const copy = new Element(x.name, rest);
@@ -82,13 +62,20 @@ function serialise(x: Element): string {
 export default defineModule({
   scope: 'global',
   description: 'External components (XEP-0114): handshake, routing to and from component domains',
+  capabilities: ['sessions', 'routing', 'network'],
+  options: STREAM_OPTIONS,
   async load(module) {
     const secrets = externalComponents(module);
     if (secrets.size === 0) {
       module.log('no external components configured: not listening');
       return;
     }
-    const limits = (authenticated: boolean): StreamLimits => streamLimits((key, fallback) => module.config(key, fallback), authenticated);
+    const settings = {
+      stanzaSizeLimit: module.option('stanzaSizeLimit'),
+      preauthStanzaSizeLimit: module.option('preauthStanzaSizeLimit'),
+      maxDepth: module.option('maxDepth'),
+    };
+    const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
     const streams = new Map<Session, XmlStream>();
     const shared: Shared = { module, secrets, streams, limits };
 
@@ -101,21 +88,19 @@ export default defineModule({
         target.send(stanza);
         return true;
       }
-      if (stanza.name !== 'presence') {
-        // bounce() never answers iq results or errors with an error.
-        module.router.bounce(event.origin, stanza, 'cancel', 'service-unavailable', `${event.toHost} is not connected`);
-      }
+      // Presence is dropped; never an error for iq results and errors (the router sees to it).
+      if (stanza.name !== 'presence') throw new StanzaError('cancel', 'service-unavailable', `${event.toHost} is not connected`);
       return true;
     };
-    for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost<StanzaEvent>(`${kind}/${dest}`, deliver, 1000);
+    for (const kind of KINDS) for (const dest of DESTS) module.hookEachHost(`${kind}/${dest}`, deliver, 1000);
 
-    await module.listen({
+    await module.privileged.network.listen({
       name: 'component',
-      ports: module.config('componentPorts', DEFAULTS.componentPorts),
+      ports: module.config('componentPorts'),
       onConnection: (conn) => acceptConnection(shared, conn),
     });
 
-    const keepalive = module.config('c2sKeepaliveInterval', DEFAULTS.c2sKeepaliveInterval) * 1000;
+    const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const connected = function* () {
         for (const s of streams.keys()) if (s.conn && s.type === 'component') yield s.conn;
@@ -134,12 +119,13 @@ export default defineModule({
 
 function acceptConnection(shared: Shared, conn: Connection): void {
   const { module, secrets, streams, limits } = shared;
+  const { sessions, routing } = module.privileged;
   const who = () => (session.type === 'component' ? `component ${session.host}` : `unauthenticated component connection${session.host ? ` for ${session.host}` : ''}`);
 
   const stream: XmlStream = new XmlStream({
     conn,
     limits: limits(false),
-    unauthenticatedTimeoutMs: module.config('c2sUnauthenticatedTimeout', DEFAULTS.c2sUnauthenticatedTimeout) * 1000,
+    unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
     headerAttrs: () => ({ 'xmlns:stream': NS.streams, xmlns: NS.component, from: session.host }),
     serialise,
     describe: who,
@@ -148,14 +134,14 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       streams.delete(session);
       const host = session.host;
       const wasConnected = session.type === 'component' && host !== undefined && module.sessions.getComponent(host) === session;
-      module.sessions.destroy(session, reason);
+      sessions.destroy(session, reason);
       if (wasConnected) {
         module.log.info('component %s disconnected (%s)', host, graceful ? 'graceful' : 'not graceful');
         module.emit('component-disconnected', { host, graceful } satisfies ComponentDisconnectedEvent);
       }
     },
   });
-  const session = module.sessions.create('component_unauthed', conn, { send: (x) => stream.send(x), close: (r) => stream.close(r) });
+  const session = sessions.create('component_unauthed', conn, { send: (x) => stream.send(x), close: (r) => stream.close(r) });
   streams.set(session, stream);
   const close = (reason: CloseReason) => stream.close(reason);
 
@@ -165,7 +151,7 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       return;
     }
     const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
-    if (!to || !secrets.has(to) || module.hosts.get(to)?.kind !== 'component') {
+    if (!to || !secrets.has(to) || module.hosts.kind(to) !== 'component') {
       close({ condition: 'host-unknown', text: to ? `${to} is not an external component of this server` : "The stream header has no 'to'" });
       return;
     }
@@ -174,14 +160,13 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     session.streamId = stream.sendHeader();
   });
 
-  const handshake = (el: Element) => {
-    const host = session.host!;
-    const secret = secrets.get(host)!;
-    if (!digestMatches(el.text(), handshakeDigest(session.streamId ?? '', secret))) {
+  const handshake = (el: Element, host: string) => {
+    const secret = secrets.get(host);
+    if (secret === undefined || !digestMatches(el.text(), handshakeDigest(session.streamId ?? '', secret))) {
       close({ condition: 'not-authorized', text: 'Handshake failed' });
       return;
     }
-    if (!module.sessions.makeComponent(session, host)) {
+    if (!sessions.makeComponent(session, host)) {
       close({ condition: 'conflict', text: `Component ${host} is already connected` });
       return;
     }
@@ -193,9 +178,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
     module.emit('component-connected', { host } satisfies ComponentConnectedEvent);
   };
 
-  const fromComponent = (el: Element) => {
-    const host = session.host!;
-    const attrs = el.attrs as Attrs;
+  const fromComponent = (el: Stanza, host: string) => {
+    const attrs = el.attrs;
     delete attrs.xmlns; // the stream's content namespace: stanzas travel without one inside the server
     if (attrs.from === undefined) {
       attrs.from = host; // lenient: the component's own domain
@@ -208,24 +192,25 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       attrs.from = from;
     }
     if (attrs.to === undefined) {
-      module.router.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
+      routing.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
       return;
     }
-    module.router.route(session, el);
+    routing.route(session, el);
   };
 
   stream.parser.on('stanza', (el) => {
-    if (session.notopen || !session.host) return;
-    const ns = el.attrs.xmlns as string | undefined;
+    const host = session.host;
+    if (session.notopen || !host) return;
+    const ns = attrsOf(el).xmlns;
     const inStreamNs = ns === undefined || ns === NS.component;
     if (session.type === 'component_unauthed') {
-      if (el.name === 'handshake' && inStreamNs) handshake(el);
+      if (el.name === 'handshake' && inStreamNs) handshake(el, host);
       else close({ condition: 'not-authorized', text: 'Send the handshake first' });
       return;
     }
     // jabber:client is tolerated for stanzas (some libraries can be told to use it).
     if ((inStreamNs || ns === NS.client) && isStanzaKind(el.name)) {
-      fromComponent(el);
+      fromComponent(el as Stanza, host);
       return;
     }
     close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });

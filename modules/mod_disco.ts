@@ -1,11 +1,9 @@
-//% requires_core_features: stanza-events-v1
+//% requires_core_features: stanza-events-v1, events-async
 // Service Discovery (XEP-0030): the server's identity and the features every loaded module
 // adds with module.addFeature(); items are the components (subdomains) of the host. Accounts
 // answer disco#info with the account/registered identity.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { attrsOf, defineModule, iqPayload, iqResult, NS, StanzaError, type StanzaEvent } from '../core/api.ts';
 
 export interface Identity {
   category: string;
@@ -24,30 +22,27 @@ export default defineModule({
     module.addFeature(NS.discoItems);
     module.addIdentity('server', 'im', module.option('name'));
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS.discoInfo}:query`, ({ origin, stanza }) => {
-      const node = iqPayload(stanza)?.attrs.node as string | undefined;
+    module.hook(`iq-get/host/${NS.discoInfo}:query`, ({ origin, stanza }) => {
+      const node = attrsOf(iqPayload(stanza)).node;
       const query = new Element('query', node ? { xmlns: NS.discoInfo, node } : { xmlns: NS.discoInfo });
+      const answer = (handled: unknown): true => {
+        if (handled === undefined) throw new StanzaError('cancel', 'item-not-found');
+        origin.send(iqResult(stanza, query));
+        return true;
+      };
       if (node) {
+        // A node is answered by the module that owns it (mod_caps: node#ver), possibly asynchronously.
         const handled = module.fire(`disco-info-node/${node}`, { origin, stanza, query });
-        if (handled === undefined) {
-          module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
-          return true;
-        }
-      } else {
-        addIdentities(query, module.getItems<Identity>('identity'));
-        for (const f of new Set(module.getItems<string>('feature'))) query.c('feature', { var: f });
-        for (const ext of module.getItems<Element>('extension')) query.cnode(ext);
+        return handled instanceof Promise ? handled.then(answer) : answer(handled);
       }
-      origin.send(iqResult(stanza, query));
-      return true;
+      addIdentities(query, module.getItems<Identity>('identity'));
+      for (const f of new Set(module.getItems<string>('feature'))) query.c('feature', { var: f });
+      for (const ext of module.getItems<Element>('extension')) query.cnode(ext);
+      return answer(true);
     });
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
-      const node = iqPayload(stanza)?.attrs.node as string | undefined;
-      if (node) {
-        module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
-        return true;
-      }
+    module.hook(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
+      if (attrsOf(iqPayload(stanza)).node) throw new StanzaError('cancel', 'item-not-found');
       const query = new Element('query', { xmlns: NS.discoItems });
       for (const name of module.hosts.names()) {
         if (name.endsWith(`.${module.host}`)) query.c('item', { jid: name });
@@ -58,17 +53,12 @@ export default defineModule({
     });
 
     // An account answers for itself (XEP-0030 §… accounts: category account, type registered).
-    const accountInfo = ({ origin, stanza, toNode }: StanzaEvent) => {
-      void module.users.exists(module.host, toNode ?? '').then((exists) => {
-        if (!exists) {
-          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-          return;
-        }
-        const query = new Element('query', { xmlns: NS.discoInfo });
-        addIdentities(query, [{ category: 'account', type: 'registered' }, ...module.getItems<Identity>('account-identity')]);
-        for (const f of new Set(module.getItems<string>('account-feature'))) query.c('feature', { var: f });
-        origin.send(iqResult(stanza, query));
-      });
+    const accountInfo = async ({ origin, stanza, toNode }: StanzaEvent) => {
+      if (!(await module.users.exists(module.host, toNode ?? ''))) throw new StanzaError('cancel', 'service-unavailable');
+      const query = new Element('query', { xmlns: NS.discoInfo });
+      addIdentities(query, [{ category: 'account', type: 'registered' }, ...module.getItems<Identity>('account-identity')]);
+      for (const f of new Set(module.getItems<string>('account-feature'))) query.c('feature', { var: f });
+      origin.send(iqResult(stanza, query));
       return true;
     };
     module.hook(`iq-get/bare/${NS.discoInfo}:query`, accountInfo);

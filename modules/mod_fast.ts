@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, sasl-mechanisms-per-host, tls-channel-binding, storage-map, user-deleted-event, module-exports
+//% requires_core_features: sessions-v1, sasl-mechanisms, sasl-mechanisms-per-host, tls-channel-binding, storage-map, user-deleted-event, module-exports, module-capabilities
 // FAST (XEP-0484): a client that authenticated over SASL2 (mod_sasl2) asks for a token with
 // <request-token/> and later logs in with it in one round trip, with the Hashed Token mechanisms
 // HT-SHA-256-NONE and, where the connection has the binding, -EXPR (tls-exporter), -UNIQ
@@ -12,13 +12,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Connection } from '../core/net/connection.ts';
-import { nodeprep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { AdmitUser, SaslContext, SaslExchange, SaslMechanism, SaslStep } from '../core/sasl.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { AccountRecord, UserDeletedEvent } from '../core/usermanager.ts';
-import type { Sasl2InlineFeaturesEvent, Sasl2SuccessEvent } from './mod_sasl2.ts';
+import { attrsOf, defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
 
 const NS_FAST = 'urn:xmpp:fast:0';
 
@@ -57,6 +51,7 @@ interface TokenLogin {
 
 export default defineModule({
   description: 'FAST authentication tokens (XEP-0484) with the HT-SHA-256 mechanisms',
+  capabilities: ['users'],
   options: {
     tokenLifetime: { type: 'integer', description: 'Seconds a token is valid', default: 21 * 86400, min: 60 },
     tokenRotation: { type: 'integer', description: 'Seconds after which a token login gets a new token', default: 86400, min: 0 },
@@ -73,7 +68,7 @@ export default defineModule({
       createHmac('sha256', key).update(`${module.host}\0${username}\0${client}\0${slot.id}`).digest('base64url');
 
     const credentialOf = async (username: string, hash?: string): Promise<string> =>
-      credentialTag(await module.users.getRecord(module.host, username), hash);
+      credentialTag(await module.privileged.users.getRecord(module.host, username), hash);
 
     const bindingsOf = (conn: Connection | undefined) => (conn?.secure ? conn.channelBindingTypes() : undefined);
 
@@ -143,17 +138,17 @@ export default defineModule({
 
     for (const m of HT_MECHANISMS) module.sasl.register(mechanism(m.name, m.binding));
 
-    module.hook<Sasl2InlineFeaturesEvent>('sasl2-inline-features', ({ origin, inline }) => {
+    module.hook('sasl2-inline-features', ({ origin, inline }) => {
       const bindings = bindingsOf(origin.conn);
       if (!bindings) return;
       const fast = inline.c('fast', { xmlns: NS_FAST });
       for (const m of HT_MECHANISMS) if (!m.binding || bindings.includes(m.binding)) fast.c('mechanism').t(m.name);
     });
 
-    module.hook<Sasl2SuccessEvent>('sasl2-success', async ({ session, request, userAgent, success }) => {
+    module.hook('sasl2-success', async ({ session, request, userAgent, success }) => {
       const login = session.conn ? logins.get(session.conn) : undefined;
       if (session.conn) logins.delete(session.conn);
-      const requested = request.getChild('request-token', NS_FAST)?.attrs.mechanism as string | undefined;
+      const requested = attrsOf(request.getChild('request-token', NS_FAST)).mechanism;
       const bindings = bindingsOf(session.conn) ?? [];
       const offered = HT_MECHANISMS.filter((m) => !m.binding || bindings.includes(m.binding)).map((m) => m.name);
       let mechanism: string | undefined;
@@ -169,7 +164,8 @@ export default defineModule({
         module.log('%s: no user-agent id, so no FAST token', session.id);
         return undefined;
       }
-      const username = session.username!;
+      const username = session.username;
+      if (username === undefined) return undefined;
       const now = Date.now();
       const slot: TokenSlot = {
         id: randomBytes(16).toString('base64url'),
@@ -190,8 +186,8 @@ export default defineModule({
     });
 
     const forget = async (username: string) => store.clear(username);
-    module.hook<UserDeletedEvent>('user-password-changed', ({ username }) => forget(username));
-    module.hook<UserDeletedEvent>('user-deleted', async ({ username }) => {
+    module.hook('user-password-changed', ({ username }) => forget(username));
+    module.hook('user-deleted', async ({ username }) => {
       await forget(username);
     });
 

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, storage-keyval, user-deleted-event, module-session-state
+//% requires_core_features: sessions-v1, stanza-events-v1, storage-keyval, user-deleted-event, module-session-state, events-async, module-serial
 // Last Activity (XEP-0012).
 //
 //  - to the server's domain (§6): `seconds` is the server's uptime, no text;
@@ -17,13 +17,7 @@
 // presence from a client, and when a resource is unbound (the status of that session's last
 // unavailable presence is kept).
 import type { Element } from '@xmpp/xml';
-import { bare as bareOf } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { bare as bareOf, defineModule, isBound, StanzaError, xml, type Json, type StanzaEvent } from '../core/api.ts';
 
 export const NS_LAST = 'jabber:iq:last';
 
@@ -60,10 +54,13 @@ export default defineModule({
     const record = (username: string, rec: LastRecord) => {
       const value: Record<string, Json> = { when: rec.when };
       if (rec.status !== undefined) value.status = rec.status;
-      void (async () => {
-        // A session can outlive its deleted account: write nothing for a user that is gone.
-        if (await module.users.exists(host, username)) await store.set(username, value);
-      })().catch((err: unknown) => module.log.error('cannot record last activity of %s@%s: %s', username, host, err));
+      // In the background (unload waits for it), one user's records in order. A session can
+      // outlive its deleted account: nothing is written for a user that is gone.
+      module.task(async () => {
+        await module.serial(username, async () => {
+          if (await module.users.exists(host, username)) await store.set(username, value);
+        });
+      });
     };
 
     const answer = (stanza: Element, seconds: number, text?: string) => {
@@ -74,7 +71,7 @@ export default defineModule({
 
     // -- the server's uptime ----------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS_LAST}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_LAST}:query`, ({ origin, stanza }) => {
       origin.send(answer(stanza, (Date.now() - module.serverInfo.started) / 1000));
       return true;
     });
@@ -86,37 +83,22 @@ export default defineModule({
       const requesterBare = requester ? bareOf(requester) : undefined;
       if (!requesterBare) return false;
       if (requesterBare === `${username}@${host}`) return true;
-      const roster = module.sessions.getUser(host, username)?.roster ?? (await module.rosters.load(host, username));
+      const roster = await module.rosters.load(host, username);
       const sub = roster.items.get(requesterBare)?.subscription;
       return sub === 'from' || sub === 'both';
     };
 
-    const query = (event: StanzaEvent) => {
-      const { origin, stanza, toNode } = event;
+    const query = async ({ origin, stanza, toNode }: StanzaEvent): Promise<true> => {
       const username = toNode ?? '';
-      void (async () => {
-        if (!(await module.users.exists(host, username))) {
-          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-          return;
-        }
-        if (!(await mayView(username, stanza.attrs.from as string | undefined))) {
-          module.router.bounce(origin, stanza, 'auth', 'forbidden', "You are not subscribed to this user's presence");
-          return;
-        }
-        if (module.sessions.availableSessions(host, username).length > 0) {
-          origin.send(answer(stanza, 0));
-          return;
-        }
-        const rec = await store.get<Json>(username);
-        if (!isRecord(rec)) {
-          module.router.bounce(origin, stanza, 'cancel', 'item-not-found', 'No last activity is known');
-          return;
-        }
-        origin.send(answer(stanza, (Date.now() - rec.when) / 1000, rec.status));
-      })().catch((err: unknown) => {
-        module.log.error('last activity query failed: %s', err);
-        module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-      });
+      if (!(await module.users.exists(host, username))) throw new StanzaError('cancel', 'service-unavailable');
+      if (!(await mayView(username, stanza.attrs.from))) throw new StanzaError('auth', 'forbidden', "You are not subscribed to this user's presence");
+      if (module.sessions.availableSessions(host, username).length > 0) {
+        origin.send(answer(stanza, 0));
+        return true;
+      }
+      const rec = await store.get<Json>(username);
+      if (!isRecord(rec)) throw new StanzaError('cancel', 'item-not-found', 'No last activity is known');
+      origin.send(answer(stanza, (Date.now() - rec.when) / 1000, rec.status));
       return true;
     };
     module.hook(`iq-get/bare/${NS_LAST}:query`, query);
@@ -125,9 +107,9 @@ export default defineModule({
     // -- recording ------------------------------------------------------------------------------------
 
     // A client's broadcast presence has no 'to'; mod_presence handles it at priority 0.
-    module.hook<StanzaEvent>('pre-presence/bare', ({ origin, stanza }) => {
-      if (stanza.attrs.to !== undefined || origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
-      const type = stanza.attrs.type as string | undefined;
+    module.hook('pre-presence/bare', ({ origin, stanza }) => {
+      if (stanza.attrs.to !== undefined || !isBound(origin)) return undefined;
+      const type = stanza.attrs.type;
       if (type === undefined) {
         // Available again: a later logout has no unavailable status (unless it sends one).
         const s = module.peekState<SessionLast>(origin);
@@ -141,14 +123,14 @@ export default defineModule({
       return undefined;
     }, 10);
 
-    module.hook<SessionEvent>('resource-unbind', ({ session }: { session: Session }) => {
-      if (session.type !== 'c2s' || !session.username) return;
+    module.hook('resource-unbind', ({ session }) => {
+      if (!isBound(session)) return;
       const status = module.peekState<SessionLast>(session)?.status;
       module.dropState(session);
       record(session.username, { when: Date.now(), status });
     });
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h === host) await store.set(username, undefined);
       return undefined;
     });

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async
 // Message delivery to local users (RFC 6121 §8.5.2–8.5.3):
 //  - to a full JID: that resource; if it is not connected, chat/normal fall back to the bare JID,
 //    groupchat gets service-unavailable, headline/error are dropped;
@@ -7,49 +7,36 @@
 //    no such resource, chat/normal are offered to offline storage (`message/offline/handle`,
 //    e.g. mod_offline) or bounced with service-unavailable.
 //  - to an account that does not exist: service-unavailable (never silence, never a leak).
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-
-export interface OfflineEvent {
-  username: string;
-  host: string;
-  stanza: StanzaEvent['stanza'];
-  origin: Session;
-}
+import { defineModule, StanzaError, type ModuleApi, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'Message delivery (RFC 6121 §8.5)',
   load(module) {
-    module.hook<StanzaEvent>('message/full', (event) => {
+    module.hook('message/full', (event) => {
       const { stanza, toNode, toHost, toResource } = event;
       const target = toNode && toResource ? module.sessions.getByFullJid(toHost, toNode, toResource) : undefined;
       if (target) {
         target.send(stanza);
         return true;
       }
-      const type = (stanza.attrs.type as string | undefined) ?? 'normal';
+      const type = stanza.attrs.type ?? 'normal';
       if (type === 'chat' || type === 'normal') return deliverToBare(module, event);
-      if (type === 'groupchat') module.router.bounce(event.origin, stanza, 'cancel', 'service-unavailable');
+      if (type === 'groupchat') throw new StanzaError('cancel', 'service-unavailable');
       return true;
     }, -10);
 
-    module.hook<StanzaEvent>('message/bare', (event) => deliverToBare(module, event), -10);
+    module.hook('message/bare', (event) => deliverToBare(module, event), -10);
   },
 });
 
-function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
-  const { stanza, toNode, toHost, origin } = event;
-  const type = (stanza.attrs.type as string | undefined) ?? 'normal';
+/** Deliver to the account: synchronously to its resources, else (a Promise) to offline storage. */
+function deliverToBare(module: ModuleApi, event: StanzaEvent): true | Promise<true> {
+  const { stanza, toNode, toHost } = event;
+  const type = stanza.attrs.type ?? 'normal';
   if (!toNode) return true;
-  if (type === 'error') {
-    // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error to a bare JID is silently ignored.
-    return true;
-  }
-  if (type === 'groupchat') {
-    module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-    return true;
-  }
+  // RFC 6121 §8.5.2.1.1 and §8.5.2.2.1: an error to a bare JID is silently ignored.
+  if (type === 'error') return true;
+  if (type === 'groupchat') throw new StanzaError('cancel', 'service-unavailable');
   const targets = type === 'headline'
     ? module.sessions.availableSessions(toHost, toNode).filter((s) => s.priority >= 0)
     : module.sessions.mostAvailableSessions(toHost, toNode);
@@ -58,17 +45,15 @@ function deliverToBare(module: ModuleApi, event: StanzaEvent): true {
     return true;
   }
   if (type === 'headline') return true;
-  const offline: OfflineEvent = { username: toNode, host: toHost, stanza, origin };
-  void (async () => {
-    if (!(await module.users.exists(toHost, toNode))) {
-      module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-      return;
-    }
-    const handled = await module.fireAsync('message/offline/handle', offline);
-    if (handled === undefined) module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-  })().catch((err: unknown) => {
-    module.log.error('offline handling failed: %s', err);
-    module.router.bounce(origin, stanza, 'wait', 'internal-server-error');
-  });
+  return offline(module, event, toNode);
+}
+
+/** No suitable resource: offline storage takes it, or the sender learns it was not delivered. */
+async function offline(module: ModuleApi, event: StanzaEvent, username: string): Promise<true> {
+  const { stanza, toHost, origin } = event;
+  if (!(await module.users.exists(toHost, username))) throw new StanzaError('cancel', 'service-unavailable');
+  // A StanzaError of the offline store (it is full) reaches the sender as it is.
+  const stored = await module.fire('message/offline/handle', { username, host: toHost, stanza, origin });
+  if (stored === undefined) throw new StanzaError('cancel', 'service-unavailable');
   return true;
 }

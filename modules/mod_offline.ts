@@ -1,4 +1,4 @@
-//% requires_core_features: storage-archive, stanza-events-v1, sessions-v1, user-deleted-event
+//% requires_core_features: storage-archive, stanza-events-v1, sessions-v1, user-deleted-event, events-async, module-serial
 // Offline messages (XEP-0160, RFC 6121 §8.5.2.2.1): chat and normal messages for an existing
 // account with no available resource of non-negative priority are stored — durably, before the
 // `message/offline/handle` handler resolves — stamped with a Delayed Delivery element (XEP-0203,
@@ -28,12 +28,7 @@
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf } from '../core/util/stanza.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
-import type { OfflineEvent } from './mod_message.ts';
-import type { ResourceAvailableEvent } from './mod_presence.ts';
+import { attrsOf, defineModule, StanzaError, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -45,25 +40,6 @@ const options = {
   limit: { type: 'integer', description: 'Most messages stored per user; more are bounced with service-unavailable', default: 100, min: 0 },
 } as const;
 
-/** Per-user serial queue: tasks for one user run one after the other, in arrival order. */
-class SerialQueues {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  run<T>(key: string, task: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    const result = prev.then(task);
-    const tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.tails.set(key, tail);
-    void tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    });
-    return result;
-  }
-}
-
 function hasHint(stanza: Element, hint: string): boolean {
   return stanza.getChild(hint, NS_HINTS) !== undefined;
 }
@@ -73,22 +49,12 @@ function worthStoring(stanza: Element): boolean {
   if (hasHint(stanza, 'store')) return true;
   for (const child of stanza.children) {
     if (typeof child === 'string') continue;
-    const ns = child.attrs.xmlns as string | undefined;
+    const ns = attrsOf(child).xmlns;
     if (ns === NS_CHATSTATES || ns === NS_HINTS || ns === NS_SID) continue;
     if (child.name === 'thread' && (ns === undefined || ns === 'jabber:client')) continue;
     return true;
   }
   return false;
-}
-
-/**
- * Fired (awaited) on the host before a stored message is handed to `session`; a handler that
- * returns a value withholds it (it is deleted all the same).
- */
-export interface OfflineDeliverEvent {
-  session: Session;
-  username: string;
-  stanza: Element;
 }
 
 export default defineModule({
@@ -97,15 +63,14 @@ export default defineModule({
   load(module) {
     const host = module.host;
     const archive = module.storage.archive(STORE);
-    const queues = new SerialQueues();
 
     module.addFeature('msgoffline');
 
     // -- storing ----------------------------------------------------------------------------------
 
-    const store = (event: OfflineEvent): Promise<true | undefined> => {
-      const { username, stanza, origin } = event;
-      return queues.run(username, async () => {
+    const store = (event: OfflineEvent): Promise<true | undefined> | true | undefined => {
+      const { username, stanza } = event;
+      return module.serial(username, async () => {
         // A resource may have become available since mod_message looked: deliver, do not store.
         const targets = module.sessions.mostAvailableSessions(host, username);
         if (targets.length) {
@@ -117,8 +82,7 @@ export default defineModule({
         if (!worthStoring(stanza)) return true; // chat states and the like: dropped silently
         const limit = module.option('limit');
         if ((await archive.count(username)) >= limit) {
-          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable', 'The recipient\'s offline message storage is full');
-          return true;
+          throw new StanzaError('cancel', 'service-unavailable', 'The recipient\'s offline message storage is full');
         }
         const copy = clone(stanza) as Element;
         attrsOf(copy).to ??= `${username}@${host}`;
@@ -131,15 +95,15 @@ export default defineModule({
       });
     };
 
-    module.hook<OfflineEvent>('message/offline/handle', (event) => {
+    module.hook('message/offline/handle', (event) => {
       if (event.host !== host) return undefined;
       return store(event);
     });
 
     // -- delivering -------------------------------------------------------------------------------
 
-    const deliver = (session: Session, username: string): Promise<void> =>
-      queues.run(username, async () => {
+    const deliver = (session: Session, username: string) =>
+      module.serial(username, async () => {
         const items = await archive.find(username);
         if (!items.length) return;
         const done: string[] = [];
@@ -165,17 +129,18 @@ export default defineModule({
 
     // XEP-0160 §2 step 5: delivered when the resource becomes available with a non-negative
     // priority (its initial presence, or a negative priority raised).
-    module.hook<ResourceAvailableEvent>('resource-available', ({ session, initial, previousPriority }) => {
+    module.hook('resource-available', ({ session, initial, previousPriority }) => {
       if (session.host !== host || !session.username || session.priority < 0) return;
       if (!initial && previousPriority >= 0) return;
-      deliver(session, session.username).catch((err: unknown) => module.log.error('offline delivery to %s failed: %s', session.full_jid, err));
+      // A failure is logged by the event bus; the messages stay stored for the next time.
+      return deliver(session, session.username);
     });
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
-      await queues.run(username, () => archive.delete(username));
+      await module.serial(username, () => archive.delete(username));
       return undefined; // let every other module clean up too
     });
   },

@@ -1,8 +1,6 @@
 //% requires_core_features: stanza-events-v1
 // XMPP Ping (XEP-0199): the server answers pings to itself and on behalf of its accounts.
-import { defineModule } from '../core/moduleapi.ts';
-import { iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, iqResult, NS, type StanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   description: 'XMPP Ping (XEP-0199)',

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-serial, module-capabilities
 // Presence (RFC 6121 §3–4): subscription management with the state tables of Appendix A,
 // pre-approval (§3.4), availability broadcast, probes, directed presence and delivery of
 // presence addressed to local accounts.
@@ -9,22 +9,9 @@
 // waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
 import { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { bare as bareOf, prep } from '../core/util/jid.ts';
-import { attrsOf } from '../core/util/stanza.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Roster, RosterItem, SubscriptionState } from '../core/rostermanager.ts';
-import type { Session, SessionEvent } from '../core/sessionmanager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
+import { attrsOf, bare as bareOf, defineModule, isBound, prep, StanzaError, type BoundSession, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type SubscriptionState } from '../core/api.ts';
 
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
-
-/** The roster-push event mod_roster answers (host bus). */
-interface RosterPushEvent {
-  host: string;
-  username: string;
-  jid: string;
-}
 
 type SubscriptionType = 'subscribe' | 'subscribed' | 'unsubscribe' | 'unsubscribed';
 const SUBSCRIPTION_TYPES: ReadonlySet<string> = new Set(['subscribe', 'subscribed', 'unsubscribe', 'unsubscribed']);
@@ -116,44 +103,6 @@ function applyState(roster: Roster, jid: string, next: SubState, pendingStanza: 
   return JSON.stringify(item) !== before;
 }
 
-/** Per-user serial queue: tasks for one account run one after the other, in arrival order. */
-class UserQueues {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  constructor(private readonly onError: (err: unknown) => void) {}
-
-  busy(key: string): boolean {
-    return this.tails.has(key);
-  }
-
-  /** Run `task` now when the queue is idle (synchronously, if the task is), else after the others. */
-  run(key: string, task: () => void | Promise<void>): Promise<void> {
-    const tail = this.tails.get(key);
-    let p: Promise<void>;
-    if (!tail) {
-      let r: void | Promise<void>;
-      try {
-        r = task();
-      } catch (err) {
-        this.onError(err);
-        return Promise.resolve();
-      }
-      if (!(r instanceof Promise)) return Promise.resolve();
-      // A task for the same user queued during the synchronous start of this one runs alongside.
-      const nested = this.tails.get(key);
-      const own = r.catch(this.onError);
-      p = nested ? Promise.all([nested, own]).then(() => undefined) : own;
-    } else {
-      p = tail.then(task).catch(this.onError);
-    }
-    const settled = p.finally(() => {
-      if (this.tails.get(key) === settled) this.tails.delete(key);
-    });
-    this.tails.set(key, settled);
-    return settled;
-  }
-}
-
 function presence(attrs: Record<string, string>): Element {
   return new Element('presence', attrs);
 }
@@ -178,24 +127,23 @@ function parsePriority(stanza: Element): number {
   return Math.max(-128, Math.min(127, Number.parseInt(t, 10)));
 }
 
-/**
- * Emitted on the host after a resource's available presence was broadcast: `initial` for the
- * first available presence of the session (RFC 6121 §4.2), with the priority it had before.
- */
-export interface ResourceAvailableEvent {
-  session: Session;
-  initial: boolean;
-  previousPriority: number;
-}
-
 export default defineModule({
   description: 'Presence and presence subscriptions (RFC 6121 §3–4)',
+  capabilities: ['rosters'],
   load(module) {
     const host = module.host;
-    const queues = new UserQueues((err) => module.log.error('presence task failed: %s', err));
+    /**
+     * Run a task in the user's turn (module.serial) and report the stanza handled: at once when
+     * nothing of the user's is pending and the task is synchronous. A failing task is logged and
+     * answered by the router.
+     */
+    const inTurn = (userBare: string, task: () => void | Promise<void>): true | Promise<true> => {
+      const r = module.serial(userBare, task);
+      return r instanceof Promise ? r.then(() => true as const) : true;
+    };
     const directed = (session: Session) => module.state(session, () => new Set<string>());
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s') features.c('sub', { xmlns: NS_PREAPPROVAL });
     });
 
@@ -207,14 +155,14 @@ export default defineModule({
 
     /** The user's roster: the live one when connected, else loaded; undefined for no such user. */
     const rosterOf = async (username: string): Promise<Roster | undefined> => {
-      const live = module.sessions.getUser(host, username)?.roster;
+      const live = module.sessions.roster(host, username);
       if (live) return live;
       if (!(await module.users.exists(host, username))) return undefined;
       const loaded = await module.rosters.load(host, username);
-      return module.sessions.getUser(host, username)?.roster ?? loaded;
+      return module.sessions.roster(host, username) ?? loaded;
     };
 
-    const save = (username: string, roster: Roster, changed: string[]) => module.rosters.save(host, username, roster, changed);
+    const save = (username: string, roster: Roster, changed: string[]) => module.privileged.rosters.save(host, username, roster, changed);
 
     const available = (username: string) => module.sessions.availableSessions(host, username);
     const interested = (username: string) => module.sessions.interestedSessions(host, username);
@@ -223,7 +171,8 @@ export default defineModule({
     const sendPresenceOfResources = (username: string, to: string, type?: 'unavailable'): number => {
       let n = 0;
       for (const s of available(username)) {
-        const p = type ? presence({ type }) : clone(s.presence!) as Element;
+        if (!type && !s.presence) continue;
+        const p = type || !s.presence ? presence({ type: 'unavailable' }) : (clone(s.presence) as Element);
         attrsOf(p).from = s.full_jid;
         attrsOf(p).to = to;
         module.send(p);
@@ -234,11 +183,10 @@ export default defineModule({
 
     // -- outbound subscription stanzas (§3.1.2, §3.2.2, §3.3.2, §3.4; A.2) ------------------------
 
-    const outboundSubscription = async (origin: Session, stanza: Element, type: SubscriptionType, contact: string) => {
-      const username = origin.username!;
+    const outboundSubscription = async (origin: BoundSession, stanza: Element, type: SubscriptionType, contact: string) => {
+      const username = origin.username;
       const userBare = `${username}@${host}`;
       const roster = origin.roster;
-      if (!roster) return;
       const s = stateOf(roster, contact);
       const item = roster.items.get(contact);
       const out = readdress(stanza, userBare, contact);
@@ -363,11 +311,11 @@ export default defineModule({
     }
 
     /** Send `stanza` from the session's full JID to the chosen targets. */
-    const broadcast = (origin: Session, stanza: Element, t: BroadcastTargets) => {
-      const username = origin.username!;
-      const fullJid = origin.full_jid!;
+    const broadcast = (origin: BoundSession, stanza: Element, t: BroadcastTargets) => {
+      const username = origin.username;
+      const fullJid = origin.full_jid;
       const sent = new Set<string>();
-      if (t.contacts && origin.roster) {
+      if (t.contacts) {
         for (const [jid, item] of origin.roster.items) {
           if (item.subscription === 'from' || item.subscription === 'both') {
             module.send(readdress(stanza, fullJid, jid));
@@ -391,8 +339,8 @@ export default defineModule({
       }
     };
 
-    const clientBroadcastPresence = (origin: Session, stanza: Element) => {
-      if (origin.destroyed || !origin.full_jid || !origin.username) return; // the session ended meanwhile
+    const clientBroadcastPresence = (origin: BoundSession, stanza: Element) => {
+      if (origin.destroyed || !isBound(origin)) return; // the session ended meanwhile
       const type = attrsOf(stanza).type;
       const username = origin.username;
       const p = readdress(stanza, origin.full_jid, undefined);
@@ -444,28 +392,22 @@ export default defineModule({
 
     const outbound = (event: StanzaEvent): unknown => {
       const { origin, stanza } = event;
-      if (origin.type !== 'c2s' || !origin.username || !origin.full_jid) return undefined;
-      const type = attrsOf(stanza).type;
-      if (type !== undefined && !VALID_TYPES.has(type)) {
-        module.router.bounce(origin, stanza, 'modify', 'bad-request', `Invalid presence type '${type}'`);
-        return true;
-      }
+      if (!isBound(origin)) return undefined;
+      const type = stanza.attrs.type;
+      if (type !== undefined && !VALID_TYPES.has(type)) throw new StanzaError('modify', 'bad-request', `Invalid presence type '${type}'`);
       const username = origin.username;
       const userBare = `${username}@${host}`;
 
       if (event.to === undefined) {
         // No 'to': broadcast presence (available/unavailable); anything else is meaningless here.
-        if (type === undefined || type === 'unavailable') {
-          void queues.run(userBare, () => clientBroadcastPresence(origin, stanza));
-        }
+        if (type === undefined || type === 'unavailable') return inTurn(userBare, () => clientBroadcastPresence(origin, stanza));
         return true;
       }
 
       if (isSubscriptionType(type)) {
         const contact = bareOf(event.to);
         if (!contact || contact === userBare) return true; // no subscriptions to oneself
-        void queues.run(userBare, () => outboundSubscription(origin, stanza, type, contact));
-        return true;
+        return inTurn(userBare, () => outboundSubscription(origin, stanza, type, contact));
       }
 
       if (type === undefined || type === 'unavailable') {
@@ -473,7 +415,7 @@ export default defineModule({
         const to = event.to;
         const toBare = bareOf(to);
         if (toBare !== userBare) {
-          const sub = toBare ? origin.roster?.items.get(toBare)?.subscription : undefined;
+          const sub = toBare ? origin.roster.items.get(toBare)?.subscription : undefined;
           const set = directed(origin);
           if (type === 'unavailable') set.delete(to);
           else if (sub !== 'from' && sub !== 'both') set.add(to);
@@ -492,19 +434,14 @@ export default defineModule({
       if (!toNode) return undefined;
       const username = toNode;
       const userBare = `${username}@${host}`;
-      const type = attrsOf(stanza).type;
-      const from = attrsOf(stanza).from;
+      const { type, from } = stanza.attrs;
 
       if (isSubscriptionType(type)) {
         const contact = from ? bareOf(from) : undefined;
         if (!contact || prep(contact) === null) return true;
-        void queues.run(userBare, () => inboundSubscription(stanza, type, username, contact));
-        return true;
+        return inTurn(userBare, () => inboundSubscription(stanza, type, username, contact));
       }
-      if (type === 'probe') {
-        void queues.run(userBare, () => inboundProbe(stanza, username));
-        return true;
-      }
+      if (type === 'probe') return inTurn(userBare, () => inboundProbe(stanza, username));
       if (type !== undefined && type !== 'unavailable' && type !== 'error') return true; // invalid: dropped
 
       const deliver = () => {
@@ -515,17 +452,17 @@ export default defineModule({
           for (const s of available(username)) s.send(readdress(stanza, from, s.full_jid));
         }
       };
-      if (queues.busy(userBare)) void queues.run(userBare, deliver);
-      else deliver();
-      return true;
+      // Behind the user's pending subscription changes (a client sees `subscribed` and its roster
+      // push before the contact's presence); at once when there are none.
+      return inTurn(userBare, deliver);
     };
     module.hook('presence/bare', inbound);
     module.hook('presence/full', inbound);
 
     // -- session end (§4.5.2: unavailable on behalf of a vanished resource) -------------------------
 
-    module.hook<SessionEvent>('resource-unbind', ({ session }) => {
-      if (session.type !== 'c2s' || !session.full_jid) return;
+    module.hook('resource-unbind', ({ session }) => {
+      if (!isBound(session)) return;
       const wasAvailable = session.presence !== undefined;
       if (wasAvailable || module.peekState<Set<string>>(session)?.size) {
         const p = presence({ type: 'unavailable' });
@@ -539,8 +476,8 @@ export default defineModule({
   // A reload keeps the directed-presence lists of live sessions.
   save(module) {
     const lists: [Session, string[]][] = [];
-    for (const s of module.sessions.boundSessions()) {
-      const set = s.host === module.host ? module.peekState<Set<string>>(s) : undefined;
+    for (const s of module.sessions.boundSessions(module.host)) {
+      const set = module.peekState<Set<string>>(s);
       if (set?.size) lists.push([s, [...set]]);
     }
     return lists;

@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-map, user-deleted-event
+//% requires_core_features: stanza-events-v1, storage-map, user-deleted-event, events-async
 // Private XML Storage (XEP-0049): a user keeps arbitrary XML on the server, one fragment per
 // (element name, namespace), readable and writable only by the user's own resources.
 //
@@ -19,11 +19,7 @@
 // Storage: the 'private' map store, key `{namespace}name` per user.
 import type { Element } from '@xmpp/xml';
 import { clone, parse } from 'ltx';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/util/stanza.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { attrsOf, defineModule, iqPayload, StanzaError, xml, type Json } from '../core/api.ts';
 
 export const NS_PRIVATE = 'jabber:iq:private';
 
@@ -41,12 +37,12 @@ const options = {
 
 
 function keyOf(el: Element): string {
-  return `{${String(el.attrs.xmlns)}}${el.name}`;
+  return `{${attrsOf(el).xmlns ?? ''}}${el.name}`;
 }
 
 /** The problem with a fragment's namespace, or undefined when it is acceptable. */
 function namespaceProblem(el: Element): string | undefined {
-  const ns = el.attrs.xmlns as string | undefined;
+  const ns = attrsOf(el).xmlns;
   if (ns === undefined || ns === '') return `<${el.name}/> has no namespace of its own`;
   if (RESERVED.has(ns)) return `The namespace ${ns} cannot be used for private data`;
   return undefined;
@@ -63,91 +59,60 @@ export default defineModule({
     module.addFeature(NS_PRIVATE);
     const store = module.storage.map('private');
 
-    const fail = (event: StanzaEvent, what: string) => (err: unknown) => {
-      module.log.error('%s failed for %s: %s', what, event.origin.full_jid ?? event.origin.id, err);
-      module.router.bounce(event.origin, event.stanza, 'wait', 'internal-server-error');
-    };
-
-    module.hook<StanzaEvent>(`iq-get/self/${NS_PRIVATE}:query`, (event) => {
-      const { origin, stanza, toNode } = event;
-      const query = iqPayload(stanza)!;
-      const children = query.getChildElements();
-      if (children.length === 0 || !toNode) {
-        module.router.bounce(origin, stanza, 'modify', 'bad-request', 'Name the private data to retrieve');
-        return true;
-      }
-      if (children.length > 1) {
-        module.router.bounce(origin, stanza, 'modify', 'bad-request', 'Retrieve one private element at a time');
-        return true;
-      }
+    module.hook(`iq-get/self/${NS_PRIVATE}:query`, async ({ origin, stanza, toNode }) => {
+      const children = iqPayload(stanza)!.getChildElements();
+      if (children.length === 0 || !toNode) throw new StanzaError('modify', 'bad-request', 'Name the private data to retrieve');
+      if (children.length > 1) throw new StanzaError('modify', 'bad-request', 'Retrieve one private element at a time');
       const wanted = children[0]!;
       const problem = namespaceProblem(wanted);
-      if (problem) {
-        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', problem);
-        return true;
-      }
-      void store.get<string>(toNode, keyOf(wanted)).then((text) => {
-        let fragment: Element = xml(wanted.name, { xmlns: wanted.attrs.xmlns as string });
-        if (typeof text === 'string') {
-          try {
-            fragment = parse(text) as unknown as Element;
-          } catch (err) {
-            module.log.error('stored private data %s of %s is unreadable: %s', keyOf(wanted), toNode, err);
-          }
+      if (problem) throw new StanzaError('modify', 'not-acceptable', problem);
+      const text = await store.get<string>(toNode, keyOf(wanted));
+      let fragment: Element = xml(wanted.name, { xmlns: attrsOf(wanted).xmlns });
+      if (typeof text === 'string') {
+        try {
+          fragment = parse(text) as unknown as Element;
+        } catch (err) {
+          module.log.error('stored private data %s of %s is unreadable: %s', keyOf(wanted), toNode, err);
         }
-        origin.send(module.iqResult(stanza, xml('query', { xmlns: NS_PRIVATE }, fragment)));
-      }, fail(event, 'private get'));
+      }
+      origin.send(module.iqResult(stanza, xml('query', { xmlns: NS_PRIVATE }, fragment)));
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS_PRIVATE}:query`, (event) => {
-      const { origin, stanza, toNode } = event;
-      const query = iqPayload(stanza)!;
-      const children = query.getChildElements();
-      if (children.length === 0 || !toNode) {
-        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', 'The query holds no private data');
-        return true;
-      }
+    module.hook(`iq-set/self/${NS_PRIVATE}:query`, async ({ origin, stanza, toNode }) => {
+      const children = iqPayload(stanza)!.getChildElements();
+      if (children.length === 0 || !toNode) throw new StanzaError('modify', 'not-acceptable', 'The query holds no private data');
       const values: Record<string, Json | undefined> = {};
       for (const child of children) {
         const problem = namespaceProblem(child);
-        if (problem) {
-          module.router.bounce(origin, stanza, 'modify', 'not-acceptable', problem);
-          return true;
-        }
+        if (problem) throw new StanzaError('modify', 'not-acceptable', problem);
         // The stored fragment is self-contained: its namespace is on its root.
         const copy = clone(child) as unknown as Element;
         values[keyOf(child)] = isEmpty(child) ? undefined : copy.toString();
       }
-      void (async () => {
-        const existing = await store.getAll<Json>(toNode);
-        const after = new Set(existing.keys());
-        for (const [k, v] of Object.entries(values)) {
-          if (v === undefined) after.delete(k);
-          else after.add(k);
-        }
-        const max = module.option('maxElements');
-        if (after.size > max && after.size > existing.size) {
-          module.router.bounce(origin, stanza, 'modify', 'policy-violation', `At most ${max} private elements may be stored`);
-          return;
-        }
-        await store.setKeys(toNode, values);
-        origin.send(module.iqResult(stanza));
-      })().catch(fail(event, 'private set'));
+      const existing = await store.getAll<Json>(toNode);
+      const after = new Set(existing.keys());
+      for (const [k, v] of Object.entries(values)) {
+        if (v === undefined) after.delete(k);
+        else after.add(k);
+      }
+      const max = module.option('maxElements');
+      if (after.size > max && after.size > existing.size) throw new StanzaError('modify', 'policy-violation', `At most ${max} private elements may be stored`);
+      await store.setKeys(toNode, values);
+      origin.send(module.iqResult(stanza));
       return true;
     });
 
     // XEP-0049 §2.3: another user's private data is forbidden (preferred over service-unavailable).
-    const forbidden = ({ origin, stanza }: StanzaEvent) => {
-      module.router.bounce(origin, stanza, 'auth', 'forbidden', "You cannot access another entity's private data");
-      return true;
+    const forbidden = (): never => {
+      throw new StanzaError('auth', 'forbidden', "You cannot access another entity's private data");
     };
-    for (const type of ['get', 'set']) {
+    for (const type of ['get', 'set'] as const) {
       module.hook(`iq-${type}/bare/${NS_PRIVATE}:query`, forbidden);
       module.hook(`iq-${type}/host/${NS_PRIVATE}:query`, forbidden);
     }
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host, username }) => {
+    module.hook('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.clear(username);
       return undefined;
     });

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, stanza-events-v1, user-deleted-event
+//% requires_core_features: sessions-v1, stanza-events-v1, user-deleted-event, module-capabilities
 // In-Band Registration (XEP-0077), for client accounts of this host:
 //  - before authentication (allowRegistration, and only on an encrypted stream when
 //    c2sRequireEncryption): the stream feature, and registration get/set on the unauthenticated
@@ -10,15 +10,7 @@
 // When an account is deleted by any means, every remaining session of it is closed.
 // Error replies never echo the request: it may carry a password (XEP-0077 §3.3).
 import { Element } from '@xmpp/xml';
-import { CoreError } from '../core/util/errors.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../core/util/errors.ts';
-import { nodeprep, prep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import { saslPrep } from '../core/util/scram.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { errorReply, iqPayload, iqResult } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
+import { CoreError, defineModule, errorReply, iqPayload, iqResult, isBound, nodeprep, prep, saslPrep, type BoundSession, type ModuleApi, type Session, type StanzaErrorCondition, type StanzaErrorType, type StanzaEvent } from '../core/api.ts';
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
@@ -76,6 +68,7 @@ function passwordProblem(password: string, minLength: number): string | undefine
 
 export default defineModule({
   description: 'In-Band Registration (XEP-0077): account creation, password change and removal',
+  capabilities: ['users'],
   options,
   load(module: ModuleApi<Options>) {
     const host = module.host;
@@ -83,12 +76,12 @@ export default defineModule({
     /** IP address → time (ms) of its last registration. */
     const lastByIp = new Map<string, number>();
 
-    const secureEnough = (session: Session) => session.conn?.secure === true || !module.config('c2sRequireEncryption', true);
+    const secureEnough = (session: Session) => session.conn?.secure === true || !module.config('c2sRequireEncryption');
     const registrationOpen = (session: Session) => module.option('allowRegistration') && secureEnough(session);
 
     module.addFeature(NS_REGISTER);
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s_unauthed' && registrationOpen(origin)) features.c('register', { xmlns: NS_FEATURE });
     });
 
@@ -156,7 +149,7 @@ export default defineModule({
       }
       state.registered = true;
       try {
-        await module.users.create(host, node, password);
+        await module.privileged.users.create(host, node, password);
       } catch (err) {
         state.registered = false;
         slot.release();
@@ -174,8 +167,8 @@ export default defineModule({
       origin.send(iqResult(stanza));
     };
 
-    module.hook<UnauthenticatedStanzaEvent>('unauthenticated-stanza/iq', ({ origin, stanza }) => {
-      const attrs = stanza.attrs as Record<string, string | undefined>;
+    module.hook('unauthenticated-stanza/iq', ({ origin, stanza }) => {
+      const attrs = stanza.attrs;
       const query = iqPayload(stanza);
       if (!query || query.name !== 'query' || query.attrs.xmlns !== NS_REGISTER) return undefined;
       if (attrs.to !== undefined && prep(attrs.to) !== host) return undefined;
@@ -193,6 +186,7 @@ export default defineModule({
         origin.send(iqResult(stanza, fields()));
         return true;
       }
+      // Answered here, not by the router: its error replies echo the request (a password).
       register(origin, stanza, query).catch((err: unknown) => {
         module.log.error('registration failed: %s', err);
         fail(origin, stanza, 'wait', 'internal-server-error');
@@ -203,8 +197,7 @@ export default defineModule({
     // -- authenticated users: registration info, password change, removal ---------------------
 
     /** Only the host's own authenticated users manage their account here. */
-    const ownUser = (origin: Session): origin is Session & { username: string } =>
-      origin.type === 'c2s' && origin.host === host && origin.username !== undefined;
+    const ownUser = (origin: Session): origin is BoundSession => isBound(origin) && origin.host === host;
 
     const info = ({ origin, stanza }: StanzaEvent): unknown => {
       if (!ownUser(origin)) return undefined;
@@ -226,7 +219,7 @@ export default defineModule({
       // XEP-0077 §3.2: the stream ends with not-authorized; deleting the account closes the others.
       origin.close({ condition: 'not-authorized', text: 'Account removed' });
       try {
-        await module.users.delete(host, username);
+        await module.privileged.users.delete(host, username);
       } catch (err) {
         if (!(err instanceof CoreError && err.code === 'USER_NOT_FOUND')) throw err;
       }
@@ -256,7 +249,7 @@ export default defineModule({
         fail(origin, stanza, 'modify', 'not-acceptable', problem);
         return;
       }
-      await module.users.setPassword(host, origin.username, password);
+      await module.privileged.users.setPassword(host, origin.username, password);
       origin.send(iqResult(stanza));
     };
 
@@ -277,11 +270,13 @@ export default defineModule({
         fail(origin, stanza, 'modify', 'bad-request', 'Expected <password/> or <remove/>');
         return true;
       }
-      work.catch((err: unknown) => {
+      // The session's next stanzas wait for the change. Failures are answered here, not by the
+      // router: its error replies echo the request, which may carry a password.
+      return work.then(() => true, (err: unknown) => {
         module.log.error('account operation of %s@%s failed: %s', origin.username, host, err);
         fail(origin, stanza, 'wait', 'internal-server-error');
+        return true;
       });
-      return true;
     };
     module.hook(`iq-set/self/${NS_REGISTER}:query`, set);
     module.hook(`iq-set/host/${NS_REGISTER}:query`, set);

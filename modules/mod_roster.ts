@@ -1,24 +1,11 @@
-//% requires_core_features: sessions-v1, stanza-events-v1
+//% requires_core_features: sessions-v1, stanza-events-v1, events-async, module-capabilities
 // Roster management (RFC 6121 §2) with roster versioning (XEP-0237, RFC 6121 §2.6).
 // Roster get marks the resource interested; roster sets and removals are saved durably, then
 // answered, then pushed to every interested resource. Subscription state itself is owned by
 // mod_presence, which fires `roster-push` ({ host, username, jid }) after changing an item.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { prep } from '../core/util/jid.ts';
-import { defineModule } from '../core/moduleapi.ts';
-import type { Roster, RosterItem } from '../core/rostermanager.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { iqPayload, iqResult, NS } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
-import type { StreamFeaturesEvent } from './mod_c2s.ts';
-
-interface RosterPushEvent {
-  host: string;
-  username: string;
-  jid: string;
-}
+import { attrsOf, defineModule, iqPayload, iqResult, isBound, NS, prep, StanzaError, type BoundSession, type Roster, type RosterItem, type Stanza } from '../core/api.ts';
 
 /** Longest accepted item name or group name, in characters (RFC 6121 §2.3.3 not-acceptable). */
 const MAX_TEXT_LENGTH = 1024;
@@ -51,7 +38,7 @@ function parseSet(query: Element, ownBare: string): ParsedSet | SetError {
     return { type: 'modify', condition: 'bad-request', text: 'A roster set must contain exactly one item' };
   }
   const item = items[0]!;
-  const attrs = item.attrs as Record<string, string | undefined>;
+  const attrs = attrsOf(item);
   if (attrs.jid === undefined) return { type: 'modify', condition: 'bad-request', text: 'The item has no jid' };
   const jid = prep(attrs.jid);
   if (jid === null || jid.includes('/')) return { type: 'modify', condition: 'jid-malformed', text: 'The item jid is not a valid bare JID' };
@@ -75,41 +62,38 @@ function parseSet(query: Element, ownBare: string): ParsedSet | SetError {
 
 export default defineModule({
   description: 'Roster management (RFC 6121 §2) and roster versioning (XEP-0237)',
+  capabilities: ['rosters'],
   load(module) {
     const host = module.host;
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type === 'c2s') features.c('ver', { xmlns: NS.rosterver });
     });
 
     /** Push the current state of `jid` to every interested resource of the user (§2.1.6). */
     const push = (username: string, jid: string) => {
-      const user = module.sessions.getUser(host, username);
-      if (!user) return;
-      const item = user.roster.items.get(jid);
-      for (const session of user.sessions.values()) {
-        if (!session.isInterested) continue;
-        const iq = new Element('iq', { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.full_jid! });
-        iq.c('query', { xmlns: NS.roster, ver: String(user.roster.version) }).cnode(itemElement(jid, item));
+      const roster = module.sessions.roster(host, username);
+      if (!roster) return;
+      const item = roster.items.get(jid);
+      for (const session of module.sessions.interestedSessions(host, username)) {
+        const iq = new Element('iq', { type: 'set', id: `push-${randomBytes(6).toString('hex')}`, to: session.full_jid });
+        iq.c('query', { xmlns: NS.roster, ver: String(roster.version) }).cnode(itemElement(jid, item));
         session.send(iq);
       }
     };
 
-    module.hook<RosterPushEvent>('roster-push', ({ host: h, username, jid }) => {
+    module.hook('roster-push', ({ host: h, username, jid }) => {
       if (h === host) push(username, jid);
     });
 
     // -- roster get (§2.2, XEP-0237) ----------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS.roster}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/self/${NS.roster}:query`, ({ origin, stanza }) => {
+      if (!isBound(origin)) throw new StanzaError('cancel', 'not-allowed', 'Bind a resource first');
       const roster = origin.roster;
-      if (!roster || !origin.full_jid) {
-        module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
-        return true;
-      }
       origin.interested = true;
       const ver = String(roster.version);
-      const requested = (iqPayload(stanza)!.attrs as Record<string, string | undefined>).ver;
+      const requested = attrsOf(iqPayload(stanza)).ver;
       if (requested !== undefined && requested === ver) {
         // Nothing changed since the client's copy: an empty result, pushes follow (XEP-0237 §2.3).
         origin.send(iqResult(stanza));
@@ -127,26 +111,22 @@ export default defineModule({
       module.send(new Element('presence', { from, to, type }));
     };
 
-    const handleSet = async (origin: Session, stanza: Element, roster: Roster): Promise<void> => {
-      const username = origin.username!;
+    const save = (username: string, roster: Roster, jid: string) => module.privileged.rosters.save(host, username, roster, [jid]);
+
+    const handleSet = async (origin: BoundSession, stanza: Stanza): Promise<true> => {
+      const { username, roster } = origin;
       const ownBare = `${username}@${host}`;
       const parsed = parseSet(iqPayload(stanza)!, ownBare);
-      if ('condition' in parsed) {
-        module.router.bounce(origin, stanza, parsed.type, parsed.condition, parsed.text);
-        return;
-      }
+      if ('condition' in parsed) throw new StanzaError(parsed.type, parsed.condition, parsed.text);
       const { jid } = parsed;
 
       if (parsed.remove) {
         const item = roster.items.get(jid);
-        if (!item) {
-          module.router.bounce(origin, stanza, 'cancel', 'item-not-found', 'No such roster item');
-          return;
-        }
+        if (!item) throw new StanzaError('cancel', 'item-not-found', 'No such roster item');
         const pendingIn = roster.pending.has(jid);
         roster.items.delete(jid);
         roster.pending.delete(jid);
-        await module.rosters.save(host, username, roster, [jid]);
+        await save(username, roster, jid);
         origin.send(iqResult(stanza));
         push(username, jid);
         // §2.5.2: cancel both directions of the subscription (and anything pending).
@@ -154,10 +134,10 @@ export default defineModule({
         if (sub === 'to' || sub === 'both' || item.ask) sendFrom(ownBare, jid, 'unsubscribe');
         if (sub === 'from' || sub === 'both') {
           // The contact stops receiving our presence: it gets unavailable from each resource first.
-          for (const s of module.sessions.availableSessions(host, username)) sendFrom(s.full_jid!, jid, 'unavailable');
+          for (const s of module.sessions.availableSessions(host, username)) sendFrom(s.full_jid, jid, 'unavailable');
         }
         if (sub === 'from' || sub === 'both' || pendingIn) sendFrom(ownBare, jid, 'unsubscribed');
-        return;
+        return true;
       }
 
       const existing = roster.items.get(jid);
@@ -165,36 +145,30 @@ export default defineModule({
       if (parsed.name === undefined) delete item.name;
       else item.name = parsed.name;
       roster.items.set(jid, item);
-      await module.rosters.save(host, username, roster, [jid]);
+      await save(username, roster, jid);
       origin.send(iqResult(stanza));
       push(username, jid);
+      return true;
     };
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
-      const roster = origin.roster;
-      if (!roster || !origin.full_jid || !origin.username) {
-        module.router.bounce(origin, stanza, 'cancel', 'not-allowed', 'Bind a resource first');
-        return true;
-      }
-      return handleSet(origin, stanza, roster).catch((err: unknown) => {
-        module.log.error('roster set by %s failed: %s', origin.full_jid, err);
-        module.router.bounce(origin, stanza, 'wait', 'internal-server-error', 'Could not save the roster');
-      });
+    // Saved durably, then answered, then pushed; a failure to save is answered internal-server-error.
+    module.hook(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
+      if (!isBound(origin)) throw new StanzaError('cancel', 'not-allowed', 'Bind a resource first');
+      return handleSet(origin, stanza);
     });
 
     // §2.3.3 / §2.1.5: nobody but the user may see or change the user's roster.
-    const forbidden = ({ origin, stanza }: StanzaEvent) => {
-      module.router.bounce(origin, stanza, 'auth', 'forbidden', "You cannot access another entity's roster");
-      return true;
+    const forbidden = (): never => {
+      throw new StanzaError('auth', 'forbidden', "You cannot access another entity's roster");
     };
     module.hook(`iq-get/bare/${NS.roster}:query`, forbidden);
     module.hook(`iq-set/bare/${NS.roster}:query`, forbidden);
 
     // -- account removal -----------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host: h, username }) => {
+    module.hook('user-deleted', async ({ host: h, username }) => {
       if (h !== host) return undefined;
-      const roster = module.sessions.getUser(host, username)?.roster ?? (await module.rosters.load(host, username));
+      const roster = await module.rosters.load(host, username);
       const ownBare = `${username}@${host}`;
       const contacts = new Set<string>([...roster.items.keys(), ...roster.pending.keys()]);
       for (const jid of contacts) {

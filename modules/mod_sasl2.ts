@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-sha-512
+//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, scram-sha-512, module-capabilities
 // The Extensible SASL Profile (XEP-0388) on the core's SASL mechanisms (core/sasl.ts: channel-binding
 // policy, XEP-0474 and throttling included), offered beside the RFC 6120 profile (mod_saslauth):
 // the <authentication/> feature with an <inline/>
@@ -9,22 +9,7 @@
 // client's address; payloads, passwords and tokens are never logged.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { nodeprep } from '../core/util/jid.ts';
-import { defineModule, type ModuleApi } from '../core/moduleapi.ts';
-import {
-  advertisedChannelBindings,
-  decodeSaslPayload,
-  type SaslCondition,
-  type SaslContext,
-  type SaslExchange,
-  type SaslStep,
-  type UserAgent,
-} from '../core/sasl.ts';
-import { credentialsFromSaltedPassword, DEFAULT_ITERATIONS, hashLength, SCRAM_HASHES, type ScramHash } from '../core/util/scram.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { Json } from '../core/storage/manager.ts';
-import type { StreamElementEvent, StreamFeaturesEvent, UnauthenticatedStanzaEvent } from './mod_c2s.ts';
+import { advertisedChannelBindings, attrsOf, credentialsFromSaltedPassword, decodeSaslPayload, DEFAULT_ITERATIONS, defineModule, hashLength, nodeprep, NS, SCRAM_HASHES, type Json, type ModuleApi, type Sasl2InlineFeaturesEvent, type Sasl2SuccessEvent, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type ScramHash, type Session, type StreamFeaturesEvent, type UserAgent } from '../core/api.ts';
 
 export type { UserAgent };
 
@@ -32,35 +17,6 @@ const NS_SASL2 = 'urn:xmpp:sasl:2';
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const NS_UPGRADE = 'urn:xmpp:sasl:upgrade:0';
 const NS_SCRAM_UPGRADE = 'urn:xmpp:scram-upgrade:0';
-
-/**
- * `sasl2-inline-features` on the host, while the stream features are built: add the feature
- * elements that may be negotiated inside <authenticate/> (XEP-0386 <bind/>, XEP-0484 <fast/>) to
- * `inline`. Handlers return nothing.
- */
-export interface Sasl2InlineFeaturesEvent {
-  origin: Session;
-  inline: Element;
-}
-
-/**
- * `sasl2-success` on the host, awaited handler by handler in priority order (stream resumption
- * before Bind2 at 50 before the rest at 0), once the client has fully authenticated (its tasks
- * done) and before <success/> is sent. The session is authenticated (type c2s), not yet bound.
- * Each module processes its own children of `request` and adds its results to `success`; the
- * <authorization-identifier/> (the full JID once bound) and <additional-data/> are added after.
- * Handlers return nothing; one that fails is logged and the others still run.
- */
-export interface Sasl2SuccessEvent {
-  session: Session;
-  /** The client's <authenticate/> element. */
-  request: Element;
-  userAgent: UserAgent | undefined;
-  /** The SASL mechanism the client authenticated with. */
-  mechanism: string;
-  /** The <success/> element being built. */
-  success: Element;
-}
 
 /** What a SASL2 client installation is remembered as, per account and user-agent id. */
 interface KnownClient {
@@ -103,6 +59,7 @@ const MAX_KNOWN_CLIENTS = 50;
 
 export default defineModule({
   description: 'Extensible SASL Profile (XEP-0388) with SCRAM upgrade tasks (XEP-0480)',
+  capabilities: ['sessions', 'users'],
   options: {
     mechanisms: {
       type: 'string[]',
@@ -140,7 +97,7 @@ export default defineModule({
       return withRequest?.offered.includes(mechanism) ? { ...shown, sasl2, offered: [...shown.offered, mechanism] } : undefined;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
@@ -231,7 +188,7 @@ export default defineModule({
       const requested = new Set(attempt.request.getChildren('upgrade', NS_UPGRADE).map((u) => u.text().trim()));
       const wanted = SCRAM_HASHES.filter((h) => requested.has(upgradeTaskName(h)));
       if (!wanted.length) return [];
-      const record = await module.users.getRecord(module.host, attempt.username!);
+      const record = await module.privileged.users.getRecord(module.host, attempt.username!);
       return wanted.filter((h) => !record?.scram[h]).map((hash) => ({ name: upgradeTaskName(hash), hash }));
     };
 
@@ -255,7 +212,7 @@ export default defineModule({
         return;
       }
       const username = attempt.username!;
-      module.sessions.makeAuthenticated(session, username);
+      module.privileged.sessions.makeAuthenticated(session, username);
       const extensions = new Element('success', { xmlns: NS_SASL2 });
       const event: Sasl2SuccessEvent = { session, request: attempt.request, userAgent: attempt.userAgent, mechanism: attempt.mechanism, success: extensions };
       await module.fireAsync('sasl2-success', event);
@@ -270,7 +227,7 @@ export default defineModule({
       // One info line per login, as mod_saslauth's: operators see who logged in how; tests count SASL attempts by it.
       module.log.info('authenticated %s@%s from %s with %s (SASL2)', username, module.host, session.conn?.ip, attempt.mechanism);
       const features = new Element('stream:features');
-      module.fire('stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
+      module.emit('stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
       session.send(features);
     };
 
@@ -295,7 +252,7 @@ export default defineModule({
       return true;
     };
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:authenticate`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:authenticate`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       if (attempts.has(origin)) {
         origin.close({ condition: 'policy-violation', text: 'Authentication already in progress' });
@@ -305,7 +262,7 @@ export default defineModule({
         fail(origin, 'encryption-required', 'SASL2 needs TLS');
         return true;
       }
-      const mechanism = element.attrs.mechanism as string | undefined;
+      const mechanism = attrsOf(element).mechanism;
       const userAgent = parseUserAgent(element.getChild('user-agent'), module);
       const ctx = mechanism ? requestContext(origin, mechanism, { request: element, userAgent }) : undefined;
       const exchange = mechanism && ctx ? module.sasl.start(mechanism, ctx) : undefined;
@@ -327,7 +284,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:response`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:response`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (!attempt || attempt.phase !== 'mechanism' || attempt.busy) {
@@ -343,7 +300,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:next`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:next`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
@@ -362,7 +319,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:task-data`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS_SASL2}:task-data`, ({ origin, element }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       const task = attempt?.tasks[0];
@@ -377,7 +334,7 @@ export default defineModule({
         return true;
       }
       runStep(origin, attempt, async () => {
-        await module.users.addScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
+        await module.privileged.users.addScramCredentials(module.host, attempt.username!, task.hash, credentialsFromSaltedPassword(task.hash, salted, task.salt!, task.iterations!));
         if (!current(origin, attempt)) return;
         attempt.tasks.shift();
         if (attempt.tasks.length) sendContinue(origin, attempt);
@@ -386,7 +343,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS_SASL2}:abort`, ({ origin }) => {
+    module.hook(`stream-element/${NS_SASL2}:abort`, ({ origin }) => {
       if (authenticated(origin)) return true;
       const attempt = attempts.get(origin);
       if (attempt) module.log.info('authentication aborted by %s from %s (%s)', who(attempt), origin.conn?.ip, attempt.mechanism);
@@ -401,8 +358,8 @@ export default defineModule({
       origin.close({ condition: 'policy-violation', text: 'Only SASL2 elements are allowed during authentication' });
       return true;
     };
-    for (const kind of ['message', 'presence', 'iq']) module.hook<UnauthenticatedStanzaEvent>(`unauthenticated-stanza/${kind}`, interrupt, 100);
-    for (const name of ['auth', 'response', 'abort']) module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:${name}`, interrupt, 100);
+    for (const kind of ['message', 'presence', 'iq'] as const) module.hook(`unauthenticated-stanza/${kind}`, interrupt, 100);
+    for (const name of ['auth', 'response', 'abort']) module.hook(`stream-element/${NS.sasl}:${name}`, interrupt, 100);
 
     module.export('clients', (jid: unknown) => listClients(module, knownClients, String(jid)), 'SASL2 client installations seen for an account (USER)');
   },
@@ -421,7 +378,7 @@ function upgradeTaskName(hash: ScramHash): string {
 function parseUserAgent(el: Element | undefined, module: ModuleApi): UserAgent | undefined {
   if (!el) return undefined;
   const ua: UserAgent = {};
-  const id = el.attrs.id as string | undefined;
+  const id = attrsOf(el).id;
   if (id !== undefined) {
     if (UUID.test(id)) ua.id = id.toLowerCase();
     else module.log('ignoring a user-agent id that is not a UUID');

@@ -1,4 +1,4 @@
-//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding
+//% requires_core_features: sessions-v1, sasl-mechanisms, tls-channel-binding, module-capabilities
 // SASL authentication, the RFC 6120 §6 profile: <mechanisms/> in the stream features, then
 // <auth/>, <challenge/>, <response/>, <success/>, <failure/>, <abort/>. The mechanisms themselves
 // (SCRAM with channel binding and XEP-0474 downgrade protection, PLAIN over TLS), the
@@ -6,19 +6,7 @@
 // SASL2. Channel-binding types are advertised per XEP-0440. Failures answer <failure/> and are
 // logged with the client's address; payloads and passwords are never logged.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import {
-  advertisedChannelBindings,
-  decodeSaslPayload,
-  encodeSaslPayload,
-  type SaslCondition,
-  type SaslContext,
-  type SaslExchange,
-  type SaslStep,
-} from '../core/sasl.ts';
-import type { Session } from '../core/sessionmanager.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
+import { advertisedChannelBindings, attrsOf, decodeSaslPayload, defineModule, encodeSaslPayload, NS, type SaslCondition, type SaslContext, type SaslExchange, type SaslStep, type Session } from '../core/api.ts';
 
 const NS_SASL_CB = 'urn:xmpp:sasl-cb:0';
 const KNOWN_MECHANISMS = [
@@ -38,6 +26,7 @@ interface InProgress {
 
 export default defineModule({
   description: 'SASL authentication (RFC 6120 §6): SCRAM (with channel binding) and PLAIN',
+  capabilities: ['sessions'],
   options: {
     mechanisms: {
       type: 'string[]',
@@ -56,13 +45,13 @@ export default defineModule({
     /** The stream's SASL context: what may be offered on it now. */
     const context = (session: Session): SaslContext | undefined => {
       const conn = session.conn;
-      if (!conn?.secure && module.config('c2sRequireEncryption', true)) return undefined;
+      if (!conn?.secure && module.config('c2sRequireEncryption')) return undefined;
       const base = { host: module.host, conn, profile: 'SASL1' as const, channelBindings: conn?.channelBindingTypes() ?? [] };
       const offered = module.sasl.offer(base, new Set(module.option('mechanisms')));
       return offered.length ? { ...base, offered } : undefined;
     };
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (origin.type !== 'c2s_unauthed') return;
       const ctx = context(origin);
       if (!ctx) return;
@@ -111,7 +100,7 @@ export default defineModule({
       send(session, 'success', r.data);
       // One info line per login: operators see who logged in how; tests count SASL attempts by it.
       module.log.info('authenticated %s@%s from %s with %s (SASL1)', r.username, module.host, session.conn?.ip, current.mechanism);
-      module.sessions.makeAuthenticated(session, r.username);
+      module.privileged.sessions.makeAuthenticated(session, r.username);
       session.resetStream();
     };
 
@@ -122,13 +111,13 @@ export default defineModule({
       });
     };
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:auth`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS.sasl}:auth`, ({ origin, element }) => {
       if (origin.type !== 'c2s_unauthed') {
         origin.close({ condition: 'policy-violation', text: 'Already authenticated' });
         return true;
       }
-      const mechanism = element.attrs.mechanism as string | undefined;
-      if (!origin.conn?.secure && module.config('c2sRequireEncryption', true)) {
+      const mechanism = attrsOf(element).mechanism;
+      if (!origin.conn?.secure && module.config('c2sRequireEncryption')) {
         fail(origin, 'encryption-required', 'Use STARTTLS first');
         return true;
       }
@@ -149,7 +138,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:response`, ({ origin, element }) => {
+    module.hook(`stream-element/${NS.sasl}:response`, ({ origin, element }) => {
       const current = inProgress.get(origin);
       if (!current) {
         fail(origin, 'malformed-request', 'No authentication in progress');
@@ -164,7 +153,7 @@ export default defineModule({
       return true;
     });
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.sasl}:abort`, ({ origin }) => {
+    module.hook(`stream-element/${NS.sasl}:abort`, ({ origin }) => {
       const current = inProgress.get(origin);
       if (current) {
         const who = current.exchange.claimedUser;

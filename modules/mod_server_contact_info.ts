@@ -9,8 +9,7 @@
 // When `admin` is not given, the server's `admins` (config) are listed as xmpp: URIs. With no
 // address at all, no form is added.
 import type { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
+import { defineModule, xml } from '../core/api.ts';
 
 export const NS_SERVERINFO = 'http://jabber.org/network/serverinfo';
 const NS_DATA = 'jabber:x:data';
@@ -58,7 +57,7 @@ export default defineModule({
   load(module) {
     const contacts = parseContacts(module.option('contacts'));
     if (!contacts.has('admin')) {
-      const admins = module.config<string[]>('admins', []).filter((a) => typeof a === 'string' && a !== '');
+      const admins = (module.config('admins') ?? []).filter((a) => typeof a === 'string' && a !== '');
       if (admins.length) contacts.set('admin', admins.map((a) => `xmpp:${a}`));
     }
     if (contacts.size === 0) {

@@ -4,9 +4,7 @@
 // The offset is that of the `timezone` option (an IANA zone such as 'Europe/Paris'), or of the
 // system's local zone when it is empty.
 import { DateTime, IANAZone } from 'luxon';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, xml } from '../core/api.ts';
 
 export const NS_TIME = 'urn:xmpp:time';
 
@@ -19,7 +17,7 @@ export default defineModule({
     const zone = module.option('timezone');
     if (zone && !IANAZone.isValidZone(zone)) throw new Error(`time.timezone: '${zone}' is not a known IANA time zone`);
     module.addFeature(NS_TIME);
-    module.hook<StanzaEvent>(`iq-get/host/${NS_TIME}:time`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_TIME}:time`, ({ origin, stanza }) => {
       const now = DateTime.now().startOf('second');
       const local = zone ? now.setZone(zone) : now.toLocal();
       const time = xml(

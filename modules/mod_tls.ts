@@ -1,27 +1,26 @@
-//% requires_core_features: sessions-v1
+//% requires_core_features: sessions-v1, module-capabilities
 // STARTTLS (RFC 6120 §5). Required by default (c2sRequireEncryption): until the stream is
 // encrypted, mod_saslauth offers no mechanism, so a client cannot log in in the clear.
 import { Element } from '@xmpp/xml';
-import { defineModule } from '../core/moduleapi.ts';
-import { NS } from '../core/util/stanza.ts';
-import type { StreamElementEvent, StreamFeaturesEvent } from './mod_c2s.ts';
+import { defineModule, NS } from '../core/api.ts';
 
 export default defineModule({
   description: 'STARTTLS for client streams',
+  capabilities: ['tls'],
   load(module) {
-    const required = () => module.config('c2sRequireEncryption', true);
+    const required = () => module.config('c2sRequireEncryption');
 
-    module.hook<StreamFeaturesEvent>('stream-features', ({ origin, features }) => {
+    module.hook('stream-features', ({ origin, features }) => {
       if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
-      if (!module.tls.context(module.host)) return;
+      if (!module.privileged.tls.context(module.host)) return;
       const starttls = new Element('starttls', { xmlns: NS.tls });
       if (required()) starttls.c('required');
       features.cnode(starttls);
     }, 100);
 
-    module.hook<StreamElementEvent>(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
+    module.hook(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
       const conn = origin.conn;
-      const ctx = module.tls.context(module.host);
+      const ctx = module.privileged.tls.context(module.host);
       if (!conn || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {
         origin.send(new Element('failure', { xmlns: NS.tls }));
         origin.close();
@@ -33,7 +32,7 @@ export default defineModule({
       // and from here on the socket's bytes go to TLS: nothing sent in plaintext after
       // <starttls/> is ever processed inside the encrypted stream (CVE-2011-0411 class).
       origin.resetStream();
-      conn.starttls(ctx, (name) => module.tls.context(name)).then(
+      conn.starttls(ctx, (name) => module.privileged.tls.context(name)).then(
         () => module.log('%s: TLS established (%s)', origin.id, conn.tlsInfo?.protocol),
         (err: unknown) => {
           module.log.warn('TLS handshake with %s failed: %s', conn.ip, (err as Error).message);

@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-keyval, user-deleted-event
+//% requires_core_features: stanza-events-v1, storage-keyval, user-deleted-event, events-async
 // vcard-temp (XEP-0054): a user stores and reads their own vCard; anyone may read it.
 //
 //  - get to oneself (no 'to', or one's bare JID): the stored vCard, or an empty <vCard/> when
@@ -17,14 +17,11 @@
 // §8.3.3.9 defines it as a request that "does not meet criteria defined by the recipient or
 // server", and type modify tells the client that a smaller card would be accepted
 // (policy-violation, §8.3.3.12, is meant for content the service prohibits, not for sizes).
-// Note that a stanza larger than `c2sStanzaSizeLimit` (default 256 KiB) closes the stream
+// Note that a stanza larger than `c2s.stanzaSizeLimit` (default 256 KiB) closes the stream
 // before it reaches this module.
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import { defineModule } from '../core/moduleapi.ts';
-import { iqPayload, xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
-import type { UserDeletedEvent } from '../core/usermanager.ts';
+import { defineModule, iqPayload, StanzaError, xml } from '../core/api.ts';
 
 export const NS_VCARD = 'vcard-temp';
 
@@ -32,7 +29,7 @@ const options = {
   maxPhotoBytes: {
     type: 'integer',
     description: 'Largest accepted PHOTO image (decoded BINVAL bytes)',
-    // Base64 grows it by a third: stays under the default c2sStanzaSizeLimit (256 KiB).
+    // Base64 grows it by a third: stays under the default c2s.stanzaSizeLimit (256 KiB).
     default: 128 * 1024,
     min: 0,
   },
@@ -86,82 +83,57 @@ export default defineModule({
       }
     };
 
-    const fail = (event: StanzaEvent, what: string) => (err: unknown) => {
-      module.log.error('%s failed for %s: %s', what, event.origin.full_jid ?? event.origin.id, err);
-      module.router.bounce(event.origin, event.stanza, 'wait', 'internal-server-error');
-    };
-
     // -- get --------------------------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-get/self/${NS_VCARD}:vCard`, (event) => {
-      const { origin, stanza, toNode } = event;
-      void load(toNode ?? '').then((card) => {
-        origin.send(module.iqResult(stanza, card ?? emptyVCard()));
-      }, fail(event, 'vCard get'));
+    module.hook(`iq-get/self/${NS_VCARD}:vCard`, async ({ origin, stanza, toNode }) => {
+      origin.send(module.iqResult(stanza, (await load(toNode ?? '')) ?? emptyVCard()));
       return true;
     });
 
-    module.hook<StanzaEvent>(`iq-get/bare/${NS_VCARD}:vCard`, (event) => {
-      const { origin, stanza, toNode } = event;
+    module.hook(`iq-get/bare/${NS_VCARD}:vCard`, async ({ origin, stanza, toNode }) => {
       const username = toNode ?? '';
-      void (async () => {
-        const card = await load(username);
-        if (card) {
-          origin.send(module.iqResult(stanza, card));
-        } else if (await module.users.exists(module.host, username)) {
-          module.router.bounce(origin, stanza, 'cancel', 'item-not-found');
-        } else {
-          module.router.bounce(origin, stanza, 'cancel', 'service-unavailable');
-        }
-      })().catch(fail(event, 'vCard get'));
-      return true;
+      const card = await load(username);
+      if (card) {
+        origin.send(module.iqResult(stanza, card));
+        return true;
+      }
+      if (await module.users.exists(module.host, username)) throw new StanzaError('cancel', 'item-not-found');
+      throw new StanzaError('cancel', 'service-unavailable');
     });
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS_VCARD}:vCard`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_VCARD}:vCard`, ({ origin, stanza }) => {
       origin.send(module.iqResult(stanza, emptyVCard()));
       return true;
     });
 
     // -- set --------------------------------------------------------------------------------------
 
-    module.hook<StanzaEvent>(`iq-set/self/${NS_VCARD}:vCard`, (event) => {
-      const { origin, stanza, toNode } = event;
+    module.hook(`iq-set/self/${NS_VCARD}:vCard`, async ({ origin, stanza, toNode }) => {
       const card = iqPayload(stanza);
-      if (!card || !toNode) {
-        module.router.bounce(origin, stanza, 'modify', 'bad-request');
-        return true;
-      }
+      if (!card || !toNode) throw new StanzaError('modify', 'bad-request');
       const photo = photoBytes(card);
       const maxPhoto = module.option('maxPhotoBytes');
-      if (photo > maxPhoto) {
-        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', `The photo is too large (${photo} bytes, at most ${maxPhoto} allowed)`);
-        return true;
-      }
+      if (photo > maxPhoto) throw new StanzaError('modify', 'not-acceptable', `The photo is too large (${photo} bytes, at most ${maxPhoto} allowed)`);
       const text = card.toString();
       const size = Buffer.byteLength(text, 'utf8');
       const maxSize = module.option('maxSize');
-      if (size > maxSize) {
-        module.router.bounce(origin, stanza, 'modify', 'not-acceptable', `The vCard is too large (${size} bytes, at most ${maxSize} allowed)`);
-        return true;
-      }
+      if (size > maxSize) throw new StanzaError('modify', 'not-acceptable', `The vCard is too large (${size} bytes, at most ${maxSize} allowed)`);
       // An empty card is a deletion (there is nothing left to show).
       const empty = card.getChildElements().length === 0 && card.text().trim() === '';
-      void store.set(toNode, empty ? undefined : text).then(() => {
-        origin.send(module.iqResult(stanza));
-      }, fail(event, 'vCard set'));
+      await store.set(toNode, empty ? undefined : text);
+      origin.send(module.iqResult(stanza));
       return true;
     });
 
-    const forbidden = ({ origin, stanza }: StanzaEvent) => {
-      module.router.bounce(origin, stanza, 'auth', 'forbidden', 'You can only change your own vCard');
-      return true;
+    const forbidden = (): never => {
+      throw new StanzaError('auth', 'forbidden', 'You can only change your own vCard');
     };
     module.hook(`iq-set/bare/${NS_VCARD}:vCard`, forbidden);
     module.hook(`iq-set/host/${NS_VCARD}:vCard`, forbidden);
 
     // -- account removal --------------------------------------------------------------------------
 
-    module.hook<UserDeletedEvent>('user-deleted', async ({ host, username }) => {
+    module.hook('user-deleted', async ({ host, username }) => {
       if (host === module.host) await store.set(username, undefined);
       return undefined;
     });

@@ -3,9 +3,7 @@
 // with its name and version; the operating system only when `includeOs` is set (§5: revealing
 // the OS must be something an administrator can turn off, so it is off by default).
 import os from 'node:os';
-import { defineModule } from '../core/moduleapi.ts';
-import { xml } from '../core/util/stanza.ts';
-import type { StanzaEvent } from '../core/router.ts';
+import { defineModule, xml } from '../core/api.ts';
 
 export const NS_VERSION = 'jabber:iq:version';
 
@@ -18,7 +16,7 @@ export default defineModule({
   },
   load(module) {
     module.addFeature(NS_VERSION);
-    module.hook<StanzaEvent>(`iq-get/host/${NS_VERSION}:query`, ({ origin, stanza }) => {
+    module.hook(`iq-get/host/${NS_VERSION}:query`, ({ origin, stanza }) => {
       const query = xml(
         'query',
         { xmlns: NS_VERSION },

@@ -46,7 +46,7 @@ export class CadenceServer implements ServerDriver {
       interfaces: ['127.0.0.1'],
       c2sRequireEncryption: false,
       allowUnencryptedPlainAuth: true,
-      c2sKeepaliveInterval: 0,
+      c2s: { keepaliveInterval: 0 },
       modulesEnabled: modules,
       log: { level: 'warn' },
       virtualHosts: { [s.domain]: {} },

@@ -12,7 +12,7 @@ import { setLogLevel } from '../util/log.ts';
 import { loadConfig, Server, VERSION, ROOT_DIR } from '../server.ts';
 import type { Config } from '../config.ts';
 import { importDefault } from '../loader.ts';
-import type { ModuleDefinition } from '../moduleapi.ts';
+import type { AnyModuleDefinition } from '../moduleapi.ts';
 
 const USAGE = `Usage: cadence [-c|--config PATH] <command> [args]
 
@@ -235,9 +235,9 @@ async function check(args: Args): Promise<number> {
         }
         continue;
       }
-      let def: ModuleDefinition;
+      let def: AnyModuleDefinition;
       try {
-        def = (await importDefault(found.file)) as ModuleDefinition;
+        def = (await importDefault(found.file)) as AnyModuleDefinition;
       } catch (err) {
         out(`  ! ${name}: ${found.file} fails to import: ${(err as Error).message}`);
         problems++;

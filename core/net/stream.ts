@@ -7,10 +7,9 @@
 // parser off from input received before them; after close() nothing from the connection is parsed.
 import type { Element } from '@xmpp/xml';
 import { randomUUID } from 'node:crypto';
-import { DEFAULTS } from '../config.ts';
 import type { Connection } from './connection.ts';
 import type { Logger } from '../util/log.ts';
-import type { CloseReason } from '../sessionmanager.ts';
+import type { CloseReason } from '../session.ts';
 import { streamErrorElement } from '../util/stanza.ts';
 import { XmppStreamParser, streamHeader, type StreamLimits } from '../util/stream-parser.ts';
 
@@ -122,14 +121,21 @@ export class XmlStream {
   }
 }
 
-/** Stanza size and depth limits from the c2s* options (smaller before authentication). */
-export function streamLimits(config: <T>(key: string, fallback: T) => T, authenticated: boolean): StreamLimits {
-  return {
-    maxStanzaSize: authenticated
-      ? config('c2sStanzaSizeLimit', DEFAULTS.c2sStanzaSizeLimit)
-      : config('c2sPreauthStanzaSizeLimit', DEFAULTS.c2sPreauthStanzaSizeLimit),
-    maxDepth: config('c2sMaxDepth', DEFAULTS.c2sMaxDepth),
-  };
+/**
+ * The options every stream module declares (mod_c2s as `c2s: { … }`, mod_component as
+ * `component: { … }`): limits, the unauthenticated timeout and whitespace keepalives.
+ */
+export const STREAM_OPTIONS = {
+  stanzaSizeLimit: { type: 'integer', description: 'Largest top-level element accepted once authenticated, in bytes', default: 256 * 1024, min: 1 },
+  preauthStanzaSizeLimit: { type: 'integer', description: 'Largest top-level element accepted before authentication, in bytes', default: 10 * 1024, min: 1 },
+  maxDepth: { type: 'integer', description: 'Deepest element nesting accepted below the stream root', default: 64, min: 1 },
+  unauthenticatedTimeout: { type: 'integer', description: 'Seconds a connection may stay unauthenticated', default: 60, min: 1 },
+  keepaliveInterval: { type: 'integer', description: 'Seconds of silence before a whitespace keepalive is sent (0: never)', default: 300, min: 0 },
+} as const;
+
+/** Stanza size and depth limits of a stream (the smaller size before authentication). */
+export function streamLimits(o: { stanzaSizeLimit: number; preauthStanzaSizeLimit: number; maxDepth: number }, authenticated: boolean): StreamLimits {
+  return { maxStanzaSize: authenticated ? o.stanzaSizeLimit : o.preauthStanzaSizeLimit, maxDepth: o.maxDepth };
 }
 
 /** Send a whitespace keepalive on every stream idle for `intervalMs`; returns the timer. */

@@ -1,11 +1,26 @@
-// Priority event bus. Handlers run highest priority first, ties in registration order. The first
-// handler that returns something other than `undefined` stops the dispatch and its value is the
-// result ("handled"). A handler that returns a Promise has therefore handled the event; a
-// rejected Promise is reported through `onAsyncError`. A handler that throws is logged and
-// skipped: one broken module never stops the others.
+// Priority event bus. Handlers run highest priority first, ties in registration order.
+//
+// A bus is typed by a catalogue (an interface from event name to payload type, such as
+// core/event-types.ts's HostEvents): `on`, `fire`, `emit` and `fireAsync` accept only its names
+// and payloads. The default catalogue accepts any name with an unknown payload.
+//
+// Three ways to dispatch:
+//  - fire(): the first handler whose result is not `undefined` has handled the event, and that
+//    result is returned. A handler may return a Promise: its resolved value decides in the same way
+//    (`undefined` passes the event on to the next handler), so fire() then returns a Promise. As
+//    long as no handler returns a Promise, fire() is synchronous and allocates nothing. A handler
+//    that throws or rejects ends the dispatch: the error propagates to the caller (the router turns
+//    it into an error reply), after a log line naming the event and the handler's owner.
+//  - emit(): a notification, every handler runs; one that throws or rejects is logged and skipped.
+//  - fireAsync(): lifecycle events (user-deleted, server-stopping…): each handler is awaited in
+//    turn, a value stops the chain, one that fails is logged and the next runs.
+import { StanzaError } from './errors.ts';
 import { getLogger, type Logger } from './log.ts';
 
 export type Handler<E = unknown> = (event: E) => unknown;
+
+/** The names of a catalogue. */
+export type EventName<C> = keyof C & string;
 
 interface Entry {
   handler: Handler<never>;
@@ -14,28 +29,24 @@ interface Entry {
   owner: string;
 }
 
-/** Returned by fire() when no handler handled the event but at least one threw. */
-export const HANDLER_ERROR: unique symbol = Symbol('cadence.handler-error');
-
 let seqCounter = 0;
 
-export class EventBus {
+/** Errors already logged by a bus, so that one passed up through nested dispatches is logged once. */
+const logged = new WeakSet<object>();
+
+export class EventBus<C extends object = Record<string, unknown>> {
   private readonly handlers = new Map<string, Entry[]>();
   private readonly log: Logger;
-  /** Called when an async handler's Promise rejects. */
-  onAsyncError: (name: string, event: unknown, err: unknown, owner: string) => void;
 
   constructor(readonly label: string) {
     this.log = getLogger(`core:events:${label}`);
-    this.onAsyncError = (name, _event, err, owner) =>
-      this.log.error('async handler of %s (%s) failed: %s', name, owner, err);
   }
 
   /** Add a handler; returns a function that removes it. */
-  on<E>(name: string, handler: Handler<E>, priority = 0, owner = 'core'): () => void {
+  on<K extends EventName<C>>(name: K, handler: Handler<C[K]>, priority = 0, owner = 'core'): () => void {
     const list = this.handlers.get(name) ?? [];
     const entry: Entry = { handler: handler as Handler<never>, priority, seq: seqCounter++, owner };
-    // Keep the list sorted so fire() is a plain loop.
+    // Keep the list sorted so dispatch is a plain loop.
     let i = list.length;
     while (i > 0 && list[i - 1]!.priority < priority) i--;
     const next = list.slice();
@@ -44,7 +55,7 @@ export class EventBus {
     return () => this.off(name, handler);
   }
 
-  off<E>(name: string, handler: Handler<E>): void {
+  off<K extends EventName<C>>(name: K, handler: Handler<C[K]>): void {
     const list = this.handlers.get(name);
     if (!list) return;
     const next = list.filter((e) => e.handler !== (handler as Handler<never>));
@@ -64,43 +75,71 @@ export class EventBus {
     return [...this.handlers.keys()];
   }
 
-  /** Synchronous dispatch (stanzas and other hot paths). */
-  fire(name: string, event: unknown): unknown {
+  /**
+   * Dispatch to the first handler that handles the event: its result (or a Promise of it), or
+   * undefined when nobody did. Throws (or rejects with) the error of a failing handler.
+   */
+  fire<K extends EventName<C>>(name: K, event: C[K]): unknown {
+    // `list` is replaced, never mutated, so handlers may add/remove handlers safely.
     const list = this.handlers.get(name);
     if (!list) return undefined;
-    let errored = false;
-    // `list` is replaced, never mutated, so handlers may add/remove handlers safely.
-    for (const entry of list) {
+    for (let i = 0; i < list.length; i++) {
+      const entry = list[i]!;
       let result: unknown;
       try {
         result = (entry.handler as Handler<unknown>)(event);
       } catch (err) {
-        errored = true;
-        this.log.error('handler of %s (%s) threw: %s', name, entry.owner, err);
-        continue;
+        throw this.failed(name, entry, err);
       }
-      if (result !== undefined) {
-        if (result instanceof Promise) {
-          result.catch((err: unknown) => this.onAsyncError(name, event, err, entry.owner));
-        }
-        return result;
+      if (result === undefined) continue;
+      if (result instanceof Promise) return this.continueAsync(name, event, list, i, result);
+      return result;
+    }
+    return undefined;
+  }
+
+  /** fire() once a handler returned a Promise: await it, then go on with the next handlers if it resolves to undefined. */
+  private async continueAsync(name: string, event: unknown, list: Entry[], i: number, pending: Promise<unknown>): Promise<unknown> {
+    let result: unknown;
+    try {
+      result = await pending;
+    } catch (err) {
+      throw this.failed(name, list[i]!, err);
+    }
+    for (i++; result === undefined && i < list.length; i++) {
+      const entry = list[i]!;
+      try {
+        result = await (entry.handler as Handler<unknown>)(event);
+      } catch (err) {
+        throw this.failed(name, entry, err);
       }
     }
-    return errored ? HANDLER_ERROR : undefined;
+    return result;
+  }
+
+  /** Log a handler's failure (once, however many dispatches it passes through) and return it. */
+  private failed(name: string, entry: Entry, err: unknown): unknown {
+    if (typeof err === 'object' && err !== null) {
+      if (logged.has(err)) return err;
+      logged.add(err);
+    }
+    if (err instanceof StanzaError) this.log('handler of %s (%s) answered %s', name, entry.owner, err.condition);
+    else this.log.error('handler of %s (%s) failed: %s', name, entry.owner, err);
+    return err;
   }
 
   /**
    * Notification: every handler runs whatever the others return (resource-bind, session-added…).
    * Async handlers are not awaited; their failures are logged.
    */
-  emit(name: string, event: unknown): void {
+  emit<K extends EventName<C>>(name: K, event: C[K]): void {
     const list = this.handlers.get(name);
     if (!list) return;
     for (const entry of list) {
       try {
         const result = (entry.handler as Handler<unknown>)(event);
         if (result instanceof Promise) {
-          result.catch((err: unknown) => this.onAsyncError(name, event, err, entry.owner));
+          result.catch((err: unknown) => this.log.error('async handler of %s (%s) failed: %s', name, entry.owner, err));
         }
       } catch (err) {
         this.log.error('handler of %s (%s) threw: %s', name, entry.owner, err);
@@ -110,21 +149,20 @@ export class EventBus {
 
   /**
    * Awaiting dispatch for lifecycle events (user-deleted, shutdown, …): each handler is awaited
-   * in order; a handler resolving to something other than undefined stops the chain.
+   * in order; a handler resolving to something other than undefined stops the chain. A failing
+   * handler is logged and the next one runs.
    */
-  async fireAsync(name: string, event: unknown): Promise<unknown> {
+  async fireAsync<K extends EventName<C>>(name: K, event: C[K]): Promise<unknown> {
     const list = this.handlers.get(name);
     if (!list) return undefined;
-    let errored = false;
     for (const entry of list) {
       try {
         const result = await (entry.handler as Handler<unknown>)(event);
         if (result !== undefined) return result;
       } catch (err) {
-        errored = true;
         this.log.error('handler of %s (%s) failed: %s', name, entry.owner, err);
       }
     }
-    return errored ? HANDLER_ERROR : undefined;
+    return undefined;
   }
 }

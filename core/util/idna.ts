@@ -165,11 +165,11 @@ function validULabel(label: string): boolean {
 	// Its A-label ("xn--", then at least one character per code point) must fit in 63 octets.
 	if (cps.length + 4 > MAX_LABEL_OCTETS) return false;
 	// §4.2.3.2: no leading combining mark.
-	if (isCombiningMark(cps[0])) return false;
+	if (cps.length > 0 && isCombiningMark(cps[0]!)) return false;
 	// §4.2.3.3 / §5.4: every code point PVALID, or contextual with its rule satisfied.
 	const scan: ContextScan = {};
 	for (let i = 0; i < cps.length; i++) {
-		const p = idnaProperty(cps[i]);
+		const p = idnaProperty(cps[i]!);
 		if (p === PVALID) continue;
 		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i, scan)) continue;
 		return false;
@@ -208,7 +208,7 @@ export function toUnicodeDomain(name: string): string | null {
 	let changed = false;
 	let rtl = false;
 	for (let i = 0; i < labels.length; i++) {
-		const label = prepLabel(labels[i]);
+		const label = prepLabel(labels[i]!);
 		if (label === null) return null;
 		if (label !== labels[i]) {
 			labels[i] = label;

@@ -155,7 +155,7 @@ function checkAsciiHost(h: string): boolean {
 	const labels = h.split('.');
 	for (const l of labels) if (!LDH_LABEL.test(l)) return false;
 	// A numeric final label is only acceptable as part of an IPv4 literal.
-	if (ALL_DIGITS.test(labels[labels.length - 1])) return IPV4_STRICT.test(h);
+	if (ALL_DIGITS.test(labels.at(-1) ?? '')) return IPV4_STRICT.test(h);
 	return true;
 }
 

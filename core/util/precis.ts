@@ -64,7 +64,7 @@ function nicknameSpaces(s: string): string {
 function validInClass(cps: readonly number[], freeform: boolean): boolean {
 	const scan: ContextScan = {};
 	for (let i = 0; i < cps.length; i++) {
-		const p = precisProperty(cps[i]);
+		const p = precisProperty(cps[i]!);
 		if (p === PVALID) continue;
 		if (p === FREE_PVAL && freeform) continue;
 		if ((p === CONTEXTJ || p === CONTEXTO) && contextRuleHolds(cps, i, scan)) continue;

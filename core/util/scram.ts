@@ -105,7 +105,7 @@ function digest(hash: ScramHash, data: Buffer): Buffer {
 
 function xor(a: Buffer, b: Buffer): Buffer {
   const out = Buffer.alloc(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ (b[i] ?? 0);
   return out;
 }
 
@@ -320,7 +320,7 @@ function parseAttrs(s: string): Attr[] | undefined {
   for (const part of s.split(',')) {
     const m = /^([A-Za-z])=(.*)$/s.exec(part);
     if (!m) return undefined;
-    out.push({ name: m[1], value: m[2] });
+    out.push({ name: m[1]!, value: m[2]! });
   }
   return out;
 }
@@ -441,10 +441,11 @@ export class ScramServer {
     const attrs = parseAttrs(clientFirstBare);
     if (!attrs) return fail('malformed-request', 'malformed client-first-message');
     if (attrs.some((a) => a.name === 'm')) return fail('malformed-request', 'unsupported mandatory extension');
-    if (attrs.length < 2 || attrs[0].name !== 'n' || attrs[1].name !== 'r') {
+    const [nAttr, rAttr] = attrs;
+    if (!nAttr || nAttr.name !== 'n' || !rAttr || rAttr.name !== 'r') {
       return fail('malformed-request', 'malformed client-first-message');
     }
-    const rawName = unescapeSaslname(attrs[0].value);
+    const rawName = unescapeSaslname(nAttr.value);
     if (rawName === undefined) return fail('malformed-request', 'malformed username');
     let username: string;
     try {
@@ -453,7 +454,7 @@ export class ScramServer {
       return fail('malformed-request', 'username fails SASLprep');
     }
     if (username === '') return fail('malformed-request', 'empty username');
-    const clientNonce = attrs[1].value;
+    const clientNonce = rAttr.value;
     if (!isPrintableNonce(clientNonce)) return fail('malformed-request', 'malformed client nonce');
     // Further attributes are extensions; unknown ones are ignored.
 
@@ -524,7 +525,7 @@ export class ScramServer {
     const cAttr = attrs[0];
     const rAttr = attrs[1];
     const pAttr = attrs[attrs.length - 1];
-    if (cAttr.name !== 'c' || rAttr.name !== 'r' || pAttr.name !== 'p') {
+    if (!cAttr || !rAttr || !pAttr || cAttr.name !== 'c' || rAttr.name !== 'r' || pAttr.name !== 'p') {
       return fail('malformed-request', 'malformed client-final-message');
     }
     const withoutProof = text.slice(0, text.length - pAttr.value.length - 3);

@@ -27,9 +27,27 @@ export const NS = {
 
 export type StanzaKind = 'message' | 'presence' | 'iq';
 
-/** An element's attributes, typed for reading and stamping. */
-export function attrsOf(el: Element): Record<string, string | undefined> {
-  return el.attrs as Record<string, string | undefined>;
+/** Attributes of a stanza: every value is a string or absent. */
+export interface StanzaAttrs {
+  to?: string;
+  from?: string;
+  type?: string;
+  id?: string;
+  xmlns?: string;
+  'xml:lang'?: string;
+  [name: string]: string | undefined;
+}
+
+/** A top-level stanza (message, presence, iq) with typed attributes. */
+export interface Stanza extends Element {
+  attrs: StanzaAttrs;
+}
+
+const NO_ATTRS: StanzaAttrs = Object.freeze({});
+
+/** An element's attributes, typed for reading and stamping (none for a missing element). */
+export function attrsOf(el: Element | undefined): StanzaAttrs {
+  return el === undefined ? NO_ATTRS : (el.attrs as StanzaAttrs);
 }
 
 export function isStanzaKind(name: string): name is StanzaKind {
@@ -39,18 +57,18 @@ export function isStanzaKind(name: string): name is StanzaKind {
 /** Swap from/to, keep id; for iq the type becomes result. Children are not copied. */
 export function reply(stanza: Element, type?: string): Element {
   const attrs: Record<string, string> = {};
-  const { from, to, id } = stanza.attrs as Record<string, string | undefined>;
+  const { from, to, id, type: ownType } = attrsOf(stanza);
   if (to) attrs.from = to;
   if (from) attrs.to = from;
   if (id !== undefined) attrs.id = id;
-  const t = type ?? (stanza.name === 'iq' ? 'result' : (stanza.attrs.type as string | undefined));
+  const t = type ?? (stanza.name === 'iq' ? 'result' : ownType);
   if (t) attrs.type = t;
   return new Element(stanza.name, attrs);
 }
 
 /** True when an error must not be answered with an error (RFC 6120 §8.3.1). */
 export function mustNotReplyWithError(stanza: Element): boolean {
-  const type = stanza.attrs.type as string | undefined;
+  const type = attrsOf(stanza).type;
   return type === 'error' || (stanza.name === 'iq' && type === 'result');
 }
 

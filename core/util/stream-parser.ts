@@ -244,11 +244,11 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       }
       const n = chunk.length;
       if (n >= 2) {
-        this.tail0 = chunk[n - 2];
-        this.tail1 = chunk[n - 1];
+        this.tail0 = chunk[n - 2]!;
+        this.tail1 = chunk[n - 1]!;
       } else if (n === 1) {
         this.tail0 = this.tail1;
-        this.tail1 = chunk[0];
+        this.tail1 = chunk[0]!;
       }
     }
     if (str.length === 0) return;
@@ -518,8 +518,8 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       for (const key in attrs) {
         if (key.startsWith('xmlns:')) {
           const prefix = key.slice(6);
-          this.checkBinding(prefix, attrs[key]);
-          (scope ??= Object.create(null) as Scope)[prefix] = attrs[key];
+          this.checkBinding(prefix, attrs[key]!);
+          (scope ??= Object.create(null) as Scope)[prefix] = attrs[key]!;
         } else if (key.includes(':')) {
           prefixedAttrs = true;
         }
@@ -530,7 +530,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       this.scopes.push(undefined);
     }
     if (name.includes(':')) this.resolvePrefix(name, true);
-    if (depth !== 0) stack[depth - 1].cnode(el);
+    if (depth !== 0) stack[depth - 1]!.cnode(el);
   };
 
   private readonly onCloseTag = (): void => {
@@ -573,7 +573,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       this.startRegion(this.parser.position - 1);
       return;
     }
-    appendText(stack[depth - 1], text);
+    appendText(stack[depth - 1]!, text);
   };
 
   private readonly onCData = (text: string): void => {
@@ -586,7 +586,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       }
       return;
     }
-    if (text.length !== 0) appendText(stack[depth - 1], text);
+    if (text.length !== 0) appendText(stack[depth - 1]!, text);
   };
 
   // ---- namespaces ----
@@ -597,12 +597,12 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
     let prefixedAttrs = false;
     for (const key in attrs) {
       if (key === 'xmlns') {
-        this.checkBinding('', attrs[key]);
-        scope[''] = attrs[key];
+        this.checkBinding('', attrs[key]!);
+        scope[''] = attrs[key]!;
       } else if (key.startsWith('xmlns:')) {
         const prefix = key.slice(6);
-        this.checkBinding(prefix, attrs[key]);
-        scope[prefix] = attrs[key];
+        this.checkBinding(prefix, attrs[key]!);
+        scope[prefix] = attrs[key]!;
       } else if (key.includes(':')) {
         prefixedAttrs = true;
       }
@@ -656,7 +656,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
       this.abort('not-well-formed', `unbound namespace prefix: ${prefix}`);
     }
     if (inStanza) {
-      const top = this.stack[0];
+      const top = this.stack[0]!;
       const decl = `xmlns:${prefix}`;
       if (top.attrs[decl] === undefined) top.attrs[decl] = uri;
     }

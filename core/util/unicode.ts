@@ -63,7 +63,7 @@ function decodeNumbers(s: string): number[] {
 	const out: number[] = [];
 	let n = 0;
 	for (let i = 0; i < s.length; i++) {
-		const d = DIGITS.indexOf(s[i]);
+		const d = DIGITS.indexOf(s[i]!);
 		n = n * 32 + (d & 0x1f);
 		if ((d & 0x20) === 0) {
 			out.push(n);
@@ -85,8 +85,8 @@ function decodeRuns(): void {
 	let cp = 0;
 	for (let i = 0; i < count; i++) {
 		starts[i] = cp;
-		vals[i] = PALETTE[nums[2 * i + 1]];
-		cp += nums[2 * i];
+		vals[i] = PALETTE[nums[2 * i + 1]!]!;
+		cp += nums[2 * i]!;
 	}
 	if (cp !== 0x110000) throw new Error('unicode-tables.ts: runs do not cover the code space');
 	runStarts = starts;
@@ -101,10 +101,10 @@ function lookup(cp: number): number {
 	let hi = starts.length - 1;
 	while (lo < hi) {
 		const mid = (lo + hi + 1) >>> 1;
-		if (starts[mid] <= cp) lo = mid;
+		if (starts[mid]! <= cp) lo = mid;
 		else hi = mid - 1;
 	}
-	return (runValues as Uint32Array)[lo];
+	return (runValues as Uint32Array)[lo]!;
 }
 
 /** PRECIS derived property (RFC 8264 §8). */
@@ -119,7 +119,7 @@ export function idnaProperty(cp: number): number {
 
 /** Bidi_Class name (for code points some class allows; 'L' elsewhere). */
 export function bidiClass(cp: number): string {
-	return BIDI_CLASSES[(lookup(cp) >> BIDI_SHIFT) & 31];
+	return BIDI_CLASSES[(lookup(cp) >> BIDI_SHIFT) & 31]!;
 }
 
 /** General_Category M (for code points some class allows). */
@@ -151,7 +151,7 @@ export function widthMap(s: string): string {
 	if (widthTable === undefined) {
 		const nums = decodeNumbers(WIDTH_MAP);
 		widthTable = new Map();
-		for (let i = 0; i < nums.length; i += 2) widthTable.set(nums[i], nums[i + 1]);
+		for (let i = 0; i < nums.length; i += 2) widthTable.set(nums[i]!, nums[i + 1]!);
 	}
 	let out = '';
 	for (const ch of s) {
@@ -184,14 +184,14 @@ function isVirama(cp: number | undefined): boolean {
 function zwnjAllowed(cps: readonly number[], i: number): boolean {
 	if (isVirama(cps[i - 1])) return true;
 	let j = i - 1;
-	while (j >= 0 && joiningTypeOf(cps[j]) === JT_T) j--;
+	while (j >= 0 && joiningTypeOf(cps[j]!) === JT_T) j--;
 	if (j < 0) return false;
-	const before = joiningTypeOf(cps[j]);
+	const before = joiningTypeOf(cps[j]!);
 	if (before !== JT_L && before !== JT_D) return false;
 	let k = i + 1;
-	while (k < cps.length && joiningTypeOf(cps[k]) === JT_T) k++;
+	while (k < cps.length && joiningTypeOf(cps[k]!) === JT_T) k++;
 	if (k >= cps.length) return false;
-	const after = joiningTypeOf(cps[k]);
+	const after = joiningTypeOf(cps[k]!);
 	return after === JT_R || after === JT_D;
 }
 
@@ -211,6 +211,7 @@ export interface ContextScan {
  */
 export function contextRuleHolds(cps: readonly number[], i: number, scan: ContextScan = {}): boolean {
 	const cp = cps[i];
+	if (cp === undefined) return false;
 	switch (cp) {
 		case 0x200c: // A.1 ZERO WIDTH NON-JOINER
 			return zwnjAllowed(cps, i);
@@ -272,7 +273,7 @@ export function bidiRuleHolds(cps: readonly number[]): boolean {
 	// 3. / 6. The end, ignoring trailing NSMs.
 	let last = classes.length - 1;
 	while (last > 0 && classes[last] === BIDI_NSM) last--;
-	if (((rtl ? RTL_END : LTR_END) & (1 << classes[last])) === 0) return false;
+	if (((rtl ? RTL_END : LTR_END) & (1 << classes[last]!)) === 0) return false;
 	// 4. In an RTL label, EN and AN do not mix.
 	if (rtl && classes.includes(BIDI_EN) && classes.includes(BIDI_AN)) return false;
 	return true;

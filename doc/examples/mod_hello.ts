@@ -1,10 +1,10 @@
-//% requires_core_features: stanza-events-v1, module-exports, module-session-state
+//% requires_core_features: stanza-events-v1, storage-keyval, module-exports, module-session-state, events-async
 // The example of doc/modules.md ("write a module in five minutes"): answers
-// <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting, counts the sessions
-// on its host, and exports two methods for other modules and the admin shell.
-// Only type imports from Cadence: the file works wherever it is dropped.
-import type { ModuleApi, ModuleDefinition } from '../../core/moduleapi.ts';
-import type { StanzaEvent } from '../../core/router.ts';
+// <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting and how often the user
+// was greeted (kept durably), counts the sessions on its host, and exports two methods for other
+// modules and the admin shell. Only type imports from Cadence (core/api.ts, the module API): the
+// file works wherever it is dropped.
+import type { ModuleApi, ModuleDefinition } from '../../core/api.ts';
 
 const NS = 'urn:example:hello';
 
@@ -17,12 +17,20 @@ const hello: ModuleDefinition<typeof options> = {
   options,
   load(module: ModuleApi<typeof options>) {
     module.addFeature(NS);
+    const greeted = module.storage.keyval(); // user → times greeted
 
-    module.hook<StanzaEvent>(`iq-get/host/${NS}:hello`, ({ origin, stanza }) => {
-      const who = String(stanza.attrs.from ?? 'stranger');
-      const reply = module.xml('hello', { xmlns: NS }, `${module.option('greeting')}, ${who}!`);
+    // The event name is checked by the compiler, and the handler gets its payload type (a
+    // StanzaEvent). A handler may be async: this session's next stanzas wait for it.
+    module.hook(`iq-get/host/${NS}:hello`, async ({ origin, stanza }) => {
+      if (stanza.getChild('hello', NS)?.children.length) {
+        throw module.stanzaError('modify', 'bad-request', 'Send an empty <hello/>'); // the error reply
+      }
+      const user = origin.username ?? '';
+      const times = ((await greeted.get<number>(user)) ?? 0) + 1;
+      await greeted.set(user, times); // durable before the answer
+      const reply = module.xml('hello', { xmlns: NS, times: String(times) }, `${module.option('greeting')}, ${stanza.attrs.from ?? 'stranger'}!`);
       origin.send(module.iqResult(stanza, reply));
-      return true; // handled
+      return true; // handled: nobody else answers
     });
 
     // Told about the sessions that already exist, then about new and closed ones.

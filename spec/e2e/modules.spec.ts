@@ -47,6 +47,10 @@ describe('e2e: modules at run time', function () {
     const r = await hello(alice);
     assert.equal(r.attrs.type, 'result');
     assert.equal(r.getChildText('hello'), 'Hello, alice@localhost/desk!');
+    assert.equal(r.getChild('hello')?.attrs.times, '1');
+    assert.equal((await hello(alice)).getChild('hello')?.attrs.times, '2', 'counted durably, in order');
+    const refused = await alice.iqRaw(xml('iq', { type: 'get', to: 'localhost' }, xml('hello', { xmlns: 'urn:example:hello' }, 'please')));
+    assert.equal(stanzaErrorCondition(refused), 'bad-request', 'a StanzaError thrown by the handler is the answer');
     assert.equal(await shell('module', 'call', 'hello@localhost', 'sessionCount'), '1', 'told about the session that already existed');
     assert.ok((await discoFeatures(alice)).includes('urn:example:hello'));
     assert.match(await shell('module', 'exports', 'localhost'), /hello\.greet/);

@@ -14,7 +14,7 @@ describe('e2e: streams', function () {
   const streamError = (c: RawClient) => c.expect((el) => el.name === 'stream:error');
 
   before(async function () {
-    server = await startServer({ users: { alice: 'alice-pass', bob: 'bob-pass' }, config: { c2sPreauthStanzaSizeLimit: 2048 } });
+    server = await startServer({ users: { alice: 'alice-pass', bob: 'bob-pass' }, config: { c2s: { preauthStanzaSizeLimit: 2048 } } });
   });
   afterEach(function () {
     for (const c of raws.splice(0)) c.close();
@@ -180,7 +180,7 @@ describe('e2e: stream timers', function () {
   let server: TestServer;
   const raws: RawClient[] = [];
   before(async function () {
-    server = await startServer({ users: { alice: 'alice-pass' }, config: { c2sUnauthenticatedTimeout: 1, c2sKeepaliveInterval: 1 } });
+    server = await startServer({ users: { alice: 'alice-pass' }, config: { c2s: { unauthenticatedTimeout: 1, keepaliveInterval: 1 } } });
   });
   afterEach(function () {
     for (const c of raws.splice(0)) c.close();

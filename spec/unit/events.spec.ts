@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { EventBus, HANDLER_ERROR } from '../../core/util/events.ts';
+import { EventBus } from '../../core/util/events.ts';
+import { StanzaError } from '../../core/util/errors.ts';
 import { setLogLevel } from '../../core/util/log.ts';
 
 describe('event bus', function () {
@@ -28,14 +29,66 @@ describe('event bus', function () {
     assert.equal(later, false);
   });
 
-  it('isolates a throwing handler and reports HANDLER_ERROR when nobody handled', function () {
+  it('fire(): a throwing handler ends the dispatch and its error reaches the caller', function () {
     const bus = new EventBus('t');
+    let later = false;
     bus.on('e', () => {
+      throw new StanzaError('modify', 'bad-request');
+    }, 5);
+    bus.on('e', () => {
+      later = true;
+      return true;
+    });
+    assert.throws(() => bus.fire('e', {}), (err: StanzaError) => err.condition === 'bad-request');
+    assert.equal(later, false, 'no handler after the failing one runs');
+  });
+
+  it('fire() stays synchronous when no handler returns a Promise', function () {
+    const bus = new EventBus('t');
+    bus.on('e', () => undefined, 5);
+    bus.on('e', () => 'sync');
+    assert.equal(bus.fire('e', {}), 'sync');
+  });
+
+  it('fire(): a Promise resolving to undefined passes the event on; its value otherwise handles it', async function () {
+    const bus = new EventBus('t');
+    const seen: string[] = [];
+    bus.on('e', async () => void seen.push('async pass'), 10);
+    bus.on('e', () => void seen.push('sync pass'), 5);
+    bus.on('e', async () => {
+      seen.push('async handles');
+      return 'done';
+    }, 1);
+    bus.on('e', () => {
+      seen.push('never');
+      return 'late';
+    });
+    const r = bus.fire('e', {});
+    assert.ok(r instanceof Promise);
+    assert.equal(await r, 'done');
+    assert.deepEqual(seen, ['async pass', 'sync pass', 'async handles']);
+  });
+
+  it('fire(): a rejected handler rejects the dispatch; nobody handling resolves to undefined', async function () {
+    const bus = new EventBus('t');
+    bus.on('e', async () => {
+      throw new Error('storage down');
+    });
+    await assert.rejects(bus.fire('e', {}) as Promise<unknown>, /storage down/);
+    const quiet = new EventBus('t');
+    quiet.on('e', async () => undefined);
+    assert.equal(await quiet.fire('e', {}), undefined);
+  });
+
+  it('fireAsync() isolates a failing handler: the next one still runs', async function () {
+    const bus = new EventBus('t');
+    const seen: string[] = [];
+    bus.on('e', async () => {
       throw new Error('boom');
     }, 5);
-    assert.equal(bus.fire('e', {}), HANDLER_ERROR);
-    bus.on('e', () => true);
-    assert.equal(bus.fire('e', {}), true);
+    bus.on('e', async () => void seen.push('next'));
+    assert.equal(await bus.fireAsync('e', {}), undefined);
+    assert.deepEqual(seen, ['next']);
   });
 
   it('emit() notifies every handler whatever they return', function () {

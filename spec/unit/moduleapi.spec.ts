@@ -3,15 +3,16 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { Element } from '@xmpp/xml';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '../../core/net/connection.ts';
 import type { Server } from '../../core/server.ts';
-import type { Session } from '../../core/sessionmanager.ts';
+import type { Session } from '../../core/session.ts';
 import { makeServer } from '../helpers/core.ts';
 
-const API = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'moduleapi.ts');
+const API = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'core', 'api.ts');
 
 interface Probe {
   log: string[];
@@ -28,11 +29,14 @@ describe('module API and lifecycle', function () {
   const write = (name: string, body: string) =>
     writeFileSync(path.join(dir, `mod_${name}.ts`), `import { defineModule } from '${API}';\nconst P = (globalThis as any).__probe;\nexport default defineModule(${body});\n`);
 
-  const bound = async (user: string): Promise<Session> => {
+  const bound = async (user: string, written: unknown[] = []): Promise<Session> => {
     const socket = new net.Socket();
     sockets.push(socket);
     const s: Session = server.sessions.create('c2s_unauthed', new Connection(socket, 'test', 0), {
-      send: () => true,
+      send: (x) => {
+        written.push(x);
+        return true;
+      },
       close: () => server.sessions.destroy(s),
     });
     s.host = 'example.org';
@@ -142,5 +146,48 @@ describe('module API and lifecycle', function () {
     await server.stop();
     assert.deepEqual(probe().log, ['third', 'second', 'first']);
     assert.ok(Date.now() - t0 < 3000, 'a hanging unload is cut off by shutdownTimeout');
+  });
+
+  it('runs serial tasks of one key in order, other keys alongside', async function () {
+    write('serial', `{
+      load(module) {
+        P.run = (key, label, ms) => module.serial(key, async () => {
+          P.log.push('start ' + label);
+          await new Promise((r) => setTimeout(r, ms));
+          P.log.push('end ' + label);
+        });
+      },
+    }`);
+    await server.modules.load('example.org', 'serial');
+    const run = (probe() as unknown as { run: (k: string, l: string, ms: number) => Promise<void> }).run;
+    await Promise.all([run('alice', 'a1', 30), run('alice', 'a2', 1), run('bob', 'b1', 1)]);
+    assert.deepEqual(probe().log, ['start a1', 'start b1', 'end b1', 'end a1', 'start a2', 'end a2']);
+  });
+
+  it('filters what is sent to its host\'s sessions until it is unloaded', async function () {
+    write('outfilter', `{
+      load(module) {
+        module.filter('stanzas/out', (stanza) => stanza.attrs.type === 'secret' ? undefined : stanza);
+      },
+    }`);
+    const written: unknown[] = [];
+    const s = await bound('filtered', written);
+    await server.modules.load('example.org', 'outfilter');
+    s.send(new Element('message', { type: 'secret' }));
+    s.send(new Element('message', { type: 'chat' }));
+    s.send('<r/>');
+    assert.deepEqual(written.map((x) => (typeof x === 'string' ? x : (x as Element).attrs.type)), ['chat', '<r/>']);
+    await server.modules.unload('example.org', 'outfilter');
+    s.send(new Element('message', { type: 'secret' }));
+    assert.equal((written.at(-1) as Element).attrs.type, 'secret', 'removed on unload');
+  });
+
+  it('gives privileged services only to modules that declare the capability', async function () {
+    write('sneaky', `{ load(module) { module.privileged.sessions.destroy; } }`);
+    await assert.rejects(server.modules.load('example.org', 'sneaky'), (err: Error) => /MODULE_CAPABILITY_MISSING|without declaring capabilities: \['sessions'\]/.test(`${(err as { code?: string }).code} ${err.message}`));
+    write('declared', `{ capabilities: ['sessions'], load(module) { P.log.push(typeof module.privileged.sessions.destroy); P.log.push(Object.keys(module.sessions).sort().join(',')); } }`);
+    await server.modules.load('example.org', 'declared');
+    assert.equal(probe().log[0], 'function');
+    assert.equal(probe().log[1], 'availableSessions,boundSessions,getByFullJid,getComponent,interestedSessions,mostAvailableSessions,roster,sessionsOf', 'module.sessions only looks up');
   });
 });

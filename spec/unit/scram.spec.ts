@@ -138,7 +138,7 @@ async function runClient(
   const serverFirst = first.data.toString('utf8');
   const m = /^r=([^,]+),s=([^,]+),i=(\d+)(?:,h=[^,]+)?$/.exec(serverFirst);
   assert.ok(m, `bad server-first: ${serverFirst}`);
-  const [, nonce, salt, iter] = m;
+  const [, nonce = '', salt = '', iter] = m;
   assert.ok(nonce.startsWith(clientNonce));
   assert.ok(nonce.length > clientNonce.length);
   const salted = pbkdf2Sync(opts.password, Buffer.from(salt, 'base64'), Number(iter), len, h);
@@ -150,7 +150,7 @@ async function runClient(
   const authMessage = `${bare},${serverFirst},${withoutProof}`;
   const clientSig = createHmac(h, storedKey).update(authMessage).digest();
   const proof = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) proof[i] = clientKey[i] ^ clientSig[i];
+  for (let i = 0; i < len; i++) proof[i] = clientKey[i]! ^ clientSig[i]!;
   const final = await srv.step(Buffer.from(`${withoutProof},p=${proof.toString('base64')}`));
   if (final.status === 'success') {
     const expected = createHmac(h, serverKey).update(authMessage).digest('base64');
@@ -279,7 +279,7 @@ describe('core/scram', () => {
       const ch1 = expectChallenge(await srv1.step(Buffer.from('n,,n=mallory,r=abc')));
       const m = /^r=abc[^,]+,s=([^,]+),i=(\d+)$/.exec(ch1);
       assert.ok(m, ch1);
-      assert.equal(Buffer.from(m[1], 'base64').length, 16);
+      assert.equal(Buffer.from(m[1]!, 'base64').length, 16);
       const srv2 = server({ hash, lookup: lookupFor(users) });
       const ch2 = expectChallenge(await srv2.step(Buffer.from('n,,n=mallory,r=xyz')));
       assert.equal(/,s=([^,]+),/.exec(ch2)?.[1], m[1], 'fake salt is deterministic per user');

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { Element } from '@xmpp/xml';
 import { Connection } from '../../core/net/connection.ts';
 import type { Server } from '../../core/server.ts';
-import type { CloseReason, Session } from '../../core/sessionmanager.ts';
+import type { CloseReason, Session } from '../../core/session.ts';
 import { makeServer } from '../helpers/core.ts';
 
 describe('session manager', function () {

@@ -65,7 +65,7 @@ describe('XmppStreamParser', () => {
       for (const ch of HEADER) r.parser.write(ch);
       noErrors(r);
       assert.equal(r.starts.length, 1);
-      assert.equal(r.starts[0].to, 'example.com');
+      assert.equal(r.starts[0]!.to, 'example.com');
     });
 
     it('accepts an unprefixed <stream xmlns=streams> and reports its default namespace as is', () => {
@@ -73,7 +73,7 @@ describe('XmppStreamParser', () => {
       const r = make();
       r.parser.write(`<stream xmlns='${NS_STREAMS}'>`);
       noErrors(r);
-      assert.equal(r.starts[0].xmlns, NS_STREAMS);
+      assert.equal(r.starts[0]!.xmlns, NS_STREAMS);
     });
 
     it('rejects a root element that is not stream:stream', () => {
@@ -122,7 +122,7 @@ describe('XmppStreamParser', () => {
       );
       noErrors(r);
       assert.equal(r.stanzas.length, 1);
-      const m = r.stanzas[0];
+      const m = r.stanzas[0]!;
       assert.equal(m.name, 'message');
       assert.deepEqual({ ...m.attrs }, { to: 'juliet@example.com', type: 'chat', id: 'a&b' });
       assert.equal(m.getChildText('body'), `Art thou not <Romeo> & a "Montague"'? \u00a9\u263a`);
@@ -138,7 +138,7 @@ describe('XmppStreamParser', () => {
       const r = opened();
       r.parser.write(`<message><body>a <![CDATA[<b> & ]]>c</body></message>`);
       noErrors(r);
-      const body = r.stanzas[0].getChild('body');
+      const body = r.stanzas[0]!.getChild('body');
       assert.ok(body);
       assert.deepEqual(body.children, ['a <b> & c']);
     });
@@ -147,8 +147,8 @@ describe('XmppStreamParser', () => {
       const r = opened();
       r.parser.write(`<iq type='get' id='1'>\n  <query xmlns='jabber:iq:roster'/>\n</iq>`);
       noErrors(r);
-      assert.equal(r.stanzas[0].children.length, 3);
-      assert.equal(r.stanzas[0].getChildElements().length, 1);
+      assert.equal(r.stanzas[0]!.children.length, 3);
+      assert.equal(r.stanzas[0]!.getChildElements().length, 1);
     });
 
     it('parses a stanza written in 1-byte Buffer chunks including multi-byte UTF-8', () => {
@@ -160,8 +160,8 @@ describe('XmppStreamParser', () => {
       noErrors(r);
       assert.equal(r.starts.length, 1);
       assert.equal(r.stanzas.length, 1);
-      assert.equal(r.stanzas[0].attrs.to, 'ö@example.com');
-      assert.equal(r.stanzas[0].getChildText('body'), text);
+      assert.equal(r.stanzas[0]!.attrs.to, 'ö@example.com');
+      assert.equal(r.stanzas[0]!.getChildText('body'), text);
       assert.equal(r.ends, 1);
     });
 
@@ -237,9 +237,9 @@ describe('XmppStreamParser', () => {
       const r = opened();
       r.parser.write(`<message __proto__='x' constructor='y'/>`);
       noErrors(r);
-      assert.equal(Object.getPrototypeOf(r.stanzas[0].attrs), Object.prototype);
-      assert.deepEqual(Object.keys(r.stanzas[0].attrs), ['__proto__', 'constructor']);
-      assert.equal(r.stanzas[0].attrs.constructor, 'y');
+      assert.equal(Object.getPrototypeOf(r.stanzas[0]!.attrs), Object.prototype);
+      assert.deepEqual(Object.keys(r.stanzas[0]!.attrs), ['__proto__', 'constructor']);
+      assert.equal(r.stanzas[0]!.attrs.constructor, 'y');
     });
 
     it('emits streamEnd for a self-closing header', () => {
@@ -254,8 +254,8 @@ describe('XmppStreamParser', () => {
     it('emits stanzas in the stream default namespace without xmlns', () => {
       const r = opened();
       r.parser.write(`<message><body>x</body></message>`);
-      assert.equal(r.stanzas[0].attrs.xmlns, undefined);
-      assert.equal(r.stanzas[0].toString(), '<message><body>x</body></message>');
+      assert.equal(r.stanzas[0]!.attrs.xmlns, undefined);
+      assert.equal(r.stanzas[0]!.toString(), '<message><body>x</body></message>');
     });
 
     it('keeps an own xmlns on top-level elements', () => {
@@ -263,24 +263,24 @@ describe('XmppStreamParser', () => {
       r.parser.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
       r.parser.write(`<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="PLAIN">AGZvbwBiYXI=</auth>`);
       noErrors(r);
-      assert.equal(r.stanzas[0].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-tls');
-      assert.equal(r.stanzas[1].attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-sasl');
-      assert.equal(r.stanzas[1].attrs.mechanism, 'PLAIN');
-      assert.equal(r.stanzas[1].getText(), 'AGZvbwBiYXI=');
+      assert.equal(r.stanzas[0]!.attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-tls');
+      assert.equal(r.stanzas[1]!.attrs.xmlns, 'urn:ietf:params:xml:ns:xmpp-sasl');
+      assert.equal(r.stanzas[1]!.attrs.mechanism, 'PLAIN');
+      assert.equal(r.stanzas[1]!.getText(), 'AGZvbwBiYXI=');
     });
 
     it('keeps prefixed names and declarations as written inside stanzas', () => {
       const r = opened();
       r.parser.write(`<iq type='set' id='1'><p:pubsub xmlns:p='http://jabber.org/protocol/pubsub'><p:publish node='n' xml:lang='de'/></p:pubsub></iq>`);
       noErrors(r);
-      const ps = r.stanzas[0].getChild('pubsub', 'http://jabber.org/protocol/pubsub');
+      const ps = r.stanzas[0]!.getChild('pubsub', 'http://jabber.org/protocol/pubsub');
       assert.ok(ps);
       assert.equal(ps.name, 'p:pubsub');
       assert.equal(ps.attrs['xmlns:p'], 'http://jabber.org/protocol/pubsub');
-      const publish = ps.getChildElements()[0];
+      const publish = ps.getChildElements()[0]!;
       assert.equal(publish.name, 'p:publish');
       assert.deepEqual({ ...publish.attrs }, { node: 'n', 'xml:lang': 'de' });
-      assert.equal(r.stanzas[0].attrs['xmlns:p'], undefined);
+      assert.equal(r.stanzas[0]!.attrs['xmlns:p'], undefined);
     });
 
     it('adds declarations of prefixes bound on the stream header to the top-level element', () => {
@@ -290,7 +290,7 @@ describe('XmppStreamParser', () => {
           `<db:result from='a.example' to='b.example'>key</db:result><stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`,
       );
       noErrors(r);
-      const [result, error] = r.stanzas;
+      const [result, error] = r.stanzas as [Element, Element];
       assert.equal(result.name, 'db:result');
       assert.equal(result.attrs['xmlns:db'], 'jabber:server:dialback');
       assert.ok(result.is('result', 'jabber:server:dialback'));
@@ -415,8 +415,8 @@ describe('XmppStreamParser', () => {
       noErrors(r);
       r.parser.write(`<message><body>${'x'.repeat(1000)}</body></message>`);
       assert.equal(r.errors.length, 1);
-      assert.equal(r.errors[0].condition, 'policy-violation');
-      assert.match(r.errors[0].text, /1000/);
+      assert.equal(r.errors[0]!.condition, 'policy-violation');
+      assert.match(r.errors[0]!.text, /1000/);
       assert.equal(r.stanzas.length, 1);
     });
 
@@ -461,7 +461,7 @@ describe('XmppStreamParser', () => {
       r.parser.setLimits({ maxStanzaSize: 100_000, maxDepth: 10 });
       r.parser.write(`<message><body>${'x'.repeat(50_000)}</body></message>`);
       noErrors(r);
-      assert.equal(r.stanzas[0].getChildText('body')?.length, 50_000);
+      assert.equal(r.stanzas[0]!.getChildText('body')?.length, 50_000);
     });
 
     it('enforces the depth limit', () => {
@@ -470,7 +470,7 @@ describe('XmppStreamParser', () => {
       const r = opened({ maxStanzaSize: 10000, maxDepth: 4 });
       r.parser.write(nest(5));
       assert.equal(r.errors[0]?.condition, 'policy-violation');
-      assert.match(r.errors[0].text, /4/);
+      assert.match(r.errors[0]!.text, /4/);
     });
   });
 
@@ -499,7 +499,7 @@ describe('XmppStreamParser', () => {
       r.parser.write(`${HEADER}<presence/>`);
       noErrors(r);
       assert.equal(r.stanzas.length, 1);
-      assert.equal(r.stanzas[0].name, 'presence');
+      assert.equal(r.stanzas[0]!.name, 'presence');
     });
 
     it('called from a listener, drops the rest of that write unparsed (STARTTLS command injection)', () => {
@@ -666,8 +666,8 @@ describe('XmppStreamParser', () => {
       const r = make();
       r.parser.write(h);
       noErrors(r);
-      assert.equal(r.starts[0].id, `a'b<&"`);
-      assert.equal(r.starts[0].to, undefined);
+      assert.equal(r.starts[0]!.id, `a'b<&"`);
+      assert.equal(r.starts[0]!.to, undefined);
     });
   });
 });

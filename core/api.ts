@@ -1,0 +1,84 @@
+// The public surface for modules: everything a module may import from Cadence, and nothing else
+// (eslint.config.js refuses any other import from core/ in modules/, and any import of another
+// module). A module talks to the core through the `module` object it is given; this file adds the
+// types of that object and of the events, and the pure helpers a module needs to build stanzas
+// and handle addresses.
+//
+// Events of a module's own are declared by declaration merging on this file:
+//   declare module '../core/api.ts' { interface HostEvents { 'my-event': MyPayload } }
+
+// ---- defining a module and the `module` object ----------------------------------------------------
+export { defineModule } from './moduleapi.ts';
+export { CAPABILITIES } from './moduleapi.ts';
+export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Logger } from './util/log.ts';
+
+// ---- events -----------------------------------------------------------------------------------------
+export type {
+  AuthenticationFailureEvent,
+  Bind2InlineEvent,
+  Bind2InlineFeaturesEvent,
+  ComponentConnectedEvent,
+  ComponentDisconnectedEvent,
+  DestType,
+  DiscoInfoNodeEvent,
+  GlobalEvents,
+  HostEvents,
+  ItemEvent,
+  ModuleEvent,
+  OfflineDeliverEvent,
+  OfflineEvent,
+  ResourceAvailableEvent,
+  RosterPushEvent,
+  Sasl2InlineFeaturesEvent,
+  Sasl2SuccessEvent,
+  SessionEvent,
+  StanzaEvent,
+  StreamElementEvent,
+  StreamFeaturesEvent,
+  UnauthenticatedStanzaEvent,
+  UserEvent,
+} from './event-types.ts';
+
+// ---- sessions and rosters -----------------------------------------------------------------------------
+export { isBound } from './session.ts';
+export type { BoundSession, CloseReason, FilterKind, Session, SessionType, StanzaFilter, StreamOps } from './session.ts';
+export type { BindResult, SessionControl, SessionRegistry } from './sessionmanager.ts';
+export type { Roster, RosterItem, SubscriptionState } from './rostermanager.ts';
+export type { HostKind } from './hostmanager.ts';
+
+// ---- routing ------------------------------------------------------------------------------------------------
+export type { Routing } from './router.ts';
+
+// ---- stanzas and XML ------------------------------------------------------------------------------------
+export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, reply, xml } from './util/stanza.ts';
+export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
+
+// ---- addresses (RFC 7622) ---------------------------------------------------------------------------------
+export { bare, compareBare, isBare, isFull, join, nameprep, nodeprep, prep, resourceprep, split } from './util/jid.ts';
+export type { JidParts } from './util/jid.ts';
+
+// ---- errors (doc/errors.md) ---------------------------------------------------------------------------------
+export { CoreError, StanzaError, StreamError } from './util/errors.ts';
+export type { CoreErrorCode, StanzaErrorCondition, StanzaErrorType, StreamErrorCondition } from './util/errors.ts';
+
+// ---- storage ---------------------------------------------------------------------------------------------------
+export type { ArchiveItem, ArchiveQuery, ArchiveStore, Json, KeyValStore, MapStore } from './storage/contracts.ts';
+
+// ---- authentication (SASL profiles and mechanisms; doc/authentication.md) ----------------------------------------
+export { advertisedChannelBindings, decodeSaslPayload, encodeSaslPayload } from './sasl.ts';
+export type { AdmitUser, SaslCondition, SaslContext, SaslExchange, SaslMechanism, SaslProfile, SaslStep, UserAgent } from './sasl.ts';
+export { DEFAULT_ITERATIONS, SCRAM_HASHES, credentialsFromSaltedPassword, hashLength, saslPrep } from './util/scram.ts';
+export type { ScramCredentials, ScramHash } from './util/scram.ts';
+export type { AccountRecord } from './usermanager.ts';
+
+// ---- streams and connections (stream modules: mod_c2s, mod_component) -------------------------------------------
+export { STREAM_OPTIONS, XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
+export type { XmlStreamOptions } from './net/stream.ts';
+export type { StreamLimits } from './util/stream-parser.ts';
+export type { Connection } from './net/connection.ts';
+export type { Listener, ListenerSpec } from './net/portmanager.ts';
+
+// ---- configuration ------------------------------------------------------------------------------------------------
+export type { CoreOptions } from './config.ts';
+export type { CoreOptionValue } from './moduleapi.ts';

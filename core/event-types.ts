@@ -1,0 +1,252 @@
+// The event catalogue: every event of a host's bus (HostEvents) and of the server's bus
+// (GlobalEvents), with the type of its payload. `module.hook`, `fire`, `emit` and `fireAsync` are
+// typed by it, so a misspelt event or a wrong payload is a compile error. Families of events are
+// template-literal keys (`iq-get/host/${string}:${string}`): the event name is the routing table.
+//
+// The contract between two modules (one fires, the other hooks) lives here, in core, so that no
+// module imports another. A drop-in module declares its own events by declaration merging:
+//   declare module '../core/api.ts' { interface HostEvents { 'my-event': MyPayload } }
+import type { Element } from '@xmpp/xml';
+import type { SaslCondition, UserAgent } from './sasl.ts';
+import type { Session } from './session.ts';
+import type { Stanza, StanzaKind } from './util/stanza.ts';
+
+export type { StanzaKind };
+
+/** Where a routed stanza is addressed: the domain itself, an account, a resource, or one's own account (iq without 'to'). */
+export type DestType = 'host' | 'bare' | 'full' | 'self';
+
+// ---- stanzas --------------------------------------------------------------------------------------
+
+/** A routed stanza (`<kind>/<dest>`, `pre-<kind>/<dest>`, `iq-<type>/<dest>/…`). */
+export interface StanzaEvent {
+  /** The session the stanza came from (a host's local session for server-generated ones). */
+  origin: Session;
+  stanza: Stanza;
+  /** Prepared destination JID (undefined when the stanza had no 'to'). */
+  to: string | undefined;
+  toNode: string | undefined;
+  toHost: string;
+  toResource: string | undefined;
+  destType: DestType;
+}
+
+/**
+ * `message/offline/handle` on the recipient's host (mod_message → mod_offline): a chat or normal
+ * message for an existing account with no suitable resource. A handler that stores it returns a
+ * value; unhandled, the sender gets service-unavailable. A handler may throw a StanzaError.
+ */
+export interface OfflineEvent {
+  username: string;
+  host: string;
+  stanza: Stanza;
+  origin: Session;
+}
+
+/**
+ * `offline-message/deliver` (awaited, mod_offline): a stored message is about to be handed to
+ * `session`; a handler that returns a value withholds it (it is deleted all the same).
+ */
+export interface OfflineDeliverEvent {
+  session: Session;
+  username: string;
+  stanza: Stanza;
+}
+
+// ---- streams (fired by the stream modules, mod_c2s) ----------------------------------------------
+
+/** `stream-features`: add feature elements to `features`. Handlers return nothing. */
+export interface StreamFeaturesEvent {
+  origin: Session;
+  features: Element;
+}
+
+/** `stream-element/<ns>:<name>`: a top-level element that is not a stanza (`<starttls/>`, `<auth/>`…). */
+export interface StreamElementEvent {
+  origin: Session;
+  element: Element;
+}
+
+/**
+ * `unauthenticated-stanza/<kind>`: a stanza from a client that has not authenticated yet
+ * (In-Band Registration, XEP-0077). A handler that returns a value has answered it; otherwise
+ * the stream is closed with not-authorized. Such stanzas are never routed.
+ */
+export interface UnauthenticatedStanzaEvent {
+  origin: Session;
+  stanza: Stanza;
+}
+
+// ---- authentication (SASL2, Bind2: doc/authentication.md) -----------------------------------------
+
+/** `authentication-failure` on the host, from either SASL profile. */
+export interface AuthenticationFailureEvent {
+  session: Session;
+  condition: SaslCondition;
+}
+
+/**
+ * `sasl2-inline-features`, while the stream features are built: add the feature elements that may
+ * be negotiated inside <authenticate/> (XEP-0386 <bind/>, XEP-0484 <fast/>) to `inline`.
+ */
+export interface Sasl2InlineFeaturesEvent {
+  origin: Session;
+  inline: Element;
+}
+
+/**
+ * `sasl2-success`, awaited handler by handler in priority order (stream resumption > 50, Bind2 =
+ * 50, the rest 0), once the client has fully authenticated and before <success/> is sent. The
+ * session is authenticated (type c2s), not yet bound. Each module processes its own children of
+ * `request` and adds its results to `success`. One that fails is logged; the others still run.
+ */
+export interface Sasl2SuccessEvent {
+  session: Session;
+  /** The client's <authenticate/> element. */
+  request: Element;
+  userAgent: UserAgent | undefined;
+  /** The SASL mechanism the client authenticated with. */
+  mechanism: string;
+  /** The <success/> element being built. */
+  success: Element;
+}
+
+/** `bind2-inline-features`: add `<feature var='…'/>` for each session feature a module enables inside <bind/>. */
+export interface Bind2InlineFeaturesEvent {
+  origin: Session;
+  /** The <inline/> element of Bind2's feature. */
+  inline: Element;
+}
+
+/**
+ * `bind2-inline/<ns>:<name>`, awaited, for each child of the client's <bind/> (other than <tag/>),
+ * right after the resource is bound: enable the feature for `session`, add any result to `bound`
+ * (XEP-0386 §3.2), and return a value to say it was handled.
+ */
+export interface Bind2InlineEvent {
+  /** The newly bound session. */
+  session: Session;
+  /** The child element of <bind/>, e.g. <enable xmlns='urn:xmpp:carbons:2'/>. */
+  element: Element;
+  /** The <bound/> element of the <success/>. */
+  bound: Element;
+}
+
+// ---- presence, roster, disco ----------------------------------------------------------------------
+
+/**
+ * `resource-available` on the host (mod_presence), after a resource's available presence was
+ * broadcast: `initial` for the session's first available presence (RFC 6121 §4.2).
+ */
+export interface ResourceAvailableEvent {
+  session: Session;
+  initial: boolean;
+  previousPriority: number;
+}
+
+/** `roster-push` (mod_presence → mod_roster): push the current state of `jid` to the user's interested resources. */
+export interface RosterPushEvent {
+  host: string;
+  username: string;
+  jid: string;
+}
+
+/**
+ * `disco-info-node/<node>` (mod_disco): a disco#info query to the domain with a node; the handler
+ * fills `query` and returns a value, else the query gets item-not-found.
+ */
+export interface DiscoInfoNodeEvent {
+  origin: Session;
+  stanza: Stanza;
+  query: Element;
+}
+
+/** `item-added/<key>`, `item-removed/<key>`: a host item (disco feature, identity, form…) changed. */
+export interface ItemEvent {
+  key: string;
+  module: string;
+  value: unknown;
+}
+
+// ---- lifecycle ------------------------------------------------------------------------------------
+
+export interface SessionEvent {
+  session: Session;
+}
+
+/** `user-created`, `user-password-changed`, `user-deleted` (awaited: wipe the user's data). */
+export interface UserEvent {
+  host: string;
+  username: string;
+}
+
+export interface ComponentConnectedEvent {
+  host: string;
+}
+
+export interface ComponentDisconnectedEvent {
+  host: string;
+  /** True when the stream was closed (by either side), false when the connection just dropped. */
+  graceful: boolean;
+}
+
+export interface ModuleEvent {
+  module: string;
+  /** The host, or '*' for a global module. */
+  host: string;
+}
+
+/** Fired on the server's bus and, once the session has one, on its host's bus. */
+interface SessionLifecycleEvents {
+  'authentication-success': SessionEvent;
+  'resource-bind': SessionEvent;
+  'resource-unbind': SessionEvent;
+  'session-added': SessionEvent;
+  'session-removed': SessionEvent;
+  'connection-removed': SessionEvent;
+  'user-created': UserEvent;
+  'user-password-changed': UserEvent;
+  'user-deleted': UserEvent;
+}
+
+type RoutedStanzaEvents = { [K in `${StanzaKind}/${DestType}` | `pre-${StanzaKind}/${DestType}`]: StanzaEvent };
+type UnauthenticatedStanzaEvents = { [K in `unauthenticated-stanza/${StanzaKind}`]: UnauthenticatedStanzaEvent };
+
+// ---- the catalogue --------------------------------------------------------------------------------
+
+/** Events of a host's bus (`module.hook` in a host module). */
+export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEvents, SessionLifecycleEvents {
+  /** iq requests by payload (mod_iq): `iq-get/host/urn:xmpp:ping:ping`. */
+  [name: `iq-${'get' | 'set'}/${DestType}/${string}:${string}`]: StanzaEvent;
+  /** iq responses by id (mod_iq): `iq-result/host/<id>`. */
+  [name: `iq-${'result' | 'error'}/${DestType}/${string}`]: StanzaEvent;
+  [name: `stream-element/${string}:${string}`]: StreamElementEvent;
+  [name: `bind2-inline/${string}:${string}`]: Bind2InlineEvent;
+  [name: `disco-info-node/${string}`]: DiscoInfoNodeEvent;
+  [name: `item-added/${string}`]: ItemEvent;
+  [name: `item-removed/${string}`]: ItemEvent;
+  'stream-features': StreamFeaturesEvent;
+  'authentication-failure': AuthenticationFailureEvent;
+  'sasl2-inline-features': Sasl2InlineFeaturesEvent;
+  'sasl2-success': Sasl2SuccessEvent;
+  'bind2-inline-features': Bind2InlineFeaturesEvent;
+  'resource-available': ResourceAvailableEvent;
+  'roster-push': RosterPushEvent;
+  'message/offline/handle': OfflineEvent;
+  'offline-message/deliver': OfflineDeliverEvent;
+}
+
+/** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
+export interface GlobalEvents extends SessionLifecycleEvents {
+  'connection-added': SessionEvent;
+  /** A stanza for a domain this server does not serve (a server-to-server module claims it). */
+  'route/remote': StanzaEvent;
+  'component-connected': ComponentConnectedEvent;
+  'component-disconnected': ComponentDisconnectedEvent;
+  'host-activated': { host: string };
+  'module-loaded': ModuleEvent;
+  'module-unloaded': ModuleEvent;
+  'server-started': Record<string, never>;
+  'server-stopping': { reason: string };
+  'server-stop-requested': { reason?: string };
+}
