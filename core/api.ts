@@ -21,7 +21,9 @@ export type {
   ComponentConnectedEvent,
   ComponentDisconnectedEvent,
   DestType,
+  AccountDiscoEvent,
   DiscoInfoNodeEvent,
+  DiscoItemsNodeEvent,
   GlobalEvents,
   HostEvents,
   ItemEvent,
@@ -60,7 +62,7 @@ export type { JidParts } from './util/jid.ts';
 
 // ---- errors (doc/errors.md) ---------------------------------------------------------------------------------
 export { CoreError, StanzaError, StreamError } from './util/errors.ts';
-export type { CoreErrorCode, StanzaErrorCondition, StanzaErrorType, StreamErrorCondition } from './util/errors.ts';
+export type { CoreErrorCode, StanzaErrorCondition, StanzaErrorExtra, StanzaErrorType, StreamErrorCondition } from './util/errors.ts';
 
 // ---- storage ---------------------------------------------------------------------------------------------------
 export type { ArchiveItem, ArchiveQuery, ArchiveStore, Json, KeyValStore, MapStore } from './storage/contracts.ts';

@@ -161,6 +161,27 @@ export interface DiscoInfoNodeEvent {
   query: Element;
 }
 
+/**
+ * `disco-items-node/<node>` (mod_disco): a disco#items query to the domain with a node (e.g. the
+ * ad-hoc commands node); the handler fills `query` and returns a value, else item-not-found.
+ */
+export type DiscoItemsNodeEvent = DiscoInfoNodeEvent;
+
+/**
+ * disco queries to an account's bare JID (mod_disco), for services an account hosts (PEP):
+ * `account-disco-info-node/<node>` and `account-disco-items-node/<node>` are answered by the
+ * module owning the node (fill `query`, return a value; else item-not-found);
+ * `account-disco-items` (no node) and `account-disco-info` (no node) let every module add to
+ * `query` (handlers return nothing; they may be async and are awaited in turn). `username` is the
+ * account asked about; `origin`/`stanza` tell who asks.
+ */
+export interface AccountDiscoEvent {
+  origin: Session;
+  stanza: Stanza;
+  username: string;
+  query: Element;
+}
+
 /** `item-added/<key>`, `item-removed/<key>`: a host item (disco feature, identity, form…) changed. */
 export interface ItemEvent {
   key: string;
@@ -223,6 +244,11 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   [name: `stream-element/${string}:${string}`]: StreamElementEvent;
   [name: `bind2-inline/${string}:${string}`]: Bind2InlineEvent;
   [name: `disco-info-node/${string}`]: DiscoInfoNodeEvent;
+  [name: `disco-items-node/${string}`]: DiscoItemsNodeEvent;
+  [name: `account-disco-info-node/${string}`]: AccountDiscoEvent;
+  [name: `account-disco-items-node/${string}`]: AccountDiscoEvent;
+  'account-disco-info': AccountDiscoEvent;
+  'account-disco-items': AccountDiscoEvent;
   [name: `item-added/${string}`]: ItemEvent;
   [name: `item-removed/${string}`]: ItemEvent;
   'stream-features': StreamFeaturesEvent;

@@ -12,7 +12,7 @@ import type { StorageManager } from './storage/manager.ts';
 import type { UserManager } from './usermanager.ts';
 import type { EventBus, EventName, Handler } from './util/events.ts';
 import type { GlobalEvents, HostEvents } from './event-types.ts';
-import { CoreError, StanzaError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
+import { CoreError, StanzaError, type StanzaErrorCondition, type StanzaErrorExtra, type StanzaErrorType } from './util/errors.ts';
 import { errorReply, iqResult, xml, type Stanza } from './util/stanza.ts';
 import type { Host, HostKind, HostManager } from './hostmanager.ts';
 import { getLogger, type Logger } from './util/log.ts';
@@ -354,8 +354,8 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
    * Answer a stanza with an error, to whoever sent it (never for errors and iq results). Inside a
    * handler, throwing `new StanzaError(type, condition, text)` does the same.
    */
-  replyError(event: { origin: Session; stanza: Stanza }, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
-    this.server.routing.bounce(event.origin, event.stanza, type, condition, text);
+  replyError(event: { origin: Session; stanza: Stanza }, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string, extra?: StanzaErrorExtra): void {
+    this.server.routing.bounce(event.origin, event.stanza, type, condition, text, extra);
   }
 
   /**
@@ -363,13 +363,13 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
    * the router answers the stanza with it. The same as `new StanzaError(…)` from core/api.ts, for
    * modules dropped outside the tree that import only types.
    */
-  stanzaError(type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): StanzaError {
-    return new StanzaError(type, condition, text);
+  stanzaError(type: StanzaErrorType, condition: StanzaErrorCondition, text?: string, extra?: StanzaErrorExtra): StanzaError {
+    return new StanzaError(type, condition, text, extra);
   }
 
   /** The error reply for a stanza (RFC 6120 §8.3). */
-  errorReply(stanza: Element, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): Element {
-    return errorReply(stanza, type, condition, text);
+  errorReply(stanza: Element, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string, extra?: StanzaErrorExtra): Element {
+    return errorReply(stanza, type, condition, text, undefined, extra);
   }
 
   // -- core services, read-only (every module)

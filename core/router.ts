@@ -19,7 +19,7 @@ import { prep, split } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
 import type { Session, SessionFilters } from './session.ts';
 import { NS, attrsOf, errorReply, iqPayload, mustNotReplyWithError, type Stanza, type StanzaKind } from './util/stanza.ts';
-import { StanzaError, type StanzaErrorCondition, type StanzaErrorType } from './util/errors.ts';
+import { StanzaError, type StanzaErrorCondition, type StanzaErrorExtra, type StanzaErrorType } from './util/errors.ts';
 
 /**
  * Delivery of stanzas: what stream modules and the server route through (the single-process
@@ -38,7 +38,7 @@ export interface Routing {
   /** Run `task` in order with the stanzas of `session` (e.g. a stream element after them). */
   inOrder(session: Session, task: () => unknown): void;
   /** Send an error reply for `stanza` back to its origin (never for errors and iq results). */
-  bounce(origin: Session, stanza: Stanza, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void;
+  bounce(origin: Session, stanza: Stanza, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string, extra?: StanzaErrorExtra): void;
   /** Hold routing (a module swap); returns the release function. Holds nest. */
   hold(): () => void;
 }
@@ -314,7 +314,7 @@ export class StanzaRouter implements Routing {
   /** A handler failed: a StanzaError is its answer; anything else is internal-server-error (the bus logged it). */
   private failed(event: StanzaEvent, err: unknown): void {
     if (err instanceof StanzaError) {
-      this.bounce(event.origin, event.stanza, err.type, err.condition, err.text);
+      this.bounce(event.origin, event.stanza, err.type, err.condition, err.text, err.extra);
       return;
     }
     log('answering internal-server-error to %s/%s from %s', event.stanza.name, event.destType, event.origin.id);
@@ -328,12 +328,12 @@ export class StanzaRouter implements Routing {
     this.bounce(origin, stanza, 'cancel', 'service-unavailable');
   }
 
-  bounce(origin: Session, stanza: Stanza, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string): void {
+  bounce(origin: Session, stanza: Stanza, type: StanzaErrorType, condition: StanzaErrorCondition, text?: string, extra?: StanzaErrorExtra): void {
     if (mustNotReplyWithError(stanza)) return;
     if (origin.type === 'local') {
       log('dropping error %s for server-originated %s', condition, stanza.name);
       return;
     }
-    origin.send(errorReply(stanza, type, condition, text));
+    origin.send(errorReply(stanza, type, condition, text, undefined, extra));
   }
 }

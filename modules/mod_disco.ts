@@ -1,7 +1,9 @@
 //% requires_core_features: stanza-events-v1, events-async
 // Service Discovery (XEP-0030): the server's identity and the features every loaded module
-// adds with module.addFeature(); items are the components (subdomains) of the host. Accounts
-// answer disco#info with the account/registered identity.
+// adds with module.addFeature(); items are the components (subdomains) of the host. Nodes are
+// answered by the modules that own them (events disco-info-node/…, disco-items-node/…). Accounts
+// answer with the account/registered identity, and modules add what an account hosts (PEP) through
+// the account-disco-* events.
 import { Element } from '@xmpp/xml';
 import { attrsOf, defineModule, iqPayload, iqResult, NS, StanzaError, type StanzaEvent } from '../core/api.ts';
 
@@ -42,8 +44,18 @@ export default defineModule({
     });
 
     module.hook(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
-      if (attrsOf(iqPayload(stanza)).node) throw new StanzaError('cancel', 'item-not-found');
-      const query = new Element('query', { xmlns: NS.discoItems });
+      const node = attrsOf(iqPayload(stanza)).node;
+      const query = new Element('query', node ? { xmlns: NS.discoItems, node } : { xmlns: NS.discoItems });
+      if (node) {
+        // A node's items come from the module that owns it (mod_adhoc: the commands node).
+        const answer = (handled: unknown): true => {
+          if (handled === undefined) throw new StanzaError('cancel', 'item-not-found');
+          origin.send(iqResult(stanza, query));
+          return true;
+        };
+        const handled = module.fire(`disco-items-node/${node}`, { origin, stanza, query });
+        return handled instanceof Promise ? handled.then(answer) : answer(handled);
+      }
       for (const name of module.hosts.names()) {
         if (name.endsWith(`.${module.host}`)) query.c('item', { jid: name });
       }
@@ -52,21 +64,32 @@ export default defineModule({
       return true;
     });
 
-    // An account answers for itself (XEP-0030 §… accounts: category account, type registered).
-    const accountInfo = async ({ origin, stanza, toNode }: StanzaEvent) => {
-      if (!(await module.users.exists(module.host, toNode ?? ''))) throw new StanzaError('cancel', 'service-unavailable');
-      const query = new Element('query', { xmlns: NS.discoInfo });
-      addIdentities(query, [{ category: 'account', type: 'registered' }, ...module.getItems<Identity>('account-identity')]);
-      for (const f of new Set(module.getItems<string>('account-feature'))) query.c('feature', { var: f });
+    // An account answers for itself (category account, type registered) and for what it hosts
+    // (PEP nodes): modules add to the answer, or answer a node they own.
+    const forAccount = async (event: StanzaEvent, ns: string, kind: 'info' | 'items') => {
+      const { origin, stanza, toNode } = event;
+      const username = toNode ?? '';
+      if (!(await module.users.exists(module.host, username))) throw new StanzaError('cancel', 'service-unavailable');
+      const node = attrsOf(iqPayload(stanza)).node;
+      const query = new Element('query', node ? { xmlns: ns, node } : { xmlns: ns });
+      const data = { origin, stanza, username, query };
+      if (node) {
+        const handled = await module.fireAsync(kind === 'info' ? `account-disco-info-node/${node}` : `account-disco-items-node/${node}`, data);
+        if (handled === undefined) throw new StanzaError('cancel', 'item-not-found');
+      } else {
+        if (kind === 'info') {
+          addIdentities(query, [{ category: 'account', type: 'registered' }, ...module.getItems<Identity>('account-identity')]);
+          for (const f of new Set(module.getItems<string>('account-feature'))) query.c('feature', { var: f });
+        }
+        await module.fireAsync(kind === 'info' ? 'account-disco-info' : 'account-disco-items', data);
+      }
       origin.send(iqResult(stanza, query));
       return true;
     };
+    const accountInfo = (event: StanzaEvent) => forAccount(event, NS.discoInfo, 'info');
+    const accountItems = (event: StanzaEvent) => forAccount(event, NS.discoItems, 'items');
     module.hook(`iq-get/bare/${NS.discoInfo}:query`, accountInfo);
     module.hook(`iq-get/self/${NS.discoInfo}:query`, accountInfo);
-    const accountItems = ({ origin, stanza }: StanzaEvent) => {
-      origin.send(iqResult(stanza, new Element('query', { xmlns: NS.discoItems })));
-      return true;
-    };
     module.hook(`iq-get/bare/${NS.discoItems}:query`, accountItems);
     module.hook(`iq-get/self/${NS.discoItems}:query`, accountItems);
   },

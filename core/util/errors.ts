@@ -2,6 +2,8 @@
 // StreamError), expected failures returned as values, and bugs/misconfiguration thrown as
 // CoreError with a stable code.
 
+import type { Element } from '@xmpp/xml';
+
 export type StanzaErrorType = 'auth' | 'cancel' | 'continue' | 'modify' | 'wait';
 
 /** RFC 6120 §8.3.3 defined conditions. */
@@ -23,11 +25,25 @@ export type StreamErrorCondition =
   | 'unsupported-encoding' | 'unsupported-feature' | 'unsupported-stanza-type'
   | 'unsupported-version';
 
+/**
+ * What an error reply may carry beyond type, condition and text (RFC 6120 §8.3.2): an
+ * application-specific condition element (XEP-0060's `<precondition-not-met/>`, XEP-0363's
+ * `<file-too-large/>`, …) and the character data some conditions hold (`<gone>` and `<redirect>`:
+ * the new address).
+ */
+export interface StanzaErrorExtra {
+  /** An element in an application namespace, added after the defined condition. */
+  application?: Element;
+  /** Character data of the defined condition element (gone, redirect). */
+  conditionText?: string;
+}
+
 export class StanzaError extends Error {
   constructor(
     readonly type: StanzaErrorType,
     readonly condition: StanzaErrorCondition,
     readonly text?: string,
+    readonly extra?: StanzaErrorExtra,
   ) {
     super(text ?? condition);
     this.name = 'StanzaError';

@@ -2,7 +2,7 @@
 // stanzas carry no xmlns of their own (the stream's content namespace applies).
 import xml, { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import type { StanzaErrorCondition, StanzaErrorType } from './errors.ts';
+import type { StanzaErrorCondition, StanzaErrorExtra, StanzaErrorType } from './errors.ts';
 
 export { Element, xml };
 
@@ -82,6 +82,7 @@ export function errorReply(
   condition: StanzaErrorCondition,
   text?: string,
   by?: string,
+  extra?: StanzaErrorExtra,
 ): Element {
   const r = reply(stanza, 'error');
   if (stanza.name === 'iq') {
@@ -89,8 +90,12 @@ export function errorReply(
     if (payload) r.cnode(clone(payload));
   }
   const err = new Element('error', by ? { type, by } : { type });
-  err.cnode(new Element(condition, { xmlns: NS.stanzas }));
+  const cond = new Element(condition, { xmlns: NS.stanzas });
+  if (extra?.conditionText) cond.t(extra.conditionText);
+  err.cnode(cond);
   if (text) err.cnode(new Element('text', { xmlns: NS.stanzas, 'xml:lang': 'en' }).t(text));
+  // RFC 6120 §8.3.2: the application-specific condition follows the defined one (and the text).
+  if (extra?.application) err.cnode(clone(extra.application));
   r.cnode(err);
   return r;
 }

@@ -38,7 +38,7 @@ export class PubSubError extends StanzaError {
     condition: StanzaErrorCondition,
     readonly app?: PubSubAppCondition,
     text?: string,
-    readonly extra: {
+    readonly details: {
       /** <unsupported feature='…'/> */
       feature?: PubSubFeatureName;
       /** Character data of the defined condition: the new address for <gone/> and <redirect/>. */
@@ -47,7 +47,11 @@ export class PubSubError extends StanzaError {
       payload?: Element;
     } = {},
   ) {
-    super(type, condition, text);
+    // The core router answers a thrown StanzaError with these too (application condition, gone's address).
+    super(type, condition, text, {
+      application: app ? new Element(app, details.feature ? { xmlns: NS_PUBSUB_ERRORS, feature: details.feature } : { xmlns: NS_PUBSUB_ERRORS }) : undefined,
+      conditionText: details.conditionText,
+    });
     this.name = 'PubSubError';
   }
 }
@@ -79,7 +83,7 @@ export const errors = {
 export function errorElement(err: StanzaError, by?: string): Element {
   const el = new Element('error', by ? { type: err.type, by } : { type: err.type });
   const cond = new Element(err.condition, { xmlns: NS.stanzas });
-  const extra = err instanceof PubSubError ? err.extra : {};
+  const extra = err instanceof PubSubError ? err.details : {};
   if (extra.conditionText) cond.t(extra.conditionText);
   el.cnode(cond);
   if (err.text) el.cnode(new Element('text', { xmlns: NS.stanzas, 'xml:lang': 'en' }).t(err.text));
@@ -95,7 +99,7 @@ export function errorElement(err: StanzaError, by?: string): Element {
  */
 export function errorReplyFor(stanza: Element, err: StanzaError, by?: string): Element {
   const r = reply(stanza, 'error');
-  const own = err instanceof PubSubError ? err.extra.payload : undefined;
+  const own = err instanceof PubSubError ? err.details.payload : undefined;
   if (own) r.cnode(own);
   else if (stanza.name === 'iq') {
     const payload = stanza.children.find((c): c is Element => typeof c !== 'string');
