@@ -217,6 +217,7 @@ export class AcmeManager {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private client: acme.Client | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly inFlight = new Map<string, Promise<void>>();
   private stopped = false;
 
   constructor(private readonly opts: AcmeOptions) {
@@ -281,9 +282,12 @@ export class AcmeManager {
     return this.status.get(host)!;
   }
 
-  /** Orders a certificate for `host` now (queued behind any order under way). */
+  /** Orders a certificate for `host` now (queued behind any order under way; joined if one for the host is). */
   order(host: string): Promise<void> {
-    const run = this.queue.then(() => this.runOrder(host));
+    const pending = this.inFlight.get(host);
+    if (pending) return pending;
+    const run = this.queue.then(() => this.runOrder(host)).finally(() => this.inFlight.delete(host));
+    this.inFlight.set(host, run);
     this.queue = run.catch(() => undefined);
     return run;
   }

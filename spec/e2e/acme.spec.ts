@@ -186,7 +186,9 @@ describe('ACME against pebble (RFC 8555, HTTP-01 and TLS-ALPN-01)', function () 
     // A responder that answers nothing: pebble's HTTP-01 fetch gets 404.
     const m = manager({ challenge: 'http-01', responders: { 'http-01': { present: () => undefined, remove: () => undefined } } }, events);
     const t0 = Date.now();
-    await assert.rejects(m.order(UNREACHABLE), /unauthorized: .*returned 404/);
+    const attempt = m.order(UNREACHABLE);
+    assert.equal(m.order(UNREACHABLE), attempt, 'a second request joins the order under way');
+    await assert.rejects(attempt, /unauthorized: .*returned 404/);
     const [status] = m.hosts().filter((h) => h.host === UNREACHABLE);
     assert.equal(status!.state, 'failed');
     assert.equal(status!.failures, 1);
