@@ -1,6 +1,7 @@
 // Certificate and key files: where a host's pair lives, PEM blocks, and reading a pair with the
 // reason it is unusable (missing, unreadable, not a certificate, an encrypted or garbled key, a
-// key that does not belong to the certificate). Shared by CertManager (start and reload),
+// key that does not belong to the certificate), and writing a pair in place without a moment of
+// half-written files. Shared by CertManager (start and reload),
 // `cadence check` (core/net/cert-check.ts), `cadence cert import` and ACME, so that each of them
 // accepts and refuses exactly the same files.
 import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
