@@ -1,9 +1,10 @@
 // Network listeners. Modules ask for a service on a set of ports (mod_c2s: 'c2s' on c2sPorts and
 // 'c2s_direct_tls' on c2sDirectTlsPorts); the port manager binds them on the configured
-// interfaces, terminates direct TLS (XEP-0368) with SNI, and hands each new socket over as a
-// Connection.
+// interfaces, terminates direct TLS (XEP-0368) with SNI — and answers ACME TLS-ALPN-01
+// validations on those ports (RFC 8737) —, and hands each new socket over as a Connection.
 import net from 'node:net';
 import tls from 'node:tls';
+import { acceptDirectTls } from './acme-tls-alpn.ts';
 import type { CertManager } from './certmanager.ts';
 import { Connection } from './connection.ts';
 import { CoreError } from '../util/errors.ts';
@@ -37,14 +38,12 @@ export class PortManager {
   async listen(spec: ListenerSpec): Promise<Listener> {
     const servers: net.Server[] = [];
     const addresses: string[] = [];
+    const cleanups: (() => void)[] = [];
     const ifaces = spec.interfaces ?? this.defaultInterfaces() ?? [undefined];
     try {
       for (const port of spec.ports) {
         for (const iface of ifaces) {
-          const server = spec.directTls
-            ? tls.createServer({ ...this.certs.fallback, SNICallback: this.certs.sni, minVersion: 'TLSv1.2', ALPNProtocols: ['xmpp-client'] })
-            : net.createServer();
-          server.on(spec.directTls ? 'secureConnection' : 'connection', (socket: net.Socket) => {
+          const accept = (socket: net.Socket) => {
             const conn = new Connection(socket, spec.name, port);
             try {
               spec.onConnection(conn);
@@ -52,11 +51,22 @@ export class PortManager {
               log.error('%s: connection handler failed: %s', spec.name, err);
               socket.destroy();
             }
-          });
+          };
+          const server = net.createServer();
           if (spec.directTls) {
-            server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+            // The TLS server never listens: the plain listener hands it each socket (after a
+            // look at the ClientHello while an ACME TLS-ALPN-01 validation is under way), and
+            // the certificate is looked up per connection — SNI through the CertManager, the
+            // no-SNI default replaced whenever the CertManager reloads.
+            const tlsServer = tls.createServer({ ...this.tlsDefaults(), SNICallback: this.certs.sni, ALPNProtocols: ['xmpp-client'] });
+            tlsServer.on('secureConnection', accept);
+            tlsServer.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
               log('%s: TLS handshake failed from %s: %s', spec.name, socket.remoteAddress, err.message);
             });
+            cleanups.push(this.certs.onChange(() => tlsServer.setSecureContext(this.tlsDefaults())));
+            server.on('connection', (socket: net.Socket) => acceptDirectTls(socket, tlsServer, this.certs, log));
+          } else {
+            server.on('connection', accept);
           }
           await new Promise<void>((resolve, reject) => {
             server.once('error', reject);
@@ -76,6 +86,7 @@ export class PortManager {
         }
       }
     } catch (err) {
+      for (const c of cleanups) c();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
       throw err;
     }
@@ -84,12 +95,18 @@ export class PortManager {
       addresses,
       close: async () => {
         this.listeners.delete(listener);
+        for (const c of cleanups) c();
         await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
       },
     };
     this.listeners.add(listener);
     log('%s listening on %s', spec.name, addresses.join(', '));
     return listener;
+  }
+
+  /** The certificate for clients that send no SNI, as the CertManager has it now. */
+  private tlsDefaults(): tls.TlsOptions {
+    return { ...this.certs.fallback, minVersion: 'TLSv1.2' };
   }
 
   all(): Listener[] {
