@@ -359,7 +359,7 @@ export function contentDisposition(filename: string, inline: boolean): string {
  * and sandboxed anyway), length, Content-Disposition, a Content-Security-Policy that allows
  * nothing to run or load, nosniff, no referrer, and embeddable by web clients of other origins.
  */
-export function downloadHeaders(r: UploadRecord): Record<string, string> {
+export function downloadHeaders(r: UploadRecord) {
   const inline = INLINE.test(r.contentType);
   return {
     'Content-Type': r.contentType,
@@ -371,5 +371,5 @@ export function downloadHeaders(r: UploadRecord): Record<string, string> {
     'Cross-Origin-Resource-Policy': 'cross-origin',
     'Cache-Control': 'private, max-age=86400, immutable',
     ETag: `"${r.id}"`,
-  };
+  } satisfies Record<string, string>;
 }

@@ -111,7 +111,7 @@ export interface ConfigLimits {
 }
 
 const bool = (b: boolean) => (b ? '1' : '0');
-const roleOptions = LISTED_ROLES.map((r) => ({ label: r[0].toUpperCase() + r.slice(1), value: r }));
+const roleOptions = LISTED_ROLES.map((r) => ({ label: r.charAt(0).toUpperCase() + r.slice(1), value: r }));
 
 /** The muc#roomconfig form for the current settings and lists (§10.1.3, §10.2). */
 export function configForm(

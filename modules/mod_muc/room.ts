@@ -1235,7 +1235,7 @@ export class Room {
     if (refusal) return this.refuse(b, stanza, refusal);
     const ok = iqResult(stanza);
     // §8.2: the kicked occupant learns first, then the moderator, then everyone else.
-    const single = roles.length === 1 && affs.length === 0 && roles[0].role === 'none';
+    const single = roles.length === 1 && affs.length === 0 && roles[0]?.role === 'none';
     if (!single) b.send.push(ok);
     this.applyAffiliations(b, affs, actorInfo, userBare);
     for (const r of roles) {
