@@ -9,9 +9,7 @@
 // claims it atomically, a second one is refused (no replay).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { result } from '../../core/util/dataforms.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../../core/util/errors.ts';
-import { errorReply } from '../../core/util/stanza.ts';
+import { errorReply, resultForm, type StanzaErrorCondition, type StanzaErrorType } from '../../core/api.ts';
 
 export const NS_UPLOAD = 'urn:xmpp:http:upload:0';
 const DAY_MS = 86_400_000;
@@ -332,7 +330,7 @@ export function slotErrorReply(iq: Element, error: SlotError): Element {
 
 /** The disco#info extension form announcing max-file-size (XEP-0363 §3). */
 export function discoForm(maxFileSize: number): Element {
-  return result({ formType: NS_UPLOAD, fields: [{ var: 'max-file-size', values: [String(maxFileSize)] }] });
+  return resultForm({ formType: NS_UPLOAD, fields: [{ var: 'max-file-size', values: [String(maxFileSize)] }] });
 }
 
 // ---- serving ----

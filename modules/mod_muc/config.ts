@@ -3,7 +3,7 @@
 // change announces (§10.2.1), and the room's disco#info: room-type features (§16.3) and the
 // muc#roominfo form (§16.5.4).
 import type { Element } from '@xmpp/xml';
-import { form, parseBoolean, readSubmission, type FieldSpec, type FormSpec, type ParsedForm } from '../../core/util/dataforms.ts';
+import { form, parseBoolean, readSubmission, type FieldSpec, type FormSpec, type ParsedForm } from '../../core/api.ts';
 import { FORM_ROOMCONFIG, Status, type StatusCode } from './ns.ts';
 import type { Role } from './roles.ts';
 
