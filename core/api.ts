@@ -56,9 +56,17 @@ export type { Routing } from './router.ts';
 export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, reply, xml } from './util/stanza.ts';
 export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
 
-// ---- addresses (RFC 7622) ---------------------------------------------------------------------------------
+// ---- addresses (RFC 7622) and nicknames (RFC 8266) -------------------------------------------------------------
 export { bare, compareBare, isBare, isFull, join, nameprep, nodeprep, prep, resourceprep, split } from './util/jid.ts';
 export type { JidParts } from './util/jid.ts';
+// A nickname enforced (`nickname`: as others see it) or in comparison form (`nicknameKey`: for uniqueness); null when invalid.
+export { nickname, nicknameKey } from './util/precis.ts';
+
+// ---- data forms (XEP-0004, XEP-0122 validation) ------------------------------------------------------------------
+// Forms are built from a FormSpec (`form` to fill in, `resultForm` to show); a submission is found
+// with `findForm`, read with `parseForm` and checked against the spec with `readSubmission`.
+export { NS_DATA, findForm, form, parseBoolean, parseForm, readSubmission, result as resultForm } from './util/dataforms.ts';
+export type { FieldSpec, FieldType, FieldValidation, FormSpec, FormType, ParsedField, ParsedForm, SubmissionResult } from './util/dataforms.ts';
 
 // ---- errors (doc/errors.md) ---------------------------------------------------------------------------------
 export { CoreError, StanzaError, StreamError } from './util/errors.ts';
@@ -74,10 +82,13 @@ export { DEFAULT_ITERATIONS, SCRAM_HASHES, credentialsFromSaltedPassword, hashLe
 export type { ScramCredentials, ScramHash } from './util/scram.ts';
 export type { AccountRecord } from './usermanager.ts';
 
-// ---- streams and connections (stream modules: mod_c2s, mod_component) -------------------------------------------
+// ---- streams and connections (stream modules: mod_c2s, mod_component, mod_websocket, mod_bosh) -------------------
 export { STREAM_OPTIONS, XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
 export type { XmlStreamOptions } from './net/stream.ts';
+// The XMPP stream parser, for framings that carry stanzas without a TCP stream (RFC 7395 WebSocket, XEP-0206 BOSH).
+export { XmppStreamParser } from './util/stream-parser.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
+export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
 export type { Listener, ListenerSpec } from './net/portmanager.ts';
 

@@ -329,6 +329,9 @@ export class AdhocEngine {
     const submitted = submittedForm(req.command);
     if (submitted === 'invalid') return fail(adhocError('bad-payload', 'The command carries a data form that is not a submission'));
     const stage = def.stages[s.stage];
+    // A session's stage exists (unregister ends the command's sessions); should it not, the
+    // session ends with internal-server-error rather than the engine throwing.
+    if (stage === undefined) return this.failed(def, s, new RangeError(`Command '${def.node}' has no stage ${s.stage}`));
     const ctx = this.context(def, s, req, s.stage);
     let spec: FormSpec;
     try {
@@ -361,6 +364,7 @@ export class AdhocEngine {
 
   private async render(def: CommandDefinition, s: Session, req: CommandRequest): Promise<CommandResult> {
     const stage = def.stages[s.stage];
+    if (stage === undefined) return this.failed(def, s, new RangeError(`Command '${def.node}' has no stage ${s.stage}`));
     let spec: FormSpec;
     try {
       spec = await stageForm(stage, this.context(def, s, req, s.stage));

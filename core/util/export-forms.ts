@@ -296,8 +296,8 @@ export function argsFromForm(params: readonly ParamSpec[], values: ReadonlyMap<s
  * co2's one-dictionary calls). No parameter type is a struct, so the two cannot be confused.
  */
 export function argsFromRpc(params: readonly ParamSpec[], given: readonly RpcValue[]): ArgsResult {
-  const first = given[0];
-  if (given.length === 1 && first.type === 'struct') {
+  const [first] = given;
+  if (given.length === 1 && first?.type === 'struct') {
     const unknown = [...first.value.keys()].filter((k) => !params.some((p) => p.name === k));
     if (unknown.length) return { ok: false, field: unknown[0], text: `Unknown parameter ${unknown.join(', ')}` };
     return argumentsFrom(params, (p) => fromRpc(p, first.value.get(p.name)));

@@ -6,6 +6,7 @@ export {
   NS_DELAY, NS_FORWARD, NS_MAM, NS_MAM_EXTENDED, NS_MAM_GROUPCHAT_FIELD,
   finElement, mamFeatures, mamFormSpec, metadataElement, parseQuery, queryFormElement, resultMessage, runQuery, storedMessage,
 } from './mam/query.ts';
+export type { ArchiveItem, ArchiveQuery, MamArchive } from './mam/archive.ts';
 export { type MamIqContext, answerMamIq } from './mam/iq.ts';
 export {
   type ArchiveDefault, type ArchivePrefs,

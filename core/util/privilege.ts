@@ -178,6 +178,11 @@ function elementChildren(el: Element): Element[] {
   return el.children.filter((c): c is Element => typeof c !== 'string');
 }
 
+/** The one element of `list`; undefined when it holds none or several. */
+function single(list: readonly Element[]): Element | undefined {
+  return list.length === 1 ? list[0] : undefined;
+}
+
 /** `to` as a prepared bare JID of a user of `host`, else undefined. */
 function managedEntity(to: string | undefined, host: string): string | undefined {
   if (to === undefined) return undefined;
@@ -196,9 +201,8 @@ function managedEntity(to: string | undefined, host: string): string | undefined
 export function checkComponentStanza(stanza: Element, grant: EffectiveGrant, host: string): PrivilegeDecision {
   const attrs = stanza.attrs as Record<string, string | undefined>;
   if (stanza.name === 'iq' && (attrs.type === 'get' || attrs.type === 'set')) {
-    const kids = elementChildren(stanza);
-    const payload = kids[0];
-    if (kids.length !== 1) return { kind: 'none' };
+    const payload = single(elementChildren(stanza));
+    if (payload === undefined) return { kind: 'none' };
     const op = attrs.type;
     const managed = managedEntity(attrs.to, host);
     const wrapped = payload.getName() === 'privileged_iq' && payload.getNS() === NS_PRIVILEGE;
@@ -218,9 +222,8 @@ export function checkComponentStanza(stanza: Element, grant: EffectiveGrant, hos
     if (!priv || !sameJid(attrs.to, host)) return { kind: 'none' };
     if (grant.message !== 'outgoing') return forbidden('No message privilege');
     const fwd = priv.getChild('forwarded', NS_FORWARD);
-    const inner = fwd && elementChildren(fwd).filter((c) => c.getName() === 'message');
-    if (!fwd || !inner || inner.length !== 1) return { kind: 'refuse', error: { type: 'modify', condition: 'bad-request', text: 'Expected one forwarded message' } };
-    const msg = inner[0];
+    const msg = fwd && single(elementChildren(fwd).filter((c) => c.getName() === 'message'));
+    if (!msg) return { kind: 'refuse', error: { type: 'modify', condition: 'bad-request', text: 'Expected one forwarded message' } };
     const ns = msg.attrs.xmlns as string | undefined;
     if (ns !== undefined && ns !== NS.client && ns !== NS.component) return forbidden('The forwarded message is not a jabber:client message');
     // §5.1: the forwarded 'from' MUST be a bare JID of the server: the host, or a user of it.
@@ -237,17 +240,16 @@ export function checkComponentStanza(stanza: Element, grant: EffectiveGrant, hos
 }
 
 function checkPrivilegedIq(wrapper: Element, grant: EffectiveGrant, managed: string, op: 'get' | 'set'): PrivilegeDecision {
-  const inner = elementChildren(wrapper);
-  if (inner.length !== 1 || inner[0].getName() !== 'iq') return forbidden('privileged_iq holds one iq');
-  const iq = inner[0];
+  const iq = single(elementChildren(wrapper));
+  if (iq === undefined || iq.getName() !== 'iq') return forbidden('privileged_iq holds one iq');
   const attrs = iq.attrs as Record<string, string | undefined>;
   // §6.3, each condition answered with forbidden:
   if (attrs.xmlns !== NS.client) return forbidden('The encapsulated iq must be in jabber:client');
   if (attrs.type !== op) return forbidden('The encapsulated iq must have the type of the top-level iq');
   if (attrs.from !== undefined && prep(attrs.from) !== managed) return forbidden("The encapsulated iq's from must be the managed entity's bare JID");
-  const payload = elementChildren(iq);
-  if (payload.length !== 1) return forbidden('The encapsulated iq must have one payload');
-  const ns = payload[0].getNS();
+  const payload = single(elementChildren(iq));
+  if (payload === undefined) return forbidden('The encapsulated iq must have one payload');
+  const ns = payload.getNS();
   const allowed = ns === undefined ? undefined : grant.iq.get(ns);
   if (!allowed || (op === 'get' ? !canGet(allowed) : !canSet(allowed))) return forbidden(`No iq ${op} privilege for ${ns ?? 'this payload'}`);
   if (attrs.id === undefined || attrs.id === '') return { kind: 'refuse', error: { type: 'modify', condition: 'bad-request', text: 'The encapsulated iq needs an id' } };
@@ -491,9 +493,9 @@ export class Delegations {
     const unavailable = (misbehaved: boolean) => ({ to: Delegations.unavailable(p.original), misbehaved });
     if (a.type === 'error') return unavailable(false); // N.B.2
     const inner = answer.getChild('delegation', NS_DELEGATION)?.getChild('forwarded', NS_FORWARD);
-    const iqs = inner ? elementChildren(inner).filter((c) => c.getName() === 'iq') : [];
-    if (iqs.length !== 1) return unavailable(true);
-    const r = iqs[0].attrs as Record<string, string | undefined>;
+    const iq = inner && single(elementChildren(inner).filter((c) => c.getName() === 'iq'));
+    if (!iq) return unavailable(true);
+    const r = iq.attrs as Record<string, string | undefined>;
     // The result answers as whom the request was addressed to: a user's bare JID, or the host
     // (a request without 'to', and the answer from the component went to the host).
     const replyFrom = orig.to ?? a.to ?? '';
@@ -502,7 +504,7 @@ export class Delegations {
       && sameJid(r.to, orig.from)
       && (r.from === undefined || sameJid(r.from, replyFrom));
     if (!ok) return unavailable(true);
-    const out = clone(iqs[0]) as Element;
+    const out = clone(iq) as Element;
     delete out.attrs.xmlns;
     out.attrs.to = orig.from as string;
     if (replyFrom) out.attrs.from = replyFrom;

@@ -86,9 +86,9 @@ function hasElementChild(el: Element): boolean {
 }
 
 function onlyChild(el: Element, name: string, where: string): Element {
-  const kids = elementChildren(el, where);
-  if (kids.length !== 1 || kids[0].getName() !== name) throw new Malformed(FAULT.invalidRequest, `<${where}> must contain exactly one <${name}>`);
-  return kids[0];
+  const [only, ...more] = elementChildren(el, where);
+  if (only === undefined || more.length > 0 || only.getName() !== name) throw new Malformed(FAULT.invalidRequest, `<${where}> must contain exactly one <${name}>`);
+  return only;
 }
 
 const INT = /^[+-]?\d+$/;
@@ -104,10 +104,9 @@ class Reader {
   value(el: Element, depth: number): RpcValue {
     if (el.getName() !== 'value') throw new Malformed(FAULT.invalidRequest, `Expected <value>, got <${el.getName()}>`);
     if (++this.count > this.limits.maxValues) throw new Malformed(FAULT.invalidRequest, `More than ${this.limits.maxValues} values`);
-    if (!hasElementChild(el)) return { type: 'string', value: el.getText() }; // an untyped value is a string
-    const kids = elementChildren(el, 'value');
-    if (kids.length > 1) throw new Malformed(FAULT.invalidRequest, '<value> holds more than one value');
-    const t = kids[0];
+    const [t, ...more] = hasElementChild(el) ? elementChildren(el, 'value') : [];
+    if (t === undefined) return { type: 'string', value: el.getText() }; // an untyped value is a string
+    if (more.length > 0) throw new Malformed(FAULT.invalidRequest, '<value> holds more than one value');
     const name = t.getName();
     const text = () => {
       if (hasElementChild(t)) throw new Malformed(FAULT.invalidRequest, `<${name}> must hold text only`);
@@ -225,16 +224,18 @@ export function parseMethodCall(el: Element, limits: Partial<RpcLimits> = {}): P
     const kids = elementChildren(el, 'methodCall');
     const nameEls = kids.filter((k) => k.getName() === 'methodName');
     const paramsEls = kids.filter((k) => k.getName() === 'params');
-    if (nameEls.length !== 1 || paramsEls.length > 1 || kids.length !== nameEls.length + paramsEls.length) {
+    const [nameEl] = nameEls;
+    const [paramsEl] = paramsEls;
+    if (nameEl === undefined || nameEls.length !== 1 || paramsEls.length > 1 || kids.length !== nameEls.length + paramsEls.length) {
       throw new Malformed(FAULT.invalidRequest, '<methodCall> must hold one <methodName> and at most one <params>');
     }
-    if (hasElementChild(nameEls[0])) throw new Malformed(FAULT.invalidRequest, '<methodName> must hold text only');
-    const methodName = nameEls[0].getText().trim();
+    if (hasElementChild(nameEl)) throw new Malformed(FAULT.invalidRequest, '<methodName> must hold text only');
+    const methodName = nameEl.getText().trim();
     if (methodName.length > lim.maxMethodName || !METHOD_NAME.test(methodName)) {
       throw new Malformed(FAULT.invalidRequest, 'A method name is 1 or more of A-Z a-z 0-9 _ . : /');
     }
     const reader = new Reader(lim);
-    return { methodName, params: paramsEls.length ? paramsOf(paramsEls[0], reader, lim.maxParams) : [] };
+    return { methodName, params: paramsEl ? paramsOf(paramsEl, reader, lim.maxParams) : [] };
   });
 }
 
@@ -245,16 +246,16 @@ export function parseMethodResponse(el: Element, limits: Partial<RpcLimits> = {}
   const lim = { ...DEFAULT_LIMITS, ...limits };
   return guard((): Response => {
     if (el.getName() !== 'methodResponse') throw new Malformed(FAULT.invalidRequest, 'Expected <methodResponse>');
-    const kids = elementChildren(el, 'methodResponse');
-    if (kids.length !== 1) throw new Malformed(FAULT.invalidRequest, '<methodResponse> must hold one <params> or one <fault>');
+    const [body, ...more] = elementChildren(el, 'methodResponse');
+    if (body === undefined || more.length > 0) throw new Malformed(FAULT.invalidRequest, '<methodResponse> must hold one <params> or one <fault>');
     const reader = new Reader(lim);
-    if (kids[0].getName() === 'params') {
-      const params = paramsOf(kids[0], reader, 1);
-      if (params.length !== 1) throw new Malformed(FAULT.invalidRequest, 'A response has exactly one parameter');
-      return { kind: 'result', value: params[0] };
+    if (body.getName() === 'params') {
+      const [value, ...others] = paramsOf(body, reader, 1);
+      if (value === undefined || others.length > 0) throw new Malformed(FAULT.invalidRequest, 'A response has exactly one parameter');
+      return { kind: 'result', value };
     }
-    if (kids[0].getName() !== 'fault') throw new Malformed(FAULT.invalidRequest, `Unexpected <${kids[0].getName()}>`);
-    const v = reader.value(onlyChild(kids[0], 'value', 'fault'), 0);
+    if (body.getName() !== 'fault') throw new Malformed(FAULT.invalidRequest, `Unexpected <${body.getName()}>`);
+    const v = reader.value(onlyChild(body, 'value', 'fault'), 0);
     const code = v.type === 'struct' ? v.value.get('faultCode') : undefined;
     const text = v.type === 'struct' ? v.value.get('faultString') : undefined;
     if (v.type !== 'struct' || code?.type !== 'int' || text?.type !== 'string') {
@@ -280,8 +281,9 @@ export function parseRpcRequest(query: Element, limits: Partial<RpcLimits> = {})
   } catch {
     return { ok: false, badRequest: 'Unexpected text in the query' };
   }
-  if (kids.length !== 1 || kids[0].getName() !== 'methodCall') return { ok: false, badRequest: 'A request holds exactly one <methodCall>' };
-  const r = parseMethodCall(kids[0], limits);
+  const [call, ...more] = kids;
+  if (call === undefined || more.length > 0 || call.getName() !== 'methodCall') return { ok: false, badRequest: 'A request holds exactly one <methodCall>' };
+  const r = parseMethodCall(call, limits);
   return r.ok ? { ok: true, call: r.value } : { ok: false, fault: r.fault };
 }
 
@@ -294,7 +296,7 @@ export function formatDouble(n: number): string {
   const s = String(n);
   const m = /^(-?)(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(s);
   if (!m) return s.includes('.') ? s : `${s}.0`;
-  const [, sign, int, frac = '', expText] = m;
+  const [, sign = '', int = '', frac = '', expText = ''] = m;
   const exp = Number(expText);
   const digits = int + frac;
   const point = int.length + exp;

@@ -16,8 +16,7 @@
 // legacy HTTP error codes (§17.1, deprecated).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { NS, isStanzaKind } from '../../core/util/stanza.ts';
-import { XmppStreamParser } from '../../core/util/stream-parser.ts';
+import { NS, XmppStreamParser, isStanzaKind } from '../../core/api.ts';
 
 export const NS_HTTPBIND = 'http://jabber.org/protocol/httpbind';
 export const NS_XBOSH = 'urn:xmpp:xbosh';

@@ -9,9 +9,7 @@
 // claims it atomically, a second one is refused (no replay).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { result } from '../../core/util/dataforms.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../../core/util/errors.ts';
-import { errorReply } from '../../core/util/stanza.ts';
+import { errorReply, resultForm, type StanzaErrorCondition, type StanzaErrorType } from '../../core/api.ts';
 
 export const NS_UPLOAD = 'urn:xmpp:http:upload:0';
 const DAY_MS = 86_400_000;
@@ -332,7 +330,7 @@ export function slotErrorReply(iq: Element, error: SlotError): Element {
 
 /** The disco#info extension form announcing max-file-size (XEP-0363 §3). */
 export function discoForm(maxFileSize: number): Element {
-  return result({ formType: NS_UPLOAD, fields: [{ var: 'max-file-size', values: [String(maxFileSize)] }] });
+  return resultForm({ formType: NS_UPLOAD, fields: [{ var: 'max-file-size', values: [String(maxFileSize)] }] });
 }
 
 // ---- serving ----
@@ -359,7 +357,7 @@ export function contentDisposition(filename: string, inline: boolean): string {
  * and sandboxed anyway), length, Content-Disposition, a Content-Security-Policy that allows
  * nothing to run or load, nosniff, no referrer, and embeddable by web clients of other origins.
  */
-export function downloadHeaders(r: UploadRecord): Record<string, string> {
+export function downloadHeaders(r: UploadRecord) {
   const inline = INLINE.test(r.contentType);
   return {
     'Content-Type': r.contentType,
@@ -371,5 +369,5 @@ export function downloadHeaders(r: UploadRecord): Record<string, string> {
     'Cross-Origin-Resource-Policy': 'cross-origin',
     'Cache-Control': 'private, max-age=86400, immutable',
     ETag: `"${r.id}"`,
-  };
+  } satisfies Record<string, string>;
 }

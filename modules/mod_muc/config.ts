@@ -3,7 +3,7 @@
 // change announces (§10.2.1), and the room's disco#info: room-type features (§16.3) and the
 // muc#roominfo form (§16.5.4).
 import type { Element } from '@xmpp/xml';
-import { form, parseBoolean, readSubmission, type FieldSpec, type FormSpec, type ParsedForm } from '../../core/util/dataforms.ts';
+import { form, parseBoolean, readSubmission, type FieldSpec, type FormSpec, type ParsedForm } from '../../core/api.ts';
 import { FORM_ROOMCONFIG, Status, type StatusCode } from './ns.ts';
 import type { Role } from './roles.ts';
 
@@ -111,7 +111,7 @@ export interface ConfigLimits {
 }
 
 const bool = (b: boolean) => (b ? '1' : '0');
-const roleOptions = LISTED_ROLES.map((r) => ({ label: r[0].toUpperCase() + r.slice(1), value: r }));
+const roleOptions = LISTED_ROLES.map((r) => ({ label: r.charAt(0).toUpperCase() + r.slice(1), value: r }));
 
 /** The muc#roomconfig form for the current settings and lists (§10.1.3, §10.2). */
 export function configForm(

@@ -97,9 +97,8 @@ export class History {
     if (req.seconds !== undefined) from = Math.max(from, opts.now - req.seconds * 1000);
     const picked: Element[] = [];
     let chars = 0;
-    for (let i = this.entries.length - 1; i >= 0 && count > 0; i--) {
-      const e = this.entries[i];
-      if (e.time < from) break; // entries are in arrival order
+    for (const e of this.entries.slice().reverse()) { // newest first
+      if (count <= 0 || e.time < from) break; // entries are in arrival order
       const el = opts.render(e);
       if (req.maxchars !== undefined) {
         chars += el.toString().length;

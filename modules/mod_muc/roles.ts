@@ -1,7 +1,7 @@
 // Roles and affiliations of Multi-User Chat (XEP-0045 §5): the default role an affiliation gets
 // on entering, and the permission matrix for changing roles (§8.2–8.4, §9.6–9.7) and affiliations
 // (§9.1–9.4, §10.3–10.7). Pure functions over plain values; the room applies them.
-import type { StanzaErrorCondition, StanzaErrorType } from '../../core/util/errors.ts';
+import type { StanzaErrorCondition, StanzaErrorType } from '../../core/api.ts';
 
 export type Role = 'moderator' | 'participant' | 'visitor' | 'none';
 export type Affiliation = 'owner' | 'admin' | 'member' | 'none' | 'outcast';

@@ -11,11 +11,10 @@
 // a nick change (§7.6).
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { findForm, form, parseBoolean, parseForm, readSubmission, result as resultForm } from '../../core/util/dataforms.ts';
-import type { StanzaErrorCondition, StanzaErrorType } from '../../core/util/errors.ts';
-import { bare, prep } from '../../core/util/jid.ts';
-import { nickname, nicknameKey } from '../../core/util/precis.ts';
-import { iqPayload, iqResult } from '../../core/util/stanza.ts';
+import {
+  bare, findForm, form, iqPayload, iqResult, nickname, nicknameKey, parseBoolean, parseForm, prep, readSubmission, resultForm,
+  type StanzaErrorCondition, type StanzaErrorType,
+} from '../../core/api.ts';
 import {
   configChangeCodes, configForm, DEFAULT_CONFIG, readConfigSubmission, roomTypeFeatures,
   type ConfigLimits, type RoomConfig,
@@ -1235,7 +1234,7 @@ export class Room {
     if (refusal) return this.refuse(b, stanza, refusal);
     const ok = iqResult(stanza);
     // §8.2: the kicked occupant learns first, then the moderator, then everyone else.
-    const single = roles.length === 1 && affs.length === 0 && roles[0].role === 'none';
+    const single = roles.length === 1 && affs.length === 0 && roles[0]?.role === 'none';
     if (!single) b.send.push(ok);
     this.applyAffiliations(b, affs, actorInfo, userBare);
     for (const r of roles) {

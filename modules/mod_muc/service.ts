@@ -8,9 +8,7 @@
 // addressed to a real JID.
 import { randomUUID } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { bare, split } from '../../core/util/jid.ts';
-import { nickname } from '../../core/util/precis.ts';
-import { iqPayload, iqResult } from '../../core/util/stanza.ts';
+import { bare, iqPayload, iqResult, nickname, split } from '../../core/api.ts';
 import { DEFAULT_CONFIG, type ConfigLimits, type RoomConfig } from './config.ts';
 import type { HistoryEntry } from './history.ts';
 import { FEATURE_STABLE_ID, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_OCCUPANT_ID, NS_PING, NS_SID, NS_MUC_USER } from './ns.ts';

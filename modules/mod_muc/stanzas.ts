@@ -1,8 +1,7 @@
 // Building the stanzas a room sends: the muc#user extension (items, status codes, actor, reason,
 // destroy), error replies carrying the room as 'by', and per-recipient copies of a broadcast.
 import { Element } from '@xmpp/xml';
-import type { StanzaErrorCondition, StanzaErrorType } from '../../core/util/errors.ts';
-import { errorReply } from '../../core/util/stanza.ts';
+import { errorReply, type StanzaErrorCondition, type StanzaErrorType } from '../../core/api.ts';
 import { NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_SID } from './ns.ts';
 import type { Affiliation, Role } from './roles.ts';
 

@@ -12,9 +12,7 @@
 // the way the TCP parser gives them to mod_c2s (stanzas without their jabber:client xmlns).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import type { StreamErrorCondition } from '../../core/util/errors.ts';
-import { NS, isStanzaKind, streamErrorElement } from '../../core/util/stanza.ts';
-import { XmppStreamParser, type StreamLimits } from '../../core/util/stream-parser.ts';
+import { NS, XmppStreamParser, isStanzaKind, streamErrorElement, type StreamErrorCondition, type StreamLimits } from '../../core/api.ts';
 
 export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
 /** The WebSocket sub-protocol name (RFC 7395 §3.1, IANA WebSocket Subprotocol Name Registry). */

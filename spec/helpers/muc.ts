@@ -146,15 +146,16 @@ export function to(out: Element[], jid: string): Element[] {
 
 export function only(out: Element[], jid: string, name?: string): Element {
   const els = to(out, jid).filter((e) => name === undefined || e.name === name);
-  assert.equal(els.length, 1, `exactly one ${name ?? 'stanza'} to ${jid}, got ${els.map((e) => e.toString()).join('\n')}`);
-  return els[0];
+  const [el, ...more] = els;
+  assert.ok(el && more.length === 0, `exactly one ${name ?? 'stanza'} to ${jid}, got ${els.map((e) => e.toString()).join('\n')}`);
+  return el;
 }
 
 /** The one presence to `jid` carrying status 110 (its self-presence). */
 export function selfPresence(out: Element[], jid: string): Element {
-  const els = to(out, jid).filter((e) => e.name === 'presence' && codes(e).includes(110));
-  assert.equal(els.length, 1, `one self-presence to ${jid}: ${to(out, jid).map((e) => e.toString()).join('\n')}`);
-  return els[0];
+  const [el, ...more] = to(out, jid).filter((e) => e.name === 'presence' && codes(e).includes(110));
+  assert.ok(el && more.length === 0, `one self-presence to ${jid}: ${to(out, jid).map((e) => e.toString()).join('\n')}`);
+  return el;
 }
 
 export function userX(el: Element): Element | undefined {
@@ -178,10 +179,11 @@ export function errorOf(el: Element): { type: string; condition: string } | unde
 
 export function assertError(out: Element[], jid: string, condition: string, type?: string): Element {
   const els = to(out, jid);
-  assert.equal(els.length, 1, `one reply to ${jid}: ${els.map((e) => e.toString()).join('\n')}`);
-  const e = errorOf(els[0]);
-  assert.ok(e, `an error: ${els[0].toString()}`);
-  assert.equal(e.condition, condition, els[0].toString());
+  const [reply, ...more] = els;
+  assert.ok(reply && more.length === 0, `one reply to ${jid}: ${els.map((e) => e.toString()).join('\n')}`);
+  const e = errorOf(reply);
+  assert.ok(e, `an error: ${reply.toString()}`);
+  assert.equal(e.condition, condition, reply.toString());
   if (type) assert.equal(e.type, type);
-  return els[0];
+  return reply;
 }

@@ -9,6 +9,7 @@ import {
 } from '../../core/util/adhoc.ts';
 import { NS_DATA, parseForm, submit } from '../../core/util/dataforms.ts';
 import { CoreError } from '../../core/util/errors.ts';
+import { at } from '../helpers/assert.ts';
 
 const parseEl = (xml: string) => parse(xml) as unknown as Element;
 const HOST = 'example.org';
@@ -142,9 +143,10 @@ describe('ad-hoc commands (XEP-0050)', () => {
     assert.equal(done.attrs.status, 'completed');
     assert.equal(done.getChild('note')?.getText(), "Service 'jabberd' has been configured.");
     assert.equal(seen.length, 1);
-    assert.deepEqual(seen[0].stages.map((m) => Object.fromEntries(m)), [{ service: ['jabberd'] }, { runlevel: ['3'] }, { state: ['on'] }]);
-    assert.equal(seen[0].requester, ADMIN);
-    assert.equal(seen[0].sessionid, sessionid);
+    const ran = at(seen, 0);
+    assert.deepEqual(ran.stages.map((m) => Object.fromEntries(m)), [{ service: ['jabberd'] }, { runlevel: ['3'] }, { state: ['on'] }]);
+    assert.equal(ran.requester, ADMIN);
+    assert.equal(ran.sessionid, sessionid);
   });
 
   it('refuses actions a stage does not offer with bad-action, unknown ones with malformed-action', async () => {
@@ -171,7 +173,7 @@ describe('ad-hoc commands (XEP-0050)', () => {
     const first = ok(await engine.handle(req(USER, 'early')));
     assert.deepEqual(actionsOf(first), { execute: 'next', allowed: ['next', 'complete'] });
     ok(await engine.handle(req(USER, 'early', { sessionid: first.attrs.sessionid as string, action: 'complete', form: { a: '1' } })));
-    assert.deepEqual(seen[0].stages.map((m) => Object.fromEntries(m)), [{ a: ['1'] }]);
+    assert.deepEqual(at(seen, 0).stages.map((m) => Object.fromEntries(m)), [{ a: ['1'] }]);
   });
 
   it('answers unknown, foreign and missing sessionids with bad-sessionid, ended ones with session-expired', async () => {

@@ -51,10 +51,10 @@ describe('service administration (XEP-0133)', () => {
     assert.deepEqual(vars('announce'), ['announcement:text-multi!']);
     assert.deepEqual(vars('setMotd'), ['motd:text-multi!']);
     assert.deepEqual(vars('getRegisteredUsersList'), ['max_items:list-single']);
-    assert.deepEqual(adminCommand('getOnlineUsersList').form?.fields[0].options?.map((o) => o.value), ['25', '50', '75', '100', '150', '200', 'none']);
+    assert.deepEqual(adminCommand('getOnlineUsersList').form?.fields[0]?.options?.map((o) => o.value), ['25', '50', '75', '100', '150', '200', 'none']);
     for (const key of ['getRegisteredUsersNum', 'getOnlineUsersNum', 'getDisabledUsersNum', 'deleteMotd'] as const) assert.equal(adminCommand(key).form, undefined, key);
-    assert.deepEqual(editMotdForm('line 1\nline 2').fields[0].values, ['line 1', 'line 2'], '§4.25: the current message in the form');
-    assert.deepEqual(reloadModulesForm(['roster', 'disco']).fields[0].options, [{ value: 'roster' }, { value: 'disco' }]);
+    assert.deepEqual(editMotdForm('line 1\nline 2').fields[0]?.values, ['line 1', 'line 2'], '§4.25: the current message in the form');
+    assert.deepEqual(reloadModulesForm(['roster', 'disco']).fields[0]?.options, [{ value: 'roster' }, { value: 'disco' }]);
   });
 
   it('knows admins from the global list and per host, comparing prepared bare JIDs', () => {

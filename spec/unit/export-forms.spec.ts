@@ -10,6 +10,7 @@ import {
   type ArgsOf, type ParamSpec,
 } from '../../core/util/export-forms.ts';
 import { fromJs, type RpcValue } from '../../core/util/xmlrpc.ts';
+import { at, must } from '../helpers/assert.ts';
 
 const parseEl = (xml: string) => parse(xml) as unknown as Element;
 
@@ -118,15 +119,16 @@ describe('exported methods as forms and RPC (export-forms)', () => {
 
   it('shows return values as result forms', () => {
     assert.deepEqual(resultPayload(undefined, 'T'), []);
-    const scalar = parseForm(resultPayload(42, 'Sessions')[0])!;
+    const shown = (value: unknown, title = 'T') => must(parseForm(at(resultPayload(value, title), 0)), 'a result form');
+    const scalar = shown(42, 'Sessions');
     assert.deepEqual([scalar.type, scalar.title, scalar.fields.get('result')?.values], ['result', 'Sessions', ['42']]);
-    assert.deepEqual(parseForm(resultPayload(['a', 'b'], 'T')[0])!.fields.get('result')?.values, ['a', 'b']);
-    const obj = parseForm(resultPayload({ version: '0.1', uptime: 5, hosts: ['a', 'b'] }, 'T')[0])!;
+    assert.deepEqual(shown(['a', 'b']).fields.get('result')?.values, ['a', 'b']);
+    const obj = shown({ version: '0.1', uptime: 5, hosts: ['a', 'b'] });
     assert.deepEqual([...obj.fields.keys()], ['version', 'uptime', 'hosts']);
     assert.deepEqual(obj.fields.get('hosts')?.values, ['a', 'b']);
-    const nested = parseForm(resultPayload({ a: { b: 1 } }, 'T')[0])!;
+    const nested = shown({ a: { b: 1 } });
     assert.deepEqual(nested.fields.get('result')?.values, ['{', '  "a": {', '    "b": 1', '  }', '}']);
-    assert.deepEqual(parseForm(resultPayload(new Date('2026-01-02T03:04:05.678Z'), 'T')[0])!.fields.get('result')?.values, ['2026-01-02T03:04:05.678Z']);
+    assert.deepEqual(shown(new Date('2026-01-02T03:04:05.678Z')).fields.get('result')?.values, ['2026-01-02T03:04:05.678Z']);
   });
 
   it('checks declarations: identifiers, unique names, enum values, defaults of the right type, RPC JIDs', () => {

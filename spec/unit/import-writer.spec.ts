@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
 import { readPortableData, writePortableData } from '../../core/cli/import-writer.ts';
+import type { GlobalEvents } from '../../core/event-types.ts';
 import { RosterManager } from '../../core/rostermanager.ts';
 import { StorageManager, type Json } from '../../core/storage/manager.ts';
 import { UserManager } from '../../core/usermanager.ts';
@@ -76,7 +77,7 @@ describe('import writer: the neutral model into Cadence\'s storage', () => {
 
   it('writes accounts and rosters the core\'s managers read: passwords verify, SCRAM-SHA-1 only until upgraded', async () => {
     await writePortableData(storage, juliet(), { hosts: [HOST] });
-    const events = new EventBus('test');
+    const events = new EventBus<GlobalEvents>('test');
     const users = new UserManager(storage, events, () => undefined);
     assert.ok(await users.checkPassword(HOST, 'juliet', 'r0me0'));
     assert.ok(!(await users.checkPassword(HOST, 'juliet', 'wrong')));

@@ -9,6 +9,7 @@ import {
   adminGet, adminSet, assertError, codes, configure, createRoom, errorOf, groupchat, harness, iq, item, join, message, NS_ADMIN, NS_OWNER,
   only, presence, room, selfPresence, to, userX, type Harness,
 } from '../helpers/muc.ts';
+import { at, must } from '../helpers/assert.ts';
 
 const COVEN = room('coven');
 const OWNER = 'owner@example.org/a';
@@ -18,8 +19,9 @@ const ADMIN2 = 'admin2@example.org/a';
 const MEMBER = 'member@example.org/a';
 const NONE = 'none@example.org/a';
 const NONE2 = 'none2@example.org/a';
-const bareOf = (j: string) => j.split('/')[0];
+const bareOf = (j: string) => j.replace(/\/.*$/, '');
 const NICK: Record<string, string> = { [OWNER]: 'owner', [OWNER2]: 'owner2', [ADMIN]: 'admin', [ADMIN2]: 'admin2', [MEMBER]: 'member', [NONE]: 'none', [NONE2]: 'none2' };
+const nickOf = (j: string) => must(NICK[j], `a nick for ${j}`);
 
 /** A room with an occupant of every affiliation (moderated: unaffiliated users are visitors). */
 async function cast(config: Record<string, string | boolean> = {}): Promise<Harness> {
@@ -29,7 +31,7 @@ async function cast(config: Record<string, string | boolean> = {}): Promise<Harn
     { affiliation: 'owner', jid: bareOf(OWNER2) }, { affiliation: 'admin', jid: bareOf(ADMIN) }, { affiliation: 'admin', jid: bareOf(ADMIN2) },
     { affiliation: 'member', jid: bareOf(MEMBER) },
   ]));
-  for (const j of [OWNER2, ADMIN, ADMIN2, MEMBER, NONE, NONE2]) await h.send(join(j, room('coven', NICK[j])));
+  for (const j of [OWNER2, ADMIN, ADMIN2, MEMBER, NONE, NONE2]) await h.send(join(j, room('coven', nickOf(j))));
   return h;
 }
 
@@ -69,10 +71,10 @@ describe('MUC: the role and affiliation matrix (§5)', () => {
     [ADMIN, NONE2, 'participant', 'ok'], // revoke moderation of an unaffiliated moderator
   ];
   for (const [actor, target, role, expected] of roleCases) {
-    it(`${NICK[actor]} setting ${NICK[target]}'s role to ${role}: ${expected}`, async () => {
+    it(`${nickOf(actor)} setting ${nickOf(target)}'s role to ${role}: ${expected}`, async () => {
       const h = await cast({ 'muc#roomconfig_moderatedroom': true });
       await h.send(adminSet(OWNER, COVEN, [{ nick: 'none2', role: 'moderator' }]));
-      const out = await h.send(adminSet(actor, COVEN, [{ nick: NICK[target], role }]));
+      const out = await h.send(adminSet(actor, COVEN, [{ nick: nickOf(target), role }]));
       const r = result(out, actor)!;
       if (expected === 'ok') {
         assert.equal(r.attrs.type, 'result', r.toString());
@@ -104,7 +106,7 @@ describe('MUC: the role and affiliation matrix (§5)', () => {
     [OWNER, bareOf(NONE), 'owner', 'ok'],
   ];
   for (const [actor, jid, aff, expected] of affCases) {
-    it(`${NICK[actor]} setting ${jid}'s affiliation to ${aff}: ${expected}`, async () => {
+    it(`${nickOf(actor)} setting ${jid}'s affiliation to ${aff}: ${expected}`, async () => {
       const h = await cast();
       const out = await h.send(adminSet(actor, COVEN, [{ affiliation: aff, jid }]));
       const r = result(out, actor)!;
@@ -154,8 +156,8 @@ describe('MUC: kicking and banning', () => {
     const h = await cast();
     await h.send(adminSet(OWNER, COVEN, [{ affiliation: 'member', jid: bareOf(NONE), nick: 'none' }]));
     const out = await h.send(adminSet(ADMIN, COVEN, [{ affiliation: 'outcast', jid: bareOf(NONE) }], ['Treason']));
-    assert.equal(out[0].name, 'iq');
-    assert.equal(out[0].attrs.type, 'result');
+    assert.equal(at(out, 0).name, 'iq');
+    assert.equal(at(out, 0).attrs.type, 'result');
     const banned = only(out, NONE);
     assert.deepEqual(codes(banned), [110, 301]);
     assert.equal(item(banned).affiliation, 'outcast');
@@ -163,10 +165,10 @@ describe('MUC: kicking and banning', () => {
     assert.deepEqual(codes(only(out, MEMBER)), [301]);
     assert.equal(h.muc.room(COVEN)?.reservedNick(bareOf(NONE)), undefined);
     const list = await h.send(adminGet(ADMIN, COVEN, { affiliation: 'outcast' }));
-    const items = list[0].getChild('query', NS_ADMIN)!.getChildren('item');
+    const items = at(list, 0).getChild('query', NS_ADMIN)!.getChildren('item');
     assert.equal(items.length, 1);
-    assert.deepEqual(items[0].attrs, { affiliation: 'outcast', jid: bareOf(NONE) });
-    assert.equal(items[0].getChildText('reason'), 'Treason');
+    assert.deepEqual(at(items, 0).attrs, { affiliation: 'outcast', jid: bareOf(NONE) });
+    assert.equal(at(items, 0).getChildText('reason'), 'Treason');
     assertError(await h.send(join(NONE, room('coven', 'none'))), NONE, 'forbidden');
     // Removing the ban (§9.2 delta with affiliation none).
     await h.send(adminSet(ADMIN, COVEN, [{ affiliation: 'none', jid: bareOf(NONE) }]));
@@ -210,7 +212,7 @@ describe('MUC: lists (§8.5, §9.5, §9.8, §10.5, §10.8)', () => {
   it('gives role lists to moderators with nick, role, affiliation and full JID', async () => {
     const h = await cast();
     const out = await h.send(adminGet(ADMIN, COVEN, { role: 'moderator' }));
-    const items = out[0].getChild('query', NS_ADMIN)!.getChildren('item').map((i) => i.attrs);
+    const items = at(out, 0).getChild('query', NS_ADMIN)!.getChildren('item').map((i) => i.attrs);
     assert.deepEqual(items.map((i) => i.nick).sort(), ['admin', 'admin2', 'owner', 'owner2']);
     assert.ok(items.every((i) => i.role === 'moderator' && i.jid?.includes('/') && i.affiliation));
     assertError(await h.send(adminGet(MEMBER, COVEN, { role: 'participant' })), MEMBER, 'forbidden', 'auth');
@@ -220,7 +222,7 @@ describe('MUC: lists (§8.5, §9.5, §9.8, §10.5, §10.8)', () => {
     const h = await cast();
     await h.send(adminSet(ADMIN, COVEN, [{ affiliation: 'member', jid: 'hecate@example.org', nick: 'Hecate' }]));
     const members = await h.send(adminGet(ADMIN, COVEN, { affiliation: 'member' }));
-    const items = members[0].getChild('query', NS_ADMIN)!.getChildren('item').map((i) => i.attrs);
+    const items = at(members, 0).getChild('query', NS_ADMIN)!.getChildren('item').map((i) => i.attrs);
     assert.deepEqual(items, [{ affiliation: 'member', jid: bareOf(MEMBER) }, { affiliation: 'member', jid: 'hecate@example.org', nick: 'Hecate' }]);
     // Semi-anonymous room: members may not see the member list, nor non-owners the owner list.
     assertError(await h.send(adminGet(MEMBER, COVEN, { affiliation: 'member' })), MEMBER, 'forbidden');
@@ -228,8 +230,8 @@ describe('MUC: lists (§8.5, §9.5, §9.8, §10.5, §10.8)', () => {
     assertError(await h.send(adminGet(MEMBER, COVEN, { affiliation: 'outcast' })), MEMBER, 'forbidden');
     // Non-anonymous room: they may.
     await h.send(configure(OWNER, COVEN, { 'muc#roomconfig_whois': 'anyone' }));
-    assert.equal((await h.send(adminGet(MEMBER, COVEN, { affiliation: 'member' })))[0].attrs.type, 'result');
-    assert.equal((await h.send(adminGet(ADMIN, COVEN, { affiliation: 'owner' })))[0].attrs.type, 'result');
+    assert.equal(at(await h.send(adminGet(MEMBER, COVEN, { affiliation: 'member' })), 0).attrs.type, 'result');
+    assert.equal(at(await h.send(adminGet(ADMIN, COVEN, { affiliation: 'owner' })), 0).attrs.type, 'result');
     assertError(await h.send(adminGet(OWNER, COVEN, { affiliation: 'none' })), OWNER, 'bad-request');
     // §9.5: an empty nick unsets the reserved nick, the membership stays.
     await h.send(adminSet(ADMIN, COVEN, [{ affiliation: 'member', jid: 'hecate@example.org', nick: '' }]));
@@ -252,18 +254,18 @@ describe('MUC: registration (§7.10) and reserved nicks (§7.12)', () => {
     const h = harness();
     await createRoom(h, 'coven', OWNER, 'owner');
     const formOut = await h.send(register(NONE));
-    const f = formOut[0].getChild('query', 'jabber:iq:register')!.getChild('x', 'jabber:x:data')!;
+    const f = at(formOut, 0).getChild('query', 'jabber:iq:register')!.getChild('x', 'jabber:x:data')!;
     assert.ok(f.getChildren('field').some((fl) => fl.attrs.var === 'muc#register_roomnick' && fl.getChild('required')));
     assertError(await h.send(iq(NONE, COVEN, 'set', new Element('query', { xmlns: 'jabber:iq:register' }))), NONE, 'bad-request');
-    assert.equal((await h.send(register(NONE, { 'muc#register_roomnick': 'thirdwitch' })))[0].attrs.type, 'result');
+    assert.equal(at(await h.send(register(NONE, { 'muc#register_roomnick': 'thirdwitch' })), 0).attrs.type, 'result');
     assert.equal(h.muc.room(COVEN)?.affiliationOf(bareOf(NONE)), 'member');
     const again = await h.send(register(NONE));
-    const q = again[0].getChild('query', 'jabber:iq:register')!;
+    const q = at(again, 0).getChild('query', 'jabber:iq:register')!;
     assert.ok(q.getChild('registered'));
     assert.equal(q.getChildText('username'), 'thirdwitch');
     const nick = await h.send(roomUser(NONE));
-    assert.equal(nick[0].getChild('query')?.getChild('identity')?.attrs.name, 'thirdwitch');
-    assert.equal((await h.send(roomUser(MEMBER)))[0].getChild('query')?.children.length, 0, 'no reserved nick: empty result');
+    assert.equal(at(nick, 0).getChild('query')?.getChild('identity')?.attrs.name, 'thirdwitch');
+    assert.equal(at(await h.send(roomUser(MEMBER)), 0).getChild('query')?.children.length, 0, 'no reserved nick: empty result');
     assertError(await h.send(register(MEMBER, { 'muc#register_roomnick': 'ThirdWitch' })), MEMBER, 'conflict', 'cancel');
     assertError(await h.send(join(MEMBER, room('coven', 'thirdwitch'))), MEMBER, 'conflict');
   });
@@ -309,7 +311,7 @@ describe('MUC: voice requests (§7.13, §8.6)', () => {
     const out = await h.send(req);
     const forms = out.filter((e) => e.getChild('x', 'jabber:x:data'));
     assert.deepEqual(forms.map((e) => e.attrs.to).sort(), [ADMIN, ADMIN2, OWNER, OWNER2].sort());
-    const fields = forms[0].getChild('x', 'jabber:x:data')!.getChildren('field');
+    const fields = at(forms, 0).getChild('x', 'jabber:x:data')!.getChildren('field');
     assert.equal(fields.find((f) => f.attrs.var === 'muc#roomnick')?.getChildText('value'), 'none');
     const approve = message(ADMIN, COVEN, { children: [submit('http://jabber.org/protocol/muc#request', {
       'muc#role': 'participant', 'muc#roomnick': 'none', 'muc#request_allow': 'true',

@@ -10,6 +10,7 @@ import {
   adminSet, assertError, codes, configure, createRoom, errorOf, groupchat, harness, HOST, iq, item, join, message, NS_OWNER, only, presence,
   room, ROOMCONFIG, selfPresence, to, userX,
 } from '../helpers/muc.ts';
+import { at } from '../helpers/assert.ts';
 
 const CRONE = 'crone@example.org/desktop';
 const WICCA = 'wicca@example.org/laptop';
@@ -21,7 +22,7 @@ const discoInfo = (from: string, to = COVEN) => iq(from, to, 'get', new Element(
 const discoItems = (from: string, to = HOST) => iq(from, to, 'get', new Element('query', { xmlns: 'http://jabber.org/protocol/disco#items' }));
 
 function formValues(out: Element[]): Map<string, string[]> {
-  const x = out[0].getChild('query', NS_OWNER)!.getChild('x', 'jabber:x:data')!;
+  const x = at(out, 0).getChild('query', NS_OWNER)!.getChild('x', 'jabber:x:data')!;
   const f = parseForm(x)!;
   assert.equal(f.formType, ROOMCONFIG);
   return new Map([...f.fields].map(([k, v]) => [k, v.values]));
@@ -51,7 +52,7 @@ describe('MUC: room configuration (§10.1, §10.2)', () => {
       'x-vendor#unknown': 'ignored',
     };
     const r = await h.send(configure(CRONE, COVEN, submitted));
-    assert.equal(r[0].attrs.type, 'result', r[0].toString());
+    assert.equal(at(r, 0).attrs.type, 'result', at(r, 0).toString());
     const after = formValues(await h.send(getConfig(CRONE)));
     for (const [k, v] of Object.entries(submitted)) {
       if (k.startsWith('x-vendor')) continue;
@@ -84,7 +85,7 @@ describe('MUC: room configuration (§10.1, §10.2)', () => {
     // Cancelling a later configuration changes nothing (§10.2).
     const q = new Element('query', { xmlns: NS_OWNER });
     q.c('x', { xmlns: 'jabber:x:data', type: 'cancel' });
-    assert.equal((await h.send(iq(CRONE, COVEN, 'set', q)))[0].attrs.type, 'result');
+    assert.equal(at(await h.send(iq(CRONE, COVEN, 'set', q)), 0).attrs.type, 'result');
     assert.ok(h.muc.room(COVEN));
   });
 
@@ -117,7 +118,7 @@ describe('MUC: room configuration (§10.1, §10.2)', () => {
     const p = to(out, CRONE).find((e) => e.name === 'presence')!;
     assert.deepEqual({ a: item(p).affiliation, r: item(p).role }, { a: 'owner', r: 'moderator' });
     const demoted = await h.send(configure(WICCA, COVEN, { 'muc#roomconfig_roomowners': ['wicca@example.org'], 'muc#roomconfig_roomadmins': ['crone@example.org'] }));
-    assert.equal(demoted[0].attrs.type, 'result');
+    assert.equal(at(demoted, 0).attrs.type, 'result');
     assert.equal(h.muc.room(COVEN)?.affiliationOf('crone@example.org'), 'admin');
     assert.deepEqual(h.muc.room(COVEN)?.listAffiliation('owner'), ['wicca@example.org']);
   });
@@ -126,15 +127,15 @@ describe('MUC: room configuration (§10.1, §10.2)', () => {
 describe('MUC: disco (§6)', () => {
   it('describes the service, lists public unlocked rooms only, and answers for rooms with their type features and muc#roominfo', async () => {
     const h = harness({ name: 'Chatrooms' });
-    const svc = (await h.send(discoInfo(HAG, HOST)))[0].getChild('query')!;
+    const svc = at(await h.send(discoInfo(HAG, HOST)), 0).getChild('query')!;
     assert.deepEqual(svc.getChild('identity')?.attrs, { category: 'conference', type: 'text', name: 'Chatrooms' });
     assert.ok(svc.getChildren('feature').some((f) => f.attrs.var === 'http://jabber.org/protocol/muc'));
     await createRoom(h, 'coven', CRONE, 'firstwitch', { 'muc#roomconfig_roomname': 'A Dark Cave', 'muc#roomconfig_roomdesc': 'Witches', 'muc#roomconfig_lang': 'en' });
     await createRoom(h, 'hidden', CRONE, 'firstwitch', { 'muc#roomconfig_publicroom': '0', 'muc#roomconfig_membersonly': '1' });
     await h.send(join(CRONE, room('locked', 'firstwitch')));
-    const items = (await h.send(discoItems(HAG)))[0].getChild('query')!.getChildren('item').map((i) => i.attrs);
+    const items = at(await h.send(discoItems(HAG)), 0).getChild('query')!.getChildren('item').map((i) => i.attrs);
     assert.deepEqual(items, [{ jid: COVEN, name: 'A Dark Cave' }]);
-    const info = (await h.send(discoInfo(HAG)))[0].getChild('query')!;
+    const info = at(await h.send(discoInfo(HAG)), 0).getChild('query')!;
     assert.deepEqual(info.getChild('identity')?.attrs, { category: 'conference', type: 'text', name: 'A Dark Cave' });
     const features = info.getChildren('feature').map((f) => f.attrs.var);
     for (const f of ['http://jabber.org/protocol/muc', 'http://jabber.org/protocol/muc#stable_id', 'urn:xmpp:occupant-id:0', 'urn:xmpp:sid:0',
@@ -146,7 +147,7 @@ describe('MUC: disco (§6)', () => {
     assert.deepEqual(roominfo.fields.get('muc#roominfo_description')?.values, ['Witches']);
     assert.deepEqual(roominfo.fields.get('muc#roominfo_occupants')?.values, ['1']);
     assert.deepEqual(roominfo.fields.get('muc#roominfo_lang')?.values, ['en']);
-    const hidden = (await h.send(discoInfo(HAG, room('hidden'))))[0].getChild('query')!;
+    const hidden = at(await h.send(discoInfo(HAG, room('hidden'))), 0).getChild('query')!;
     const hiddenFeatures = hidden.getChildren('feature').map((f) => f.attrs.var);
     assert.ok(hiddenFeatures.includes('muc_hidden') && hiddenFeatures.includes('muc_membersonly'));
     assert.equal(parseForm(hidden.getChild('x', 'jabber:x:data')!)!.fields.has('muc#roominfo_subject'), false, 'no subject leak from a members-only room (§14.4)');
@@ -165,7 +166,7 @@ describe('MUC: durable state', () => {
     await h.send(message(CRONE, COVEN, { type: 'groupchat', subject: 'Spells' }));
     await h.send(join('visitor@example.org/x', room('coven', 'v'))); // refused: members-only
     await h.send(adminSet(CRONE, COVEN, [{ affiliation: 'member', jid: 'visitor@example.org' }]));
-    const before = (await h.send(groupchat(CRONE, COVEN, 'hello')))[0].getChild('occupant-id', 'urn:xmpp:occupant-id:0')?.attrs.id;
+    const before = at(await h.send(groupchat(CRONE, COVEN, 'hello')), 0).getChild('occupant-id', 'urn:xmpp:occupant-id:0')?.attrs.id;
     const snap = h.stored.get(COVEN)!;
     assert.ok(parseSnapshot(JSON.parse(JSON.stringify(snap))).ok, 'JSON-serialisable and valid');
     assert.equal(snap.config.name, 'A Dark Cave');
@@ -185,7 +186,7 @@ describe('MUC: durable state', () => {
     const back = await h2.send(join(CRONE, room('coven', 'firstwitch')));
     assert.deepEqual(codes(selfPresence(back, CRONE)), [110], 'no 201: the room exists');
     assert.equal(to(back, CRONE).at(-1)?.getChildText('subject'), 'Spells');
-    const after = (await h2.send(groupchat(CRONE, COVEN, 'hello again')))[0].getChild('occupant-id', 'urn:xmpp:occupant-id:0')?.attrs.id;
+    const after = at(await h2.send(groupchat(CRONE, COVEN, 'hello again')), 0).getChild('occupant-id', 'urn:xmpp:occupant-id:0')?.attrs.id;
     assert.equal(after, before, 'occupant ids survive the restart');
     assertError(await h2.send(join(WICCA, room('coven', 'thirdwitch'))), WICCA, 'registration-required');
     await h2.send(adminSet(CRONE, COVEN, [{ affiliation: 'member', jid: 'wicca@example.org' }]));
@@ -225,19 +226,19 @@ describe('MUC: durable state', () => {
     h.failNextPersist();
     const ban = await h.send(adminSet(CRONE, COVEN, [{ affiliation: 'outcast', jid: 'hag@example.org' }]));
     assert.equal(ban.length, 1);
-    assert.deepEqual(errorOf(ban[0]), { type: 'wait', condition: 'internal-server-error' });
+    assert.deepEqual(errorOf(at(ban, 0)), { type: 'wait', condition: 'internal-server-error' });
     assert.equal(h.muc.room(COVEN)?.affiliationOf('hag@example.org'), 'none');
     assert.equal(h.muc.room(COVEN)?.occupantCount, 2, 'the banned user is still in the room');
     h.failNextPersist();
     const cfg = await h.send(configure(CRONE, COVEN, { 'muc#roomconfig_roomname': 'Lost' }));
-    assert.equal(errorOf(cfg[0])?.condition, 'internal-server-error');
+    assert.equal(errorOf(at(cfg, 0))?.condition, 'internal-server-error');
     assert.equal(h.muc.room(COVEN)?.config.name, '');
     h.failNextPersist();
     const subj = await h.send(message(CRONE, COVEN, { type: 'groupchat', subject: 'Lost' }));
     assert.deepEqual(subj.map((e) => e.attrs.type), ['error']);
     assert.equal(h.muc.room(COVEN)?.subject, undefined);
     // And then it works.
-    assert.equal((await h.send(adminSet(CRONE, COVEN, [{ affiliation: 'outcast', jid: 'hag@example.org' }])))[0].attrs.type, 'result');
+    assert.equal(at(await h.send(adminSet(CRONE, COVEN, [{ affiliation: 'outcast', jid: 'hag@example.org' }])), 0).attrs.type, 'result');
   });
 
   it('handles one stanza at a time per room: nothing behind a durable change runs before it is stored', async () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
 import { createRoom, groupchat, harness, join, message, presence, room, to, type Harness } from '../helpers/muc.ts';
+import { at } from '../helpers/assert.ts';
 
 const CRONE = 'crone@example.org/desktop';
 const HAG = 'hag@example.org/pda';
@@ -30,7 +31,7 @@ describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
   it('stamps history with delay from the room, the original sender and id, and ofrom in non-anonymous rooms', async () => {
     const h = await roomWithMessages(0, { 'muc#roomconfig_whois': 'anyone' });
     await h.send(groupchat(CRONE, COVEN, 'Thrice the brinded cat hath mew\'d.', 'm1'));
-    const [m] = await historyFor(h);
+    const m = at(await historyFor(h), 0);
     assert.equal(m.attrs.from, room('coven', 'firstwitch'));
     assert.equal(m.attrs.id, 'm1');
     assert.equal(m.attrs.type, 'groupchat');
@@ -46,7 +47,7 @@ describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
     const h = await roomWithMessages(0);
     const delay = new Element('delay', { xmlns: 'urn:xmpp:delay', from: CRONE, stamp: '2004-09-29T01:54:37Z' });
     await h.send(message(CRONE, COVEN, { type: 'groupchat', body: 'from the one-to-one chat', children: [delay] }));
-    const [m] = await historyFor(h);
+    const m = at(await historyFor(h), 0);
     assert.deepEqual(m.getChildren('delay', 'urn:xmpp:delay').map((d) => d.attrs.stamp), ['2004-09-29T01:54:37Z']);
   });
 
@@ -69,11 +70,13 @@ describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
     const all = await historyFor(h, { maxstanzas: '5' });
     const sizes = all.map((e) => e.toString().length);
     await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable'));
-    const budget = sizes[3] + sizes[4] + sizes[2] - 1; // room for two whole stanzas, not three
+    assert.equal(sizes.length, 5);
+    const lastThree = sizes.slice(-3).reduce((a, b) => a + b, 0);
+    const budget = lastThree - 1; // room for two whole stanzas, not three
     const two = await historyFor(h, { maxchars: String(budget) });
     assert.deepEqual(bodies(two), ['message 4', 'message 5']);
     await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable'));
-    const exact = await historyFor(h, { maxchars: String(sizes[2] + sizes[3] + sizes[4]) });
+    const exact = await historyFor(h, { maxchars: String(lastThree) });
     assert.deepEqual(bodies(exact), ['message 3', 'message 4', 'message 5']);
     await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable'));
     assert.deepEqual(await historyFor(h, { maxchars: '0' }), []);
@@ -96,7 +99,7 @@ describe('MUC: discussion history (§7.2.13, §7.2.14)', () => {
     const state = message(CRONE, COVEN, { type: 'groupchat', children: [new Element('composing', { xmlns: 'http://jabber.org/protocol/chatstates' })] });
     const relayed = await h.send(state);
     assert.equal(relayed.length, 1, 'chat states are still reflected');
-    assert.equal(relayed[0].getChild('stanza-id', 'urn:xmpp:sid:0'), undefined, 'but get no stanza-id and are not archived');
+    assert.equal(at(relayed, 0).getChild('stanza-id', 'urn:xmpp:sid:0'), undefined, 'but get no stanza-id and are not archived');
     await h.send(message(CRONE, COVEN, { type: 'groupchat', subject: 'Spells' }));
     await h.send(message(CRONE, COVEN, { type: 'groupchat', body: 'secret', children: [new Element('no-store', { xmlns: 'urn:xmpp:hints' })] }));
     const out = await h.send(join(HAG, room('coven', 'thirdwitch')));

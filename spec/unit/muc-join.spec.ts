@@ -7,6 +7,7 @@ import {
   adminSet, assertError, codes, configure, createRoom, errorOf, groupchat, harness, item, join, message, NS_MUC, only,
   presence, room, selfPresence, to, userX,
 } from '../helpers/muc.ts';
+import { at } from '../helpers/assert.ts';
 
 const CRONE = 'crone@example.org/desktop';
 const WICCA = 'wicca@example.org/laptop';
@@ -30,7 +31,7 @@ describe('MUC: creating a room (§10.1)', () => {
     assertError(locked, HAG, 'item-not-found');
     // Instant room (§10.1.2): an empty submitted form unlocks it.
     const r = await h.send(configure(CRONE, COVEN));
-    assert.equal(r[0].attrs.type, 'result');
+    assert.equal(at(r, 0).attrs.type, 'result');
     const joined = await h.send(join(HAG, room('coven', 'thirdwitch')));
     assert.deepEqual(codes(selfPresence(joined, HAG)), [110]);
   });
@@ -88,10 +89,10 @@ describe('MUC: entering a room (§7.2)', () => {
       `message ${room('coven', 'secondwitch')}`,
       `message ${COVEN}`,
     ]);
-    assert.deepEqual(codes(mine[2]), [110]);
-    assert.equal(mine[3].getChildText('body'), 'Thrice the brinded cat hath mew\'d.');
-    assert.equal(mine[3].getChild('delay', 'urn:xmpp:delay')?.attrs.from, COVEN);
-    const subject = mine[4];
+    assert.deepEqual(codes(at(mine, 2)), [110]);
+    assert.equal(at(mine, 3).getChildText('body'), 'Thrice the brinded cat hath mew\'d.');
+    assert.equal(at(mine, 3).getChild('delay', 'urn:xmpp:delay')?.attrs.from, COVEN);
+    const subject = at(mine, 4);
     assert.equal(subject.attrs.type, 'groupchat');
     assert.equal(subject.getChildText('subject'), '', '§7.2.15: an empty subject when none is set');
     assert.equal(subject.getChild('body'), undefined);
@@ -199,7 +200,7 @@ describe('MUC: entering a room (§7.2)', () => {
     await h.send(join(HAG, room('coven', 'thirdwitch')));
     const out = await h.send(join(HAG, room('coven', 'thirdwitch')));
     assert.deepEqual(to(out, HAG).map((e) => e.name), ['presence', 'presence', 'message']);
-    assert.deepEqual(codes(to(out, HAG)[1]), [110]);
+    assert.deepEqual(codes(at(to(out, HAG), 1)), [110]);
     assert.equal(to(out, CRONE).length, 0, 'unchanged presence is not re-broadcast');
   });
 });
@@ -232,7 +233,9 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
     await createRoom(h, 'coven', CRONE, 'firstwitch');
     await h.send(join(HAG, room('coven', 'thirdwitch')));
     const out = await h.send(presence(HAG, room('coven', 'oldhag')));
-    const [gone, back] = to(out, CRONE);
+    const toCrone = to(out, CRONE);
+    const gone = at(toCrone, 0);
+    const back = at(toCrone, 1);
     assert.equal(gone.attrs.type, 'unavailable');
     assert.equal(gone.attrs.from, room('coven', 'thirdwitch'));
     assert.deepEqual(codes(gone), [303]);
@@ -240,13 +243,15 @@ describe('MUC: presence in the room (§7.6, §7.7, §7.14)', () => {
     assert.equal(item(gone).role, 'participant', 'the 303 presence keeps the role');
     assert.equal(back.attrs.from, room('coven', 'oldhag'));
     assert.equal(back.attrs.type, undefined);
-    const [selfGone, selfBack] = to(out, HAG);
+    const toHag = to(out, HAG);
+    const selfGone = at(toHag, 0);
+    const selfBack = at(toHag, 1);
     assert.deepEqual(codes(selfGone), [110, 303]);
     assert.deepEqual(codes(selfBack), [110]);
     assert.deepEqual(h.muc.room(COVEN)?.nicks().sort(), ['firstwitch', 'oldhag']);
     // Case-only change is a nick change too; conflicts are refused.
     const cased = await h.send(presence(HAG, room('coven', 'OldHag')));
-    assert.equal(item(to(cased, CRONE)[0]).nick, 'OldHag');
+    assert.equal(item(at(to(cased, CRONE), 0)).nick, 'OldHag');
     assertError(await h.send(presence(HAG, room('coven', 'FIRSTWITCH'))), HAG, 'conflict', 'cancel');
   });
 

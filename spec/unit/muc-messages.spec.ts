@@ -6,6 +6,7 @@ import { Element } from '@xmpp/xml';
 import {
   adminSet, assertError, codes, configure, createRoom, groupchat, harness, iq, join, message, only, presence, room, selfPresence, to, userX,
 } from '../helpers/muc.ts';
+import { at } from '../helpers/assert.ts';
 
 const CRONE = 'crone@example.org/desktop';
 const WICCA = 'wicca@example.org/laptop';
@@ -43,26 +44,26 @@ describe('MUC: messages to all occupants (§7.4)', () => {
       assert.equal(m.getChild('origin-id', 'urn:xmpp:sid:0')?.attrs.id, 'o1', 'origin-id preserved');
     }
     assert.equal(h.archived.length, 1);
-    assert.equal(h.archived[0].stanzaId, out[0].getChildren('stanza-id').find((s) => s.attrs.by === COVEN)?.attrs.id);
-    assert.equal(h.archived[0].senderJid, HAG);
+    assert.equal(at(h.archived, 0).stanzaId, at(out, 0).getChildren('stanza-id').find((s) => s.attrs.by === COVEN)?.attrs.id);
+    assert.equal(at(h.archived, 0).senderJid, HAG);
     // A message without id gets one, the same for every copy.
     const noId = await h.send(groupchat(HAG, COVEN, 'again'));
     assert.equal(new Set(noId.map((m) => m.attrs.id)).size, 1);
-    assert.ok(noId[0].attrs.id);
+    assert.ok(at(noId, 0).attrs.id);
   });
 
   it('gives each user a stable occupant id per room, different between users and rooms (XEP-0421)', async () => {
     const h = await coven();
-    const a = occupantIdOf((await h.send(groupchat(HAG, COVEN, 'one')))[0]);
+    const a = occupantIdOf(at(await h.send(groupchat(HAG, COVEN, 'one')), 0));
     await h.send(presence(HAG, room('coven', 'thirdwitch'), 'unavailable'));
     await h.send(join('hag@example.org/other', room('coven', 'renamed')));
-    const b = occupantIdOf((await h.send(groupchat('hag@example.org/other', COVEN, 'two')))[0]);
+    const b = occupantIdOf(at(await h.send(groupchat('hag@example.org/other', COVEN, 'two')), 0));
     assert.equal(a, b, 'same bare JID, same id, whatever the nick or resource');
-    const c = occupantIdOf((await h.send(groupchat(WICCA, COVEN, 'three')))[0]);
+    const c = occupantIdOf(at(await h.send(groupchat(WICCA, COVEN, 'three')), 0));
     assert.notEqual(a, c);
     assert.ok(a && a.length <= 128 && !a.includes('hag'));
     await createRoom(h, 'heath', 'hag@example.org/other', 'x');
-    const d = occupantIdOf((await h.send(groupchat('hag@example.org/other', room('heath'), 'four')))[0]);
+    const d = occupantIdOf(at(await h.send(groupchat('hag@example.org/other', room('heath'), 'four')), 0));
     assert.notEqual(d, a, 'another room, another id');
   });
 
@@ -83,7 +84,7 @@ describe('MUC: the subject (§8.1, §7.2.15)', () => {
     assertError(await h.send(message(WICCA, COVEN, { type: 'groupchat', subject: 'Fire Burn and Cauldron Bubble!' })), WICCA, 'forbidden');
     const ok = await h.send(message(CRONE, COVEN, { type: 'groupchat', subject: 'Fire Burn and Cauldron Bubble!', id: 's1' }));
     assert.equal(ok.length, 3);
-    assert.equal(ok[0].attrs.from, room('coven', 'firstwitch'));
+    assert.equal(at(ok, 0).attrs.from, room('coven', 'firstwitch'));
     assert.equal(h.stored.get(COVEN)?.subject?.text, 'Fire Burn and Cauldron Bubble!', 'stored before being broadcast');
     h.clock.now += 1000;
     const entered = await h.send(join('hecate@example.org/broom', room('coven', 'hecate')));
@@ -91,7 +92,7 @@ describe('MUC: the subject (§8.1, §7.2.15)', () => {
     assert.equal(subject.getChildText('subject'), 'Fire Burn and Cauldron Bubble!');
     assert.equal(subject.attrs.from, room('coven', 'firstwitch'));
     assert.deepEqual(subject.getChild('delay', 'urn:xmpp:delay')?.attrs, { xmlns: 'urn:xmpp:delay', from: COVEN, stamp: '2026-01-01T12:00:00Z' });
-    assert.equal(occupantIdOf(subject), occupantIdOf(ok[0]), 'with the setter\'s occupant id (XEP-0421 §4)');
+    assert.equal(occupantIdOf(subject), occupantIdOf(at(ok, 0)), 'with the setter\'s occupant id (XEP-0421 §4)');
     // A message with subject and body is a message, not a subject change.
     await h.send(message(HAG, COVEN, { type: 'groupchat', subject: 'x', body: 'y' }));
     assert.equal(h.muc.room(COVEN)?.subject?.text, 'Fire Burn and Cauldron Bubble!');
@@ -183,23 +184,23 @@ describe('MUC: iq to occupants (§17.4) and self-ping (XEP-0410)', () => {
     assert.equal(only(ok, HAG).attrs.from, room('coven', 'thirdwitch'));
     assertError(await h.send(ping('hag@example.org/other', room('coven', 'thirdwitch'))), 'hag@example.org/other', 'not-acceptable', 'cancel');
     const info = await h.send(iq(HAG, COVEN, 'get', new Element('query', { xmlns: 'http://jabber.org/protocol/disco#info' })));
-    assert.ok(info[0].getChild('query')!.getChildren('feature').some((f) => f.attrs.var === 'http://jabber.org/protocol/muc#self-ping-optimization'));
+    assert.ok(at(info, 0).getChild('query')!.getChildren('feature').some((f) => f.attrs.var === 'http://jabber.org/protocol/muc#self-ping-optimization'));
   });
 
   it('forwards iq between occupants under a fresh id and routes the answer back to the asking session', async () => {
     const h = await coven();
     const q = iq(HAG, room('coven', 'secondwitch'), 'get', new Element('query', { xmlns: 'http://jabber.org/protocol/disco#info' }), 'ask1');
-    const [fwd] = await h.send(q);
+    const fwd = at(await h.send(q), 0);
     assert.equal(fwd.attrs.to, WICCA);
     assert.equal(fwd.attrs.from, room('coven', 'thirdwitch'));
     assert.notEqual(fwd.attrs.id, 'ask1');
     const answer = new Element('iq', { from: WICCA, to: room('coven', 'thirdwitch'), type: 'result', id: fwd.attrs.id as string });
     answer.c('query', { xmlns: 'http://jabber.org/protocol/disco#info' });
-    const [back] = await h.send(answer);
+    const back = at(await h.send(answer), 0);
     assert.deepEqual({ from: back.attrs.from, to: back.attrs.to, id: back.attrs.id, type: back.attrs.type }, { from: room('coven', 'secondwitch'), to: HAG, id: 'ask1', type: 'result' });
     assert.deepEqual(await h.send(answer), [], 'answered once');
     // vCards go to the bare JID (the user's server answers).
-    const [v] = await h.send(iq(HAG, room('coven', 'secondwitch'), 'get', new Element('vCard', { xmlns: 'vcard-temp' })));
+    const v = at(await h.send(iq(HAG, room('coven', 'secondwitch'), 'get', new Element('vCard', { xmlns: 'vcard-temp' }))), 0);
     assert.equal(v.attrs.to, 'wicca@example.org');
     // Outsiders: bad-request for disco (§6.6), not-acceptable otherwise.
     assertError(await h.send(iq('stranger@example.org/x', room('coven', 'secondwitch'), 'get', new Element('query', { xmlns: 'http://jabber.org/protocol/disco#info' }))), 'stranger@example.org/x', 'bad-request');
@@ -210,7 +211,7 @@ describe('MUC: message moderation (XEP-0425)', () => {
   it('retracts a message for a moderator: removed from history, announced in both forms, tombstone requested', async () => {
     const h = await coven();
     const out = await h.send(groupchat(HAG, COVEN, 'DM me for free magic potions!'));
-    const sid = out[0].getChildren('stanza-id').find((s) => s.attrs.by === COVEN)!.attrs.id as string;
+    const sid = at(out, 0).getChildren('stanza-id').find((s) => s.attrs.by === COVEN)!.attrs.id as string;
     const req = new Element('moderate', { xmlns: 'urn:xmpp:message-moderate:1', id: sid });
     req.c('retract', { xmlns: 'urn:xmpp:message-retract:1' });
     req.c('reason').t('Spam');
@@ -228,7 +229,8 @@ describe('MUC: message moderation (XEP-0425)', () => {
     assert.equal(legacy?.attrs.id, sid);
     assert.ok(legacy?.getChild('moderated', 'urn:xmpp:message-moderate:0')?.getChild('retract', 'urn:xmpp:message-retract:0'));
     assert.equal(h.retracted.length, 1);
-    assert.deepEqual({ id: h.retracted[0].stanzaId, moderated: h.retracted[0].moderated, reason: h.retracted[0].reason }, { id: sid, moderated: true, reason: 'Spam' });
+    const retracted = at(h.retracted, 0);
+    assert.deepEqual({ id: retracted.stanzaId, moderated: retracted.moderated, reason: retracted.reason }, { id: sid, moderated: true, reason: 'Spam' });
     assert.equal(h.archived.at(-1)?.stanza.getChild('retract', 'urn:xmpp:message-retract:1')?.attrs.id, sid, 'the announcement is archived');
     const late = await h.send(join('hecate@example.org/broom', room('coven', 'hecate')));
     assert.ok(!late.some((e) => e.getChildText('body') === 'DM me for free magic potions!'), 'not replayed to newcomers');
@@ -242,12 +244,12 @@ describe('MUC: message moderation (XEP-0425)', () => {
     applyTo.c('moderate', { xmlns: 'urn:xmpp:message-moderate:0' }).c('retract', { xmlns: 'urn:xmpp:message-retract:0' });
     const out = await h.send(iq(CRONE, COVEN, 'set', applyTo));
     assert.equal(to(out, CRONE).find((e) => e.name === 'iq')?.attrs.type, 'result');
-    assert.equal(h.retracted[0].stanzaId, 'archived-only');
+    assert.equal(at(h.retracted, 0).stanzaId, 'archived-only');
   });
 
   it('drops a message its author retracts (XEP-0424) from the history', async () => {
     const h = await coven();
-    const sid = (await h.send(groupchat(HAG, COVEN, 'oops')))[0].getChildren('stanza-id').find((s) => s.attrs.by === COVEN)!.attrs.id as string;
+    const sid = at(await h.send(groupchat(HAG, COVEN, 'oops')), 0).getChildren('stanza-id').find((s) => s.attrs.by === COVEN)!.attrs.id as string;
     const other = new Element('retract', { xmlns: 'urn:xmpp:message-retract:1', id: sid });
     await h.send(message(WICCA, COVEN, { type: 'groupchat', body: 'not yours', children: [other] }));
     assert.equal(h.muc.room(COVEN)?.history.find(sid)?.stanzaId, sid, 'someone else cannot');

@@ -8,6 +8,7 @@ import {
   checkComponentStanza, checkDelegationConfig, checkPrivilegeConfig, delegationAdvertisement, delegationDiscoNode,
   effectiveGrant, matchDelegation, presenceFor, privilegeAdvertisement, rosterPushFor, type DelegationConfig, type PrivilegeDecision,
 } from '../../core/util/privilege.ts';
+import { at } from '../helpers/assert.ts';
 
 const parseEl = (xml: string) => parse(xml) as unknown as Element;
 const HOST = 'capulet.lit';
@@ -170,7 +171,7 @@ describe('privileged entities (XEP-0356) and namespace delegation (XEP-0355)', (
       now = 1000;
       const timedOut = inFlight.expire();
       assert.equal(timedOut.length, 1);
-      assert.match(timedOut[0].toString(), /<iq type="error" from="juliet@capulet.lit" to="pubsub.capulet.lit" id="priv_iq_1"><error type="wait"><remote-server-timeout/);
+      assert.match(at(timedOut, 0).toString(), /<iq type="error" from="juliet@capulet.lit" to="pubsub.capulet.lit" id="priv_iq_1"><error type="wait"><remote-server-timeout/);
       inFlight.send(PUBSUB, outer, d);
       inFlight.forget(PUBSUB);
       assert.equal(inFlight.size, 0);

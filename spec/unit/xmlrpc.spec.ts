@@ -7,6 +7,7 @@ import {
   DEFAULT_LIMITS, FAULT, NS_RPC, faultResponse, formatDateTime, formatDouble, fromJs, methodCall, methodResponse,
   parseDateTime, parseMethodCall, parseMethodResponse, parseRpcRequest, rpcQuery, toJs, type RpcValue,
 } from '../../core/util/xmlrpc.ts';
+import { at } from '../helpers/assert.ts';
 
 const parseEl = (xml: string) => parse(xml) as unknown as Element;
 const call = (body: string) => parseEl(`<query xmlns='${NS_RPC}'><methodCall><methodName>m</methodName><params>${body}</params></methodCall></query>`).getChild('methodCall')!;
@@ -15,7 +16,7 @@ const param = (value: string) => call(`<param><value>${value}</value></param>`);
 function one(value: string): RpcValue {
   const r = parseMethodCall(param(value));
   if (!r.ok) assert.fail(`${value}: ${r.fault.string}`);
-  return r.value.params[0];
+  return at(r.value.params, 0);
 }
 
 function fault(el: Element, limits = {}): number {

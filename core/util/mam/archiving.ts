@@ -2,7 +2,7 @@
 // (retention). XEP-0313 §5.1 (storage rules), XEP-0334 (hints), §3.2 (retention).
 import type { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import type { ArchiveStore } from '../../storage/contracts.ts';
+import type { MamArchive } from './archive.ts';
 import { bare } from '../jid.ts';
 import { stripStanzaIds } from './stanza-id.ts';
 
@@ -141,7 +141,7 @@ export function parseExpiry(value: string | number | null | undefined): number |
  * MUST be the oldest) even if its times are not in order. Deletes in batches (one transaction
  * each), yielding in between; resolves to how many were removed.
  */
-export async function expireArchive(store: ArchiveStore, user: string | null, cutoff: number, batch = 1000): Promise<number> {
+export async function expireArchive(store: MamArchive, user: string | null, cutoff: number, batch = 1000): Promise<number> {
   const [firstKept] = await store.find(user, { start: cutoff + 1, limit: 1 });
   let removed = 0;
   for (;;) {

@@ -1,7 +1,7 @@
 // One entry point for the iqs an archive answers in urn:xmpp:mam:2: queries and their form
 // (XEP-0313), metadata (XEP-0313 §5), preferences (XEP-0441).
 import type { Element } from '@xmpp/xml';
-import type { ArchiveStore } from '../../storage/contracts.ts';
+import type { MamArchive } from './archive.ts';
 import { StanzaError } from '../errors.ts';
 import { type ArchivePrefs, parsePrefs, prefsElement } from './prefs.ts';
 import {
@@ -9,7 +9,7 @@ import {
 } from './query.ts';
 
 export interface MamIqContext {
-  store: ArchiveStore;
+  store: MamArchive;
   /** The archive's owner in the store (a user's node, a room's node). */
   user: string | null;
   /** The archive's JID: the 'from' of result messages (the user's bare JID, the room's JID). */

@@ -1,12 +1,13 @@
 // Message Archive Management queries (XEP-0313, urn:xmpp:mam:2 and urn:xmpp:mam:2#extended) over
-// an ArchiveStore: the query form, reading a query (form + RSM + flip-page), running it as one
+// an archive: the query form, reading a query (form + RSM + flip-page), running it as one
 // page, and the result messages, <fin/> and archive metadata as Elements. Shared by the user
 // archive (mod_mam) and the room archive (MUC). See doc/mam.md.
 //
-// Pure: storage comes in as an ArchiveStore, sending as a callback; nothing here keeps state.
+// Pure: storage comes in as a MamArchive (core/storage's ArchiveStore fits it), sending as a
+// callback; nothing here keeps state.
 import { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import type { ArchiveItem, ArchiveQuery, ArchiveStore } from '../../storage/contracts.ts';
+import type { ArchiveItem, ArchiveQuery, MamArchive } from './archive.ts';
 import { type FieldSpec, type FormSpec, findForm, form, parseForm, readSubmission } from '../dataforms.ts';
 import { formatDateTime, parseDateTime } from '../datetime.ts';
 import { StanzaError } from '../errors.ts';
@@ -183,7 +184,7 @@ export function parseQuery(query: Element, opts: MamOptions = {}): MamQuery {
 }
 
 /** Of two exclusive id bounds on the same side, the one that admits fewer items. */
-async function tighter(store: ArchiveStore, user: string | null, side: 'after' | 'before', a: string | undefined, b: string | undefined): Promise<string | undefined> {
+async function tighter(store: MamArchive, user: string | null, side: 'after' | 'before', a: string | undefined, b: string | undefined): Promise<string | undefined> {
   if (a === undefined || b === undefined || a === b) return a ?? b;
   // Is b beyond a (later for 'after', earlier for 'before')? Rejects when a is unknown.
   if ((await store.count(user, { [side]: a, ids: [b] })) === 1) return b;
@@ -198,7 +199,7 @@ async function tighter(store: ArchiveStore, user: string | null, side: 'after' |
  * ids or RSM after/before reject with item-not-found (the store's ArchiveIdNotFoundError is a
  * StanzaError too).
  */
-export async function runQuery(store: ArchiveStore, user: string | null, q: MamQuery, opts: MamOptions = {}): Promise<MamPage> {
+export async function runQuery(store: MamArchive, user: string | null, q: MamQuery, opts: MamOptions = {}): Promise<MamPage> {
   const o = { ...DEFAULTS, ...opts };
   const f = q.filter;
   const { rsm } = q;
@@ -335,7 +336,7 @@ export function resultMessage(item: ArchiveItem, a: ResultAddressing): Element {
  * Archive metadata (§5, required by #extended): <metadata> with <start/> and <end/> (id and
  * XEP-0082 timestamp of the first and last items), or an empty <metadata/> for an empty archive.
  */
-export async function metadataElement(store: ArchiveStore, user: string | null): Promise<Element> {
+export async function metadataElement(store: MamArchive, user: string | null): Promise<Element> {
   const md = new Element('metadata', { xmlns: NS_MAM });
   const [first] = await store.find(user, { limit: 1 });
   const [last] = await store.find(user, { limit: 1, reverse: true });
