@@ -10,7 +10,7 @@
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
 export { CAPABILITIES } from './moduleapi.ts';
-export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Capability, ExportItem, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -95,3 +95,12 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- remote administration (doc/remote-admin.md): ad-hoc commands, typed exports, XEP-0133, Jabber-RPC, privileged components ----
+export { AdhocEngine, CommandError, NS_COMMANDS, adhocError, adhocErrorReply, adhocResultReply } from './util/adhoc.ts';
+export type { AdhocError, CommandContext, CommandDefinition, CommandOutcome, CommandStage, Note } from './util/adhoc.ts';
+export { argsFromForm, argsFromRpc, formForParams, resultPayload, rpcSignature } from './util/export-forms.ts';
+export type { ArgsOf, CommandAccess, ExportOptions, ParamSpec, ParamTypeName } from './util/export-forms.ts';
+export * as adminCommands from './util/admin-commands.ts';
+export * as xmlrpc from './util/xmlrpc.ts';
+export * as privilege from './util/privilege.ts';
