@@ -28,6 +28,7 @@ export default defineConfig({
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
     'adhoc', // XEP-0050 ad-hoc commands (modules' commands, exports offered as commands)
+    'admin_adhoc', // XEP-0133 service administration commands for `admins`
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.

@@ -105,7 +105,7 @@ export interface PrivilegedServices {
   routing: Routing;
   network: { listen(spec: ListenerSpec): Promise<Listener> };
   tls: { context(host: string | undefined): SecureContext | undefined };
-  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials'>;
+  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials' | 'setDisabled'>;
   rosters: Pick<RosterManager, 'save'>;
   admin: AdminApi;
 }
@@ -399,10 +399,20 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return this.server.sessions.view();
   }
 
-  /** Whether an account exists (accounts are administered with capability 'users'). */
-  get users(): { exists(host: string, username: string): Promise<boolean> } {
+  /** Accounts, read-only (they are administered with capability 'users'): existence, the list, disabled ones (XEP-0133). */
+  get users(): {
+    exists(host: string, username: string): Promise<boolean>;
+    list(host: string): Promise<string[]>;
+    isDisabled(host: string, username: string): Promise<boolean>;
+    listDisabled(host: string): Promise<string[]>;
+  } {
     const users = this.server.users;
-    return { exists: (host, username) => users.exists(host, username) };
+    return {
+      exists: (host, username) => users.exists(host, username),
+      list: (host) => users.list(host),
+      isDisabled: (host, username) => users.isDisabled(host, username),
+      listDisabled: (host) => users.listDisabled(host),
+    };
   }
 
   /** A user's roster: the live one when a resource is connected, else read (saved with capability 'rosters'). */
@@ -447,6 +457,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
           setPassword: (h, n, p) => u.setPassword(h, n, p),
           getRecord: (h, n) => u.getRecord(h, n),
           addScramCredentials: (h, n, hash, creds) => u.addScramCredentials(h, n, hash, creds),
+          setDisabled: (h, n, d) => u.setDisabled(h, n, d),
         };
       },
       rosters: () => ({ save: (h, n, roster, changed) => s.rosters.save(h, n, roster, changed) }),
