@@ -19,6 +19,7 @@ export type {
   Bind2InlineEvent,
   Bind2InlineFeaturesEvent,
   ComponentConnectedEvent,
+  ComponentStanzaEvent,
   ComponentDisconnectedEvent,
   DestType,
   AccountDiscoEvent,
