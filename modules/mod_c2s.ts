@@ -130,7 +130,13 @@ function acceptConnection(
   stream.parser.on('stanza', (el) => {
     const host = session.host;
     if (session.notopen || !host) return;
-    const ns = (el as Stanza).attrs.xmlns;
+    let ns = (el as Stanza).attrs.xmlns;
+    // A stanza may restate the stream's default namespace (valid XML, RFC 6120 §4.8.3); drop the
+    // declaration so it routes, and leaves on other streams, like any other stanza.
+    if (ns === NS.client && isStanzaKind(el.name)) {
+      delete (el as Stanza).attrs.xmlns;
+      ns = undefined;
+    }
     if (ns === undefined && isStanzaKind(el.name)) {
       const stanza = el as Stanza;
       if (session.type !== 'c2s') {

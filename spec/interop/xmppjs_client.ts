@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
 import { client, xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
+import { startXmppJs } from '../helpers/xmppjs-start.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,23 +53,8 @@ async function main(): Promise<boolean> {
     });
   });
 
-  // Wait for 'online', as xmpp.js's README does, rather than for start() alone: xmpp.js 0.14
-  // (and its main branch, 2026-04) attaches Connection.open()'s 'open' listener only after the
-  // stream header's write callback, so a server whose header arrives first (same host, a loaded
-  // CPU; it happens against Cadence before the module-API rework and any quick responder too) leaves start()
-  // rejecting with a TimeoutError 2 s later while the session is online and working. That
-  // rejection is reported, not fatal; every other failure still ends the run, and a connection
-  // that never gets online ends it by the --timeout.
-  const online = new Promise<Awaited<ReturnType<typeof xmpp.start>>>((resolve) => xmpp.on('online', resolve));
-  const started = xmpp.start().then(
-    () => new Promise<never>(() => {}),
-    (err: unknown) => {
-      if (!(err instanceof Error && err.name === 'TimeoutError')) throw err;
-      out(`EVENT start-timeout ${oneLine(String(err))}`);
-      return new Promise<never>(() => {});
-    },
-  );
-  const address = await Promise.race([online, started]);
+  // By 'online', not start() alone: see spec/helpers/xmppjs-start.ts.
+  const address = await startXmppJs(xmpp, (err) => out(`EVENT start-timeout ${oneLine(String(err))}`));
   const socket = (xmpp as unknown as { socket?: { socket?: TLSSocket } }).socket?.socket;
   out(`EVENT tls version=${socket?.getProtocol?.() ?? 'none'}`);
   out(`EVENT online jid=${address.toString()}`);
