@@ -131,6 +131,14 @@ export class Session {
   /** Why the session ended (set before destruction). */
   closeReason: CloseReason | undefined;
   destroyed = false;
+  /**
+   * Stream management (XEP-0198, mod_smacks): the connection is gone but the session waits for
+   * the client to resume it. It stays bound and available; what is sent to it is kept for the
+   * resumed stream (or, when it ends unresumed, re-routed as for an unavailable resource).
+   */
+  hibernating = false;
+  /** Client State Indication (XEP-0352, mod_csi): 'inactive' while the client is in the background. */
+  clientState: 'active' | 'inactive' = 'active';
   private ops: StreamOps;
   /** The session filters (none for a host's local session). */
   private readonly filters: SessionFilters | undefined;
