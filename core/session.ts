@@ -171,6 +171,19 @@ export class Session {
     this.ops.close(reason);
   }
 
+  /**
+   * Stream resumption (XEP-0198, through SessionControl.resume only): this session takes over the
+   * connection and stream of `carrier`, the new connection the client resumed it on.
+   */
+  takeStream(carrier: Session): void {
+    this.conn = carrier.conn;
+    this.ops = carrier.ops;
+    this.streamId = carrier.streamId;
+    this.notopen = carrier.notopen;
+    this.lang = carrier.lang;
+    this.hibernating = false;
+  }
+
   /** Stream restart: the next data must be a new stream header. */
   resetStream(): void {
     this.notopen = true;
