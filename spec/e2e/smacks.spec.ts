@@ -10,7 +10,9 @@ import { startServer, type TestServer } from '../helpers/server.ts';
 const PASS = 'sm-pass';
 const NS_SM = 'urn:xmpp:sm:3';
 const NS_DELAY = 'urn:xmpp:delay';
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'smacks'];
+const MODULES = ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'roster', 'disco', 'ping', 'offline', 'smacks'];
+const NS_SASL2 = 'urn:xmpp:sasl:2';
+const NS_BIND2 = 'urn:xmpp:bind:0';
 
 const isSm = (name: string) => (el: Element) => el.name === name && el.attrs.xmlns === NS_SM;
 const failedCondition = (el: Element) => el.getChildElements().find((c) => c.name !== 'text')?.name;
@@ -239,6 +241,46 @@ describe('e2e: stream management (XEP-0198)', function () {
     const got = await collect(next, 5);
     assert.deepEqual(bodies(got), ['o1', 'o2', 'o3', 'o4', 'o5']);
     for (const m of got) assert.ok(m.getChild('delay', NS_DELAY), `delay stamp on ${m.toString()}`);
+  });
+
+  it('enables inline with Bind2 and resumes inline with SASL2 (no binding, no stream features)', async function () {
+    const sasl2 = async (extra: Element[]) => {
+      const c = await RawClient.connect(server.c2sPort);
+      clients.push(c);
+      c.openStream();
+      await c.starttls();
+      const features = await c.expect((el) => el.name === 'stream:features');
+      const inline = features.getChild('authentication', NS_SASL2)?.getChild('inline');
+      assert.ok(inline?.getChild('sm', NS_SM), `SASL2 inline <sm/>: ${features.toString()}`);
+      assert.ok(inline?.getChild('bind', NS_BIND2)?.getChild('inline')?.getChildren('feature').some((f) => f.attrs.var === NS_SM), 'Bind2 inline feature');
+      const r = await c.sasl2({ user: 'nurse', password: PASS, mechanism: 'PLAIN', extra });
+      assert.equal(r.outcome.name, 'success', r.outcome.toString());
+      return { c, success: r.outcome };
+    };
+    const { c: first, success } = await sasl2([xml('bind', { xmlns: NS_BIND2 }, xml('tag', {}, 'phone'), xml('enable', { xmlns: NS_SM, resume: 'true' }))]);
+    const enabled = success.getChild('bound', NS_BIND2)?.getChild('enabled', NS_SM);
+    assert.ok(enabled, success.toString());
+    const jid = String(success.getChildText('authorization-identifier'));
+    const previd = String(enabled.attrs.id);
+    first.write(xml('presence').toString());
+    const { c: romeo } = await smClient('romeo', 'desk5');
+    await sendAll(romeo, jid, ['s1', 's2', 's3', 's4', 's5']);
+    await collect(first, 5);
+    const mark = server.output.length;
+    first.socket.destroy();
+    await server.waitForOutput(/hibernates/, 5000, mark);
+
+    const { c: again, success: resumedSuccess } = await sasl2([
+      xml('resume', { xmlns: NS_SM, previd, h: '0' }),
+      xml('bind', { xmlns: NS_BIND2 }, xml('tag', {}, 'phone')),
+    ]);
+    const resumed = resumedSuccess.getChild('resumed', NS_SM);
+    assert.ok(resumed, resumedSuccess.toString());
+    assert.equal(resumed.attrs.previd, previd);
+    assert.equal(resumedSuccess.getChild('bound', NS_BIND2), undefined, 'nothing newly bound');
+    assert.equal(resumedSuccess.getChildText('authorization-identifier'), jid);
+    assert.deepEqual(bodies(await collect(again, 5)), ['s1', 's2', 's3', 's4', 's5']);
+    await again.expectNothing((el) => el.name === 'stream:features', 200);
   });
 
   async function restartCase(stop: () => Promise<void>) {
