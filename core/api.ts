@@ -19,6 +19,8 @@ export type {
   Bind2InlineEvent,
   Bind2InlineFeaturesEvent,
   ComponentConnectedEvent,
+  ConnectionLostEvent,
+  SessionResumedEvent,
   ComponentDisconnectedEvent,
   DestType,
   AccountDiscoEvent,
