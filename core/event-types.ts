@@ -233,6 +233,21 @@ interface SessionLifecycleEvents {
 type RoutedStanzaEvents = { [K in `${StanzaKind}/${DestType}` | `pre-${StanzaKind}/${DestType}`]: StanzaEvent };
 type UnauthenticatedStanzaEvents = { [K in `unauthenticated-stanza/${StanzaKind}`]: UnauthenticatedStanzaEvent };
 
+// ---- carbons, archive, push (issue 15: doc/mam.md, doc/mobile.md) ---------------------------------
+
+/**
+ * `carbons/forward` (mod_carbons, emitted synchronously): a carbon copy of `stanza` is about to be
+ * forwarded to the user's other resources. A handler may replace `message`, the copy that goes
+ * inside <forwarded/> (mod_mam adds the sender's archive id to sent carbons, XEP-0313 §3.5).
+ */
+export interface CarbonForwardEvent {
+  direction: 'sent' | 'received';
+  host: string;
+  username: string;
+  stanza: Stanza;
+  message: Element;
+}
+
 // ---- the catalogue --------------------------------------------------------------------------------
 
 /** Events of a host's bus (`module.hook` in a host module). */
@@ -260,6 +275,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'roster-push': RosterPushEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
+  'carbons/forward': CarbonForwardEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
