@@ -183,7 +183,8 @@ export default defineModule({
           if (module.signal.aborted) return;
           removed += await module.serial(user, () => expireArchive(store, user, cutoff));
         }
-        module.log.info('archive cleanup on %s removed %d expired message(s)', host, removed);
+        if (removed) module.log.info('archive cleanup on %s removed %d expired message(s)', host, removed);
+        else module.log('archive cleanup on %s: nothing expired', host);
       };
       const run = () => module.task(cleanup); // a failure is logged; the next run tries again
       run();
