@@ -31,6 +31,7 @@ export type {
   ItemEvent,
   ModuleEvent,
   OfflineDeliverEvent,
+  CarbonForwardEvent,
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
@@ -97,3 +98,11 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
+// The MAM engine for the user archive (mod_mam) and room archives; the time format of XEP-0082.
+export {
+  NS_MAM, NS_SID, addStanzaId, answerMamIq, archivePolicy, archivedPayload, expireArchive, mamFeatures, parseExpiry,
+  shouldArchive, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
+} from './util/mam.ts';
+export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';

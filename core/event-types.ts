@@ -261,6 +261,21 @@ interface SessionLifecycleEvents {
 type RoutedStanzaEvents = { [K in `${StanzaKind}/${DestType}` | `pre-${StanzaKind}/${DestType}`]: StanzaEvent };
 type UnauthenticatedStanzaEvents = { [K in `unauthenticated-stanza/${StanzaKind}`]: UnauthenticatedStanzaEvent };
 
+// ---- carbons, archive, push (issue 15: doc/mam.md, doc/mobile.md) ---------------------------------
+
+/**
+ * `carbons/forward` (mod_carbons, emitted synchronously): a carbon copy of `stanza` is about to be
+ * forwarded to the user's other resources. A handler may replace `message`, the copy that goes
+ * inside <forwarded/> (mod_mam adds the sender's archive id to sent carbons, XEP-0313 §3.5).
+ */
+export interface CarbonForwardEvent {
+  direction: 'sent' | 'received';
+  host: string;
+  username: string;
+  stanza: Stanza;
+  message: Element;
+}
+
 // ---- the catalogue --------------------------------------------------------------------------------
 
 /** Events of a host's bus (`module.hook` in a host module). */
@@ -290,6 +305,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
   'c2s-connection-lost': ConnectionLostEvent;
+  'carbons/forward': CarbonForwardEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
