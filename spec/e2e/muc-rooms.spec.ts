@@ -212,4 +212,16 @@ describe('e2e: MUC rooms (XEP-0045 §7, §10.1)', function () {
     assert.equal(errorCondition(wrong), 'not-authorized');
     await enter(alice, `${room}/alice`, { password: 'sesame' });
   });
+
+  it('takes an occupant out of the room when its session ends (the user\'s server sends unavailable)', async function () {
+    const owner = await connect('owner');
+    const alice = await connect('alice');
+    const room = `vanish@${MUC}`;
+    await createInstant(owner, room, 'boss');
+    await enter(alice, `${room}/alice`);
+    await owner.expect(presenceFrom(`${room}/alice`));
+    await alice.stop();
+    const gone = await owner.expect(presenceFrom(`${room}/alice`, 'unavailable'));
+    assert.equal(item(gone).role, 'none');
+  });
 });
