@@ -95,3 +95,6 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
+export * as mam from './util/mam.ts';

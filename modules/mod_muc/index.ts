@@ -5,11 +5,13 @@
 // answers, stores room snapshots in the keyval store `muc_rooms` (user = the room's localpart)
 // and runs the lock-timeout sweep. See doc/muc.md (Glue).
 import type { Element } from '@xmpp/xml';
-import { bare, defineModule, split, StanzaError, type StanzaEvent } from '../../core/api.ts';
+import { bare, defineModule, iqPayload, iqResult, mam, split, StanzaError, type StanzaEvent } from '../../core/api.ts';
+import { RoomArchive } from './archive.ts';
 import { checkStoredConfig, DEFAULT_CONFIG, type RoomConfig } from './config.ts';
 import { MucService, type MucLog } from './service.ts';
 
 const STORE = 'muc_rooms';
+const ARCHIVE = 'muc_log';
 const SWEEP_INTERVAL_MS = 60_000;
 
 const options = {
@@ -20,6 +22,7 @@ const options = {
   maxUsers: { type: 'integer', description: 'Upper bound of muc#roomconfig_maxusers; 0 for none', default: 0, min: 0 },
   defaultConfig: { type: 'object', description: 'Settings of new rooms, e.g. { persistent: true, public: false } (doc/muc.md)', default: {} },
   allowRegistration: { type: 'boolean', description: 'Users may register with open rooms (§7.10)', default: true },
+  archive: { type: 'boolean', description: 'Archive room messages and answer XEP-0313 queries on rooms', default: true },
   restrictRoomCreation: {
     type: 'string',
     description: "Who may create rooms: 'everyone', 'local' (accounts of this server's hosts) or 'admins'",
@@ -44,6 +47,7 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const store = module.storage.keyval(STORE);
+    const archive = module.option('archive') ? new RoomArchive(module.storage.archive(ARCHIVE)) : undefined;
     const admins = new Set((module.config('admins') ?? []).map((a) => bare(a) ?? a));
     const isServiceAdmin = (jid: string) => admins.has(jid);
     const restrict = module.option('restrictRoomCreation');
@@ -69,9 +73,11 @@ export default defineModule({
       allowRegistration: module.option('allowRegistration'),
       canCreateRoom,
       isServiceAdmin,
+      roomFeatures: archive ? mam.mamFeatures() : [],
     }, {
       persist: (roomJid, snapshot) => store.set(split(roomJid).node ?? roomJid, snapshot === null ? undefined : JSON.parse(JSON.stringify(snapshot))),
       log,
+      ...(archive ? { archive } : {}),
     });
 
     // Persistent rooms come back as they were stored.
@@ -79,15 +85,36 @@ export default defineModule({
     const values = await Promise.all(names.map((n) => store.get(n)));
     const { restored, skipped } = muc.restore(values);
     if (restored.length || skipped.length) module.log.info('restored %d room(s) on %s, skipped %d', restored.length, host, skipped.length);
+    // Their history comes back from the archive.
+    if (archive) for (const jid of restored) muc.seedHistory(jid, await archive.history(jid, module.option('maxHistory')));
 
     const send = (stanzas: readonly Element[]) => {
       for (const s of stanzas) module.send(s);
     };
 
-    const handle = async ({ stanza }: StanzaEvent): Promise<true> => {
+    /** XEP-0313 on a room (reads only, so not queued behind the room's other stanzas). */
+    const archiveQuery = async (event: StanzaEvent): Promise<true | undefined> => {
+      const { stanza, toNode, toResource } = event;
+      if (!archive || stanza.name !== 'iq' || !toNode || toResource !== undefined) return undefined;
+      const type = stanza.attrs.type;
+      if ((type !== 'get' && type !== 'set') || iqPayload(stanza)?.attrs.xmlns !== mam.NS_MAM) return undefined;
+      const room = muc.room(`${toNode}@${host}`);
+      if (!room || room.locked) throw new StanzaError('cancel', 'item-not-found', 'No such room');
+      const payload = await archive.answer(stanza, room, (m) => module.send(m));
+      module.send(iqResult(stanza, payload));
+      return true;
+    };
+
+    const handle = async (event: StanzaEvent): Promise<true> => {
+      const { stanza } = event;
+      if (await archiveQuery(event)) return true;
+      const roomJid = event.toNode ? `${event.toNode}@${host}` : undefined;
+      const existed = roomJid !== undefined && muc.room(roomJid) !== undefined;
       let out: Element[];
       try {
         out = await muc.handle(stanza);
+        // A room that is gone (destroyed, or temporary and empty) takes its archive with it.
+        if (archive && existed && !muc.room(roomJid)) await archive.drop(roomJid).catch((err: unknown) => module.log.error('deleting the archive of %s failed: %s', roomJid, err));
       } catch (err) {
         module.log.error('handling %s to %s failed: %s', stanza.name, stanza.attrs.to, (err as Error).stack ?? err);
         throw new StanzaError('wait', 'internal-server-error');
