@@ -45,6 +45,12 @@ export default defineConfig({
     localhost: {},
   },
 
+  // Internal components run by a module. Multi-User Chat rooms (XEP-0045) live on
+  // conference.localhost; options under `muc` (doc/configuration.md). `components: {}` turns it off.
+  components: {
+    'conference.localhost': { module: 'muc' },
+  },
+
   // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },
   log: { level: 'info' },
 });
