@@ -27,6 +27,7 @@ export default defineConfig({
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.

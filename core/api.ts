@@ -24,6 +24,7 @@ export type {
   AccountDiscoEvent,
   DiscoInfoNodeEvent,
   DiscoItemsNodeEvent,
+  EntityCapsEvent,
   GlobalEvents,
   HostEvents,
   ItemEvent,
@@ -95,3 +96,7 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
+// The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
+export * as pubsub from './util/pubsub/index.ts';
