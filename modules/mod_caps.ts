@@ -165,6 +165,7 @@ function advertisedCaps(presence: Element): Advertised | undefined {
 function trackEntityCaps(module: ModuleApi<typeof options>): void {
   const host = module.host;
   const verified = module.storage.keyval('caps');
+  const verifiedMemo = new Map<string, readonly string[]>();
   /** owner bare JID → entity full JID → the caps key it advertised ('' without caps). */
   const seen = new Map<string, Map<string, string>>();
   /** Answers that did not verify, per entity full JID and caps key. */
@@ -205,8 +206,13 @@ function trackEntityCaps(module: ModuleApi<typeof options>): void {
     const key = `${caps.hash ?? ''} ${caps.ver}`;
     const sha1 = caps.hash === 'sha-1';
     if (sha1) {
+      const known = verifiedMemo.get(caps.ver);
+      if (known) return known;
       const cached = await verified.get<string[]>(caps.ver);
-      if (Array.isArray(cached)) return cached;
+      if (Array.isArray(cached)) {
+        verifiedMemo.set(caps.ver, cached);
+        return cached;
+      }
     }
     const own = unverified.get(`${jid} ${key}`);
     if (own) return own;
@@ -223,7 +229,9 @@ function trackEntityCaps(module: ModuleApi<typeof options>): void {
         const features = answer.getChildren('feature').map((f) => attrsOf(f).var).filter((f): f is string => typeof f === 'string');
         const forms = answer.getChildren('x', 'jabber:x:data');
         if (sha1 && capsVer(identities, features, forms) === caps.ver) {
-          await verified.set(caps.ver, features);
+          // Announced at once; the cache only spares a later query (after a restart too).
+          verifiedMemo.set(caps.ver, features);
+          verified.set(caps.ver, features).catch((err: unknown) => module.log.error('caching the caps %s: %s', caps.ver, err));
         } else {
           if (sha1) module.log('caps of %s do not verify (ver %s); used for that entity only', jid, caps.ver);
           unverified.set(`${jid} ${key}`, features);

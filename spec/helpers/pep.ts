@@ -22,6 +22,7 @@ export function capsVer(features: readonly string[]): string {
 }
 
 const answering = new WeakSet<TestClient>();
+const answeredVer = new WeakMap<TestClient, (ver: string) => void>();
 const advertised = new WeakMap<TestClient, readonly string[]>();
 
 /**
@@ -29,7 +30,10 @@ const advertised = new WeakMap<TestClient, readonly string[]>();
  * server's disco#info query for them from now on (a client answers for its current ver).
  */
 export async function advertise(c: TestClient, features: readonly string[], extra: Element[] = []): Promise<void> {
-  const all = [NS_DISCO_INFO, NS_CAPS, ...features];
+  // A feature of its own makes the ver new to the server, which then asks (and we know when it knows).
+  const all = [NS_DISCO_INFO, NS_CAPS, `urn:test:nonce:${Math.random().toString(36).slice(2)}`, ...features];
+  const ver = capsVer(all);
+  const known = new Promise<void>((resolve) => answeredVer.set(c, (v) => v === ver && resolve()));
   advertised.set(c, all);
   if (!answering.has(c)) {
     answering.add(c);
@@ -38,12 +42,16 @@ export async function advertise(c: TestClient, features: readonly string[], extr
     c.xmpp.iqCallee.get(NS_DISCO_INFO, 'query', (ctx: { element: Element }) => {
       const mine = advertised.get(c) ?? [];
       const node = ctx.element.attrs.node as string | undefined;
+      if (node === `${CAPS_NODE}#${capsVer(mine)}`) setImmediate(() => answeredVer.get(c)?.(capsVer(mine)));
       if (node && node !== `${CAPS_NODE}#${capsVer(mine)}`) return xml('error', { type: 'cancel' }, xml('item-not-found', { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' }));
       return xml('query', node ? { xmlns: NS_DISCO_INFO, node } : { xmlns: NS_DISCO_INFO }, xml('identity', { category: 'client', type: 'pc' }),
         ...mine.map((f) => xml('feature', { var: f })));
     });
   }
-  await c.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver: capsVer(all) }), ...extra));
+  await c.send(xml('presence', {}, xml('c', { xmlns: NS_CAPS, hash: 'sha-1', node: CAPS_NODE, ver }), ...extra));
+  await known;
+  // The answer is processed before this round trip ends: the server knows the features now.
+  await c.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
 }
 
 /** `node+notify` */
