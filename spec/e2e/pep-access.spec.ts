@@ -3,8 +3,8 @@
 // roster groups, whitelist only the owner and members; the node is created with the model through
 // publish-options (XEP-0223) or set by configuration.
 import assert from 'node:assert/strict';
-import { login, xml, type TestClient } from '../helpers/client.ts';
-import { befriend, failure, fetchItems, form, itemsOf, NODE_CONFIG, ok, owner, PEP_MODULES, publish, pubsubIq } from '../helpers/pep.ts';
+import { xml, type TestClient } from '../helpers/client.ts';
+import { befriend, failure, fetchItems, form, itemsOf, NODE_CONFIG, ok, owner, PEP_MODULES, publish, pubsubIq, login } from '../helpers/pep.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'pep-pass';

@@ -3,9 +3,9 @@
 // deliver_payloads (notifications without payload), and the owner's delete and purge with their
 // notifications.
 import assert from 'node:assert/strict';
-import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
+import { xml, type Element, type TestClient } from '../helpers/client.ts';
 import {
-  advertise, failure, fetchItems, form, isEvent, itemsOf, NODE_CONFIG, notify, ok, owner, PEP_MODULES, ps, publish, pubsubIq,
+  advertise, failure, fetchItems, form, isEvent, itemsOf, NODE_CONFIG, notify, ok, owner, PEP_MODULES, ps, publish, pubsubIq, login,
 } from '../helpers/pep.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 

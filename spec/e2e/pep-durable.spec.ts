@@ -2,8 +2,8 @@
 // restart; deleting the account (XEP-0077 <remove/>) removes them, so a new account of the same
 // name starts empty. Disco shows the account as a pubsub/pep service with its nodes.
 import assert from 'node:assert/strict';
-import { login, RawClient, xml, type TestClient } from '../helpers/client.ts';
-import { failure, fetchItems, itemsOf, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, PEP_MODULES, publish, pubsubIq } from '../helpers/pep.ts';
+import { RawClient, xml, type TestClient } from '../helpers/client.ts';
+import { failure, fetchItems, itemsOf, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, PEP_MODULES, publish, pubsubIq, login } from '../helpers/pep.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'pep-pass';

@@ -4,8 +4,8 @@
 // without it, retract notifications, and the last item to a resource that comes online or gains
 // `+notify` (§4.3.4).
 import assert from 'node:assert/strict';
-import { login, xml, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, ps, publish, pubsubIq } from '../helpers/pep.ts';
+import { xml, type TestClient } from '../helpers/client.ts';
+import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, ps, publish, pubsubIq, login } from '../helpers/pep.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'pep-pass';

@@ -3,7 +3,9 @@
 // mutual presence subscriptions; pubsub requests; waiting for notifications.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { xml, type Element, type TestClient } from './client.ts';
+import { client as xmppClient } from '@xmpp/client';
+import { TestClient, xml, type Element } from './client.ts';
+import type { TestServer } from './server.ts';
 
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
@@ -137,3 +139,16 @@ export async function fetchItems(c: TestClient, node: string, at?: string, attrs
 
 /** The modules PEP tests run with (the defaults that matter here; `fast` keeps a key file that parallel adduser runs race on). */
 export const PEP_MODULES = ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'roster', 'disco', 'ping', 'vcard', 'private', 'caps', 'blocking', 'register', 'pep'];
+
+/**
+ * As client.ts's `login` (@xmpp/client with its defaults), with a patient stream timeout: these
+ * tests open many streams on a machine shared by several test runs.
+ */
+export async function login(server: TestServer, username: string, password: string, opts: { resource?: string; presence?: boolean } = {}): Promise<TestClient> {
+  const xmpp = xmppClient({ service: `xmpp://127.0.0.1:${server.c2sPort}`, domain: server.host, username, password, resource: opts.resource, timeout: 30_000 });
+  xmpp.reconnect.stop();
+  const c = new TestClient(xmpp, `${username}/${opts.resource ?? '?'}`);
+  c.jid = (await xmpp.start()).toString();
+  if (opts.presence) await c.send(xml('presence'));
+  return c;
+}

@@ -14,9 +14,11 @@
 //    (XEP-0060 §12.4); account deletion removes the account's nodes and items;
 //  - disco: the pubsub/pep identity and the engine's features on every account, the account's
 //    nodes in disco#items, a node's meta-data with disco#info and a node.
+import type { Element } from '@xmpp/xml';
 import {
   attrsOf, bare, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
-} from '../core/api.ts';
+} from '../../core/api.ts';
+import { bookmarksSync } from './bookmarks.ts';
 
 const options = {
   maxItems: {
@@ -120,10 +122,14 @@ export default defineModule({
       return s;
     };
 
+    const bookmarks = bookmarksSync({ module: module as unknown as ModuleApi, serviceOf });
+
     // -- disco ------------------------------------------------------------------------------------------
     const features = newService('').features();
     module.addItem('account-identity', { category: 'pubsub', type: 'pep' });
     for (const f of [...features, pubsub.FEATURE_PUBSUB_ON_A_JID]) module.addItem('account-feature', f);
+    // XEP-0402 §4 (the server keeps XEP-0048 in sync), XEP-0411 §2.
+    for (const f of [pubsub.FEATURE_BOOKMARKS_COMPAT, pubsub.FEATURE_BOOKMARKS_COMPAT_PEP, pubsub.FEATURE_BOOKMARKS_CONVERSION]) module.addItem('account-feature', f);
     // XEP-0223 §6 and XEP-0163 §8: the server says it offers PEP with publish-options.
     module.addIdentity('pubsub', 'pep');
     module.addFeature(pubsub.NS_PUBSUB);
@@ -167,6 +173,8 @@ export default defineModule({
         throw new StanzaError('cancel', 'service-unavailable');
       }
       const from = stanza.attrs.from ?? `${username}@${host}`;
+      const own = bare(from) === `${username}@${host}`;
+      if (own) await bookmarks.migrate(username);
       const service = serviceOf(username);
       try {
         const payload = await pubsub.handlePubSubIq(service, stanza, from);
@@ -174,6 +182,16 @@ export default defineModule({
       } catch (err) {
         if (!(err instanceof StanzaError)) throw err;
         origin.send(pubsub.errorReplyFor(stanza, err));
+        return true;
+      }
+      const node = changedNode(stanza);
+      if (own && node !== undefined) {
+        // Views of what changed (XEP-0411, XEP-0398, XEP-0292), after the result: they are the server's own publishes.
+        try {
+          await bookmarks.changed(username, node);
+        } catch (err) {
+          module.log.error('translating %s of %s: %s', node, username, err);
+        }
       }
       return true;
     };
@@ -251,3 +269,12 @@ export default defineModule({
   },
 });
 
+
+/** The node a successful set changed (publish, retract, purge, delete), if any. */
+function changedNode(iq: Element): string | undefined {
+  if (iq.attrs.type !== 'set') return undefined;
+  const ps = iq.getChildElements()[0];
+  const op = ps?.getChildElements().find((c) => ['publish', 'retract', 'purge', 'delete'].includes(c.name));
+  const node = op?.attrs.node;
+  return typeof node === 'string' ? node : undefined;
+}
