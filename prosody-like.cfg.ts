@@ -30,6 +30,7 @@ export default defineConfig({
     'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
+    'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.

@@ -26,6 +26,7 @@ export type {
   AccountDiscoEvent,
   DiscoInfoNodeEvent,
   DiscoItemsNodeEvent,
+  EntityCapsEvent,
   GlobalEvents,
   HostEvents,
   ItemEvent,
@@ -108,3 +109,6 @@ export {
 export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
 // ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
 export * as mam from './util/mam.ts';
+// ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
+// The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
+export * as pubsub from './util/pubsub/index.ts';

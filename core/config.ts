@@ -193,6 +193,7 @@ export const DEFAULTS = {
    * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
    */
   components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'pep'],
 };
 
 export interface HostEntry {

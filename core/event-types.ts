@@ -217,6 +217,25 @@ export interface ItemEvent {
   value: unknown;
 }
 
+// ---- entity capabilities of other entities (mod_caps → mod_pep; XEP-0115) --------------------------
+
+/**
+ * `entity-caps` on the host of `owner` (mod_caps): an entity whose presence the local account
+ * `owner` receives — one of its own resources, a contact, or a sender of directed presence — became
+ * available, changed its capabilities, or went away. mod_caps resolves and verifies the caps
+ * (disco#info to the entity, cached by verification string) before firing. Handlers return nothing.
+ */
+export interface EntityCapsEvent {
+  /** The local account (bare JID) that receives the entity's presence. */
+  owner: string;
+  /** The entity's full JID. */
+  jid: string;
+  /** Its disco#info features ([] without caps or when they could not be resolved); undefined when it went unavailable. */
+  features: readonly string[] | undefined;
+  /** The entity's first available presence to `owner` (or the first after it went unavailable). */
+  initial: boolean;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------------
 
 export interface SessionEvent {
@@ -306,6 +325,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   // stream management (XEP-0198)
   'c2s-connection-lost': ConnectionLostEvent;
   'carbons/forward': CarbonForwardEvent;
+  'entity-caps': EntityCapsEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
