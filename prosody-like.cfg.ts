@@ -31,6 +31,8 @@ export default defineConfig({
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
     'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
+    'adhoc', // XEP-0050 ad-hoc commands (modules' commands, exports offered as commands)
+    'admin_adhoc', // XEP-0133 service administration commands for `admins`
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.

@@ -194,6 +194,7 @@ export const DEFAULTS = {
    */
   components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
   modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'pep'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'adhoc', 'admin_adhoc'],
 };
 
 export interface HostEntry {

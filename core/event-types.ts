@@ -258,6 +258,20 @@ export interface ComponentDisconnectedEvent {
   graceful: boolean;
 }
 
+// ---- remote administration (issue 13: mod_component → mod_privilege) -----------------------------
+
+/**
+ * `component-stanza` (global bus, mod_component): a stanza an external component sent, after its
+ * 'from' was checked and before it is routed. A handler that returns a value has taken it over
+ * (mod_privilege: XEP-0356 requests and refusals); handlers must decide synchronously, so the
+ * component's stanzas stay in order.
+ */
+export interface ComponentStanzaEvent {
+  /** The component's domain. */
+  host: string;
+  stanza: Stanza;
+}
+
 export interface ModuleEvent {
   module: string;
   /** The host, or '*' for a global module. */
@@ -335,6 +349,7 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'route/remote': StanzaEvent;
   'component-connected': ComponentConnectedEvent;
   'component-disconnected': ComponentDisconnectedEvent;
+  'component-stanza': ComponentStanzaEvent;
   'host-activated': { host: string };
   'module-loaded': ModuleEvent;
   'module-unloaded': ModuleEvent;
