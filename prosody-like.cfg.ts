@@ -22,6 +22,7 @@ export default defineConfig({
   // c2s, iq, presence and message are always loaded (unless listed in modulesDisabled).
   modulesEnabled: [
     'tls', 'saslauth', 'bind', // streams: STARTTLS, SASL, resource binding
+    'sasl2', 'bind2', 'fast', // XEP-0388 SASL2, XEP-0386 Bind2, XEP-0484 FAST (login in one round trip)
     'roster', 'offline', 'disco', 'caps', 'ping', // IM essentials
     'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', // everyday XEPs
     'blocking', // XEP-0191
