@@ -95,3 +95,18 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- server-to-server (mod_s2s; doc/federation.md) ------------------------------------------------------------------
+// DNS (SRV, addresses, TLSA with the AD bit), static routes, Happy Eyeballs connection attempts,
+// certificate names (RFC 6125), DANE, dialback keys and their replay guard.
+export { Resolver, parseDnsServer, parseS2sRoutes, resolveS2sTargets } from './net/dns.ts';
+export type { AddressLookup, S2sResolution, S2sRoute, S2sTarget } from './net/dns.ts';
+export { connectHappyEyeballs, expandTargets, peerCertificateChain } from './net/connect.ts';
+export type { Candidate, ConnectResult } from './net/connect.ts';
+export { verifyCertificateName } from './util/cert-names.ts';
+export type { NameCheck } from './util/cert-names.ts';
+export { daneVerify } from './util/dane.ts';
+export type { DaneResult } from './util/dane.ts';
+export { DialbackRequests, IssuedKeys, NS_DIALBACK, NS_DIALBACK_FEATURE, newDialbackSecret } from './util/dialback.ts';
+export { streamHeader } from './util/stream-parser.ts';
+export { toAsciiDomain } from './util/domain.ts';
