@@ -4,41 +4,14 @@
 // test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
 // servers, see presence and exchange messages both ways.
 import assert from 'node:assert/strict';
-import { login, stanzaErrorCondition, xml, type Element, type TestClient } from '../helpers/client.ts';
+import { login, stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { startFederated } from '../helpers/s2s.ts';
+import { federate, startFederated } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-pass';
 const NS_ROSTER = 'jabber:iq:roster';
-
-const isMessage = (from: string, body: string) => (s: Element) => s.name === 'message' && s.attrs.from?.toString().startsWith(from) && s.getChildText('body') === body;
-
-/** Both users subscribe to each other and see each other's presence; messages go both ways. */
-async function federate(alice: TestClient, bob: TestClient): Promise<void> {
-  await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'hello from a')));
-  await bob.expect(isMessage(alice.bare, 'hello from a'), 15000);
-  await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, 'hello from b')));
-  await alice.expect(isMessage(bob.bare, 'hello from b'), 15000);
-
-  // Subscriptions both ways (RFC 6121 §3), across the servers.
-  await alice.send(xml('presence', { to: bob.bare, type: 'subscribe' }));
-  await bob.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === alice.bare, 15000);
-  await bob.send(xml('presence', { to: alice.bare, type: 'subscribed' }));
-  await alice.expect((s) => s.name === 'iq' && s.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.subscription === 'to', 15000);
-  await bob.send(xml('presence', { to: alice.bare, type: 'subscribe' }));
-  await alice.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === bob.bare, 15000);
-  await alice.send(xml('presence', { to: bob.bare, type: 'subscribed' }));
-  await bob.expect((s) => s.name === 'iq' && s.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.subscription === 'both', 15000);
-
-  // Presence: each sees the other come online.
-  await alice.send(xml('presence', {}, xml('status', {}, 'alice here')));
-  await bob.expect((s) => s.name === 'presence' && s.attrs.type === undefined && s.attrs.from === alice.jid && s.getChildText('status') === 'alice here', 15000);
-  await bob.send(xml('presence', {}, xml('status', {}, 'bob here')));
-  await alice.expect((s) => s.name === 'presence' && s.attrs.type === undefined && s.attrs.from === bob.jid && s.getChildText('status') === 'bob here', 15000);
-}
-
 describe('s2s: two Cadence servers federating', function () {
   this.timeout(60000);
   let dns: TestDnsServer;

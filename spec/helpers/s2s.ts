@@ -1,7 +1,9 @@
 // Federation tests: Cadence servers with mod_s2s on 127.0.0.1 (port 0), found through a DNS
 // server the test starts on loopback (SRV `_xmpp-server._tcp.<domain>` → the listener's port, A →
 // 127.0.0.1), so no test sends a DNS query off the machine.
+import { client as xmppClient } from '@xmpp/client';
 import { DEFAULTS } from '../../core/config.ts';
+import { TestClient, xml, type Element } from './client.ts';
 import type { TestDnsServer } from './dns-server.ts';
 import { startServer, type TestServer } from './server.ts';
 
@@ -41,4 +43,44 @@ export async function startFederated(opts: FederatedServerOptions): Promise<Test
   });
   if (opts.publish !== false) publish(opts.dns, opts.host, listenerPort(server, 's2s'));
   return server;
+}
+
+const NS_ROSTER = 'jabber:iq:roster';
+
+const isMessage = (from: string, body: string) => (s: Element) => s.name === 'message' && s.attrs.from?.toString().startsWith(from) && s.getChildText('body') === body;
+
+/** Both users subscribe to each other and see each other's presence; messages go both ways. */
+export async function federate(alice: TestClient, bob: TestClient): Promise<void> {
+  await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'hello from a')));
+  await bob.expect(isMessage(alice.bare, 'hello from a'), 15000);
+  await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, 'hello from b')));
+  await alice.expect(isMessage(bob.bare, 'hello from b'), 15000);
+
+  // Subscriptions both ways (RFC 6121 §3), across the servers.
+  await alice.send(xml('presence', { to: bob.bare, type: 'subscribe' }));
+  await bob.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === alice.bare, 15000);
+  await bob.send(xml('presence', { to: alice.bare, type: 'subscribed' }));
+  await alice.expect((s) => s.name === 'iq' && s.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.subscription === 'to', 15000);
+  await bob.send(xml('presence', { to: alice.bare, type: 'subscribe' }));
+  await alice.expect((s) => s.name === 'presence' && s.attrs.type === 'subscribe' && s.attrs.from === bob.bare, 15000);
+  await alice.send(xml('presence', { to: bob.bare, type: 'subscribed' }));
+  await bob.expect((s) => s.name === 'iq' && s.getChild('query', NS_ROSTER)?.getChild('item')?.attrs.subscription === 'both', 15000);
+
+  // Presence: each sees the other come online.
+  await alice.send(xml('presence', {}, xml('status', {}, 'alice here')));
+  await bob.expect((s) => s.name === 'presence' && s.attrs.type === undefined && s.attrs.from === alice.jid && s.getChildText('status') === 'alice here', 15000);
+  await bob.send(xml('presence', {}, xml('status', {}, 'bob here')));
+  await alice.expect((s) => s.name === 'presence' && s.attrs.type === undefined && s.attrs.from === bob.jid && s.getChildText('status') === 'bob here', 15000);
+}
+
+
+/** Log in to any server (a peer on its own loopback address) with @xmpp/client's defaults; sends presence and asks for the roster. */
+export async function loginAt(address: string, port: number, domain: string, username: string, password: string): Promise<TestClient> {
+  const xmpp = xmppClient({ service: `xmpp://${address}:${port}`, domain, username, password });
+  xmpp.reconnect.stop();
+  const c = new TestClient(xmpp, `${username}@${domain}`);
+  c.jid = (await xmpp.start()).toString();
+  await c.send(xml('presence'));
+  await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER })));
+  return c;
 }
