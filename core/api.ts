@@ -121,3 +121,17 @@ export type { ArgsOf, CommandAccess, ExportOptions, ParamSpec, ParamTypeName } f
 export * as adminCommands from './util/admin-commands.ts';
 export * as xmlrpc from './util/xmlrpc.ts';
 export * as privilege from './util/privilege.ts';
+// ---- server-to-server (mod_s2s; doc/federation.md) ------------------------------------------------------------------
+// DNS (SRV, addresses, TLSA with the AD bit), static routes, Happy Eyeballs connection attempts,
+// certificate names (RFC 6125), DANE, dialback keys and their replay guard.
+export { Resolver, parseDnsServer, parseS2sRoutes, resolveS2sTargets } from './net/dns.ts';
+export type { AddressLookup, S2sResolution, S2sRoute, S2sTarget } from './net/dns.ts';
+export { connectHappyEyeballs, expandTargets, peerCertificateChain } from './net/connect.ts';
+export type { Candidate, ConnectResult } from './net/connect.ts';
+export { verifyCertificateName } from './util/cert-names.ts';
+export type { NameCheck } from './util/cert-names.ts';
+export { daneVerify } from './util/dane.ts';
+export type { DaneResult } from './util/dane.ts';
+export { DialbackRequests, IssuedKeys, NS_DIALBACK, NS_DIALBACK_FEATURE, newDialbackSecret } from './util/dialback.ts';
+export { streamHeader } from './util/stream-parser.ts';
+export { toAsciiDomain } from './util/domain.ts';

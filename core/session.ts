@@ -16,7 +16,9 @@ import { getLogger, type Logger } from './util/log.ts';
 import { isStanzaKind, type Stanza } from './util/stanza.ts';
 import type { Roster } from './rostermanager.ts';
 
-export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local';
+export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local'
+  // an incoming server-to-server stream (mod_s2s): before and after the peer authenticated a domain
+  | 's2sin_unauthed' | 's2sin';
 
 export interface CloseReason {
   condition: StreamErrorCondition;

@@ -214,6 +214,22 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       usage: 'config reload', help: 're-read the config file (like SIGHUP)',
       run: async () => (await a.reloadConfig()).join('\n') || 'no module changes',
     }],
+    // Federation (mod_s2s's exports 'list' and 'close').
+    ['s2s list', {
+      usage: 's2s list', help: 'server-to-server streams: direction, domains, authentication, TLS, age',
+      run: async () => {
+        const rows = (await a.callExport('*', 's2s', 'list', [])) as { direction: string; local: string; remote: string; auth: string; tls: string; ageSeconds: number; state: string; queued?: number }[];
+        return table(rows.map((r) => [r.direction, r.local, r.remote, r.auth, r.tls, `${r.ageSeconds}s`, r.state, r.queued === undefined ? '' : `queued ${r.queued}`]));
+      },
+    }],
+    ['s2s close', {
+      usage: 's2s close DOMAIN', help: 'close every server-to-server stream with DOMAIN',
+      run: async ([domain]) => {
+        if (!domain) throw new Error('usage: s2s close DOMAIN');
+        const n = (await a.callExport('*', 's2s', 'close', [domain])) as number;
+        return `closed ${n} stream${n === 1 ? '' : 's'} with ${domain}`;
+      },
+    }],
   ];
   const commands = new Map(list);
   commands.set('help', { usage: 'help', help: 'this list', run: () => list.map(([, c]) => `${c.usage.padEnd(40)} ${c.help}`).join('\n') });
