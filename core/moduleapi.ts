@@ -104,7 +104,11 @@ export interface PrivilegedServices {
   sessions: SessionControl;
   routing: Routing;
   network: { listen(spec: ListenerSpec): Promise<Listener> };
-  tls: { context(host: string | undefined): SecureContext | undefined };
+  tls: {
+    context(host: string | undefined): SecureContext | undefined;
+    /** The PEM certificate and key `host` presents (parent domains as context()), for TLS contexts of a module's own (s2s). */
+    pem(host: string | undefined): { cert: string; key: string } | undefined;
+  };
   users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials' | 'setDisabled'>;
   rosters: Pick<RosterManager, 'save'>;
   admin: AdminApi;
@@ -448,7 +452,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
           return listener;
         },
       }),
-      tls: () => ({ context: (host) => s.certs.context(host) }),
+      tls: () => ({ context: (host) => s.certs.context(host), pem: (host) => s.certs.pem(host) }),
       users: () => {
         const u = s.users;
         return {
