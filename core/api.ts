@@ -37,6 +37,7 @@ export type {
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
+  RosterPushedEvent,
   Sasl2InlineFeaturesEvent,
   Sasl2SuccessEvent,
   SessionEvent,

@@ -272,6 +272,17 @@ export interface ComponentStanzaEvent {
   stanza: Stanza;
 }
 
+/**
+ * `roster-pushed` (host bus, mod_roster): an item of a user's roster changed and was pushed to the
+ * user's interested resources (also when none is interested); `item` is the pushed `<item/>`.
+ * mod_privilege copies it to privileged components with roster pushes (XEP-0356 §4.4).
+ */
+export interface RosterPushedEvent {
+  host: string;
+  username: string;
+  item: Element;
+}
+
 export interface ModuleEvent {
   module: string;
   /** The host, or '*' for a global module. */
@@ -334,6 +345,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'bind2-inline-features': Bind2InlineFeaturesEvent;
   'resource-available': ResourceAvailableEvent;
   'roster-push': RosterPushEvent;
+  'roster-pushed': RosterPushedEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
