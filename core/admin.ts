@@ -1,5 +1,6 @@
 // Administration operations over the running server, for admin modules (mod_admin_shell) and
 // signal handlers: module load/unload/reload, exported methods, sessions, users, server facts.
+import type { Limits } from './limits.ts';
 import type { Session } from './session.ts';
 
 export interface ModuleInfo {
@@ -18,6 +19,14 @@ export interface SessionInfo {
   tls: string;
   ageSeconds: number;
   available: boolean;
+  /** Inbound bytes per second the connection is shaped to (0: unshaped), and whether it is held now. */
+  rate: number;
+  shaped: boolean;
+  /** Times reading was paused by the rate limit. */
+  throttled: number;
+  /** Stanzas waiting for the client to read, and the host's bound on them (0: unbounded). */
+  queued: number;
+  sendQueue: number;
 }
 
 export interface ExportInfo {
@@ -56,6 +65,8 @@ export interface AdminContext {
   };
   /** Active hosts (virtual hosts and components). */
   hostNames(): string[];
+  /** The limits in force for a host (core/limits.ts). */
+  limits(host: string | undefined): Limits;
   /** Configured virtual hosts. */
   virtualHostNames(): string[];
   reloadConfig(): Promise<string[]>;
@@ -124,6 +135,11 @@ export class AdminApi {
       tls: s.conn?.tlsInfo?.protocol ?? 'none',
       ageSeconds: Math.round((now - s.created) / 1000),
       available: s.presence !== undefined,
+      rate: s.conn?.readRate ?? 0,
+      shaped: s.conn?.shaped ?? false,
+      throttled: s.conn?.throttled ?? 0,
+      queued: s.queued,
+      sendQueue: this.server.limits(s.host).sendQueue,
     }));
   }
 

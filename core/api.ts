@@ -94,4 +94,8 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
+// Connection and session limits (`limits`, per host): `module.limits(host)` reads them.
+export type { Limits } from './limits.ts';
+// The unit connections and failures are counted by per address (IPv6: its /64).
+export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';

@@ -9,6 +9,7 @@ import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
 import { HostManager, type Host } from './hostmanager.ts';
+import { limitsFor } from './limits.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { ModuleApi, type ModuleContext } from './moduleapi.ts';
@@ -62,7 +63,7 @@ export class Server {
     this.hosts = new HostManager((origin, stanza) => this.router.route(origin, stanza));
     const hostEvents = (h: string) => this.hosts.get(h)?.events;
     this.rosters = new RosterManager(this.storage);
-    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'));
+    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'), (host) => limitsFor(this.config, host).sessionsPerAccount);
     this.users = new UserManager(this.storage, this.events, hostEvents, (host, username) => {
       for (const s of [...this.sessions.all]) {
         if (s.host === host && s.username === username && s.type === 'c2s') s.close({ condition: 'not-authorized', text: 'Account removed' });
@@ -100,6 +101,7 @@ export class Server {
       hostNames: () => this.hosts.names(),
       virtualHostNames: () => this.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name),
       reloadConfig: () => this.reloadConfig(),
+      limits: (host) => limitsFor(this.config, host),
     });
   }
 

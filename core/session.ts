@@ -30,6 +30,8 @@ export interface StreamOps {
   close(reason?: CloseReason): void;
   /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
   reset?(): void;
+  /** Elements waiting for the peer to read (its socket buffer is full). */
+  queued?(): number;
 }
 
 let sessionCounter = 0;
@@ -161,6 +163,11 @@ export class Session {
 
   close(reason?: CloseReason): void {
     this.ops.close(reason);
+  }
+
+  /** Elements waiting for the client to read (limits.sendQueue bounds them). */
+  get queued(): number {
+    return this.ops.queued?.() ?? 0;
   }
 
   /** Stream restart: the next data must be a new stream header. */

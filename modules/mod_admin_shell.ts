@@ -159,8 +159,12 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       },
     }],
     ['session list', {
-      usage: 'session list', help: 'client and component sessions',
-      run: () => table(a.listSessions().map((s) => [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`])),
+      usage: 'session list', help: 'client and component sessions, with their limits (inbound rate, stanzas waiting to be read)',
+      run: () => table(a.listSessions().map((s) => [
+        s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`,
+        `rate=${s.rate ? `${s.rate}B/s` : 'unlimited'}${s.shaped ? ' (held)' : ''}`, `throttled=${s.throttled}`,
+        `queued=${s.queued}/${s.sendQueue || 'unlimited'}`,
+      ])),
     }],
     ['user create', {
       usage: 'user create JID PASSWORD', help: 'create an account',
