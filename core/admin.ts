@@ -65,6 +65,8 @@ export interface AdminContext {
   };
   /** Active hosts (virtual hosts and components). */
   hostNames(): string[];
+  /** Re-read the certificates; one line per host. */
+  reloadCertificates(): Promise<string[]>;
   /** The limits in force for a host (core/limits.ts). */
   limits(host: string | undefined): Limits;
   /** Configured virtual hosts. */
@@ -169,5 +171,9 @@ export class AdminApi {
 
   reloadConfig(): Promise<string[]> {
     return this.server.reloadConfig();
+  }
+
+  reloadCertificates(): Promise<string[]> {
+    return this.server.reloadCertificates();
   }
 }

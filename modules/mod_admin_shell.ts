@@ -204,7 +204,11 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
     ['server version', { usage: 'server version', help: 'Cadence version', run: () => a.serverInfo().version }],
     ['config reload', {
       usage: 'config reload', help: 're-read the config file (like SIGHUP)',
-      run: async () => (await a.reloadConfig()).join('\n') || 'no module changes',
+      run: async () => (await a.reloadConfig()).join('\n') || 'no changes',
+    }],
+    ['cert reload', {
+      usage: 'cert reload', help: 're-read every host\'s certificate and key (new connections get them; sessions stay)',
+      run: async () => (await a.reloadCertificates()).join('\n') || 'no certificates',
     }],
   ];
   const commands = new Map(list);
