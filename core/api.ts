@@ -100,6 +100,10 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
+// Connection and session limits (`limits`, per host): `module.limits(host)` reads them.
+export type { Limits } from './limits.ts';
+// The unit connections and failures are counted by per address (IPv6: its /64).
+export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
 
 // ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------

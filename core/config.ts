@@ -7,6 +7,7 @@ import { CoreError } from './util/errors.ts';
 import { prep as prepJid } from './util/jid.ts';
 import { importDefault } from './loader.ts';
 import type { AuthThrottleOptions } from './sasl.ts';
+import { checkLimits, type Limits } from './limits.ts';
 import type { ChannelBindingPolicy } from './util/scram.ts';
 
 export type StorageDriverName = 'sqlite' | 'memory';
@@ -24,6 +25,8 @@ export interface CoreHostOptions {
   channelBindingPolicy?: ChannelBindingPolicy;
   /** Brute-force throttling of authentication; `false` turns it off. */
   authThrottle?: false | Partial<AuthThrottleOptions>;
+  /** Connection and session limits (core/limits.ts); each field falls back to the global value, then the default. */
+  limits?: Partial<Limits>;
 }
 
 /** Options that may be set globally and overridden per virtual host, module options included. */
@@ -148,6 +151,7 @@ const hostChecks: Record<string, Check> = {
   allowUnencryptedPlainAuth: isBool,
   channelBindingPolicy: oneOf('compatible', 'strict'),
   authThrottle: isThrottle,
+  limits: checkLimits,
 };
 
 const globalChecks: Record<string, Check> = {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { AdminApi } from './admin.ts';
 import { DEFAULTS, type Config, type CoreOptions } from './config.ts';
+import { limitsFor, type Limits } from './limits.ts';
 import type { CertManager } from './net/certmanager.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { Routing } from './router.ts';
@@ -340,6 +341,11 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     const v = this.server.config.get<CoreOptions[K]>(this.isGlobal ? undefined : this.host, key);
     if (v !== undefined) return v as CoreOptionValue<K>;
     return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
+  }
+
+  /** The connection and session limits in force for `host` (default: this module's host; core/limits.ts). */
+  limits(host: string | undefined = this.host): Limits {
+    return limitsFor(this.server.config, host);
   }
 
   /** The server's data directory (absolute). */

@@ -32,6 +32,8 @@ export interface StreamOps {
   close(reason?: CloseReason): void;
   /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
   reset?(): void;
+  /** Elements waiting for the peer to read (its socket buffer is full). */
+  queued?(): number;
 }
 
 let sessionCounter = 0;
@@ -184,6 +186,11 @@ export class Session {
     this.notopen = carrier.notopen;
     this.lang = carrier.lang;
     this.hibernating = false;
+  }
+
+  /** Elements waiting for the client to read (limits.sendQueue bounds them). */
+  get queued(): number {
+    return this.ops.queued?.() ?? 0;
   }
 
   /** Stream restart: the next data must be a new stream header. */
