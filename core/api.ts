@@ -41,6 +41,9 @@ export type {
   StreamFeaturesEvent,
   UnauthenticatedStanzaEvent,
   UserEvent,
+  VcardLoadEvent,
+  VcardStoreEvent,
+  VcardUpdatedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------
