@@ -46,6 +46,9 @@ export type {
   StreamFeaturesEvent,
   UnauthenticatedStanzaEvent,
   UserEvent,
+  VcardLoadEvent,
+  VcardStoreEvent,
+  VcardUpdatedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

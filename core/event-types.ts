@@ -236,6 +236,29 @@ export interface EntityCapsEvent {
   initial: boolean;
 }
 
+// ---- vCards (mod_vcard ⇄ mod_pep: XEP-0398 avatars, XEP-0292 vCard4) ------------------------------
+
+/** `vcard/updated` (mod_vcard, after the change is durable): an account's vcard-temp changed; undefined when removed. */
+export interface VcardUpdatedEvent {
+  username: string;
+  vcard: Element | undefined;
+  /** Who changed it: 'client' for a vcard-temp set, else the `source` of the `vcard/store` request. */
+  source: string;
+}
+
+/** `vcard/load` (awaited; mod_vcard answers): the handler sets `vcard` to the stored card (left undefined when none) and returns true. */
+export interface VcardLoadEvent {
+  username: string;
+  vcard?: Element;
+}
+
+/** `vcard/store` (awaited; mod_vcard answers): store `vcard` (undefined: remove), durably, then fire `vcard/updated` with `source`. */
+export interface VcardStoreEvent {
+  username: string;
+  vcard: Element | undefined;
+  source: string;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------------
 
 export interface SessionEvent {
@@ -352,6 +375,9 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'c2s-connection-lost': ConnectionLostEvent;
   'carbons/forward': CarbonForwardEvent;
   'entity-caps': EntityCapsEvent;
+  'vcard/updated': VcardUpdatedEvent;
+  'vcard/load': VcardLoadEvent;
+  'vcard/store': VcardStoreEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
