@@ -27,6 +27,12 @@ export default defineConfig({
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
+    'carbons', // XEP-0280: copies of messages to all of a user's devices
+    'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
+    'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
+    'adhoc', // XEP-0050 ad-hoc commands (modules' commands, exports offered as commands)
+    'admin_adhoc', // XEP-0133 service administration commands for `admins`
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.
