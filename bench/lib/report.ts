@@ -168,6 +168,7 @@ export function scenarioTables(run: RunJson): string {
     { h: 'server CPU ms / message', get: (r) => r.muc?.serverCpuMsPerMessage, better: 'lower', fmt: f2 },
     { h: 'entering (s)', get: (r) => (r.muc ? r.muc.joinMs / 1000 : undefined), better: 'lower', fmt: f1 },
     { h: 'complete rounds', get: (r) => r.muc?.completeRounds, better: 'higher', fmt: f0, ratio: false },
+    { h: 'load generator CPU (of one core)', get: (r) => r.muc?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
   ]);
   const errs = run.rounds.filter((r) => r.errors.length || r.memory?.error);
   if (errs.length) {

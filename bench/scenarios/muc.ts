@@ -25,6 +25,8 @@ export interface MucResult {
   deliveriesPerSec: number;
   serverCpuMsPerMessage: number;
   joinMs: number;
+  /** The load generator's CPU in the throughput window, as a share of one core. */
+  clientCpuShare: number;
 }
 
 const NS_MUC = 'http://jabber.org/protocol/muc';
@@ -151,6 +153,7 @@ export async function mucRoom(
     deliveriesPerSec: msgsPerSec * o.occupants,
     serverCpuMsPerMessage: count ? (w.serverCpu / count) * 1000 : NaN,
     joinMs,
+    clientCpuShare: w.clientCpu / w.seconds,
   };
   ctx.log(`  muc ${o.occupants} occupants: one message to all median ${r.medianMs.toFixed(1)} ms, p90 ${r.p90Ms.toFixed(1)} ms (${complete}/${o.rounds}); ${r.msgsPerSec.toFixed(0)} msgs/s through the room (${r.deliveriesPerSec.toFixed(0)} deliveries/s), server ${r.serverCpuMsPerMessage.toFixed(2)} ms CPU/message`);
   return r;
