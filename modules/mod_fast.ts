@@ -10,7 +10,7 @@
 // token and the token is HMAC(server key, id), with the server key in <dataDir>/fast.key, so the
 // database and its backups never reveal one. Tokens are never logged.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { attrsOf, defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
 
@@ -228,10 +228,16 @@ export default defineModule({
 /** The server key tokens are derived from: made once, kept in the data directory (mode 0600). */
 function serverKey(file: string): Buffer {
   mkdirSync(path.dirname(file), { recursive: true });
+  // Written whole under a private name, then linked into place: a CLI process and the server
+  // starting at once never read a half-written key, and the first link wins.
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
   try {
-    writeFileSync(file, `${randomBytes(32).toString('base64')}\n`, { flag: 'wx', mode: 0o600 });
+    linkSync(tmp, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(tmp);
   }
   const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
   if (key.length < 32) throw new Error(`${file} does not hold a FAST server key (32 bytes, base64)`);

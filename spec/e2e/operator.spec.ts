@@ -68,6 +68,16 @@ describe('e2e: operator contract', function () {
     assert.equal((await server.cli(['deluser', jid, '--yes'])).code, 1);
   });
 
+  it('creates accounts from several CLI processes at once on a fresh data directory', async function () {
+    // Each process loads the default modules; mod_fast makes its server key on first use, and a
+    // process that found the key file before its maker had written it used to fail.
+    const cfg = writeConfig(dir, 'localhost');
+    const runs = await Promise.all(['a1', 'a2', 'a3', 'a4', 'a5', 'a6'].map((u) => runCli(['-c', cfg, 'adduser', `${u}@localhost`], 'pw\n')));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    server = await startServer({ dir });
+    (await login(server, 'a4', 'pw')).stop();
+  });
+
   it('refuses a JID of a host it does not serve', async function () {
     const cfg = writeConfig(dir, 'localhost');
     const r = await runCli(['-c', cfg, 'adduser', 'dave@elsewhere.example'], 'pw\n');
