@@ -27,6 +27,22 @@ export interface CoreHostOptions {
   authThrottle?: false | Partial<AuthThrottleOptions>;
   /** Connection and session limits (core/limits.ts); each field falls back to the global value, then the default. */
   limits?: Partial<Limits>;
+  /** ACME (RFC 8555) certificates: globally the account and CA; `false` on a host keeps it out. */
+  acme?: AcmeConfig | false;
+}
+
+/** The `acme` option (doc/certificates.md). */
+export interface AcmeConfig {
+  /** Contact for the account (expiry mail). */
+  email?: string;
+  /** 'letsencrypt', 'letsencrypt-staging' or a directory URL. */
+  directory?: string;
+  /** How control of the name is proven: TLS-ALPN-01 on the direct-TLS port (HTTP-01 needs the HTTP server). */
+  challenge?: 'tls-alpn-01';
+  /** Renew this many days before expiry (default: at 2/3 of the lifetime). */
+  renewBeforeDays?: number;
+  /** A PEM file with an extra CA to trust for the directory's HTTPS (a private CA). */
+  directoryCa?: string;
 }
 
 /** Options that may be set globally and overridden per virtual host, module options included. */
@@ -117,6 +133,25 @@ const isThrottle: Check = (v) => {
   return undefined;
 };
 
+const ACME_FIELDS: Record<keyof AcmeConfig, Check> = {
+  email: isStr,
+  directory: isStr,
+  challenge: (v) => (v === 'tls-alpn-01' ? undefined : v === 'http-01' ? "'http-01' needs the HTTP server, which Cadence does not run yet: use 'tls-alpn-01'" : "must be 'tls-alpn-01'"),
+  renewBeforeDays: isPosInt,
+  directoryCa: isStr,
+};
+function checkAcme(v: unknown): string | undefined {
+  if (v === false) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be false or { ${Object.keys(ACME_FIELDS).join(', ')} }`;
+  for (const [k, x] of Object.entries(v)) {
+    const check = ACME_FIELDS[k as keyof AcmeConfig];
+    if (!check) return `has unknown field '${k}' (expected ${Object.keys(ACME_FIELDS).join(', ')})`;
+    const e = check(x);
+    if (e) return `.${k} ${e}`;
+  }
+  return undefined;
+}
+
 const hostChecks: Record<string, Check> = {
   modulesEnabled: isStrArr,
   modulesDisabled: isStrArr,
@@ -127,6 +162,7 @@ const hostChecks: Record<string, Check> = {
   channelBindingPolicy: oneOf('compatible', 'strict'),
   authThrottle: isThrottle,
   limits: checkLimits,
+  acme: checkAcme,
 };
 
 const globalChecks: Record<string, Check> = {
