@@ -74,7 +74,8 @@ export interface CoreOptions extends CoreHostOptions {
   pluginPaths?: string[];
   virtualHosts?: Record<string, VirtualHostConfig>;
   components?: Record<string, ComponentConfig>;
-  log?: { level?: 'debug' | 'info' | 'warn' | 'error' };
+  /** `level` ('debug' turns on every cadence:* debug namespace); `file`: append there, reopened on SIGHUP. */
+  log?: { level?: 'debug' | 'info' | 'warn' | 'error'; file?: string };
   /** What to do when a client binds a resource that is already connected. */
   resourceConflict?: ResourceConflictPolicy;
   /** Admin shell UNIX socket path (default: <dataDir>/cadence.sock). */
@@ -178,11 +179,11 @@ const globalChecks: Record<string, Check> = {
   virtualHosts: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { …options } }'),
   components: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { module | secret } }'),
   log: (v) => {
-    if (typeof v !== 'object' || v === null) return 'must be { level }';
+    if (typeof v !== 'object' || v === null) return 'must be { level, file }';
     for (const [k, x] of Object.entries(v)) {
-      if (k !== 'level') return `has unknown field '${k}' (expected level)`;
-      const e = oneOf('debug', 'info', 'warn', 'error')(x);
-      if (e) return `.level ${e}`;
+      if (k !== 'level' && k !== 'file') return `has unknown field '${k}' (expected level, file)`;
+      const e = k === 'level' ? oneOf('debug', 'info', 'warn', 'error')(x) : isStr(x);
+      if (e) return `.${k} ${e}`;
     }
     return undefined;
   },
