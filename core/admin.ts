@@ -19,6 +19,10 @@ export interface SessionInfo {
   tls: string;
   ageSeconds: number;
   available: boolean;
+  /** Waiting for stream resumption (XEP-0198). */
+  hibernating: boolean;
+  /** Client State Indication (XEP-0352). */
+  clientState: 'active' | 'inactive';
   /** Inbound bytes per second the connection is shaped to (0: unshaped), and whether it is held now. */
   rate: number;
   shaped: boolean;
@@ -137,6 +141,8 @@ export class AdminApi {
       tls: s.conn?.tlsInfo?.protocol ?? 'none',
       ageSeconds: Math.round((now - s.created) / 1000),
       available: s.presence !== undefined,
+      hibernating: s.hibernating,
+      clientState: s.clientState,
       rate: s.conn?.readRate ?? 0,
       shaped: s.conn?.shaped ?? false,
       throttled: s.conn?.throttled ?? 0,

@@ -190,13 +190,16 @@ export class Connection {
   }
 
   /** Upgrade to TLS in place (STARTTLS, RFC 6120 §5). Resolves once the handshake is done. */
-  starttls(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined): Promise<void> {
+  starttls(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined, options: { requestCert?: boolean } = {}): Promise<void> {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     const secure = new tls.TLSSocket(raw, {
       isServer: true,
       secureContext: context,
+      // s2s asks for the peer's certificate (judged by the module, never refused by OpenSSL here).
+      requestCert: options.requestCert ?? false,
+      rejectUnauthorized: false,
       SNICallback: sniContext
         ? (name, cb) => cb(null, sniContext(name) ?? context)
         : undefined,
