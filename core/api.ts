@@ -38,6 +38,7 @@ export type {
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
+  RosterPushedEvent,
   Sasl2InlineFeaturesEvent,
   Sasl2SuccessEvent,
   SessionEvent,
@@ -46,6 +47,9 @@ export type {
   StreamFeaturesEvent,
   UnauthenticatedStanzaEvent,
   UserEvent,
+  VcardLoadEvent,
+  VcardStoreEvent,
+  VcardUpdatedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

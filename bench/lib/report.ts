@@ -3,6 +3,7 @@
 import type { FanoutResult } from '../scenarios/fanout.ts';
 import type { LoginResult } from '../scenarios/login.ts';
 import type { MemoryResult } from '../scenarios/memory.ts';
+import type { MucResult } from '../scenarios/muc.ts';
 import type { RoutingResult } from '../scenarios/routing.ts';
 import { median } from './proc.ts';
 
@@ -14,6 +15,7 @@ export interface RoundResult {
   routing?: RoutingResult;
   fanout?: FanoutResult;
   memory?: MemoryResult;
+  muc?: MucResult;
   errors: string[];
 }
 
@@ -56,6 +58,8 @@ export const METRICS: Metric[] = [
   { label: 'RSS per idle session at 10,000 (KiB)', better: 'lower', get: (r) => r.memory?.levels.find((l) => l.sessions === 10000)?.kibPerSession, fmt: f1 },
   { label: 'Presence fan-out to 200 contacts, median (ms)', better: 'lower', get: (r) => r.fanout?.medianMs, fmt: f1 },
   { label: 'Server CPU s per 1,000 messages', better: 'lower', get: (r) => r.routing?.serverCpuSecPer1000, fmt: f3 },
+  { label: 'MUC: one message to 500 occupants, median (ms)', better: 'lower', get: (r) => r.muc?.medianMs, fmt: f1 },
+  { label: 'MUC: messages/s through one 500-occupant room', better: 'higher', get: (r) => r.muc?.msgsPerSec, fmt: f0 },
 ];
 
 function servers(run: RunJson): string[] {
@@ -156,6 +160,16 @@ export function scenarioTables(run: RunJson): string {
     { h: 'server CPU ms / change', get: (r) => r.fanout?.serverCpuMsPerRound, better: 'lower', fmt: f1 },
     { h: 'complete rounds', get: (r) => r.fanout?.completeRounds, better: 'higher', fmt: f0, ratio: false },
   ]);
+  section(`6. Multi-User Chat (one room, ${p.mucOccupants} occupants; throughput: ${p.mucSenders} senders, ${p.mucWindow} messages in flight each)`, [
+    { h: 'one message to all, median (ms)', get: (r) => r.muc?.medianMs, better: 'lower', fmt: f1 },
+    { h: 'p90 (ms)', get: (r) => r.muc?.p90Ms, better: 'lower', fmt: f1 },
+    { h: 'msgs/s through the room', get: (r) => r.muc?.msgsPerSec, better: 'higher', fmt: f0 },
+    { h: 'deliveries/s', get: (r) => r.muc?.deliveriesPerSec, better: 'higher', fmt: f0 },
+    { h: 'server CPU ms / message', get: (r) => r.muc?.serverCpuMsPerMessage, better: 'lower', fmt: f2 },
+    { h: 'entering (s)', get: (r) => (r.muc ? r.muc.joinMs / 1000 : undefined), better: 'lower', fmt: f1 },
+    { h: 'complete rounds', get: (r) => r.muc?.completeRounds, better: 'higher', fmt: f0, ratio: false },
+    { h: 'load generator CPU (of one core)', get: (r) => r.muc?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
+  ]);
   const errs = run.rounds.filter((r) => r.errors.length || r.memory?.error);
   if (errs.length) {
     out.push('### Errors\n');
@@ -174,7 +188,7 @@ export function renderMarkdown(run: RunJson): string {
   lines.push('Machine: ' + Object.entries(run.machine).map(([k, v]) => `${k} ${v}`).join('; ') + '.');
   lines.push('');
   const other = run.rounds
-    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores])
+    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores, r.muc?.otherCores])
     .filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
     .sort((a, b) => a - b);
   const otherText = other.length

@@ -53,6 +53,8 @@ export class CadenceServer implements ServerDriver {
       // one address and sends as fast as it can; the defaults (doc/configuration.md) would shape it.
       limits: { rate: 0, unauthenticatedRate: 0, connectionsPerAddress: 0, sessionsPerAccount: 0, sendQueue: 0 },
       virtualHosts: { [s.domain]: {} },
+      // Multi-User Chat for scenario 6, like the peers' (no room archive: theirs have none).
+      components: { [`conference.${s.domain}`]: { module: 'muc', muc: { archive: false } } },
     };
     // The shared bench certificate goes where Cadence keeps its per-host certificates, so it is
     // used instead of a generated one (a top-level `tls: { certificate, key }` is currently
