@@ -20,6 +20,7 @@ export type {
   Bind2InlineFeaturesEvent,
   ComponentConnectedEvent,
   ConnectionLostEvent,
+  UndeliveredEvent,
   SessionResumedEvent,
   ComponentStanzaEvent,
   ComponentDisconnectedEvent,

@@ -27,6 +27,22 @@ export interface CoreHostOptions {
   authThrottle?: false | Partial<AuthThrottleOptions>;
   /** Connection and session limits (core/limits.ts); each field falls back to the global value, then the default. */
   limits?: Partial<Limits>;
+  /** ACME (RFC 8555) certificates: globally the account and CA; `false` on a host keeps it out. */
+  acme?: AcmeConfig | false;
+}
+
+/** The `acme` option (doc/certificates.md). */
+export interface AcmeConfig {
+  /** Contact for the account (expiry mail). */
+  email?: string;
+  /** 'letsencrypt', 'letsencrypt-staging' or a directory URL. */
+  directory?: string;
+  /** How control of the name is proven: TLS-ALPN-01 on the direct-TLS port (HTTP-01 needs the HTTP server). */
+  challenge?: 'tls-alpn-01';
+  /** Renew this many days before expiry (default: at 2/3 of the lifetime). */
+  renewBeforeDays?: number;
+  /** A PEM file with an extra CA to trust for the directory's HTTPS (a private CA). */
+  directoryCa?: string;
 }
 
 /** Options that may be set globally and overridden per virtual host, module options included. */
@@ -58,7 +74,8 @@ export interface CoreOptions extends CoreHostOptions {
   pluginPaths?: string[];
   virtualHosts?: Record<string, VirtualHostConfig>;
   components?: Record<string, ComponentConfig>;
-  log?: { level?: 'debug' | 'info' | 'warn' | 'error' };
+  /** `level` ('debug' turns on every cadence:* debug namespace); `file`: append there, reopened on SIGHUP. */
+  log?: { level?: 'debug' | 'info' | 'warn' | 'error'; file?: string };
   /** What to do when a client binds a resource that is already connected. */
   resourceConflict?: ResourceConflictPolicy;
   /** Admin shell UNIX socket path (default: <dataDir>/cadence.sock). */
@@ -142,6 +159,25 @@ const isThrottle: Check = (v) => {
   return undefined;
 };
 
+const ACME_FIELDS: Record<keyof AcmeConfig, Check> = {
+  email: isStr,
+  directory: isStr,
+  challenge: (v) => (v === 'tls-alpn-01' ? undefined : v === 'http-01' ? "'http-01' needs the HTTP server, which Cadence does not run yet: use 'tls-alpn-01'" : "must be 'tls-alpn-01'"),
+  renewBeforeDays: isPosInt,
+  directoryCa: isStr,
+};
+function checkAcme(v: unknown): string | undefined {
+  if (v === false) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return `must be false or { ${Object.keys(ACME_FIELDS).join(', ')} }`;
+  for (const [k, x] of Object.entries(v)) {
+    const check = ACME_FIELDS[k as keyof AcmeConfig];
+    if (!check) return `has unknown field '${k}' (expected ${Object.keys(ACME_FIELDS).join(', ')})`;
+    const e = check(x);
+    if (e) return `.${k} ${e}`;
+  }
+  return undefined;
+}
+
 const hostChecks: Record<string, Check> = {
   modulesEnabled: isStrArr,
   modulesDisabled: isStrArr,
@@ -152,6 +188,7 @@ const hostChecks: Record<string, Check> = {
   channelBindingPolicy: oneOf('compatible', 'strict'),
   authThrottle: isThrottle,
   limits: checkLimits,
+  acme: checkAcme,
 };
 
 const globalChecks: Record<string, Check> = {
@@ -167,11 +204,11 @@ const globalChecks: Record<string, Check> = {
   virtualHosts: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { …options } }'),
   components: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { module | secret } }'),
   log: (v) => {
-    if (typeof v !== 'object' || v === null) return 'must be { level }';
+    if (typeof v !== 'object' || v === null) return 'must be { level, file }';
     for (const [k, x] of Object.entries(v)) {
-      if (k !== 'level') return `has unknown field '${k}' (expected level)`;
-      const e = oneOf('debug', 'info', 'warn', 'error')(x);
-      if (e) return `.level ${e}`;
+      if (k !== 'level' && k !== 'file') return `has unknown field '${k}' (expected level, file)`;
+      const e = k === 'level' ? oneOf('debug', 'info', 'warn', 'error')(x) : isStr(x);
+      if (e) return `.${k} ${e}`;
     }
     return undefined;
   },

@@ -151,6 +151,17 @@ export interface ConnectionLostEvent {
 }
 
 /**
+ * `c2s-undelivered` on the session's host (mod_c2s, limits.sendQueue): the client stopped reading
+ * and its session is ending; `stanzas` never reached it. A handler that returns a value routes
+ * them itself (mod_smacks: they are among its unacknowledged stanzas); otherwise mod_c2s routes
+ * them as to an unavailable resource. Fired before the session is destroyed.
+ */
+export interface UndeliveredEvent {
+  session: Session;
+  stanzas: Stanza[];
+}
+
+/**
  * `session-resumed` on the server's bus (SessionControl.resume): `session` now runs on the
  * connection of `carrier`, which is retired. The stream module that owns the connections hands
  * `carrier`'s stream to `session` and closes the stream `session` had before, if it is still open.
@@ -373,6 +384,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
   'c2s-connection-lost': ConnectionLostEvent;
+  'c2s-undelivered': UndeliveredEvent;
   'carbons/forward': CarbonForwardEvent;
   'entity-caps': EntityCapsEvent;
   'vcard/updated': VcardUpdatedEvent;

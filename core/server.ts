@@ -4,7 +4,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdminApi } from './admin.ts';
 import { CertManager } from './net/certmanager.ts';
-import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type CadenceConfig } from './config.ts';
+import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type AcmeConfig, type CadenceConfig } from './config.ts';
+import type { AcmeManager } from './net/acme.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
@@ -54,6 +55,8 @@ export class Server {
   readonly ports: PortManager;
   readonly modules: ModuleManager;
   readonly admin: AdminApi;
+  /** Certificates from an ACME CA, when configured. */
+  private acme: AcmeManager | undefined;
   private stopping: Promise<void> | undefined;
   private apiContext: ModuleContext | undefined;
   private currentConfig: Config;
@@ -85,7 +88,8 @@ export class Server {
       this.storage,
     );
     this.router = new StanzaRouter(this.hosts, this.events, this.sessions.filters);
-    this.certs = new CertManager(config);
+    // A getter: reload() follows config reloads (a changed `tls` path).
+    this.certs = new CertManager(() => this.config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
     this.modules = new ModuleManager({
       events: this.events,
@@ -274,14 +278,51 @@ export class Server {
       }
       for (const entry of loaded) await this.modules.ready(entry);
     }
+    if (!opts.offline) await this.startAcme();
     this.events.emit('server-started', {});
     return this.ports.all().flatMap((l) => l.addresses.map((a) => `${l.name}=${a}`));
+  }
+
+  /**
+   * ACME (RFC 8555) when the config has `acme`: each host whose `tls` option is not set and whose
+   * `acme` is not false gets its certificate from the CA and renewed before expiry, proven with
+   * TLS-ALPN-01 on the direct-TLS listeners (doc/certificates.md).
+   */
+  private async startAcme(): Promise<void> {
+    const cfg = this.config.get<AcmeConfig | false>(undefined, 'acme');
+    if (!cfg) return;
+    if (!this.ports.all().some((l) => l.name === 'c2s_direct_tls')) {
+      log.error('acme: TLS-ALPN-01 needs a direct-TLS port (c2sDirectTlsPorts, reachable on 443): no certificates are ordered');
+      return;
+    }
+    const { AcmeManager, TlsAlpn01Responder } = await import('./net/acme.ts');
+    const { certificatePaths } = await import('./net/cert-files.ts');
+    const acmeClient = await import('acme-client');
+    const directory = cfg.directory ?? 'letsencrypt';
+    const directoryUrl = directory === 'letsencrypt' ? acmeClient.directory.letsencrypt.production
+      : directory === 'letsencrypt-staging' ? acmeClient.directory.letsencrypt.staging : directory;
+    const directoryCa = cfg.directoryCa ? readFileSync(path.resolve(this.config.baseDir, cfg.directoryCa), 'utf8') : undefined;
+    this.acme = new AcmeManager({
+      directoryUrl,
+      directoryCa,
+      email: cfg.email,
+      dataDir: this.config.dataDir,
+      challenge: 'tls-alpn-01',
+      renewBeforeDays: cfg.renewBeforeDays,
+      responders: { 'tls-alpn-01': new TlsAlpn01Responder(this.certs) },
+      certificatePaths: (h) => certificatePaths(this.config, h),
+      reload: (hosts) => this.certs.reload(hosts),
+    });
+    const hosts = this.config.hosts.filter((h) => this.config.get(h.name, 'acme') !== false).map((h) => h.name);
+    log.info('acme: managing the certificates of %s through %s', hosts.join(', '), directoryUrl);
+    this.acme.start(hosts);
   }
 
   /** Close every stream cleanly, unload modules in reverse order, close storage. */
   stop(reason = 'Server is shutting down'): Promise<void> {
     this.stopping ??= (async () => {
       log.info('shutting down: %s', reason);
+      this.acme?.stop();
       await this.events.fireAsync('server-stopping', { reason });
       await this.ports.closeAll();
       for (const s of [...this.sessions.all]) s.close({ condition: 'system-shutdown', text: reason });

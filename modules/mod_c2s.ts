@@ -8,7 +8,7 @@
 // The host's `limits` (core/limits.ts) apply here: inbound rate shaping, connections per
 // address, and the bound on stanzas waiting for a client that does not read.
 import { Element } from '@xmpp/xml';
-import { addressKey, defineModule, errorReply, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { addressKey, defineModule, errorReply, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent, type UndeliveredEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
@@ -113,8 +113,12 @@ function acceptConnection(
       const limit = module.limits(session.host).sendQueue;
       const host = session.host;
       const who = describe();
-      const undelivered = stream.abandon({ condition: 'policy-violation', text: `More than ${limit} stanzas waiting: the client does not read` });
-      if (host) reroute(module, host, undelivered, who);
+      let claimed = false;
+      const undelivered = stream.abandon({ condition: 'policy-violation', text: `More than ${limit} stanzas waiting: the client does not read` }, (stanzas) => {
+        // Stream management keeps these among its unacknowledged stanzas and routes them itself.
+        if (host) claimed = module.fireOnHost(host, 'c2s-undelivered', { session, stanzas } satisfies UndeliveredEvent) !== undefined;
+      });
+      if (host && !claimed) reroute(module, host, undelivered, who);
     },
   });
   /** Set once the session this stream carried was resumed on another connection. */

@@ -32,7 +32,7 @@ export class CadenceServer implements ServerDriver {
   }
 
   notes(): string[] {
-    return [`accounts: first through UserManager.create, the rest copies of its record (${this.created})`];
+    return ['limits off (rate, connections per address, sessions per account, send queue), as ejabberd runs with no shaper', `accounts: first through UserManager.create, the rest copies of its record (${this.created})`];
   }
 
   async prepare(s: ServerSetup): Promise<void> {
@@ -49,6 +49,9 @@ export class CadenceServer implements ServerDriver {
       c2s: { keepaliveInterval: 0 },
       modulesEnabled: modules,
       log: { level: 'warn' },
+      // Like ejabberd's "shaper: none": the load generator opens thousands of connections from
+      // one address and sends as fast as it can; the defaults (doc/configuration.md) would shape it.
+      limits: { rate: 0, unauthenticatedRate: 0, connectionsPerAddress: 0, sessionsPerAccount: 0, sendQueue: 0 },
       virtualHosts: { [s.domain]: {} },
       // Multi-User Chat for scenario 6, like the peers' (no room archive: theirs have none).
       components: { [`conference.${s.domain}`]: { module: 'muc', muc: { archive: false } } },

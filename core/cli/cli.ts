@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { CoreError } from '../util/errors.ts';
 import { coreFeatures } from '../features.ts';
 import { prep, split } from '../util/jid.ts';
-import { setLogLevel } from '../util/log.ts';
+import { configureLogging, reopenLogFile, setLogLevel } from '../util/log.ts';
 import { loadConfig, Server, VERSION, ROOT_DIR } from '../server.ts';
 import { DEFAULTS, type Config } from '../config.ts';
 import { importDefault } from '../loader.ts';
@@ -131,8 +131,10 @@ export async function main(argv: string[]): Promise<number> {
 async function start(args: Args): Promise<number> {
   let config: Config;
   let server: Server;
+  const logging = (c: Config) => configureLogging(c.raw.log && { ...c.raw.log, file: c.raw.log.file && path.resolve(c.baseDir, c.raw.log.file) });
   try {
     config = await loadConfig(args.config);
+    logging(config);
     server = new Server(config);
   } catch (err) {
     return fail(`cannot start: ${(err as Error).message}`);
@@ -158,7 +160,22 @@ async function start(args: Args): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
-      server.reloadConfig().catch((err: unknown) => process.stderr.write(`cadence: config reload failed: ${(err as Error).message}\n`));
+      // First the log file (logrotate moved it), then the config — whose `log` may have changed.
+      try {
+        reopenLogFile();
+      } catch (err) {
+        process.stderr.write(`cadence: cannot reopen the log file: ${(err as Error).message}\n`);
+      }
+      server.reloadConfig().then(
+        () => {
+          try {
+            logging(server.config);
+          } catch (err) {
+            process.stderr.write(`cadence: log settings not applied: ${(err as Error).message}\n`);
+          }
+        },
+        (err: unknown) => process.stderr.write(`cadence: config reload failed: ${(err as Error).message}\n`),
+      );
     });
     server.events.on('server-stop-requested', (e: { reason?: string }) => {
       stop(e.reason ?? 'stop request');

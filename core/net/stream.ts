@@ -132,9 +132,10 @@ export class XmlStream {
    * Give up on a peer that does not read: the stream ends with `reason` at once (the error would
    * wait behind what the peer does not read), and the stanzas it never received are returned —
    * those waiting here and those whose bytes had not reached the kernel — for the caller to
-   * route elsewhere. What the kernel holds already still reaches the peer if it reads.
+   * route elsewhere (`beforeEnd` gets them before the stream's end is reported). What the kernel
+   * holds already still reaches the peer if it reads.
    */
-  abandon(reason: CloseReason): Stanza[] {
+  abandon(reason: CloseReason, beforeEnd?: (undelivered: Stanza[]) => void): Stanza[] {
     if (this.closing) return [];
     const undelivered = [...this.unflushed];
     for (const w of this.waiting) if (w.stanza !== undefined) undelivered.push(w.stanza);
@@ -145,6 +146,8 @@ export class XmlStream {
     this.opts.log.warn('closing stream of %s from %s: %s (%s; %d elements waiting)', this.opts.describe(), this.opts.conn.ip, reason.condition, reason.text ?? '', waiting);
     this.parser.stop();
     this.opts.conn.destroy();
+    // While the session still exists (its owner may want to look at it).
+    beforeEnd?.(undelivered);
     this.end(true, reason);
     return undelivered;
   }

@@ -1,5 +1,12 @@
 // Logging: every component gets a `debug` namespace (cadence:core:router, cadence:mod:roster, …).
 // Warnings and errors are always printed (an operator sees them without setting DEBUG).
+//
+// Output: stderr by default — when systemd's journal reads it (JOURNAL_STREAM is set), without our
+// timestamp and with the sd-daemon priority prefix (`<3>` error … `<7>` debug) so journald stores
+// levels — or a file (config `log.file`), appended to and reopened by reopenLogFile() (SIGHUP,
+// after logrotate moved it).
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { format as utilFormat } from 'node:util';
 import createDebug from 'debug';
 
 export interface Logger {
@@ -20,6 +27,48 @@ const sinks = new Set<Sink>();
 /** Minimum level for the always-on output (config `log.level`). Debug output is governed by DEBUG. */
 export function setLogLevel(level: LogLevel): void {
   threshold = level;
+}
+
+/** DEBUG as the environment set it, before `log: { level: 'debug' }` added to it. */
+const debugFromEnv = process.env.DEBUG ?? '';
+/** The journal reads stderr (systemd sets JOURNAL_STREAM for a service's stderr). */
+const toJournal = process.env.JOURNAL_STREAM !== undefined;
+const PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warn: 4, error: 3 };
+let logFile: { path: string; fd: number } | undefined;
+
+/**
+ * The config's `log` option: `level` — 'debug' also turns on every cadence:* debug namespace (as
+ * DEBUG=cadence:* would), the others set the threshold of the always-on lines —, and `file`.
+ */
+export function configureLogging(opts: { level?: LogLevel; file?: string } | undefined): void {
+  setLogLevel(opts?.level ?? 'info');
+  createDebug.enable(opts?.level === 'debug' ? [debugFromEnv, 'cadence:*'].filter(Boolean).join(',') : debugFromEnv);
+  if (opts?.file !== logFile?.path) {
+    if (logFile) closeSync(logFile.fd);
+    logFile = opts?.file ? { path: opts.file, fd: openSync(opts.file, 'a', 0o640) } : undefined;
+  }
+  // Debug lines go where the others go.
+  createDebug.log = (...args: unknown[]) => write('debug', `${utilFormat(...args)}\n`);
+}
+
+/** Close and reopen the log file (logrotate moved it away): SIGHUP does this. */
+export function reopenLogFile(): void {
+  if (!logFile) return;
+  const fd = openSync(logFile.path, 'a', 0o640);
+  closeSync(logFile.fd);
+  logFile = { path: logFile.path, fd };
+}
+
+function write(level: LogLevel, text: string): void {
+  if (logFile) {
+    try {
+      writeSync(logFile.fd, text);
+      return;
+    } catch {
+      // The file went away (disk full, removed): stderr rather than nothing.
+    }
+  }
+  process.stderr.write(toJournal ? `<${PRIORITY[level]}>${text}` : text);
 }
 
 /** Extra destinations for info/warn/error lines (tests use it to assert on warnings). */
@@ -49,8 +98,9 @@ function emit(level: LogLevel, namespace: string, fmt: string, args: unknown[]):
   const line = format(fmt, args);
   for (const sink of sinks) sink(level, namespace, line);
   if (order[level] < order[threshold]) return;
-  const stamp = new Date().toISOString();
-  process.stderr.write(`${stamp} ${level.padEnd(5)} ${namespace}: ${line}\n`);
+  // The journal stamps lines itself.
+  const stamp = toJournal && !logFile ? '' : `${new Date().toISOString()} `;
+  write(level, `${stamp}${level.padEnd(5)} ${namespace}: ${line}\n`);
 }
 
 export function getLogger(namespace: string): Logger {

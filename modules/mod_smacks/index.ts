@@ -320,6 +320,13 @@ export default defineModule({
       if (messages) module.log.info('re-routed %d unacknowledged message(s) of %s@%s', messages, username, host);
     };
 
+    // A client that stopped reading (limits.sendQueue): what it never got is in our queue, and
+    // is routed once with the rest when the session ends — not a second time by mod_c2s.
+    module.hook('c2s-undelivered', ({ session }) => {
+      const st = stateOf(session);
+      return st && !st.ended ? true : undefined;
+    });
+
     module.hook('connection-removed', ({ session }) => {
       const st = stateOf(session);
       if (!st || st.ended) return;

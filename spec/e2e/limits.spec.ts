@@ -39,6 +39,8 @@ describe('e2e: limits', function () {
   describe('rate shaping, connections per address, sessions per account', function () {
     let server: TestServer;
     before(async function () {
+      // Accounts are made through the CLI, one process each: slow on a loaded machine.
+      this.timeout(180_000);
       server = await startServer({
         users: USERS,
         config: { limits: { rate: 4096, burst: 8192, connectionsPerAddress: 4, sessionsPerAccount: 2 } },
@@ -127,6 +129,8 @@ describe('e2e: limits', function () {
   describe('a recipient that does not read', function () {
     let server: TestServer;
     before(async function () {
+      // Accounts are made through the CLI, one process each: slow on a loaded machine.
+      this.timeout(180_000);
       server = await startServer({
         users: USERS,
         config: { limits: { rate: 0, sendQueue: 50 }, offline: { limit: 100_000 } },
