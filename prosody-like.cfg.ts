@@ -27,6 +27,7 @@ export default defineConfig({
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
   ],
@@ -42,6 +43,12 @@ export default defineConfig({
 
   virtualHosts: {
     localhost: {},
+  },
+
+  // Internal components run by a module. Multi-User Chat rooms (XEP-0045) live on
+  // conference.localhost; options under `muc` (doc/configuration.md). `components: {}` turns it off.
+  components: {
+    'conference.localhost': { module: 'muc' },
   },
 
   // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },

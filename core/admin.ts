@@ -18,6 +18,10 @@ export interface SessionInfo {
   tls: string;
   ageSeconds: number;
   available: boolean;
+  /** Waiting for stream resumption (XEP-0198). */
+  hibernating: boolean;
+  /** Client State Indication (XEP-0352). */
+  clientState: 'active' | 'inactive';
 }
 
 export interface ExportInfo {
@@ -124,6 +128,8 @@ export class AdminApi {
       tls: s.conn?.tlsInfo?.protocol ?? 'none',
       ageSeconds: Math.round((now - s.created) / 1000),
       available: s.presence !== undefined,
+      hibernating: s.hibernating,
+      clientState: s.clientState,
     }));
   }
 

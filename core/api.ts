@@ -19,6 +19,8 @@ export type {
   Bind2InlineEvent,
   Bind2InlineFeaturesEvent,
   ComponentConnectedEvent,
+  ConnectionLostEvent,
+  SessionResumedEvent,
   ComponentDisconnectedEvent,
   DestType,
   AccountDiscoEvent,
@@ -104,3 +106,5 @@ export {
   shouldArchive, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
 } from './util/mam.ts';
 export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
+// ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
+export * as mam from './util/mam.ts';

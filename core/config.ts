@@ -186,7 +186,12 @@ export const DEFAULTS = {
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'carbons', 'mam'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam'],
+  /**
+   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
+   * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
+   */
+  components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
 };
 
 export interface HostEntry {
@@ -208,7 +213,7 @@ export class Config {
       if (options.enabled === false) continue;
       hosts.push({ name, kind: 'virtualhost', options });
     }
-    for (const [name, options] of Object.entries(raw.components ?? {})) {
+    for (const [name, options] of Object.entries(raw.components ?? defaultComponents(hosts))) {
       hosts.push({ name, kind: 'component', options });
     }
     this.hosts = hosts;
@@ -239,6 +244,12 @@ export class Config {
   hostEntry(host: string): HostEntry | undefined {
     return this.hosts.find((h) => h.name === host);
   }
+}
+
+/** The embedded default components whose parent domain is one of `hosts` (virtual hosts). */
+function defaultComponents(hosts: readonly HostEntry[]): Record<string, ComponentConfig> {
+  const names = new Set(hosts.map((h) => h.name));
+  return Object.fromEntries(Object.entries(DEFAULTS.components).filter(([name]) => names.has(name.slice(name.indexOf('.') + 1))));
 }
 
 /**

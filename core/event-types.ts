@@ -8,7 +8,7 @@
 //   declare module '../core/api.ts' { interface HostEvents { 'my-event': MyPayload } }
 import type { Element } from '@xmpp/xml';
 import type { SaslCondition, UserAgent } from './sasl.ts';
-import type { Session } from './session.ts';
+import type { CloseReason, Session } from './session.ts';
 import type { Stanza, StanzaKind } from './util/stanza.ts';
 
 export type { StanzaKind };
@@ -109,6 +109,11 @@ export interface Sasl2SuccessEvent {
   mechanism: string;
   /** The <success/> element being built. */
   success: Element;
+  /**
+   * Set by stream management (XEP-0198 inline <resume/>) when `session`'s connection now carries
+   * an earlier session it resumed: <success/> is sent on that one, without stream features.
+   */
+  resumed?: Session;
 }
 
 /** `bind2-inline-features`: add `<feature var='…'/>` for each session feature a module enables inside <bind/>. */
@@ -130,6 +135,29 @@ export interface Bind2InlineEvent {
   element: Element;
   /** The <bound/> element of the <success/>. */
   bound: Element;
+}
+
+// ---- stream management (XEP-0198: mod_smacks, with the stream modules) ------------------------------
+
+/**
+ * `c2s-connection-lost` on the session's host (mod_c2s): the connection of an authenticated client
+ * ended without a stream close (dropped, timed out). A handler that returns a value keeps the
+ * session (it hibernates, waiting for resumption) instead of it being destroyed; that handler then
+ * destroys it itself when the wait ends.
+ */
+export interface ConnectionLostEvent {
+  session: Session;
+  reason: CloseReason | undefined;
+}
+
+/**
+ * `session-resumed` on the server's bus (SessionControl.resume): `session` now runs on the
+ * connection of `carrier`, which is retired. The stream module that owns the connections hands
+ * `carrier`'s stream to `session` and closes the stream `session` had before, if it is still open.
+ */
+export interface SessionResumedEvent {
+  session: Session;
+  carrier: Session;
 }
 
 // ---- presence, roster, disco ----------------------------------------------------------------------
@@ -275,6 +303,8 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'roster-push': RosterPushEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
+  // stream management (XEP-0198)
+  'c2s-connection-lost': ConnectionLostEvent;
   'carbons/forward': CarbonForwardEvent;
 }
 
@@ -291,4 +321,6 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'server-started': Record<string, never>;
   'server-stopping': { reason: string };
   'server-stop-requested': { reason?: string };
+  // stream management (XEP-0198)
+  'session-resumed': SessionResumedEvent;
 }

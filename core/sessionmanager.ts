@@ -56,6 +56,12 @@ export interface SessionControl {
   bind(session: Session, requested: string | undefined): Promise<BindResult>;
   /** Remove the session from every registry and fire the removal events. Idempotent. */
   destroy(session: Session, reason?: CloseReason): void;
+  /**
+   * Stream resumption (XEP-0198): `session` (bound, possibly hibernating) takes over the
+   * connection of `carrier` (the new, authenticated, unbound session the client resumed on), which
+   * is retired without unbind events; `session-resumed` tells the stream module.
+   */
+  resume(session: Session, carrier: Session): void;
 }
 
 /** Registry of all sessions, by connection and by host → user → resource. */
@@ -210,6 +216,19 @@ export class SessionManager implements SessionRegistry, SessionControl {
     this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
   }
 
+  /** Stream resumption (XEP-0198): `session` takes over `carrier`'s connection; `carrier` is retired. */
+  resume(session: Session, carrier: Session): void {
+    if (session === carrier || carrier.full_jid !== undefined || session.destroyed || carrier.destroyed) {
+      throw new Error(`cannot resume ${session.id} on ${carrier.id}`);
+    }
+    session.takeStream(carrier);
+    carrier.destroyed = true;
+    this.all.delete(carrier);
+    this.log('%s resumed on the connection of %s', session.full_jid ?? session.id, carrier.id);
+    this.events.emit('session-resumed', { session, carrier });
+    this.fire('connection-removed', carrier.host, { session: carrier });
+  }
+
   roster(host: string, username: string): Roster | undefined {
     return this.byHost.get(host)?.get(username)?.roster;
   }
@@ -278,6 +297,7 @@ export class SessionManager implements SessionRegistry, SessionControl {
       makeComponent: (s: Session, host: string) => this.makeComponent(s, host),
       bind: (s: Session, requested: string | undefined) => this.bind(s, requested),
       destroy: (s: Session, reason?: CloseReason) => this.destroy(s, reason),
+      resume: (s: Session, carrier: Session) => this.resume(s, carrier),
     }));
   }
 }

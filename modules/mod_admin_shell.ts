@@ -160,7 +160,19 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
     }],
     ['session list', {
       usage: 'session list', help: 'client and component sessions',
-      run: () => table(a.listSessions().map((s) => [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`])),
+      run: async () => {
+        // Client state (XEP-0352) with mod_csi's held/flushed counts; stream management's hibernation.
+        const csi = new Map<string, { held: number; heldTotal: number; flushed: number }>();
+        for (const m of a.listModules().filter((x) => x.name === 'csi')) {
+          const counts = await a.callExport(m.host, 'csi', 'counts', []).catch(() => ({}));
+          for (const [id, c] of Object.entries(counts as Record<string, { held: number; heldTotal: number; flushed: number }>)) csi.set(id, c);
+        }
+        return table(a.listSessions().map((s) => {
+          const c = csi.get(s.id);
+          const state = [s.hibernating ? 'hibernating' : '', s.clientState === 'inactive' ? 'inactive' : '', c ? `held ${c.held} (${c.heldTotal} in all) flushed ${c.flushed}` : ''].filter(Boolean).join(' ');
+          return [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`, ...(state ? [state] : [])];
+        }));
+      },
     }],
     ['user create', {
       usage: 'user create JID PASSWORD', help: 'create an account',

@@ -21,8 +21,10 @@ export default defineModule({
     };
     const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
     const streams = new Map<Session, XmlStream>();
+    /** Each connection's hand-over for stream resumption (XEP-0198), by the session it carries. */
+    const carriers = new Map<Session, Carrier>();
 
-    const accept = (conn: Connection) => acceptConnection(module, conn, streams, limits);
+    const accept = (conn: Connection) => acceptConnection(module, conn, streams, carriers, limits);
     const network = module.privileged.network;
     await network.listen({ name: 'c2s', ports: module.config('c2sPorts'), onConnection: accept });
     const tlsPorts = module.config('c2sDirectTlsPorts');
@@ -45,16 +47,32 @@ export default defineModule({
       startKeepalives(open, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }
 
+    // Stream resumption (mod_smacks): the new connection carries the resumed session from now on;
+    // the connection that carried it before (if still open) is closed, without ending the session.
+    module.hookGlobal('session-resumed', ({ session, carrier }) => {
+      carriers.get(session)?.release({ condition: 'conflict', text: 'Replaced by a resumed stream' });
+      carriers.get(carrier)?.carry(session);
+    });
+
     module.hookGlobal('server-stopping', () => {
       for (const session of [...streams.keys()]) session.close({ condition: 'system-shutdown', text: 'Server is shutting down' });
     });
   },
 });
 
+/** What stream resumption needs of a connection: carry another session, or let go of its own. */
+interface Carrier {
+  /** From now on this connection's stream is `session`'s. */
+  carry(session: Session): void;
+  /** Close this connection's stream; the session it carried lives on elsewhere. */
+  release(reason: CloseReason): void;
+}
+
 function acceptConnection(
   module: GlobalModuleApi<typeof STREAM_OPTIONS>,
   conn: Connection,
   streams: Map<Session, XmlStream>,
+  carriers: Map<Session, Carrier>,
   limits: (authenticated: boolean) => StreamLimits,
 ): void {
   const stream: XmlStream = new XmlStream({
@@ -64,21 +82,44 @@ function acceptConnection(
     headerAttrs: () => ({ xmlns: NS.client, 'xmlns:stream': NS.streams, from: session.host, to: peerFrom, version: '1.0', 'xml:lang': 'en' }),
     describe: () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client'),
     log: module.log,
-    onEnd: (_graceful, reason) => {
+    onEnd: (graceful, reason) => {
+      if (released) return;
       streams.delete(session);
+      carriers.delete(session);
+      // Dropped without a stream close: stream management may keep the session for resumption.
+      if (!graceful && session.type === 'c2s' && session.host && !session.destroyed
+        && module.fireOnHost(session.host, 'c2s-connection-lost', { session, reason }) !== undefined) return;
       sessions.destroy(session, reason);
     },
   });
+  /** Set once the session this stream carried was resumed on another connection. */
+  let released = false;
   // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
   let peerFrom: string | undefined;
 
   const { sessions, routing } = module.privileged;
-  const session = sessions.create('c2s_unauthed', conn, {
+  let session = sessions.create('c2s_unauthed', conn, {
     send: (x) => stream.send(x),
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
   });
   streams.set(session, stream);
+  const carrier: Carrier = {
+    carry: (resumed) => {
+      streams.delete(session);
+      carriers.delete(session);
+      session = resumed;
+      streams.set(resumed, stream);
+      carriers.set(resumed, carrier);
+    },
+    release: (reason) => {
+      released = true;
+      streams.delete(session);
+      carriers.delete(session);
+      stream.close(reason);
+    },
+  };
+  carriers.set(session, carrier);
   const close = (reason: CloseReason) => stream.close(reason);
 
   stream.parser.on('streamStart', (attrs) => {
@@ -130,7 +171,13 @@ function acceptConnection(
   stream.parser.on('stanza', (el) => {
     const host = session.host;
     if (session.notopen || !host) return;
-    const ns = (el as Stanza).attrs.xmlns;
+    let ns = (el as Stanza).attrs.xmlns;
+    // A stanza may restate the stream's default namespace (valid XML, RFC 6120 §4.8.3); drop the
+    // declaration so it routes, and leaves on other streams, like any other stanza.
+    if (ns === NS.client && isStanzaKind(el.name)) {
+      delete (el as Stanza).attrs.xmlns;
+      ns = undefined;
+    }
     if (ns === undefined && isStanzaKind(el.name)) {
       const stanza = el as Stanza;
       if (session.type !== 'c2s') {
