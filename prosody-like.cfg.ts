@@ -22,6 +22,7 @@ export default defineConfig({
   // c2s, iq, presence and message are always loaded (unless listed in modulesDisabled).
   modulesEnabled: [
     'tls', 'saslauth', 'bind', // streams: STARTTLS, SASL, resource binding
+    'sasl2', 'bind2', 'fast', // XEP-0388 SASL2, XEP-0386 Bind2, XEP-0484 FAST (login in one round trip)
     'roster', 'offline', 'disco', 'caps', 'ping', // IM essentials
     'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', // everyday XEPs
     'blocking', // XEP-0191
@@ -30,6 +31,9 @@ export default defineConfig({
     'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
+    'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
+    'adhoc', // XEP-0050 ad-hoc commands (modules' commands, exports offered as commands)
+    'admin_adhoc', // XEP-0133 service administration commands for `admins`
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.

@@ -10,7 +10,7 @@
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
 export { CAPABILITIES } from './moduleapi.ts';
-export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Capability, ExportItem, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -21,11 +21,13 @@ export type {
   ComponentConnectedEvent,
   ConnectionLostEvent,
   SessionResumedEvent,
+  ComponentStanzaEvent,
   ComponentDisconnectedEvent,
   DestType,
   AccountDiscoEvent,
   DiscoInfoNodeEvent,
   DiscoItemsNodeEvent,
+  EntityCapsEvent,
   GlobalEvents,
   HostEvents,
   ItemEvent,
@@ -108,3 +110,14 @@ export {
 export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
 // ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
 export * as mam from './util/mam.ts';
+// ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
+// The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
+export * as pubsub from './util/pubsub/index.ts';
+// ---- remote administration (doc/remote-admin.md): ad-hoc commands, typed exports, XEP-0133, Jabber-RPC, privileged components ----
+export { AdhocEngine, CommandError, NS_COMMANDS, adhocError, adhocErrorReply, adhocResultReply } from './util/adhoc.ts';
+export type { AdhocError, CommandContext, CommandDefinition, CommandOutcome, CommandStage, Note } from './util/adhoc.ts';
+export { argsFromForm, argsFromRpc, formForParams, resultPayload, rpcSignature } from './util/export-forms.ts';
+export type { ArgsOf, CommandAccess, ExportOptions, ParamSpec, ParamTypeName } from './util/export-forms.ts';
+export * as adminCommands from './util/admin-commands.ts';
+export * as xmlrpc from './util/xmlrpc.ts';
+export * as privilege from './util/privilege.ts';

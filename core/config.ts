@@ -186,7 +186,7 @@ export const DEFAULTS = {
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc'],
   /**
    * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
    * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
