@@ -37,6 +37,7 @@ export type {
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
+  RosterPushedEvent,
   Sasl2InlineFeaturesEvent,
   Sasl2SuccessEvent,
   SessionEvent,
@@ -45,6 +46,9 @@ export type {
   StreamFeaturesEvent,
   UnauthenticatedStanzaEvent,
   UserEvent,
+  VcardLoadEvent,
+  VcardStoreEvent,
+  VcardUpdatedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------
@@ -99,6 +103,10 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
+// Connection and session limits (`limits`, per host): `module.limits(host)` reads them.
+export type { Limits } from './limits.ts';
+// The unit connections and failures are counted by per address (IPv6: its /64).
+export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
 
 // ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
@@ -121,3 +129,17 @@ export type { ArgsOf, CommandAccess, ExportOptions, ParamSpec, ParamTypeName } f
 export * as adminCommands from './util/admin-commands.ts';
 export * as xmlrpc from './util/xmlrpc.ts';
 export * as privilege from './util/privilege.ts';
+// ---- server-to-server (mod_s2s; doc/federation.md) ------------------------------------------------------------------
+// DNS (SRV, addresses, TLSA with the AD bit), static routes, Happy Eyeballs connection attempts,
+// certificate names (RFC 6125), DANE, dialback keys and their replay guard.
+export { Resolver, parseDnsServer, parseS2sRoutes, resolveS2sTargets } from './net/dns.ts';
+export type { AddressLookup, S2sResolution, S2sRoute, S2sTarget } from './net/dns.ts';
+export { connectHappyEyeballs, expandTargets, peerCertificateChain } from './net/connect.ts';
+export type { Candidate, ConnectResult } from './net/connect.ts';
+export { verifyCertificateName } from './util/cert-names.ts';
+export type { NameCheck } from './util/cert-names.ts';
+export { daneVerify } from './util/dane.ts';
+export type { DaneResult } from './util/dane.ts';
+export { DialbackRequests, IssuedKeys, NS_DIALBACK, NS_DIALBACK_FEATURE, newDialbackSecret } from './util/dialback.ts';
+export { streamHeader } from './util/stream-parser.ts';
+export { toAsciiDomain } from './util/domain.ts';

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { AdminApi } from './admin.ts';
 import { DEFAULTS, type Config, type CoreOptions } from './config.ts';
+import { limitsFor, type Limits } from './limits.ts';
 import type { CertManager } from './net/certmanager.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { Routing } from './router.ts';
@@ -104,7 +105,11 @@ export interface PrivilegedServices {
   sessions: SessionControl;
   routing: Routing;
   network: { listen(spec: ListenerSpec): Promise<Listener> };
-  tls: { context(host: string | undefined): SecureContext | undefined };
+  tls: {
+    context(host: string | undefined): SecureContext | undefined;
+    /** The PEM certificate and key `host` presents (parent domains as context()), for TLS contexts of a module's own (s2s). */
+    pem(host: string | undefined): { cert: string; key: string } | undefined;
+  };
   users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials' | 'setDisabled'>;
   rosters: Pick<RosterManager, 'save'>;
   admin: AdminApi;
@@ -338,6 +343,11 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
   }
 
+  /** The connection and session limits in force for `host` (default: this module's host; core/limits.ts). */
+  limits(host: string | undefined = this.host): Limits {
+    return limitsFor(this.server.config, host);
+  }
+
   /** The server's data directory (absolute). */
   get dataDir(): string {
     return this.server.config.dataDir;
@@ -448,7 +458,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
           return listener;
         },
       }),
-      tls: () => ({ context: (host) => s.certs.context(host) }),
+      tls: () => ({ context: (host) => s.certs.context(host), pem: (host) => s.certs.pem(host) }),
       users: () => {
         const u = s.users;
         return {

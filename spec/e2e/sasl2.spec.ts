@@ -356,7 +356,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.equal((await sasl2({ user: 'alice', password: 'alice-new-pw' })).outcome.name, 'success');
       await server.cli(['passwd', 'alice@localhost'], `${USERS.alice}\n`);
 
-      const del = await server.cli(['deluser', 'frank@localhost']);
+      const del = await server.cli(['deluser', 'frank@localhost', '--yes']);
       assert.equal(del.code, 0, del.stderr);
       assert.equal(condition((await withToken('frank', frankId, frank.token, { from: '127.0.0.16' })).outcome), 'not-authorized');
       // Not even once the name is taken again.

@@ -199,6 +199,11 @@ export class RawClient {
     this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`);
   }
 
+  /** A fresh parser for the server's next stream header, without sending one (e.g. an s2s restart). */
+  resetParser(): void {
+    this.parser.reset();
+  }
+
   /** After SASL success: a fresh parser and a new stream header. */
   restartStream(to = 'localhost'): void {
     this.parser.reset();
