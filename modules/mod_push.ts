@@ -57,9 +57,8 @@ function notifiable(m: Stanza): boolean {
 
 /** A session the user is looking at: bound, not hibernating (XEP-0198), not inactive (XEP-0352). */
 function activeSession(s: Session): boolean {
-  // Both are set by the stream management and client state modules when they are loaded.
-  const state = s as Session & { hibernating?: boolean; clientState?: string };
-  return !s.destroyed && state.hibernating !== true && state.clientState !== 'inactive';
+  // Set by mod_smacks (a dropped connection waiting for resumption) and mod_csi.
+  return !s.destroyed && !s.hibernating && s.clientState !== 'inactive';
 }
 
 function isRegistration(v: unknown): v is Registration {

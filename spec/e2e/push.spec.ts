@@ -44,7 +44,7 @@ describe('e2e: push notifications (XEP-0357)', function () {
     server = await startServer({
       users: { romeo: PASS, juliet: PASS, nurse: PASS, friar: PASS, paris: PASS },
       config: {
-        modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'push'],
+        modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'offline', 'csi', 'push'],
         componentPorts: [0],
         components: { [APP]: { secret: SECRET } },
       },
@@ -108,6 +108,22 @@ describe('e2e: push notifications (XEP-0357)', function () {
       await app.expectNothing('nurse-node', 500);
     } finally {
       await nurse.stop();
+    }
+  });
+
+  it('publishes while the only session is inactive (XEP-0352), and delivers the message too', async function () {
+    const c = await login(server, 'nurse', PASS, { resource: 'pocket', presence: true });
+    try {
+      await c.iq(enable('nurse-pocket'));
+      await c.send(xml('inactive', { xmlns: 'urn:xmpp:csi:0' }));
+      await c.iq(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+      const id = await say('nurse@localhost', 'wake up');
+      const p = await app.publish('nurse-pocket');
+      assert.equal(summary(p)['last-message-sender'], romeo.jid);
+      app.answer(p);
+      await c.expect((s) => s.attrs.id === id);
+    } finally {
+      await c.stop();
     }
   });
 

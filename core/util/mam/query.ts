@@ -6,7 +6,7 @@
 // Pure: storage comes in as a MamArchive (core/storage's ArchiveStore fits it), sending as a
 // callback; nothing here keeps state.
 import { Element } from '@xmpp/xml';
-import { Element as LtxElement, parse } from 'ltx';
+import { parse } from 'ltx';
 import type { ArchiveItem, ArchiveQuery, MamArchive } from './archive.ts';
 import { type FieldSpec, type FormSpec, findForm, form, parseForm, readSubmission } from '../dataforms.ts';
 import { formatDateTime, parseDateTime } from '../datetime.ts';
@@ -298,8 +298,7 @@ export function storedMessage(item: ArchiveItem): Element | undefined {
   } catch {
     return undefined;
   }
-  // ltx's parser builds ltx Elements (the base class of @xmpp/xml's).
-  if (!(el instanceof LtxElement) || el.name !== 'message') return undefined;
+  if (!(el instanceof Element) || el.name !== 'message') return undefined;
   if (el.attrs.xmlns === undefined) el.attrs.xmlns = NS_CLIENT;
   return el;
 }
