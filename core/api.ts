@@ -10,7 +10,7 @@
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
 export { CAPABILITIES } from './moduleapi.ts';
-export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleHttp, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -95,3 +95,8 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- HTTP (module.http; doc/web.md) -------------------------------------------------------------------------------
+// Throw HttpError(status, text) from a handler to answer with that status.
+export { HttpError } from './net/http.ts';
+export type { ClientInfo, CorsOptions, HttpHandler, HttpReply, HttpRequest, RouteOptions, WebSocketContext, WebSocketHandler, WebSocketRouteOptions } from './net/http.ts';

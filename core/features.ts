@@ -31,4 +31,5 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['module-serial', 'module.serial(key, task): a module\'s tasks of one key run one after another'],
   ['session-filters', 'module.filter(\'stanzas/in\' | \'stanzas/out\'): see and change what enters and leaves a session'],
   ['module-capabilities', 'Privileged services (sessions, routing, network, tls, users, rosters, admin) through module.privileged, for modules declaring them in `capabilities`'],
+  ['http-routes', 'module.http.route/websocket/url: HTTP(S) routes and WebSocket endpoints per host on the one HTTP server (doc/web.md)'],
 ]);

@@ -303,21 +303,21 @@ const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/;
 const METHOD = /^[A-Z]+$/;
 
 function parsePattern(pattern: string): Segment[] {
-  if (!pattern.startsWith('/')) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': a path pattern starts with '/'`);
+  if (!pattern.startsWith('/')) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': a path pattern starts with '/'`);
   const parts = splitPath(pattern);
   const names = new Set<string>();
   return parts.map((p, i): Segment => {
     if (p === '*') {
-      if (i !== parts.length - 1) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': '*' may only end a pattern`);
+      if (i !== parts.length - 1) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': '*' may only end a pattern`);
       return { kind: 'rest' };
     }
     if (p.startsWith(':')) {
       const m = PARAM.exec(p);
-      if (!m || names.has(m[1]!)) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': bad or repeated parameter '${p}'`);
+      if (!m || names.has(m[1]!)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': bad or repeated parameter '${p}'`);
       names.add(m[1]!);
       return { kind: 'param', name: m[1]! };
     }
-    if (p.includes('*')) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': '*' must be a whole segment`);
+    if (p.includes('*')) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': '*' must be a whole segment`);
     return { kind: 'literal', value: p };
   });
 }
@@ -437,8 +437,13 @@ export class HttpServer {
 
   /** Bind every port on every interface; throws LISTEN_FAILED (nothing stays bound) or TLS_FAILED. */
   async listen(): Promise<void> {
-    const { httpPorts, httpsPorts } = this.opts;
+    const { httpPorts } = this.opts;
+    let { httpsPorts } = this.opts;
     if (httpsPorts.length && !this.opts.tls) throw new CoreError('TLS_FAILED', 'httpsPorts are set but no certificates were given to the HTTP server');
+    if (httpsPorts.length && !this.opts.tls?.fallback) {
+      this.log.warn('no certificate is loaded: HTTPS is not served (httpsPorts %s)', httpsPorts.join(', '));
+      httpsPorts = [];
+    }
     const ifaces = this.opts.interfaces?.length ? this.opts.interfaces : [undefined];
     try {
       for (const [ports, secure] of [[httpPorts, false], [httpsPorts, true]] as const) {
@@ -449,6 +454,26 @@ export class HttpServer {
       throw err;
     }
     this.log('listening on %s', this.addresses().map((a) => `${a.secure ? 'https' : 'http'}://${a.address}:${a.port}`).join(', '));
+  }
+
+  /** Whether listen() has bound the listeners (and close() has not run). */
+  get listening(): boolean {
+    return this.servers.length > 0;
+  }
+
+  /** Whether any route or WebSocket route is registered. */
+  get hasRoutes(): boolean {
+    return this.routes.size > 0 || this.wsRoutes.size > 0;
+  }
+
+  /**
+   * The certificates changed (CertManager reload): clients without SNI get the new default at
+   * once; SNI clients already ask the callback per handshake.
+   */
+  refreshTls(): void {
+    const fallback = this.opts.tls?.fallback;
+    if (!fallback) return;
+    for (const { server, secure } of this.servers) if (secure) (server as https.Server).setSecureContext({ ...fallback, minVersion: 'TLSv1.2' });
   }
 
   /** What is bound (ports resolved when 0 was asked for). */
@@ -501,13 +526,13 @@ export class HttpServer {
    */
   route(host: string, method: string, pattern: string, handler: HttpHandler, opts: RouteOptions = {}): () => void {
     const m = method.toUpperCase();
-    if (!METHOD.test(m)) throw new CoreError('MODULE_INVALID', `HTTP route ${pattern}: bad method '${method}'`);
-    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new CoreError('MODULE_INVALID', `HTTP route ${pattern}: timeoutMs must be positive`);
+    if (!METHOD.test(m)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${pattern}: bad method '${method}'`);
+    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${pattern}: timeoutMs must be positive`);
     const segments = parsePattern(pattern);
     const h = host.toLowerCase();
     const list = this.routes.get(h) ?? [];
     if (list.some((r) => r.method === m && shape(r.segments) === shape(segments))) {
-      throw new CoreError('MODULE_INVALID', `HTTP route ${m} ${h}${pattern} is already registered`);
+      throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${m} ${h}${pattern} is already registered`);
     }
     const route: Route = { host: h, method: m, pattern, segments, handler, opts, cors: corsOf(opts) };
     list.push(route);
@@ -527,7 +552,7 @@ export class HttpServer {
     const segments = parsePattern(pattern);
     const h = host.toLowerCase();
     const list = this.wsRoutes.get(h) ?? [];
-    if (list.some((r) => shape(r.segments) === shape(segments))) throw new CoreError('MODULE_INVALID', `WebSocket route ${h}${pattern} is already registered`);
+    if (list.some((r) => shape(r.segments) === shape(segments))) throw new CoreError('HTTP_ROUTE_INVALID', `WebSocket route ${h}${pattern} is already registered`);
     const protocols = opts.protocols ?? [];
     const wss = new WebSocketServer({
       noServer: true,
