@@ -5,8 +5,7 @@
 // unauthenticatedTimeout, keepaliveInterval }`), whitespace keepalives, and the hand-over of
 // stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
-import { Element } from '@xmpp/xml';
-import { defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { clientStream, defineModule, NS, startKeepalives, streamLimits, XmlStream, type Connection, type GlobalModuleApi, type Session, STREAM_OPTIONS, type StreamLimits } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
@@ -40,7 +39,7 @@ export default defineModule({
     const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const open = function* () {
-        for (const s of streams.keys()) if (s.conn && !s.notopen) yield s.conn;
+        for (const [s, stream] of streams) if (!s.notopen) yield stream.conn;
       };
       startKeepalives(open, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }
@@ -72,87 +71,27 @@ function acceptConnection(
   // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
   let peerFrom: string | undefined;
 
-  const { sessions, routing } = module.privileged;
+  const { sessions } = module.privileged;
   const session = sessions.create('c2s_unauthed', conn, {
     send: (x) => stream.send(x),
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
   });
   streams.set(session, stream);
-  const close = (reason: CloseReason) => stream.close(reason);
+  const client = clientStream(module, session, {
+    sendHeader: (attrs) => {
+      peerFrom = attrs.from;
+      return stream.sendHeader();
+    },
+    close: (reason) => stream.close(reason),
+  });
 
   stream.parser.on('streamStart', (attrs) => {
     if (attrs.xmlns !== NS.client) {
-      close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.client}` });
+      stream.close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.client}` });
       return;
     }
-    const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
-    if (!to || module.hosts.kind(to) !== 'virtualhost' || (session.host && session.host !== to)) {
-      close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
-      return;
-    }
-    session.host = to;
-    if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
-      close({ condition: 'unsupported-version', text: 'Only XMPP 1.0 streams are supported' });
-      return;
-    }
-    session.notopen = false;
-    if (attrs['xml:lang']) session.lang = attrs['xml:lang'];
-    peerFrom = attrs.from;
-    session.streamId = stream.sendHeader();
-    const features = new Element('stream:features');
-    module.emitOnHost(to, 'stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
-    stream.send(features);
+    client.streamStart(attrs);
   });
-
-  /**
-   * Offer an element to the host's handlers; `unclaimed` runs when none returns a value. A
-   * handler that fails closes the stream (its error is logged by the event bus).
-   */
-  const offer = (claimed: () => unknown, unclaimed: () => void): unknown => {
-    const fail = () => close({ condition: 'internal-server-error', text: 'The server failed to process that element' });
-    let r: unknown;
-    try {
-      r = claimed();
-    } catch {
-      fail();
-      return undefined;
-    }
-    if (r instanceof Promise) {
-      return r.then((v) => {
-        if (v === undefined || v === false) unclaimed();
-      }, fail);
-    }
-    if (r === undefined || r === false) unclaimed();
-    return undefined;
-  };
-
-  stream.parser.on('stanza', (el) => {
-    const host = session.host;
-    if (session.notopen || !host) return;
-    const ns = (el as Stanza).attrs.xmlns;
-    if (ns === undefined && isStanzaKind(el.name)) {
-      const stanza = el as Stanza;
-      if (session.type !== 'c2s') {
-        // Never routed: offered to the host (In-Band Registration), else the stream ends.
-        offer(
-          () => module.fireOnHost(host, `unauthenticated-stanza/${stanza.name as StanzaKind}`, { origin: session, stanza } satisfies UnauthenticatedStanzaEvent),
-          () => close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' }),
-        );
-        return;
-      }
-      // In order with the session's other stanzas; the router closes the stream on a violation.
-      routing.fromClient(session, stanza);
-      return;
-    }
-    const element = () =>
-      offer(
-        () => (ns === undefined ? undefined : module.fireOnHost(host, `stream-element/${ns}:${el.name}`, { origin: session, element: el } satisfies StreamElementEvent)),
-        () => close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` }),
-      );
-    // Once authenticated, stream elements (stream management's <r/>, …) take their turn behind
-    // the stanzas before them; before that, the authentication exchanges keep their own order.
-    if (session.type === 'c2s') routing.inOrder(session, element);
-    else element();
-  });
+  stream.parser.on('stanza', (el) => client.element(el));
 }

@@ -13,7 +13,7 @@ import https from 'node:https';
 import net, { BlockList } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CoreError } from '../util/errors.ts';
 import { getLogger, type Logger } from '../util/log.ts';
@@ -126,6 +126,8 @@ export interface WebSocketContext extends ClientInfo {
   protocol: string;
   origin: string | undefined;
   headers: IncomingHttpHeaders;
+  /** The TLS connection, when this server terminated TLS for the upgrade (for channel binding). */
+  tlsSocket: tls.TLSSocket | undefined;
 }
 
 export type WebSocketHandler = (ws: WebSocket, ctx: WebSocketContext) => void;
@@ -815,7 +817,8 @@ export class HttpServer {
       });
       if (route.opts.pingIntervalMs) keepAlive(ws, route.opts.pingIntervalMs);
       try {
-        route.handler(ws, { ...client, path: url.pathname, params, protocol: ws.protocol, origin, headers: req.headers });
+        const tlsSocket = listenerSecure && req.socket instanceof tls.TLSSocket ? req.socket : undefined;
+        route.handler(ws, { ...client, path: url.pathname, params, protocol: ws.protocol, origin, headers: req.headers, tlsSocket });
       } catch (err) {
         this.log.error('WebSocket handler of %s%s failed: %s', route.host, route.pattern, err);
         ws.close(1011, 'Internal error');
