@@ -91,8 +91,6 @@ export { XmppStreamParser } from './util/stream-parser.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
 export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
-// Channel-binding data of a TLS connection we terminate (WebSocket over wss:, like TCP's).
-export { tlsChannelBinding, tlsChannelBindingTypes } from './net/connection.ts';
 // What a session's stream runs on (`session.conn`): TCP, WebSocket or BOSH.
 export type { StreamTransport } from './net/transport.ts';
 // The client stream logic shared by mod_c2s, mod_websocket and mod_bosh: header checks, features, element dispatch.

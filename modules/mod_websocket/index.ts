@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
-import { clientStream, defineModule, streamLimits, tlsChannelBinding, tlsChannelBindingTypes, STREAM_OPTIONS, type CloseReason, type GlobalModuleApi, type Session, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
+import { clientStream, defineModule, streamLimits, STREAM_OPTIONS, type CloseReason, type GlobalModuleApi, type Session, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
 import { closeFrame, FrameReader, frameElement, openFrame, streamErrorFrames, WS_SUBPROTOCOL } from './framing.ts';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
@@ -37,7 +37,6 @@ class WebSocketTransport implements StreamTransport {
     this.ip = ctx.ip;
     this.port = ctx.tlsSocket?.remotePort ?? 0;
     this.secure = ctx.secure;
-    // Channel binding only when this server terminated TLS itself (not behind a proxy).
     this.tls = ctx.tlsSocket;
   }
 
@@ -46,12 +45,15 @@ class WebSocketTransport implements StreamTransport {
     return s ? { protocol: s.getProtocol(), cipher: s.getCipher()?.name ?? 'unknown' } : undefined;
   }
 
-  channelBinding(type: string): Buffer | undefined {
-    return tlsChannelBinding(this.tls, type);
+  // No channel binding over WebSocket, so no -PLUS mechanisms are offered: browsers cannot read
+  // TLS channel-binding data at all, and StanzaJS picks a -PLUS mechanism whenever one is offered
+  // and then sends no binding (a refused login). SCRAM without binding is what web clients can do.
+  channelBinding(): Buffer | undefined {
+    return undefined;
   }
 
   channelBindingTypes(): string[] {
-    return tlsChannelBindingTypes(this.tls);
+    return [];
   }
 
   pause(): void {
