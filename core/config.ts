@@ -206,7 +206,7 @@ export const DEFAULTS = {
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'websocket', 'host_meta'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'websocket', 'host_meta', 'bosh'],
 };
 
 export interface HostEntry {
