@@ -12,6 +12,13 @@ export default defineConfig({
   c2sDirectTlsPorts: [5223],
   // interfaces: ['127.0.0.1'],
 
+  // HTTP (WebSocket, BOSH, host-meta): plain and HTTPS ports; behind a reverse proxy, set
+  // httpExternalUrl and list the proxy in trustedProxies (see doc/configuration.md).
+  httpPorts: [5280],
+  httpsPorts: [5281],
+  // httpExternalUrl: 'https://chat.example.org/',
+  // trustedProxies: ['127.0.0.1', '::1'],
+
   // Clients must use TLS before authenticating; PLAIN is only offered over TLS.
   c2sRequireEncryption: true,
   allowUnencryptedPlainAuth: false,
@@ -27,6 +34,7 @@ export default defineConfig({
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    'websocket', 'bosh', 'host_meta', // web clients: /xmpp-websocket, /http-bind, /.well-known/host-meta
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.
