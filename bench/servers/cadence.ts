@@ -9,7 +9,7 @@ import { run, terminate, type ServerDriver, type ServerSetup, type StartOptions 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping'];
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'websocket', 'bosh'];
 
 export class CadenceServer implements ServerDriver {
   readonly name = 'cadence';
@@ -37,12 +37,14 @@ export class CadenceServer implements ServerDriver {
 
   async prepare(s: ServerSetup): Promise<void> {
     this.setup = s;
-    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)));
+    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)) || existsSync(path.join(ROOT, 'modules', `mod_${m}`, 'index.ts')));
     const config = {
       dataDir: path.join(s.dir, 'data'),
       storage: 'sqlite',
       c2sPorts: [s.port],
       c2sDirectTlsPorts: [],
+      httpPorts: [s.httpPort],
+      httpsPorts: [],
       interfaces: ['127.0.0.1'],
       c2sRequireEncryption: false,
       allowUnencryptedPlainAuth: true,
@@ -109,6 +111,10 @@ export class CadenceServer implements ServerDriver {
 
   target(): Target {
     return { host: '127.0.0.1', port: this.setup.port, domain: this.setup.domain };
+  }
+
+  wsTarget(): Target {
+    return { ...this.target(), wsUrl: `ws://127.0.0.1:${this.setup.httpPort}/xmpp-websocket` };
   }
 }
 
