@@ -27,7 +27,7 @@ import type { HttpHandler, HttpServer, RouteOptions, WebSocketHandler, WebSocket
 
 // ---- typed options -------------------------------------------------------------------------
 
-export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'number[]' | 'object';
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'number[]' | 'object' | 'object[]';
 
 export interface OptionSpec {
   type: OptionType;
@@ -46,6 +46,7 @@ type TypeOf<T extends OptionType> = T extends 'string' ? string
   : T extends 'boolean' ? boolean
   : T extends 'string[]' ? string[]
   : T extends 'number[]' ? number[]
+  : T extends 'object[]' ? Record<string, unknown>[]
   : Record<string, unknown>;
 
 export type OptionValues<O extends OptionSpecs> = { [K in keyof O]: TypeOf<O[K]['type']> };
@@ -74,6 +75,8 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
       return Array.isArray(value) && value.every(isNum) ? undefined : 'must be an array of numbers';
     case 'object':
       return typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'must be an object';
+    case 'object[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'object' && v !== null && !Array.isArray(v)) ? undefined : 'must be an array of objects';
   }
 }
 
