@@ -5,7 +5,7 @@
 // bind, stanzas to the router). CORS for browsers. doc/web.md.
 import type { Element } from '@xmpp/xml';
 import { clientStream, defineModule, streamErrorElement, type CloseReason, type GlobalModuleApi, type HttpRequest, type Session, type StreamTransport } from '../../core/api.ts';
-import { BOSH_DEFAULTS, BoshManager, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
+import { BOSH_DEFAULTS, BoshManager, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
 
@@ -58,6 +58,8 @@ export default defineModule({
   options: OPTIONS,
   load(module) {
     const unauthenticated = new Map<Session, NodeJS.Timeout>();
+    // Sessions created over HTTPS (XEP-0124 §15.1).
+    const secureSessions = new WeakSet<BoshSession>();
     // The request being handled while the engine opens a session (it does so synchronously).
     let creating: HttpRequest | undefined;
     const manager = new BoshManager({
@@ -69,13 +71,26 @@ export default defineModule({
       maxBodyBytes: module.option('maxBodySize'),
     }, {
       isHost: (to) => module.hosts.kind(to) === 'virtualhost',
-      open: (bosh, creation) => open(module, bosh, creation, creating!, unauthenticated),
+      open: (bosh, creation) => {
+        if (creating!.secure) secureSessions.add(bosh);
+        return open(module, bosh, creation, creating!, unauthenticated);
+      },
     });
     const origins = module.option('origins');
     const cors = { origins: origins.includes('*') ? '*' as const : origins, headers: ['Content-Type'] };
 
+    const reply = (body: string) => ({ status: 200, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' }, body });
     module.http.route('POST', BOSH_PATH, async (req) => {
       const text = await req.text();
+      // XEP-0124 §15.1: a session is secure only if every request of it is. One created over
+      // HTTPS is never continued over plain HTTP (where its sid and payloads would be readable).
+      const sid = req.secure ? undefined : /^\s*<body\s[^>]*?\bsid\s*=\s*(['"])([^'"]*)\1/.exec(text)?.[2];
+      const session = sid === undefined ? undefined : manager.get(sid);
+      if (session && secureSessions.has(session)) {
+        module.log.warn('BOSH session from %s continued over plain HTTP: terminated', req.ip);
+        session.close('policy-violation');
+        return reply(terminateBody('policy-violation'));
+      }
       creating = req;
       let answer: Promise<string>;
       try {
@@ -83,11 +98,7 @@ export default defineModule({
       } finally {
         creating = undefined;
       }
-      return {
-        status: 200,
-        headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' },
-        body: await answer,
-      };
+      return reply(await answer);
     }, { cors, timeoutMs: (module.option('maxWait') + 15) * 1000, maxBodyBytes: module.option('maxBodySize') });
     module.http.route('GET', BOSH_PATH, () => ({
       headers: { 'Content-Type': 'text/plain; charset=utf-8' },

@@ -3,6 +3,7 @@
 // unknown sessions, terminate, CORS preflight for browsers, and host-meta listing the endpoint.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { parse, type Element } from 'ltx';
 import { login, xml, type TestClient } from '../helpers/client.ts';
@@ -132,6 +133,25 @@ describe('e2e: BOSH (XEP-0124, XEP-0206)', function () {
     assert.equal(bad.attrs.condition, 'bad-request');
     const unknownHost = await post(`<body xmlns='${HTTPBIND}' rid='1' to='elsewhere.example' wait='2' hold='1'/>`);
     assert.equal(unknownHost.attrs.condition, 'host-unknown');
+  });
+
+  it('terminates a session created over HTTPS when a request of it comes over plain HTTP (§15.1)', async function () {
+    const b = new Bosh();
+    await b.create();
+    const plain = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: server.httpPort, method: 'POST', path: '/http-bind', headers: { Host: 'localhost', 'Content-Type': 'text/xml' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve(text));
+      });
+      req.on('error', reject);
+      req.end(b.raw(++b.rid));
+    });
+    const body = parse(plain) as Element;
+    assert.equal(body.attrs.type, 'terminate');
+    assert.equal(body.attrs.condition, 'policy-violation');
+    assert.equal((await b.send()).attrs.type, 'terminate', 'the session is over, over HTTPS too');
   });
 
   it('answers CORS preflights from browsers (any origin by default)', async function () {
