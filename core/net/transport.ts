@@ -25,6 +25,10 @@ export interface StreamTransport {
   resume(): void;
   /** Upgrade to TLS in place (RFC 6120 §5): only TCP connections have it. */
   starttls?(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined): Promise<void>;
+  /** Inbound rate shaping (core/limits.ts), where the transport reads a byte stream itself (TCP). */
+  readonly readRate?: number;
+  readonly shaped?: boolean;
+  readonly throttled?: number;
   /** Drop at once, without a stream close. */
   destroy(): void;
 }

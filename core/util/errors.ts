@@ -64,7 +64,8 @@ export type CoreErrorCode =
   | 'MODULE_NOT_LOADED' | 'MODULE_NAME_RESERVED' | 'MODULE_INVALID' | 'MODULE_OPTION_INVALID'
   | 'MODULE_DEPENDENCY' | 'HOST_UNKNOWN' | 'USER_EXISTS' | 'USER_NOT_FOUND' | 'CREDENTIALS_INVALID' | 'JID_INVALID'
   | 'LISTEN_FAILED' | 'TLS_FAILED' | 'METHOD_NOT_FOUND' | 'MODULE_CAPABILITY_MISSING'
-  | 'HTTP_ROUTE_INVALID';
+  | 'HTTP_ROUTE_INVALID'
+  | 'SERVER_NOT_RUNNING';
 
 export class CoreError extends Error {
   constructor(readonly code: CoreErrorCode, message: string) {
