@@ -94,7 +94,7 @@ describe('e2e: HTTP File Upload (XEP-0363)', function () {
 
   it('removes the files of a deleted account', async function () {
     assert.ok(files().length > 0);
-    const r = await server.cli(['deluser', 'alice@localhost']);
+    const r = await server.cli(['deluser', 'alice@localhost', '--yes']);
     assert.equal(r.code, 0, r.stderr);
     await server.waitForOutput(/removed \d+ uploads of deleted account alice@localhost/, 10_000);
     assert.deepEqual(files(), []);
