@@ -12,6 +12,13 @@ export default defineConfig({
   c2sDirectTlsPorts: [5223],
   // interfaces: ['127.0.0.1'],
 
+  // HTTP (WebSocket, BOSH, host-meta): plain and HTTPS ports; behind a reverse proxy, set
+  // httpExternalUrl and list the proxy in trustedProxies (see doc/configuration.md).
+  httpPorts: [5280],
+  httpsPorts: [5281],
+  // httpExternalUrl: 'https://chat.example.org/',
+  // trustedProxies: ['127.0.0.1', '::1'],
+
   // Clients must use TLS before authenticating; PLAIN is only offered over TLS.
   c2sRequireEncryption: true,
   allowUnencryptedPlainAuth: false,
@@ -28,6 +35,7 @@ export default defineConfig({
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
+    'websocket', 'bosh', 'host_meta', // web clients: /xmpp-websocket, /http-bind, /.well-known/host-meta
     'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)

@@ -42,7 +42,7 @@ execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyo
 const users = Array.from({ length: 200 }, (_, i) => `u${i}`);
 const contacts = Array.from({ length: 200 }, (_, i) => `f${i}`);
 const server = new CadenceServer();
-await server.prepare({ dir, port: await freePort(), domain: DOMAIN, certFile, keyFile, users: [...users, 'fan', ...contacts], password: PASSWORD, log });
+await server.prepare({ dir, port: await freePort(), httpPort: await freePort(), domain: DOMAIN, certFile, keyFile, users: [...users, 'fan', ...contacts], password: PASSWORD, log });
 
 for (const name of wanted) {
   const out = path.join(BENCH, 'results', 'prof', name);

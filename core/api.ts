@@ -10,7 +10,7 @@
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
 export { CAPABILITIES } from './moduleapi.ts';
-export type { Capability, ExportItem, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Capability, ExportItem, GlobalModuleApi, HostsView, ModuleApi, ModuleHttp, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -24,6 +24,7 @@ export type {
   SessionResumedEvent,
   ComponentStanzaEvent,
   ComponentDisconnectedEvent,
+  ConnectionMethodsEvent,
   DestType,
   AccountDiscoEvent,
   DiscoInfoNodeEvent,
@@ -100,6 +101,11 @@ export { XmppStreamParser } from './util/stream-parser.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
 export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
+// What a session's stream runs on (`session.conn`): TCP, WebSocket or BOSH.
+export type { StreamTransport } from './net/transport.ts';
+// The client stream logic shared by mod_c2s, mod_websocket and mod_bosh: header checks, features, element dispatch.
+export { clientStream } from './net/c2s.ts';
+export type { ClientStream, ClientStreamIo, ClientStreamModule } from './net/c2s.ts';
 export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
@@ -110,6 +116,10 @@ export type { Limits } from './limits.ts';
 export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
 
+// ---- HTTP (module.http; doc/web.md) -------------------------------------------------------------------------------
+// Throw HttpError(status, text) from a handler to answer with that status.
+export { HttpError } from './net/http.ts';
+export type { ClientInfo, CorsOptions, HttpHandler, HttpReply, HttpRequest, RouteOptions, WebSocketContext, WebSocketHandler, WebSocketRouteOptions } from './net/http.ts';
 // ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
 // The MAM engine for the user archive (mod_mam) and room archives; the time format of XEP-0082.
 export {

@@ -71,6 +71,17 @@ export interface CoreOptions extends CoreHostOptions {
   componentPorts?: number[];
   httpPorts?: number[];
   interfaces?: string[];
+  // ---- HTTP (core/net/http.ts, doc/web.md) ----
+  /** HTTPS ports (the hosts' certificates via SNI); [] for none. */
+  httpsPorts?: number[];
+  /** Addresses the HTTP(S) listeners bind (default: `interfaces`). */
+  httpInterfaces?: string[];
+  /** Reverse proxies (addresses, CIDR blocks) whose X-Forwarded-For/-Proto/-Host are believed. */
+  trustedProxies?: string[];
+  /** The base URL clients see when behind a proxy (`https://chat.example.org/`). */
+  httpExternalUrl?: string;
+  /** Largest request body, in bytes, of routes that set none. */
+  httpMaxBodySize?: number;
   pluginPaths?: string[];
   virtualHosts?: Record<string, VirtualHostConfig>;
   components?: Record<string, ComponentConfig>;
@@ -200,6 +211,11 @@ const globalChecks: Record<string, Check> = {
   componentPorts: isPortArr,
   httpPorts: isPortArr,
   interfaces: isStrArr,
+  httpsPorts: isPortArr,
+  httpInterfaces: isStrArr,
+  trustedProxies: isStrArr,
+  httpExternalUrl: (v) => (typeof v === 'string' && /^https?:\/\/[^/]+/.test(v) ? undefined : 'must be an http:// or https:// URL'),
+  httpMaxBodySize: isPosInt,
   pluginPaths: isStrArr,
   virtualHosts: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { …options } }'),
   components: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : 'must be an object { host: { module | secret } }'),
@@ -249,6 +265,10 @@ export const DEFAULTS = {
   c2sPorts: [5222],
   c2sDirectTlsPorts: [5223],
   componentPorts: [5347],
+  httpPorts: [5280],
+  httpsPorts: [5281],
+  trustedProxies: ['127.0.0.1', '::1'],
+  httpMaxBodySize: 1024 * 1024,
   c2sRequireEncryption: true,
   allowUnencryptedPlainAuth: false,
   channelBindingPolicy: 'compatible' as ChannelBindingPolicy,
@@ -275,7 +295,7 @@ export const DEFAULTS = {
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc', 'websocket', 'host_meta', 'bosh'],
   /**
    * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
    * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.

@@ -408,4 +408,21 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'server-stop-requested': { reason?: string };
   // stream management (XEP-0198)
   'session-resumed': SessionResumedEvent;
+  /** The web (doc/web.md): which connection endpoints a host has (XEP-0156 host-meta asks). */
+  'connection-methods': ConnectionMethodsEvent;
+}
+
+// ---- the web (issue 11; doc/web.md) -------------------------------------------------------------
+
+/**
+ * `connection-methods` (emitted on the global bus): each transport module (mod_websocket,
+ * mod_bosh) adds its endpoint for `host`, an absolute URL built on `base` (`https://host:port`,
+ * or `httpExternalUrl`), for XEP-0156 host-meta.
+ */
+export interface ConnectionMethodsEvent {
+  host: string;
+  /** The HTTP base URL clients use, without a trailing slash. */
+  base: string;
+  /** Filled by the handlers: XEP-0156 link relations and their URLs. */
+  methods: { rel: string; href: string }[];
 }

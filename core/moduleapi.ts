@@ -24,13 +24,14 @@ import type { FilterKind, Session, StanzaFilter } from './session.ts';
 import { SerialQueues } from './util/serial.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
 import type { ListenerSpec, Listener, PortManager } from './net/portmanager.ts';
+import type { HttpHandler, HttpServer, RouteOptions, WebSocketHandler, WebSocketRouteOptions } from './net/http.ts';
 import { checkExportOptions, type ArgsOf, type ExportOptions, type ParamSpec } from './util/export-forms.ts';
 import { isAdmin as isAdminOf } from './util/admin-commands.ts';
 import type { CommandDefinition } from './util/adhoc.ts';
 
 // ---- typed options -------------------------------------------------------------------------
 
-export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'number[]' | 'object';
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'string[]' | 'number[]' | 'object' | 'object[]';
 
 export interface OptionSpec {
   type: OptionType;
@@ -49,6 +50,7 @@ type TypeOf<T extends OptionType> = T extends 'string' ? string
   : T extends 'boolean' ? boolean
   : T extends 'string[]' ? string[]
   : T extends 'number[]' ? number[]
+  : T extends 'object[]' ? Record<string, unknown>[]
   : Record<string, unknown>;
 
 export type OptionValues<O extends OptionSpecs> = { [K in keyof O]: TypeOf<O[K]['type']> };
@@ -77,6 +79,8 @@ export function checkOption(spec: OptionSpec, value: unknown): string | undefine
       return Array.isArray(value) && value.every(isNum) ? undefined : 'must be an array of numbers';
     case 'object':
       return typeof value === 'object' && value !== null && !Array.isArray(value) ? undefined : 'must be an object';
+    case 'object[]':
+      return Array.isArray(value) && value.every((v) => typeof v === 'object' && v !== null && !Array.isArray(v)) ? undefined : 'must be an array of objects';
   }
 }
 
@@ -202,10 +206,28 @@ export interface ModuleContext {
   readonly certs: CertManager;
   readonly ports: PortManager;
   readonly admin: AdminApi;
+  /** The process's HTTP(S) server (core/net/http.ts). */
+  readonly http: HttpServer;
+  /** A route was registered: the server starts its HTTP listeners if it has not yet (after start). */
+  httpRouteAdded(): void;
   /** A module option's configured value: the host's, else the global one; undefined when unset. */
   moduleOptionValue(host: string, module: string, option: string): unknown;
   /** Call a method another module exported (module.call). */
   callExport(host: string, module: string, method: string, args: unknown[]): Promise<unknown>;
+}
+
+/**
+ * `module.http`: routes on the module's host ('*' — every host without a route of its own — for a
+ * global module), removed on unload. Errors: CoreError HTTP_ROUTE_INVALID. doc/web.md.
+ */
+export interface ModuleHttp {
+  route(method: string, pattern: string, handler: HttpHandler, opts?: RouteOptions): () => void;
+  websocket(pattern: string, handler: WebSocketHandler, opts?: WebSocketRouteOptions): () => void;
+  /**
+   * The URL clients use for `path` on `host` (default: the module's host): `httpExternalUrl` when
+   * configured, else https on the first HTTPS port (http when no HTTPS listener is bound).
+   */
+  url(path: string, host?: string): string;
 }
 
 // ---- the API -----------------------------------------------------------------------------------
@@ -256,6 +278,31 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
   /** Hook an event on this module's bus: its host's (the server's for a global module). Higher priority runs first. */
   hook<K extends EventName<ScopeEvents<S>>>(event: K, handler: Handler<ScopeEvents<S>[K]>, priority = 0): void {
     this.cleanups.push(this.bus.on(event, handler as Handler, priority, this.name));
+  }
+
+  /** HTTP routes and WebSocket endpoints on this module's host (doc/web.md). */
+  get http(): ModuleHttp {
+    const server = this.server;
+    const host = this.host;
+    const track = (off: () => void) => {
+      this.cleanups.push(off);
+      server.httpRouteAdded();
+      return off;
+    };
+    return {
+      route: (method, pattern, handler, opts) => track(server.http.route(host, method, pattern, handler, opts)),
+      websocket: (pattern, handler, opts) => track(server.http.websocket(host, pattern, handler, opts)),
+      url: (path, forHost) => {
+        const name = forHost ?? (host === '*' ? server.hosts.names()[0] ?? 'localhost' : host);
+        const external = server.config.raw.httpExternalUrl;
+        const rel = path.replace(/^\/+/, '');
+        if (external) return `${external.replace(/\/+$/, '')}/${rel}`;
+        const bound = server.http.addresses();
+        const a = bound.find((b) => b.secure) ?? bound[0];
+        const scheme = a?.secure === false ? 'http' : 'https';
+        return `${scheme}://${name}${a ? `:${a.port}` : ''}/${rel}`;
+      },
+    };
   }
 
   /** Hook an event on the server-wide bus. */

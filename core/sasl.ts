@@ -7,7 +7,7 @@
 // more (FAST's HT-* mechanisms) through `module.sasl.register()`. See doc/authentication.md.
 import { isIPv6 } from 'node:net';
 import type { Element } from '@xmpp/xml';
-import type { Connection } from './net/connection.ts';
+import type { StreamTransport } from './net/transport.ts';
 import { nodeprep, prep } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
 import { ScramServer, saslPrep, type ChannelBindingPolicy, type ScramCredentials, type ScramHash } from './util/scram.ts';
@@ -29,7 +29,7 @@ export interface SaslContext {
   /** The virtual host the client authenticates to. */
   host: string;
   /** The client's connection: TLS state, channel-binding data, address. */
-  conn: Connection | undefined;
+  conn: StreamTransport | undefined;
   profile: SaslProfile;
   /** Mechanism names offered on this stream, in offer order. */
   offered: readonly string[];

@@ -15,6 +15,7 @@ import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { ModuleApi, type ModuleContext } from './moduleapi.ts';
 import { PortManager } from './net/portmanager.ts';
+import { HttpServer } from './net/http.ts';
 import { RosterManager } from './rostermanager.ts';
 import { SaslManager, type AuthThrottleOptions } from './sasl.ts';
 import type { ChannelBindingPolicy } from './util/scram.ts';
@@ -53,6 +54,9 @@ export class Server {
   readonly router: StanzaRouter;
   readonly certs: CertManager;
   readonly ports: PortManager;
+  /** The HTTP(S) server: it listens once a module has registered a route (doc/web.md). */
+  readonly http: HttpServer;
+  private started_ = false;
   readonly modules: ModuleManager;
   readonly admin: AdminApi;
   /** Certificates from an ACME CA, when configured. */
@@ -91,6 +95,22 @@ export class Server {
     // A getter: reload() follows config reloads (a changed `tls` path).
     this.certs = new CertManager(() => this.config);
     this.ports = new PortManager(this.certs, () => this.config.raw.interfaces);
+    const certs = this.certs;
+    this.http = new HttpServer({
+      httpPorts: config.global('httpPorts'),
+      httpsPorts: config.global('httpsPorts'),
+      interfaces: config.raw.httpInterfaces ?? config.raw.interfaces,
+      tls: {
+        sni: certs.sni,
+        get fallback() {
+          return certs.fallback;
+        },
+      },
+      trustedProxies: config.global('trustedProxies'),
+      maxBodyBytes: config.global('httpMaxBodySize'),
+    });
+    // A reloaded certificate is what clients without SNI get from then on.
+    this.certs.onChange(() => this.http.refreshTls());
     this.modules = new ModuleManager({
       events: this.events,
       searchPaths: () => this.config.pluginPaths(),
@@ -133,6 +153,14 @@ export class Server {
       sasl: this.sasl,
       certs: this.certs,
       ports: this.ports,
+      http: this.http,
+      httpRouteAdded: () => {
+        // Routes registered while starting are served from start(); later ones (a module loaded
+        // at run time) start the listeners now.
+        if (this.started_ && !this.http.listening && !this.stopping) {
+          this.http.listen().catch((err: unknown) => log.error('HTTP listeners failed to start: %s', err));
+        }
+      },
       admin: this.admin,
       moduleOptionValue: (host, module, option) => this.moduleOptionValue(host, module, option),
       callExport: (host, module, method, args) => this.modules.call(host, module, method, args),
@@ -278,9 +306,15 @@ export class Server {
       }
       for (const entry of loaded) await this.modules.ready(entry);
     }
+    // HTTP listens only when a module serves something over it.
+    if (!opts.offline && this.http.hasRoutes) await this.http.listen();
     if (!opts.offline) await this.startAcme();
+    this.started_ = true;
     this.events.emit('server-started', {});
-    return this.ports.all().flatMap((l) => l.addresses.map((a) => `${l.name}=${a}`));
+    return [
+      ...this.ports.all().flatMap((l) => l.addresses.map((a) => `${l.name}=${a}`)),
+      ...this.http.addresses().map((a) => `${a.secure ? 'https' : 'http'}=${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`),
+    ];
   }
 
   /**
@@ -327,6 +361,7 @@ export class Server {
       await this.ports.closeAll();
       for (const s of [...this.sessions.all]) s.close({ condition: 'system-shutdown', text: reason });
       await this.modules.unloadAll();
+      await this.http.close(this.config.global('shutdownTimeout') * 1000);
       await this.storage.close();
       log.info('stopped');
     })();

@@ -10,7 +10,7 @@
 // The registry of sessions is core/sessionmanager.ts; this file is the model alone, so that the
 // event catalogue and the hosts can name it without depending on the registry.
 import type { Element } from '@xmpp/xml';
-import type { Connection } from './net/connection.ts';
+import type { StreamTransport } from './net/transport.ts';
 import type { StreamErrorCondition } from './util/errors.ts';
 import { getLogger, type Logger } from './util/log.ts';
 import { isStanzaKind, type Stanza } from './util/stanza.ts';
@@ -113,8 +113,8 @@ export class Session {
   readonly id: string;
   readonly created = Date.now();
   private logger: Logger | undefined;
-  /** The TCP connection (absent for the host's local pseudo-session). */
-  conn: Connection | undefined;
+  /** What the stream runs on: TCP, WebSocket or BOSH (absent for the host's local pseudo-session). */
+  conn: StreamTransport | undefined;
   /** True until the stream header has been received (and again after a stream restart). */
   notopen = true;
   type: SessionType;
@@ -147,7 +147,7 @@ export class Session {
   /** The session filters (none for a host's local session). */
   private readonly filters: SessionFilters | undefined;
 
-  constructor(type: SessionType, conn: Connection | undefined, ops: StreamOps, filters?: SessionFilters) {
+  constructor(type: SessionType, conn: StreamTransport | undefined, ops: StreamOps, filters?: SessionFilters) {
     this.id = conn ? conn.id : `local${++sessionCounter}`;
     this.type = type;
     this.conn = conn;

@@ -2,7 +2,7 @@
 // connected components by domain. It moves sessions through their states (authenticate, bind,
 // component handshake, destroy) and fires the lifecycle events. The model is core/session.ts.
 import { randomUUID } from 'node:crypto';
-import type { Connection } from './net/connection.ts';
+import type { StreamTransport } from './net/transport.ts';
 import type { EventBus } from './util/events.ts';
 import type { GlobalEvents, HostEvents, SessionEvent } from './event-types.ts';
 import { getLogger } from './util/log.ts';
@@ -47,7 +47,7 @@ export interface SessionRegistry {
 /** Changing sessions: for stream and authentication modules (capability 'sessions'). */
 export interface SessionControl {
   /** A new connection's session (type c2s_unauthed or component_unauthed). */
-  create(type: SessionType, conn: Connection, ops: StreamOps): Session;
+  create(type: SessionType, conn: StreamTransport, ops: StreamOps): Session;
   /** SASL success: the session becomes type c2s, authenticated as `username` (not yet bound). */
   makeAuthenticated(session: Session, username: string): void;
   /** XEP-0114 handshake success; false when that component is already connected. */
@@ -91,7 +91,7 @@ export class SessionManager implements SessionRegistry, SessionControl {
   }
 
   /** A new connection's session (type c2s_unauthed or component_unauthed). */
-  create(type: SessionType, conn: Connection, ops: StreamOps): Session {
+  create(type: SessionType, conn: StreamTransport, ops: StreamOps): Session {
     const session = new Session(type, conn, ops, this.filters);
     this.all.add(session);
     this.log('created %s %s from %s', type, session.id, conn.ip);
@@ -301,7 +301,7 @@ export class SessionManager implements SessionRegistry, SessionControl {
   /** The operations of capability 'sessions' (module.privileged.sessions). */
   control(): SessionControl {
     return (this.controlView ??= Object.freeze({
-      create: (type: SessionType, conn: Connection, ops: StreamOps) => this.create(type, conn, ops),
+      create: (type: SessionType, conn: StreamTransport, ops: StreamOps) => this.create(type, conn, ops),
       makeAuthenticated: (s: Session, username: string) => this.makeAuthenticated(s, username),
       makeComponent: (s: Session, host: string) => this.makeComponent(s, host),
       bind: (s: Session, requested: string | undefined) => this.bind(s, requested),

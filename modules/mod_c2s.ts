@@ -43,14 +43,14 @@ export default defineModule({
       if (!stream) return;
       stream.authenticated(limits(true));
       const l = module.limits(session.host);
-      session.conn?.setReadRate(l.rate, l.burst);
+      stream.conn.setReadRate(l.rate, l.burst);
     });
 
     // Whitespace keepalives keep NAT mappings and idle-killing proxies from dropping clients.
     const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const open = function* () {
-        for (const s of streams.keys()) if (s.conn && !s.notopen) yield s.conn;
+        for (const [s, stream] of streams) if (!s.notopen) yield stream.conn;
       };
       startKeepalives(open, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }

@@ -103,7 +103,7 @@ export default defineModule({
     const keepalive = module.option('keepaliveInterval') * 1000;
     if (keepalive > 0) {
       const connected = function* () {
-        for (const s of streams.keys()) if (s.conn && s.type === 'component') yield s.conn;
+        for (const [s, stream] of streams) if (s.type === 'component') yield stream.conn;
       };
       startKeepalives(connected, keepalive, (fn, ms) => module.setInterval(fn, ms));
     }

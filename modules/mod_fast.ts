@@ -12,7 +12,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { attrsOf, defineModule, nodeprep, type AccountRecord, type AdmitUser, type Connection, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
+import { attrsOf, defineModule, nodeprep, type AccountRecord, type AdmitUser, type StreamTransport, type Json, type ModuleApi, type SaslContext, type SaslExchange, type SaslMechanism, type SaslStep } from '../core/api.ts';
 
 const NS_FAST = 'urn:xmpp:fast:0';
 
@@ -62,7 +62,7 @@ export default defineModule({
     const store = module.storage.map();
     const getClient = async (username: string, client: string) => (await store.get<Json>(username, client)) as ClientTokens | undefined;
     const getClients = async (username: string) => (await store.getAll<Json>(username)) as unknown as Map<string, ClientTokens>;
-    const logins = new WeakMap<Connection, TokenLogin>();
+    const logins = new WeakMap<StreamTransport, TokenLogin>();
 
     const tokenOf = (username: string, client: string, slot: TokenSlot) =>
       createHmac('sha256', key).update(`${module.host}\0${username}\0${client}\0${slot.id}`).digest('base64url');
@@ -70,7 +70,7 @@ export default defineModule({
     const credentialOf = async (username: string, hash?: string): Promise<string> =>
       credentialTag(await module.privileged.users.getRecord(module.host, username), hash);
 
-    const bindingsOf = (conn: Connection | undefined) => (conn?.secure ? conn.channelBindingTypes() : undefined);
+    const bindingsOf = (conn: StreamTransport | undefined) => (conn?.secure ? conn.channelBindingTypes() : undefined);
 
     const mechanism = (name: string, binding: string | undefined): SaslMechanism => ({
       name,

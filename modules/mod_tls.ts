@@ -11,7 +11,7 @@ export default defineModule({
     const required = () => module.config('c2sRequireEncryption');
 
     module.hook('stream-features', ({ origin, features }) => {
-      if (!origin.conn || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
+      if (!origin.conn?.starttls || origin.conn.secure || origin.type !== 'c2s_unauthed') return;
       if (!module.privileged.tls.context(module.host)) return;
       const starttls = new Element('starttls', { xmlns: NS.tls });
       if (required()) starttls.c('required');
@@ -21,7 +21,7 @@ export default defineModule({
     module.hook(`stream-element/${NS.tls}:starttls`, ({ origin }) => {
       const conn = origin.conn;
       const ctx = module.privileged.tls.context(module.host);
-      if (!conn || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {
+      if (!conn?.starttls || conn.secure || !ctx || origin.type !== 'c2s_unauthed') {
         origin.send(new Element('failure', { xmlns: NS.tls }));
         origin.close();
         return true;

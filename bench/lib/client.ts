@@ -6,6 +6,7 @@ import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'no
 import net from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import tls from 'node:tls';
+import WebSocket from 'ws';
 import { Framer, attr, childText } from './framer.ts';
 
 export type Mechanism = 'PLAIN' | 'SCRAM-SHA-1';
@@ -14,7 +15,13 @@ export interface Target {
   host: string;
   port: number;
   domain: string;
+  /** Connect over XMPP over WebSocket (RFC 7395) at this ws:// URL instead of TCP. */
+  wsUrl?: string;
 }
+
+const FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
+/** RFC 7395 §3.3.3: every frame carries its namespace; the TCP-style stanzas here have none. */
+const withClientNs = (xml: string): string => xml.replace(/^<(message|presence|iq)(?=[\s/>])/, "<$1 xmlns='jabber:client'");
 
 export interface LoginOptions {
   username: string;
@@ -67,6 +74,8 @@ let idCounter = 0;
 
 export class XmppClient {
   socket: net.Socket | tls.TLSSocket | undefined;
+  /** The WebSocket, when the target has a wsUrl. */
+  ws: WebSocket | undefined;
   jid = '';
   /** Called for every top-level element not claimed by a waiter. */
   onStanza: ((xml: string) => void) | undefined;
@@ -113,6 +122,7 @@ export class XmppClient {
     this.waiter = undefined;
     w?.reject(err);
     this.socket?.destroy();
+    this.ws?.terminate();
   }
 
   private attach(s: net.Socket | tls.TLSSocket): void {
@@ -122,6 +132,7 @@ export class XmppClient {
   }
 
   connect(): Promise<void> {
+    if (this.target.wsUrl) return this.connectWs(this.target.wsUrl);
     return new Promise((resolve, reject) => {
       const s = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
       s.once('connect', () => {
@@ -142,6 +153,32 @@ export class XmppClient {
     });
   }
 
+  /** RFC 7395: one element per message, so each message is dispatched as it is. */
+  private connectWs(url: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, 'xmpp', { perMessageDeflate: false });
+      this.ws = ws;
+      ws.once('open', () => {
+        ws.removeListener('error', reject);
+        resolve();
+      });
+      ws.once('error', reject);
+      ws.on('error', (err) => this.fail(err));
+      ws.on('message', (data: Buffer) => {
+        const xml = data.toString('utf8');
+        if (xml.startsWith('<close')) return this.fail(new Error('stream closed by server'));
+        this.dispatch(xml);
+      });
+      ws.once('close', () => {
+        this.closed = true;
+        const w = this.waiter;
+        this.waiter = undefined;
+        w?.reject(this.error ?? new Error('connection closed'));
+        this.onClose?.(this.error);
+      });
+    });
+  }
+
   /** The next element matching `pred` (elements before it go to onStanza). */
   expect(pred: Pred): Promise<string> {
     if (this.closed) return Promise.reject(this.error ?? new Error('connection closed'));
@@ -151,7 +188,8 @@ export class XmppClient {
   }
 
   send(data: string): void {
-    this.socket!.write(data);
+    if (this.ws) this.ws.send(withClientNs(data));
+    else this.socket!.write(data);
   }
 
   /** Queue data and write it, with everything else queued in this tick, in one write. */
@@ -165,6 +203,11 @@ export class XmppClient {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    if (this.ws) {
+      if (this.ws.readyState === WebSocket.OPEN) for (const x of this.out) this.ws.send(withClientNs(x));
+      this.out = [];
+      return;
+    }
     const s = this.socket;
     if (!s || s.destroyed || !this.out.length) {
       this.out = [];
@@ -177,7 +220,8 @@ export class XmppClient {
   private async openStream(): Promise<string> {
     this.framer.reset();
     const features = this.expect((x) => x.startsWith('<stream:features'));
-    this.send(NS_STREAM_HEADER(this.target.domain));
+    if (this.ws) this.ws.send(`<open xmlns='${FRAMING}' to='${this.target.domain}' version='1.0'/>`);
+    else this.send(NS_STREAM_HEADER(this.target.domain));
     return features;
   }
 
@@ -265,7 +309,8 @@ export class XmppClient {
   async presenceAndPing(presence = '<presence/>'): Promise<void> {
     const id = `p${++idCounter}`;
     const pong = this.expect((x) => x.startsWith('<iq') && attr(x, 'id') === id);
-    this.send(`${presence}<iq type='get' id='${id}' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+    if (presence) this.send(presence);
+    this.send(`<iq type='get' id='${id}' to='${this.target.domain}'><ping xmlns='urn:xmpp:ping'/></iq>`);
     await pong;
   }
 
@@ -276,6 +321,13 @@ export class XmppClient {
 
   /** Close the stream; the socket is destroyed when the server closes, or after `graceMs`. */
   close(graceMs = 2000): void {
+    const ws = this.ws;
+    if (ws) {
+      this.waiter = undefined;
+      if (ws.readyState === WebSocket.OPEN) ws.send(`<close xmlns='${FRAMING}'/>`);
+      setTimeout(() => ws.terminate(), graceMs).unref();
+      return;
+    }
     const s = this.socket;
     if (!s || s.destroyed) return;
     this.waiter = undefined;
@@ -285,6 +337,7 @@ export class XmppClient {
 
   destroy(): void {
     this.socket?.destroy();
+    this.ws?.terminate();
   }
 }
 

@@ -13,6 +13,8 @@ export interface RoundResult {
   loginTls?: LoginResult;
   loginPlain?: LoginResult;
   routing?: RoutingResult;
+  /** The routing scenario over XMPP over WebSocket (RFC 7395, plain ws://). */
+  routingWs?: RoutingResult;
   fanout?: FanoutResult;
   memory?: MemoryResult;
   muc?: MucResult;
@@ -145,6 +147,17 @@ export function scenarioTables(run: RunJson): string {
     { h: 'errors', get: (r) => r.routing?.errors, better: 'lower', fmt: f0, ratio: false },
     { h: 'load generator CPU (of one core)', get: (r) => r.routing?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
   ]);
+  if (run.rounds.some((r) => r.routingWs)) {
+    section(`2w. Message routing over WebSocket (RFC 7395, ws:// on 127.0.0.1; ${p.routingPairs} pairs, ${p.routingWindow} in flight per sender)`, [
+      { h: 'msgs/s', get: (r) => r.routingWs?.msgsPerSec, better: 'higher', fmt: f0 },
+      { h: 'p50 (ms)', get: (r) => r.routingWs?.latencyP50Ms, better: 'lower', fmt: f1 },
+      { h: 'p99 (ms)', get: (r) => r.routingWs?.latencyP99Ms, better: 'lower', fmt: f1 },
+      { h: 'server CPU s / 1,000 msgs', get: (r) => r.routingWs?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
+      { h: 'server RSS (MiB)', get: (r) => r.routingWs?.serverRssMiB, better: 'lower', fmt: f0 },
+      { h: 'errors', get: (r) => r.routingWs?.errors, better: 'lower', fmt: f0, ratio: false },
+      { h: 'load generator CPU (of one core)', get: (r) => r.routingWs?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
+    ]);
+  }
   const levels = [...new Set(run.rounds.flatMap((r) => r.memory?.levels.map((l) => l.sessions) ?? []))].sort((a, b) => a - b);
   section('3. Memory: RSS per idle authenticated session (fresh server, plain TCP, SCRAM-SHA-1, bound, available)', [
     { h: 'baseline RSS (MiB)', get: (r) => r.memory?.baselineMiB, better: 'lower', fmt: f1 },

@@ -10,7 +10,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
 // CADENCE_BENCH_EXTRA_MODULES='mam,carbons' adds modules (to compare a hot path with them on and off).
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'websocket', 'bosh', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
 
 export class CadenceServer implements ServerDriver {
   readonly name = 'cadence';
@@ -38,12 +38,14 @@ export class CadenceServer implements ServerDriver {
 
   async prepare(s: ServerSetup): Promise<void> {
     this.setup = s;
-    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)));
+    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)) || existsSync(path.join(ROOT, 'modules', `mod_${m}`, 'index.ts')));
     const config = {
       dataDir: path.join(s.dir, 'data'),
       storage: 'sqlite',
       c2sPorts: [s.port],
       c2sDirectTlsPorts: [],
+      httpPorts: [s.httpPort],
+      httpsPorts: [],
       interfaces: ['127.0.0.1'],
       c2sRequireEncryption: false,
       allowUnencryptedPlainAuth: true,
@@ -115,6 +117,10 @@ export class CadenceServer implements ServerDriver {
 
   target(): Target {
     return { host: '127.0.0.1', port: this.setup.port, domain: this.setup.domain };
+  }
+
+  wsTarget(): Target {
+    return { ...this.target(), wsUrl: `ws://127.0.0.1:${this.setup.httpPort}/xmpp-websocket` };
   }
 }
 

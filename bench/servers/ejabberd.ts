@@ -9,7 +9,7 @@ import type { Target } from '../lib/client.ts';
 import { findDescendant, sleep } from '../lib/proc.ts';
 import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
-const MODULES = ['mod_roster', 'mod_disco', 'mod_ping'];
+const MODULES = ['mod_roster', 'mod_disco', 'mod_ping', 'mod_bosh'];
 
 export class EjabberdServer implements ServerDriver {
   readonly name = 'ejabberd';
@@ -69,6 +69,13 @@ listen:
     shaper: none
     access: c2s
     starttls: true
+  -
+    port: ${s.httpPort}
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /xmpp-websocket: ejabberd_http_ws
+      /http-bind: mod_bosh
 auth_method: internal
 auth_password_format: scram
 auth_scram_hash: sha
@@ -157,6 +164,10 @@ EXEC_CMD=as_current_user
     await terminate(this.proc, 30_000, this.beamPid || undefined);
     this.proc = undefined;
     this.beamPid = 0;
+  }
+
+  wsTarget(): Target {
+    return { ...this.target(), wsUrl: `ws://127.0.0.1:${this.setup.httpPort}/xmpp-websocket` };
   }
 
   target(): Target {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Target } from '../lib/client.ts';
 import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
-const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping'];
+const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'websocket', 'bosh'];
 
 /** Prosody's internal storage escapes the host name in directory names (util.datamanager). */
 function encode(s: string): string {
@@ -53,7 +53,8 @@ export class ProsodyServer implements ServerDriver {
         'c2s_direct_tls_ports = { }',
         's2s_ports = { }',
         'component_ports = { }',
-        'http_ports = { }',
+        `http_ports = { ${s.httpPort} }`,
+        'http_interfaces = { "127.0.0.1" }',
         'https_ports = { }',
         'network_backend = "epoll"',
         'network_settings = { tcp_backlog = 511 }',
@@ -95,6 +96,10 @@ export class ProsodyServer implements ServerDriver {
   async stop(): Promise<void> {
     await terminate(this.proc);
     this.proc = undefined;
+  }
+
+  wsTarget(): Target {
+    return { ...this.target(), wsUrl: `ws://127.0.0.1:${this.setup.httpPort}/xmpp-websocket` };
   }
 
   target(): Target {

@@ -9,6 +9,8 @@ export interface ServerSetup {
   /** Private directory (config, data, logs), created by the caller. */
   dir: string;
   port: number;
+  /** HTTP port for XMPP over WebSocket at /xmpp-websocket (and BOSH where served). */
+  httpPort: number;
   domain: string;
   certFile: string;
   keyFile: string;
@@ -33,6 +35,8 @@ export interface ServerDriver {
   /** The process to measure (CPU, RSS). */
   pid(): number;
   stop(): Promise<void>;
+  /** The target with `wsUrl` set: XMPP over WebSocket (RFC 7395) on the HTTP port. */
+  wsTarget(): Target;
   target(): Target;
   /** How accounts were created, config remarks, etc. (for RESULTS.md). */
   notes(): string[];

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import type { StreamTransport } from './transport.ts';
 
 export type CloseHandler = (hadError: boolean) => void;
 
@@ -14,7 +15,7 @@ function uncork(conn: Connection, socket: Socket): void {
   socket.uncork();
 }
 
-export class Connection {
+export class Connection implements StreamTransport {
   readonly id: string;
   readonly ip: string;
   readonly port: number;
@@ -228,39 +229,47 @@ export class Connection {
 
   /** Channel-binding data (RFC 5929, RFC 9266) for SCRAM-*-PLUS, or undefined when unavailable. */
   channelBinding(type: string): Buffer | undefined {
-    const s = this.tlsSocket;
-    if (!s) return undefined;
-    switch (type) {
-      case 'tls-exporter': {
-        // RFC 9266: defined for TLS 1.3 (TLS 1.2 would need extended master secret).
-        if (s.getProtocol() !== 'TLSv1.3') return undefined;
-        return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
-      }
-      case 'tls-server-end-point': {
-        const cert = s.getCertificate();
-        if (!cert || !('raw' in cert) || !cert.raw) return undefined;
-        return Buffer.from(createHash(endPointHash(cert.raw)).update(cert.raw).digest());
-      }
-      case 'tls-unique': {
-        // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
-        // handshake, ours in an abbreviated (resumed) one. RFC 5929 does not define it for TLS 1.3
-        // (RFC 8446 §C.5); there this is the value OpenSSL-based clients compute the same way,
-        // accepted only by the `compatible` channel-binding policy and never advertised.
-        return s.isSessionReused() ? s.getFinished() : s.getPeerFinished();
-      }
-      default:
-        return undefined;
-    }
+    return tlsChannelBinding(this.tlsSocket, type);
   }
 
   /** Channel-binding types this connection provides as their RFCs define them, best first (XEP-0440). */
   channelBindingTypes(): string[] {
-    const s = this.tlsSocket;
-    if (!s) return [];
-    const types = s.getProtocol() === 'TLSv1.3' ? ['tls-exporter'] : ['tls-unique'];
-    types.push('tls-server-end-point');
-    return types;
+    return tlsChannelBindingTypes(this.tlsSocket);
   }
+}
+
+/** Channel-binding data (RFC 5929, RFC 9266) of a TLS connection we terminate, or undefined. */
+export function tlsChannelBinding(s: tls.TLSSocket | undefined, type: string): Buffer | undefined {
+  if (!s) return undefined;
+  switch (type) {
+    case 'tls-exporter': {
+      // RFC 9266: defined for TLS 1.3 (TLS 1.2 would need extended master secret).
+      if (s.getProtocol() !== 'TLSv1.3') return undefined;
+      return s.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+    }
+    case 'tls-server-end-point': {
+      const cert = s.getCertificate();
+      if (!cert || !('raw' in cert) || !cert.raw) return undefined;
+      return Buffer.from(createHash(endPointHash(cert.raw)).update(cert.raw).digest());
+    }
+    case 'tls-unique': {
+      // RFC 5929 §3.1: the first Finished message of the handshake: the client's in a full
+      // handshake, ours in an abbreviated (resumed) one. RFC 5929 does not define it for TLS 1.3
+      // (RFC 8446 §C.5); there this is the value OpenSSL-based clients compute the same way,
+      // accepted only by the `compatible` channel-binding policy and never advertised.
+      return s.isSessionReused() ? s.getFinished() : s.getPeerFinished();
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Channel-binding types a TLS connection provides as their RFCs define them, best first (XEP-0440). */
+export function tlsChannelBindingTypes(s: tls.TLSSocket | undefined): string[] {
+  if (!s) return [];
+  const types = s.getProtocol() === 'TLSv1.3' ? ['tls-exporter'] : ['tls-unique'];
+  types.push('tls-server-end-point');
+  return types;
 }
 
 /** RFC 5929 §4.1: the certificate's signature hash, with MD5/SHA-1 upgraded to SHA-256. */

@@ -13,7 +13,7 @@ import https from 'node:https';
 import net, { BlockList } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CoreError } from '../util/errors.ts';
 import { getLogger, type Logger } from '../util/log.ts';
@@ -126,6 +126,8 @@ export interface WebSocketContext extends ClientInfo {
   protocol: string;
   origin: string | undefined;
   headers: IncomingHttpHeaders;
+  /** The TLS connection, when this server terminated TLS for the upgrade (for channel binding). */
+  tlsSocket: tls.TLSSocket | undefined;
 }
 
 export type WebSocketHandler = (ws: WebSocket, ctx: WebSocketContext) => void;
@@ -303,21 +305,21 @@ const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/;
 const METHOD = /^[A-Z]+$/;
 
 function parsePattern(pattern: string): Segment[] {
-  if (!pattern.startsWith('/')) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': a path pattern starts with '/'`);
+  if (!pattern.startsWith('/')) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': a path pattern starts with '/'`);
   const parts = splitPath(pattern);
   const names = new Set<string>();
   return parts.map((p, i): Segment => {
     if (p === '*') {
-      if (i !== parts.length - 1) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': '*' may only end a pattern`);
+      if (i !== parts.length - 1) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': '*' may only end a pattern`);
       return { kind: 'rest' };
     }
     if (p.startsWith(':')) {
       const m = PARAM.exec(p);
-      if (!m || names.has(m[1]!)) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': bad or repeated parameter '${p}'`);
+      if (!m || names.has(m[1]!)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': bad or repeated parameter '${p}'`);
       names.add(m[1]!);
       return { kind: 'param', name: m[1]! };
     }
-    if (p.includes('*')) throw new CoreError('MODULE_INVALID', `HTTP route '${pattern}': '*' must be a whole segment`);
+    if (p.includes('*')) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route '${pattern}': '*' must be a whole segment`);
     return { kind: 'literal', value: p };
   });
 }
@@ -437,8 +439,13 @@ export class HttpServer {
 
   /** Bind every port on every interface; throws LISTEN_FAILED (nothing stays bound) or TLS_FAILED. */
   async listen(): Promise<void> {
-    const { httpPorts, httpsPorts } = this.opts;
+    const { httpPorts } = this.opts;
+    let { httpsPorts } = this.opts;
     if (httpsPorts.length && !this.opts.tls) throw new CoreError('TLS_FAILED', 'httpsPorts are set but no certificates were given to the HTTP server');
+    if (httpsPorts.length && !this.opts.tls?.fallback) {
+      this.log.warn('no certificate is loaded: HTTPS is not served (httpsPorts %s)', httpsPorts.join(', '));
+      httpsPorts = [];
+    }
     const ifaces = this.opts.interfaces?.length ? this.opts.interfaces : [undefined];
     try {
       for (const [ports, secure] of [[httpPorts, false], [httpsPorts, true]] as const) {
@@ -449,6 +456,26 @@ export class HttpServer {
       throw err;
     }
     this.log('listening on %s', this.addresses().map((a) => `${a.secure ? 'https' : 'http'}://${a.address}:${a.port}`).join(', '));
+  }
+
+  /** Whether listen() has bound the listeners (and close() has not run). */
+  get listening(): boolean {
+    return this.servers.length > 0;
+  }
+
+  /** Whether any route or WebSocket route is registered. */
+  get hasRoutes(): boolean {
+    return this.routes.size > 0 || this.wsRoutes.size > 0;
+  }
+
+  /**
+   * The certificates changed (CertManager reload): clients without SNI get the new default at
+   * once; SNI clients already ask the callback per handshake.
+   */
+  refreshTls(): void {
+    const fallback = this.opts.tls?.fallback;
+    if (!fallback) return;
+    for (const { server, secure } of this.servers) if (secure) (server as https.Server).setSecureContext({ ...fallback, minVersion: 'TLSv1.2' });
   }
 
   /** What is bound (ports resolved when 0 was asked for). */
@@ -501,13 +528,13 @@ export class HttpServer {
    */
   route(host: string, method: string, pattern: string, handler: HttpHandler, opts: RouteOptions = {}): () => void {
     const m = method.toUpperCase();
-    if (!METHOD.test(m)) throw new CoreError('MODULE_INVALID', `HTTP route ${pattern}: bad method '${method}'`);
-    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new CoreError('MODULE_INVALID', `HTTP route ${pattern}: timeoutMs must be positive`);
+    if (!METHOD.test(m)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${pattern}: bad method '${method}'`);
+    if (opts.timeoutMs !== undefined && !(opts.timeoutMs > 0)) throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${pattern}: timeoutMs must be positive`);
     const segments = parsePattern(pattern);
     const h = host.toLowerCase();
     const list = this.routes.get(h) ?? [];
     if (list.some((r) => r.method === m && shape(r.segments) === shape(segments))) {
-      throw new CoreError('MODULE_INVALID', `HTTP route ${m} ${h}${pattern} is already registered`);
+      throw new CoreError('HTTP_ROUTE_INVALID', `HTTP route ${m} ${h}${pattern} is already registered`);
     }
     const route: Route = { host: h, method: m, pattern, segments, handler, opts, cors: corsOf(opts) };
     list.push(route);
@@ -527,7 +554,7 @@ export class HttpServer {
     const segments = parsePattern(pattern);
     const h = host.toLowerCase();
     const list = this.wsRoutes.get(h) ?? [];
-    if (list.some((r) => shape(r.segments) === shape(segments))) throw new CoreError('MODULE_INVALID', `WebSocket route ${h}${pattern} is already registered`);
+    if (list.some((r) => shape(r.segments) === shape(segments))) throw new CoreError('HTTP_ROUTE_INVALID', `WebSocket route ${h}${pattern} is already registered`);
     const protocols = opts.protocols ?? [];
     const wss = new WebSocketServer({
       noServer: true,
@@ -790,7 +817,8 @@ export class HttpServer {
       });
       if (route.opts.pingIntervalMs) keepAlive(ws, route.opts.pingIntervalMs);
       try {
-        route.handler(ws, { ...client, path: url.pathname, params, protocol: ws.protocol, origin, headers: req.headers });
+        const tlsSocket = listenerSecure && req.socket instanceof tls.TLSSocket ? req.socket : undefined;
+        route.handler(ws, { ...client, path: url.pathname, params, protocol: ws.protocol, origin, headers: req.headers, tlsSocket });
       } catch (err) {
         this.log.error('WebSocket handler of %s%s failed: %s', route.host, route.pattern, err);
         ws.close(1011, 'Internal error');

@@ -75,6 +75,11 @@ export class XmlStream {
     });
   }
 
+  /** The TCP connection the stream runs on. */
+  get conn(): Connection {
+    return this.opts.conn;
+  }
+
   get isClosing(): boolean {
     return this.closing;
   }

@@ -19,6 +19,8 @@ export interface ServerOptions {
   /** Reuse a data directory (durability tests). */
   dir?: string;
   host?: string;
+  /** Extra environment of the server process (e.g. DEBUG namespaces). */
+  env?: Record<string, string>;
 }
 
 export class TestServer {
@@ -27,17 +29,20 @@ export class TestServer {
   directTlsPort = 0;
   /** Port of the listener named 'component' (mod_component, XEP-0114), when there is one. */
   componentPort = 0;
+  /** Ports of the HTTP and HTTPS listeners (doc/web.md), when a module serves HTTP. */
+  httpPort = 0;
+  httpsPort = 0;
   addresses: string[] = [];
   output = '';
   private exited: Promise<number | null> | undefined;
 
-  constructor(readonly dir: string, readonly configFile: string, readonly host: string) {}
+  constructor(readonly dir: string, readonly configFile: string, readonly host: string, readonly env: Record<string, string> = {}) {}
 
   async start(): Promise<void> {
     const proc = spawn(process.execPath, [...NODE_FLAGS, CADENCE, '-c', this.configFile, 'start'], {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: undefined },
+      env: { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: undefined, ...this.env },
     });
     this.proc = proc;
     this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
@@ -53,6 +58,8 @@ export class TestServer {
             if (name === 'c2s') this.c2sPort = port;
             if (name === 'c2s_direct_tls') this.directTlsPort = port;
             if (name === 'component') this.componentPort = port;
+            if (name === 'http' && !this.httpPort) this.httpPort = port;
+            if (name === 'https' && !this.httpsPort) this.httpsPort = port;
           }
           resolve();
         }
@@ -127,6 +134,8 @@ export function writeConfig(dir: string, host: string, extra: Record<string, unk
     c2sPorts: [0],
     c2sDirectTlsPorts: [0],
     interfaces: ['127.0.0.1'],
+    httpPorts: [0],
+    httpsPorts: [0],
     virtualHosts: { [host]: {} },
     ...extra,
     // No whitespace keepalives unless a test asks for them (its other c2s options are kept).
@@ -141,7 +150,7 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const host = opts.host ?? 'localhost';
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'cadence-test-'));
   const configFile = writeConfig(dir, host, opts.config);
-  const server = new TestServer(dir, configFile, host);
+  const server = new TestServer(dir, configFile, host, opts.env);
   await Promise.all(Object.entries(opts.users ?? {}).map(([u, p]) => server.adduser(u, p)));
   await server.start();
   return server;

@@ -4,8 +4,8 @@
 // exchanges a message each way with a second party (a TestClient). "First attempt" is counted from
 // the server's log: exactly one SASL outcome line for the account, a success (spec/helpers/sasl-log.ts).
 //
-// Not here: StanzaJS (`stanza` on npm) — it only has WebSocket and BOSH transports, which Cadence
-// does not serve.
+// Not here: StanzaJS (`stanza` on npm) — it only has WebSocket and BOSH transports: it is tested
+// with @xmpp/client over WebSocket in spec/interop/websocket-login.spec.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -4,7 +4,9 @@
 // tests add their CA with NODE_EXTRA_CA_CERTS). Run in its own process:
 //   node --import tsx spec/interop/xmppjs_client.ts --service xmpp://localhost:5222 \
 //     --username romeo --password … --peer juliet@localhost/garden --send 'hello'
-// (xmpps:// for direct TLS). It logs in, comes online, sends the body to --peer, waits for a
+// (xmpps:// for direct TLS; wss://host:port/xmpp-websocket for RFC 7395 WebSocket — on Node
+// before 22, where there is no global WebSocket, the `ws` package provides it, as xmpp.js's
+// README tells Node users to do). It logs in, comes online, sends the body to --peer, waits for a
 // message back from the peer, and logs out. One line per thing that happened:
 //   EVENT tls version=TLSv1.3
 //   EVENT online jid=romeo@localhost/…
@@ -17,6 +19,7 @@
 import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
 import { client, xml } from '@xmpp/client';
+import { WebSocket as NodeWebSocket } from 'ws';
 import type { Element } from '@xmpp/xml';
 import { startXmppJs } from '../helpers/xmppjs-start.ts';
 
@@ -31,6 +34,8 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '20' },
   },
 });
+
+(globalThis as { WebSocket?: unknown }).WebSocket ??= NodeWebSocket;
 
 const out = (line: string) => process.stdout.write(`${line}\n`);
 const oneLine = (s: string) => s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');

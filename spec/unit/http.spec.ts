@@ -91,10 +91,10 @@ describe('HTTP server (core/net/http.ts)', () => {
     it('unregisters a route with the function route() returned, and refuses duplicates and bad patterns', async () => {
       await start();
       const off = server.route('*', 'GET', '/x/:a', () => ({ body: 'x' }));
-      assert.throws(() => server.route('*', 'GET', '/x/:b', () => undefined), (e: CoreError) => e.code === 'MODULE_INVALID');
-      assert.throws(() => server.route('*', 'GET', 'x', () => undefined), (e: CoreError) => e.code === 'MODULE_INVALID');
-      assert.throws(() => server.route('*', 'GET', '/a/*/b', () => undefined), (e: CoreError) => e.code === 'MODULE_INVALID');
-      assert.throws(() => server.route('*', 'GET', '/a/:p/:p', () => undefined), (e: CoreError) => e.code === 'MODULE_INVALID');
+      assert.throws(() => server.route('*', 'GET', '/x/:b', () => undefined), (e: CoreError) => e.code === 'HTTP_ROUTE_INVALID');
+      assert.throws(() => server.route('*', 'GET', 'x', () => undefined), (e: CoreError) => e.code === 'HTTP_ROUTE_INVALID');
+      assert.throws(() => server.route('*', 'GET', '/a/*/b', () => undefined), (e: CoreError) => e.code === 'HTTP_ROUTE_INVALID');
+      assert.throws(() => server.route('*', 'GET', '/a/:p/:p', () => undefined), (e: CoreError) => e.code === 'HTTP_ROUTE_INVALID');
       assert.equal((await request(port, { path: '/x/1' })).status, 200);
       off();
       assert.equal((await request(port, { path: '/x/1' })).status, 404);
