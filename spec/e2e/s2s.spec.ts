@@ -4,14 +4,13 @@
 // test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
 // servers, see presence and exchange messages both ways.
 import assert from 'node:assert/strict';
-import { login, stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
+import { stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { federate, startFederated } from '../helpers/s2s.ts';
+import { federate, listenerPort, loginAt, publish, startFederated } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-pass';
-const NS_ROSTER = 'jabber:iq:roster';
 describe('s2s: two Cadence servers federating', function () {
   this.timeout(60000);
   let dns: TestDnsServer;
@@ -34,9 +33,9 @@ describe('s2s: two Cadence servers federating', function () {
     return server;
   };
   const user = async (server: TestServer, name: string) => {
-    const c = await login(server, name, PASS, { presence: true });
+    // Available and interested (roster pushes); a longer stream timeout than login()'s under load.
+    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
     clients.push(c);
-    await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER }))); // interested: roster pushes
     return c;
   };
 
@@ -83,6 +82,18 @@ describe('s2s: two Cadence servers federating', function () {
     assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
     await a.waitForOutput(/did not present a valid certificate \(certificate not valid for b\.test/);
     assert.doesNotMatch(b.output, /authenticated \(dialback/);
+  });
+
+  it('connects with direct TLS (XEP-0368) to a peer that publishes only _xmpps-server', async () => {
+    const a = await start('a.test', {}, { alice: PASS });
+    const b = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sDirectTlsPorts: [0] }, publish: false });
+    servers.push(b);
+    publish(dns, 'b.test', listenerPort(b, 's2s_direct_tls'), true);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'over direct TLS')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'over direct TLS', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3, direct TLS\)/);
   });
 
   it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {
