@@ -39,7 +39,7 @@ describe('s2s: two Cadence servers federating', function () {
     return c;
   };
 
-  it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways', async () => {
+  it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways; s2s list and s2s close', async () => {
     const a = await start('a.test', {}, { alice: PASS });
     const b = await start('b.test', {}, { bob: PASS });
     const alice = await user(a, 'alice');
@@ -52,6 +52,10 @@ describe('s2s: two Cadence servers federating', function () {
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /out\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
     assert.match(list.stdout, /in\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
+    const closed = await a.cli(['shell', 's2s', 'close', 'b.test']);
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.match(closed.stdout, /closed 2 streams with b\.test/);
+    await a.waitForOutput(/s2s stream a\.test → b\.test closed \(closed by the operator\)/);
   });
 
   it('authenticates with SASL EXTERNAL when both present certificates from a trusted CA', async () => {
@@ -94,6 +98,20 @@ describe('s2s: two Cadence servers federating', function () {
     await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'over direct TLS')));
     await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'over direct TLS', 15000);
     await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3, direct TLS\)/);
+  });
+
+  it('closes idle streams (s2sIdleTimeout) and opens a new one for the next stanza', async () => {
+    const a = await start('a.test', { s2sIdleTimeout: 1 }, { alice: PASS });
+    const b = await start('b.test', {}, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'first')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'first', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test closed \(idle\)/, 15000);
+    const mark = a.output.length;
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'second')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'second', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established/, 15000, mark);
   });
 
   it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {
