@@ -7,6 +7,7 @@ import { CoreError } from './util/errors.ts';
 import { prep as prepJid } from './util/jid.ts';
 import { importDefault } from './loader.ts';
 import type { AuthThrottleOptions } from './sasl.ts';
+import { checkLimits, type Limits } from './limits.ts';
 import type { ChannelBindingPolicy } from './util/scram.ts';
 
 export type StorageDriverName = 'sqlite' | 'memory';
@@ -24,6 +25,8 @@ export interface CoreHostOptions {
   channelBindingPolicy?: ChannelBindingPolicy;
   /** Brute-force throttling of authentication; `false` turns it off. */
   authThrottle?: false | Partial<AuthThrottleOptions>;
+  /** Connection and session limits (core/limits.ts); each field falls back to the global value, then the default. */
+  limits?: Partial<Limits>;
 }
 
 /** Options that may be set globally and overridden per virtual host, module options included. */
@@ -148,6 +151,7 @@ const hostChecks: Record<string, Check> = {
   allowUnencryptedPlainAuth: isBool,
   channelBindingPolicy: oneOf('compatible', 'strict'),
   authThrottle: isThrottle,
+  limits: checkLimits,
 };
 
 const globalChecks: Record<string, Check> = {
@@ -234,7 +238,12 @@ export const DEFAULTS = {
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc'],
+  /**
+   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
+   * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
+   */
+  components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
 };
 
 export interface HostEntry {
@@ -256,7 +265,7 @@ export class Config {
       if (options.enabled === false) continue;
       hosts.push({ name, kind: 'virtualhost', options });
     }
-    for (const [name, options] of Object.entries(raw.components ?? {})) {
+    for (const [name, options] of Object.entries(raw.components ?? defaultComponents(hosts))) {
       hosts.push({ name, kind: 'component', options });
     }
     this.hosts = hosts;
@@ -287,6 +296,12 @@ export class Config {
   hostEntry(host: string): HostEntry | undefined {
     return this.hosts.find((h) => h.name === host);
   }
+}
+
+/** The embedded default components whose parent domain is one of `hosts` (virtual hosts). */
+function defaultComponents(hosts: readonly HostEntry[]): Record<string, ComponentConfig> {
+  const names = new Set(hosts.map((h) => h.name));
+  return Object.fromEntries(Object.entries(DEFAULTS.components).filter(([name]) => names.has(name.slice(name.indexOf('.') + 1))));
 }
 
 /**

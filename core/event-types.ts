@@ -8,7 +8,7 @@
 //   declare module '../core/api.ts' { interface HostEvents { 'my-event': MyPayload } }
 import type { Element } from '@xmpp/xml';
 import type { SaslCondition, UserAgent } from './sasl.ts';
-import type { Session } from './session.ts';
+import type { CloseReason, Session } from './session.ts';
 import type { Stanza, StanzaKind } from './util/stanza.ts';
 
 export type { StanzaKind };
@@ -109,6 +109,11 @@ export interface Sasl2SuccessEvent {
   mechanism: string;
   /** The <success/> element being built. */
   success: Element;
+  /**
+   * Set by stream management (XEP-0198 inline <resume/>) when `session`'s connection now carries
+   * an earlier session it resumed: <success/> is sent on that one, without stream features.
+   */
+  resumed?: Session;
 }
 
 /** `bind2-inline-features`: add `<feature var='…'/>` for each session feature a module enables inside <bind/>. */
@@ -130,6 +135,29 @@ export interface Bind2InlineEvent {
   element: Element;
   /** The <bound/> element of the <success/>. */
   bound: Element;
+}
+
+// ---- stream management (XEP-0198: mod_smacks, with the stream modules) ------------------------------
+
+/**
+ * `c2s-connection-lost` on the session's host (mod_c2s): the connection of an authenticated client
+ * ended without a stream close (dropped, timed out). A handler that returns a value keeps the
+ * session (it hibernates, waiting for resumption) instead of it being destroyed; that handler then
+ * destroys it itself when the wait ends.
+ */
+export interface ConnectionLostEvent {
+  session: Session;
+  reason: CloseReason | undefined;
+}
+
+/**
+ * `session-resumed` on the server's bus (SessionControl.resume): `session` now runs on the
+ * connection of `carrier`, which is retired. The stream module that owns the connections hands
+ * `carrier`'s stream to `session` and closes the stream `session` had before, if it is still open.
+ */
+export interface SessionResumedEvent {
+  session: Session;
+  carrier: Session;
 }
 
 // ---- presence, roster, disco ----------------------------------------------------------------------
@@ -189,6 +217,25 @@ export interface ItemEvent {
   value: unknown;
 }
 
+// ---- entity capabilities of other entities (mod_caps → mod_pep; XEP-0115) --------------------------
+
+/**
+ * `entity-caps` on the host of `owner` (mod_caps): an entity whose presence the local account
+ * `owner` receives — one of its own resources, a contact, or a sender of directed presence — became
+ * available, changed its capabilities, or went away. mod_caps resolves and verifies the caps
+ * (disco#info to the entity, cached by verification string) before firing. Handlers return nothing.
+ */
+export interface EntityCapsEvent {
+  /** The local account (bare JID) that receives the entity's presence. */
+  owner: string;
+  /** The entity's full JID. */
+  jid: string;
+  /** Its disco#info features ([] without caps or when they could not be resolved); undefined when it went unavailable. */
+  features: readonly string[] | undefined;
+  /** The entity's first available presence to `owner` (or the first after it went unavailable). */
+  initial: boolean;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------------
 
 export interface SessionEvent {
@@ -209,6 +256,20 @@ export interface ComponentDisconnectedEvent {
   host: string;
   /** True when the stream was closed (by either side), false when the connection just dropped. */
   graceful: boolean;
+}
+
+// ---- remote administration (issue 13: mod_component → mod_privilege) -----------------------------
+
+/**
+ * `component-stanza` (global bus, mod_component): a stanza an external component sent, after its
+ * 'from' was checked and before it is routed. A handler that returns a value has taken it over
+ * (mod_privilege: XEP-0356 requests and refusals); handlers must decide synchronously, so the
+ * component's stanzas stay in order.
+ */
+export interface ComponentStanzaEvent {
+  /** The component's domain. */
+  host: string;
+  stanza: Stanza;
 }
 
 export interface ModuleEvent {
@@ -232,6 +293,21 @@ interface SessionLifecycleEvents {
 
 type RoutedStanzaEvents = { [K in `${StanzaKind}/${DestType}` | `pre-${StanzaKind}/${DestType}`]: StanzaEvent };
 type UnauthenticatedStanzaEvents = { [K in `unauthenticated-stanza/${StanzaKind}`]: UnauthenticatedStanzaEvent };
+
+// ---- carbons, archive, push (issue 15: doc/mam.md, doc/mobile.md) ---------------------------------
+
+/**
+ * `carbons/forward` (mod_carbons, emitted synchronously): a carbon copy of `stanza` is about to be
+ * forwarded to the user's other resources. A handler may replace `message`, the copy that goes
+ * inside <forwarded/> (mod_mam adds the sender's archive id to sent carbons, XEP-0313 §3.5).
+ */
+export interface CarbonForwardEvent {
+  direction: 'sent' | 'received';
+  host: string;
+  username: string;
+  stanza: Stanza;
+  message: Element;
+}
 
 // ---- the catalogue --------------------------------------------------------------------------------
 
@@ -260,6 +336,10 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'roster-push': RosterPushEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
+  // stream management (XEP-0198)
+  'c2s-connection-lost': ConnectionLostEvent;
+  'carbons/forward': CarbonForwardEvent;
+  'entity-caps': EntityCapsEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
@@ -269,10 +349,13 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'route/remote': StanzaEvent;
   'component-connected': ComponentConnectedEvent;
   'component-disconnected': ComponentDisconnectedEvent;
+  'component-stanza': ComponentStanzaEvent;
   'host-activated': { host: string };
   'module-loaded': ModuleEvent;
   'module-unloaded': ModuleEvent;
   'server-started': Record<string, never>;
   'server-stopping': { reason: string };
   'server-stop-requested': { reason?: string };
+  // stream management (XEP-0198)
+  'session-resumed': SessionResumedEvent;
 }

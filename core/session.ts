@@ -32,6 +32,8 @@ export interface StreamOps {
   close(reason?: CloseReason): void;
   /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
   reset?(): void;
+  /** Elements waiting for the peer to read (its socket buffer is full). */
+  queued?(): number;
 }
 
 let sessionCounter = 0;
@@ -133,6 +135,14 @@ export class Session {
   /** Why the session ended (set before destruction). */
   closeReason: CloseReason | undefined;
   destroyed = false;
+  /**
+   * Stream management (XEP-0198, mod_smacks): the connection is gone but the session waits for
+   * the client to resume it. It stays bound and available; what is sent to it is kept for the
+   * resumed stream (or, when it ends unresumed, re-routed as for an unavailable resource).
+   */
+  hibernating = false;
+  /** Client State Indication (XEP-0352, mod_csi): 'inactive' while the client is in the background. */
+  clientState: 'active' | 'inactive' = 'active';
   private ops: StreamOps;
   /** The session filters (none for a host's local session). */
   private readonly filters: SessionFilters | undefined;
@@ -163,6 +173,24 @@ export class Session {
 
   close(reason?: CloseReason): void {
     this.ops.close(reason);
+  }
+
+  /**
+   * Stream resumption (XEP-0198, through SessionControl.resume only): this session takes over the
+   * connection and stream of `carrier`, the new connection the client resumed it on.
+   */
+  takeStream(carrier: Session): void {
+    this.conn = carrier.conn;
+    this.ops = carrier.ops;
+    this.streamId = carrier.streamId;
+    this.notopen = carrier.notopen;
+    this.lang = carrier.lang;
+    this.hibernating = false;
+  }
+
+  /** Elements waiting for the client to read (limits.sendQueue bounds them). */
+  get queued(): number {
+    return this.ops.queued?.() ?? 0;
   }
 
   /** Stream restart: the next data must be a new stream header. */

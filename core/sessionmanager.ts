@@ -56,6 +56,12 @@ export interface SessionControl {
   bind(session: Session, requested: string | undefined): Promise<BindResult>;
   /** Remove the session from every registry and fire the removal events. Idempotent. */
   destroy(session: Session, reason?: CloseReason): void;
+  /**
+   * Stream resumption (XEP-0198): `session` (bound, possibly hibernating) takes over the
+   * connection of `carrier` (the new, authenticated, unbound session the client resumed on), which
+   * is retired without unbind events; `session-resumed` tells the stream module.
+   */
+  resume(session: Session, carrier: Session): void;
 }
 
 /** Registry of all sessions, by connection and by host → user → resource. */
@@ -75,6 +81,8 @@ export class SessionManager implements SessionRegistry, SessionControl {
     private readonly hostEvents: (host: string) => EventBus<HostEvents> | undefined,
     private readonly rosters: RosterManager,
     private readonly conflictPolicy: () => ResourceConflictPolicy,
+    /** Connected resources one account may have on `host` (0: unlimited); `limits.sessionsPerAccount`. */
+    private readonly maxSessions: (host: string) => number = () => 0,
   ) {}
 
   private fire(name: SessionEventName, host: string | undefined, event: SessionEvent): void {
@@ -150,6 +158,13 @@ export class SessionManager implements SessionRegistry, SessionControl {
     }
     let resource = requested ?? generateResource();
     const existing = user.sessions.get(resource);
+    // RFC 6120 §7.6.2.1: the account has reached its number of connected resources (a resource
+    // that replaces an existing one does not add to it).
+    const max = this.maxSessions(host);
+    if (max > 0 && user.sessions.size >= max && !(existing && requested && this.conflictPolicy() === 'kick_old')) {
+      this.log.info('%s@%s has %d connected resources (the limit): refusing another', username, host, user.sessions.size);
+      return { ok: false, condition: 'resource-constraint' };
+    }
     if (existing) {
       const policy = requested ? this.conflictPolicy() : 'random';
       if (policy === 'kick_new') return { ok: false, condition: 'conflict' };
@@ -208,6 +223,19 @@ export class SessionManager implements SessionRegistry, SessionControl {
     if (session.type === 'component' && session.host && this.components.get(session.host) === session) this.components.delete(session.host);
     this.fire('connection-removed', session.host, { session });
     this.log('destroyed %s (%s)', session.id, reason?.condition ?? 'closed');
+  }
+
+  /** Stream resumption (XEP-0198): `session` takes over `carrier`'s connection; `carrier` is retired. */
+  resume(session: Session, carrier: Session): void {
+    if (session === carrier || carrier.full_jid !== undefined || session.destroyed || carrier.destroyed) {
+      throw new Error(`cannot resume ${session.id} on ${carrier.id}`);
+    }
+    session.takeStream(carrier);
+    carrier.destroyed = true;
+    this.all.delete(carrier);
+    this.log('%s resumed on the connection of %s', session.full_jid ?? session.id, carrier.id);
+    this.events.emit('session-resumed', { session, carrier });
+    this.fire('connection-removed', carrier.host, { session: carrier });
   }
 
   roster(host: string, username: string): Roster | undefined {
@@ -278,6 +306,7 @@ export class SessionManager implements SessionRegistry, SessionControl {
       makeComponent: (s: Session, host: string) => this.makeComponent(s, host),
       bind: (s: Session, requested: string | undefined) => this.bind(s, requested),
       destroy: (s: Session, reason?: CloseReason) => this.destroy(s, reason),
+      resume: (s: Session, carrier: Session) => this.resume(s, carrier),
     }));
   }
 }

@@ -159,8 +159,25 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       },
     }],
     ['session list', {
-      usage: 'session list', help: 'client and component sessions',
-      run: () => table(a.listSessions().map((s) => [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`])),
+      usage: 'session list', help: 'client and component sessions, with their limits (inbound rate, stanzas waiting to be read) and state',
+      run: async () => {
+        // Client state (XEP-0352) with mod_csi's held/flushed counts; stream management's hibernation.
+        const csi = new Map<string, { held: number; heldTotal: number; flushed: number }>();
+        for (const m of a.listModules().filter((x) => x.name === 'csi')) {
+          const counts = await a.callExport(m.host, 'csi', 'counts', []).catch(() => ({}));
+          for (const [id, c] of Object.entries(counts as Record<string, { held: number; heldTotal: number; flushed: number }>)) csi.set(id, c);
+        }
+        return table(a.listSessions().map((s) => {
+          const c = csi.get(s.id);
+          const state = [s.hibernating ? 'hibernating' : '', s.clientState === 'inactive' ? 'inactive' : '', c ? `held ${c.held} (${c.heldTotal} in all) flushed ${c.flushed}` : ''].filter(Boolean).join(' ');
+          return [
+            s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`,
+            `rate=${s.rate ? `${s.rate}B/s` : 'unlimited'}${s.shaped ? ' (held)' : ''}`, `throttled=${s.throttled}`,
+            `queued=${s.queued}/${s.sendQueue || 'unlimited'}`,
+            ...(state ? [state] : []),
+          ];
+        }));
+      },
     }],
     ['user create', {
       usage: 'user create JID PASSWORD', help: 'create an account',
@@ -200,7 +217,11 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
     ['server version', { usage: 'server version', help: 'Cadence version', run: () => a.serverInfo().version }],
     ['config reload', {
       usage: 'config reload', help: 're-read the config file (like SIGHUP)',
-      run: async () => (await a.reloadConfig()).join('\n') || 'no module changes',
+      run: async () => (await a.reloadConfig()).join('\n') || 'no changes',
+    }],
+    ['cert reload', {
+      usage: 'cert reload', help: 're-read every host\'s certificate and key (new connections get them; sessions stay)',
+      run: async () => (await a.reloadCertificates()).join('\n') || 'no certificates',
     }],
     // Federation (mod_s2s's exports 'list' and 'close').
     ['s2s list', {

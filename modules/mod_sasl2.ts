@@ -217,8 +217,11 @@ export default defineModule({
       const event: Sasl2SuccessEvent = { session, request: attempt.request, userAgent: attempt.userAgent, mechanism: attempt.mechanism, success: extensions };
       await module.fireAsync('sasl2-success', event);
       await rememberClient(username, attempt.userAgent).catch((err: unknown) => module.log.error('cannot remember the client of %s: %s', username, err));
-      if (session.destroyed) return;
       attempts.delete(session);
+      // Stream management resumed an earlier session on this connection (XEP-0198 inline).
+      const resumed = event.resumed;
+      if (resumed) session = resumed;
+      if (session.destroyed) return;
       const success = new Element('success', { xmlns: NS_SASL2 });
       if (!attempt.continued && attempt.additionalData?.length) success.c('additional-data').t(attempt.additionalData.toString('base64'));
       success.c('authorization-identifier').t(session.full_jid ?? `${username}@${module.host}`);
@@ -226,6 +229,7 @@ export default defineModule({
       session.send(success);
       // One info line per login, as mod_saslauth's: operators see who logged in how; tests count SASL attempts by it.
       module.log.info('authenticated %s@%s from %s with %s (SASL2)', username, module.host, session.conn?.ip, attempt.mechanism);
+      if (resumed) return;
       const features = new Element('stream:features');
       module.emit('stream-features', { origin: session, features } satisfies StreamFeaturesEvent);
       session.send(features);

@@ -10,6 +10,7 @@ import { endPointHash } from '../../core/net/connection.ts';
 import { XmppStreamParser } from '../../core/util/stream-parser.ts';
 import { htInitiator, htVerify, saltedPassword, ScramClient, scramHash, type Hash } from './sasl.ts';
 import type { TestServer } from './server.ts';
+import { startXmppJs } from './xmppjs-start.ts';
 
 export { xml, Element };
 
@@ -132,7 +133,7 @@ export async function login(server: TestServer, username: string, password: stri
   // No reconnection in tests: a dropped stream must show.
   xmpp.reconnect.stop();
   const c = new TestClient(xmpp, `${username}/${opts.resource ?? '?'}`);
-  const address = await xmpp.start();
+  const address = await startXmppJs(xmpp);
   c.jid = address.toString();
   if (opts.presence) await c.send(xml('presence'));
   return c;
