@@ -323,6 +323,14 @@ async function check(args: Args): Promise<number> {
   }
   problems += checkPorts(config, out);
   problems += await checkCerts(config, out);
+  // Federation: own SRV records and certificate coverage, when the s2s module is enabled.
+  if (config.hosts.some((h) => server.modulesFor(h.name).includes('s2s'))) {
+    out('\nserver-to-server:');
+    const { checkS2s } = await import('./s2s-check.ts');
+    const s2s = await checkS2s(config, config.hosts.map((h) => h.name));
+    for (const line of s2s.lines) out(line);
+    problems += s2s.problems;
+  }
   out(problems ? `\n${problems} problem(s) found` : '\nall good');
   return problems ? 1 : 0;
 }

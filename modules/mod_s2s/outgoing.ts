@@ -262,7 +262,7 @@ export class OutgoingRoute {
     const failure = this.failure ?? why;
     for (const stanza of this.queue.splice(0)) this.d.bounce(stanza, failure.condition, failure.text);
     for (const id of [...this.verifies.keys()]) this.finishVerify(id, 'error');
-    if (wasReady) this.d.log('%s: stream %s → %s closed (%s)', this.id, this.d.local, this.d.remote, why.text);
+    if (wasReady) this.d.log.info('s2s stream %s → %s closed (%s)', this.d.local, this.d.remote, why.text);
     this.d.closed(this);
   }
 

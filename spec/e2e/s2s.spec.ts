@@ -4,14 +4,13 @@
 // test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
 // servers, see presence and exchange messages both ways.
 import assert from 'node:assert/strict';
-import { login, stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
+import { stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { federate, startFederated } from '../helpers/s2s.ts';
+import { federate, listenerPort, loginAt, publish, startFederated } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-pass';
-const NS_ROSTER = 'jabber:iq:roster';
 describe('s2s: two Cadence servers federating', function () {
   this.timeout(60000);
   let dns: TestDnsServer;
@@ -34,13 +33,13 @@ describe('s2s: two Cadence servers federating', function () {
     return server;
   };
   const user = async (server: TestServer, name: string) => {
-    const c = await login(server, name, PASS, { presence: true });
+    // Available and interested (roster pushes); a longer stream timeout than login()'s under load.
+    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
     clients.push(c);
-    await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER }))); // interested: roster pushes
     return c;
   };
 
-  it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways', async () => {
+  it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways; s2s list and s2s close', async () => {
     const a = await start('a.test', {}, { alice: PASS });
     const b = await start('b.test', {}, { bob: PASS });
     const alice = await user(a, 'alice');
@@ -53,6 +52,10 @@ describe('s2s: two Cadence servers federating', function () {
     assert.equal(list.code, 0, list.stderr);
     assert.match(list.stdout, /out\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
     assert.match(list.stdout, /in\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
+    const closed = await a.cli(['shell', 's2s', 'close', 'b.test']);
+    assert.equal(closed.code, 0, closed.stderr);
+    assert.match(closed.stdout, /closed 2 streams with b\.test/);
+    await a.waitForOutput(/s2s stream a\.test → b\.test closed \(closed by the operator\)/);
   });
 
   it('authenticates with SASL EXTERNAL when both present certificates from a trusted CA', async () => {
@@ -83,6 +86,32 @@ describe('s2s: two Cadence servers federating', function () {
     assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
     await a.waitForOutput(/did not present a valid certificate \(certificate not valid for b\.test/);
     assert.doesNotMatch(b.output, /authenticated \(dialback/);
+  });
+
+  it('connects with direct TLS (XEP-0368) to a peer that publishes only _xmpps-server', async () => {
+    const a = await start('a.test', {}, { alice: PASS });
+    const b = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sDirectTlsPorts: [0] }, publish: false });
+    servers.push(b);
+    publish(dns, 'b.test', listenerPort(b, 's2s_direct_tls'), true);
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'over direct TLS')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'over direct TLS', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3, direct TLS\)/);
+  });
+
+  it('closes idle streams (s2sIdleTimeout) and opens a new one for the next stanza', async () => {
+    const a = await start('a.test', { s2sIdleTimeout: 1 }, { alice: PASS });
+    const b = await start('b.test', {}, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'first')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'first', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test closed \(idle\)/, 15000);
+    const mark = a.output.length;
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'second')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'second', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established/, 15000, mark);
   });
 
   it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {

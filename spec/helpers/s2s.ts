@@ -78,6 +78,8 @@ export async function federate(alice: TestClient, bob: TestClient): Promise<void
 export async function loginAt(address: string, port: number, domain: string, username: string, password: string): Promise<TestClient> {
   const xmpp = xmppClient({ service: `xmpp://${address}:${port}`, domain, username, password });
   xmpp.reconnect.stop();
+  // A peer's first stream under load can take longer than @xmpp/connection's 2 s default.
+  (xmpp as unknown as { timeout: number }).timeout = 20_000;
   const c = new TestClient(xmpp, `${username}@${domain}`);
   c.jid = (await xmpp.start()).toString();
   await c.send(xml('presence'));
