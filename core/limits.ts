@@ -2,7 +2,6 @@
 // inbound rate shaping, connections per source address, sessions per account, and how many
 // stanzas may wait for a recipient that does not read. Each field left out keeps the value of
 // the level above it: host → global → DEFAULT_LIMITS.
-import type { Config } from './config.ts';
 
 export interface Limits {
   /** Bytes per second an authenticated client stream is read at, sustained (0: unlimited). */
@@ -50,8 +49,14 @@ export function checkLimits(v: unknown): string | undefined {
   return undefined;
 }
 
+/** What limitsFor reads of the configuration (core/config.ts's Config; structural, as config.ts imports this file). */
+export interface LimitsConfig {
+  get<T>(host: string | undefined, key: string): T | undefined;
+  hostEntry(host: string): { options: { limits?: unknown } } | undefined;
+}
+
 /** The limits in force for `host` (undefined or '*': the global ones). */
-export function limitsFor(config: Config, host: string | undefined): Limits {
+export function limitsFor(config: LimitsConfig, host: string | undefined): Limits {
   const global = config.get<Partial<Limits>>(undefined, 'limits') ?? {};
   const own = host && host !== '*' ? (config.hostEntry(host)?.options.limits as Partial<Limits> | undefined) ?? {} : {};
   return { ...DEFAULT_LIMITS, ...global, ...own };
