@@ -9,7 +9,7 @@ import { run, terminate, type ServerDriver, type ServerSetup, type StartOptions 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping'];
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'smacks'];
 
 export class CadenceServer implements ServerDriver {
   readonly name = 'cadence';
@@ -37,7 +37,7 @@ export class CadenceServer implements ServerDriver {
 
   async prepare(s: ServerSetup): Promise<void> {
     this.setup = s;
-    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)));
+    const modules = MODULES.filter((m) => existsSync(path.join(ROOT, 'modules', `mod_${m}.ts`)) || existsSync(path.join(ROOT, 'modules', `mod_${m}`, 'index.ts')));
     const config = {
       dataDir: path.join(s.dir, 'data'),
       storage: 'sqlite',

@@ -87,11 +87,11 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const { sessions: control, routing } = module.privileged;
-    const store = new ResumptionStore(module.storage.map(), module.storage.keyval('smacks_accounts'), (err) => module.log.error('cannot store resumption state: %s', err));
+    const store = new ResumptionStore(module.storage.map(), (err) => module.log.error('cannot store resumption state: %s', err));
     /** Resumable sessions in memory, by resumption id. */
     const byId = new Map<string, Session>();
     /** Stored sessions of a previous run waiting for resumption, by id (their expiry timers). */
-    const stored = new Map<string, { username: string; timer: NodeJS.Timeout }>();
+    const stored = new Map<string, { saved: StoredSession; timer: NodeJS.Timeout }>();
     /** Stanzas being re-sent on resumption: their queue entries (same sequence numbers). */
     const resending = new WeakMap<Stanza, Queued>();
     /** Stanzas the module routes on a client's behalf (its presence after a restart): not counted. */
@@ -396,9 +396,8 @@ export default defineModule({
     const resumeStored = async (carrier: Session, previd: string, h: number): Promise<{ answer: Element; after?: () => void }> => {
       const username = carrier.username!;
       const waiting = stored.get(previd);
-      if (!waiting || waiting.username !== username) return { answer: failed('item-not-found') };
-      const [saved] = await store.load(username, previd);
-      if (!saved) return { answer: failed('item-not-found') };
+      if (!waiting || waiting.saved.username !== username) return { answer: failed('item-not-found') };
+      const saved = waiting.saved;
       const count = newlyAcked(h, saved.header.hOutAcked);
       if (count > saved.queue.length) return { answer: failed('undefined-condition', saved.header.hIn, 'The client acknowledged more stanzas than were sent') };
       clearTimeout(waiting.timer);
@@ -506,26 +505,16 @@ export default defineModule({
     };
 
     const loadStored = async () => {
-      let count = 0;
-      for (const username of await store.users()) {
-        const saved = await store.load(username);
-        if (!saved.length) {
-          store.forgetUser(username);
-          continue;
-        }
-        for (const s of saved) {
-          if (byId.has(s.id) || stored.has(s.id)) continue;
-          const until = s.header.expires ?? Date.now() + s.header.max * 1000;
-          const wait = Math.max(0, until - Date.now());
-          const timer = module.setTimeout(() => {
-            module.log.info('%s@%s did not resume a session of the previous run in time', username, host);
-            void store.load(username, s.id).then(([fresh]) => fresh && expireStored(fresh));
-          }, wait);
-          stored.set(s.id, { username, timer });
-          count++;
-        }
+      for (const saved of await store.loadAll()) {
+        if (byId.has(saved.id) || stored.has(saved.id)) continue;
+        const until = saved.header.expires ?? Date.now() + saved.header.max * 1000;
+        const timer = module.setTimeout(() => {
+          module.log.info('%s@%s did not resume a session of the previous run in time', saved.username, host);
+          expireStored(saved);
+        }, Math.max(0, until - Date.now()));
+        stored.set(saved.id, { saved, timer });
       }
-      if (count) module.log.info('%d session(s) of a previous run may resume', count);
+      if (stored.size) module.log.info('%d session(s) of a previous run may resume', stored.size);
     };
     await loadStored();
     // Whatever changed last is on disk before the storage closes.
