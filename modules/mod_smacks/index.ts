@@ -98,6 +98,28 @@ export default defineModule({
     const synthetic = new WeakSet<Stanza>();
     let stopping = false;
 
+    // Timers of their own, not module.setTimeout: that one keeps a cleanup per timer until unload,
+    // and these come and go with every ack.
+    const timers = new Set<NodeJS.Timeout>();
+    const later = (fn: () => void, ms: number): NodeJS.Timeout => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        fn();
+      }, ms);
+      t.unref();
+      timers.add(t);
+      return t;
+    };
+    const cancel = (t: NodeJS.Timeout | undefined) => {
+      if (t === undefined) return;
+      clearTimeout(t);
+      timers.delete(t);
+    };
+    module.signal.addEventListener('abort', () => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    }, { once: true });
+
     const stateOf = (session: Session) => module.peekState<SmState>(session);
     const resumeTimeout = () => module.option('resumeTimeout');
 
@@ -167,7 +189,7 @@ export default defineModule({
         });
         return;
       }
-      st.ackTimer ??= module.setTimeout(() => {
+      st.ackTimer ??= later(() => {
         st.ackTimer = undefined;
         if (st.ended || session.hibernating || st.requested || st.queue.length === 0) return;
         st.requested = true;
@@ -186,7 +208,7 @@ export default defineModule({
       st.hOutAcked = h;
       st.requested = false;
       if (st.queue.length === 0 && st.ackTimer) {
-        clearTimeout(st.ackTimer);
+        cancel(st.ackTimer);
         st.ackTimer = undefined;
       }
       return true;
@@ -284,11 +306,11 @@ export default defineModule({
       if (!st || st.ended || st.id === undefined || stopping) return undefined;
       session.hibernating = true;
       st.requested = false;
-      if (st.ackTimer) clearTimeout(st.ackTimer);
+      cancel(st.ackTimer);
       st.ackTimer = undefined;
       const expires = Date.now() + st.max * 1000;
       saveHeader(session, st, expires);
-      st.expiryTimer = module.setTimeout(() => {
+      st.expiryTimer = later(() => {
         module.log.info('%s was not resumed within %d s', session.full_jid, st.max);
         control.destroy(session, { condition: 'connection-timeout', text: 'Not resumed in time' });
       }, st.max * 1000);
@@ -324,8 +346,8 @@ export default defineModule({
       const st = stateOf(session);
       if (!st || st.ended) return;
       st.ended = true;
-      if (st.ackTimer) clearTimeout(st.ackTimer);
-      if (st.expiryTimer) clearTimeout(st.expiryTimer);
+      cancel(st.ackTimer);
+      cancel(st.expiryTimer);
       if (st.id !== undefined && byId.get(st.id) === session) byId.delete(st.id);
       // Shutting down: the durable state stays, to be resumed after the restart.
       if (stopping && st.id !== undefined) {
@@ -382,7 +404,7 @@ export default defineModule({
         if (!acknowledge(st, h)) {
           return { answer: failed('undefined-condition', st.hIn, 'The client acknowledged more stanzas than were sent') };
         }
-        if (st.expiryTimer) clearTimeout(st.expiryTimer);
+        cancel(st.expiryTimer);
         st.expiryTimer = undefined;
         control.resume(session, carrier);
         saveHeader(session, st);
@@ -400,7 +422,7 @@ export default defineModule({
       const saved = waiting.saved;
       const count = newlyAcked(h, saved.header.hOutAcked);
       if (count > saved.queue.length) return { answer: failed('undefined-condition', saved.header.hIn, 'The client acknowledged more stanzas than were sent') };
-      clearTimeout(waiting.timer);
+      cancel(waiting.timer);
       stored.delete(previd);
       const r = await control.bind(carrier, saved.header.resource);
       if (!r.ok || !isBound(carrier)) {
@@ -508,7 +530,7 @@ export default defineModule({
       for (const saved of await store.loadAll()) {
         if (byId.has(saved.id) || stored.has(saved.id)) continue;
         const until = saved.header.expires ?? Date.now() + saved.header.max * 1000;
-        const timer = module.setTimeout(() => {
+        const timer = later(() => {
           module.log.info('%s@%s did not resume a session of the previous run in time', saved.username, host);
           expireStored(saved);
         }, Math.max(0, until - Date.now()));

@@ -3,10 +3,11 @@
 //   `<account>/<id>`        → the session's header (resource, counters, resumption time, presence…)
 //   `<account>/<id>/<seq>`  → one unacknowledged stanza sent to the client (its XML, when it was sent)
 //
-// Writes are batched: the changes of every session collect in memory and are written together,
-// in ONE atomic `setKeys` (one transaction, one fsync) right after the current turn of the event
-// loop. A stanza costs one row in that batch (appended when sent, deleted when acknowledged), never
-// a rewrite of the queue. `flushed()` waits until everything changed so far is durable: mod_smacks
+// Writes are batched (group commit): the changes of every session collect in memory and are
+// written together, in ONE atomic `setKeys` (one transaction, one fsync), at most every
+// FLUSH_INTERVAL_MS. A stanza costs one row in that batch when sent and one when acknowledged,
+// never a rewrite of the queue; a stanza acknowledged before its batch was written costs nothing.
+// `flushed()` writes at once and waits until everything changed so far is durable: mod_smacks
 // awaits it before it acknowledges anything to a client.
 import type { Json, MapStore } from '../../core/api.ts';
 
@@ -40,10 +41,15 @@ export interface StoredSession {
   queue: StoredStanza[];
 }
 
+/** Longest time a change waits for its batch (what an unasked-for crash can lose, at most). */
+export const FLUSH_INTERVAL_MS = 20;
+
 export class ResumptionStore {
   private pending: Record<string, Json | undefined> = {};
+  /** Keys first written by the pending batch: removing one needs no write at all. */
+  private fresh = new Set<string>();
   private size = 0;
-  private scheduled = false;
+  private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -52,11 +58,15 @@ export class ResumptionStore {
   ) {}
 
   private change(key: string, value: Json | undefined): void {
+    if (value === undefined && this.fresh.delete(key)) {
+      delete this.pending[key];
+      return;
+    }
     this.pending[key] = value;
     this.size++;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+      this.timer.unref();
     }
   }
 
@@ -65,7 +75,9 @@ export class ResumptionStore {
   }
 
   append(username: string, id: string, stanza: StoredStanza): void {
-    this.change(`${username}/${id}/${stanza.seq}`, { xml: stanza.xml, sent: stanza.sent });
+    const key = `${username}/${id}/${stanza.seq}`;
+    this.change(key, { xml: stanza.xml, sent: stanza.sent });
+    this.fresh.add(key);
   }
 
   remove(username: string, id: string, seqs: Iterable<number>): void {
@@ -80,10 +92,12 @@ export class ResumptionStore {
 
   /** Write everything pending now, in one transaction; resolves when it is durable. */
   flush(): Promise<void> {
-    this.scheduled = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
     if (this.size === 0) return this.writing;
     const batch = this.pending;
     this.pending = {};
+    this.fresh = new Set();
     this.size = 0;
     const previous = this.writing;
     this.writing = previous.then(() => this.map.setKeys(null, batch)).catch(this.onError);
