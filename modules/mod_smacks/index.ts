@@ -542,7 +542,7 @@ export default defineModule({
     // Whatever changed last is on disk before the storage closes.
     module.task(async (signal) => {
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-      await store.flushed();
+      await store.flush();
     });
 
     module.export('stats', () => ({ resumable: byId.size, storedFromPreviousRun: stored.size }), 'Resumable sessions in memory and from the previous run');

@@ -7,8 +7,9 @@
 // written together, in ONE atomic `setKeys` (one transaction, one fsync), at most every
 // FLUSH_INTERVAL_MS. A stanza costs one row in that batch when sent and one when acknowledged,
 // never a rewrite of the queue; a stanza acknowledged before its batch was written costs nothing.
-// `flushed()` writes at once and waits until everything changed so far is durable: mod_smacks
-// awaits it before it acknowledges anything to a client.
+// `flushed()` waits (at most one interval, without forcing a write of its own) until everything
+// changed so far is durable: mod_smacks awaits it before it acknowledges anything to a client, so
+// clients asking for acks often do not multiply the fsyncs.
 import type { Json, MapStore } from '../../core/api.ts';
 
 /** The header of a resumable session. */
@@ -42,7 +43,7 @@ export interface StoredSession {
 }
 
 /** Longest time a change waits for its batch (what an unasked-for crash can lose, at most). */
-export const FLUSH_INTERVAL_MS = 20;
+export const FLUSH_INTERVAL_MS = 50;
 
 export class ResumptionStore {
   private pending: Record<string, Json | undefined> = {};
@@ -50,6 +51,8 @@ export class ResumptionStore {
   private fresh = new Set<string>();
   private size = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Settles when the scheduled batch is durable. */
+  private next: { promise: Promise<void>; resolve: () => void } | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
@@ -67,6 +70,11 @@ export class ResumptionStore {
     if (this.timer === undefined) {
       this.timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
       this.timer.unref();
+    }
+    if (this.next === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.next = { promise, resolve };
     }
   }
 
@@ -94,19 +102,25 @@ export class ResumptionStore {
   flush(): Promise<void> {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.size === 0) return this.writing;
+    const next = this.next;
+    this.next = undefined;
+    if (this.size === 0) {
+      next?.resolve();
+      return this.writing;
+    }
     const batch = this.pending;
     this.pending = {};
     this.fresh = new Set();
     this.size = 0;
     const previous = this.writing;
     this.writing = previous.then(() => this.map.setKeys(null, batch)).catch(this.onError);
+    void this.writing.then(() => next?.resolve());
     return this.writing;
   }
 
-  /** Resolves once every change made so far is durable. */
+  /** Resolves once every change made so far is durable (with the next scheduled batch). */
   flushed(): Promise<void> {
-    return this.size ? this.flush() : this.writing;
+    return this.next ? this.next.promise : this.writing;
   }
 
   /** Every stored session (read once, at start-up); stanzas without a header are removed. */
