@@ -22,12 +22,18 @@ export default defineConfig({
   // c2s, iq, presence and message are always loaded (unless listed in modulesDisabled).
   modulesEnabled: [
     'tls', 'saslauth', 'bind', // streams: STARTTLS, SASL, resource binding
+    'sasl2', 'bind2', 'fast', // XEP-0388 SASL2, XEP-0386 Bind2, XEP-0484 FAST (login in one round trip)
     'roster', 'offline', 'disco', 'caps', 'ping', // IM essentials
     'vcard', 'private', 'version', 'time', 'lastactivity', 'server_contact_info', // everyday XEPs
     'blocking', // XEP-0191
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
     'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
+    'carbons', // XEP-0280: copies of messages to all of a user's devices
+    'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
+    'pep', // XEP-0163: PEP on every account (OMEMO, avatars, bookmarks, nicknames)
+    'adhoc', // XEP-0050 ad-hoc commands (modules' commands, exports offered as commands)
+    'admin_adhoc', // XEP-0133 service administration commands for `admins`
   ],
 
   // Client streams (mod_c2s): limits and timeouts; these are the defaults.
@@ -41,6 +47,12 @@ export default defineConfig({
 
   virtualHosts: {
     localhost: {},
+  },
+
+  // Internal components run by a module. Multi-User Chat rooms (XEP-0045) live on
+  // conference.localhost; options under `muc` (doc/configuration.md). `components: {}` turns it off.
+  components: {
+    'conference.localhost': { module: 'muc' },
   },
 
   // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },

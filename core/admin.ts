@@ -1,5 +1,6 @@
 // Administration operations over the running server, for admin modules (mod_admin_shell) and
 // signal handlers: module load/unload/reload, exported methods, sessions, users, server facts.
+import type { Limits } from './limits.ts';
 import type { Session } from './session.ts';
 
 export interface ModuleInfo {
@@ -22,6 +23,14 @@ export interface SessionInfo {
   hibernating: boolean;
   /** Client State Indication (XEP-0352). */
   clientState: 'active' | 'inactive';
+  /** Inbound bytes per second the connection is shaped to (0: unshaped), and whether it is held now. */
+  rate: number;
+  shaped: boolean;
+  /** Times reading was paused by the rate limit. */
+  throttled: number;
+  /** Stanzas waiting for the client to read, and the host's bound on them (0: unbounded). */
+  queued: number;
+  sendQueue: number;
 }
 
 export interface ExportInfo {
@@ -60,6 +69,10 @@ export interface AdminContext {
   };
   /** Active hosts (virtual hosts and components). */
   hostNames(): string[];
+  /** Re-read the certificates; one line per host. */
+  reloadCertificates(): Promise<string[]>;
+  /** The limits in force for a host (core/limits.ts). */
+  limits(host: string | undefined): Limits;
   /** Configured virtual hosts. */
   virtualHostNames(): string[];
   reloadConfig(): Promise<string[]>;
@@ -130,6 +143,11 @@ export class AdminApi {
       available: s.presence !== undefined,
       hibernating: s.hibernating,
       clientState: s.clientState,
+      rate: s.conn?.readRate ?? 0,
+      shaped: s.conn?.shaped ?? false,
+      throttled: s.conn?.throttled ?? 0,
+      queued: s.queued,
+      sendQueue: this.server.limits(s.host).sendQueue,
     }));
   }
 
@@ -159,5 +177,9 @@ export class AdminApi {
 
   reloadConfig(): Promise<string[]> {
     return this.server.reloadConfig();
+  }
+
+  reloadCertificates(): Promise<string[]> {
+    return this.server.reloadCertificates();
   }
 }

@@ -10,7 +10,7 @@
 // ---- defining a module and the `module` object ----------------------------------------------------
 export { defineModule } from './moduleapi.ts';
 export { CAPABILITIES } from './moduleapi.ts';
-export type { Capability, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
+export type { Capability, ExportItem, GlobalModuleApi, HostsView, ModuleApi, ModuleDefinition, ModuleScope, PrivilegedServices, ScopeEvents, OptionSpec, OptionSpecs, OptionType, OptionValues } from './moduleapi.ts';
 export type { Logger } from './util/log.ts';
 
 // ---- events -----------------------------------------------------------------------------------------
@@ -21,16 +21,19 @@ export type {
   ComponentConnectedEvent,
   ConnectionLostEvent,
   SessionResumedEvent,
+  ComponentStanzaEvent,
   ComponentDisconnectedEvent,
   DestType,
   AccountDiscoEvent,
   DiscoInfoNodeEvent,
   DiscoItemsNodeEvent,
+  EntityCapsEvent,
   GlobalEvents,
   HostEvents,
   ItemEvent,
   ModuleEvent,
   OfflineDeliverEvent,
+  CarbonForwardEvent,
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
@@ -96,4 +99,43 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
+// Connection and session limits (`limits`, per host): `module.limits(host)` reads them.
+export type { Limits } from './limits.ts';
+// The unit connections and failures are counted by per address (IPv6: its /64).
+export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
+
+// ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
+// The MAM engine for the user archive (mod_mam) and room archives; the time format of XEP-0082.
+export {
+  NS_MAM, NS_SID, addStanzaId, answerMamIq, archivePolicy, archivedPayload, expireArchive, mamFeatures, parseExpiry,
+  shouldArchive, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
+} from './util/mam.ts';
+export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
+// ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
+export * as mam from './util/mam.ts';
+// ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
+// The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
+export * as pubsub from './util/pubsub/index.ts';
+// ---- remote administration (doc/remote-admin.md): ad-hoc commands, typed exports, XEP-0133, Jabber-RPC, privileged components ----
+export { AdhocEngine, CommandError, NS_COMMANDS, adhocError, adhocErrorReply, adhocResultReply } from './util/adhoc.ts';
+export type { AdhocError, CommandContext, CommandDefinition, CommandOutcome, CommandStage, Note } from './util/adhoc.ts';
+export { argsFromForm, argsFromRpc, formForParams, resultPayload, rpcSignature } from './util/export-forms.ts';
+export type { ArgsOf, CommandAccess, ExportOptions, ParamSpec, ParamTypeName } from './util/export-forms.ts';
+export * as adminCommands from './util/admin-commands.ts';
+export * as xmlrpc from './util/xmlrpc.ts';
+export * as privilege from './util/privilege.ts';
+// ---- server-to-server (mod_s2s; doc/federation.md) ------------------------------------------------------------------
+// DNS (SRV, addresses, TLSA with the AD bit), static routes, Happy Eyeballs connection attempts,
+// certificate names (RFC 6125), DANE, dialback keys and their replay guard.
+export { Resolver, parseDnsServer, parseS2sRoutes, resolveS2sTargets } from './net/dns.ts';
+export type { AddressLookup, S2sResolution, S2sRoute, S2sTarget } from './net/dns.ts';
+export { connectHappyEyeballs, expandTargets, peerCertificateChain } from './net/connect.ts';
+export type { Candidate, ConnectResult } from './net/connect.ts';
+export { verifyCertificateName } from './util/cert-names.ts';
+export type { NameCheck } from './util/cert-names.ts';
+export { daneVerify } from './util/dane.ts';
+export type { DaneResult } from './util/dane.ts';
+export { DialbackRequests, IssuedKeys, NS_DIALBACK, NS_DIALBACK_FEATURE, newDialbackSecret } from './util/dialback.ts';
+export { streamHeader } from './util/stream-parser.ts';
+export { toAsciiDomain } from './util/domain.ts';

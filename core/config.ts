@@ -7,6 +7,7 @@ import { CoreError } from './util/errors.ts';
 import { prep as prepJid } from './util/jid.ts';
 import { importDefault } from './loader.ts';
 import type { AuthThrottleOptions } from './sasl.ts';
+import { checkLimits, type Limits } from './limits.ts';
 import type { ChannelBindingPolicy } from './util/scram.ts';
 
 export type StorageDriverName = 'sqlite' | 'memory';
@@ -24,6 +25,8 @@ export interface CoreHostOptions {
   channelBindingPolicy?: ChannelBindingPolicy;
   /** Brute-force throttling of authentication; `false` turns it off. */
   authThrottle?: false | Partial<AuthThrottleOptions>;
+  /** Connection and session limits (core/limits.ts); each field falls back to the global value, then the default. */
+  limits?: Partial<Limits>;
 }
 
 /** Options that may be set globally and overridden per virtual host, module options included. */
@@ -62,6 +65,31 @@ export interface CoreOptions extends CoreHostOptions {
   adminSocket?: string;
   /** Seconds each module gets to unload at shutdown. */
   shutdownTimeout?: number;
+  // ---- server-to-server (mod_s2s, doc/federation.md) ----
+  s2sPorts?: number[];
+  s2sDirectTlsPorts?: number[];
+  /** Listen and source addresses for s2s (default: `interfaces`). */
+  s2sInterfaces?: string[];
+  s2sRequireEncryption?: boolean;
+  /** Peers must authenticate with a certificate (no dialback). */
+  s2sSecureAuth?: boolean;
+  /** PEM file of CA certificates trusted for s2s besides the system store. */
+  s2sCaFile?: string;
+  /** Static routes: domain → 'host[:port]' | { host, port, directTls } | a list of those. */
+  s2sRoutes?: Record<string, unknown>;
+  /** Remote domains refused; when s2sAllowlist is set, the only ones accepted. */
+  s2sBlocklist?: string[];
+  s2sAllowlist?: string[];
+  /** Stanzas waiting per outgoing route at most. */
+  s2sQueueLimit?: number;
+  s2sConnectTimeout?: number;
+  s2sIdleTimeout?: number;
+  /** Resolver addresses ('127.0.0.1', '127.0.0.1:5353', '[::1]:53'); [] for no DNS; unset: the system's. */
+  dnsServers?: string[];
+  /** The XEP-0185 dialback secret (random per process when unset). */
+  dialbackSecret?: string;
+  /** Use DNSSEC-validated TLSA records for outgoing s2s streams (RFC 7673). */
+  dane?: boolean;
 }
 
 /** The configuration file's object: core options, virtual hosts, components and module options. */
@@ -123,6 +151,7 @@ const hostChecks: Record<string, Check> = {
   allowUnencryptedPlainAuth: isBool,
   channelBindingPolicy: oneOf('compatible', 'strict'),
   authThrottle: isThrottle,
+  limits: checkLimits,
 };
 
 const globalChecks: Record<string, Check> = {
@@ -149,6 +178,21 @@ const globalChecks: Record<string, Check> = {
   resourceConflict: oneOf('kick_old', 'kick_new', 'random'),
   adminSocket: isStr,
   shutdownTimeout: isPosInt,
+  s2sPorts: isPortArr,
+  s2sDirectTlsPorts: isPortArr,
+  s2sInterfaces: isStrArr,
+  s2sRequireEncryption: isBool,
+  s2sSecureAuth: isBool,
+  s2sCaFile: isStr,
+  s2sRoutes: (v) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? undefined : "must be an object { 'domain': 'host:port' }"),
+  s2sBlocklist: isStrArr,
+  s2sAllowlist: isStrArr,
+  s2sQueueLimit: isPosInt,
+  s2sConnectTimeout: isPosInt,
+  s2sIdleTimeout: isPosInt,
+  dnsServers: isStrArr,
+  dialbackSecret: isStr,
+  dane: isBool,
 };
 
 export const CORE_OPTION_NAMES: ReadonlySet<string> = new Set(Object.keys(globalChecks));
@@ -183,10 +227,23 @@ export const DEFAULTS = {
   } satisfies AuthThrottleOptions as AuthThrottleOptions,
   resourceConflict: 'kick_old' as ResourceConflictPolicy,
   shutdownTimeout: 5,
+  s2sPorts: [5269],
+  s2sDirectTlsPorts: [] as number[],
+  s2sRequireEncryption: true,
+  s2sSecureAuth: false,
+  s2sQueueLimit: 500,
+  s2sConnectTimeout: 30,
+  s2sIdleTimeout: 300,
+  dane: true,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
   /** Used when the config has no modulesEnabled at all. */
-  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi'],
+  modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc'],
+  /**
+   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
+   * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
+   */
+  components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
 };
 
 export interface HostEntry {
@@ -208,7 +265,7 @@ export class Config {
       if (options.enabled === false) continue;
       hosts.push({ name, kind: 'virtualhost', options });
     }
-    for (const [name, options] of Object.entries(raw.components ?? {})) {
+    for (const [name, options] of Object.entries(raw.components ?? defaultComponents(hosts))) {
       hosts.push({ name, kind: 'component', options });
     }
     this.hosts = hosts;
@@ -239,6 +296,12 @@ export class Config {
   hostEntry(host: string): HostEntry | undefined {
     return this.hosts.find((h) => h.name === host);
   }
+}
+
+/** The embedded default components whose parent domain is one of `hosts` (virtual hosts). */
+function defaultComponents(hosts: readonly HostEntry[]): Record<string, ComponentConfig> {
+  const names = new Set(hosts.map((h) => h.name));
+  return Object.fromEntries(Object.entries(DEFAULTS.components).filter(([name]) => names.has(name.slice(name.indexOf('.') + 1))));
 }
 
 /**

@@ -217,6 +217,25 @@ export interface ItemEvent {
   value: unknown;
 }
 
+// ---- entity capabilities of other entities (mod_caps → mod_pep; XEP-0115) --------------------------
+
+/**
+ * `entity-caps` on the host of `owner` (mod_caps): an entity whose presence the local account
+ * `owner` receives — one of its own resources, a contact, or a sender of directed presence — became
+ * available, changed its capabilities, or went away. mod_caps resolves and verifies the caps
+ * (disco#info to the entity, cached by verification string) before firing. Handlers return nothing.
+ */
+export interface EntityCapsEvent {
+  /** The local account (bare JID) that receives the entity's presence. */
+  owner: string;
+  /** The entity's full JID. */
+  jid: string;
+  /** Its disco#info features ([] without caps or when they could not be resolved); undefined when it went unavailable. */
+  features: readonly string[] | undefined;
+  /** The entity's first available presence to `owner` (or the first after it went unavailable). */
+  initial: boolean;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------------
 
 export interface SessionEvent {
@@ -237,6 +256,20 @@ export interface ComponentDisconnectedEvent {
   host: string;
   /** True when the stream was closed (by either side), false when the connection just dropped. */
   graceful: boolean;
+}
+
+// ---- remote administration (issue 13: mod_component → mod_privilege) -----------------------------
+
+/**
+ * `component-stanza` (global bus, mod_component): a stanza an external component sent, after its
+ * 'from' was checked and before it is routed. A handler that returns a value has taken it over
+ * (mod_privilege: XEP-0356 requests and refusals); handlers must decide synchronously, so the
+ * component's stanzas stay in order.
+ */
+export interface ComponentStanzaEvent {
+  /** The component's domain. */
+  host: string;
+  stanza: Stanza;
 }
 
 export interface ModuleEvent {
@@ -260,6 +293,21 @@ interface SessionLifecycleEvents {
 
 type RoutedStanzaEvents = { [K in `${StanzaKind}/${DestType}` | `pre-${StanzaKind}/${DestType}`]: StanzaEvent };
 type UnauthenticatedStanzaEvents = { [K in `unauthenticated-stanza/${StanzaKind}`]: UnauthenticatedStanzaEvent };
+
+// ---- carbons, archive, push (issue 15: doc/mam.md, doc/mobile.md) ---------------------------------
+
+/**
+ * `carbons/forward` (mod_carbons, emitted synchronously): a carbon copy of `stanza` is about to be
+ * forwarded to the user's other resources. A handler may replace `message`, the copy that goes
+ * inside <forwarded/> (mod_mam adds the sender's archive id to sent carbons, XEP-0313 §3.5).
+ */
+export interface CarbonForwardEvent {
+  direction: 'sent' | 'received';
+  host: string;
+  username: string;
+  stanza: Stanza;
+  message: Element;
+}
 
 // ---- the catalogue --------------------------------------------------------------------------------
 
@@ -290,6 +338,8 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
   'c2s-connection-lost': ConnectionLostEvent;
+  'carbons/forward': CarbonForwardEvent;
+  'entity-caps': EntityCapsEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */
@@ -299,6 +349,7 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'route/remote': StanzaEvent;
   'component-connected': ComponentConnectedEvent;
   'component-disconnected': ComponentDisconnectedEvent;
+  'component-stanza': ComponentStanzaEvent;
   'host-activated': { host: string };
   'module-loaded': ModuleEvent;
   'module-unloaded': ModuleEvent;

@@ -31,4 +31,7 @@ export const coreFeatures: ReadonlyMap<string, string> = new Map([
   ['module-serial', 'module.serial(key, task): a module\'s tasks of one key run one after another'],
   ['session-filters', 'module.filter(\'stanzas/in\' | \'stanzas/out\'): see and change what enters and leaves a session'],
   ['module-capabilities', 'Privileged services (sessions, routing, network, tls, users, rosters, admin) through module.privileged, for modules declaring them in `capabilities`'],
+  ['module-commands', 'module.command(def) declares XEP-0050 ad-hoc commands; module.export(name, fn, { params, command, rpc }) with typed parameters (items \'export\'); module.isAdmin(jid, host?)'],
+  ['accounts-disabled', 'Accounts can be disabled (module.privileged.users.setDisabled, module.users.isDisabled/listDisabled); SASL refuses them with account-disabled'],
+  ['module-waitfor', 'module.waitFor(host, timeoutMs): resolves true once an external component for host is connected'],
 ]);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Element } from '@xmpp/xml';
 import type { AdminApi } from './admin.ts';
 import { DEFAULTS, type Config, type CoreOptions } from './config.ts';
+import { limitsFor, type Limits } from './limits.ts';
 import type { CertManager } from './net/certmanager.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { Routing } from './router.ts';
@@ -23,6 +24,9 @@ import type { FilterKind, Session, StanzaFilter } from './session.ts';
 import { SerialQueues } from './util/serial.ts';
 import type { ArchiveStore, KeyValStore, MapStore } from './storage/manager.ts';
 import type { ListenerSpec, Listener, PortManager } from './net/portmanager.ts';
+import { checkExportOptions, type ArgsOf, type ExportOptions, type ParamSpec } from './util/export-forms.ts';
+import { isAdmin as isAdminOf } from './util/admin-commands.ts';
+import type { CommandDefinition } from './util/adhoc.ts';
 
 // ---- typed options -------------------------------------------------------------------------
 
@@ -101,8 +105,12 @@ export interface PrivilegedServices {
   sessions: SessionControl;
   routing: Routing;
   network: { listen(spec: ListenerSpec): Promise<Listener> };
-  tls: { context(host: string | undefined): SecureContext | undefined };
-  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials'>;
+  tls: {
+    context(host: string | undefined): SecureContext | undefined;
+    /** The PEM certificate and key `host` presents (parent domains as context()), for TLS contexts of a module's own (s2s). */
+    pem(host: string | undefined): { cert: string; key: string } | undefined;
+  };
+  users: Pick<UserManager, 'create' | 'delete' | 'setPassword' | 'getRecord' | 'addScramCredentials' | 'setDisabled'>;
   rosters: Pick<RosterManager, 'save'>;
   admin: AdminApi;
 }
@@ -156,6 +164,23 @@ export function defineModule<O extends OptionSpecs = Record<never, OptionSpec>, 
 export interface ExportedMethod {
   description: string;
   fn: (...args: unknown[]) => unknown;
+  /** The typed declaration, when the export gave one (`module.export(name, fn, { params, … })`). */
+  options?: ExportOptions;
+}
+
+/**
+ * The host item `export` (key 'export') that `module.export` adds for a method declared with
+ * `params`: how mod_adhoc offers it as a command and mod_rpc over Jabber-RPC, without reading
+ * another module's exports. Removed on unload (`item-removed/export`).
+ */
+export interface ExportItem {
+  module: string;
+  /** The host of the exporting module, or '*' for a global one. */
+  host: string;
+  name: string;
+  description: string;
+  options: ExportOptions;
+  call(...args: unknown[]): Promise<unknown>;
 }
 
 // ---- what the module API needs of the server ------------------------------------------------------
@@ -318,6 +343,11 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
   }
 
+  /** The connection and session limits in force for `host` (default: this module's host; core/limits.ts). */
+  limits(host: string | undefined = this.host): Limits {
+    return limitsFor(this.server.config, host);
+  }
+
   /** The server's data directory (absolute). */
   get dataDir(): string {
     return this.server.config.dataDir;
@@ -379,10 +409,20 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return this.server.sessions.view();
   }
 
-  /** Whether an account exists (accounts are administered with capability 'users'). */
-  get users(): { exists(host: string, username: string): Promise<boolean> } {
+  /** Accounts, read-only (they are administered with capability 'users'): existence, the list, disabled ones (XEP-0133). */
+  get users(): {
+    exists(host: string, username: string): Promise<boolean>;
+    list(host: string): Promise<string[]>;
+    isDisabled(host: string, username: string): Promise<boolean>;
+    listDisabled(host: string): Promise<string[]>;
+  } {
     const users = this.server.users;
-    return { exists: (host, username) => users.exists(host, username) };
+    return {
+      exists: (host, username) => users.exists(host, username),
+      list: (host) => users.list(host),
+      isDisabled: (host, username) => users.isDisabled(host, username),
+      listDisabled: (host) => users.listDisabled(host),
+    };
   }
 
   /** A user's roster: the live one when a resource is connected, else read (saved with capability 'rosters'). */
@@ -418,7 +458,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
           return listener;
         },
       }),
-      tls: () => ({ context: (host) => s.certs.context(host) }),
+      tls: () => ({ context: (host) => s.certs.context(host), pem: (host) => s.certs.pem(host) }),
       users: () => {
         const u = s.users;
         return {
@@ -427,6 +467,7 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
           setPassword: (h, n, p) => u.setPassword(h, n, p),
           getRecord: (h, n) => u.getRecord(h, n),
           addScramCredentials: (h, n, hash, creds) => u.addScramCredentials(h, n, hash, creds),
+          setDisabled: (h, n, d) => u.setDisabled(h, n, d),
         };
       },
       rosters: () => ({ save: (h, n, roster, changed) => s.rosters.save(h, n, roster, changed) }),
@@ -604,9 +645,75 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
 
   // -- exported methods
 
-  /** Export a method other modules (module.call) and the admin shell can call. */
-  export(name: string, fn: (...args: never[]) => unknown, description = ''): void {
-    this.exports.set(name, { description, fn: fn as (...args: unknown[]) => unknown });
+  /**
+   * Export a method other modules (module.call) and the admin shell can call. With typed
+   * `params` (ExportOptions, doc/remote-admin.md) it may also be offered as an ad-hoc command
+   * (`command`, mod_adhoc) and over Jabber-RPC (`rpc`, mod_rpc); a declaration with problems is
+   * refused (CoreError MODULE_INVALID).
+   */
+  export<const P extends readonly ParamSpec[]>(name: string, fn: (...args: ArgsOf<P>) => unknown, options: ExportOptions<P>): void;
+  export(name: string, fn: (...args: never[]) => unknown, description?: string): void;
+  export(name: string, fn: (...args: never[]) => unknown, options: string | ExportOptions = ''): void {
+    const call = fn as (...args: unknown[]) => unknown;
+    if (typeof options === 'string') {
+      this.exports.set(name, { description: options, fn: call });
+      return;
+    }
+    const problems = checkExportOptions(name, options);
+    if (problems.length) throw new CoreError('MODULE_INVALID', `module ${this.name}: export ${name}: ${problems.join('; ')}`);
+    const description = options.description ?? '';
+    this.exports.set(name, { description, fn: call, options });
+    if (options.params) {
+      const item: ExportItem = { module: this.name, host: this.host, name, description, options, call: async (...args) => call(...args) };
+      this.addItem('export', item);
+    }
+  }
+
+  // -- remote administration
+
+  /**
+   * Whether `jid` (any resource) administers `host` (this module's host by default): its bare
+   * JID is in the global `admins` or in that host's `admins`.
+   */
+  isAdmin(jid: string, host: string = this.host): boolean {
+    const global = this.server.config.get<string[]>(undefined, 'admins') ?? [];
+    const own = host === '*' ? [] : this.server.config.hostEntry(host)?.options.admins ?? [];
+    return isAdminOf({ global, hosts: { [host]: own } }, jid, host);
+  }
+
+  /**
+   * Declare an ad-hoc command (XEP-0050; mod_adhoc offers it on this host, or on every host for a
+   * global module): the host item 'adhoc-command', removed on unload (its open sessions end).
+   */
+  command(def: CommandDefinition): void {
+    this.addItem('adhoc-command', def);
+  }
+
+  /**
+   * Resolve true when an external component (XEP-0114) for `host` is connected — at once if it
+   * already is — and false after `timeoutMs`, or when this module unloads (Go's `WaitFor`).
+   */
+  waitFor(host: string, timeoutMs: number): Promise<boolean> {
+    if (this.server.sessions.view().getComponent(host)) return Promise.resolve(true);
+    if (this.signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let done = false;
+      const finish = (v: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        off();
+        this.signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      timer.unref();
+      const off = this.server.events.on('component-connected', (e) => {
+        if (e.host === host) finish(true);
+      }, 0, this.name);
+      this.signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /** Call a method exported by another module (on this host, or global). */

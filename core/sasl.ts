@@ -127,6 +127,8 @@ export interface SaslAccounts {
   checkPassword(host: string, username: string, password: string): Promise<boolean>;
   upgradeCredentials(host: string, username: string, password: string): Promise<ScramHash[]>;
   hasEveryAccount(host: string, hash: ScramHash): boolean;
+  /** A disabled account (XEP-0133) is refused with account-disabled once its credentials are proven. */
+  isDisabled?(host: string, username: string): Promise<boolean>;
 }
 
 /** Options of the built-in mechanisms and of the throttle that come from the configuration. */
@@ -194,7 +196,21 @@ export class SaslManager {
     const mechanism = this.get(name, ctx.host);
     if (!mechanism) return undefined;
     const attempt = this.throttle.attempt(ctx.host, ctx.conn?.ip);
-    return attempt.run(mechanism.start(ctx, (username) => attempt.admit(username)));
+    const exchange = attempt.run(mechanism.start(ctx, (username) => attempt.admit(username)));
+    const users = this.users;
+    return {
+      get claimedUser() {
+        return exchange.claimedUser;
+      },
+      // Checked after the credentials, so only the account's owner learns that it is disabled.
+      step: async (data) => {
+        const r = await exchange.step(data);
+        if (r.status === 'success' && (await users.isDisabled?.(ctx.host, r.username))) {
+          return { status: 'failure', condition: 'account-disabled', text: 'This account is disabled' };
+        }
+        return r;
+      },
+    };
   }
 
   private builtins(): SaslMechanism[] {

@@ -9,6 +9,7 @@ import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
 import { HostManager, type Host } from './hostmanager.ts';
+import { limitsFor } from './limits.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
 import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
 import { ModuleApi, type ModuleContext } from './moduleapi.ts';
@@ -22,6 +23,9 @@ import { StorageManager } from './storage/manager.ts';
 import { UserManager } from './usermanager.ts';
 
 const log = getLogger('core:server');
+
+/** Options read once when the listeners are bound. */
+const LISTENER_OPTIONS = ['c2sPorts', 'c2sDirectTlsPorts', 'componentPorts', 'httpPorts', 'interfaces'] as const;
 
 export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
@@ -62,7 +66,7 @@ export class Server {
     this.hosts = new HostManager((origin, stanza) => this.router.route(origin, stanza));
     const hostEvents = (h: string) => this.hosts.get(h)?.events;
     this.rosters = new RosterManager(this.storage);
-    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'));
+    this.sessions = new SessionManager(this.events, hostEvents, this.rosters, () => this.config.global('resourceConflict'), (host) => limitsFor(this.config, host).sessionsPerAccount);
     this.users = new UserManager(this.storage, this.events, hostEvents, (host, username) => {
       for (const s of [...this.sessions.all]) {
         if (s.host === host && s.username === username && s.type === 'c2s') s.close({ condition: 'not-authorized', text: 'Account removed' });
@@ -100,6 +104,8 @@ export class Server {
       hostNames: () => this.hosts.names(),
       virtualHostNames: () => this.config.hosts.filter((h) => h.kind === 'virtualhost').map((h) => h.name),
       reloadConfig: () => this.reloadConfig(),
+      limits: (host) => limitsFor(this.config, host),
+      reloadCertificates: () => this.reloadCertificates(),
     });
   }
 
@@ -145,8 +151,15 @@ export class Server {
     const next = await loadConfig(file);
     const hostNames = this.currentConfig.hosts.map((h) => h.name);
     const before = new Map(hostNames.map((h) => [h, new Set(this.modulesFor(h))]));
+    const previous = this.currentConfig;
     this.currentConfig = next;
     const changes: string[] = [];
+    // Listeners are bound once: a changed port or interface takes a restart.
+    for (const key of LISTENER_OPTIONS) {
+      const was = JSON.stringify(previous.raw[key] ?? null);
+      const is = JSON.stringify(next.raw[key] ?? null);
+      if (was !== is) changes.push(`${key} changed (${was} → ${is}): restart needed`);
+    }
     for (const h of next.hosts.map((x) => x.name)) if (!before.has(h)) changes.push(`host ${h} added: restart to activate it`);
     for (const [host, old] of before) {
       if (!next.hostEntry(host)) {
@@ -172,8 +185,22 @@ export class Server {
         }
       }
     }
-    log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no module changes)');
+    // Certificates are re-read too (a `tls` path may have changed, or the files on disk).
+    for (const r of await this.certs.reload()) {
+      if (r.status === 'updated') changes.push(`certificate of ${r.host} reloaded from ${r.certFile}`);
+      if (r.status === 'failed') changes.push(`certificate of ${r.host} not reloaded: ${r.error ?? r.problem ?? 'failed'}`);
+    }
+    log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no changes)');
     return changes;
+  }
+
+  /** Re-read every host's certificate and key (SIGHUP does it with the config); sessions stay. */
+  async reloadCertificates(): Promise<string[]> {
+    return (await this.certs.reload()).map((r) => {
+      const until = r.notAfter ? `, valid until ${r.notAfter.toISOString()}` : '';
+      if (r.status === 'failed') return `${r.host}: not reloaded: ${r.error ?? r.problem ?? 'failed'} (the previous certificate stays)`;
+      return `${r.host}: ${r.status} (${r.certFile}${until})`;
+    });
   }
 
   /** The options object configured for module `name`: global (host undefined) or the host's own. */

@@ -16,7 +16,9 @@ import { getLogger, type Logger } from './util/log.ts';
 import { isStanzaKind, type Stanza } from './util/stanza.ts';
 import type { Roster } from './rostermanager.ts';
 
-export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local';
+export type SessionType = 'c2s_unauthed' | 'c2s' | 'component_unauthed' | 'component' | 'local'
+  // an incoming server-to-server stream (mod_s2s): before and after the peer authenticated a domain
+  | 's2sin_unauthed' | 's2sin';
 
 export interface CloseReason {
   condition: StreamErrorCondition;
@@ -30,6 +32,8 @@ export interface StreamOps {
   close(reason?: CloseReason): void;
   /** Expect a new stream header (after STARTTLS or SASL success, RFC 6120 §4.3.3). */
   reset?(): void;
+  /** Elements waiting for the peer to read (its socket buffer is full). */
+  queued?(): number;
 }
 
 let sessionCounter = 0;
@@ -182,6 +186,11 @@ export class Session {
     this.notopen = carrier.notopen;
     this.lang = carrier.lang;
     this.hibernating = false;
+  }
+
+  /** Elements waiting for the client to read (limits.sendQueue bounds them). */
+  get queued(): number {
+    return this.ops.queued?.() ?? 0;
   }
 
   /** Stream restart: the next data must be a new stream header. */

@@ -81,6 +81,8 @@ export class SessionManager implements SessionRegistry, SessionControl {
     private readonly hostEvents: (host: string) => EventBus<HostEvents> | undefined,
     private readonly rosters: RosterManager,
     private readonly conflictPolicy: () => ResourceConflictPolicy,
+    /** Connected resources one account may have on `host` (0: unlimited); `limits.sessionsPerAccount`. */
+    private readonly maxSessions: (host: string) => number = () => 0,
   ) {}
 
   private fire(name: SessionEventName, host: string | undefined, event: SessionEvent): void {
@@ -156,6 +158,13 @@ export class SessionManager implements SessionRegistry, SessionControl {
     }
     let resource = requested ?? generateResource();
     const existing = user.sessions.get(resource);
+    // RFC 6120 §7.6.2.1: the account has reached its number of connected resources (a resource
+    // that replaces an existing one does not add to it).
+    const max = this.maxSessions(host);
+    if (max > 0 && user.sessions.size >= max && !(existing && requested && this.conflictPolicy() === 'kick_old')) {
+      this.log.info('%s@%s has %d connected resources (the limit): refusing another', username, host, user.sessions.size);
+      return { ok: false, condition: 'resource-constraint' };
+    }
     if (existing) {
       const policy = requested ? this.conflictPolicy() : 'random';
       if (policy === 'kick_new') return { ok: false, condition: 'conflict' };

@@ -201,6 +201,35 @@ export class UserManager {
     return this.accounts(host).users();
   }
 
+  // ---- disabled accounts (XEP-0133 disable-user / reenable-user) ---------------------------------
+  // A separate store, 'accounts_disabled' (user → { since: ms }), so account records stay as they
+  // are; SASL refuses a disabled account with account-disabled (RFC 6120 §6.5.2), after its
+  // credentials were proven. Purged with the user's other data when the account is deleted.
+
+  private disabledStore(host: string): KeyValStore {
+    return this.storage.keyval(host, 'accounts_disabled');
+  }
+
+  /** Disable or re-enable an existing account (closing its sessions is the caller's). */
+  async setDisabled(host: string, username: string, disabled: boolean): Promise<void> {
+    const u = this.prepUsername(username);
+    await this.serialized(host, u, async () => {
+      if (!(await this.exists(host, u))) throw new CoreError('USER_NOT_FOUND', `${u}@${host} does not exist`);
+      if (disabled) await this.disabledStore(host).set(u, { since: Date.now() });
+      else await this.disabledStore(host).set(u, undefined);
+    });
+    this.log.info('%s account %s@%s', disabled ? 'disabled' : 're-enabled', u, host);
+  }
+
+  async isDisabled(host: string, username: string): Promise<boolean> {
+    const u = nodeprep(username);
+    return u ? (await this.disabledStore(host).get(u)) !== undefined : false;
+  }
+
+  async listDisabled(host: string): Promise<string[]> {
+    return this.disabledStore(host).users();
+  }
+
   private fire(name: 'user-created' | 'user-password-changed', host: string, event: UserEvent): void {
     this.hostEvents(host)?.emit(name, event);
     this.events.emit(name, event);

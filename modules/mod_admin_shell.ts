@@ -159,7 +159,7 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       },
     }],
     ['session list', {
-      usage: 'session list', help: 'client and component sessions',
+      usage: 'session list', help: 'client and component sessions, with their limits (inbound rate, stanzas waiting to be read) and state',
       run: async () => {
         // Client state (XEP-0352) with mod_csi's held/flushed counts; stream management's hibernation.
         const csi = new Map<string, { held: number; heldTotal: number; flushed: number }>();
@@ -170,7 +170,12 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
         return table(a.listSessions().map((s) => {
           const c = csi.get(s.id);
           const state = [s.hibernating ? 'hibernating' : '', s.clientState === 'inactive' ? 'inactive' : '', c ? `held ${c.held} (${c.heldTotal} in all) flushed ${c.flushed}` : ''].filter(Boolean).join(' ');
-          return [s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`, ...(state ? [state] : [])];
+          return [
+            s.type, s.jid || '-', s.ip, s.tls, `${s.ageSeconds}s`,
+            `rate=${s.rate ? `${s.rate}B/s` : 'unlimited'}${s.shaped ? ' (held)' : ''}`, `throttled=${s.throttled}`,
+            `queued=${s.queued}/${s.sendQueue || 'unlimited'}`,
+            ...(state ? [state] : []),
+          ];
         }));
       },
     }],
@@ -212,7 +217,27 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
     ['server version', { usage: 'server version', help: 'Cadence version', run: () => a.serverInfo().version }],
     ['config reload', {
       usage: 'config reload', help: 're-read the config file (like SIGHUP)',
-      run: async () => (await a.reloadConfig()).join('\n') || 'no module changes',
+      run: async () => (await a.reloadConfig()).join('\n') || 'no changes',
+    }],
+    ['cert reload', {
+      usage: 'cert reload', help: 're-read every host\'s certificate and key (new connections get them; sessions stay)',
+      run: async () => (await a.reloadCertificates()).join('\n') || 'no certificates',
+    }],
+    // Federation (mod_s2s's exports 'list' and 'close').
+    ['s2s list', {
+      usage: 's2s list', help: 'server-to-server streams: direction, domains, authentication, TLS, age',
+      run: async () => {
+        const rows = (await a.callExport('*', 's2s', 'list', [])) as { direction: string; local: string; remote: string; auth: string; tls: string; ageSeconds: number; state: string; queued?: number }[];
+        return table(rows.map((r) => [r.direction, r.local, r.remote, r.auth, r.tls, `${r.ageSeconds}s`, r.state, r.queued === undefined ? '' : `queued ${r.queued}`]));
+      },
+    }],
+    ['s2s close', {
+      usage: 's2s close DOMAIN', help: 'close every server-to-server stream with DOMAIN',
+      run: async ([domain]) => {
+        if (!domain) throw new Error('usage: s2s close DOMAIN');
+        const n = (await a.callExport('*', 's2s', 'close', [domain])) as number;
+        return `closed ${n} stream${n === 1 ? '' : 's'} with ${domain}`;
+      },
     }],
   ];
   const commands = new Map(list);

@@ -5,8 +5,10 @@
 // unauthenticatedTimeout, keepaliveInterval }`), whitespace keepalives, and the hand-over of
 // stanzas to the router. Stanzas before
 // authentication are offered to `unauthenticated-stanza/<kind>` on the host (XEP-0077), never routed.
+// The host's `limits` (core/limits.ts) apply here: inbound rate shaping, connections per
+// address, and the bound on stanzas waiting for a client that does not read.
 import { Element } from '@xmpp/xml';
-import { defineModule, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
+import { addressKey, defineModule, errorReply, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
@@ -23,8 +25,10 @@ export default defineModule({
     const streams = new Map<Session, XmlStream>();
     /** Each connection's hand-over for stream resumption (XEP-0198), by the session it carries. */
     const carriers = new Map<Session, Carrier>();
+    /** Open connections per source address (addressKey), for limits.connectionsPerAddress. */
+    const perAddress = new Map<string, number>();
 
-    const accept = (conn: Connection) => acceptConnection(module, conn, streams, carriers, limits);
+    const accept = (conn: Connection) => acceptConnection(module, conn, streams, carriers, limits, perAddress);
     const network = module.privileged.network;
     await network.listen({ name: 'c2s', ports: module.config('c2sPorts'), onConnection: accept });
     const tlsPorts = module.config('c2sDirectTlsPorts');
@@ -35,7 +39,11 @@ export default defineModule({
     // Authenticated clients get the larger stanza size limit and no timeout; whatever the client
     // pipelined behind its last authentication message is dropped, never run as authenticated.
     module.hookGlobal('authentication-success', ({ session }) => {
-      streams.get(session)?.authenticated(limits(true));
+      const stream = streams.get(session);
+      if (!stream) return;
+      stream.authenticated(limits(true));
+      const l = module.limits(session.host);
+      session.conn?.setReadRate(l.rate, l.burst);
     });
 
     // Whitespace keepalives keep NAT mappings and idle-killing proxies from dropping clients.
@@ -74,15 +82,24 @@ function acceptConnection(
   streams: Map<Session, XmlStream>,
   carriers: Map<Session, Carrier>,
   limits: (authenticated: boolean) => StreamLimits,
+  perAddress: Map<string, number>,
 ): void {
+  const address = addressKey(conn.ip);
+  perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+  // Until the stream header names the host: the global limits.
+  const global = module.limits('*');
+  conn.setReadRate(global.unauthenticatedRate, global.unauthenticatedBurst);
   const stream: XmlStream = new XmlStream({
     conn,
     limits: limits(false),
     unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
     headerAttrs: () => ({ xmlns: NS.client, 'xmlns:stream': NS.streams, from: session.host, to: peerFrom, version: '1.0', 'xml:lang': 'en' }),
-    describe: () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client'),
+    describe: () => describe(),
     log: module.log,
     onEnd: (graceful, reason) => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
       if (released) return;
       streams.delete(session);
       carriers.delete(session);
@@ -91,9 +108,18 @@ function acceptConnection(
         && module.fireOnHost(session.host, 'c2s-connection-lost', { session, reason }) !== undefined) return;
       sessions.destroy(session, reason);
     },
+    sendQueueLimit: () => module.limits(session.host).sendQueue || Infinity,
+    onSendQueueFull: () => {
+      const limit = module.limits(session.host).sendQueue;
+      const host = session.host;
+      const who = describe();
+      const undelivered = stream.abandon({ condition: 'policy-violation', text: `More than ${limit} stanzas waiting: the client does not read` });
+      if (host) reroute(module, host, undelivered, who);
+    },
   });
   /** Set once the session this stream carried was resumed on another connection. */
   let released = false;
+  const describe = () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client');
   // The client's 'from' in its header, echoed as our 'to' (RFC 6120 §4.7.2).
   let peerFrom: string | undefined;
 
@@ -102,6 +128,7 @@ function acceptConnection(
     send: (x) => stream.send(x),
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
+    queued: () => stream.queued,
   });
   streams.set(session, stream);
   const carrier: Carrier = {
@@ -131,6 +158,16 @@ function acceptConnection(
     if (!to || module.hosts.kind(to) !== 'virtualhost' || (session.host && session.host !== to)) {
       close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
       return;
+    }
+    if (!session.host) {
+      const l = module.limits(to);
+      const open = perAddress.get(address) ?? 0;
+      if (l.connectionsPerAddress > 0 && open > l.connectionsPerAddress) {
+        session.host = to;
+        close({ condition: 'policy-violation', text: `Too many connections from your address (at most ${l.connectionsPerAddress})` });
+        return;
+      }
+      conn.setReadRate(l.unauthenticatedRate, l.unauthenticatedBurst);
     }
     session.host = to;
     if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
@@ -171,7 +208,13 @@ function acceptConnection(
   stream.parser.on('stanza', (el) => {
     const host = session.host;
     if (session.notopen || !host) return;
-    const ns = (el as Stanza).attrs.xmlns;
+    let ns = (el as Stanza).attrs.xmlns;
+    // A stanza may restate the stream's default namespace (valid XML, RFC 6120 §4.8.3); drop the
+    // declaration so it routes, and leaves on other streams, like any other stanza.
+    if (ns === NS.client && isStanzaKind(el.name)) {
+      delete (el as Stanza).attrs.xmlns;
+      ns = undefined;
+    }
     if (ns === undefined && isStanzaKind(el.name)) {
       const stanza = el as Stanza;
       if (session.type !== 'c2s') {
@@ -196,4 +239,25 @@ function acceptConnection(
     if (session.type === 'c2s') routing.inOrder(session, element);
     else element();
   });
+}
+
+/**
+ * Stanzas a client never received (it stopped reading and was closed) go where an unavailable
+ * resource's would (RFC 6121 §8.5.3.2, §8.5.3.3; RFC 6120 §10.5.3): messages are routed again —
+ * to the account's other resources or offline storage —, an iq request is answered with
+ * service-unavailable, presence and iq results/errors are dropped.
+ */
+function reroute(module: GlobalModuleApi<typeof STREAM_OPTIONS>, host: string, stanzas: Stanza[], who: string): void {
+  let messages = 0;
+  let iqs = 0;
+  for (const stanza of stanzas) {
+    if (stanza.name === 'message') {
+      messages++;
+      module.sendFrom(host, stanza);
+    } else if (stanza.name === 'iq' && (stanza.attrs.type === 'get' || stanza.attrs.type === 'set')) {
+      iqs++;
+      module.sendFrom(host, errorReply(stanza, 'cancel', 'service-unavailable'));
+    }
+  }
+  module.log.info('%s did not read: %d messages routed again, %d iq requests answered with service-unavailable, %d other stanzas dropped', who, messages, iqs, stanzas.length - messages - iqs);
 }

@@ -15,7 +15,7 @@
 // refused with a <conflict/> stream error (the established one stays).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { attrsOf, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, STREAM_OPTIONS, type StreamLimits } from '../core/api.ts';
+import { attrsOf, defineModule, isStanzaKind, NS, prep, split, StanzaError, startKeepalives, streamLimits, XmlStream, type CloseReason, type ComponentConnectedEvent, type ComponentDisconnectedEvent, type ComponentStanzaEvent, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaEvent, STREAM_OPTIONS, type StreamLimits } from '../core/api.ts';
 
 interface Shared {
   module: GlobalModuleApi<typeof STREAM_OPTIONS>;
@@ -195,6 +195,8 @@ function acceptConnection(shared: Shared, conn: Connection): void {
       routing.bounce(session, el, 'modify', 'bad-request', "A component's stanzas must have a 'to' address");
       return;
     }
+    // Privileged components (mod_privilege, XEP-0356) may have it taken over before routing.
+    if (module.fire('component-stanza', { host, stanza: el } satisfies ComponentStanzaEvent) !== undefined) return;
     routing.route(session, el);
   };
 

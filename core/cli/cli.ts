@@ -1,6 +1,8 @@
 // The `cadence` command. Operator contract (keep stable):
 //   cadence [-c|--config PATH] <command> [args]
-//   start | adduser JID | passwd JID | deluser JID | check [--options] | about | shell [COMMAND…]
+//   start | adduser JID | passwd JID | deluser JID [--yes] | user list [HOST] | check [--options]
+//   | about | shell [COMMAND…] | cert import DIR… | backup FILE | restore FILE
+//   | import prosody DIR | import xep0227 FILE | export xep0227 FILE [HOST…]
 // Passwords come from a prompt, or from stdin when stdin is not a TTY — never from arguments.
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,7 +12,7 @@ import { coreFeatures } from '../features.ts';
 import { prep, split } from '../util/jid.ts';
 import { setLogLevel } from '../util/log.ts';
 import { loadConfig, Server, VERSION, ROOT_DIR } from '../server.ts';
-import type { Config } from '../config.ts';
+import { DEFAULTS, type Config } from '../config.ts';
 import { importDefault } from '../loader.ts';
 import type { AnyModuleDefinition } from '../moduleapi.ts';
 
@@ -20,12 +22,24 @@ Commands:
   start              run the server (logs "ready <addresses>" when it accepts connections)
   adduser JID        create an account (password from prompt, or stdin when not a TTY)
   passwd JID         change an account's password
-  deluser JID        delete an account and all its data
+  deluser JID [--yes]
+                     delete an account and all its data (asks on a terminal; --yes for scripts)
+  user list [HOST]   the accounts, of every virtual host or of one
   check [--options]  validate the config; show which modules would load, which are filtered
                      and why; with --options, every module's declared options
   about              version, paths and core features
   shell [COMMAND…]   admin shell of the running server (needs mod_admin_shell); interactive
                      without a command, e.g. 'shell module reload NAME [HOST]'
+  cert import DIR…   copy each host's certificate and key found in DIR (Let's Encrypt's
+                     live/, *.crt + *.key, …) to <dataDir>/certs; a running server reloads
+  backup FILE        a consistent copy of the SQLite database, also while the server runs
+  restore FILE       replace the database with a backup (the server must be stopped)
+  import prosody DIR [--replace] [--dry-run]
+                     accounts (with their passwords), rosters, vCards, offline messages,
+                     private XML and blocklists from a Prosody data directory
+  import xep0227 FILE [--replace] [--dry-run]
+  export xep0227 FILE [HOST…]
+                     XEP-0227 (portable import/export) files
 
 The default config is ./prosody-like.cfg.ts.`;
 
@@ -91,6 +105,20 @@ export async function main(argv: string[]): Promise<number> {
         const { runShell } = await import('./shell-client.ts');
         return await runShell(args.config, args.rest);
       }
+      case 'user':
+        if (args.rest[0] !== 'list') return fail(`unknown command 'user ${args.rest[0] ?? ''}' (user list [HOST])`);
+        return await (await import('./operator.ts')).userList(await loadConfig(args.config), args.rest[1]);
+      case 'backup':
+        return await (await import('./operator.ts')).backup(await loadConfig(args.config), args.rest[0]);
+      case 'restore':
+        return await (await import('./operator.ts')).restore(await loadConfig(args.config), args.rest[0]);
+      case 'cert':
+        if (args.rest[0] !== 'import') return fail(`unknown command 'cert ${args.rest[0] ?? ''}' (cert import DIR…)`);
+        return await (await import('./operator.ts')).certImport(await loadConfig(args.config), args.rest.slice(1));
+      case 'import':
+        return await (await import('./operator.ts')).importData(await loadConfig(args.config), args.rest);
+      case 'export':
+        return await (await import('./operator.ts')).exportData(await loadConfig(args.config), args.rest);
       default:
         return fail(`unknown command '${args.command}'\n${USAGE}`);
     }
@@ -140,7 +168,7 @@ async function start(args: Args): Promise<number> {
 }
 
 async function userCommand(args: Args): Promise<number> {
-  const jid = args.rest[0];
+  const jid = args.rest.find((a) => !a.startsWith('--'));
   if (!jid) return fail(`${args.command} needs a JID (user@host)`);
   const p = prep(jid);
   const parts = p ? split(p) : undefined;
@@ -149,6 +177,12 @@ async function userCommand(args: Args): Promise<number> {
   const config = await loadConfig(args.config);
   if (!config.hosts.some((h) => h.name === host && h.kind === 'virtualhost')) {
     return fail(`host '${host}' is not a virtual host of ${args.config}`);
+  }
+  if (args.command === 'deluser' && !args.rest.includes('--yes')) {
+    // Deleting an account cannot be undone: a person confirms it, a script says so with --yes.
+    if (!process.stdin.isTTY) return fail(`deluser: not confirmed: add --yes to delete ${node}@${host} from a script`);
+    const answer = await ask(`Delete ${node}@${host} and all its data (roster, vCard, offline messages, …)? [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) return fail('deluser: not confirmed: nothing deleted');
   }
   const password = args.command === 'deluser' ? '' : await readPassword();
   if (args.command !== 'deluser' && !password) return fail('empty password');
@@ -194,6 +228,17 @@ async function readPassword(): Promise<string> {
   const second = await prompt('Again: ');
   if (first !== second) throw new CoreError('CONFIG_INVALID', 'the passwords differ');
   return first;
+}
+
+/** A question answered on the terminal, with echo. */
+function ask(question: string): Promise<string> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+  return new Promise((resolve) => {
+    rl.question(question, (answer) => {
+      rl.close();
+      resolve(answer);
+    });
+  });
 }
 
 function prompt(question: string): Promise<string> {
@@ -259,8 +304,64 @@ async function check(args: Args): Promise<number> {
       }
     }
   }
+  problems += checkPorts(config, out);
+  problems += await checkCerts(config, out);
   out(problems ? `\n${problems} problem(s) found` : '\nall good');
   return problems ? 1 : 0;
+}
+
+/** Listener ports: none for clients, one port in two lists. */
+function checkPorts(config: Config, out: (s: string) => void): number {
+  let problems = 0;
+  out('\nports:');
+  const lists = ['c2sPorts', 'c2sDirectTlsPorts', 'componentPorts', 'httpPorts'] as const;
+  const seen = new Map<number, string>();
+  for (const key of lists) {
+    const ports = config.get<number[]>(undefined, key) ?? (key in DEFAULTS ? (DEFAULTS[key as keyof typeof DEFAULTS] as number[]) : []);
+    for (const port of ports) {
+      if (port === 0) continue; // an ephemeral port each time
+      const other = seen.get(port);
+      if (other) {
+        out(`  ! port ${port} is listed twice (${other} and ${key}): the second listener cannot bind`);
+        problems++;
+      } else {
+        seen.set(port, key);
+      }
+    }
+  }
+  const c2s = config.get<number[]>(undefined, 'c2sPorts') ?? DEFAULTS.c2sPorts;
+  const direct = config.get<number[]>(undefined, 'c2sDirectTlsPorts') ?? DEFAULTS.c2sDirectTlsPorts;
+  if (!c2s.length && !direct.length) {
+    out('  ! c2sPorts and c2sDirectTlsPorts are both empty: no client can connect');
+    problems++;
+  } else if (!c2s.length) {
+    out('  - c2sPorts is empty: clients connect with direct TLS only (XEP-0368), most need an SRV record for it');
+  }
+  const external = config.hosts.some((h) => h.kind === 'component' && (h.options as { secret?: string }).secret !== undefined);
+  const components = config.get<number[]>(undefined, 'componentPorts') ?? DEFAULTS.componentPorts;
+  if (external && !components.length) {
+    out('  ! componentPorts is empty but external components are configured: they cannot connect');
+    problems++;
+  }
+  if (!problems) out(`  + ${[...seen].map(([p, k]) => `${k} ${p}`).join(', ') || 'ephemeral ports only'}`);
+  return problems;
+}
+
+/** Each host's certificate: present, valid, not expiring soon, covering the host's name. */
+async function checkCerts(config: Config, out: (s: string) => void): Promise<number> {
+  const { certificateTargets, checkCertificates } = await import('../net/cert-check.ts');
+  let problems = 0;
+  out('\ncertificates:');
+  for (const r of await checkCertificates(certificateTargets(config))) {
+    const until = r.notAfter ? `, valid until ${r.notAfter.toISOString().slice(0, 10)}` : '';
+    const names = r.matchedBy ? Object.entries(r.matchedBy).map(([svc, m]) => `${svc} by ${String(m)}`).join(', ') : '';
+    out(`  ${r.ok ? '+' : '!'} ${r.domain}: ${r.certFile}${until}${names ? ` (${names})` : ''}`);
+    for (const f of r.findings) {
+      out(`      ${f.severity}: ${f.message}`);
+      if (f.severity === 'error') problems++;
+    }
+  }
+  return problems;
 }
 
 function about(args: Args): number {

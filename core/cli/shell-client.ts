@@ -6,6 +6,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Config } from '../config.ts';
+import { CoreError } from '../util/errors.ts';
 import { loadConfig } from '../server.ts';
 
 interface Reply {
@@ -35,7 +36,9 @@ class ShellConnection {
     return new Promise((resolve, reject) => {
       const s = net.connect(socketPath, () => resolve(new ShellConnection(s)));
       s.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `no running server at ${socketPath} (is mod_admin_shell enabled?)` : err.message)),
+        reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? new CoreError('SERVER_NOT_RUNNING', `no server is running for this config (nothing listens on ${socketPath}); start it with 'cadence start', or check that mod_admin_shell is enabled`)
+          : new CoreError('SERVER_NOT_RUNNING', `cannot reach the server on ${socketPath}: ${err.message}`)),
       );
     });
   }

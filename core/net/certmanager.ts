@@ -170,6 +170,21 @@ export class CertManager {
     return this.defaultHost ? this.entries.get(this.defaultHost)?.context : undefined;
   }
 
+  /** The PEM pair for a host, looked up like context() (s2s builds contexts of its own with it). */
+  pem(host: string | undefined): { cert: string; key: string } | undefined {
+    if (host) {
+      let h: string = host;
+      for (;;) {
+        const c = this.entries.get(h);
+        if (c) return { cert: c.pair.certPem, key: c.pair.keyPem };
+        const dot = h.indexOf('.');
+        if (dot < 0) break;
+        h = h.slice(dot + 1);
+      }
+    }
+    return this.fallback;
+  }
+
   /** Certificate for clients that send no SNI (direct TLS listeners): the first host's, as loaded now. */
   get fallback(): { cert: string; key: string } | undefined {
     const e = this.defaultHost ? this.entries.get(this.defaultHost) : undefined;

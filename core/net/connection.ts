@@ -25,6 +25,11 @@ export class Connection {
   private closeHandlers: CloseHandler[] = [];
   private closed = false;
   lastActivity = Date.now();
+  /** Inbound rate shaping (token bucket); undefined: read as fast as the peer sends. */
+  private bucket: { rate: number; burst: number; tokens: number; stamp: number } | undefined;
+  private shapingTimer: NodeJS.Timeout | undefined;
+  /** Times reading was paused by the rate limit (shown in `shell session list`). */
+  throttled = 0;
 
   constructor(socket: Socket, readonly service: string, readonly localPort: number) {
     this.id = `${service}${nextId++}`;
@@ -39,7 +44,11 @@ export class Connection {
   private attach(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => {
       this.lastActivity = Date.now();
+      if (this.bucket !== undefined) this.shape(chunk.length);
       this.dataHandler?.(chunk);
+    });
+    socket.on('drain', () => {
+      for (const h of this.drainHandlers) h();
     });
     socket.on('error', () => {
       /* reported through 'close' (hadError) */
@@ -50,6 +59,7 @@ export class Connection {
   private onSocketClose(socket: Socket, hadError: boolean): void {
     if (socket !== this.socket || this.closed) return;
     this.closed = true;
+    if (this.shapingTimer) clearTimeout(this.shapingTimer);
     for (const h of this.closeHandlers) h(hadError);
     this.closeHandlers = [];
   }
@@ -70,7 +80,64 @@ export class Connection {
     return this.socket.writableLength;
   }
 
-  write(data: string): boolean {
+  /** Whether the socket's own buffer is full: what is written now waits in memory. */
+  get needsDrain(): boolean {
+    return this.socket.writableNeedDrain;
+  }
+
+  private drainHandlers: (() => void)[] = [];
+
+  /** Called whenever the socket's buffer has emptied after being full. */
+  onDrain(handler: () => void): void {
+    this.drainHandlers.push(handler);
+  }
+
+  /**
+   * Shape inbound traffic: `rate` bytes per second sustained, `burst` bytes at once (0: unlimited).
+   * Past the allowance reading pauses (TCP then slows the peer down) until the bucket refills.
+   */
+  setReadRate(rate: number, burst: number): void {
+    if (rate <= 0) {
+      this.bucket = undefined;
+      if (this.shapingTimer) this.resumeShaped();
+      return;
+    }
+    const size = Math.max(burst, 1);
+    const tokens = this.bucket ? Math.min(this.bucket.tokens, size) : size;
+    this.bucket = { rate, burst: size, tokens, stamp: Date.now() };
+  }
+
+  /** The inbound rate in force (bytes/s), 0 when unshaped. */
+  get readRate(): number {
+    return this.bucket?.rate ?? 0;
+  }
+
+  private shape(bytes: number): void {
+    const b = this.bucket!;
+    const now = Date.now();
+    b.tokens = Math.min(b.burst, b.tokens + ((now - b.stamp) * b.rate) / 1000);
+    b.stamp = now;
+    b.tokens -= bytes;
+    if (b.tokens >= 0 || this.shapingTimer !== undefined) return;
+    // The chunk in hand is still processed (it is the debt); the next waits for the refill.
+    this.throttled++;
+    this.socket.pause();
+    this.shapingTimer = setTimeout(() => this.resumeShaped(), Math.ceil((-b.tokens * 1000) / b.rate));
+  }
+
+  private resumeShaped(): void {
+    if (this.shapingTimer) clearTimeout(this.shapingTimer);
+    this.shapingTimer = undefined;
+    if (!this.closed && !this.heldByOwner) this.socket.resume();
+  }
+
+  /** Whether reading is paused by the rate limit right now. */
+  get shaped(): boolean {
+    return this.shapingTimer !== undefined;
+  }
+
+  /** Write; `flushed` is called once the data has left for the kernel (not when the socket is destroyed first). */
+  write(data: string, flushed?: () => void): boolean {
     const socket = this.socket;
     if (this.closed || socket.destroyed) return false;
     this.lastActivity = Date.now();
@@ -80,7 +147,10 @@ export class Connection {
       socket.cork();
       process.nextTick(uncork, this, socket);
     }
-    return socket.write(data);
+    if (flushed === undefined) return socket.write(data);
+    return socket.write(data, (err) => {
+      if (!err) flushed();
+    });
   }
 
   /** @internal */
@@ -101,25 +171,35 @@ export class Connection {
 
   destroy(): void {
     this.dataHandler = undefined;
+    if (this.shapingTimer) clearTimeout(this.shapingTimer);
     this.socket.destroy();
   }
 
+  /** Paused by its owner (e.g. during an asynchronous SASL step), apart from rate shaping. */
+  private heldByOwner = false;
+
   pause(): void {
+    this.heldByOwner = true;
     this.socket.pause();
   }
 
+  /** Resume reading, unless the rate limit still holds it (it then resumes when the bucket refills). */
   resume(): void {
-    this.socket.resume();
+    this.heldByOwner = false;
+    if (this.shapingTimer === undefined) this.socket.resume();
   }
 
   /** Upgrade to TLS in place (STARTTLS, RFC 6120 §5). Resolves once the handshake is done. */
-  starttls(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined): Promise<void> {
+  starttls(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined, options: { requestCert?: boolean } = {}): Promise<void> {
     const raw = this.socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     const secure = new tls.TLSSocket(raw, {
       isServer: true,
       secureContext: context,
+      // s2s asks for the peer's certificate (judged by the module, never refused by OpenSSL here).
+      requestCert: options.requestCert ?? false,
+      rejectUnauthorized: false,
       SNICallback: sniContext
         ? (name, cb) => cb(null, sniContext(name) ?? context)
         : undefined,

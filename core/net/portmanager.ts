@@ -20,6 +20,10 @@ export interface ListenerSpec {
   interfaces?: string[];
   /** Direct TLS (XEP-0368): the handshake happens before the XML stream. */
   directTls?: boolean;
+  /** Direct TLS: the ALPN protocol (default 'xmpp-client'; s2s: 'xmpp-server'). */
+  alpn?: string;
+  /** Direct TLS: ask for the peer's certificate (judged by the module; never refused here). */
+  requestCert?: boolean;
   onConnection(conn: Connection): void;
 }
 
@@ -58,7 +62,7 @@ export class PortManager {
             // look at the ClientHello while an ACME TLS-ALPN-01 validation is under way), and
             // the certificate is looked up per connection — SNI through the CertManager, the
             // no-SNI default replaced whenever the CertManager reloads.
-            const tlsServer = tls.createServer({ ...this.tlsDefaults(), SNICallback: this.certs.sni, ALPNProtocols: ['xmpp-client'] });
+            const tlsServer = tls.createServer({ ...this.tlsDefaults(), SNICallback: this.certs.sni, ALPNProtocols: [spec.alpn ?? 'xmpp-client'], requestCert: spec.requestCert ?? false, rejectUnauthorized: false });
             tlsServer.on('secureConnection', accept);
             tlsServer.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
               log('%s: TLS handshake failed from %s: %s', spec.name, socket.remoteAddress, err.message);

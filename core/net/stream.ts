@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { Connection } from './connection.ts';
 import type { Logger } from '../util/log.ts';
 import type { CloseReason } from '../session.ts';
-import { streamErrorElement } from '../util/stanza.ts';
+import { isStanzaKind, streamErrorElement, type Stanza } from '../util/stanza.ts';
 import { XmppStreamParser, streamHeader, type StreamLimits } from '../util/stream-parser.ts';
 
 export interface XmlStreamOptions {
@@ -27,7 +27,16 @@ export interface XmlStreamOptions {
   log: Logger;
   /** The stream ended: graceful when closed with </stream:stream> by either side. */
   onEnd(graceful: boolean, reason?: CloseReason): void;
+  /**
+   * How many elements may wait in memory while the connection's socket buffer is full (the peer
+   * does not read); past it `onSendQueueFull` runs. Without it, writes are never held back.
+   */
+  sendQueueLimit?(): number;
+  onSendQueueFull?(): void;
 }
+
+/** How long a peer with more than `sendQueueLimit()` elements waiting may take nothing before it is given up. */
+export const STALL_MS = 5000;
 
 export class XmlStream {
   readonly parser: XmppStreamParser;
@@ -35,9 +44,17 @@ export class XmlStream {
   private headerSent = false;
   private closing = false;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Written while the socket buffer was full: waiting for 'drain', in order. */
+  private waiting: { data: string; stanza: Stanza | undefined }[] = [];
+  /** Stanzas handed to the socket whose bytes have not left for the kernel yet. */
+  private readonly unflushed = new Set<Stanza>();
+  /** When the peer last took data (a drain), or when data began to wait. */
+  private lastProgress = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: XmlStreamOptions) {
     const { conn } = opts;
+    if (opts.sendQueueLimit) conn.onDrain(() => this.flushWaiting());
     this.parser = new XmppStreamParser(opts.limits);
     this.authTimer = setTimeout(() => this.close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), opts.unauthenticatedTimeoutMs);
     this.authTimer.unref();
@@ -64,7 +81,72 @@ export class XmlStream {
 
   send(x: Element | string): boolean {
     if (this.closing) return false;
-    return this.opts.conn.write(typeof x === 'string' ? x : this.opts.serialise ? this.opts.serialise(x) : x.toString());
+    const data = typeof x === 'string' ? x : this.opts.serialise ? this.opts.serialise(x) : x.toString();
+    const { conn, sendQueueLimit } = this.opts;
+    if (sendQueueLimit === undefined) return conn.write(data);
+    const stanza = typeof x !== 'string' && isStanzaKind(x.name) ? (x as Stanza) : undefined;
+    if (this.waiting.length > 0 || conn.needsDrain) {
+      if (this.waiting.length === 0) this.lastProgress = Date.now();
+      this.waiting.push({ data, stanza });
+      const limit = sendQueueLimit();
+      // Past the bound the peer gets STALL_MS to take something: a burst the server itself makes
+      // (offline messages, the presence of a large roster) is not a stalled reader.
+      if (this.waiting.length > limit) this.watchStall(limit);
+      return false;
+    }
+    return this.write(data, stanza);
+  }
+
+  /** Elements waiting for the peer to read (its socket buffer is full). */
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  private write(data: string, stanza: Stanza | undefined): boolean {
+    if (stanza === undefined) return this.opts.conn.write(data);
+    this.unflushed.add(stanza);
+    return this.opts.conn.write(data, () => this.unflushed.delete(stanza));
+  }
+
+  private watchStall(limit: number): void {
+    if (this.stallTimer !== undefined) return;
+    const since = Date.now() - this.lastProgress;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      if (this.closing || this.waiting.length <= limit) return;
+      if (Date.now() - this.lastProgress >= STALL_MS) this.opts.onSendQueueFull?.();
+      else this.watchStall(limit);
+    }, Math.max(STALL_MS - since, 10));
+    this.stallTimer.unref();
+  }
+
+  private flushWaiting(): void {
+    this.lastProgress = Date.now();
+    while (this.waiting.length > 0 && !this.opts.conn.needsDrain && !this.closing) {
+      const next = this.waiting.shift()!;
+      this.write(next.data, next.stanza);
+    }
+  }
+
+  /**
+   * Give up on a peer that does not read: the stream ends with `reason` at once (the error would
+   * wait behind what the peer does not read), and the stanzas it never received are returned —
+   * those waiting here and those whose bytes had not reached the kernel — for the caller to
+   * route elsewhere. What the kernel holds already still reaches the peer if it reads.
+   */
+  abandon(reason: CloseReason): Stanza[] {
+    if (this.closing) return [];
+    const undelivered = [...this.unflushed];
+    for (const w of this.waiting) if (w.stanza !== undefined) undelivered.push(w.stanza);
+    const waiting = this.waiting.length;
+    this.waiting = [];
+    this.unflushed.clear();
+    this.closing = true;
+    this.opts.log.warn('closing stream of %s from %s: %s (%s; %d elements waiting)', this.opts.describe(), this.opts.conn.ip, reason.condition, reason.text ?? '', waiting);
+    this.parser.stop();
+    this.opts.conn.destroy();
+    this.end(true, reason);
+    return undelivered;
   }
 
   /** Send our header (with a fresh stream id, returned). */
@@ -106,6 +188,8 @@ export class XmlStream {
     // The error and the closing tag in one write (one TLS record): some clients stop reading
     // after the error.
     if (this.headerSent) tail += '</stream:stream>';
+    // What waits for the socket goes first (closing flushes the socket's buffer).
+    for (const w of this.waiting.splice(0)) conn.write(w.data);
     if (tail) conn.write(tail);
     this.closing = true;
     // Nothing the peer sent after what made us close reaches a handler, even from the same read.
@@ -116,6 +200,7 @@ export class XmlStream {
 
   private end(graceful: boolean, reason?: CloseReason): void {
     if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.stallTimer) clearTimeout(this.stallTimer);
     this.parser.stop();
     this.opts.onEnd(graceful, reason);
   }

@@ -302,6 +302,11 @@ export class Room {
     return this.bySession.has(fullJid);
   }
 
+  /** Whether the session `fullJid` may see real JIDs (non-anonymous room, or it is a moderator here). */
+  showsJidsTo(fullJid: string): boolean {
+    return this.seesJids(this.bySession.get(fullJid));
+  }
+
   // ---- affiliations and roles ---------------------------------------------------------------
 
   /** The affiliation of a user: service admins are owners; an entry for the user's domain applies when the user has none. */

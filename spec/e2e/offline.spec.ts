@@ -237,7 +237,7 @@ describe('e2e: offline messages (XEP-0160)', function () {
     await romeo.send(chat('friar@localhost', id, 'for the old friar'));
     await sync(romeo);
     await romeo.expectNothing((s) => s.attrs.id === id, QUIET_MS);
-    const del = await server.cli(['deluser', 'friar@localhost']);
+    const del = await server.cli(['deluser', 'friar@localhost', '--yes']);
     assert.equal(del.code, 0, del.stderr);
     await server.adduser('friar', PASS);
     const friar = await connect('friar', 'new', 0);

@@ -63,9 +63,9 @@ describe('e2e: operator contract', function () {
     await assert.rejects(login(server, 'carol', 'first-pw'));
     const c = await login(server, 'carol', 'second-pw');
     await c.stop();
-    assert.equal((await server.cli(['deluser', jid])).code, 0);
+    assert.equal((await server.cli(['deluser', jid, '--yes'])).code, 0);
     await assert.rejects(login(server, 'carol', 'second-pw'));
-    assert.equal((await server.cli(['deluser', jid])).code, 1);
+    assert.equal((await server.cli(['deluser', jid, '--yes'])).code, 1);
   });
 
   it('refuses a JID of a host it does not serve', async function () {

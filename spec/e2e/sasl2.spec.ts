@@ -9,6 +9,7 @@ import { client as xmppClient } from '@xmpp/client';
 import { Element, RawClient, streamErrorCondition, TestClient, xml, type Sasl2Options } from '../helpers/client.ts';
 import { htInitiator } from '../helpers/sasl.ts';
 import { ROOT, startServer, type TestServer } from '../helpers/server.ts';
+import { startXmppJs } from '../helpers/xmppjs-start.ts';
 
 const NS_SASL = 'urn:ietf:params:xml:ns:xmpp-sasl';
 const NS_SASL2 = 'urn:xmpp:sasl:2';
@@ -355,7 +356,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       assert.equal((await sasl2({ user: 'alice', password: 'alice-new-pw' })).outcome.name, 'success');
       await server.cli(['passwd', 'alice@localhost'], `${USERS.alice}\n`);
 
-      const del = await server.cli(['deluser', 'frank@localhost']);
+      const del = await server.cli(['deluser', 'frank@localhost', '--yes']);
       assert.equal(del.code, 0, del.stderr);
       assert.equal(condition((await withToken('frank', frankId, frank.token, { from: '127.0.0.16' })).outcome), 'not-authorized');
       // Not even once the name is taken again.
@@ -383,7 +384,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
       xmpp.reconnect.stop();
       const dave = new TestClient(xmpp, 'dave');
       clients.push(dave);
-      dave.jid = (await xmpp.start()).toString();
+      dave.jid = (await startXmppJs(xmpp)).toString();
       assert.match(dave.jid, /^dave@localhost\/xmppjs\//);
       await server.waitForOutput(/authenticated dave@localhost from 127\.0\.0\.1 with SCRAM-SHA-1 \(SASL2\)/, 5000, from);
       const token = (await xmpp.fast.fetch()) as { token: string; mechanism: string } | undefined;
@@ -391,7 +392,7 @@ describe('e2e: SASL2, Bind2 and FAST', function () {
 
       await xmpp.stop();
       const again = server.output.length;
-      dave.jid = (await xmpp.start()).toString();
+      dave.jid = (await startXmppJs(xmpp)).toString();
       await server.waitForOutput(/authenticated dave@localhost from 127\.0\.0\.1 with HT-SHA-256-NONE \(SASL2\)/, 5000, again);
       assert.equal(server.output.slice(from).match(/authenticat(ed|ion failure for) dave@/g)?.length, 2, 'one SASL attempt per login');
 

@@ -139,6 +139,23 @@ describe('e2e: streams', function () {
     assert.equal(r.attrs.type, 'result');
   });
 
+  it("routes a stanza that restates xmlns='jabber:client' like any other", async function () {
+    const bob = await login(server, 'bob', 'bob-pass', { resource: 'phone', presence: true });
+    try {
+      const c = await raw();
+      c.openStream();
+      await c.starttls();
+      await c.authenticate('alice', 'alice-pass', 'ns');
+      c.write(`<iq xmlns='jabber:client' type='get' id='ns1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      assert.equal((await c.expect((el) => el.attrs.id === 'ns1')).attrs.type, 'result');
+      c.write(`<message xmlns='jabber:client' to='bob@localhost/phone' type='chat'><body>restated</body></message>`);
+      const m = await bob.expect((el) => el.name === 'message' && el.getChildText('body') === 'restated');
+      assert.equal(m.attrs.from, 'alice@localhost/ns');
+    } finally {
+      await bob.stop();
+    }
+  });
+
   it('closes the stream cleanly when the client closes it', async function () {
     const c = await raw();
     c.openStream();

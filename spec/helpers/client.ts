@@ -10,6 +10,7 @@ import { endPointHash } from '../../core/net/connection.ts';
 import { XmppStreamParser } from '../../core/util/stream-parser.ts';
 import { htInitiator, htVerify, saltedPassword, ScramClient, scramHash, type Hash } from './sasl.ts';
 import type { TestServer } from './server.ts';
+import { startXmppJs } from './xmppjs-start.ts';
 
 export { xml, Element };
 
@@ -132,7 +133,7 @@ export async function login(server: TestServer, username: string, password: stri
   // No reconnection in tests: a dropped stream must show.
   xmpp.reconnect.stop();
   const c = new TestClient(xmpp, `${username}/${opts.resource ?? '?'}`);
-  const address = await xmpp.start();
+  const address = await startXmppJs(xmpp);
   c.jid = address.toString();
   if (opts.presence) await c.send(xml('presence'));
   return c;
@@ -196,6 +197,11 @@ export class RawClient {
 
   openStream(to = 'localhost'): void {
     this.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='${to}' version='1.0'>`);
+  }
+
+  /** A fresh parser for the server's next stream header, without sending one (e.g. an s2s restart). */
+  resetParser(): void {
+    this.parser.reset();
   }
 
   /** After SASL success: a fresh parser and a new stream header. */

@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import type { TLSSocket } from 'node:tls';
 import { client, xml } from '@xmpp/client';
 import type { Element } from '@xmpp/xml';
+import { startXmppJs } from '../helpers/xmppjs-start.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -52,7 +53,8 @@ async function main(): Promise<boolean> {
     });
   });
 
-  const address = await xmpp.start();
+  // By 'online', not start() alone: see spec/helpers/xmppjs-start.ts.
+  const address = await startXmppJs(xmpp, (err) => out(`EVENT start-timeout ${oneLine(String(err))}`));
   const socket = (xmpp as unknown as { socket?: { socket?: TLSSocket } }).socket?.socket;
   out(`EVENT tls version=${socket?.getProtocol?.() ?? 'none'}`);
   out(`EVENT online jid=${address.toString()}`);

@@ -6,7 +6,7 @@
 // Pure: storage comes in as a MamArchive (core/storage's ArchiveStore fits it), sending as a
 // callback; nothing here keeps state.
 import { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
+import { Element as LtxElement, parse } from 'ltx';
 import type { ArchiveItem, ArchiveQuery, MamArchive } from './archive.ts';
 import { type FieldSpec, type FormSpec, findForm, form, parseForm, readSubmission } from '../dataforms.ts';
 import { formatDateTime, parseDateTime } from '../datetime.ts';
@@ -294,11 +294,13 @@ export function finElement(page: MamPage): Element {
 export function storedMessage(item: ArchiveItem): Element | undefined {
   let el: Element;
   try {
-    el = parse(item.payload) as Element;
+    // ltx's own Element (its ESM build) is not the class of @xmpp/xml (its CJS build): build ours.
+    el = parse(item.payload, { Element }) as Element;
   } catch {
     return undefined;
   }
-  if (!(el instanceof Element) || el.name !== 'message') return undefined;
+  // ltx's parser builds ltx Elements (the base class of @xmpp/xml's).
+  if (!(el instanceof LtxElement) || el.name !== 'message') return undefined;
   if (el.attrs.xmlns === undefined) el.attrs.xmlns = NS_CLIENT;
   return el;
 }

@@ -1,0 +1,296 @@
+// An incoming server-to-server stream (RFC 6120 as the receiving entity): header checks,
+// features (STARTTLS, SASL EXTERNAL when the peer's certificate is valid for its domain, dialback),
+// authentication of domain pairs (XEP-0178 EXTERNAL; XEP-0220 dialback, verified with the
+// Authoritative Server over an outgoing stream, or at once when the certificate is valid:
+// XEP-0344), answers to <db:verify/> as Authoritative Server, and the checks on every stanza
+// before it is routed like a local one (from authenticated on this stream: invalid-from; to one
+// of ours: host-unknown; the pair authenticated: improper-addressing).
+import type { X509Certificate } from 'node:crypto';
+import type tls from 'node:tls';
+import { Element } from '@xmpp/xml';
+import {
+  attrsOf, isStanzaKind, NS, NS_DIALBACK, NS_DIALBACK_FEATURE, peerCertificateChain, prep, split, XmlStream,
+  type CloseReason, type Connection, type GlobalModuleApi, type IssuedKeys, type Session, type Stanza, type StreamLimits,
+} from '../../core/api.ts';
+import { certVerdict, type CertVerdict } from './pki.ts';
+import type { VerifyOutcome } from './outgoing.ts';
+
+export interface IncomingDeps {
+  module: GlobalModuleApi;
+  limits(authenticated: boolean): StreamLimits;
+  unauthenticatedTimeoutMs: number;
+  requireEncryption: boolean;
+  secureAuth: boolean;
+  anchors(): readonly X509Certificate[];
+  issued: IssuedKeys;
+  /** Is this remote domain allowed (blocklist/allowlist)? */
+  allowed(remote: string): boolean;
+  /** Ask `remote` (the Authoritative Server) about a key, over an outgoing stream from `local`. */
+  verify(local: string, remote: string, streamId: string, key: string): Promise<VerifyOutcome>;
+  /** Write a stanza to a remote domain (error replies for stanzas that arrived here). */
+  sendRemote(stanza: Element): boolean;
+  streams: Map<Session, IncomingStream>;
+}
+
+/** One incoming stream's state (for `s2s list` and the checks). */
+export interface IncomingStream {
+  session: Session;
+  stream: XmlStream;
+  /** The peer's domain from its stream header. */
+  peer: string | undefined;
+  /** Authenticated pairs 'remote local' and how. */
+  pairs: Map<string, 'EXTERNAL' | 'dialback'>;
+  conn: Connection;
+  verdict: CertVerdict | undefined;
+}
+
+const pairKey = (remote: string, local: string) => `${remote} ${local}`;
+
+export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
+  const { module } = d;
+  const { sessions, routing } = module.privileged;
+  let peerFrom: string | undefined;
+  let saslDone = false;
+
+  const stream: XmlStream = new XmlStream({
+    conn,
+    limits: d.limits(false),
+    unauthenticatedTimeoutMs: d.unauthenticatedTimeoutMs,
+    headerAttrs: () => ({ xmlns: NS.server, 'xmlns:stream': NS.streams, 'xmlns:db': NS_DIALBACK, from: session.host, to: peerFrom, version: '1.0' }),
+    serialise: (x) => x.toString(),
+    describe: () => `s2s stream from ${state.peer ?? 'an unknown server'}`,
+    log: module.log,
+    onEnd: (_graceful, reason) => {
+      d.streams.delete(session);
+      sessions.destroy(session, reason);
+    },
+  });
+  // What is "sent to" an incoming session (error replies by the router) goes out to the remote.
+  const session = sessions.create('s2sin_unauthed', conn, {
+    send: (x) => (typeof x === 'string' ? false : d.sendRemote(x)),
+    close: (reason) => stream.close(reason),
+    reset: () => stream.reset(),
+  });
+  const state: IncomingStream = { session, stream, peer: undefined, pairs: new Map(), conn, verdict: undefined };
+  d.streams.set(session, state);
+  const close = (reason: CloseReason) => stream.close(reason);
+
+  const isOurs = (domain: string) => {
+    const kind = module.hosts.kind(domain);
+    return kind === 'virtualhost' || kind === 'component';
+  };
+
+  /** The certificate verdict for `domain`, on an encrypted stream. */
+  const verdictFor = (domain: string): CertVerdict | undefined => {
+    const socket = conn.tlsSocket;
+    if (!socket) return undefined;
+    return certVerdict(peerCertificateChain(socket as tls.TLSSocket), domain, d.anchors());
+  };
+
+  stream.parser.on('streamStart', (attrs) => {
+    if (attrs.xmlns !== NS.server) {
+      close({ condition: 'invalid-namespace', text: `Default namespace must be ${NS.server}` });
+      return;
+    }
+    const to = attrs.to !== undefined ? prep(attrs.to) : undefined;
+    if (!to || !isOurs(to) || (session.host && session.host !== to)) {
+      close({ condition: 'host-unknown', text: to ? `This server does not serve ${to}` : "The stream header has no 'to'" });
+      return;
+    }
+    session.host = to;
+    const from = attrs.from !== undefined ? prep(attrs.from) : undefined;
+    if (from === null || (from !== undefined && (from.includes('@') || from.includes('/')))) {
+      close({ condition: 'invalid-from', text: "The stream header's 'from' is not a domain" });
+      return;
+    }
+    if (from !== undefined && !d.allowed(from)) {
+      close({ condition: 'policy-violation', text: `${from} is not allowed to federate with this server` });
+      return;
+    }
+    peerFrom = from;
+    state.peer = from ?? state.peer;
+    if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
+      // A pre-XMPP 1.0 server: dialback without features, only if TLS is not required.
+      if (d.requireEncryption) {
+        close({ condition: 'policy-violation', text: 'XMPP 1.0 with STARTTLS is required' });
+        return;
+      }
+      session.notopen = false;
+      session.streamId = stream.sendHeader();
+      return;
+    }
+    session.notopen = false;
+    session.streamId = stream.sendHeader();
+    const features = new Element('stream:features');
+    const tlsContext = module.privileged.tls.context(to);
+    if (!conn.secure && tlsContext) {
+      const starttls = features.c('starttls', { xmlns: NS.tls });
+      if (d.requireEncryption) starttls.c('required');
+    }
+    if (conn.secure || !d.requireEncryption) {
+      if (conn.secure && !saslDone && from !== undefined) {
+        state.verdict = verdictFor(from);
+        if (state.verdict?.valid) features.c('mechanisms', { xmlns: NS.sasl }).c('mechanism').t('EXTERNAL');
+        else module.log('%s: certificate of %s not valid for EXTERNAL: %s', session.id, from, state.verdict?.reason ?? 'none presented');
+      }
+      features.c('dialback', { xmlns: NS_DIALBACK_FEATURE }).c('errors');
+    }
+    stream.send(features);
+  });
+
+  const starttls = () => {
+    const ctx = module.privileged.tls.context(session.host);
+    if (conn.secure || !ctx) {
+      stream.send(`<failure xmlns='${NS.tls}'/>`);
+      close({ condition: 'policy-violation', text: 'STARTTLS not possible' });
+      return;
+    }
+    stream.send(`<proceed xmlns='${NS.tls}'/>`);
+    session.resetStream();
+    conn.starttls(ctx, (name) => module.privileged.tls.context(name), { requestCert: true }).then(
+      () => module.log('%s: TLS established (%s)', session.id, conn.tlsInfo?.protocol),
+      (err: unknown) => {
+        module.log.warn('s2s TLS handshake with %s failed: %s', conn.ip, (err as Error).message);
+        conn.destroy();
+      },
+    );
+  };
+
+  const authenticated = (remote: string, local: string, how: 'EXTERNAL' | 'dialback') => {
+    const first = state.pairs.size === 0;
+    state.pairs.set(pairKey(remote, local), how);
+    if (first) {
+      session.type = 's2sin';
+      stream.authenticated(d.limits(true));
+    }
+    module.log.info('s2s stream from %s to %s authenticated (%s, %s)', remote, local, how, conn.tlsInfo?.protocol ?? 'no TLS');
+  };
+
+  const saslExternal = (el: Element) => {
+    const fail = (condition: string) => {
+      stream.send(`<failure xmlns='${NS.sasl}'><${condition}/></failure>`);
+      module.log.warn('%s: SASL EXTERNAL from %s refused: %s', session.id, peerFrom ?? '?', condition);
+    };
+    if (attrsOf(el).mechanism !== 'EXTERNAL') return fail('invalid-mechanism');
+    if (saslDone || !conn.secure || peerFrom === undefined || !state.verdict?.valid) return fail('not-authorized');
+    const payload = el.text().trim();
+    let authzid = '';
+    if (payload !== '' && payload !== '=') {
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) return fail('incorrect-encoding');
+      authzid = Buffer.from(payload, 'base64').toString('utf8');
+    }
+    // XEP-0178 §3: the authorisation identity, when given, must be the domain the certificate is valid for.
+    if (authzid !== '' && prep(authzid) !== peerFrom) return fail('invalid-authzid');
+    saslDone = true;
+    authenticated(peerFrom, session.host!, 'EXTERNAL');
+    stream.send(`<success xmlns='${NS.sasl}'/>`);
+    session.resetStream();
+  };
+
+  const dialbackError = (name: 'result' | 'verify', a: Record<string, string | undefined>, type: string, condition: string) => {
+    const reply = new Element(`db:${name}`, { from: a.to, to: a.from, type: 'error', ...(a.id ? { id: a.id } : {}) });
+    reply.c('error', { type }).c(condition, { xmlns: 'urn:ietf:params:xml:ns:xmpp-stanzas' });
+    stream.send(reply);
+  };
+
+  /** <db:result/>: the peer asks us to authenticate a domain pair (we are the Receiving Server). */
+  const dialbackResult = (el: Element) => {
+    const a = attrsOf(el);
+    const from = a.from !== undefined ? prep(a.from) : null;
+    const to = a.to !== undefined ? prep(a.to) : null;
+    if (a.type !== undefined) {
+      module.log.warn('%s: <db:result type=%s/> on an incoming stream dropped (unsolicited)', session.id, a.type);
+      return;
+    }
+    if (!to || !isOurs(to)) return dialbackError('result', a, 'cancel', 'item-not-found');
+    if (!from || from.includes('@') || from.includes('/')) return dialbackError('result', a, 'modify', 'bad-request');
+    if (!conn.secure && d.requireEncryption) return dialbackError('result', a, 'cancel', 'policy-violation');
+    if (!d.allowed(from)) return dialbackError('result', a, 'cancel', 'forbidden');
+    const key = el.text().trim();
+    const reply = (type: 'valid' | 'invalid') => {
+      if (stream.isClosing) return;
+      stream.send(new Element('db:result', { from: to, to: from, type }));
+      if (type === 'valid') authenticated(from, to, 'dialback');
+      else close({ condition: 'not-authorized', text: `dialback for ${from} failed` });
+    };
+    const verdict = verdictFor(from);
+    if (verdict?.valid) return reply('valid'); // XEP-0344: the certificate already proves the domain
+    if (d.secureAuth) {
+      module.log.warn('%s: dialback for %s refused: s2sSecureAuth and its certificate is not valid (%s)', session.id, from, verdict?.reason ?? 'no TLS');
+      return dialbackError('result', a, 'cancel', 'not-authorized');
+    }
+    if (key === '' || session.streamId === undefined) return reply('invalid');
+    void d.verify(to, from, session.streamId, key).then((outcome) => {
+      if (outcome === 'error') {
+        if (!stream.isClosing) dialbackError('result', a, 'wait', 'remote-server-timeout');
+        return;
+      }
+      reply(outcome);
+    });
+  };
+
+  /** <db:verify/>: is this a key we issued (we are the Authoritative Server)? */
+  const dialbackVerify = (el: Element) => {
+    const a = attrsOf(el);
+    const receiving = a.from !== undefined ? prep(a.from) : null;
+    const originating = a.to !== undefined ? prep(a.to) : null;
+    if (a.type !== undefined) {
+      module.log.warn('%s: <db:verify type=%s/> on an incoming stream dropped (unsolicited)', session.id, a.type);
+      return;
+    }
+    if (!originating || !isOurs(originating)) return dialbackError('verify', a, 'cancel', 'item-not-found');
+    if (!receiving || a.id === undefined) return dialbackError('verify', a, 'modify', 'bad-request');
+    const check = d.issued.check(receiving, originating, a.id, el.text().trim());
+    if (check !== 'valid') module.log.warn('%s: dialback key from %s for %s → %s (stream %s) is %s: answered invalid', session.id, conn.ip, originating, receiving, a.id, check);
+    stream.send(new Element('db:verify', { from: originating, to: receiving, id: a.id, type: check === 'valid' ? 'valid' : 'invalid' }));
+  };
+
+  const stanza = (el: Stanza) => {
+    if (state.pairs.size === 0) {
+      close({ condition: 'not-authorized', text: 'Authenticate before sending stanzas' });
+      return;
+    }
+    const attrs = el.attrs;
+    const from = attrs.from !== undefined ? prep(attrs.from) : null;
+    const to = attrs.to !== undefined ? prep(attrs.to) : null;
+    if (!from || !to) {
+      close({ condition: 'improper-addressing', text: "Stanzas between servers need valid 'from' and 'to' addresses" });
+      return;
+    }
+    const fromHost = split(from).host ?? '';
+    const toHost = split(to).host ?? '';
+    if (![...state.pairs.keys()].some((k) => k.startsWith(`${fromHost} `))) {
+      close({ condition: 'invalid-from', text: `${fromHost} is not authenticated on this stream` });
+      return;
+    }
+    if (!isOurs(toHost)) {
+      close({ condition: 'host-unknown', text: `This server does not serve ${toHost}` });
+      return;
+    }
+    if (!state.pairs.has(pairKey(fromHost, toHost))) {
+      close({ condition: 'improper-addressing', text: `${fromHost} is not authenticated for ${toHost} on this stream` });
+      return;
+    }
+    delete attrs.xmlns;
+    attrs.from = from;
+    attrs.to = to;
+    routing.route(session, el);
+  };
+
+  stream.parser.on('stanza', (el) => {
+    if (session.notopen || !session.host) return;
+    const colon = el.name.indexOf(':');
+    const local = colon < 0 ? el.name : el.name.slice(colon + 1);
+    const ns = colon < 0 ? (attrsOf(el).xmlns ?? NS.server) : (attrsOf(el)[`xmlns:${el.name.slice(0, colon)}`] ?? (el.name.startsWith('db:') ? NS_DIALBACK : undefined));
+    if (ns === NS.tls && local === 'starttls') return starttls();
+    if (!conn.secure && d.requireEncryption) {
+      close({ condition: 'policy-violation', text: 'STARTTLS is required' });
+      return;
+    }
+    if (ns === NS.sasl && local === 'auth') return saslExternal(el);
+    if (ns === NS_DIALBACK && local === 'result') return dialbackResult(el);
+    if (ns === NS_DIALBACK && local === 'verify') return dialbackVerify(el);
+    if ((ns === NS.server || ns === NS.client) && isStanzaKind(local) && colon < 0) return stanza(el as Stanza);
+    close({ condition: 'unsupported-stanza-type', text: `Unexpected <${el.name}/>${ns ? ` in ${ns}` : ''}` });
+  });
+}

@@ -1,0 +1,223 @@
+//% requires_core_features: sessions-v1, stanza-events-v1, module-capabilities, module-exports
+// Server-to-server streams (RFC 6120, jabber:server; doc/federation.md): listeners on s2sPorts
+// (STARTTLS) and s2sDirectTlsPorts (XEP-0368), bound to s2sInterfaces; one outgoing stream per
+// domain pair, found through s2sRoutes or SRV (dnsServers), with a bounded queue whose stanzas
+// bounce when the stream cannot be established; authentication by certificate (SASL EXTERNAL,
+// XEP-0178) or dialback (XEP-0220, XEP-0185 keys) unless s2sSecureAuth forbids it; idle streams
+// closed after s2sIdleTimeout. Stanzas for remote domains arrive through the router's remote
+// route (`route/remote`); stanzas from remote domains are checked and routed like local ones.
+import type { X509Certificate } from 'node:crypto';
+import type { Element } from '@xmpp/xml';
+import {
+  defineModule, errorReply, IssuedKeys, mustNotReplyWithError, newDialbackSecret, parseDnsServer, parseS2sRoutes, prep, Resolver, resolveS2sTargets, split, streamLimits, STREAM_OPTIONS,
+  type Session, type Stanza, type StanzaErrorCondition, type StanzaErrorType,
+} from '../../core/api.ts';
+import { acceptIncoming, type IncomingDeps, type IncomingStream } from './incoming.ts';
+import { OutgoingRoute, type VerifyOutcome } from './outgoing.ts';
+import { loadAnchors } from './pki.ts';
+
+const ERROR_TYPE: Partial<Record<StanzaErrorCondition, StanzaErrorType>> = {
+  'remote-server-timeout': 'wait',
+  'resource-constraint': 'wait',
+  'remote-server-not-found': 'cancel',
+  'policy-violation': 'cancel',
+};
+
+/** One line of `s2s list`. */
+export interface S2sStreamInfo {
+  direction: 'out' | 'in';
+  local: string;
+  remote: string;
+  auth: string;
+  tls: string;
+  ageSeconds: number;
+  state: string;
+  queued?: number;
+}
+
+export default defineModule({
+  scope: 'global',
+  description: 'Server-to-server streams (federation): listeners, outgoing routes, dialback and SASL EXTERNAL',
+  capabilities: ['sessions', 'routing', 'network', 'tls'],
+  options: STREAM_OPTIONS,
+  async load(module) {
+    const settings = {
+      stanzaSizeLimit: module.option('stanzaSizeLimit'),
+      preauthStanzaSizeLimit: module.option('preauthStanzaSizeLimit'),
+      maxDepth: module.option('maxDepth'),
+    };
+    const limits = (authenticated: boolean) => streamLimits(settings, authenticated);
+
+    const parsedRoutes = parseS2sRoutes(module.config('s2sRoutes'));
+    if (!parsedRoutes.ok) throw new Error(parsedRoutes.errors.join('; '));
+    const dnsServers = module.config('dnsServers');
+    if (dnsServers) {
+      const bad = dnsServers.filter((s) => parseDnsServer(s) === undefined);
+      if (bad.length) throw new Error(`dnsServers: not an address: ${bad.join(', ')}`);
+    }
+    const resolver = new Resolver({ servers: dnsServers });
+    const caFile = module.config('s2sCaFile');
+    let anchors: X509Certificate[] | undefined;
+    const trustAnchors = () => (anchors ??= loadAnchors(caFile ? module.resolvePath(caFile) : undefined));
+    trustAnchors(); // a broken CA file stops the start, not the first connection
+    const secret = module.config('dialbackSecret') ?? newDialbackSecret();
+    const issued = new IssuedKeys({ secret });
+    const requireEncryption = module.config('s2sRequireEncryption');
+    const secureAuth = module.config('s2sSecureAuth');
+    const dane = module.config('dane');
+    const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);
+    const blocklist = norm(module.config('s2sBlocklist')) ?? new Set<string>();
+    const allowlist = norm(module.config('s2sAllowlist'));
+    const allowed = (remote: string) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote));
+    const interfaces = module.config('s2sInterfaces') ?? module.config('interfaces');
+    const localAddress = interfaces ? sourceAddresses(interfaces) : undefined;
+
+    const outgoing = new Map<string, OutgoingRoute>();
+    const incoming = new Map<Session, IncomingStream>();
+
+    /** Answer a stanza that cannot reach its remote destination (never an error or a result). */
+    const bounce = (stanza: Stanza, condition: StanzaErrorCondition, text: string) => {
+      const fromHost = stanza.attrs.from !== undefined ? split(stanza.attrs.from).host : undefined;
+      if (mustNotReplyWithError(stanza) || !fromHost || !module.hosts.has(fromHost)) {
+        module.log('not bouncing %s to %s (%s): %s', stanza.name, stanza.attrs.to, condition, text);
+        return;
+      }
+      module.log('bouncing %s from %s to %s: %s (%s)', stanza.name, stanza.attrs.from, stanza.attrs.to, condition, text);
+      module.sendFrom(fromHost, errorReply(stanza, ERROR_TYPE[condition] ?? 'cancel', condition, text));
+    };
+
+    const routeFor = (local: string, remote: string): OutgoingRoute => {
+      const key = `${local} ${remote}`;
+      const existing = outgoing.get(key);
+      if (existing && existing.state !== 'closed') return existing;
+      const route = new OutgoingRoute({
+        local,
+        remote,
+        log: module.log,
+        resolve: (domain) => resolveS2sTargets(domain, { resolver, routes: parsedRoutes.routes }),
+        lookup: (host) => resolver.addresses(host),
+        tlsa: dane ? (host, port) => resolver.tlsa(host, port) : undefined,
+        pem: () => module.privileged.tls.pem(local),
+        anchors: trustAnchors,
+        requireEncryption,
+        secureAuth,
+        connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
+        dialbackTimeoutMs: 30_000,
+        queueLimit: module.config('s2sQueueLimit'),
+        localAddress,
+        issued,
+        limits: limits(true),
+        bounce,
+        closed: (r) => {
+          if (outgoing.get(key) === r) outgoing.delete(key);
+        },
+      });
+      outgoing.set(key, route);
+      void route.start().catch((err: unknown) => {
+        module.log.error('s2s route %s → %s failed: %s', local, remote, err);
+        route.close(String(err));
+      });
+      return route;
+    };
+
+    /** A stanza for a remote domain: onto the route of its domain pair. */
+    const sendRemote = (stanza: Element): boolean => {
+      const s = stanza as Stanza;
+      const local = s.attrs.from !== undefined ? split(s.attrs.from).host : undefined;
+      const remote = s.attrs.to !== undefined ? split(s.attrs.to).host : undefined;
+      if (!local || !remote || !module.hosts.has(local)) {
+        module.log.warn('cannot send %s from %s to %s over s2s: the sender is not one of our domains', s.name, s.attrs.from, s.attrs.to);
+        return false;
+      }
+      if (module.hosts.has(remote)) return false;
+      if (!allowed(remote)) {
+        bounce(s, 'policy-violation', `Federation with ${remote} is not allowed on this server`);
+        return true;
+      }
+    routeFor(local, remote).send(s);
+      return true;
+    };
+
+    module.hookGlobal('route/remote', ({ stanza }) => {
+      if (!sendRemote(stanza)) return undefined;
+      return true;
+    });
+
+    const deps: IncomingDeps = {
+      module,
+      limits,
+      unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
+      requireEncryption,
+      secureAuth,
+      anchors: trustAnchors,
+      issued,
+      allowed,
+      verify: (local, remote, streamId, key): Promise<VerifyOutcome> => routeFor(local, remote).verify(streamId, key),
+      sendRemote,
+      streams: incoming,
+    };
+    const network = module.privileged.network;
+    await network.listen({ name: 's2s', ports: module.config('s2sPorts'), interfaces, onConnection: (conn) => acceptIncoming(deps, conn) });
+    const directPorts = module.config('s2sDirectTlsPorts');
+    if (directPorts.length) {
+      await network.listen({ name: 's2s_direct_tls', ports: directPorts, interfaces, directTls: true, alpn: 'xmpp-server', requestCert: true, onConnection: (conn) => acceptIncoming(deps, conn) });
+    }
+
+    // Idle streams (nothing either way for s2sIdleTimeout) are closed; a new stanza opens a new one.
+    const idleMs = module.config('s2sIdleTimeout') * 1000;
+    module.setInterval(() => {
+      const now = Date.now();
+      for (const r of outgoing.values()) if (r.state === 'ready' && now - r.lastActivity >= idleMs) r.close('idle');
+      for (const s of incoming.values()) if (s.pairs.size > 0 && now - s.conn.lastActivity >= idleMs) s.stream.close();
+    }, Math.max(1000, Math.min(idleMs, 30_000)));
+    module.setInterval(() => issued.sweep(), 60_000);
+
+    const list = (): S2sStreamInfo[] => {
+      const now = Date.now();
+      const out: S2sStreamInfo[] = [];
+      for (const r of outgoing.values()) {
+        out.push({ direction: 'out', local: r.local, remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued });
+      }
+      for (const s of incoming.values()) {
+        const pairs = [...s.pairs.entries()];
+        const remote = pairs.length ? [...new Set(pairs.map(([k]) => k.split(' ')[0]))].join(',') : (s.peer ?? '?');
+        const auth = pairs.length ? [...new Set(pairs.map(([, how]) => how))].join(',') : 'none';
+        out.push({ direction: 'in', local: s.session.host ?? '?', remote, auth, tls: s.conn.tlsInfo?.protocol ?? 'none', ageSeconds: Math.round((now - s.conn.created) / 1000), state: pairs.length ? 'ready' : 'negotiating' });
+      }
+      return out;
+    };
+    const closeDomain = (domain: string): number => {
+      const d = prep(domain) ?? domain;
+      let n = 0;
+      for (const r of [...outgoing.values()]) if (r.remote === d) {
+        r.close('closed by the operator');
+        n++;
+      }
+      for (const s of [...incoming.values()]) if (s.peer === d || [...s.pairs.keys()].some((k) => k.startsWith(`${d} `))) {
+        s.stream.close({ condition: 'policy-violation', text: 'Closed by the operator' });
+        n++;
+      }
+      return n;
+    };
+    module.export('list', list, 'The s2s streams: direction, domains, authentication, TLS, age');
+    module.export('close', closeDomain, 'Close every s2s stream with a remote domain');
+
+    const closeAll = () => {
+      for (const r of [...outgoing.values()]) r.close('shutting down');
+      for (const s of [...incoming.values()]) s.stream.close({ condition: 'system-shutdown', text: 'Server is shutting down' });
+    };
+    module.hookGlobal('server-stopping', closeAll);
+    module.signal.addEventListener('abort', closeAll, { once: true });
+  },
+});
+
+/** Source addresses per family from s2sInterfaces (a wildcard binds nothing). */
+function sourceAddresses(interfaces: string[]): { 4?: string; 6?: string } | undefined {
+  const out: { 4?: string; 6?: string } = {};
+  for (const i of interfaces) {
+    if (i === '0.0.0.0' || i === '::' || i === '*') return undefined;
+    if (i.includes(':')) out[6] ??= i;
+    else out[4] ??= i;
+  }
+  return out;
+}

@@ -1,0 +1,473 @@
+// An outgoing server-to-server stream (RFC 6120 as the initiating entity) for one domain pair,
+// with the queue of stanzas waiting for it:
+//   resolving (SRV / static route) → connecting (Happy Eyeballs) → stream → STARTTLS (unless
+//   direct TLS) → certificate verdict → SASL EXTERNAL (XEP-0178) or dialback (XEP-0220) → ready:
+//   the queue leaves in order → … → idle close.
+// When the stream cannot be established every queued stanza is handed back to be bounced
+// (remote-server-not-found when the domain offers no service, else remote-server-timeout).
+// Dialback verification requests (<db:verify/>, we are the Receiving Server asking the
+// Authoritative Server) travel on this stream too, as soon as it is encrypted.
+import net from 'node:net';
+import tls from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { Element } from '@xmpp/xml';
+import {
+  attrsOf, connectHappyEyeballs, daneVerify, expandTargets, NS, NS_DIALBACK, NS_DIALBACK_FEATURE, peerCertificateChain, streamHeader, XmppStreamParser,
+  type AddressLookup, type Candidate, type DaneResult, type IssuedKeys, type Logger, type S2sResolution, type Stanza, type StanzaErrorCondition, type StreamLimits,
+} from '../../core/api.ts';
+import { certVerdict, type CertVerdict } from './pki.ts';
+
+export type OutgoingState = 'resolving' | 'connecting' | 'negotiating' | 'ready' | 'closed';
+export type AuthMethod = 'EXTERNAL' | 'dialback' | 'none';
+export type VerifyOutcome = 'valid' | 'invalid' | 'error';
+
+export interface TlsaLookup {
+  ok: boolean;
+  secure?: boolean;
+  records?: { usage: number; selector: number; matchingType: number; data: Buffer }[];
+}
+
+export interface OutgoingDeps {
+  local: string;
+  remote: string;
+  log: Logger;
+  resolve(domain: string): Promise<S2sResolution>;
+  lookup(host: string): Promise<AddressLookup>;
+  /** TLSA records of a target (DANE); undefined when DANE is off. */
+  tlsa?(host: string, port: number): Promise<TlsaLookup>;
+  /** Our certificate for `local` (presented for SASL EXTERNAL). */
+  pem(): { cert: string; key: string } | undefined;
+  anchors(): readonly X509Certificate[];
+  requireEncryption: boolean;
+  /** The peer must authenticate with its certificate (no dialback without it). */
+  secureAuth: boolean;
+  connectTimeoutMs: number;
+  dialbackTimeoutMs: number;
+  queueLimit: number;
+  localAddress?: { 4?: string; 6?: string };
+  issued: IssuedKeys;
+  limits: StreamLimits;
+  /** A stanza that cannot be delivered: the caller answers it with this error. */
+  bounce(stanza: Stanza, condition: StanzaErrorCondition, text: string): void;
+  /** The stream ended (or never came up). */
+  closed(route: OutgoingRoute): void;
+}
+
+interface PendingVerify {
+  id: string;
+  key: string;
+  resolve(outcome: VerifyOutcome): void;
+  timer: NodeJS.Timeout;
+}
+
+/** Serialise for a jabber:server stream: stanzas travel without jabber:client's namespace. */
+function serialise(x: Element): string {
+  const attrs = attrsOf(x);
+  if (attrs.xmlns !== NS.client && attrs.xmlns !== NS.server) return x.toString();
+  const { xmlns: _dropped, ...rest } = attrs;
+  const copy = new Element(x.name, rest);
+  copy.children = x.children;
+  return copy.toString();
+}
+
+let routeCounter = 0;
+
+export class OutgoingRoute {
+  readonly id = `s2sout${++routeCounter}`;
+  readonly created = Date.now();
+  state: OutgoingState = 'resolving';
+  auth: AuthMethod = 'none';
+  tlsProtocol: string | undefined;
+  directTls = false;
+  lastActivity = Date.now();
+  /** The certificate verdict for the remote domain, after TLS. */
+  verdict: CertVerdict | undefined;
+  dane: DaneResult['status'] | undefined;
+  private readonly queue: Stanza[] = [];
+  private readonly verifies = new Map<string, PendingVerify>();
+  private socket: net.Socket | tls.TLSSocket | undefined;
+  private parser: XmppStreamParser;
+  private header: Record<string, string> = {};
+  private streamId: string | undefined;
+  private triedExternal = false;
+  private saslDone = false;
+  private dialbackSent = false;
+  private canVerify = false;
+  private candidate: Candidate | undefined;
+  private closing = false;
+  private failure: { condition: StanzaErrorCondition; text: string } | undefined;
+  private readonly abort = new AbortController();
+
+  constructor(private readonly d: OutgoingDeps) {
+    this.parser = this.newParser();
+  }
+
+  get local(): string {
+    return this.d.local;
+  }
+
+  get remote(): string {
+    return this.d.remote;
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Queue a stanza (sent at once when the stream is ready). */
+  send(stanza: Stanza): void {
+    if (this.state === 'closed') {
+      this.d.bounce(stanza, 'remote-server-timeout', `No stream to ${this.d.remote}`);
+      return;
+    }
+    if (this.state === 'ready') {
+      this.write(serialise(stanza));
+      return;
+    }
+    if (this.queue.length >= this.d.queueLimit) {
+      this.d.bounce(stanza, 'resource-constraint', `Too many stanzas waiting for ${this.d.remote}`);
+      return;
+    }
+    this.queue.push(stanza);
+  }
+
+  /** Ask the Authoritative Server (the remote) whether a key it issued is valid (XEP-0220 §2.3). */
+  verify(id: string, key: string): Promise<VerifyOutcome> {
+    if (this.state === 'closed') return Promise.resolve('error');
+    return new Promise((resolve) => {
+      const existing = this.verifies.get(id);
+      if (existing) {
+        resolve('error'); // one verification per stream id at a time
+        return;
+      }
+      const timer = setTimeout(() => this.finishVerify(id, 'error'), this.d.dialbackTimeoutMs);
+      timer.unref();
+      this.verifies.set(id, { id, key, resolve, timer });
+      if (this.canVerify) this.sendVerify(id, key);
+    });
+  }
+
+  /** Start: resolve, connect, negotiate. */
+  async start(): Promise<void> {
+    const { d } = this;
+    const resolution = await d.resolve(d.remote);
+    if (this.state === 'closed') return;
+    if (!resolution.ok) {
+      this.fail(resolution.error === 'dns-failure' ? 'remote-server-timeout' : 'remote-server-not-found', resolution.detail);
+      return;
+    }
+    this.state = 'connecting';
+    const pem = d.pem();
+    const result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
+      timeoutMs: d.connectTimeoutMs,
+      signal: this.abort.signal,
+      localAddress: d.localAddress,
+      tlsOptions: () => ({ servername: d.remote, ALPNProtocols: ['xmpp-server'], ...pem, rejectUnauthorized: false, minVersion: 'TLSv1.2' }),
+    });
+    if ((this.state as OutgoingState) === 'closed') {
+      if (result.ok) result.socket.destroy();
+      return;
+    }
+    if (!result.ok) {
+      const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
+      this.fail('remote-server-timeout', `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`);
+      return;
+    }
+    this.candidate = result.candidate;
+    this.directTls = result.candidate.directTls;
+    d.log('%s: connected to %s %s:%d%s', this.id, d.remote, result.candidate.address, result.candidate.port, this.directTls ? ' (direct TLS)' : '');
+    this.state = 'negotiating';
+    this.attach(result.socket);
+    if (this.directTls && !(await this.judgeTls(result.socket as tls.TLSSocket))) return;
+    this.sendHeader();
+  }
+
+  /** Close the stream (gracefully), bouncing what still waits. */
+  close(text = 'closed'): void {
+    if (this.state === 'closed') return;
+    if (this.socket && !this.closing) {
+      this.closing = true;
+      if (this.streamId !== undefined || this.state === 'negotiating' || this.state === 'ready') this.rawWrite('</stream:stream>');
+      const s = this.socket;
+      s.end();
+      setTimeout(() => s.destroy(), 2000).unref();
+    }
+    this.finish({ condition: 'remote-server-timeout', text });
+  }
+
+  // ---- the wire -------------------------------------------------------------------------------------
+
+  private newParser(): XmppStreamParser {
+    const p = new XmppStreamParser(this.d.limits);
+    p.on('streamStart', (attrs) => this.onHeader(attrs));
+    p.on('stanza', (el) => this.onElement(el));
+    p.on('streamEnd', () => this.close(`${this.d.remote} closed the stream`));
+    p.on('error', (condition, text) => this.streamError(condition, text ?? 'stream error from the peer'));
+    return p;
+  }
+
+  private attach(socket: net.Socket | tls.TLSSocket): void {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = Date.now();
+      this.parser.write(chunk);
+    });
+    socket.on('error', (err) => this.d.log('%s: socket error: %s', this.id, err.message));
+    socket.on('close', () => {
+      if (socket !== this.socket) return;
+      this.finish({ condition: 'remote-server-timeout', text: `connection to ${this.d.remote} closed` });
+    });
+  }
+
+  private rawWrite(data: string): void {
+    const s = this.socket;
+    if (!s || s.destroyed) return;
+    s.write(data);
+  }
+
+  private write(data: string): void {
+    this.lastActivity = Date.now();
+    this.rawWrite(data);
+  }
+
+  private sendHeader(): void {
+    this.write(streamHeader({ xmlns: NS.server, 'xmlns:stream': NS.streams, 'xmlns:db': NS_DIALBACK, from: this.d.local, to: this.d.remote, version: '1.0' }));
+  }
+
+  /** We end the stream because of the peer: a stream error, then close. */
+  private streamError(condition: string, text: string): void {
+    if (this.state === 'closed') return;
+    this.d.log.warn('%s: stream to %s failed: %s (%s)', this.id, this.d.remote, condition, text);
+    if (this.socket && !this.closing) {
+      this.rawWrite(`<stream:error><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error></stream:stream>`);
+    }
+    this.close(`${condition}: ${text}`);
+  }
+
+  private fail(condition: StanzaErrorCondition, text: string): void {
+    this.failure = { condition, text };
+    this.d.log.warn('%s: no stream %s → %s: %s', this.id, this.d.local, this.d.remote, text);
+    this.close(text);
+  }
+
+  /** The end: every waiting stanza bounced, every verification failed, the owner told. */
+  private finish(why: { condition: StanzaErrorCondition; text: string }): void {
+    if (this.state === 'closed') return;
+    const wasReady = this.state === 'ready';
+    this.state = 'closed';
+    this.abort.abort();
+    this.parser.stop();
+    if (this.socket && !this.socket.destroyed && !this.closing) this.socket.destroy();
+    this.d.issued.forget(this.streamId ?? '');
+    const failure = this.failure ?? why;
+    for (const stanza of this.queue.splice(0)) this.d.bounce(stanza, failure.condition, failure.text);
+    for (const id of [...this.verifies.keys()]) this.finishVerify(id, 'error');
+    if (wasReady) this.d.log('%s: stream %s → %s closed (%s)', this.id, this.d.local, this.d.remote, why.text);
+    this.d.closed(this);
+  }
+
+  // ---- negotiation -----------------------------------------------------------------------------------
+
+  private onHeader(attrs: Record<string, string>): void {
+    if (attrs.xmlns !== NS.server) {
+      this.streamError('invalid-namespace', `the peer's stream is not ${NS.server}`);
+      return;
+    }
+    this.header = attrs;
+    this.streamId = attrs.id;
+    if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
+      // A pre-XMPP 1.0 server: no features, no TLS.
+      if (this.d.requireEncryption) {
+        this.streamError('policy-violation', 'the peer offers no XMPP 1.0 stream (no TLS)');
+        return;
+      }
+      this.startDialback();
+    }
+  }
+
+  /** The namespace of an element: its xmlns, or its prefix's binding on the stream header. */
+  private nsOf(el: Element): { local: string; ns: string | undefined } {
+    const colon = el.name.indexOf(':');
+    if (colon < 0) return { local: el.name, ns: attrsOf(el).xmlns ?? NS.server };
+    const prefix = el.name.slice(0, colon);
+    const attrs = attrsOf(el);
+    return { local: el.name.slice(colon + 1), ns: attrs[`xmlns:${prefix}`] ?? this.header[`xmlns:${prefix}`] };
+  }
+
+  private onElement(el: Element): void {
+    if (this.state === 'closed') return;
+    const { local, ns } = this.nsOf(el);
+    if (ns === NS.streams && local === 'features') return void this.onFeatures(el);
+    if (ns === NS.streams && local === 'error') {
+      const condition = el.children.find((c): c is Element => typeof c !== 'string' && attrsOf(c).xmlns === 'urn:ietf:params:xml:ns:xmpp-streams');
+      this.fail('remote-server-timeout', `${this.d.remote} sent a stream error: ${condition?.name ?? 'unknown'}`);
+      return;
+    }
+    if (ns === NS.tls && local === 'proceed') return void this.upgrade();
+    if (ns === NS.tls && local === 'failure') return this.fail('remote-server-timeout', `${this.d.remote} refused STARTTLS`);
+    if (ns === NS.sasl && local === 'success') {
+      this.saslDone = true;
+      this.auth = 'EXTERNAL';
+      this.parser.reset();
+      this.sendHeader();
+      return;
+    }
+    if (ns === NS.sasl && local === 'failure') {
+      this.d.log('%s: %s refused SASL EXTERNAL; trying dialback', this.id, this.d.remote);
+      this.startDialback();
+      return;
+    }
+    if (ns === NS_DIALBACK && local === 'result') return this.onDialbackResult(el);
+    if (ns === NS_DIALBACK && local === 'verify') return this.onVerifyAnswer(el);
+    this.streamError('unsupported-stanza-type', `unexpected <${el.name}/> on an outgoing stream`);
+  }
+
+  private onFeatures(features: Element): void {
+    const secure = this.socket instanceof tls.TLSSocket;
+    if (!secure) {
+      if (features.getChild('starttls', NS.tls)) {
+        this.write(`<starttls xmlns='${NS.tls}'/>`);
+        return;
+      }
+      if (this.d.requireEncryption) {
+        this.streamError('policy-violation', `${this.d.remote} offers no STARTTLS and s2sRequireEncryption is on`);
+        return;
+      }
+    }
+    // Encrypted (or allowed in the clear): dialback verification requests may go now.
+    this.canVerify = true;
+    for (const v of this.verifies.values()) this.sendVerify(v.id, v.key);
+    if (this.saslDone) return this.ready();
+    if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
+      this.fail('remote-server-timeout', `${this.d.remote} did not present a valid certificate (${this.verdict && !this.verdict.valid ? this.verdict.reason : 'none'}) and s2sSecureAuth is on`);
+      return;
+    }
+    const mechanisms = features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism').map((m) => m.text().trim()) ?? [];
+    if (!this.triedExternal && mechanisms.includes('EXTERNAL') && this.d.pem()) {
+      this.triedExternal = true;
+      this.write(`<auth xmlns='${NS.sasl}' mechanism='EXTERNAL'>${Buffer.from(this.d.local).toString('base64')}</auth>`);
+      return;
+    }
+    if (features.getChild('dialback', NS_DIALBACK_FEATURE) || this.header['xmlns:db'] === NS_DIALBACK) {
+      this.startDialback();
+      return;
+    }
+    this.fail('remote-server-timeout', `${this.d.remote} offers neither SASL EXTERNAL for us nor dialback`);
+  }
+
+  private upgrade(): void {
+    const raw = this.socket as net.Socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    this.parser.reset();
+    const secure = tls.connect({ socket: raw, servername: this.d.remote, ...this.d.pem(), rejectUnauthorized: false, minVersion: 'TLSv1.2' });
+    this.attach(secure);
+    raw.on('close', () => {
+      if (this.socket === secure) this.finish({ condition: 'remote-server-timeout', text: `connection to ${this.d.remote} closed` });
+    });
+    secure.once('secureConnect', () => {
+      void this.judgeTls(secure).then((ok) => {
+        if (ok) this.sendHeader();
+      });
+    });
+  }
+
+  /** After the handshake: what the certificate says (DANE when validated records exist, else PKIX + names). */
+  private async judgeTls(socket: tls.TLSSocket): Promise<boolean> {
+    this.tlsProtocol = socket.getProtocol() ?? undefined;
+    const chain = peerCertificateChain(socket);
+    this.verdict = certVerdict(chain, this.d.remote, this.d.anchors());
+    const c = this.candidate;
+    if (this.d.tlsa && c?.secure) {
+      const r = await this.d.tlsa(c.host, c.port);
+      if (r.ok && r.secure && r.records && r.records.length > 0) {
+        const result = daneVerify({ records: r.records, chain, domain: this.d.remote, targetHost: c.target?.source === 'srv' ? c.host : undefined });
+        this.dane = result.status;
+        if (result.status === 'failed') {
+          this.fail('remote-server-timeout', `DANE: ${c.host}:${c.port} does not match its TLSA records (${result.reason})`);
+          return false;
+        }
+      }
+    }
+    this.d.log('%s: TLS %s with %s; certificate %s%s', this.id, this.tlsProtocol, this.d.remote,
+      this.verdict.valid ? `valid (${this.verdict.matchedBy})` : `not valid: ${this.verdict.reason}`, this.dane ? `; DANE ${this.dane}` : '');
+    return this.state !== 'closed';
+  }
+
+  // ---- dialback (XEP-0220) as Initiating Server -----------------------------------------------------
+
+  private startDialback(): void {
+    if (this.dialbackSent) return;
+    if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
+      this.fail('remote-server-timeout', `dialback with ${this.d.remote} is not allowed (s2sSecureAuth) without a valid certificate`);
+      return;
+    }
+    if (this.streamId === undefined) {
+      this.fail('remote-server-timeout', `${this.d.remote} sent no stream id`);
+      return;
+    }
+    this.dialbackSent = true;
+    const key = this.d.issued.issue(this.d.remote, this.d.local, this.streamId);
+    this.write(`<db:result from='${this.d.local}' to='${this.d.remote}'>${key}</db:result>`);
+    const timer = setTimeout(() => {
+      if (this.state === 'negotiating') this.fail('remote-server-timeout', `${this.d.remote} did not answer our dialback request`);
+    }, this.d.dialbackTimeoutMs);
+    timer.unref();
+  }
+
+  private onDialbackResult(el: Element): void {
+    const a = attrsOf(el);
+    // Only an answer to our own request counts (XEP-0220 §3.1): from/to swapped, on this stream.
+    if (!this.dialbackSent || this.auth !== 'none' || a.from !== this.d.remote || a.to !== this.d.local) {
+      this.d.log.warn('%s: unsolicited <db:result/> from %s (from=%s to=%s) dropped', this.id, this.d.remote, a.from, a.to);
+      return;
+    }
+    if (a.type === 'valid') {
+      this.auth = 'dialback';
+      this.ready();
+      return;
+    }
+    this.fail('remote-server-timeout', `${this.d.remote} answered our dialback with ${a.type ?? 'nothing'}`);
+  }
+
+  // ---- dialback verification (we are the Receiving Server asking) ------------------------------------
+
+  private sendVerify(id: string, key: string): void {
+    this.write(`<db:verify from='${this.d.local}' to='${this.d.remote}' id='${escapeAttr(id)}'>${escapeText(key)}</db:verify>`);
+  }
+
+  private onVerifyAnswer(el: Element): void {
+    const a = attrsOf(el);
+    const id = a.id ?? '';
+    if (a.from !== this.d.remote || a.to !== this.d.local || !this.verifies.has(id)) {
+      this.d.log.warn('%s: unsolicited <db:verify/> answer from %s dropped', this.id, this.d.remote);
+      return;
+    }
+    this.finishVerify(id, a.type === 'valid' ? 'valid' : a.type === 'invalid' ? 'invalid' : 'error');
+  }
+
+  private finishVerify(id: string, outcome: VerifyOutcome): void {
+    const v = this.verifies.get(id);
+    if (!v) return;
+    this.verifies.delete(id);
+    clearTimeout(v.timer);
+    v.resolve(outcome);
+  }
+
+  // ---- ready ------------------------------------------------------------------------------------------
+
+  private ready(): void {
+    this.state = 'ready';
+    this.d.log.info('s2s stream %s → %s established (%s, %s%s)', this.d.local, this.d.remote, this.auth, this.tlsProtocol ?? 'no TLS', this.directTls ? ', direct TLS' : '');
+    const out = this.queue.splice(0).map(serialise).join('');
+    if (out) this.write(out);
+  }
+}
+
+function escapeAttr(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/'/g, '&apos;').replace(/"/g, '&quot;');
+}
+
+function escapeText(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,130 @@
+// The room archive (XEP-0313 on a MUC room): messages are archived under the stanza-id the room
+// stamps (by = the room), queries page through them, access follows the room (members-only:
+// members; never outcasts), real JIDs only for those allowed to see them, moderated messages
+// leave the archive, and a persistent room's history comes back from its archive after a restart.
+import assert from 'node:assert/strict';
+import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
+import { adminSet, configure, createInstant, enter, errorCondition, groupchat, isGroupchat, MUC, NS_DISCO_INFO, NS_USER } from '../helpers/muc-client.ts';
+import { startServer, type TestServer } from '../helpers/server.ts';
+
+const PASS = 'muc-archive-pass';
+const NS_MAM = 'urn:xmpp:mam:2';
+
+describe('e2e: MUC room archive (XEP-0313)', function () {
+  let server: TestServer;
+  const clients: TestClient[] = [];
+  const connect = async (user: string) => {
+    const c = await login(server, user, PASS);
+    clients.push(c);
+    return c;
+  };
+  const stopClients = () => Promise.all(clients.splice(0).map((c) => c.stop()));
+  const ok = (r: { attrs: Record<string, string> }) => assert.equal(r.attrs.type, 'result', String(r));
+
+  /** Run a query; resolves to the iq reply and the forwarded messages. */
+  const query = async (c: TestClient, room: string, opts: { with?: string; max?: number } = {}): Promise<{ reply: Element; results: Element[] }> => {
+    const queryid = `q${Math.random().toString(36).slice(2)}`;
+    const q = xml('query', { xmlns: NS_MAM, queryid });
+    if (opts.with) {
+      q.cnode(xml('x', { xmlns: 'jabber:x:data', type: 'submit' },
+        xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', {}, NS_MAM)),
+        xml('field', { var: 'with' }, xml('value', {}, opts.with))));
+    }
+    if (opts.max !== undefined) q.cnode(xml('set', { xmlns: 'http://jabber.org/protocol/rsm' }, xml('max', {}, String(opts.max))));
+    const reply = await c.iqRaw(xml('iq', { type: 'set', to: room }, q));
+    const results = c.inbox.drain().filter((m) => m.name === 'message' && m.getChild('result', NS_MAM)?.attrs.queryid === queryid);
+    return { reply, results };
+  };
+  const forwarded = (m: Element) => m.getChild('result', NS_MAM)!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('message')!;
+
+  before(async function () {
+    server = await startServer({ users: { owner: PASS, alice: PASS, bob: PASS } });
+  });
+  afterEach(stopClients);
+  after(async function () {
+    await server?.destroy();
+  });
+
+  it('archives groupchat messages under the room’s stanza-id and answers queries on the room', async function () {
+    const owner = await connect('owner');
+    const alice = await connect('alice');
+    const room = `logged@${MUC}`;
+    await createInstant(owner, room, 'boss');
+    const info = await owner.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: NS_DISCO_INFO })));
+    assert.ok(info.getChild('query')!.getChildren('feature').some((f) => f.attrs.var === NS_MAM));
+    await enter(alice, `${room}/alice`);
+    const ids: string[] = [];
+    for (const body of ['one', 'two', 'three']) {
+      await groupchat(alice, room, body);
+      const m = await owner.expect(isGroupchat(body));
+      ids.push(m.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id);
+    }
+    // Alice (a participant of a semi-anonymous room) gets the messages without real JIDs.
+    const { reply, results } = await query(alice, room);
+    ok(reply);
+    assert.equal(reply.getChild('fin', NS_MAM)?.attrs.complete, 'true');
+    assert.deepEqual(results.map((r) => r.getChild('result', NS_MAM)!.attrs.id), ids);
+    assert.deepEqual(results.map((r) => forwarded(r).getChildText('body')), ['one', 'two', 'three']);
+    for (const r of results) {
+      assert.equal(r.attrs.from, room);
+      assert.equal(forwarded(r).attrs.from, `${room}/alice`);
+      assert.equal(forwarded(r).getChild('x', NS_USER), undefined);
+    }
+    // The owner (a moderator) sees who wrote them and may filter by real JID.
+    const mod = await query(owner, room, { with: alice.bare, max: 2 });
+    ok(mod.reply);
+    assert.equal(mod.results.length, 2);
+    assert.equal(forwarded(mod.results[0]!).getChild('x', NS_USER)?.getChild('item')?.attrs.jid, alice.jid, String(mod.results[0]));
+    const refused = await query(alice, room, { with: owner.bare });
+    assert.equal(errorCondition(refused.reply), 'forbidden');
+  });
+
+  it('lets only members read a members-only room’s archive and never outcasts', async function () {
+    const owner = await connect('owner');
+    const bob = await connect('bob');
+    const room = `private-log@${MUC}`;
+    await createInstant(owner, room, 'boss');
+    await groupchat(owner, room, 'secret');
+    await owner.expect(isGroupchat('secret'));
+    ok(await configure(owner, room, { 'muc#roomconfig_membersonly': '1' }));
+    assert.equal(errorCondition((await query(bob, room)).reply), 'forbidden');
+    ok(await adminSet(owner, room, { jid: bob.bare, affiliation: 'member' }));
+    const { reply, results } = await query(bob, room);
+    ok(reply);
+    assert.deepEqual(results.map((r) => forwarded(r).getChildText('body')), ['secret']);
+    ok(await adminSet(owner, room, { jid: bob.bare, affiliation: 'outcast' }));
+    assert.equal(errorCondition((await query(bob, room)).reply), 'forbidden');
+  });
+
+  it('removes a moderated message from the archive', async function () {
+    const owner = await connect('owner');
+    const room = `cleaned@${MUC}`;
+    await createInstant(owner, room, 'boss');
+    await groupchat(owner, room, 'regret');
+    const m = await owner.expect(isGroupchat('regret'));
+    const sid = m.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id;
+    ok(await owner.iqRaw(xml('iq', { type: 'set', to: room },
+      xml('moderate', { xmlns: 'urn:xmpp:message-moderate:1', id: sid }, xml('retract', { xmlns: 'urn:xmpp:message-retract:1' })))));
+    const { results } = await query(owner, room);
+    assert.ok(!results.some((r) => r.getChild('result', NS_MAM)!.attrs.id === sid));
+    assert.ok(!results.some((r) => forwarded(r).getChildText('body') === 'regret'));
+  });
+
+  it('gives a persistent room its history back from the archive after a restart', async function () {
+    const owner = await connect('owner');
+    const room = `remembers@${MUC}`;
+    await createInstant(owner, room, 'boss');
+    ok(await configure(owner, room, { 'muc#roomconfig_persistentroom': '1' }));
+    await groupchat(owner, room, 'before the restart');
+    const sent = await owner.expect(isGroupchat('before the restart'));
+    await stopClients();
+    await server.restart();
+    const alice = await connect('alice');
+    const history = alice.expect((el) => el.name === 'message' && el.getChildText('body') === 'before the restart');
+    await enter(alice, `${room}/alice`);
+    const h = await history;
+    assert.equal(h.attrs.from, `${room}/boss`);
+    assert.equal(h.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id, sent.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id);
+    assert.ok(h.getChild('delay', 'urn:xmpp:delay'));
+  });
+});

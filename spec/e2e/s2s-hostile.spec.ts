@@ -1,0 +1,115 @@
+// Hostile server-to-server peers (doc/federation.md): a stream authenticated for one domain that
+// sends stanzas from another is closed with invalid-from; a dialback key is confirmed once, for
+// the stream it was issued on, and a replayed <db:verify/> is answered invalid (XEP-0220 §2.4,
+// doc/federation.md "the replay guard").
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { RawClient, login, streamErrorCondition, xml, type Element } from '../helpers/client.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import { listenerPort, publish, startFederated } from '../helpers/s2s.ts';
+import { S2sTestPki } from '../helpers/testca-s2s.ts';
+import type { TestServer } from '../helpers/server.ts';
+import { XmppStreamParser } from '../../core/util/stream-parser.ts';
+
+const PASS = 'hostile-pass';
+const HEADER = (from: string, to: string, extra = '') =>
+  `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='${from}' to='${to}' version='1.0'${extra}>`;
+
+describe('s2s: hostile peers', function () {
+  this.timeout(60000);
+  let dns: TestDnsServer;
+  let server: TestServer | undefined;
+  const cleanups: (() => void)[] = [];
+
+  beforeEach(async () => {
+    dns = await startDnsServer();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && server) console.log(server.output);
+    for (const c of cleanups.splice(0)) c();
+    await server?.destroy();
+    server = undefined;
+    await dns.close();
+  });
+
+  it('closes a stream authenticated (SASL EXTERNAL) for evil.test that forges a from of a.test: invalid-from', async () => {
+    const pki = S2sTestPki.create();
+    const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
+    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile } });
+    const bob = await login(server, 'bob', PASS, { presence: true });
+    cleanups.push(() => void bob.stop());
+
+    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
+    cleanups.push(() => peer.close());
+    peer.write(HEADER('evil.test', 'b.test'));
+    const plain = await peer.expect((el) => el.name === 'stream:features');
+    assert.ok(plain.getChild('starttls')?.getChild('required'), 'STARTTLS is required');
+    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await peer.expect((el) => el.name === 'proceed');
+    await peer.upgradeTls('b.test');
+    peer.write(HEADER('evil.test', 'b.test'));
+    const features = await peer.expect((el) => el.name === 'stream:features');
+    assert.deepEqual(features.getChild('mechanisms')?.getChildren('mechanism').map((m) => m.text()), ['EXTERNAL']);
+    peer.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
+    await peer.expect((el) => el.name === 'success');
+    peer.resetParser();
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+
+    // Its own domain: delivered.
+    peer.write(`<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>from evil</body></message>`);
+    await bob.expect((s) => s.name === 'message' && s.attrs.from === 'mallory@evil.test' && s.getChildText('body') === 'from evil', 15000);
+    // Another domain's address: the stream ends, nothing is delivered.
+    peer.write(`<message from='alice@a.test' to='bob@b.test' type='chat'><body>forged</body></message>`);
+    const error = await peer.expect((el) => el.name === 'stream:error', 15000);
+    assert.equal(streamErrorCondition(error), 'invalid-from');
+    await peer.waitClosed();
+    await bob.expectNothing((s) => s.name === 'message' && s.getChildText('body') === 'forged', 500);
+  });
+
+  it('confirms a dialback key once, on the stream id it was issued for; a replayed <db:verify/> is invalid', async () => {
+    server = await startFederated({ host: 'a.test', dns, users: { alice: PASS }, config: { s2sRequireEncryption: false } });
+    // A fake b.test: it receives a.test's outgoing stream and its <db:result/> key.
+    const key = new Promise<string>((resolve, reject) => {
+      const fake = net.createServer((socket) => {
+        const parser = new XmppStreamParser({ maxStanzaSize: 1 << 20, maxDepth: 50 });
+        parser.on('streamStart', () => {
+          socket.write(HEADER('b.test', 'a.test', " id='issued-stream-1'") + "<stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>");
+        });
+        parser.on('stanza', (el: Element) => {
+          if (el.name === 'db:result') resolve(el.text());
+        });
+        socket.on('data', (d) => parser.write(d));
+        socket.on('error', () => undefined);
+        cleanups.push(() => socket.destroy());
+      });
+      fake.listen(0, '127.0.0.1', () => publish(dns, 'b.test', (fake.address() as net.AddressInfo).port));
+      fake.on('error', reject);
+      cleanups.push(() => fake.close());
+    });
+    const alice = await login(server, 'alice', PASS, { presence: true });
+    cleanups.push(() => void alice.stop());
+    await alice.send(xml('message', { to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'hi')));
+    const issued = await key;
+    assert.match(issued, /^[0-9a-f]{64}$/);
+
+    // The Authoritative Server's side: b.test asks a.test about the key.
+    const peer = await RawClient.connect(listenerPort(server, 's2s'));
+    cleanups.push(() => peer.close());
+    peer.write(HEADER('b.test', 'a.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    const ask = (id: string, k: string) => {
+      peer.write(`<db:verify from='b.test' to='a.test' id='${id}'>${k}</db:verify>`);
+      return peer.expect((el) => el.name === 'db:verify' && el.attrs.id === id && el.attrs.type !== undefined, 15000);
+    };
+    // Another stream id with the same key: invalid (keys are bound to one stream).
+    assert.equal((await ask('some-other-stream', issued)).attrs.type, 'invalid');
+    const first = await ask('issued-stream-1', issued);
+    assert.equal(first.attrs.type, 'valid');
+    assert.equal(first.attrs.from, 'a.test');
+    assert.equal(first.attrs.to, 'b.test');
+    // The same question again: a replay.
+    assert.equal((await ask('issued-stream-1', issued)).attrs.type, 'invalid');
+    await server.waitForOutput(/dialback key .* \(stream issued-stream-1\) is replayed: answered invalid/);
+  });
+});

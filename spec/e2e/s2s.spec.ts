@@ -1,0 +1,110 @@
+// Federation between two Cadence servers (RFC 6120 s2s, doc/federation.md): a.test and b.test on
+// 127.0.0.1, each found by the other through SRV records on a loopback DNS server. With their
+// self-signed certificates they authenticate with dialback (XEP-0220); with certificates from a
+// test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
+// servers, see presence and exchange messages both ways.
+import assert from 'node:assert/strict';
+import { login, stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
+import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
+import { federate, startFederated } from '../helpers/s2s.ts';
+import { S2sTestPki } from '../helpers/testca-s2s.ts';
+import type { TestServer } from '../helpers/server.ts';
+
+const PASS = 's2s-pass';
+const NS_ROSTER = 'jabber:iq:roster';
+describe('s2s: two Cadence servers federating', function () {
+  this.timeout(60000);
+  let dns: TestDnsServer;
+  const servers: TestServer[] = [];
+  const clients: TestClient[] = [];
+
+  beforeEach(async () => {
+    dns = await startDnsServer();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    await Promise.all(servers.splice(0).map((s) => s.destroy()));
+    await dns.close();
+  });
+
+  const start = async (host: string, config: Record<string, unknown> = {}, users: Record<string, string> = {}) => {
+    const server = await startFederated({ host, dns, users, config });
+    servers.push(server);
+    return server;
+  };
+  const user = async (server: TestServer, name: string) => {
+    const c = await login(server, name, PASS, { presence: true });
+    clients.push(c);
+    await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER }))); // interested: roster pushes
+    return c;
+  };
+
+  it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways', async () => {
+    const a = await start('a.test', {}, { alice: PASS });
+    const b = await start('b.test', {}, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await federate(alice, bob);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3/);
+    await b.waitForOutput(/s2s stream b\.test → a\.test established \(dialback, TLSv1\.3/);
+    await b.waitForOutput(/s2s stream from a\.test to b\.test authenticated \(dialback/);
+    const list = await a.cli(['shell', 's2s', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /out\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
+    assert.match(list.stdout, /in\s+a\.test\s+b\.test\s+dialback\s+TLSv1\.3/);
+  });
+
+  it('authenticates with SASL EXTERNAL when both present certificates from a trusted CA', async () => {
+    const pki = S2sTestPki.create();
+    const certA = pki.issue({ cn: 'a.test', dns: ['a.test'], xmppAddrs: ['a.test'] });
+    const certB = pki.issue({ cn: 'b.test', dns: ['b.test'], srvNames: ['_xmpp-server.b.test'] });
+    const common = { s2sCaFile: pki.root.certFile, s2sSecureAuth: true };
+    const a = await start('a.test', { ...common, tls: { certificate: certA.certFile, key: certA.keyFile } }, { alice: PASS });
+    const b = await start('b.test', { ...common, tls: { certificate: certB.certFile, key: certB.keyFile } }, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await federate(alice, bob);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(EXTERNAL/);
+    await b.waitForOutput(/s2s stream b\.test → a\.test established \(EXTERNAL/);
+    await a.waitForOutput(/s2s stream from b\.test to a\.test authenticated \(EXTERNAL/);
+  });
+
+  it('refuses a peer whose certificate is for another name when s2sSecureAuth is on: the message bounces', async () => {
+    const pki = S2sTestPki.create();
+    const certA = pki.issue({ cn: 'a.test', dns: ['a.test'] });
+    const wrong = pki.issue({ cn: 'wrong.test', dns: ['wrong.test'] });
+    const a = await start('a.test', { s2sCaFile: pki.root.certFile, s2sSecureAuth: true, tls: { certificate: certA.certFile, key: certA.keyFile } }, { alice: PASS });
+    const b = await start('b.test', { s2sCaFile: pki.root.certFile, tls: { certificate: wrong.certFile, key: wrong.keyFile } }, { bob: PASS });
+    const alice = await user(a, 'alice');
+    await user(b, 'bob');
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'm1', type: 'chat' }, xml('body', {}, 'secret')));
+    const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'm1' && s.attrs.type === 'error', 15000);
+    assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
+    await a.waitForOutput(/did not present a valid certificate \(certificate not valid for b\.test/);
+    assert.doesNotMatch(b.output, /authenticated \(dialback/);
+  });
+
+  it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {
+    const a = await start('a.test', {}, { alice: PASS });
+    const b = await start('b.test', {}, { bob: PASS });
+    const alice = await user(a, 'alice');
+    await b.stop(); // its SRV record stays: connections are refused
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'q1', type: 'chat' }, xml('body', {}, 'anyone?')));
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'q2', type: 'chat' }, xml('body', {}, 'hello?')));
+    for (const id of ['q1', 'q2']) {
+      const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === id && s.attrs.type === 'error', 40000);
+      assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
+      assert.equal(error.attrs.from, 'bob@b.test');
+    }
+  });
+
+  it('bounces with remote-server-not-found when the domain publishes no s2s service', async () => {
+    const a = await start('a.test', {}, { alice: PASS });
+    dns.set('_xmpp-server._tcp.nowhere.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    const alice = await user(a, 'alice');
+    await alice.send(xml('message', { to: 'x@nowhere.test', id: 'n1', type: 'chat' }, xml('body', {}, 'hi')));
+    const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'n1' && s.attrs.type === 'error', 15000);
+    assert.equal(stanzaErrorCondition(error), 'remote-server-not-found');
+  });
+});

@@ -1,0 +1,50 @@
+// Interop: slixmpp's ComponentXMPP with its xep_0356 plugin (defaults) as a privileged component
+// (XEP-0356): it learns its grants from the server's advertisement, reads a user's roster on the
+// host that grants it roster access, and is refused (forbidden) on a host that grants it nothing.
+// The driver script is spec/interop/slixmpp_privileged.py.
+import assert from 'node:assert/strict';
+import { login, xml } from '../helpers/client.ts';
+import path from 'node:path';
+import { ROOT, startServer, type TestServer } from '../helpers/server.ts';
+import { PyClient, pythonModuleVersion, PYTHON, type Result } from './pyclient.ts';
+
+const SCRIPT = path.join(ROOT, 'spec', 'interop', 'slixmpp_privileged.py');
+
+describe('interop: slixmpp ComponentXMPP as a privileged component (XEP-0356)', function () {
+  let server: TestServer;
+  let component: PyClient | undefined;
+
+  before(async function () {
+    assert.ok(pythonModuleVersion('slixmpp'), `slixmpp is not importable by ${PYTHON}: apt-get install python3-slixmpp`);
+    server = await startServer({
+      users: { alice: 'alice-pass' },
+      config: {
+        modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'component', 'privilege'],
+        virtualHosts: {
+          localhost: { privilege: { entities: { 'priv.localhost': { roster: 'get', message: 'outgoing', presence: 'managed_entity' } } } },
+          'other.localhost': {},
+        },
+        componentPorts: [0],
+        components: { 'priv.localhost': { secret: 's3cret' } },
+      },
+    });
+  });
+  after(async function () {
+    await component?.kill();
+    await server?.destroy();
+  });
+
+  it('reads a granted user roster and is refused outside its grant', async function () {
+    const alice = await login(server, 'alice', 'alice-pass');
+    await alice.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:roster' }, xml('item', { jid: 'bob@localhost' }))));
+    await alice.stop();
+    component = PyClient.spawn(SCRIPT, ['--jid', 'priv.localhost', '--secret', 's3cret', '--port', String(server.componentPort),
+      '--user', 'alice@localhost', '--user', 'eve@other.localhost'], 'slixmpp component');
+    const r: Result = await component.exited;
+    const explain = `exit ${r.code ?? r.signal}\n--- stdout\n${r.stdout}--- stderr\n${r.stderr}--- server\n${server.output.slice(-3000)}`;
+    assert.equal(r.code, 0, explain);
+    assert.ok(r.events.includes('EVENT privileges roster=get message=outgoing presence=managed_entity'), explain);
+    assert.ok(r.events.includes('EVENT roster user=alice@localhost items=bob@localhost'), explain);
+    assert.ok(r.events.includes('EVENT roster_error user=eve@other.localhost condition=forbidden'), explain);
+  });
+});
