@@ -23,7 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import { attrsOf, defineModule, errorReply, isBound, NS, xml, type Session, type Stanza } from '../../core/api.ts';
+import { attrsOf, defineModule, errorReply, isBound, NS, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
 import { addH, newlyAcked, parseH } from './counter.ts';
 import { ResumptionStore, type StoredSession } from './store.ts';
 
@@ -319,7 +319,27 @@ export default defineModule({
     });
 
     /** Route what the client never acknowledged as for an unavailable resource (RFC 6121 §8.5.3.2.1). */
-    const reroute = (stanzas: { stanza: Stanza; sent: number }[], username: string) => {
+    /**
+     * A message the ended session never acknowledged goes to the account again — its other
+     * resources, else offline storage — directly, not through the router: it was routed (archived,
+     * carbon-copied) once already. If offline storage refuses it, its sender gets the error.
+     */
+    const redeliver = async (message: Stanza, username: string, origin: Session) => {
+      const targets = module.sessions.mostAvailableSessions(host, username).filter((s) => !s.destroyed && s !== origin);
+      if (targets.length) {
+        for (const s of targets) s.send(message);
+        return;
+      }
+      try {
+        const stored = await module.fire('message/offline/handle', { username, host, stanza: message, origin });
+        if (stored === undefined) module.send(errorReply(message, 'cancel', 'service-unavailable'));
+      } catch (err) {
+        const condition = err instanceof StanzaError ? err.condition : 'service-unavailable';
+        module.send(errorReply(message, 'cancel', condition, err instanceof StanzaError ? err.text : undefined));
+      }
+    };
+
+    const reroute = (stanzas: { stanza: Stanza; sent: number }[], username: string, origin: Session | undefined) => {
       let messages = 0;
       for (const { stanza, sent } of stanzas) {
         const type = stanza.attrs.type;
@@ -336,7 +356,12 @@ export default defineModule({
         if (stanza.getChildElements().some((c) => COPY_NAMESPACES.has(attrsOf(c).xmlns ?? ''))) continue;
         const copy = parse(stanza.toString()) as Stanza;
         if (!copy.getChild('delay', NS_DELAY)) copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: new Date(sent).toISOString() }));
-        module.send(copy);
+        if (origin === undefined) {
+          module.send(copy);
+          messages++;
+          continue;
+        }
+        void redeliver(copy, username, origin).catch((err: unknown) => module.log.error('cannot re-deliver a message of %s@%s: %s', username, host, err));
         messages++;
       }
       if (messages) module.log.info('re-routed %d unacknowledged message(s) of %s@%s', messages, username, host);
@@ -356,7 +381,7 @@ export default defineModule({
         return;
       }
       if (st.id !== undefined) store.drop(st.username, st.id, st.queue.map((q) => q.seq));
-      reroute(st.queue, st.username);
+      reroute(st.queue, st.username, session);
       st.queue = [];
     });
 
@@ -523,7 +548,8 @@ export default defineModule({
           // unreadable: nothing to route
         }
       }
-      reroute(stanzas, saved.username);
+      // No session of this run to speak for (the server restarted): routed as anew.
+      reroute(stanzas, saved.username, undefined);
     };
 
     const loadStored = async () => {
