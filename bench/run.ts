@@ -22,6 +22,7 @@ import { fanout } from './scenarios/fanout.ts';
 import { loginRate } from './scenarios/login.ts';
 import { mamScenario } from './scenarios/mam.ts';
 import { memory } from './scenarios/memory.ts';
+import { mucRoom } from './scenarios/muc.ts';
 import { routing } from './scenarios/routing.ts';
 import { CadenceServer } from './servers/cadence.ts';
 import { EjabberdServer } from './servers/ejabberd.ts';
@@ -36,7 +37,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'cadence,prosody,ejabberd' },
-    scenarios: { type: 'string', default: 'login,routing,routing-sm,fanout,memory,mam' },
+    scenarios: { type: 'string', default: 'login,routing,routing-sm,fanout,muc,memory,mam' },
     repeat: { type: 'string' },
     sessions: { type: 'string' },
     md: { type: 'string' },
@@ -60,6 +61,11 @@ const P = {
   routingDurationMs: quick ? 4000 : 15_000,
   fanoutContacts: 200,
   fanoutRounds: quick ? 10 : 30,
+  mucOccupants: quick ? 100 : 500,
+  mucRounds: quick ? 5 : 20,
+  mucSenders: 10,
+  mucWindow: 2,
+  mucDurationMs: quick ? 3000 : 10_000,
   memoryLevels: (args.sessions ?? (quick ? '1000' : '1000,10000')).split(',').map(Number),
   memorySettleMs: quick ? 1500 : 5000,
 };
@@ -239,7 +245,7 @@ async function main(): Promise<number> {
       };
       const profDir = d.name === 'cadence' && args['cadence-cpu-prof'] ? path.resolve(args['cadence-cpu-prof'], `round${round}`) : undefined;
       if (profDir) mkdirSync(profDir, { recursive: true });
-      if (scenarios.has('login') || scenarios.has('routing') || scenarios.has('routing-sm') || scenarios.has('fanout')) {
+      if (scenarios.has('login') || scenarios.has('routing') || scenarios.has('routing-sm') || scenarios.has('fanout') || scenarios.has('muc')) {
         log(`round ${round}: ${d.name}: start`);
         active = d;
         try {
@@ -263,6 +269,11 @@ async function main(): Promise<number> {
             );
           }
           if (scenarios.has('fanout')) rr.fanout = await step('fan-out', () => fanout(ctx(), { fan: fanUser, contacts, rounds: P.fanoutRounds }));
+          if (scenarios.has('muc')) {
+            rr.muc = await step('muc', () =>
+              mucRoom(ctx(), { users, service: `conference.${DOMAIN}`, occupants: P.mucOccupants, rounds: P.mucRounds, senders: P.mucSenders, window: P.mucWindow, durationMs: P.mucDurationMs }),
+            );
+          }
         } catch (err) {
           rr.errors.push(`start: ${(err as Error).message}`);
           log(`  ${d.name} failed to start: ${(err as Error).message.split('\n')[0]}`);

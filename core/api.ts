@@ -37,6 +37,7 @@ export type {
   OfflineEvent,
   ResourceAvailableEvent,
   RosterPushEvent,
+  RosterPushedEvent,
   Sasl2InlineFeaturesEvent,
   Sasl2SuccessEvent,
   SessionEvent,
@@ -45,6 +46,9 @@ export type {
   StreamFeaturesEvent,
   UnauthenticatedStanzaEvent,
   UserEvent,
+  VcardLoadEvent,
+  VcardStoreEvent,
+  VcardUpdatedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

@@ -236,6 +236,29 @@ export interface EntityCapsEvent {
   initial: boolean;
 }
 
+// ---- vCards (mod_vcard ⇄ mod_pep: XEP-0398 avatars, XEP-0292 vCard4) ------------------------------
+
+/** `vcard/updated` (mod_vcard, after the change is durable): an account's vcard-temp changed; undefined when removed. */
+export interface VcardUpdatedEvent {
+  username: string;
+  vcard: Element | undefined;
+  /** Who changed it: 'client' for a vcard-temp set, else the `source` of the `vcard/store` request. */
+  source: string;
+}
+
+/** `vcard/load` (awaited; mod_vcard answers): the handler sets `vcard` to the stored card (left undefined when none) and returns true. */
+export interface VcardLoadEvent {
+  username: string;
+  vcard?: Element;
+}
+
+/** `vcard/store` (awaited; mod_vcard answers): store `vcard` (undefined: remove), durably, then fire `vcard/updated` with `source`. */
+export interface VcardStoreEvent {
+  username: string;
+  vcard: Element | undefined;
+  source: string;
+}
+
 // ---- lifecycle ------------------------------------------------------------------------------------
 
 export interface SessionEvent {
@@ -270,6 +293,17 @@ export interface ComponentStanzaEvent {
   /** The component's domain. */
   host: string;
   stanza: Stanza;
+}
+
+/**
+ * `roster-pushed` (host bus, mod_roster): an item of a user's roster changed and was pushed to the
+ * user's interested resources (also when none is interested); `item` is the pushed `<item/>`.
+ * mod_privilege copies it to privileged components with roster pushes (XEP-0356 §4.4).
+ */
+export interface RosterPushedEvent {
+  host: string;
+  username: string;
+  item: Element;
 }
 
 export interface ModuleEvent {
@@ -334,12 +368,16 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'bind2-inline-features': Bind2InlineFeaturesEvent;
   'resource-available': ResourceAvailableEvent;
   'roster-push': RosterPushEvent;
+  'roster-pushed': RosterPushedEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
   'c2s-connection-lost': ConnectionLostEvent;
   'carbons/forward': CarbonForwardEvent;
   'entity-caps': EntityCapsEvent;
+  'vcard/updated': VcardUpdatedEvent;
+  'vcard/load': VcardLoadEvent;
+  'vcard/store': VcardStoreEvent;
 }
 
 /** Events of the server's bus (`module.hookGlobal`, and `module.hook` in a global module). */

@@ -8,8 +8,8 @@
 // Decisions and bookkeeping: core/util/privilege.ts; doc/remote-admin.md describes the glue.
 //
 // What this module does not do yet, so it is not advertised: roster *set* (a granted set is
-// advertised as get / none), roster pushes to the component (push='false'), and contacts'
-// presence (presence 'roster' is advertised as managed_entity).
+// advertised as get / none) and contacts' presence (presence 'roster' is advertised as
+// managed_entity). Roster pushes (§4.4) are copied from mod_roster's `roster-pushed`.
 import {
   NS,
   defineModule,
@@ -32,7 +32,7 @@ const options = {
 /** What this module implements of a grant (see the header): nothing is advertised that does not work. */
 function supported(g: P.EffectiveGrant): P.EffectiveGrant {
   const roster = g.roster === 'both' || g.roster === 'get' ? 'get' : 'none';
-  return { ...g, roster, rosterPush: false, presence: g.presence === 'roster' ? 'managed_entity' : g.presence };
+  return { ...g, roster, rosterPush: roster === 'get' && g.rosterPush, presence: g.presence === 'roster' ? 'managed_entity' : g.presence };
 }
 
 export default defineModule({
@@ -170,6 +170,15 @@ export default defineModule({
       for (const e of iqs.expire()) send(e);
       for (const e of delegated.expire()) send(e);
     }, 10_000);
+
+    // ---- roster pushes (§4.4), from the managed entity's bare JID -------------------------------------
+    module.hook('roster-pushed', ({ username, item }) => {
+      for (const [component, grant] of grants) {
+        if (!connected(component)) continue;
+        const push = P.rosterPushFor(grant, `${username}@${host}`, component, item);
+        if (push) send(push);
+      }
+    });
 
     // ---- presence of the managed entities (§7) ------------------------------------------------------
     const relayPresence = (component: string, presence: Element) => {

@@ -80,6 +80,7 @@ export default defineModule({
         iq.c('query', { xmlns: NS.roster, ver: String(roster.version) }).cnode(itemElement(jid, item));
         session.send(iq);
       }
+      module.emit('roster-pushed', { host, username, item: itemElement(jid, item) }); // privileged components (mod_privilege)
     };
 
     module.hook('roster-push', ({ host: h, username, jid }) => {

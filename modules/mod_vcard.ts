@@ -12,6 +12,9 @@
 //    forbidden or not-allowed"). The card is stored as XML text in the 'vcard' keyval store and
 //    is durable before the result is sent.
 //
+// Other modules (mod_pep: XEP-0398 avatars, XEP-0292 vCard4) read and write cards through the
+// `vcard/load` and `vcard/store` events, and hear of every change through `vcard/updated`.
+//
 // Size limits: `maxPhotoBytes` bounds the decoded size of the PHOTO BINVAL data and `maxSize`
 // the serialized vCard. Exceeding either is answered `not-acceptable` (type modify): RFC 6120
 // §8.3.3.9 defines it as a request that "does not meet criteria defined by the recipient or
@@ -21,7 +24,7 @@
 // before it reaches this module.
 import type { Element } from '@xmpp/xml';
 import { parse } from 'ltx';
-import { defineModule, iqPayload, StanzaError, xml } from '../core/api.ts';
+import { defineModule, iqPayload, StanzaError, xml, type VcardUpdatedEvent } from '../core/api.ts';
 
 export const NS_VCARD = 'vcard-temp';
 
@@ -122,6 +125,19 @@ export default defineModule({
       const empty = card.getChildElements().length === 0 && card.text().trim() === '';
       await store.set(toNode, empty ? undefined : text);
       origin.send(module.iqResult(stanza));
+      module.emit('vcard/updated', { username: toNode, vcard: empty ? undefined : card, source: 'client' } satisfies VcardUpdatedEvent);
+      return true;
+    });
+
+    // -- other modules ----------------------------------------------------------------------------
+
+    module.hook('vcard/load', async (request) => {
+      request.vcard = await load(request.username);
+      return true;
+    });
+    module.hook('vcard/store', async ({ username, vcard, source }) => {
+      await store.set(username, vcard ? vcard.toString() : undefined);
+      module.emit('vcard/updated', { username, vcard, source } satisfies VcardUpdatedEvent);
       return true;
     });
 

@@ -3,6 +3,7 @@
 import type { FanoutResult } from '../scenarios/fanout.ts';
 import type { LoginResult } from '../scenarios/login.ts';
 import type { MemoryResult } from '../scenarios/memory.ts';
+import type { MucResult } from '../scenarios/muc.ts';
 import type { RoutingResult } from '../scenarios/routing.ts';
 import { median } from './proc.ts';
 
@@ -16,6 +17,7 @@ export interface RoundResult {
   routingSm?: RoutingResult;
   fanout?: FanoutResult;
   memory?: MemoryResult;
+  muc?: MucResult;
   errors: string[];
 }
 
@@ -60,6 +62,8 @@ export const METRICS: Metric[] = [
   { label: 'Server CPU s per 1,000 messages', better: 'lower', get: (r) => r.routing?.serverCpuSecPer1000, fmt: f3 },
   { label: 'Routing with stream management, msgs/s', better: 'higher', get: (r) => r.routingSm?.msgsPerSec, fmt: f0 },
   { label: 'Server CPU s per 1,000 messages with stream management', better: 'lower', get: (r) => r.routingSm?.serverCpuSecPer1000, fmt: f3 },
+  { label: 'MUC: one message to 500 occupants, median (ms)', better: 'lower', get: (r) => r.muc?.medianMs, fmt: f1 },
+  { label: 'MUC: messages/s through one 500-occupant room', better: 'higher', get: (r) => r.muc?.msgsPerSec, fmt: f0 },
 ];
 
 function servers(run: RunJson): string[] {
@@ -171,6 +175,16 @@ export function scenarioTables(run: RunJson): string {
     { h: 'server CPU ms / change', get: (r) => r.fanout?.serverCpuMsPerRound, better: 'lower', fmt: f1 },
     { h: 'complete rounds', get: (r) => r.fanout?.completeRounds, better: 'higher', fmt: f0, ratio: false },
   ]);
+  section(`6. Multi-User Chat (one room, ${p.mucOccupants} occupants; throughput: ${p.mucSenders} senders, ${p.mucWindow} messages in flight each)`, [
+    { h: 'one message to all, median (ms)', get: (r) => r.muc?.medianMs, better: 'lower', fmt: f1 },
+    { h: 'p90 (ms)', get: (r) => r.muc?.p90Ms, better: 'lower', fmt: f1 },
+    { h: 'msgs/s through the room', get: (r) => r.muc?.msgsPerSec, better: 'higher', fmt: f0 },
+    { h: 'deliveries/s', get: (r) => r.muc?.deliveriesPerSec, better: 'higher', fmt: f0 },
+    { h: 'server CPU ms / message', get: (r) => r.muc?.serverCpuMsPerMessage, better: 'lower', fmt: f2 },
+    { h: 'entering (s)', get: (r) => (r.muc ? r.muc.joinMs / 1000 : undefined), better: 'lower', fmt: f1 },
+    { h: 'complete rounds', get: (r) => r.muc?.completeRounds, better: 'higher', fmt: f0, ratio: false },
+    { h: 'load generator CPU (of one core)', get: (r) => r.muc?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
+  ]);
   const errs = run.rounds.filter((r) => r.errors.length || r.memory?.error);
   if (errs.length) {
     out.push('### Errors\n');
@@ -189,7 +203,7 @@ export function renderMarkdown(run: RunJson): string {
   lines.push('Machine: ' + Object.entries(run.machine).map(([k, v]) => `${k} ${v}`).join('; ') + '.');
   lines.push('');
   const other = run.rounds
-    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores])
+    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores, r.muc?.otherCores])
     .filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
     .sort((a, b) => a - b);
   const otherText = other.length

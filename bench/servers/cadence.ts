@@ -50,6 +50,8 @@ export class CadenceServer implements ServerDriver {
       modulesEnabled: modules,
       log: { level: 'warn' },
       virtualHosts: { [s.domain]: {} },
+      // Multi-User Chat for scenario 6, like the peers' (no room archive: theirs have none).
+      components: { [`conference.${s.domain}`]: { module: 'muc', muc: { archive: false } } },
     };
     // The shared bench certificate goes where Cadence keeps its per-host certificates, so it is
     // used instead of a generated one (a top-level `tls: { certificate, key }` is currently

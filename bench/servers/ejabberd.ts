@@ -82,6 +82,11 @@ access_rules:
     allow: all
 modules:
 ${MODULES.map((m) => `  ${m}: {}`).join('\n')}
+  mod_muc:
+    host: "conference.@HOST@"
+    max_users: 1000
+    default_room_options:
+      max_users: 1000
 `,
     );
     writeFileSync(

@@ -66,6 +66,8 @@ export class ProsodyServer implements ServerDriver {
         'modules_disabled = { "s2s", "offline", "s2s_auth_certs" }',
         `ssl = { certificate = ${q(s.certFile)}, key = ${q(s.keyFile)} }`,
         `VirtualHost ${q(s.domain)}`,
+        // Multi-User Chat for scenario 6 (default settings; no archive).
+        `Component ${q(`conference.${s.domain}`)} "muc"`,
         '',
       ].join('\n'),
     );

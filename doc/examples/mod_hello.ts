@@ -1,4 +1,4 @@
-//% requires_core_features: stanza-events-v1, storage-keyval, module-exports, module-session-state, events-async
+//% requires_core_features: stanza-events-v1, storage-keyval, module-exports, module-session-state, events-async, module-commands
 // The example of doc/modules.md ("write a module in five minutes"): answers
 // <iq type='get'><hello xmlns='urn:example:hello'/></iq> with a greeting and how often the user
 // was greeted (kept durably), counts the sessions on its host, and exports two methods for other
@@ -41,7 +41,14 @@ const hello: ModuleDefinition<typeof options> = {
     });
 
     module.export('sessionCount', () => sessions.size, 'Sessions on this host');
-    module.export('greet', (name: string) => `${module.option('greeting')}, ${name}!`, 'Greet someone');
+    // Typed parameters: also offered as an ad-hoc command (XEP-0050, mod_adhoc) with a generated
+    // form, and over Jabber-RPC (XEP-0009, mod_rpc) to the JIDs listed.
+    module.export('greet', (name: string) => `${module.option('greeting')}, ${name}!`, {
+      description: 'Greet someone',
+      params: [{ name: 'name', type: 'string', label: 'Whom to greet' }],
+      command: { access: 'user' }, // Gajim: Actions → Execute command → Greet someone
+      rpc: { allow: ['robot@localhost'] }, // slixmpp: xep_0009 call hello.greet('Juliet')
+    });
   },
 };
 

@@ -18,6 +18,7 @@ import type { Element } from '@xmpp/xml';
 import {
   attrsOf, bare, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
 } from '../../core/api.ts';
+import { avatarSync } from './avatars.ts';
 import { bookmarksSync } from './bookmarks.ts';
 
 const options = {
@@ -123,6 +124,7 @@ export default defineModule({
     };
 
     const bookmarks = bookmarksSync({ module: module as unknown as ModuleApi, serviceOf });
+    const avatars = avatarSync({ module: module as unknown as ModuleApi, serviceOf });
 
     // -- disco ------------------------------------------------------------------------------------------
     const features = newService('').features();
@@ -130,6 +132,8 @@ export default defineModule({
     for (const f of [...features, pubsub.FEATURE_PUBSUB_ON_A_JID]) module.addItem('account-feature', f);
     // XEP-0402 §4 (the server keeps XEP-0048 in sync), XEP-0411 §2.
     for (const f of [pubsub.FEATURE_BOOKMARKS_COMPAT, pubsub.FEATURE_BOOKMARKS_COMPAT_PEP, pubsub.FEATURE_BOOKMARKS_CONVERSION]) module.addItem('account-feature', f);
+    // XEP-0398 §2 (vCard ⇄ PEP avatars), XEP-0292 §3 (vCard4 over PEP).
+    for (const f of [pubsub.FEATURE_PEP_VCARD_CONVERSION, pubsub.NS_VCARD4]) module.addItem('account-feature', f);
     // XEP-0223 §6 and XEP-0163 §8: the server says it offers PEP with publish-options.
     module.addIdentity('pubsub', 'pep');
     module.addFeature(pubsub.NS_PUBSUB);
@@ -189,6 +193,7 @@ export default defineModule({
         // Views of what changed (XEP-0411, XEP-0398, XEP-0292), after the result: they are the server's own publishes.
         try {
           await bookmarks.changed(username, node);
+          await avatars.changed(username, node);
         } catch (err) {
           module.log.error('translating %s of %s: %s', node, username, err);
         }

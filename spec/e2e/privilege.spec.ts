@@ -65,6 +65,7 @@ describe('e2e: privileged components (XEP-0356)', function () {
     assert.equal(adv.attrs.from, 'localhost');
     const perms = Object.fromEntries(adv.getChild('privilege', PRIV)!.getChildren('perm').map((p) => [p.attrs.access, p.attrs.type]));
     assert.deepEqual(perms, { roster: 'get', message: 'outgoing', presence: 'managed_entity' });
+    assert.equal(adv.getChild('privilege', PRIV)!.getChildren('perm').find((p) => p.attrs.access === 'roster')?.attrs.push, 'true');
     await server.waitForOutput(/waitFor priv\.localhost: connected/, 5000, from);
   });
 
@@ -76,6 +77,12 @@ describe('e2e: privileged components (XEP-0356)', function () {
     const item = r.getChild('query', ROSTER)!.getChild('item')!;
     assert.equal(item.attrs.jid, 'bob@localhost');
     assert.equal(item.getChildText('group'), 'Friends');
+  });
+
+  it("pushes the user's roster changes to the component (§4.4)", async function () {
+    const pushed = priv.expect((el) => el.name === 'iq' && el.attrs.type === 'set' && el.getChild('query', ROSTER)?.getChild('item')?.attrs.jid === 'carol@localhost');
+    await alice.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid: 'carol@localhost' }))));
+    assert.equal((await pushed).attrs.from, 'alice@localhost');
   });
 
   it('refuses what the grant does not give: roster set', async function () {

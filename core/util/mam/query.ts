@@ -294,8 +294,7 @@ export function finElement(page: MamPage): Element {
 export function storedMessage(item: ArchiveItem): Element | undefined {
   let el: Element;
   try {
-    // ltx's own Element (its ESM build) is not the class of @xmpp/xml (its CJS build): build ours.
-    el = parse(item.payload, { Element }) as Element;
+    el = parse(item.payload) as Element;
   } catch {
     return undefined;
   }
