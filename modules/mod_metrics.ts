@@ -1,0 +1,116 @@
+//% requires_core_features: http-routes
+// Prometheus/OpenMetrics text at /metrics on the HTTP server (prom-client): sessions by type and
+// host, stanzas in and out by kind and host, authentication failures by condition, limits hit,
+// and prom-client's process metrics (memory, CPU, event-loop delay, GC). Only the addresses in
+// `metrics.allow` (default loopback) may read it. No label ever holds a JID or a username: hosts,
+// session types, stanza kinds and SASL conditions only. doc/metrics.md.
+import { defineModule, HttpError, limitsHit, normaliseIp, parseAddressList, type HttpRequest, type LimitHitKind, type Session, type Stanza } from '../core/api.ts';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type RegistryContentType } from 'prom-client';
+
+const options = {
+  allow: { type: 'string[]', description: 'Addresses and CIDR blocks that may read /metrics (after trustedProxies)', default: ['127.0.0.1', '::1'] },
+  processMetrics: { type: 'boolean', description: "prom-client's default process metrics: memory, CPU, event-loop delay, GC, handles", default: true },
+} as const;
+
+/** The label a session's host gets: '' until the stream named one (unauthenticated streams). */
+const hostOf = (s: Session): string => s.host ?? '';
+
+export default defineModule({
+  scope: 'global',
+  description: 'Prometheus/OpenMetrics metrics at /metrics (loopback only by default)',
+  options,
+  load(module) {
+    const allowed = parseAddressList(module.option('allow'), 'metrics.allow');
+    const registry = new Registry<RegistryContentType>();
+    if (module.option('processMetrics')) collectDefaultMetrics({ register: registry });
+
+    // Sessions: counted when scraped from the connections the module is told about, so a session
+    // that changes type (c2s_unauthed → c2s) is counted under its type of the moment.
+    const connections = new Set<Session>();
+    module.onConnections({ added: (s) => void connections.add(s), removed: (s) => void connections.delete(s) });
+    new Gauge({
+      name: 'cadence_sessions',
+      help: 'Open sessions by type (c2s, c2s_unauthed, component, s2sin, …) and host',
+      labelNames: ['type', 'host'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of connections) if (!s.destroyed) this.inc({ type: s.type, host: hostOf(s) });
+      },
+    });
+    new Gauge({
+      name: 'cadence_bound_resources',
+      help: 'Bound client resources by host',
+      labelNames: ['host'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const host of module.hosts.names()) this.set({ host }, [...module.sessions.boundSessions(host)].length);
+      },
+    });
+
+    // Stanzas through the session filters: what sessions sent us (in) and what was written to them (out).
+    const stanzas = new Counter({
+      name: 'cadence_stanzas_total',
+      help: 'Stanzas received from (in) and written to (out) sessions, by kind and the session\'s host',
+      labelNames: ['direction', 'kind', 'host'] as const,
+      registers: [registry],
+    });
+    const count = (direction: 'in' | 'out') => (stanza: Stanza, session: Session): Stanza => {
+      stanzas.inc({ direction, kind: stanza.name, host: hostOf(session) });
+      return stanza;
+    };
+    // Lowest priority on the way in: after the filters that may drop a stanza (blocking…).
+    module.filter('stanzas/in', count('in'), -1000);
+    module.filter('stanzas/out', count('out'), -1000);
+
+    const authFailures = new Counter({
+      name: 'cadence_auth_failures_total',
+      help: 'Failed SASL authentications by host and SASL condition',
+      labelNames: ['host', 'condition'] as const,
+      registers: [registry],
+    });
+    module.hookEachHost('authentication-failure', ({ session, condition }) => {
+      authFailures.inc({ host: hostOf(session), condition });
+    });
+
+    // core/limits.ts keeps process-wide counters; the counter follows them (they only grow).
+    const seen: Record<LimitHitKind, number> = { ...limitsHit };
+    for (const k of Object.keys(seen) as LimitHitKind[]) seen[k] = 0;
+    new Counter({
+      name: 'cadence_limits_hit_total',
+      help: 'Times a limit was hit: rate (a connection\'s reading paused), connectionsPerAddress (connection refused), sessionsPerAccount (resource refused), sendQueue (slow reader closed)',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+      collect() {
+        for (const k of Object.keys(seen) as LimitHitKind[]) {
+          this.inc({ limit: k }, limitsHit[k] - seen[k]);
+          seen[k] = limitsHit[k];
+        }
+      },
+    });
+
+    module.http.route('GET', '/metrics', async (req: HttpRequest) => {
+      const ip = normaliseIp(req.ip);
+      if (!allowedIp(allowed, ip)) {
+        module.log.warn('/metrics refused to %s (not in metrics.allow)', ip);
+        throw new HttpError(403, 'Forbidden');
+      }
+      // OpenMetrics when the scraper asks for it (Prometheus does), else the classic text format.
+      const open = /application\/openmetrics-text/.test(String(req.headers.accept ?? ''));
+      registry.setContentType(open ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE);
+      return { headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: await registry.metrics() };
+    });
+
+    module.signal.addEventListener('abort', () => registry.clear());
+  },
+});
+
+function allowedIp(list: ReturnType<typeof parseAddressList>, ip: string): boolean {
+  const family = ip.includes(':') ? 'ipv6' : 'ipv4';
+  try {
+    return list.check(ip, family);
+  } catch {
+    return false;
+  }
+}
