@@ -114,6 +114,8 @@ export type { CoreOptions } from './config.ts';
 export type { Limits, LimitHitKind } from './limits.ts';
 // Times each limit was hit (read-only counters, for metrics).
 export { limitsHit } from './limits.ts';
+// Timing observers of the router and the event buses (mod_metrics; unset costs nothing measurable).
+export { observers, type Observers } from './util/observe.ts';
 // The unit connections and failures are counted by per address (IPv6: its /64).
 export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';

@@ -4,11 +4,12 @@
 // and prom-client's process metrics (memory, CPU, event-loop delay, GC). Only the addresses in
 // `metrics.allow` (default loopback) may read it. No label ever holds a JID or a username: hosts,
 // session types, stanza kinds and SASL conditions only. doc/metrics.md.
-import { defineModule, HttpError, limitsHit, normaliseIp, parseAddressList, type HttpRequest, type LimitHitKind, type Session, type Stanza } from '../core/api.ts';
-import { collectDefaultMetrics, Counter, Gauge, Registry, type RegistryContentType } from 'prom-client';
+import { defineModule, HttpError, limitsHit, normaliseIp, observers, parseAddressList, type HttpRequest, type LimitHitKind, type Session, type Stanza } from '../core/api.ts';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type RegistryContentType } from 'prom-client';
 
 const options = {
   allow: { type: 'string[]', description: 'Addresses and CIDR blocks that may read /metrics (after trustedProxies)', default: ['127.0.0.1', '::1'] },
+  handlerTimes: { type: 'boolean', description: 'Time every event handler (cadence_handler_seconds, by event and module)', default: true },
   processMetrics: { type: 'boolean', description: "prom-client's default process metrics: memory, CPU, event-loop delay, GC, handles", default: true },
 } as const;
 
@@ -90,6 +91,28 @@ export default defineModule({
       },
     });
 
+    // Routing: a client's stanza from its arrival at the router to the end of its handling
+    // (filters, checks, every handler, including asynchronous ones and storage they await).
+    const routed = new Histogram({
+      name: 'cadence_routing_seconds',
+      help: "Time from a client stanza's arrival at the router to the end of its handling, by kind",
+      labelNames: ['kind'] as const,
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    });
+    observers.routed = (kind, seconds) => routed.observe({ kind }, seconds);
+
+    if (module.option('handlerTimes')) {
+      // A summed counter pair rather than a histogram: one series per event and module is already many.
+      const seconds = new Counter({ name: 'cadence_handler_seconds_total', help: 'Time spent in event handlers, by event and module', labelNames: ['event', 'module'] as const, registers: [registry] });
+      const calls = new Counter({ name: 'cadence_handler_calls_total', help: 'Event handler calls, by event and module', labelNames: ['event', 'module'] as const, registers: [registry] });
+      observers.handler = (event, owner, s) => {
+        const labels = { event: eventLabel(event), module: owner };
+        seconds.inc(labels, s);
+        calls.inc(labels);
+      };
+    }
+
     module.http.route('GET', '/metrics', async (req: HttpRequest) => {
       const ip = normaliseIp(req.ip);
       if (!allowedIp(allowed, ip)) {
@@ -102,7 +125,11 @@ export default defineModule({
       return { headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: await registry.metrics() };
     });
 
-    module.signal.addEventListener('abort', () => registry.clear());
+    module.signal.addEventListener('abort', () => {
+      delete observers.routed;
+      delete observers.handler;
+      registry.clear();
+    });
   },
 });
 
@@ -113,4 +140,13 @@ function allowedIp(list: ReturnType<typeof parseAddressList>, ip: string): boole
   } catch {
     return false;
   }
+}
+
+/**
+ * An event name as a label, without the parts that are unbounded: iq responses are dispatched by
+ * their id (`iq-result/host/<id>`), so they are counted under `iq-result/host`.
+ */
+function eventLabel(event: string): string {
+  if (event.startsWith('iq-result/') || event.startsWith('iq-error/')) return event.split('/', 2).join('/');
+  return event;
 }

@@ -113,6 +113,11 @@ describe('e2e: metrics at /metrics (mod_metrics)', function () {
     assert.ok(received >= 3, `out messages ${received}`);
     assert.equal(at(after, 'cadence_auth_failures_total{host="localhost",condition="not-authorized"}') - at(before, 'cadence_auth_failures_total{host="localhost",condition="not-authorized"}'), 1);
     assert.ok(at(after, 'cadence_limits_hit_total{limit="connectionsPerAddress"}') >= 1, res.body);
+    // Routing latency of the 3 messages, and handler time by event and module.
+    assert.equal(at(after, 'cadence_routing_seconds_count{kind="message"}') - at(before, 'cadence_routing_seconds_count{kind="message"}'), 3);
+    assert.ok(at(after, 'cadence_routing_seconds_bucket{le="+Inf",kind="message"}') >= 3);
+    assert.ok(at(after, 'cadence_handler_calls_total{event="message/full",module="message"}') >= 3, res.body.split('\n').filter((l) => l.includes('message/full')).join('\n'));
+    assert.ok(after.has('cadence_handler_seconds_total{event="message/full",module="message"}'));
     // prom-client's process metrics: memory and event-loop delay.
     assert.ok(at(after, 'process_resident_memory_bytes') > 0);
     assert.ok(after.has('nodejs_eventloop_lag_seconds'));
