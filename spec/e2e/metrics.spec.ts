@@ -2,10 +2,12 @@
 // password fails, a connection over the per-address cap is refused; then /metrics shows each of
 // these, parses as Prometheus text, names no user; an address outside metrics.allow gets 403.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { DEFAULTS } from '../../core/config.ts';
 import { login, RawClient, saslCondition, streamErrorCondition, xml, type TestClient } from '../helpers/client.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { ROOT, startServer, type TestServer } from '../helpers/server.ts';
 
 function get(port: number, path: string, opts: { localAddress?: string; accept?: string } = {}): Promise<{ status: number; type: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -121,6 +123,12 @@ describe('e2e: metrics at /metrics (mod_metrics)', function () {
     // prom-client's process metrics: memory and event-loop delay.
     assert.ok(at(after, 'process_resident_memory_bytes') > 0);
     assert.ok(after.has('nodejs_eventloop_lag_seconds'));
+    // Every metric the Grafana dashboard (doc/examples/grafana-cadence.json) queries exists.
+    const dashboard = readFileSync(path.join(ROOT, 'doc', 'examples', 'grafana-cadence.json'), 'utf8');
+    const queried = new Set([...dashboard.matchAll(/\b(?:cadence|process|nodejs)_[a-z0-9_]+/g)].map((m) => m[0]));
+    assert.ok(queried.size >= 10, [...queried].join(' '));
+    const names = [...after.keys()].map((k) => k.replace(/\{.*$/, ''));
+    for (const name of queried) assert.ok(names.includes(name), `the dashboard queries ${name}, which /metrics does not have`);
     // Hosts only: no username or JID anywhere.
     assert.doesNotMatch(res.body, /alice|bob|desk|phone/);
   });
