@@ -57,8 +57,14 @@ export default defineModule({
       labelNames: ['direction', 'kind', 'host'] as const,
       registers: [registry],
     });
+    // Children cached by label values: prom-client hashes the labels object on every plain inc().
+    const stanzaSeries = new Map<string, { inc(): void }>();
     const count = (direction: 'in' | 'out') => (stanza: Stanza, session: Session): Stanza => {
-      stanzas.inc({ direction, kind: stanza.name, host: hostOf(session) });
+      const host = hostOf(session);
+      const key = `${direction} ${stanza.name} ${host}`;
+      let series = stanzaSeries.get(key);
+      if (series === undefined) stanzaSeries.set(key, (series = stanzas.labels({ direction, kind: stanza.name, host })));
+      series.inc();
       return stanza;
     };
     // Lowest priority on the way in: after the filters that may drop a stanza (blocking…).
@@ -100,16 +106,29 @@ export default defineModule({
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [registry],
     });
-    observers.routed = (kind, seconds) => routed.observe({ kind }, seconds);
+    const routedSeries = new Map<string, { observe(v: number): void }>();
+    observers.routed = (kind, seconds) => {
+      let series = routedSeries.get(kind);
+      if (series === undefined) routedSeries.set(kind, (series = routed.labels({ kind })));
+      series.observe(seconds);
+    };
 
     if (module.option('handlerTimes')) {
       // A summed counter pair rather than a histogram: one series per event and module is already many.
       const seconds = new Counter({ name: 'cadence_handler_seconds_total', help: 'Time spent in event handlers, by event and module', labelNames: ['event', 'module'] as const, registers: [registry] });
       const calls = new Counter({ name: 'cadence_handler_calls_total', help: 'Event handler calls, by event and module', labelNames: ['event', 'module'] as const, registers: [registry] });
+      const handlerSeries = new Map<string, { seconds: { inc(v: number): void }; calls: { inc(): void } }>();
       observers.handler = (event, owner, s) => {
-        const labels = { event: eventLabel(event), module: owner };
-        seconds.inc(labels, s);
-        calls.inc(labels);
+        // Keyed by the label, not the raw name: iq responses' names hold ids (unbounded).
+        const label = eventLabel(event);
+        const key = `${label} ${owner}`;
+        let series = handlerSeries.get(key);
+        if (series === undefined) {
+          const labels = { event: label, module: owner };
+          handlerSeries.set(key, (series = { seconds: seconds.labels(labels), calls: calls.labels(labels) }));
+        }
+        series.seconds.inc(s);
+        series.calls.inc();
       };
     }
 
