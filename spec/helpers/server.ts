@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../core/server.ts';
+import { tryRunningServer } from '../../core/cli/shell-client.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
@@ -151,7 +153,19 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'cadence-test-'));
   const configFile = writeConfig(dir, host, opts.config);
   const server = new TestServer(dir, configFile, host, opts.env);
-  await Promise.all(Object.entries(opts.users ?? {}).map(([u, p]) => server.adduser(u, p)));
+  const users = Object.entries(opts.users ?? {});
+  // Accounts are made through the running server's admin shell when it has one (one in-process
+  // request each), not one CLI process each: a spec with fifteen accounts spent most of its
+  // before-hook starting CLI processes. Without admin_shell, the CLI does it before start.
+  const viaShell = !Array.isArray((opts.config ?? {}).modulesEnabled) || ((opts.config ?? {}).modulesEnabled as string[]).includes('admin_shell');
+  if (!viaShell) await Promise.all(users.map(([u, p]) => server.adduser(u, p)));
   await server.start();
+  if (viaShell && users.length) {
+    const config = await loadConfig(configFile);
+    for (const [u, p] of users) {
+      const r = await tryRunningServer(config, ['user', 'create', `${u}@${host}`, p]);
+      if (!r?.ok) throw new Error(`creating ${u}@${host} through the admin shell failed: ${r?.text ?? 'no admin socket'}`);
+    }
+  }
   return server;
 }
