@@ -218,6 +218,16 @@ export class SqliteDriver implements StorageDriver {
     const failed = new Map<PendingAppend, unknown>();
     try {
       this.#db.transaction(() => {
+        try {
+          // Fast path: no savepoint per append (they cost as much as the INSERT).
+          this.#savepoint(() => {
+            for (const p of batch) p.write();
+          });
+          return;
+        } catch (err) {
+          if (!this.#db.inTransaction) throw err;
+        }
+        // Something failed: again, each append in its own savepoint, to find which.
         for (const p of batch) {
           try {
             this.#savepoint(p.write);
@@ -471,10 +481,13 @@ export class SqliteDriver implements StorageDriver {
     const order = (q: ArchiveQuery): string => `ORDER BY "sort" ${q.reverse ? 'DESC' : 'ASC'} LIMIT ?`;
 
     // Runs inside the group commit's transaction (#commitAppends).
-    const write = (user: string | null, row: ArchiveRow): void => {
-      stmt(`DELETE FROM archive WHERE ${OWNER} AND "id" = ?`).run(host, u(user), store, row.id);
-      stmt('INSERT INTO archive ("host", "user", "store", "id", "when", "with", "payload") VALUES (?, ?, ?, ?, ?, ?, ?)')
-        .run(host, u(user), store, row.id, row.when, row.with, row.payload);
+    // `replace`: the caller gave the id, which may be in the archive already; a generated id is
+    // new (a clash would fail the INSERT on the unique index, rejecting that append alone).
+    const deleteById = stmt(`DELETE FROM archive WHERE ${OWNER} AND "id" = ?`);
+    const insert = stmt('INSERT INTO archive ("host", "user", "store", "id", "when", "with", "payload") VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const write = (user: string | null, row: ArchiveRow, replace: boolean): void => {
+      if (replace) deleteById.run(host, u(user), store, row.id);
+      insert.run(host, u(user), store, row.id, row.when, row.with, row.payload);
     };
     const commitPending = (): void => this.#commitAppends();
     const queueAppend = (w: () => void): Promise<void> => this.#queueAppend(w);
@@ -509,7 +522,7 @@ export class SqliteDriver implements StorageDriver {
         if (typeof item.payload !== 'string') throw new TypeError('storage: archive payload must be a string');
         const id = item.id ?? newArchiveId();
         const row: ArchiveRow = { id, when: item.when ?? Date.now(), with: item.with ?? null, payload: item.payload };
-        await queueAppend(() => write(user, row));
+        await queueAppend(() => write(user, row, item.id !== undefined));
         return id;
       },
       async find(user, q = {}): Promise<ArchiveItem[]> {
