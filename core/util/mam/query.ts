@@ -294,7 +294,8 @@ export function finElement(page: MamPage): Element {
 export function storedMessage(item: ArchiveItem): Element | undefined {
   let el: Element;
   try {
-    el = parse(item.payload) as Element;
+    // Built as @xmpp/xml Elements (ltx's own otherwise), which the check below and callers expect.
+    el = parse(item.payload, { Element }) as Element;
   } catch {
     return undefined;
   }
