@@ -64,7 +64,7 @@ export type { HostKind } from './hostmanager.ts';
 export type { Routing } from './router.ts';
 
 // ---- stanzas and XML ------------------------------------------------------------------------------------
-export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, reply, xml } from './util/stanza.ts';
+export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, parseXml, reply, xml } from './util/stanza.ts';
 export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
 
 // ---- addresses (RFC 7622) and nicknames (RFC 8266) -------------------------------------------------------------

@@ -22,8 +22,7 @@
 //    <enable/> in <bind/>.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
-import { attrsOf, defineModule, errorReply, isBound, NS, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
+import { attrsOf, defineModule, errorReply, isBound, NS, parseXml, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
 import { addH, newlyAcked, parseH } from './counter.ts';
 import { ResumptionStore, type StoredSession } from './store.ts';
 
@@ -354,7 +353,7 @@ export default defineModule({
         }
         if (type !== undefined && type !== 'chat' && type !== 'normal') continue; // headline, error
         if (stanza.getChildElements().some((c) => COPY_NAMESPACES.has(attrsOf(c).xmlns ?? ''))) continue;
-        const copy = parse(stanza.toString()) as Stanza;
+        const copy = parseXml(stanza.toString()) as Stanza;
         if (!copy.getChild('delay', NS_DELAY)) copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: new Date(sent).toISOString() }));
         if (origin === undefined) {
           module.send(copy);
@@ -480,7 +479,7 @@ export default defineModule({
       const queue: Queued[] = [];
       for (const q of saved.queue) {
         try {
-          queue.push({ seq: q.seq, stanza: parse(q.xml) as Stanza, sent: q.sent });
+          queue.push({ seq: q.seq, stanza: parseXml(q.xml) as Stanza, sent: q.sent });
         } catch (err) {
           module.log.error('dropping an unreadable stored stanza of %s@%s: %s', username, host, err);
         }
@@ -498,7 +497,7 @@ export default defineModule({
           // Available again as it was: its presence goes out on its behalf (not counted as its stanza).
           if (saved.header.presence) {
             try {
-              const presence = parse(saved.header.presence) as Stanza;
+              const presence = parseXml(saved.header.presence) as Stanza;
               delete presence.attrs.from;
               synthetic.add(presence);
               routing.fromClient(session, presence);
@@ -550,7 +549,7 @@ export default defineModule({
       const stanzas: { stanza: Stanza; sent: number }[] = [];
       for (const q of saved.queue) {
         try {
-          stanzas.push({ stanza: parse(q.xml) as Stanza, sent: q.sent });
+          stanzas.push({ stanza: parseXml(q.xml) as Stanza, sent: q.sent });
         } catch {
           // unreadable: nothing to route
         }
