@@ -126,7 +126,6 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
     await page.locator('converse-login-form button[type=submit]').click();
     // Logged in: the roster shows the contact made beforehand.
     await page.locator(`converse-roster a.open-chat[data-jid="${contact}"]`).first().waitFor({ state: 'visible' });
-    assert.deepEqual(errors.filter((e) => /Content.Security.Policy|Refused to/i.test(e)), [], `CSP violations on ${name}'s page`);
     return page;
   }
 
@@ -162,6 +161,9 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
     await sendTo(bobPage, aliceJid, 'Hi Alice, Bob here over BOSH');
     await shows(alicePage, bobJid, 'Hi Alice, Bob here over BOSH');
 
+    for (const { name, errors } of pages) {
+      assert.deepEqual(errors.filter((e) => /Content.Security.Policy|Refused to/i.test(e)), [], `CSP violations on ${name}'s page`);
+    }
     // Each page used the transport it was given.
     assert.deepEqual(traffic.get(alicePage), { websockets: [`wss://${HOST}:${server.httpsPort}/xmpp-websocket`], bosh: 0 });
     assert.deepEqual(traffic.get(bobPage)?.websockets, []);
