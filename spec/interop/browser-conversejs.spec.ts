@@ -1,14 +1,15 @@
 // The web client in the box, in a real browser (issue 11, doc/web.md): headless Chromium
 // (Debian's `chromium`) driven by playwright-core loads the Converse.js page mod_conversejs serves
-// over HTTPS. Alice logs in over WebSocket, Bob over BOSH (?transport=bosh), and they chat both
-// ways through Converse's own UI. Converse runs with the settings the module generates; the
+// over HTTPS. Alice logs in over WebSocket, Bob over BOSH (?transport=bosh), they chat both
+// ways through Converse's own UI, and Alice shares a file through the XEP-0363 component. Converse runs with the settings the module generates; the
 // browser trusts the server's test certificate by its public key (Chromium's
 // --ignore-certificate-errors-spki-list, the test-run equivalent of trusting the test CA).
 // The roster subscription between them is made beforehand over TCP (spec/helpers/client.ts):
 // the point here is the web client's login and messaging over both HTTP transports.
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -18,6 +19,8 @@ import { startServer, type TestServer } from '../helpers/server.ts';
 import { testCa } from '../helpers/testca.ts';
 
 const HOST = 'localhost';
+/** The XEP-0363 component; Chromium resolves every *.localhost name to the loopback address. */
+const UPLOAD = 'upload.localhost';
 const USERS = { alice: 'alice-web-pass', bob: 'bob-web-pass' } as const;
 const CHROMIUM = '/usr/bin/chromium';
 /** Bounded waits for the UI (Converse's first load parses a few MB of JavaScript on a busy machine). */
@@ -58,9 +61,18 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
 
   before(async function () {
     dir = mkdtempSync(path.join(tmpdir(), 'cadence-browser-'));
+    // The upload host's own certificate (the test CA's names only localhost); trusted by its key too.
+    const uploadKey = path.join(dir, 'upload.key');
+    const uploadCert = path.join(dir, 'upload.crt');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${UPLOAD}`,
+      '-addext', `subjectAltName=DNS:${UPLOAD}`, '-keyout', uploadKey, '-out', uploadCert], { stdio: 'ignore' });
     server = await startServer({
       users: USERS,
-      config: { tls: testCa().serverTls, modulesEnabled: [...DEFAULTS.modulesEnabled, 'conversejs'] },
+      config: {
+        tls: testCa().serverTls,
+        modulesEnabled: [...DEFAULTS.modulesEnabled, 'conversejs'],
+        components: { [UPLOAD]: { module: 'http_file_share', tls: { certificate: uploadCert, key: uploadKey } } },
+      },
     });
     const alice = await login(server, 'alice', USERS.alice, { resource: 'setup', presence: true });
     const bob = await login(server, 'bob', USERS.bob, { resource: 'setup', presence: true });
@@ -72,7 +84,7 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
     }
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: [`--ignore-certificate-errors-spki-list=${spkiHash(testCa().certFile)}`],
+      args: [`--ignore-certificate-errors-spki-list=${spkiHash(testCa().certFile)},${spkiHash(uploadCert)}`],
     });
   });
 
@@ -145,7 +157,7 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
     await page.locator(`converse-chat[jid="${contact}"] .chat-msg__text`, { hasText: text }).first().waitFor({ state: 'visible' });
   }
 
-  it('Alice over WebSocket and Bob over BOSH exchange messages both ways', async function () {
+  it('Alice over WebSocket and Bob over BOSH exchange messages both ways; Alice shares a file, Bob fetches it', async function () {
     const aliceJid = `alice@${HOST}`;
     const bobJid = `bob@${HOST}`;
     const alicePage = await open('alice', '', aliceJid, USERS.alice, bobJid);
@@ -160,6 +172,22 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
 
     await sendTo(bobPage, aliceJid, 'Hi Alice, Bob here over BOSH');
     await shows(alicePage, bobJid, 'Hi Alice, Bob here over BOSH');
+
+    // Alice shares a file (XEP-0363): Converse asks the upload component for a slot, PUTs the
+    // file and sends its URL; Bob's page shows the link and his browser fetches the file.
+    const file = path.join(dir, 'notes.txt');
+    const content = `shared from Converse over WebSocket ${Date.now()}\n`;
+    writeFileSync(file, content);
+    await alicePage.locator(`converse-chat[jid="${bobJid}"] input.fileupload`).setInputFiles(file);
+    const link = bobPage.locator(`converse-chat[jid="${aliceJid}"] a[href^="https://${UPLOAD}:${server.httpsPort}/file_share/"][href$="/notes.txt"]`).first();
+    await link.waitFor({ state: 'visible' });
+    const href = await link.getAttribute('href');
+    assert.ok(href);
+    const download = await bobPage.context().newPage();
+    const got = await download.goto(href);
+    assert.equal(got?.status(), 200);
+    assert.equal(await got?.text(), content);
+    await download.close();
 
     for (const { name, errors } of pages) {
       assert.deepEqual(errors.filter((e) => /Content.Security.Policy|Refused to/i.test(e)), [], `CSP violations on ${name}'s page`);
