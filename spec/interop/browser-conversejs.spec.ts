@@ -1,9 +1,10 @@
 // The web client in the box, in a real browser (issue 11, doc/web.md): headless Chromium
 // (Debian's `chromium`) driven by playwright-core loads the Converse.js page mod_conversejs serves
 // over HTTPS. Alice logs in over WebSocket, Bob over BOSH (?transport=bosh), they chat both
-// ways through Converse's own UI, and Alice shares a file through the XEP-0363 component. Converse runs with the settings the module generates; the
-// browser trusts the server's test certificate by its public key (Chromium's
-// --ignore-certificate-errors-spki-list, the test-run equivalent of trusting the test CA).
+// ways through Converse's own UI, and Alice shares a file through the XEP-0363 component.
+// Converse runs with the settings the module generates; the browser trusts the server's test
+// certificate by its public key (Chromium's --ignore-certificate-errors-spki-list, the test-run
+// equivalent of trusting the test CA).
 // The roster subscription between them is made beforehand over TCP (spec/helpers/client.ts):
 // the point here is the web client's login and messaging over both HTTP transports.
 import assert from 'node:assert/strict';
@@ -57,6 +58,7 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
   const contexts: BrowserContext[] = [];
   const pages: { name: string; page: Page; errors: string[] }[] = [];
   /** What each page connected to: WebSocket URLs opened and BOSH requests made. */
+  let failed = false;
   const traffic = new Map<Page, { websockets: string[]; bosh: number }>();
 
   before(async function () {
@@ -90,6 +92,7 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
 
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') {
+      failed = true;
       for (const { name, page, errors } of pages) {
         if (errors.length) console.log(`${name}'s page reported:\n  ${errors.join('\n  ')}`);
         const file = path.join(dir, `${name}-failure.png`);
@@ -106,7 +109,7 @@ describe('interop: Converse.js served by mod_conversejs, in headless Chromium', 
     await browser?.close().catch(() => undefined);
     await server?.destroy();
     // Keep the screenshots of a failed run; remove the directory otherwise.
-    if (dir && !pages.length) rmSync(dir, { recursive: true, force: true });
+    if (dir && !failed) rmSync(dir, { recursive: true, force: true });
   });
 
   /** A fresh browser profile on the served page, logged in as `user`. */
