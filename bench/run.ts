@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'cadence,prosody,ejabberd' },
-    scenarios: { type: 'string', default: 'login,routing,routing-ws,fanout,muc,memory,mam' },
+    scenarios: { type: 'string', default: 'login,routing,routing-ws,routing-sm,fanout,muc,memory,mam' },
     repeat: { type: 'string' },
     sessions: { type: 'string' },
     md: { type: 'string' },
@@ -245,7 +245,7 @@ async function main(): Promise<number> {
       };
       const profDir = d.name === 'cadence' && args['cadence-cpu-prof'] ? path.resolve(args['cadence-cpu-prof'], `round${round}`) : undefined;
       if (profDir) mkdirSync(profDir, { recursive: true });
-      if (scenarios.has('login') || scenarios.has('routing') || scenarios.has('routing-ws') || scenarios.has('fanout') || scenarios.has('muc')) {
+      if (scenarios.has('login') || scenarios.has('routing') || scenarios.has('routing-ws') || scenarios.has('routing-sm') || scenarios.has('fanout') || scenarios.has('muc')) {
         log(`round ${round}: ${d.name}: start`);
         active = d;
         try {
@@ -266,6 +266,11 @@ async function main(): Promise<number> {
           if (scenarios.has('routing-ws')) {
             rr.routingWs = await step('routing over WebSocket', () =>
               routing({ ...ctx(), target: d.wsTarget() }, { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs }),
+            );
+          }
+          if (scenarios.has('routing-sm')) {
+            rr.routingSm = await step('routing with SM', () =>
+              routing(ctx(), { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs, sm: true }),
             );
           }
           if (scenarios.has('fanout')) rr.fanout = await step('fan-out', () => fanout(ctx(), { fan: fanUser, contacts, rounds: P.fanoutRounds }));

@@ -64,7 +64,7 @@ export type { HostKind } from './hostmanager.ts';
 export type { Routing } from './router.ts';
 
 // ---- stanzas and XML ------------------------------------------------------------------------------------
-export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, reply, xml } from './util/stanza.ts';
+export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, parseXml, reply, xml } from './util/stanza.ts';
 export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
 
 // ---- addresses (RFC 7622) and nicknames (RFC 8266) -------------------------------------------------------------
@@ -111,7 +111,11 @@ export type { Listener, ListenerSpec } from './net/portmanager.ts';
 // ---- configuration ------------------------------------------------------------------------------------------------
 export type { CoreOptions } from './config.ts';
 // Connection and session limits (`limits`, per host): `module.limits(host)` reads them.
-export type { Limits } from './limits.ts';
+export type { Limits, LimitHitKind } from './limits.ts';
+// Times each limit was hit (read-only counters, for metrics).
+export { limitsHit } from './limits.ts';
+// Timing observers of the router and the event buses (mod_metrics; unset costs nothing measurable).
+export { observers, type Observers } from './util/observe.ts';
 // The unit connections and failures are counted by per address (IPv6: its /64).
 export { addressKey } from './sasl.ts';
 export type { CoreOptionValue } from './moduleapi.ts';
@@ -119,6 +123,8 @@ export type { CoreOptionValue } from './moduleapi.ts';
 // ---- HTTP (module.http; doc/web.md) -------------------------------------------------------------------------------
 // Throw HttpError(status, text) from a handler to answer with that status.
 export { HttpError } from './net/http.ts';
+// Address lists ('127.0.0.1', '10.0.0.0/8', '::1'), as trustedProxies reads them (mod_metrics' allow list).
+export { normaliseIp, parseAddressList } from './net/http.ts';
 export type { ClientInfo, CorsOptions, HttpHandler, HttpReply, HttpRequest, RouteOptions, WebSocketContext, WebSocketHandler, WebSocketRouteOptions } from './net/http.ts';
 // ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
 // The MAM engine for the user archive (mod_mam) and room archives; the time format of XEP-0082.

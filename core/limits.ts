@@ -61,3 +61,14 @@ export function limitsFor(config: LimitsConfig, host: string | undefined): Limit
   const own = host && host !== '*' ? (config.hostEntry(host)?.options.limits as Partial<Limits> | undefined) ?? {} : {};
   return { ...DEFAULT_LIMITS, ...global, ...own };
 }
+
+// ---- limits hit (read by mod_metrics; doc/metrics.md) ---------------------------------------------
+
+/** Which limit refused or slowed something. */
+export type LimitHitKind = 'rate' | 'connectionsPerAddress' | 'sessionsPerAccount' | 'sendQueue';
+
+/**
+ * Times each limit was hit since the process started: plain counters, so the places that enforce
+ * a limit pay one increment and need no event bus (the rate limit is hit on the read path).
+ */
+export const limitsHit: Record<LimitHitKind, number> = { rate: 0, connectionsPerAddress: 0, sessionsPerAccount: 0, sendQueue: 0 };

@@ -17,6 +17,7 @@ import type { DestType, GlobalEvents, StanzaEvent } from './event-types.ts';
 import type { HostManager } from './hostmanager.ts';
 import { prep, split } from './util/jid.ts';
 import { getLogger } from './util/log.ts';
+import { observers } from './util/observe.ts';
 import type { Session, SessionFilters } from './session.ts';
 import { NS, attrsOf, errorReply, iqPayload, mustNotReplyWithError, type Stanza, type StanzaKind } from './util/stanza.ts';
 import { StanzaError, type StanzaErrorCondition, type StanzaErrorExtra, type StanzaErrorType } from './util/errors.ts';
@@ -50,6 +51,8 @@ interface Waiting {
   stanza: Stanza | undefined;
   fromClient: boolean;
   task: (() => unknown) | undefined;
+  /** When a client's stanza arrived (performance.now()), while observers.routed is set; else 0. */
+  since?: number;
 }
 
 /**
@@ -85,11 +88,22 @@ export class StanzaRouter implements Routing {
   fromClient(origin: Session, stanza: Stanza): void {
     const queue = this.pending.get(origin);
     if (queue !== undefined) {
-      queue.push({ stanza, fromClient: true, task: undefined });
+      queue.push({ stanza, fromClient: true, task: undefined, since: observers.routed ? performance.now() : 0 });
       return;
     }
-    const r = this.processClient(origin, stanza);
+    const r = this.timedClient(origin, stanza, observers.routed ? performance.now() : 0);
     if (r !== undefined) this.waitFor(origin, r);
+  }
+
+  /** processClient, reporting the time from `since` (the stanza's arrival) to the end to observers.routed. */
+  private timedClient(origin: Session, stanza: Stanza, since: number): Promise<void> | undefined {
+    const routed = observers.routed;
+    if (routed === undefined || since === 0) return this.processClient(origin, stanza);
+    const kind = stanza.name;
+    const r = this.processClient(origin, stanza);
+    if (r === undefined) routed(kind, (performance.now() - since) / 1000);
+    else void r.finally(() => routed(kind, (performance.now() - since) / 1000)).catch(() => undefined);
+    return r;
   }
 
   route(origin: Session, stanza: Stanza): void {
@@ -150,7 +164,7 @@ export class StanzaRouter implements Routing {
         if (session.destroyed && session.type !== 'local') continue; // the stream ended: nothing more from it
         const r = next.task !== undefined
           ? this.runTask(session, next.task)
-          : next.fromClient ? this.processClient(session, next.stanza!) : this.processTrusted(session, next.stanza!);
+          : next.fromClient ? this.timedClient(session, next.stanza!, next.since ?? 0) : this.processTrusted(session, next.stanza!);
         if (r !== undefined) {
           r.then(drain, drain);
           return;

@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { StreamTransport } from './net/transport.ts';
 import type { EventBus } from './util/events.ts';
 import type { GlobalEvents, HostEvents, SessionEvent } from './event-types.ts';
+import { limitsHit } from './limits.ts';
 import { getLogger } from './util/log.ts';
 import type { Roster, RosterManager } from './rostermanager.ts';
 import type { ResourceConflictPolicy } from './config.ts';
@@ -163,6 +164,7 @@ export class SessionManager implements SessionRegistry, SessionControl {
     const max = this.maxSessions(host);
     if (max > 0 && user.sessions.size >= max && !(existing && requested && this.conflictPolicy() === 'kick_old')) {
       this.log.info('%s@%s has %d connected resources (the limit): refusing another', username, host, user.sessions.size);
+      limitsHit.sessionsPerAccount++;
       return { ok: false, condition: 'resource-constraint' };
     }
     if (existing) {

@@ -8,7 +8,7 @@
 // The host's `limits` (core/limits.ts) apply here: inbound rate shaping, connections per
 // address, and the bound on stanzas waiting for a client that does not read.
 import { Element } from '@xmpp/xml';
-import { addressKey, defineModule, errorReply, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent, type UndeliveredEvent } from '../core/api.ts';
+import { addressKey, defineModule, errorReply, limitsHit, isStanzaKind, NS, prep, startKeepalives, streamLimits, XmlStream, type CloseReason, type Connection, type GlobalModuleApi, type Session, type Stanza, type StanzaKind, STREAM_OPTIONS, type StreamElementEvent, type StreamFeaturesEvent, type StreamLimits, type UnauthenticatedStanzaEvent, type UndeliveredEvent } from '../core/api.ts';
 
 export default defineModule({
   scope: 'global',
@@ -111,6 +111,7 @@ function acceptConnection(
     sendQueueLimit: () => module.limits(session.host).sendQueue || Infinity,
     onSendQueueFull: () => {
       const limit = module.limits(session.host).sendQueue;
+      limitsHit.sendQueue++;
       const host = session.host;
       const who = describe();
       let claimed = false;
@@ -168,6 +169,7 @@ function acceptConnection(
       const open = perAddress.get(address) ?? 0;
       if (l.connectionsPerAddress > 0 && open > l.connectionsPerAddress) {
         session.host = to;
+        limitsHit.connectionsPerAddress++;
         close({ condition: 'policy-violation', text: `Too many connections from your address (at most ${l.connectionsPerAddress})` });
         return;
       }

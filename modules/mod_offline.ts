@@ -26,9 +26,9 @@
 // by the time its turn comes is delivered to it instead of being stored, so nothing is left
 // behind in the store while the user is online.
 import { Element } from '@xmpp/xml';
-import { clone, parse } from 'ltx';
+import { clone } from 'ltx';
 import { DateTime } from 'luxon';
-import { attrsOf, defineModule, StanzaError, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
+import { attrsOf, defineModule, parseXml, StanzaError, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
 const NS_HINTS = 'urn:xmpp:hints';
@@ -111,7 +111,7 @@ export default defineModule({
           if (session.destroyed) break;
           let message: Element;
           try {
-            message = parse(item.payload) as Element;
+            message = parseXml(item.payload) as Element;
           } catch (err) {
             module.log.error('dropping an unreadable offline message %s of %s@%s: %s', item.id, username, host, err);
             done.push(item.id);

@@ -8,8 +8,8 @@
 // `roster-push` event mod_roster handles). Plain presence delivered to a user whose queue is busy
 // waits its turn, so a client sees `subscribed` and its roster push before the contact's presence.
 import { Element } from '@xmpp/xml';
-import { clone, parse } from 'ltx';
-import { attrsOf, bare as bareOf, defineModule, isBound, prep, StanzaError, type BoundSession, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type SubscriptionState } from '../core/api.ts';
+import { clone } from 'ltx';
+import { attrsOf, bare as bareOf, defineModule, isBound, parseXml, prep, StanzaError, type BoundSession, type ResourceAvailableEvent, type Roster, type RosterItem, type RosterPushEvent, type Session, type StanzaEvent, type SubscriptionState } from '../core/api.ts';
 
 const NS_PREAPPROVAL = 'urn:xmpp:features:pre-approval';
 
@@ -378,7 +378,7 @@ export default defineModule({
         for (const [jid, xml] of roster.pending) {
           let request: Element;
           try {
-            request = xml ? (parse(xml) as Element) : presence({ type: 'subscribe' });
+            request = xml ? (parseXml(xml) as Element) : presence({ type: 'subscribe' });
           } catch {
             request = presence({ type: 'subscribe' });
           }

@@ -18,8 +18,8 @@
 //  - a get of a fragment never stored returns the requested (empty) element.
 // Storage: the 'private' map store, key `{namespace}name` per user.
 import type { Element } from '@xmpp/xml';
-import { clone, parse } from 'ltx';
-import { attrsOf, defineModule, iqPayload, StanzaError, xml, type Json } from '../core/api.ts';
+import { clone } from 'ltx';
+import { attrsOf, defineModule, iqPayload, parseXml, StanzaError, xml, type Json } from '../core/api.ts';
 
 export const NS_PRIVATE = 'jabber:iq:private';
 
@@ -70,7 +70,7 @@ export default defineModule({
       let fragment: Element = xml(wanted.name, { xmlns: attrsOf(wanted).xmlns });
       if (typeof text === 'string') {
         try {
-          fragment = parse(text) as unknown as Element;
+          fragment = parseXml(text) as Element;
         } catch (err) {
           module.log.error('stored private data %s of %s is unreadable: %s', keyOf(wanted), toNode, err);
         }

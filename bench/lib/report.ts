@@ -15,6 +15,8 @@ export interface RoundResult {
   routing?: RoutingResult;
   /** The routing scenario over XMPP over WebSocket (RFC 7395, plain ws://). */
   routingWs?: RoutingResult;
+  /** The same routing with stream management (XEP-0198, resumable) on every client. */
+  routingSm?: RoutingResult;
   fanout?: FanoutResult;
   memory?: MemoryResult;
   muc?: MucResult;
@@ -60,6 +62,8 @@ export const METRICS: Metric[] = [
   { label: 'RSS per idle session at 10,000 (KiB)', better: 'lower', get: (r) => r.memory?.levels.find((l) => l.sessions === 10000)?.kibPerSession, fmt: f1 },
   { label: 'Presence fan-out to 200 contacts, median (ms)', better: 'lower', get: (r) => r.fanout?.medianMs, fmt: f1 },
   { label: 'Server CPU s per 1,000 messages', better: 'lower', get: (r) => r.routing?.serverCpuSecPer1000, fmt: f3 },
+  { label: 'Routing with stream management, msgs/s', better: 'higher', get: (r) => r.routingSm?.msgsPerSec, fmt: f0 },
+  { label: 'Server CPU s per 1,000 messages with stream management', better: 'lower', get: (r) => r.routingSm?.serverCpuSecPer1000, fmt: f3 },
   { label: 'MUC: one message to 500 occupants, median (ms)', better: 'lower', get: (r) => r.muc?.medianMs, fmt: f1 },
   { label: 'MUC: messages/s through one 500-occupant room', better: 'higher', get: (r) => r.muc?.msgsPerSec, fmt: f0 },
 ];
@@ -156,6 +160,17 @@ export function scenarioTables(run: RunJson): string {
       { h: 'server RSS (MiB)', get: (r) => r.routingWs?.serverRssMiB, better: 'lower', fmt: f0 },
       { h: 'errors', get: (r) => r.routingWs?.errors, better: 'lower', fmt: f0, ratio: false },
       { h: 'load generator CPU (of one core)', get: (r) => r.routingWs?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
+    ]);
+  }
+  if (run.rounds.some((r) => r.routingSm)) {
+    section(`2b. Message routing with stream management (as 2, every client with XEP-0198 resumption enabled, answering <r/>)`, [
+      { h: 'msgs/s', get: (r) => r.routingSm?.msgsPerSec, better: 'higher', fmt: f0 },
+      { h: 'p50 (ms)', get: (r) => r.routingSm?.latencyP50Ms, better: 'lower', fmt: f1 },
+      { h: 'p99 (ms)', get: (r) => r.routingSm?.latencyP99Ms, better: 'lower', fmt: f1 },
+      { h: 'server CPU s / 1,000 msgs', get: (r) => r.routingSm?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
+      { h: 'server RSS (MiB)', get: (r) => r.routingSm?.serverRssMiB, better: 'lower', fmt: f0 },
+      { h: 'errors', get: (r) => r.routingSm?.errors, better: 'lower', fmt: f0, ratio: false },
+      { h: 'load generator CPU (of one core)', get: (r) => r.routingSm?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
     ]);
   }
   const levels = [...new Set(run.rounds.flatMap((r) => r.memory?.levels.map((l) => l.sessions) ?? []))].sort((a, b) => a - b);

@@ -3,6 +3,9 @@
 // delivered). Measured over a fixed window after a warm-up: delivered messages/s, latency
 // (send → receive, same clock), server CPU seconds per 1,000 messages, and the load generator's
 // own CPU.
+// With `sm`, every client first enables stream management with resumption (XEP-0198) and answers
+// the server's <r/> with <a/>: the same traffic, plus what SM costs the server per stanza
+// (counting, the unacknowledged queue and, on Cadence, its durable resumption state).
 import type { XmppClient } from '../lib/client.ts';
 import { percentile, sleep } from '../lib/proc.ts';
 import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
@@ -35,11 +38,21 @@ interface Peer {
   seq: number;
 }
 
-export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; window: number; warmupMs: number; durationMs: number }): Promise<RoutingResult> {
+export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; window: number; warmupMs: number; durationMs: number; sm?: boolean }): Promise<RoutingResult> {
   const n = o.pairs * 2;
   if (o.users.length < n) throw new Error(`routing needs ${n} accounts`);
   const clients = await loginMany(ctx, o.users.slice(0, n), { concurrency: 50 });
   const peers: Peer[] = clients.map((c) => ({ c, to: '', inflight: 0, seq: 0 }));
+  /** Stanzas each client handled since SM was enabled (its 'h'). */
+  const handled = new Map<XmppClient, number>();
+  if (o.sm) {
+    await Promise.all(clients.map(async (c) => {
+      c.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+      const answer = await c.expect((x) => x.startsWith('<enabled') || x.startsWith('<failed'));
+      if (!answer.startsWith('<enabled')) throw new Error(`stream management refused: ${answer.slice(0, 200)}`);
+      handled.set(c, 0);
+    }));
+  }
   let sending = true;
   let measuring = false;
   let delivered = 0;
@@ -57,6 +70,13 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
     const partner = peers[i ^ 1]!;
     me.to = partner.c.jid;
     me.c.onStanza = (xml) => {
+      if (o.sm) {
+        if (xml.startsWith('<r ') || xml.startsWith('<r>') || xml.startsWith('<r/')) {
+          me.c.queue(`<a xmlns='urn:xmpp:sm:3' h='${handled.get(me.c)}'/>`);
+          return;
+        }
+        if (xml.startsWith('<message') || xml.startsWith('<iq') || xml.startsWith('<presence')) handled.set(me.c, (handled.get(me.c)! + 1) % 2 ** 32);
+      }
       if (!xml.startsWith('<message')) return;
       const gt = xml.indexOf('>');
       const head = xml.slice(0, gt);
@@ -113,7 +133,7 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
     serverRssMiB: w.serverRss / 1048576,
   };
   ctx.log(
-    `  routing: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
+    `  routing${o.sm ? ' with SM' : ''}: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
   );
   return r;
 }

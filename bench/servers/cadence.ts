@@ -10,7 +10,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
 // CADENCE_BENCH_EXTRA_MODULES='mam,carbons' adds modules (to compare a hot path with them on and off).
-const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'websocket', 'bosh', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
+const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'smacks', 'websocket', 'bosh', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
 
 export class CadenceServer implements ServerDriver {
   readonly name = 'cadence';

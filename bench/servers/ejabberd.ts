@@ -9,7 +9,7 @@ import type { Target } from '../lib/client.ts';
 import { findDescendant, sleep } from '../lib/proc.ts';
 import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
-const MODULES = ['mod_roster', 'mod_disco', 'mod_ping', 'mod_bosh'];
+const MODULES = ['mod_roster', 'mod_disco', 'mod_ping', 'mod_bosh', 'mod_stream_mgmt'];
 
 export class EjabberdServer implements ServerDriver {
   readonly name = 'ejabberd';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Target } from '../lib/client.ts';
 import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
 
-const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'websocket', 'bosh'];
+const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'websocket', 'bosh', 'smacks'];
 
 /** Prosody's internal storage escapes the host name in directory names (util.datamanager). */
 function encode(s: string): string {

@@ -16,13 +16,13 @@
 // interrupted, or the data of an account being replaced), so running an import twice gives the
 // same result. Run it while the server is stopped: modules cache rosters and blocklists.
 import { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
 import type { Json, StorageManager } from '../storage/manager.ts';
 import {
   addBlocked, addOffline, addPendingIn, addPrivate, addRosterItem, addScram, emptyUser, ImportNotes, privateKey, setVcard,
   type Note, type PortableData, type PortableHost, type PortableUser,
 } from '../util/portable-data.ts';
 import { deriveCredentialsAsync, SCRAM_HASHES, type ScramCredentials, type ScramHash } from '../util/scram.ts';
+import { parseXml } from '../util/stanza.ts';
 
 /** Where each kind of data lives: store names as the owning module opens them. */
 export const STORES = {
@@ -150,7 +150,7 @@ async function readUser(storage: StorageManager, host: string, username: string,
     if (key === ROSTER_META) {
       const meta = value as { version?: number; pending?: Record<string, string> };
       if (typeof meta.version === 'number') u.rosterVersion = meta.version;
-      for (const [jid, xml] of Object.entries(meta.pending ?? {})) addPendingIn(u, host, jid, xml ? parseXml(xml, note) : undefined, note);
+      for (const [jid, xml] of Object.entries(meta.pending ?? {})) addPendingIn(u, host, jid, xml ? parseOrNote(xml, note) : undefined, note);
       continue;
     }
     const item = value as { subscription?: string; ask?: string; approved?: boolean; name?: string; groups?: string[] };
@@ -158,16 +158,16 @@ async function readUser(storage: StorageManager, host: string, username: string,
   }
 
   const vcard = await storage.keyval(host, STORES.vcard).get<string>(username);
-  const vcardEl = typeof vcard === 'string' ? parseXml(vcard, note) : undefined;
+  const vcardEl = typeof vcard === 'string' ? parseOrNote(vcard, note) : undefined;
   if (vcardEl) setVcard(u, vcardEl, note);
 
   for (const item of await storage.archive(host, STORES.offline).find(username)) {
-    const m = parseXml(item.payload, note);
+    const m = parseOrNote(item.payload, note);
     if (m) addOffline(u, host, m, item.when, note);
   }
 
   for (const [, xml] of await storage.map(host, STORES.private).getAll<string>(username)) {
-    const f = typeof xml === 'string' ? parseXml(xml, note) : undefined;
+    const f = typeof xml === 'string' ? parseOrNote(xml, note) : undefined;
     if (f) addPrivate(u, f, note);
   }
 
@@ -175,9 +175,9 @@ async function readUser(storage: StorageManager, host: string, username: string,
   return u;
 }
 
-function parseXml(text: string, note: Note): Element | undefined {
+function parseOrNote(text: string, note: Note): Element | undefined {
   try {
-    return parse(text) as unknown as Element;
+    return parseXml(text);
   } catch (err) {
     note('warning', `stored XML is unreadable (${(err as Error).message}); skipped`);
     return undefined;

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { limitsHit } from '../limits.ts';
 import type { StreamTransport } from './transport.ts';
 
 export type CloseHandler = (hadError: boolean) => void;
@@ -122,6 +123,7 @@ export class Connection implements StreamTransport {
     if (b.tokens >= 0 || this.shapingTimer !== undefined) return;
     // The chunk in hand is still processed (it is the debt); the next waits for the refill.
     this.throttled++;
+    limitsHit.rate++;
     this.socket.pause();
     this.shapingTimer = setTimeout(() => this.resumeShaped(), Math.ceil((-b.tokens * 1000) / b.rate));
   }

@@ -16,6 +16,7 @@
 //    turn, a value stops the chain, one that fails is logged and the next runs.
 import { StanzaError } from './errors.ts';
 import { getLogger, type Logger } from './log.ts';
+import { observers } from './observe.ts';
 
 export type Handler<E = unknown> = (event: E) => unknown;
 
@@ -83,13 +84,17 @@ export class EventBus<C extends object = Record<string, unknown>> {
     // `list` is replaced, never mutated, so handlers may add/remove handlers safely.
     const list = this.handlers.get(name);
     if (!list) return undefined;
+    const timing = observers.handler;
     for (let i = 0; i < list.length; i++) {
       const entry = list[i]!;
       let result: unknown;
+      const start = timing ? performance.now() : 0;
       try {
         result = (entry.handler as Handler<unknown>)(event);
       } catch (err) {
         throw this.failed(name, entry, err);
+      } finally {
+        if (timing) timed(timing, name, entry.owner, start, result);
       }
       if (result === undefined) continue;
       if (result instanceof Promise) return this.continueAsync(name, event, list, i, result);
@@ -108,10 +113,14 @@ export class EventBus<C extends object = Record<string, unknown>> {
     }
     for (i++; result === undefined && i < list.length; i++) {
       const entry = list[i]!;
+      const timing = observers.handler;
+      const start = timing ? performance.now() : 0;
       try {
         result = await (entry.handler as Handler<unknown>)(event);
       } catch (err) {
         throw this.failed(name, entry, err);
+      } finally {
+        if (timing) timed(timing, name, entry.owner, start, undefined);
       }
     }
     return result;
@@ -135,9 +144,12 @@ export class EventBus<C extends object = Record<string, unknown>> {
   emit<K extends EventName<C>>(name: K, event: C[K]): void {
     const list = this.handlers.get(name);
     if (!list) return;
+    const timing = observers.handler;
     for (const entry of list) {
+      const start = timing ? performance.now() : 0;
       try {
         const result = (entry.handler as Handler<unknown>)(event);
+        if (timing) timed(timing, name, entry.owner, start, result);
         if (result instanceof Promise) {
           result.catch((err: unknown) => this.log.error('async handler of %s (%s) failed: %s', name, entry.owner, err));
         }
@@ -165,4 +177,11 @@ export class EventBus<C extends object = Record<string, unknown>> {
     }
     return undefined;
   }
+}
+
+/** Report a handler's time to observers.handler: now, or when its Promise settles. */
+function timed(report: NonNullable<typeof observers.handler>, name: string, owner: string, start: number, result: unknown): void {
+  const done = () => report(name, owner, (performance.now() - start) / 1000);
+  if (result instanceof Promise) result.then(done, done);
+  else done();
 }

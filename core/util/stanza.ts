@@ -1,7 +1,7 @@
 // Stanza helpers: building replies and errors. Stanzas are @xmpp/xml (ltx) Elements; top-level
 // stanzas carry no xmlns of their own (the stream's content namespace applies).
 import xml, { Element } from '@xmpp/xml';
-import { clone } from 'ltx';
+import { clone, parse } from 'ltx';
 import type { StanzaErrorCondition, StanzaErrorExtra, StanzaErrorType } from './errors.ts';
 
 export { Element, xml };
@@ -46,6 +46,15 @@ export interface Stanza extends Element {
 const NO_ATTRS: StanzaAttrs = Object.freeze({});
 
 /** An element's attributes, typed for reading and stamping (none for a missing element). */
+/**
+ * Parse stored XML (an archived message, a PEP item, an offline stanza) into the Element class
+ * every other stanza has. ltx's `parse` alone builds its ES-module copy of the class while
+ * @xmpp/xml uses the CommonJS one, so `instanceof Element` would fail on what it returns.
+ */
+export function parseXml(text: string): Element {
+  return parse(text, { Element }) as Element;
+}
+
 export function attrsOf(el: Element | undefined): StanzaAttrs {
   return el === undefined ? NO_ATTRS : (el.attrs as StanzaAttrs);
 }

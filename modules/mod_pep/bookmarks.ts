@@ -9,8 +9,7 @@
 //  - the first time, bookmarks already in private XML storage are moved over (XEP-0411 §5).
 // Translations run one at a time per account (module.serial) and publish as the account.
 import type { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
-import { iqPayload, pubsub, StanzaError, xml, type ModuleApi, type StanzaEvent } from '../../core/api.ts';
+import { iqPayload, parseXml, pubsub, StanzaError, xml, type ModuleApi, type StanzaEvent } from '../../core/api.ts';
 
 const NS_PRIVATE = 'jabber:iq:private';
 const PRIVATE_KEY = `{${pubsub.NS_BOOKMARKS_LEGACY}}storage`;
@@ -29,7 +28,7 @@ export interface BookmarksSync {
 
 const asElement = (text: string): Element | undefined => {
   try {
-    return parse(text) as unknown as Element;
+    return parseXml(text) as Element;
   } catch {
     return undefined;
   }

@@ -22,8 +22,7 @@
 //    <enable/> in <bind/>.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
-import { attrsOf, defineModule, errorReply, isBound, NS, xml, type Session, type Stanza } from '../../core/api.ts';
+import { attrsOf, defineModule, errorReply, isBound, NS, parseXml, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
 import { addH, newlyAcked, parseH } from './counter.ts';
 import { ResumptionStore, type StoredSession } from './store.ts';
 
@@ -87,16 +86,38 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const { sessions: control, routing } = module.privileged;
-    const store = new ResumptionStore(module.storage.map(), module.storage.keyval('smacks_accounts'), (err) => module.log.error('cannot store resumption state: %s', err));
+    const store = new ResumptionStore(module.storage.map(), (err) => module.log.error('cannot store resumption state: %s', err));
     /** Resumable sessions in memory, by resumption id. */
     const byId = new Map<string, Session>();
     /** Stored sessions of a previous run waiting for resumption, by id (their expiry timers). */
-    const stored = new Map<string, { username: string; timer: NodeJS.Timeout }>();
+    const stored = new Map<string, { saved: StoredSession; timer: NodeJS.Timeout }>();
     /** Stanzas being re-sent on resumption: their queue entries (same sequence numbers). */
     const resending = new WeakMap<Stanza, Queued>();
     /** Stanzas the module routes on a client's behalf (its presence after a restart): not counted. */
     const synthetic = new WeakSet<Stanza>();
     let stopping = false;
+
+    // Timers of their own, not module.setTimeout: that one keeps a cleanup per timer until unload,
+    // and these come and go with every ack.
+    const timers = new Set<NodeJS.Timeout>();
+    const later = (fn: () => void, ms: number): NodeJS.Timeout => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        fn();
+      }, ms);
+      t.unref();
+      timers.add(t);
+      return t;
+    };
+    const cancel = (t: NodeJS.Timeout | undefined) => {
+      if (t === undefined) return;
+      clearTimeout(t);
+      timers.delete(t);
+    };
+    module.signal.addEventListener('abort', () => {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    }, { once: true });
 
     const stateOf = (session: Session) => module.peekState<SmState>(session);
     const resumeTimeout = () => module.option('resumeTimeout');
@@ -167,7 +188,7 @@ export default defineModule({
         });
         return;
       }
-      st.ackTimer ??= module.setTimeout(() => {
+      st.ackTimer ??= later(() => {
         st.ackTimer = undefined;
         if (st.ended || session.hibernating || st.requested || st.queue.length === 0) return;
         st.requested = true;
@@ -186,7 +207,7 @@ export default defineModule({
       st.hOutAcked = h;
       st.requested = false;
       if (st.queue.length === 0 && st.ackTimer) {
-        clearTimeout(st.ackTimer);
+        cancel(st.ackTimer);
         st.ackTimer = undefined;
       }
       return true;
@@ -284,11 +305,11 @@ export default defineModule({
       if (!st || st.ended || st.id === undefined || stopping) return undefined;
       session.hibernating = true;
       st.requested = false;
-      if (st.ackTimer) clearTimeout(st.ackTimer);
+      cancel(st.ackTimer);
       st.ackTimer = undefined;
       const expires = Date.now() + st.max * 1000;
       saveHeader(session, st, expires);
-      st.expiryTimer = module.setTimeout(() => {
+      st.expiryTimer = later(() => {
         module.log.info('%s was not resumed within %d s', session.full_jid, st.max);
         control.destroy(session, { condition: 'connection-timeout', text: 'Not resumed in time' });
       }, st.max * 1000);
@@ -297,7 +318,27 @@ export default defineModule({
     });
 
     /** Route what the client never acknowledged as for an unavailable resource (RFC 6121 §8.5.3.2.1). */
-    const reroute = (stanzas: { stanza: Stanza; sent: number }[], username: string) => {
+    /**
+     * A message the ended session never acknowledged goes to the account again — its other
+     * resources, else offline storage — directly, not through the router: it was routed (archived,
+     * carbon-copied) once already. If offline storage refuses it, its sender gets the error.
+     */
+    const redeliver = async (message: Stanza, username: string, origin: Session) => {
+      const targets = module.sessions.mostAvailableSessions(host, username).filter((s) => !s.destroyed && s !== origin);
+      if (targets.length) {
+        for (const s of targets) s.send(message);
+        return;
+      }
+      try {
+        const stored = await module.fire('message/offline/handle', { username, host, stanza: message, origin });
+        if (stored === undefined) module.send(errorReply(message, 'cancel', 'service-unavailable'));
+      } catch (err) {
+        const condition = err instanceof StanzaError ? err.condition : 'service-unavailable';
+        module.send(errorReply(message, 'cancel', condition, err instanceof StanzaError ? err.text : undefined));
+      }
+    };
+
+    const reroute = (stanzas: { stanza: Stanza; sent: number }[], username: string, origin: Session | undefined) => {
       let messages = 0;
       for (const { stanza, sent } of stanzas) {
         const type = stanza.attrs.type;
@@ -312,9 +353,14 @@ export default defineModule({
         }
         if (type !== undefined && type !== 'chat' && type !== 'normal') continue; // headline, error
         if (stanza.getChildElements().some((c) => COPY_NAMESPACES.has(attrsOf(c).xmlns ?? ''))) continue;
-        const copy = parse(stanza.toString()) as Stanza;
+        const copy = parseXml(stanza.toString()) as Stanza;
         if (!copy.getChild('delay', NS_DELAY)) copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: new Date(sent).toISOString() }));
-        module.send(copy);
+        if (origin === undefined) {
+          module.send(copy);
+          messages++;
+          continue;
+        }
+        void redeliver(copy, username, origin).catch((err: unknown) => module.log.error('cannot re-deliver a message of %s@%s: %s', username, host, err));
         messages++;
       }
       if (messages) module.log.info('re-routed %d unacknowledged message(s) of %s@%s', messages, username, host);
@@ -331,8 +377,8 @@ export default defineModule({
       const st = stateOf(session);
       if (!st || st.ended) return;
       st.ended = true;
-      if (st.ackTimer) clearTimeout(st.ackTimer);
-      if (st.expiryTimer) clearTimeout(st.expiryTimer);
+      cancel(st.ackTimer);
+      cancel(st.expiryTimer);
       if (st.id !== undefined && byId.get(st.id) === session) byId.delete(st.id);
       // Shutting down: the durable state stays, to be resumed after the restart.
       if (stopping && st.id !== undefined) {
@@ -341,7 +387,7 @@ export default defineModule({
         return;
       }
       if (st.id !== undefined) store.drop(st.username, st.id, st.queue.map((q) => q.seq));
-      reroute(st.queue, st.username);
+      reroute(st.queue, st.username, session);
       st.queue = [];
     });
 
@@ -389,7 +435,7 @@ export default defineModule({
         if (!acknowledge(st, h)) {
           return { answer: failed('undefined-condition', st.hIn, 'The client acknowledged more stanzas than were sent') };
         }
-        if (st.expiryTimer) clearTimeout(st.expiryTimer);
+        cancel(st.expiryTimer);
         st.expiryTimer = undefined;
         control.resume(session, carrier);
         saveHeader(session, st);
@@ -403,12 +449,11 @@ export default defineModule({
     const resumeStored = async (carrier: Session, previd: string, h: number): Promise<{ answer: Element; after?: () => void }> => {
       const username = carrier.username!;
       const waiting = stored.get(previd);
-      if (!waiting || waiting.username !== username) return { answer: failed('item-not-found') };
-      const [saved] = await store.load(username, previd);
-      if (!saved) return { answer: failed('item-not-found') };
+      if (!waiting || waiting.saved.username !== username) return { answer: failed('item-not-found') };
+      const saved = waiting.saved;
       const count = newlyAcked(h, saved.header.hOutAcked);
       if (count > saved.queue.length) return { answer: failed('undefined-condition', saved.header.hIn, 'The client acknowledged more stanzas than were sent') };
-      clearTimeout(waiting.timer);
+      cancel(waiting.timer);
       stored.delete(previd);
       const r = await control.bind(carrier, saved.header.resource);
       if (!r.ok || !isBound(carrier)) {
@@ -434,7 +479,7 @@ export default defineModule({
       const queue: Queued[] = [];
       for (const q of saved.queue) {
         try {
-          queue.push({ seq: q.seq, stanza: parse(q.xml) as Stanza, sent: q.sent });
+          queue.push({ seq: q.seq, stanza: parseXml(q.xml) as Stanza, sent: q.sent });
         } catch (err) {
           module.log.error('dropping an unreadable stored stanza of %s@%s: %s', username, host, err);
         }
@@ -452,7 +497,7 @@ export default defineModule({
           // Available again as it was: its presence goes out on its behalf (not counted as its stanza).
           if (saved.header.presence) {
             try {
-              const presence = parse(saved.header.presence) as Stanza;
+              const presence = parseXml(saved.header.presence) as Stanza;
               delete presence.attrs.from;
               synthetic.add(presence);
               routing.fromClient(session, presence);
@@ -504,41 +549,32 @@ export default defineModule({
       const stanzas: { stanza: Stanza; sent: number }[] = [];
       for (const q of saved.queue) {
         try {
-          stanzas.push({ stanza: parse(q.xml) as Stanza, sent: q.sent });
+          stanzas.push({ stanza: parseXml(q.xml) as Stanza, sent: q.sent });
         } catch {
           // unreadable: nothing to route
         }
       }
-      reroute(stanzas, saved.username);
+      // No session of this run to speak for (the server restarted): routed as anew.
+      reroute(stanzas, saved.username, undefined);
     };
 
     const loadStored = async () => {
-      let count = 0;
-      for (const username of await store.users()) {
-        const saved = await store.load(username);
-        if (!saved.length) {
-          store.forgetUser(username);
-          continue;
-        }
-        for (const s of saved) {
-          if (byId.has(s.id) || stored.has(s.id)) continue;
-          const until = s.header.expires ?? Date.now() + s.header.max * 1000;
-          const wait = Math.max(0, until - Date.now());
-          const timer = module.setTimeout(() => {
-            module.log.info('%s@%s did not resume a session of the previous run in time', username, host);
-            void store.load(username, s.id).then(([fresh]) => fresh && expireStored(fresh));
-          }, wait);
-          stored.set(s.id, { username, timer });
-          count++;
-        }
+      for (const saved of await store.loadAll()) {
+        if (byId.has(saved.id) || stored.has(saved.id)) continue;
+        const until = saved.header.expires ?? Date.now() + saved.header.max * 1000;
+        const timer = later(() => {
+          module.log.info('%s@%s did not resume a session of the previous run in time', saved.username, host);
+          expireStored(saved);
+        }, Math.max(0, until - Date.now()));
+        stored.set(saved.id, { saved, timer });
       }
-      if (count) module.log.info('%d session(s) of a previous run may resume', count);
+      if (stored.size) module.log.info('%d session(s) of a previous run may resume', stored.size);
     };
     await loadStored();
     // Whatever changed last is on disk before the storage closes.
     module.task(async (signal) => {
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-      await store.flushed();
+      await store.flush();
     });
 
     module.export('stats', () => ({ resumable: byId.size, storedFromPreviousRun: stored.size }), 'Resumable sessions in memory and from the previous run');

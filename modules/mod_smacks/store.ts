@@ -1,15 +1,16 @@
 // Durable resumption state of mod_smacks: what a client needs to resume its session after a
-// restart or a crash of the server. One map store per host, by account:
-//   `<id>`        → the session's header (resource, counters, resumption time, presence…)
-//   `<id>/<seq>`  → one unacknowledged stanza sent to the client (its XML and when it was sent)
-// and a keyval store naming the accounts that have any (read once, at start-up).
+// restart or a crash of the server. One host-wide map (the module's map store, user null):
+//   `<account>/<id>`        → the session's header (resource, counters, resumption time, presence…)
+//   `<account>/<id>/<seq>`  → one unacknowledged stanza sent to the client (its XML, when it was sent)
 //
-// Writes are batched: changes of every session collect in memory and are written together, one
-// atomic `setKeys` per account, right after the current turn of the event loop. A stanza costs
-// one row in that batch (appended when sent, deleted when acknowledged), not a rewrite of the
-// queue. `flushed()` waits until everything changed so far is durable: mod_smacks awaits it before
-// it acknowledges anything to a client.
-import type { Json, KeyValStore, MapStore } from '../../core/api.ts';
+// Writes are batched (group commit): the changes of every session collect in memory and are
+// written together, in ONE atomic `setKeys` (one transaction, one fsync), at most every
+// FLUSH_INTERVAL_MS. A stanza costs one row in that batch when sent and one when acknowledged,
+// never a rewrite of the queue; a stanza acknowledged before its batch was written costs nothing.
+// `flushed()` waits (at most one interval, without forcing a write of its own) until everything
+// changed so far is durable: mod_smacks awaits it before it acknowledges anything to a client, so
+// clients asking for acks often do not multiply the fsyncs.
+import type { Json, MapStore } from '../../core/api.ts';
 
 /** The header of a resumable session. */
 export interface StoredHeader {
@@ -41,108 +42,109 @@ export interface StoredSession {
   queue: StoredStanza[];
 }
 
+/** Longest time a change waits for its batch (what an unasked-for crash can lose, at most). */
+export const FLUSH_INTERVAL_MS = 50;
+
 export class ResumptionStore {
-  private pending = new Map<string, Record<string, Json | undefined>>();
-  private scheduled = false;
+  private pending: Record<string, Json | undefined> = {};
+  /** Keys first written by the pending batch: removing one needs no write at all. */
+  private fresh = new Set<string>();
+  private size = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Settles when the scheduled batch is durable. */
+  private next: { promise: Promise<void>; resolve: () => void } | undefined;
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly map: MapStore,
-    private readonly index: KeyValStore,
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  private change(username: string, key: string, value: Json | undefined): void {
-    let p = this.pending.get(username);
-    if (!p) {
-      this.pending.set(username, (p = {}));
+  private change(key: string, value: Json | undefined): void {
+    if (value === undefined && this.fresh.delete(key)) {
+      delete this.pending[key];
+      return;
     }
-    p[key] = value;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => void this.flush());
+    this.pending[key] = value;
+    this.size++;
+    if (this.timer === undefined) {
+      this.timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+      this.timer.unref();
+    }
+    if (this.next === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.next = { promise, resolve };
     }
   }
 
   header(username: string, id: string, header: StoredHeader): void {
-    this.change(username, id, { ...header });
+    this.change(`${username}/${id}`, { ...header });
   }
 
   append(username: string, id: string, stanza: StoredStanza): void {
-    this.change(username, `${id}/${stanza.seq}`, { xml: stanza.xml, sent: stanza.sent });
+    const key = `${username}/${id}/${stanza.seq}`;
+    this.change(key, { xml: stanza.xml, sent: stanza.sent });
+    this.fresh.add(key);
   }
 
   remove(username: string, id: string, seqs: Iterable<number>): void {
-    for (const seq of seqs) this.change(username, `${id}/${seq}`, undefined);
+    for (const seq of seqs) this.change(`${username}/${id}/${seq}`, undefined);
   }
 
   /** Forget the session: its header and the given queued stanzas. */
   drop(username: string, id: string, seqs: Iterable<number>): void {
-    this.change(username, id, undefined);
+    this.change(`${username}/${id}`, undefined);
     this.remove(username, id, seqs);
   }
 
-  /** Write everything pending now; resolves when it is durable. */
+  /** Write everything pending now, in one transaction; resolves when it is durable. */
   flush(): Promise<void> {
-    this.scheduled = false;
-    if (this.pending.size === 0) return this.writing;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.next;
+    this.next = undefined;
+    if (this.size === 0) {
+      next?.resolve();
+      return this.writing;
+    }
     const batch = this.pending;
-    this.pending = new Map();
+    this.pending = {};
+    this.fresh = new Set();
+    this.size = 0;
     const previous = this.writing;
-    this.writing = (async () => {
-      await previous;
-      for (const [username, values] of batch) {
-        try {
-          await this.map.setKeys(username, values);
-          await this.index.set(username, true);
-        } catch (err) {
-          this.onError(err);
-        }
-      }
-    })();
+    this.writing = previous.then(() => this.map.setKeys(null, batch)).catch(this.onError);
+    void this.writing.then(() => next?.resolve());
     return this.writing;
   }
 
-  /** Resolves once every change made so far is durable. */
+  /** Resolves once every change made so far is durable (with the next scheduled batch). */
   flushed(): Promise<void> {
-    return this.pending.size ? this.flush() : this.writing;
+    return this.next ? this.next.promise : this.writing;
   }
 
-  /** The stored sessions of one account (`only`: that resumption id). */
-  async load(username: string, only?: string): Promise<StoredSession[]> {
+  /** Every stored session (read once, at start-up); stanzas without a header are removed. */
+  async loadAll(): Promise<StoredSession[]> {
     await this.flushed();
-    const all = await this.map.getAll<Json>(username);
+    const all = await this.map.getAll<Json>(null);
     const sessions = new Map<string, StoredSession>();
-    const queued: [string, number, { xml: string; sent: number }][] = [];
+    const queued: [string, string, number, { xml: string; sent: number }][] = [];
     for (const [key, value] of all) {
-      const slash = key.indexOf('/');
-      if (slash < 0) {
-        if (only !== undefined && key !== only) continue;
-        sessions.set(key, { id: key, username, header: value as unknown as StoredHeader, queue: [] });
-      } else {
-        const id = key.slice(0, slash);
-        if (only !== undefined && id !== only) continue;
-        queued.push([id, Number(key.slice(slash + 1)), value as { xml: string; sent: number }]);
+      const parts = key.split('/');
+      if (parts.length === 2) {
+        const [username, id] = parts as [string, string];
+        sessions.set(`${username}/${id}`, { id, username, header: value as unknown as StoredHeader, queue: [] });
+      } else if (parts.length === 3) {
+        const [username, id, seq] = parts as [string, string, string];
+        queued.push([username, id, Number(seq), value as { xml: string; sent: number }]);
       }
     }
-    for (const [id, seq, v] of queued) {
-      const s = sessions.get(id);
+    for (const [username, id, seq, v] of queued) {
+      const s = sessions.get(`${username}/${id}`);
       if (s) s.queue.push({ seq, xml: v.xml, sent: v.sent });
+      else this.remove(username, id, [seq]);
     }
     for (const s of sessions.values()) s.queue.sort((a, b) => a.seq - b.seq);
-    // Stanzas whose header is gone (a session that ended while a write was lost): cleaned up.
-    const orphans = queued.filter(([id]) => !sessions.has(id));
-    if (orphans.length) for (const [id, seq] of orphans) this.remove(username, id, [seq]);
     return [...sessions.values()];
-  }
-
-  /** Accounts that may have stored sessions. */
-  users(): Promise<string[]> {
-    return this.index.users();
-  }
-
-  /** An account has no stored sessions left. */
-  forgetUser(username: string): void {
-    void this.flushed().then(() => this.index.set(username, undefined)).catch(this.onError);
   }
 }

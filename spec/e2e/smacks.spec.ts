@@ -243,6 +243,21 @@ describe('e2e: stream management (XEP-0198)', function () {
     for (const m of got) assert.ok(m.getChild('delay', NS_DELAY), `delay stamp on ${m.toString()}`);
   });
 
+  it('hands what an unresumed session never acknowledged to another available resource, with a delay stamp', async function () {
+    const { c: phone, jid } = await smClient('nurse', 'phone', { resume: 'true', max: '1' });
+    const { c: desk } = await connect('nurse', 'desk');
+    desk.write(xml('presence').toString());
+    const { c: romeo } = await smClient('romeo', 'desk6');
+    await sendAll(romeo, jid, ['d1', 'd2', 'd3', 'd4', 'd5']);
+    await collect(phone, 5);
+    const mark = server.output.length;
+    phone.socket.destroy();
+    await server.waitForOutput(/re-routed 5 unacknowledged message\(s\) of nurse@localhost/, 10_000, mark);
+    const got = await collect(desk, 5);
+    assert.deepEqual(bodies(got), ['d1', 'd2', 'd3', 'd4', 'd5']);
+    for (const m of got) assert.ok(m.getChild('delay', NS_DELAY), `delay stamp on ${m.toString()}`);
+  });
+
   it('enables inline with Bind2 and resumes inline with SASL2 (no binding, no stream features)', async function () {
     const sasl2 = async (extra: Element[]) => {
       const c = await RawClient.connect(server.c2sPort);

@@ -6,13 +6,13 @@
 // Pure: storage comes in as a MamArchive (core/storage's ArchiveStore fits it), sending as a
 // callback; nothing here keeps state.
 import { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
 import type { ArchiveItem, ArchiveQuery, MamArchive } from './archive.ts';
 import { type FieldSpec, type FormSpec, findForm, form, parseForm, readSubmission } from '../dataforms.ts';
 import { formatDateTime, parseDateTime } from '../datetime.ts';
 import { StanzaError } from '../errors.ts';
 import { prep } from '../jid.ts';
 import { NS_RSM, type RsmRequest, parseRsm, pageSize, rsmElement, rsmResponse } from '../rsm.ts';
+import { parseXml } from '../stanza.ts';
 
 export const NS_MAM = 'urn:xmpp:mam:2';
 export const NS_MAM_EXTENDED = 'urn:xmpp:mam:2#extended';
@@ -294,7 +294,7 @@ export function finElement(page: MamPage): Element {
 export function storedMessage(item: ArchiveItem): Element | undefined {
   let el: Element;
   try {
-    el = parse(item.payload) as Element;
+    el = parseXml(item.payload) as Element;
   } catch {
     return undefined;
   }

@@ -12,7 +12,6 @@
 //
 // Errors are thrown as PubSubError (a StanzaError with the pubsub#errors condition).
 import type { Element } from '@xmpp/xml';
-import { parse } from 'ltx';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ParsedForm } from '../dataforms.ts';
 import { parseBoolean } from '../dataforms.ts';
@@ -34,6 +33,7 @@ import {
   subscriptionEvent, type MessageExtras,
 } from './notify.ts';
 import { NS_PUBSUB, pubsubFeature } from './ns.ts';
+import { parseXml } from '../stanza.ts';
 import {
   isTombstone, upgradeRecord, type NodeRecord, type PubSubStore, type StoredItem, type SubscriptionRecord, type SubscriptionState,
   type Tombstone,
@@ -343,7 +343,7 @@ export class PubSubService {
   #payloadElement(s: StoredItem): Element | undefined {
     if (s.payload === undefined) return undefined;
     try {
-      return parse(s.payload) as unknown as Element;
+      return parseXml(s.payload) as Element;
     } catch (err) {
       this.#log.warn('a stored item of %s does not parse (%s); sent without payload', this.jid, err instanceof Error ? err.message : String(err));
       return undefined;
@@ -766,7 +766,7 @@ export class PubSubService {
     }
     const ns = el.getNS();
     if (!ns || ns === NS_PUBSUB) throw errors.badRequest('invalid-payload', 'The payload needs a namespace of its own');
-    const standalone = parse(el.toString()) as unknown as Element;
+    const standalone = parseXml(el.toString()) as Element;
     if (standalone.attrs.xmlns === undefined) standalone.attrs.xmlns = ns;
     const max = Math.min(c.max_payload_size, this.limits.maxPayloadSize);
     if (Buffer.byteLength(standalone.toString(), 'utf8') > max) {
