@@ -36,6 +36,7 @@ export default defineConfig({
     'register', // XEP-0077: password change and account removal; sign-up only with allowRegistration
     'admin_shell', // `cadence shell` over <dataDir>/cadence.sock
     'websocket', 'bosh', 'host_meta', // web clients: /xmpp-websocket, /http-bind, /.well-known/host-meta
+    // 'conversejs', // the Converse.js web client at https://localhost:5281/conversejs (doc/web.md)
     'smacks', 'csi', // XEP-0198 stream management (resumption survives restarts), XEP-0352 client state
     'carbons', // XEP-0280: copies of messages to all of a user's devices
     'mam', // XEP-0313: message archive (mam: { archiveExpiresAfter: '1y' } to keep a year)
