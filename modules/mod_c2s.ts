@@ -108,6 +108,9 @@ function acceptConnection(
         && module.fireOnHost(session.host, 'c2s-connection-lost', { session, reason }) !== undefined) return;
       sessions.destroy(session, reason);
     },
+    // The client's </stream:stream> takes its turn behind its stanzas and stream elements still
+    // being handled (an <a/> just before it acknowledges what it received: XEP-0198 §4).
+    onPeerClose: (close) => (session.type === 'c2s' ? module.privileged.routing.inOrder(session, close) : close()),
     sendQueueLimit: () => module.limits(session.host).sendQueue || Infinity,
     onSendQueueFull: () => {
       const limit = module.limits(session.host).sendQueue;

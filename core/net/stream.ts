@@ -28,6 +28,11 @@ export interface XmlStreamOptions {
   /** The stream ended: graceful when closed with </stream:stream> by either side. */
   onEnd(graceful: boolean, reason?: CloseReason): void;
   /**
+   * The peer sent </stream:stream>: run `close` once what it sent before has been handled (an
+   * owner whose elements are processed asynchronously queues it behind them). Default: at once.
+   */
+  onPeerClose?(close: () => void): void;
+  /**
    * How many elements may wait in memory while the connection's socket buffer is full (the peer
    * does not read); past it `onSendQueueFull` runs. Without it, writes are never held back.
    */
@@ -66,7 +71,7 @@ export class XmlStream {
       this.end(false, { condition: 'connection-timeout', text: hadError ? 'Connection dropped' : 'Connection closed' });
     });
     this.parser.on('error', (condition, text) => this.close({ condition, text }));
-    this.parser.on('streamEnd', () => this.close());
+    this.parser.on('streamEnd', () => (opts.onPeerClose ? opts.onPeerClose(() => this.close()) : this.close()));
     this.parser.on('discarded', (bytes, whitespaceOnly) => {
       // Whitespace (go-sendxmpp's newline after <starttls/>) is harmless; anything else is a
       // client that does not wait for our answer, or an injection attempt.

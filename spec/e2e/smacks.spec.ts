@@ -243,6 +243,22 @@ describe('e2e: stream management (XEP-0198)', function () {
     for (const m of got) assert.ok(m.getChild('delay', NS_DELAY), `delay stamp on ${m.toString()}`);
   });
 
+  it('handles an <a/> sent right before </stream:stream> before closing: what it acknowledged is not delivered again', async function () {
+    const { c: nurse, jid } = await smClient('nurse', 'leaving');
+    const { c: romeo } = await smClient('romeo', 'desk4');
+    await sendAll(romeo, jid, ['ack-then-close']);
+    await collect(nurse, 1);
+    const mark = server.output.length;
+    // Handling the message to an offline account takes a storage write; the <a/> and the stream
+    // close behind it must wait for it, in order.
+    nurse.write(`${chat('juliet@localhost', 'to offline juliet').toString()}<a xmlns='${NS_SM}' h='1'/></stream:stream>`);
+    await nurse.waitClosed(10_000);
+    const { c: again } = await connect('nurse', 'back');
+    again.write(xml('presence').toString());
+    await again.expectNothing((el) => el.name === 'message' && el.getChildText('body') === 'ack-then-close', 1500);
+    assert.doesNotMatch(server.output.slice(mark), /re-routed \d+ unacknowledged/);
+  });
+
   it('hands what an unresumed session never acknowledged to another available resource, with a delay stamp', async function () {
     const { c: phone, jid } = await smClient('nurse', 'phone', { resume: 'true', max: '1' });
     const { c: desk } = await connect('nurse', 'desk');
