@@ -40,7 +40,9 @@ describe('e2e: logging', function () {
     // logrotate: move the file away, then SIGHUP.
     renameSync(file, `${file}.1`);
     server.proc!.kill('SIGHUP');
-    const fresh = await waitForFile(file, /configuration reloaded/);
+    const fresh = await waitForFile(file, /configuration reloaded/, 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\n--- server output:\n${server?.output.slice(-3000) ?? ''}`);
+    });
     assert.doesNotMatch(fresh, /loaded c2s/, 'the new file starts after the rotation');
     assert.doesNotMatch(readFileSync(`${file}.1`, 'utf8'), /configuration reloaded/);
   });
