@@ -138,7 +138,9 @@ export default defineModule({
     // -- stream features ------------------------------------------------------------------------
 
     module.hook('stream-features', ({ origin, features }) => {
-      if (origin.type === 'c2s') features.cnode(sm('sm'));
+      // Not once enabled (inline in Bind2, before SASL2's post-authentication features): offering it
+      // again makes clients (xmpp.js 0.14) resume or re-enable, fail, and stop acknowledging.
+      if (origin.type === 'c2s' && !stateOf(origin)) features.cnode(sm('sm'));
     });
     module.hook('sasl2-inline-features', ({ inline }) => {
       if (resumeTimeout() > 0) inline.cnode(sm('sm'));
