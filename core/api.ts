@@ -94,7 +94,7 @@ export type { ScramCredentials, ScramHash } from './util/scram.ts';
 export type { AccountRecord } from './usermanager.ts';
 
 // ---- streams and connections (stream modules: mod_c2s, mod_component, mod_websocket, mod_bosh) -------------------
-export { STREAM_OPTIONS, XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
+export { STALL_MS, STREAM_OPTIONS, XmlStream, startKeepalives, streamLimits } from './net/stream.ts';
 export type { XmlStreamOptions } from './net/stream.ts';
 // The XMPP stream parser, for framings that carry stanzas without a TCP stream (RFC 7395 WebSocket, XEP-0206 BOSH).
 export { XmppStreamParser } from './util/stream-parser.ts';
@@ -103,9 +103,13 @@ export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
 // What a session's stream runs on (`session.conn`): TCP, WebSocket or BOSH.
 export type { StreamTransport } from './net/transport.ts';
-// The client stream logic shared by mod_c2s, mod_websocket and mod_bosh: header checks, features, element dispatch.
-export { clientStream } from './net/c2s.ts';
-export type { ClientStream, ClientStreamIo, ClientStreamModule } from './net/c2s.ts';
+// Client connections of every transport (mod_c2s, mod_websocket, mod_bosh): header checks, features,
+// element dispatch, limits, stream resumption hand-over, shutdown. Transports only frame.
+export { ClientStreams } from './net/c2s.ts';
+export type { ClientStream, ClientStreamIo, ClientStreamModule, ClientStreamsOptions } from './net/c2s.ts';
+// Inbound rate shaping (limits rate/burst) for a transport that reads its own bytes.
+export { ReadShaper } from './net/shaper.ts';
+export type { ShapedReader } from './net/shaper.ts';
 export type { Listener, ListenerSpec } from './net/portmanager.ts';
 
 // ---- configuration ------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
-import { limitsHit } from '../limits.ts';
+import { ReadShaper } from './shaper.ts';
 import type { StreamTransport } from './transport.ts';
 
 export type CloseHandler = (hadError: boolean) => void;
@@ -27,11 +27,13 @@ export class Connection implements StreamTransport {
   private closeHandlers: CloseHandler[] = [];
   private closed = false;
   lastActivity = Date.now();
-  /** Inbound rate shaping (token bucket); undefined: read as fast as the peer sends. */
-  private bucket: { rate: number; burst: number; tokens: number; stamp: number } | undefined;
-  private shapingTimer: NodeJS.Timeout | undefined;
-  /** Times reading was paused by the rate limit (shown in `shell session list`). */
-  throttled = 0;
+  /** Inbound rate shaping (limits `rate`): pauses the socket; resumes it unless its owner holds it. */
+  private readonly shaper = new ReadShaper({
+    pause: () => this.socket.pause(),
+    resume: () => {
+      if (!this.closed && !this.heldByOwner) this.socket.resume();
+    },
+  });
 
   constructor(socket: Socket, readonly service: string, readonly localPort: number) {
     this.id = `${service}${nextId++}`;
@@ -46,7 +48,7 @@ export class Connection implements StreamTransport {
   private attach(socket: Socket): void {
     socket.on('data', (chunk: Buffer) => {
       this.lastActivity = Date.now();
-      if (this.bucket !== undefined) this.shape(chunk.length);
+      this.shaper.take(chunk.length);
       this.dataHandler?.(chunk);
     });
     socket.on('drain', () => {
@@ -61,7 +63,7 @@ export class Connection implements StreamTransport {
   private onSocketClose(socket: Socket, hadError: boolean): void {
     if (socket !== this.socket || this.closed) return;
     this.closed = true;
-    if (this.shapingTimer) clearTimeout(this.shapingTimer);
+    this.shaper.stop();
     for (const h of this.closeHandlers) h(hadError);
     this.closeHandlers = [];
   }
@@ -99,44 +101,22 @@ export class Connection implements StreamTransport {
    * Past the allowance reading pauses (TCP then slows the peer down) until the bucket refills.
    */
   setReadRate(rate: number, burst: number): void {
-    if (rate <= 0) {
-      this.bucket = undefined;
-      if (this.shapingTimer) this.resumeShaped();
-      return;
-    }
-    const size = Math.max(burst, 1);
-    const tokens = this.bucket ? Math.min(this.bucket.tokens, size) : size;
-    this.bucket = { rate, burst: size, tokens, stamp: Date.now() };
+    this.shaper.set(rate, burst);
   }
 
   /** The inbound rate in force (bytes/s), 0 when unshaped. */
   get readRate(): number {
-    return this.bucket?.rate ?? 0;
-  }
-
-  private shape(bytes: number): void {
-    const b = this.bucket!;
-    const now = Date.now();
-    b.tokens = Math.min(b.burst, b.tokens + ((now - b.stamp) * b.rate) / 1000);
-    b.stamp = now;
-    b.tokens -= bytes;
-    if (b.tokens >= 0 || this.shapingTimer !== undefined) return;
-    // The chunk in hand is still processed (it is the debt); the next waits for the refill.
-    this.throttled++;
-    limitsHit.rate++;
-    this.socket.pause();
-    this.shapingTimer = setTimeout(() => this.resumeShaped(), Math.ceil((-b.tokens * 1000) / b.rate));
-  }
-
-  private resumeShaped(): void {
-    if (this.shapingTimer) clearTimeout(this.shapingTimer);
-    this.shapingTimer = undefined;
-    if (!this.closed && !this.heldByOwner) this.socket.resume();
+    return this.shaper.rate;
   }
 
   /** Whether reading is paused by the rate limit right now. */
   get shaped(): boolean {
-    return this.shapingTimer !== undefined;
+    return this.shaper.shaped;
+  }
+
+  /** Times reading was paused by the rate limit (shown in `shell session list`). */
+  get throttled(): number {
+    return this.shaper.throttled;
   }
 
   /** Write; `flushed` is called once the data has left for the kernel (not when the socket is destroyed first). */
@@ -174,7 +154,7 @@ export class Connection implements StreamTransport {
 
   destroy(): void {
     this.dataHandler = undefined;
-    if (this.shapingTimer) clearTimeout(this.shapingTimer);
+    this.shaper.stop();
     this.socket.destroy();
   }
 
@@ -189,7 +169,7 @@ export class Connection implements StreamTransport {
   /** Resume reading, unless the rate limit still holds it (it then resumes when the bucket refills). */
   resume(): void {
     this.heldByOwner = false;
-    if (this.shapingTimer === undefined) this.socket.resume();
+    if (!this.shaper.shaped) this.socket.resume();
   }
 
   /** Upgrade to TLS in place (STARTTLS, RFC 6120 §5). Resolves once the handshake is done. */

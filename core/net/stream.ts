@@ -16,8 +16,8 @@ import { XmppStreamParser, streamHeader, type StreamLimits } from '../util/strea
 export interface XmlStreamOptions {
   conn: Connection;
   limits: StreamLimits;
-  /** Close with connection-timeout unless authenticated() is called within this time. */
-  unauthenticatedTimeoutMs: number;
+  /** Close with connection-timeout unless authenticated() is called within this time (none: the owner times it). */
+  unauthenticatedTimeoutMs?: number;
   /** Attributes of our stream header (the id is added). */
   headerAttrs(): Record<string, string | undefined>;
   /** How to write an element (default: toString). */
@@ -61,8 +61,10 @@ export class XmlStream {
     const { conn } = opts;
     if (opts.sendQueueLimit) conn.onDrain(() => this.flushWaiting());
     this.parser = new XmppStreamParser(opts.limits);
-    this.authTimer = setTimeout(() => this.close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), opts.unauthenticatedTimeoutMs);
-    this.authTimer.unref();
+    if (opts.unauthenticatedTimeoutMs !== undefined) {
+      this.authTimer = setTimeout(() => this.close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), opts.unauthenticatedTimeoutMs);
+      this.authTimer.unref();
+    }
     conn.onData((chunk) => this.parser.write(chunk));
     conn.onClose((hadError) => {
       if (this.closing) return;

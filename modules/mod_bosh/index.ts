@@ -1,10 +1,15 @@
 //% requires_core_features: sessions-v1, stanza-events-v1, stanza-dispatch-ordered, module-capabilities, http-routes
 // BOSH (XEP-0124) carrying XMPP (XEP-0206) at /http-bind: each POSTed body goes to the session
 // engine (session.ts), which answers in rid order and holds requests; behind each BOSH session is
-// a normal client session on the core client stream (clientStream: header checks, features, SASL,
-// bind, stanzas to the router). CORS for browsers. doc/web.md.
+// a normal client session on the core's client connections (ClientStreams: header checks,
+// features, SASL, bind, stanzas to the router in order, the terminate behind them, limits, stream
+// resumption to and from any transport, shutdown). CORS for browsers. doc/web.md.
+// Limits: the inbound rate applies to request bodies — a request past the allowance waits (in
+// order) until the bucket has refilled, and more waiting requests than the session's `requests`
+// is overactivity (policy-violation, XEP-0124 §11); the send queue bounds payloads no request came
+// for; a session dropped for inactivity is a lost connection (stream management may resume it).
 import type { Element } from '@xmpp/xml';
-import { clientStream, defineModule, streamErrorElement, type CloseReason, type GlobalModuleApi, type HttpRequest, type Session, type StreamTransport } from '../../core/api.ts';
+import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
 import { BOSH_DEFAULTS, BoshManager, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
@@ -30,6 +35,10 @@ class BoshTransport implements StreamTransport {
   readonly service = 'bosh';
   readonly port = 0;
   readonly tlsInfo = undefined;
+  /** Requests waiting for the rate limit, in arrival order. */
+  private readonly waiting: { bytes: number; go: () => void }[] = [];
+  /** Inbound rate shaping (limits `rate`) over request bodies: past the allowance requests wait. */
+  readonly shaper = new ReadShaper({ pause: () => undefined, resume: () => this.release() });
 
   constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession) {}
 
@@ -42,12 +51,51 @@ class BoshTransport implements StreamTransport {
     return [];
   }
 
+  get readRate(): number {
+    return this.shaper.rate;
+  }
+
+  get shaped(): boolean {
+    return this.shaper.shaped;
+  }
+
+  get throttled(): number {
+    return this.shaper.throttled;
+  }
+
+  /**
+   * A request body of `bytes` may be handled: at once, or once the rate allows (in order). False
+   * when more requests wait than the session allows (XEP-0124 §11 overactivity).
+   */
+  admit(bytes: number): Promise<boolean> {
+    if (this.waiting.length === 0 && !this.shaper.shaped) {
+      this.shaper.take(bytes);
+      return Promise.resolve(true);
+    }
+    if (this.waiting.length >= this.bosh.requests) return Promise.resolve(false);
+    return new Promise((resolve) => this.waiting.push({ bytes, go: () => resolve(true) }));
+  }
+
+  private release(): void {
+    while (this.waiting.length && !this.shaper.shaped) {
+      const next = this.waiting.shift()!;
+      this.shaper.take(next.bytes);
+      next.go();
+    }
+  }
+
   // Payloads are delivered in rid order by the engine already.
   pause(): void {}
   resume(): void {}
 
   destroy(): void {
     this.bosh.close('undefined-condition');
+  }
+
+  /** The session is over: waiting requests go on (the engine answers them with its terminal body). */
+  stop(): void {
+    this.shaper.stop();
+    for (const w of this.waiting.splice(0)) w.go();
   }
 }
 
@@ -57,9 +105,10 @@ export default defineModule({
   capabilities: ['sessions', 'routing'],
   options: OPTIONS,
   load(module) {
-    const unauthenticated = new Map<Session, NodeJS.Timeout>();
+    const clients = new ClientStreams(module, { unauthenticatedTimeout: module.option('unauthenticatedTimeout') });
     // Sessions created over HTTPS (XEP-0124 §15.1).
     const secureSessions = new WeakSet<BoshSession>();
+    const transports = new WeakMap<BoshSession, BoshTransport>();
     // The request being handled while the engine opens a session (it does so synchronously).
     let creating: HttpRequest | undefined;
     const manager = new BoshManager({
@@ -73,7 +122,9 @@ export default defineModule({
       isHost: (to) => module.hosts.kind(to) === 'virtualhost',
       open: (bosh, creation) => {
         if (creating!.secure) secureSessions.add(bosh);
-        return open(module, bosh, creation, creating!, unauthenticated);
+        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh);
+        transports.set(bosh, transport);
+        return open(module, clients, bosh, transport, creation);
       },
     });
     const origins = module.option('origins');
@@ -82,13 +133,20 @@ export default defineModule({
     const reply = (body: string) => ({ status: 200, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' }, body });
     module.http.route('POST', BOSH_PATH, async (req) => {
       const text = await req.text();
+      const sid = /^\s*(?:<\?xml[^>]*>\s*)?<body\s[^>]*?\bsid\s*=\s*(['"])([^'"]*)\1/.exec(text)?.[2];
+      const session = sid === undefined ? undefined : manager.get(sid);
       // XEP-0124 §15.1: a session is secure only if every request of it is. One created over
       // HTTPS is never continued over plain HTTP (where its sid and payloads would be readable).
-      const sid = req.secure ? undefined : /^\s*<body\s[^>]*?\bsid\s*=\s*(['"])([^'"]*)\1/.exec(text)?.[2];
-      const session = sid === undefined ? undefined : manager.get(sid);
-      if (session && secureSessions.has(session)) {
+      if (session && !req.secure && secureSessions.has(session)) {
         module.log.warn('BOSH session from %s continued over plain HTTP: terminated', req.ip);
         session.close('policy-violation');
+        return reply(terminateBody('policy-violation'));
+      }
+      // The session's inbound rate (limits): this request waits its turn.
+      const transport = session && transports.get(session);
+      if (transport && !(await transport.admit(Buffer.byteLength(text)))) {
+        module.log.warn('BOSH session from %s sent more requests than allowed while rate limited: terminated', req.ip);
+        session!.close('policy-violation');
         return reply(terminateBody('policy-violation'));
       }
       creating = req;
@@ -109,60 +167,81 @@ export default defineModule({
     module.hookGlobal('connection-methods', ({ base, methods }) => {
       methods.push({ rel: 'urn:xmpp:alt-connections:xbosh', href: `${base}${BOSH_PATH}` });
     });
-    module.hookGlobal('authentication-success', ({ session }) => {
-      clearTimeout(unauthenticated.get(session));
-      unauthenticated.delete(session);
-    });
-    module.hookGlobal('server-stopping', () => manager.closeAll('system-shutdown'));
   },
   unload() {
     // Sessions end with the server (server-stopping) or when their clients stop polling.
   },
 });
 
+/** The stanzas among payloads (stream-level elements are not re-routed). */
+function stanzasOf(payloads: (Element | string)[]): Stanza[] {
+  return payloads.filter((p): p is Stanza => typeof p !== 'string' && isStanzaKind(p.name));
+}
+
 function open(
   module: GlobalModuleApi<typeof OPTIONS>,
+  clients: ClientStreams,
   bosh: BoshSession,
+  transport: BoshTransport,
   creation: BoshCreation,
-  req: HttpRequest,
-  unauthenticated: Map<Session, NodeJS.Timeout>,
 ): BoshSessionHooks {
-  const { sessions } = module.privileged;
-  const transport = new BoshTransport(req.ip, req.secure, bosh);
-  let ended = false;
-  const end = (reason?: CloseReason) => {
-    if (ended) return;
-    ended = true;
-    clearTimeout(unauthenticated.get(session));
-    unauthenticated.delete(session);
-    sessions.destroy(session, reason);
+  /** The end was reported to the client connection. */
+  let done = false;
+  /** We ended it (close, abandon): the engine's report of the end is ours. */
+  let closing = false;
+  let stallTimer: NodeJS.Timeout | undefined;
+  const describe = () => client.session.full_jid ?? client.session.username ?? 'unauthenticated client';
+  const end = (graceful: boolean, reason?: CloseReason, undelivered?: Stanza[]) => {
+    if (done) return;
+    done = true;
+    clearTimeout(stallTimer);
+    transport.stop();
+    client.ended(graceful, reason, undelivered);
   };
   const close = (reason?: CloseReason) => {
+    if (closing || done) return;
+    closing = true;
     if (reason) {
       const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
-      module.log[quiet ? 'info' : 'warn']('closing BOSH session of %s from %s: %s%s', session.full_jid ?? session.username ?? 'unauthenticated client', transport.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
+      module.log[quiet ? 'info' : 'warn']('closing BOSH session of %s from %s: %s%s', describe(), transport.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
       // XEP-0206 §4: the stream error inside a terminate body with remote-stream-error.
       bosh.close(undefined, streamErrorElement(reason.condition, reason.text));
     } else {
       bosh.close();
     }
-    end(reason);
+    end(true, reason);
   };
-  const session = sessions.create('c2s_unauthed', transport, {
-    send: (x) => {
-      transport.lastActivity = Date.now();
-      return bosh.send(x);
-    },
-    close,
-  });
-  const timer = setTimeout(() => close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), module.option('unauthenticatedTimeout') * 1000);
-  timer.unref();
-  unauthenticated.set(session, timer);
+  const sendQueueLimit = () => module.limits(client.session.host).sendQueue || Infinity;
 
-  const client = clientStream(module, session, {
+  const client: ClientStream = clients.accept(transport, {
     // The session creation response (and each restart's) is the stream header (XEP-0206 §3).
     sendHeader: () => bosh.streamId,
+    send: (x) => {
+      if (closing || done) return false;
+      transport.lastActivity = Date.now();
+      const ok = bosh.send(x);
+      // Past the bound, no request came for STALL_MS to take them: the client does not poll.
+      if (bosh.queued > sendQueueLimit() && stallTimer === undefined) {
+        stallTimer = setTimeout(() => {
+          stallTimer = undefined;
+          if (!done && bosh.queued > sendQueueLimit()) client.sendQueueFull();
+        }, STALL_MS);
+        stallTimer.unref();
+      }
+      return ok;
+    },
     close,
+    queued: () => bosh.queued,
+    abandon: (reason, beforeEnd) => {
+      if (done) return;
+      closing = true;
+      const undelivered = stanzasOf(bosh.takeQueued());
+      module.log.warn('closing BOSH session of %s from %s: %s (%s; %d payloads waiting)', describe(), transport.ip, reason.condition, reason.text ?? '', undelivered.length);
+      bosh.close(undefined, streamErrorElement(reason.condition, reason.text));
+      beforeEnd(undelivered);
+      end(true, reason);
+    },
+    setReadRate: (rate, burst) => transport.shaper.set(rate, burst),
   });
   const header = { to: creation.to, version: creation.xmppVersion, 'xml:lang': creation.lang, from: creation.from };
   client.streamStart(header);
@@ -174,12 +253,23 @@ function open(
     },
     restart: () => {
       // XEP-0206 §5: after SASL success the client asks for a restart; the response carries the new features.
-      session.notopen = true;
+      client.session.notopen = true;
       client.streamStart(header);
     },
     ended: (reason) => {
-      if (!ended) module.log('BOSH session of %s from %s ended: %s', session.full_jid ?? 'unauthenticated client', transport.ip, reason.graceful ? 'terminated by the client' : reason.condition);
-      end(reason.graceful ? undefined : { condition: 'connection-timeout', text: reason.condition === 'inactivity' ? 'BOSH session inactive' : `BOSH ${reason.condition ?? 'error'}` });
+      if (closing || done) return;
+      if (reason.graceful) {
+        // The client terminated: behind what it sent before (its last payloads, an SM <a/>).
+        module.log('BOSH session of %s from %s terminated by the client', describe(), transport.ip);
+        transport.stop();
+        client.peerClosed(() => end(true));
+        return;
+      }
+      module.log('BOSH session of %s from %s ended: %s', describe(), transport.ip, reason.condition);
+      // No request for `inactivity` seconds: like a dropped connection (stream management may keep
+      // the session for resumption; otherwise what it held goes where an unavailable resource's goes).
+      if (reason.condition === 'inactivity') end(false, { condition: 'connection-timeout', text: 'BOSH session inactive' }, stanzasOf(reason.undelivered));
+      else end(true, { condition: 'connection-timeout', text: `BOSH ${reason.condition ?? 'error'}` });
     },
   };
 }

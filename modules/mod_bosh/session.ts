@@ -97,6 +97,8 @@ export interface BoshEnd {
   graceful: boolean;
   /** Why, when not graceful: a terminal condition, or 'inactivity'. */
   condition?: BoshCondition | 'inactivity';
+  /** What the session still had queued for the client and no response carried (inactivity). */
+  undelivered: (Element | string)[];
 }
 
 /** The session creation request's attributes the glue needs to open the XMPP session. */
@@ -375,6 +377,16 @@ export class BoshSession {
     return true;
   }
 
+  /** Payloads waiting for a request to carry them. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Take the payloads waiting for a request (the client is given up on; the caller routes them). */
+  takeQueued(): (Element | string)[] {
+    return this.queue.splice(0);
+  }
+
   /**
    * End the session from the server's side: the oldest held request (or the next request, within
    * the inactivity time) gets queued payloads and `type='terminate'` with the condition —
@@ -385,7 +397,7 @@ export class BoshSession {
     const payload = [...this.queue.map(payloadXml), streamError ? payloadXml(streamError) : ''].join('');
     this.queue = [];
     const final = terminateBody(streamError ? 'remote-stream-error' : condition, payload);
-    this.finish({ graceful: false, condition: streamError ? 'remote-stream-error' : condition ?? 'undefined-condition' }, final);
+    this.finish({ graceful: false, condition: streamError ? 'remote-stream-error' : condition ?? 'undefined-condition', undelivered: [] }, final);
   }
 
   /** @internal One request of this session (already parsed). */
@@ -501,7 +513,7 @@ export class BoshSession {
       const final = terminateBody(undefined, this.queue.map(payloadXml).join(''));
       this.queue = [];
       resolve(final);
-      this.finish({ graceful: true }, final);
+      this.finish({ graceful: true, undelivered: [] }, final);
       return;
     }
 
@@ -594,7 +606,7 @@ export class BoshSession {
 
   private fail(condition: BoshCondition): string {
     const final = terminateBody(condition);
-    this.finish({ graceful: false, condition }, final);
+    this.finish({ graceful: false, condition, undelivered: [] }, final);
     return final;
   }
 
@@ -638,7 +650,7 @@ export class BoshSession {
     // §10: terminated without telling the client.
     this.inactivityTimer = this.clock.setTimeout(() => {
       this.inactivityTimer = undefined;
-      if (this.held.length === 0) this.finish({ graceful: false, condition: 'inactivity' }, terminateBody());
+      if (this.held.length === 0) this.finish({ graceful: false, condition: 'inactivity', undelivered: this.queue.slice() }, terminateBody());
     }, seconds * 1000);
   }
 

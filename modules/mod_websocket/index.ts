@@ -1,13 +1,15 @@
 //% requires_core_features: sessions-v1, stanza-events-v1, stanza-dispatch-ordered, module-capabilities, http-routes
 // XMPP over WebSocket (RFC 7395) at /xmpp-websocket: the `xmpp` sub-protocol, one element per
-// message (framing.ts), and the same client stream as TCP (core clientStream: header checks,
-// features, SASL, bind, stanzas to the router), so a WebSocket session is a normal session.
-// Limits and the unauthenticated timeout are the c2s ones (options `websocket: { … }`, same
-// names and defaults as `c2s`); keepalives are WebSocket pings. doc/web.md.
+// message (framing.ts), and the same client connection as TCP (core ClientStreams: header checks,
+// features, SASL, bind, stanzas to the router in order, the <close/> behind them, limits, stream
+// resumption to and from any transport, shutdown), so a WebSocket session is a normal session.
+// Stanza limits and the unauthenticated timeout are the c2s ones (options `websocket: { … }`,
+// same names and defaults as `c2s`); rate shaping pauses the socket under the WebSocket; the send
+// queue counts frames the socket has not taken yet; keepalives are WebSocket pings. doc/web.md.
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
-import { clientStream, defineModule, streamLimits, STREAM_OPTIONS, type CloseReason, type GlobalModuleApi, type Session, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
+import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamLimits, STREAM_OPTIONS, type CloseReason, type GlobalModuleApi, type Stanza, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
 import { closeFrame, FrameReader, frameElement, openFrame, streamErrorFrames, WS_SUBPROTOCOL } from './framing.ts';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
@@ -32,6 +34,15 @@ class WebSocketTransport implements StreamTransport {
   readonly port: number;
   readonly secure: boolean;
   private readonly tls: TLSSocket | undefined;
+  /** Paused by its owner (an asynchronous SASL step), apart from rate shaping. */
+  private held = false;
+  /** Inbound rate shaping (limits `rate`): pauses the socket under the WebSocket. */
+  readonly shaper = new ReadShaper({
+    pause: () => this.ws.pause(),
+    resume: () => {
+      if (!this.held) this.ws.resume();
+    },
+  });
 
   constructor(private readonly ws: WebSocket, ctx: WebSocketContext) {
     this.ip = ctx.ip;
@@ -56,21 +67,32 @@ class WebSocketTransport implements StreamTransport {
     return [];
   }
 
+  get readRate(): number {
+    return this.shaper.rate;
+  }
+
+  get shaped(): boolean {
+    return this.shaper.shaped;
+  }
+
+  get throttled(): number {
+    return this.shaper.throttled;
+  }
+
   pause(): void {
+    this.held = true;
     this.ws.pause();
   }
 
   resume(): void {
-    this.ws.resume();
+    this.held = false;
+    if (!this.shaper.shaped) this.ws.resume();
   }
 
   destroy(): void {
+    this.shaper.stop();
     this.ws.terminate();
   }
-}
-
-interface WsStream {
-  authenticated(): void;
 }
 
 export default defineModule({
@@ -85,11 +107,11 @@ export default defineModule({
       maxDepth: module.option('maxDepth'),
     };
     const limits = (authenticated: boolean): StreamLimits => streamLimits(settings, authenticated);
-    const streams = new Map<Session, WsStream>();
+    const clients = new ClientStreams(module, { unauthenticatedTimeout: module.option('unauthenticatedTimeout') });
     const origins = module.option('origins');
     const keepalive = module.option('keepaliveInterval') * 1000;
 
-    module.http.websocket(WEBSOCKET_PATH, (ws, ctx) => accept(module, ws, ctx, streams, limits), {
+    module.http.websocket(WEBSOCKET_PATH, (ws, ctx) => accept(module, clients, ws, ctx, limits), {
       protocols: [WS_SUBPROTOCOL],
       requireProtocol: true,
       origins: origins.includes('*') ? '*' : origins,
@@ -107,49 +129,77 @@ export default defineModule({
     module.hookGlobal('connection-methods', ({ base, methods }) => {
       methods.push({ rel: 'urn:xmpp:alt-connections:websocket', href: `${base.replace(/^http/, 'ws')}${WEBSOCKET_PATH}` });
     });
-    module.hookGlobal('authentication-success', ({ session }) => {
-      streams.get(session)?.authenticated();
-    });
-    module.hookGlobal('server-stopping', () => {
-      for (const session of [...streams.keys()]) session.close({ condition: 'system-shutdown', text: 'Server is shutting down' });
-    });
   },
 });
 
 function accept(
   module: GlobalModuleApi<typeof OPTIONS>,
+  clients: ClientStreams,
   ws: WebSocket,
   ctx: WebSocketContext,
-  streams: Map<Session, WsStream>,
   limits: (authenticated: boolean) => StreamLimits,
 ): void {
-  const { sessions } = module.privileged;
   const transport = new WebSocketTransport(ws, ctx);
   const reader = new FrameReader(limits(false));
+  /** We sent our <close/> (or a stream error): only the client's answering <close/> matters now. */
   let closing = false;
+  /** The client sent <close/>: nothing after it is read. */
+  let peerClosing = false;
+  /** The connection's end was reported. */
   let ended = false;
   let closeTimer: NodeJS.Timeout | undefined;
 
-  const write = (frame: string): boolean => {
+  // The send queue: frames handed to the WebSocket whose bytes have not left for the kernel (the
+  // client does not read), and the stanzas among them.
+  let inFlight = 0;
+  const unflushed = new Set<Stanza>();
+  let lastProgress = Date.now();
+  let stallTimer: NodeJS.Timeout | undefined;
+  const sendQueueLimit = () => module.limits(client.session.host).sendQueue || Infinity;
+  const watchStall = () => {
+    if (stallTimer !== undefined) return;
+    // Past the bound the client gets STALL_MS to take something: a burst the server itself makes
+    // (offline messages, the presence of a large roster) is not a stalled reader.
+    stallTimer = setTimeout(() => {
+      stallTimer = undefined;
+      if (ended || inFlight <= sendQueueLimit()) return;
+      if (Date.now() - lastProgress >= STALL_MS) client.sendQueueFull();
+      else watchStall();
+    }, Math.max(STALL_MS - (Date.now() - lastProgress), 10));
+    stallTimer.unref();
+  };
+
+  const write = (frame: string, stanza?: Stanza): boolean => {
     if (ws.readyState !== ws.OPEN) return false;
     transport.lastActivity = Date.now();
-    ws.send(frame);
+    if (inFlight === 0) lastProgress = Date.now();
+    inFlight++;
+    if (stanza) unflushed.add(stanza);
+    ws.send(frame, () => {
+      inFlight--;
+      lastProgress = Date.now();
+      if (stanza) unflushed.delete(stanza);
+    });
+    if (inFlight > sendQueueLimit()) watchStall();
     return true;
   };
-  const describe = () => session.full_jid ?? (session.username ? `${session.username}@${session.host}` : 'unauthenticated client');
+  const describe = () => {
+    const s = client.session;
+    return s.full_jid ?? (s.username ? `${s.username}@${s.host}` : 'unauthenticated client');
+  };
 
-  const end = (graceful: boolean, reason?: CloseReason) => {
+  const end = (graceful: boolean, reason?: CloseReason, terminate = false) => {
     if (ended) return;
     ended = true;
-    clearTimeout(authTimer);
-    streams.delete(session);
-    sessions.destroy(session, reason);
-    if (!graceful) ws.terminate();
+    clearTimeout(stallTimer);
+    transport.shaper.stop();
+    if (terminate) ws.terminate();
+    client.ended(graceful, reason);
   };
 
   /** Our close: a stream error if a reason is given, then <close/>; the client answers with its own. */
   const close = (reason?: CloseReason) => {
-    if (closing) return;
+    if (closing || ended) return;
     closing = true;
     if (reason) {
       const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
@@ -163,37 +213,43 @@ function accept(
     end(true, reason);
   };
 
-  const session = sessions.create('c2s_unauthed', transport, {
-    send: (x) => (closing ? false : write(typeof x === 'string' ? x : frameElement(x))),
+  const client = clients.accept(transport, {
+    sendHeader: () => {
+      const id = randomUUID();
+      write(openFrame({ from: client.session.host ?? '', id, lang: 'en' }));
+      return id;
+    },
+    send: (x) => {
+      if (closing || ended) return false;
+      if (typeof x === 'string') return write(x);
+      return write(frameElement(x), isStanzaKind(x.name) ? (x as Stanza) : undefined);
+    },
     close,
     // After SASL success the client opens a new stream with <open/> (RFC 7395 §3.5).
     reset: () => reader.restart(),
-  });
-  const authTimer = setTimeout(() => close({ condition: 'connection-timeout', text: 'Not authenticated in time' }), module.option('unauthenticatedTimeout') * 1000);
-  authTimer.unref();
-  streams.set(session, {
-    authenticated: () => {
-      clearTimeout(authTimer);
-      reader.setLimits(limits(true));
+    queued: () => inFlight,
+    abandon: (reason, beforeEnd) => {
+      if (ended) return;
+      closing = true;
+      module.log.warn('closing WebSocket stream of %s from %s: %s (%s; %d frames waiting)', describe(), transport.ip, reason.condition, reason.text ?? '', inFlight);
+      const undelivered = [...unflushed];
+      unflushed.clear();
+      ws.terminate();
+      beforeEnd(undelivered);
+      end(true, reason);
     },
-  });
-
-  const client = clientStream(module, session, {
-    sendHeader: () => {
-      const id = randomUUID();
-      write(openFrame({ from: session.host ?? '', id, lang: 'en' }));
-      return id;
-    },
-    close,
+    setReadRate: (rate, burst) => transport.shaper.set(rate, burst),
+    authenticated: () => reader.setLimits(limits(true)),
   });
 
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (ended && closing) {
+    if (closing || ended || peerClosing) {
       // Only the client's answering <close/> matters now.
-      if (!isBinary && /^\s*<close[\s/>]/.test(data.toString('utf8'))) ws.close(1000);
+      if (closing && !isBinary && /^\s*<close[\s/>]/.test(data.toString('utf8'))) ws.close(1000);
       return;
     }
     transport.lastActivity = Date.now();
+    transport.shaper.take(data.length);
     const frame = reader.read(data, isBinary);
     switch (frame.kind) {
       case 'open':
@@ -203,14 +259,17 @@ function accept(
         client.element(frame.element);
         return;
       case 'close':
-        // The client ends the stream (RFC 7395 §3.6): we answer with ours and close the socket.
-        module.log('%s closed its WebSocket stream', describe());
-        if (!closing) {
+        // The client ends the stream (RFC 7395 §3.6), behind what it sent before: we answer
+        // with ours and close the socket.
+        peerClosing = true;
+        client.peerClosed(() => {
+          if (ended) return;
+          module.log('%s closed its WebSocket stream', describe());
           closing = true;
           write(closeFrame());
-        }
-        end(true);
-        ws.close(1000);
+          end(true);
+          ws.close(1000);
+        });
         return;
       case 'error':
         close({ condition: frame.condition, text: frame.text });
@@ -226,10 +285,10 @@ function accept(
   ws.on('close', (code: number) => {
     clearTimeout(closeTimer);
     if (!ended) {
-      // Like a dropped TCP connection: no <close/> (stream management may resume the session).
+      // Like a dropped TCP connection (unless the client's <close/> still waits its turn): stream
+      // management may keep the session for resumption.
       module.log('WebSocket of %s from %s closed (%d) without a stream close', describe(), transport.ip, code);
-      closing = true;
-      end(true, { condition: 'connection-timeout', text: 'WebSocket closed' });
+      end(peerClosing, { condition: 'connection-timeout', text: 'WebSocket closed' });
     }
   });
   ws.on('error', (err: Error) => module.log('WebSocket of %s from %s failed: %s', describe(), transport.ip, err.message));

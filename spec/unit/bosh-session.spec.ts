@@ -264,7 +264,7 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       }
       const old = await h.post({ sid, rid: h.rid + 1 });
       assert.deepEqual([old.attrs.type, old.attrs.condition], ['terminate', 'item-not-found']);
-      assert.deepEqual(h.ended, [{ graceful: false, condition: 'item-not-found' }]);
+      assert.deepEqual(h.ended, [{ graceful: false, condition: 'item-not-found', undelivered: [] }]);
 
       const k = harness();
       await k.create();
@@ -432,7 +432,7 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       const next = await h.post({ sid, rid: h.rid + 3 });
       assert.equal(next.getChildren('message', 'jabber:client').length, 1, 'what came in during the pause');
       h.clock.advance(31_000);
-      assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity' }], 'the normal inactivity period again');
+      assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity', undelivered: [] }], 'the normal inactivity period again');
     });
 
     it('refuses a pause longer than maxpause with policy-violation', async () => {
@@ -449,7 +449,7 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       const r = await h.post({ sid, rid: h.rid + 1, type: 'terminate' }, "<presence xmlns='jabber:client' type='unavailable'/>");
       assert.equal(r.attrs.type, 'terminate');
       assert.equal(h.delivered[0]![0]!.attrs.type, 'unavailable');
-      assert.deepEqual(h.ended, [{ graceful: true }]);
+      assert.deepEqual(h.ended, [{ graceful: true, undelivered: [] }]);
       assert.equal(h.manager.size, 0);
       assert.equal((await h.post({ sid, rid: h.rid + 2 })).attrs.condition, 'item-not-found');
     });
@@ -479,8 +479,19 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       h.clock.advance(29_999);
       assert.equal(h.ended.length, 0);
       h.clock.advance(1);
-      assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity' }]);
+      assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity', undelivered: [] }]);
       assert.equal((await h.post({ sid, rid: h.rid + 1 })).attrs.condition, 'item-not-found');
+    });
+
+    it('hands over what no request came for when it drops a session for inactivity', async () => {
+      const h = harness();
+      await h.create();
+      const queued = new Element('message', { id: 'never-carried' });
+      h.session().send(queued);
+      assert.equal(h.session().queued, 1);
+      h.clock.advance(30_000);
+      assert.equal(h.ended.length, 1);
+      assert.deepEqual(h.ended[0]!.undelivered, [queued]);
     });
 
     it('does not count a held request as inactivity', async () => {
@@ -504,7 +515,7 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       const r = await r1.promise;
       assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', 'remote-stream-error']);
       assert.ok(r.getChild('error', 'http://etherx.jabber.org/streams')?.getChild('conflict'));
-      assert.deepEqual(h.ended, [{ graceful: false, condition: 'remote-stream-error' }]);
+      assert.deepEqual(h.ended, [{ graceful: false, condition: 'remote-stream-error', undelivered: [] }]);
     });
 
     it('gives the stream error to the held request when a payload makes the session close', async () => {
