@@ -351,6 +351,11 @@ export class BoshSession {
     if (this.ackMode) attrs.ack = String(this.lastRid);
     // What the XMPP session sends while it opens (the stream features) goes in this response.
     this.hooks = callbacks.open(this, creation);
+    if (this.ended) {
+      // Refused while opening (a stream error: too many connections, …): that is the answer.
+      this.remove();
+      return this.terminal ?? terminateBody('undefined-condition');
+    }
     const payload = this.queue.map(payloadXml).join('');
     this.queue = [];
     const xml = `<body${Object.entries(attrs).map(([k, v]) => ` ${k}='${escapeAttr(v)}'`).join('')}>${payload}</body>`;

@@ -40,9 +40,21 @@ class WebSocketTransport implements StreamTransport {
   readonly shaper = new ReadShaper({
     pause: () => this.ws.pause(),
     resume: () => {
-      if (!this.held) this.ws.resume();
+      if (this.held) return;
+      this.ws.resume();
+      this.onReadable();
     },
   });
+  /**
+   * Messages may be read now. Pausing stops the socket, but the messages of a chunk already read
+   * still arrive: they wait (the owner's backlog) until this is true again.
+   */
+  get readable(): boolean {
+    return !this.held && !this.shaper.shaped;
+  }
+
+  /** Called when reading may go on (the owner handles its backlog). */
+  onReadable: () => void = () => undefined;
 
   constructor(private readonly ws: WebSocket, ctx: WebSocketContext) {
     this.ip = ctx.ip;
@@ -86,7 +98,10 @@ class WebSocketTransport implements StreamTransport {
 
   resume(): void {
     this.held = false;
-    if (!this.shaper.shaped) this.ws.resume();
+    if (this.shaper.shaped) return;
+    this.ws.resume();
+    // Asynchronously: the owner resumes from inside its handler of the message before.
+    queueMicrotask(() => this.onReadable());
   }
 
   destroy(): void {
@@ -242,7 +257,19 @@ function accept(
     authenticated: () => reader.setLimits(limits(true)),
   });
 
+  /** Messages that arrived while reading was paused, in order. */
+  const backlog: [Buffer, boolean][] = [];
   ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (backlog.length > 0 || !transport.readable) backlog.push([data, isBinary]);
+    else read(data, isBinary);
+  });
+  transport.onReadable = () => {
+    while (backlog.length > 0 && transport.readable) {
+      const [data, isBinary] = backlog.shift()!;
+      read(data, isBinary);
+    }
+  };
+  const read = (data: Buffer, isBinary: boolean) => {
     if (closing || ended || peerClosing) {
       // Only the client's answering <close/> matters now.
       if (closing && !isBinary && /^\s*<close[\s/>]/.test(data.toString('utf8'))) ws.close(1000);
@@ -281,7 +308,7 @@ function accept(
         ws.close(frame.code, frame.text);
         return;
     }
-  });
+  };
   ws.on('close', (code: number) => {
     clearTimeout(closeTimer);
     if (!ended) {

@@ -61,8 +61,8 @@ export class WsClient {
     return this.next((el) => el.name === 'open');
   }
 
-  /** Open, PLAIN, reopen, bind `resource`; resolves with the bound full JID. */
-  async login(username: string, password: string, resource = 'ws'): Promise<string> {
+  /** Open, PLAIN, reopen: authenticated, not bound; resolves with the stream features after authentication. */
+  async authenticate(username: string, password: string): Promise<Element> {
     if (!this.streamOpen) await this.open();
     await this.next((el) => el.name === 'stream:features');
     const token = Buffer.from(`\0${username}\0${password}`).toString('base64');
@@ -70,7 +70,12 @@ export class WsClient {
     const outcome = await this.next((el) => el.name === 'success' || el.name === 'failure');
     if (outcome.name !== 'success') throw new Error(`SASL failed: ${outcome.toString()}`);
     await this.open();
-    await this.next((el) => el.name === 'stream:features');
+    return this.next((el) => el.name === 'stream:features');
+  }
+
+  /** Open, PLAIN, reopen, bind `resource`; resolves with the bound full JID. */
+  async login(username: string, password: string, resource = 'ws'): Promise<string> {
+    await this.authenticate(username, password);
     this.send(`<iq xmlns='jabber:client' type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>${resource}</resource></bind></iq>`);
     const r = await this.next((el) => el.name === 'iq' && el.attrs.id === 'bind1');
     const jid = r.getChild('bind')?.getChildText('jid');
