@@ -170,7 +170,13 @@ function accept(
   const unflushed = new Set<Stanza>();
   let lastProgress = Date.now();
   let stallTimer: NodeJS.Timeout | undefined;
-  const sendQueueLimit = () => module.limits(client.session.host).sendQueue || Infinity;
+  /** limits.sendQueue, read at most once a second (not on every write). */
+  let limit = { value: Infinity, at: 0 };
+  const sendQueueLimit = () => {
+    const now = Date.now();
+    if (now - limit.at >= 1000) limit = { value: module.limits(client.session.host).sendQueue || Infinity, at: now };
+    return limit.value;
+  };
   const watchStall = () => {
     if (stallTimer !== undefined) return;
     // Past the bound the client gets STALL_MS to take something: a burst the server itself makes
@@ -190,6 +196,8 @@ function accept(
     if (inFlight === 0) lastProgress = Date.now();
     inFlight++;
     if (stanza) unflushed.add(stanza);
+    // The frames of one tick leave together (as on TCP).
+    ctx.batchWrites();
     ws.send(frame, () => {
       inFlight--;
       lastProgress = Date.now();
