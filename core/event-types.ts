@@ -53,7 +53,7 @@ export interface OfflineDeliverEvent {
   stanza: Stanza;
 }
 
-// ---- streams (fired by the stream modules, mod_c2s) ----------------------------------------------
+// ---- streams (fired by the client connections of every transport, core/net/c2s.ts) ----------------------------------------------
 
 /** `stream-features`: add feature elements to `features`. Handlers return nothing. */
 export interface StreamFeaturesEvent {
@@ -140,8 +140,9 @@ export interface Bind2InlineEvent {
 // ---- stream management (XEP-0198: mod_smacks, with the stream modules) ------------------------------
 
 /**
- * `c2s-connection-lost` on the session's host (mod_c2s): the connection of an authenticated client
- * ended without a stream close (dropped, timed out). A handler that returns a value keeps the
+ * `c2s-connection-lost` on the session's host (core/net/c2s.ts, for TCP, WebSocket and BOSH): the
+ * connection of an authenticated client ended without a stream close (dropped, timed out; a BOSH
+ * session without requests for `inactivity` seconds). A handler that returns a value keeps the
  * session (it hibernates, waiting for resumption) instead of it being destroyed; that handler then
  * destroys it itself when the wait ends.
  */
@@ -151,9 +152,10 @@ export interface ConnectionLostEvent {
 }
 
 /**
- * `c2s-undelivered` on the session's host (mod_c2s, limits.sendQueue): the client stopped reading
- * and its session is ending; `stanzas` never reached it. A handler that returns a value routes
- * them itself (mod_smacks: they are among its unacknowledged stanzas); otherwise mod_c2s routes
+ * `c2s-undelivered` on the session's host (core/net/c2s.ts, limits.sendQueue): the client stopped
+ * reading (or a BOSH session was dropped holding them) and its session is ending; `stanzas` never
+ * reached it. A handler that returns a value routes
+ * them itself (mod_smacks: they are among its unacknowledged stanzas); otherwise the core routes
  * them as to an unavailable resource. Fired before the session is destroyed.
  */
 export interface UndeliveredEvent {
@@ -163,8 +165,9 @@ export interface UndeliveredEvent {
 
 /**
  * `session-resumed` on the server's bus (SessionControl.resume): `session` now runs on the
- * connection of `carrier`, which is retired. The stream module that owns the connections hands
- * `carrier`'s stream to `session` and closes the stream `session` had before, if it is still open.
+ * connection of `carrier`, which is retired. The client connections (core/net/c2s.ts) hand
+ * `carrier`'s stream to `session` and close the stream `session` had before, if it is still open —
+ * whichever transports the two are.
  */
 export interface SessionResumedEvent {
   session: Session;

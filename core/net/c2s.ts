@@ -128,11 +128,6 @@ export class ClientStreams {
     });
   }
 
-  /** Sessions of open connections. */
-  sessions(): IterableIterator<Session> {
-    return this.carriers.keys();
-  }
-
   /** A new connection from `conn.ip`: its session is created here. */
   accept(conn: StreamTransport, io: ClientStreamIo): ClientStream {
     const module = this.module;
