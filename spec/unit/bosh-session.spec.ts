@@ -53,7 +53,8 @@ interface Harness {
   rid: number;
 }
 
-function harness(options: Partial<BoshOptions> = {}): Harness {
+/** `refuse`: the XMPP session closes with this stream error while opening (too many connections, …). */
+function harness(options: Partial<BoshOptions> = {}, refuse?: Element): Harness {
   const clock = new FakeClock();
   let current: BoshSession | undefined;
   const h: Harness = {
@@ -66,7 +67,8 @@ function harness(options: Partial<BoshOptions> = {}): Harness {
       isHost: (to) => to === 'example.org',
       open: (session) => {
         current = session;
-        session.send(el(FEATURES));
+        if (refuse) session.close(undefined, refuse);
+        else session.send(el(FEATURES));
         return {
           deliver: (els) => {
             h.delivered.push(els);
@@ -501,6 +503,19 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       await flush();
       h.clock.advance(45_000);
       assert.equal(h.ended.length, 0);
+    });
+  });
+
+  describe('refused while opening', () => {
+    it('answers the creation request with the terminal body and its stream error, and keeps no session', async () => {
+      const streamError = el(`<stream:error xmlns:stream='http://etherx.jabber.org/streams'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>`);
+      const h = harness({}, streamError);
+      const r = await h.create();
+      assert.equal(r.attrs.type, 'terminate');
+      assert.equal(r.attrs.condition, 'remote-stream-error');
+      assert.equal(r.attrs.sid, undefined, 'no session to continue');
+      assert.ok(r.getChildElements().some((c) => c.name === 'stream:error'), r.toString());
+      assert.equal(h.manager.size, 0);
     });
   });
 
