@@ -6,14 +6,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { parse, type Element } from 'ltx';
+import { BoshClient, boshPost, child, closeBoshAgent, HTTPBIND } from '../helpers/bosh.ts';
 import { login, xml, type TestClient } from '../helpers/client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { testCa } from '../helpers/testca.ts';
-
-const HTTPBIND = 'http://jabber.org/protocol/httpbind';
-
-/** A child by its qualified name (stream:features). */
-const child = (el: Element | undefined, name: string): Element | undefined => el?.children.find((c): c is Element => typeof c !== 'string' && c.name === name);
 
 interface Answer {
   status: number;
@@ -37,38 +33,12 @@ describe('e2e: BOSH (XEP-0124, XEP-0206)', function () {
       req.on('error', reject);
       req.end(body);
     });
-  const post = async (body: string): Promise<Element> => {
-    const r = await request('POST', '/http-bind', body, { 'Content-Type': 'text/xml; charset=utf-8' });
-    assert.equal(r.status, 200);
-    assert.match(String(r.headers['content-type']), /^text\/xml/);
-    return parse(r.text) as Element;
+  const post = (body: string): Promise<Element> => boshPost(server.httpsPort, body);
+  const Bosh = class extends BoshClient {
+    constructor() {
+      super(server.httpsPort);
+    }
   };
-
-  /** A BOSH client: creation, then requests with increasing rids. */
-  class Bosh {
-    rid = 1000 + Math.floor(Math.random() * 1e6);
-    sid = '';
-    create = async (attrs = "wait='2' hold='1'"): Promise<Element> => {
-      const r = await post(`<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' rid='${this.rid}' to='localhost' xml:lang='en' ver='1.11' xmpp:version='1.0' ${attrs}/>`);
-      this.sid = String(r.attrs.sid ?? '');
-      return r;
-    };
-    send = (payload = '', attrs = ''): Promise<Element> => post(this.raw(++this.rid, payload, attrs));
-    raw = (rid: number, payload = '', attrs = ''): string => `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' sid='${this.sid}' rid='${rid}' ${attrs}>${payload}</body>`;
-    login = async (user: string, password: string): Promise<string> => {
-      const created = await this.create();
-      assert.ok(child(created, 'stream:features'), `no features in ${created.toString()}`);
-      const token = Buffer.from(`\0${user}\0${password}`).toString('base64');
-      const ok = await this.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${token}</auth>`);
-      assert.ok(ok.getChild('success'), ok.toString());
-      const restarted = await this.send('', "xmpp:restart='true' to='localhost' xml:lang='en'");
-      assert.ok(child(restarted, 'stream:features')?.getChild('bind'), restarted.toString());
-      const bound = await this.send(`<iq xmlns='jabber:client' type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>bosh</resource></bind></iq>`);
-      const jid = bound.getChild('iq')?.getChild('bind')?.getChildText('jid');
-      assert.ok(jid, bound.toString());
-      return jid;
-    };
-  }
 
   before(async function () {
     server = await startServer({ users: { alice: 'alice-pw', bob: 'bob-pw' }, config: { tls: testCa().serverTls } });
@@ -77,6 +47,7 @@ describe('e2e: BOSH (XEP-0124, XEP-0206)', function () {
   });
   after(async function () {
     agent?.destroy();
+    closeBoshAgent();
     await bob?.stop();
     await server?.destroy();
   });

@@ -30,6 +30,11 @@ export function boshPost(port: number, body: string): Promise<Element> {
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
       res.on('end', () => {
+        // Every BOSH answer is HTTP 200 with an XML body (XEP-0124 §17: errors are in the body).
+        if (res.statusCode !== 200 || !/^text\/xml/.test(String(res.headers['content-type']))) {
+          reject(new Error(`HTTP ${res.statusCode} ${String(res.headers['content-type'])}: ${text}`));
+          return;
+        }
         try {
           resolve(parse(text) as Element);
         } catch (err) {
@@ -57,7 +62,12 @@ export class BoshClient {
 
   /** The next request (rid + 1) with these payloads. */
   send(payload = '', attrs = ''): Promise<Element> {
-    return boshPost(this.port, `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' sid='${this.sid}' rid='${++this.rid}' ${attrs}>${payload}</body>`);
+    return boshPost(this.port, this.raw(++this.rid, payload, attrs));
+  }
+
+  /** A request body of this session with any rid (for retransmissions and out-of-window tests). */
+  raw(rid: number, payload = '', attrs = ''): string {
+    return `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' sid='${this.sid}' rid='${rid}' ${attrs}>${payload}</body>`;
   }
 
   /** Create, PLAIN, restart, bind `resource`: the bound full JID. */
