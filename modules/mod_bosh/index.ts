@@ -204,8 +204,10 @@ function open(
     if (reason) {
       const quiet = reason.condition === 'system-shutdown' || reason.condition === 'conflict';
       module.log[quiet ? 'info' : 'warn']('closing BOSH session of %s from %s: %s%s', describe(), transport.ip, reason.condition, reason.text ? ` (${reason.text})` : '');
-      // XEP-0206 §4: the stream error inside a terminate body with remote-stream-error.
-      bosh.close(undefined, streamErrorElement(reason.condition, reason.text));
+      // XEP-0124's own condition for a server going down; any other stream error inside a
+      // terminate body with remote-stream-error (XEP-0206 §4).
+      if (reason.condition === 'system-shutdown') bosh.close('system-shutdown');
+      else bosh.close(undefined, streamErrorElement(reason.condition, reason.text));
     } else {
       bosh.close();
     }
