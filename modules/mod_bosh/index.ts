@@ -72,7 +72,8 @@ class BoshTransport implements StreamTransport {
       this.shaper.take(bytes);
       return Promise.resolve(true);
     }
-    if (this.waiting.length >= this.bosh.requests) return Promise.resolve(false);
+    // A client never has more than `requests` outstanding, plus one to pause or terminate (§11).
+    if (this.waiting.length > this.bosh.requests) return Promise.resolve(false);
     return new Promise((resolve) => this.waiting.push({ bytes, go: () => resolve(true) }));
   }
 
