@@ -97,6 +97,8 @@ describe('e2e: limits on WebSocket and BOSH', function () {
     });
 
     it("shapes a flooding WebSocket client while another user's message gets through", async function () {
+      // Shaping takes seconds by design (4 KiB/s); the suite's default timeout is 20 s.
+      this.timeout(60_000);
       const carol = await login(server, 'carol', PASS, { resource: 'reader', presence: true });
       clients.push(carol);
       const bob = await login(server, 'bob', PASS, { resource: 'talker' });
@@ -120,6 +122,8 @@ describe('e2e: limits on WebSocket and BOSH', function () {
     });
 
     it("shapes a flooding BOSH client (its requests wait) while another user's message gets through", async function () {
+      // Shaping takes seconds by design (4 KiB/s); the suite's default timeout is 20 s.
+      this.timeout(60_000);
       const carol = await login(server, 'carol', PASS, { resource: 'reader2', presence: true });
       clients.push(carol);
       const bob = await login(server, 'bob', PASS, { resource: 'talker2' });

@@ -153,6 +153,8 @@ describe('e2e: stream management over WebSocket and BOSH', function () {
   });
 
   it('over BOSH: enables, counts in <a/>, and a session dropped for inactivity resumes on a WebSocket', async function () {
+    // Waits for the BOSH inactivity period (2 s) behind a held request (wait 2 s).
+    this.timeout(60_000);
     const b = new BoshClient(server.httpsPort);
     const jid = await b.login('tybalt', PASS);
     await b.send(`<presence xmlns='jabber:client'/>`);
@@ -176,6 +178,8 @@ describe('e2e: stream management over WebSocket and BOSH', function () {
   });
 
   it('over BOSH without stream management: what a session dropped for inactivity still held goes to offline storage', async function () {
+    // Waits for the BOSH inactivity period (2 s) behind a held request (wait 2 s).
+    this.timeout(60_000);
     const b = new BoshClient(server.httpsPort);
     const jid = await b.login('benvolio', PASS, 'web');
     // Available; then no request is outstanding any more.
