@@ -57,6 +57,8 @@ export interface StoredSession {
 
 /** Longest time a change waits for its batch to start being written. */
 export const FLUSH_INTERVAL_MS = 20;
+/** After a failed write, the next attempt (with everything pending by then) waits this long. */
+const RETRY_MS = 1000;
 /** The journal is compacted once larger than this and four times its live state. */
 export const COMPACT_MIN_BYTES = 8 * 1024 * 1024;
 
@@ -129,9 +131,9 @@ export class ResumptionStore {
     this.schedule();
   }
 
-  private schedule(): void {
+  private schedule(delay = FLUSH_INTERVAL_MS): void {
     if (this.timer === undefined) {
-      this.timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+      this.timer = setTimeout(() => void this.flush(), delay);
       this.timer.unref();
     }
     if (this.next === undefined) {
@@ -231,7 +233,7 @@ export class ResumptionStore {
         next?.reject(err);
         for (const [k, at] of this.unwritten) this.unwritten.set(k, at + batch.length);
         this.pending = [...batch, ...this.pending];
-        if (this.pending.length) this.schedule();
+        if (this.pending.length) this.schedule(RETRY_MS); // a full disk is not retried 50 times a second
       },
     );
     return this.writing;
