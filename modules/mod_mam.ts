@@ -11,7 +11,9 @@
 //    the recipient are removed (always); an archivable message (preferences for 'from') is
 //    appended to the recipient's archive, and from then on the delivered message — to the
 //    resources, in received carbons, to offline storage — carries <stanza-id by=bare id/>.
-//    A message to oneself is archived once (outgoing) and delivered with that id.
+//    A message to oneself is archived once (outgoing) and delivered with that id. A message the
+//    server routes again (mod_smacks after a restart) with the id it was archived under is not
+//    archived a second time.
 //  - iqs in urn:xmpp:mam:2 to one's own account: query, form, metadata, prefs (others: forbidden).
 //  - retention: with `archiveExpiresAfter`, every `cleanupInterval` seconds the items older than
 //    that are removed, account by account. Account deletion removes the archive and the
@@ -92,6 +94,22 @@ export default defineModule({
       return id;
     };
 
+    /**
+     * The server routes a message again that it delivered before (mod_smacks, after a restart:
+     * what an unresumed session of the previous run never acknowledged): it carries the
+     * <stanza-id/> it was archived with. That id, if the item is in `user`'s archive from the same
+     * sender (so a relayed stanza-id cannot suppress archiving); else undefined. Only for
+     * server-generated stanzas: a client's are stripped as forged.
+     */
+    const archivedBefore = async (user: string, message: Stanza, from: string): Promise<string | undefined> => {
+      const ownBare = `${user}@${host}`;
+      const sid = message.getChildren('stanza-id', NS_SID).find((el) => el.attrs.by === ownBare);
+      const id = sid?.attrs.id as string | undefined;
+      if (!id) return undefined;
+      const [item] = await store.find(user, { ids: [id] });
+      return item !== undefined && item.with === from ? id : undefined;
+    };
+
     const outgoing = (event: StanzaEvent): Promise<undefined> | undefined => {
       const { origin } = event;
       const user = origin.username;
@@ -126,6 +144,13 @@ export default defineModule({
       return (async () => {
         // Only for accounts that exist (a message for another is bounced by mod_message).
         if (!module.sessions.sessionsOf(host, toNode).length && !(await module.users.exists(host, toNode))) return undefined;
+        if (event.origin.type === 'local') {
+          const again = await archivedBefore(toNode, original, from);
+          if (again !== undefined) {
+            event.stanza = addStanzaId(stanza, ownBare, again);
+            return undefined;
+          }
+        }
         const id = await archive(toNode, from, stanza);
         if (id !== undefined) event.stanza = addStanzaId(stanza, ownBare, id);
         return undefined;

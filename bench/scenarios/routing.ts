@@ -113,6 +113,9 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline && peers.some((p) => p.inflight > 0)) await sleep(50);
   const lost = peers.reduce((a, p) => a + Math.max(0, p.inflight), 0);
+  // With SM, what a client received but never acknowledged is bounced when its session ends
+  // (XEP-0198: unacknowledged means undelivered): acknowledge everything before closing.
+  if (o.sm) for (const c of clients) c.queue(`<a xmlns='urn:xmpp:sm:3' h='${handled.get(c)}'/>`);
   await closeAll(clients);
   const sorted = lat.subarray(0, nlat).sort();
   const r: RoutingResult = {

@@ -21,6 +21,7 @@
 //  - inline with SASL2/Bind2 (XEP-0198 §… and XEP-0386): <resume/> in <authenticate/> and
 //    <enable/> in <bind/>.
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Element } from '@xmpp/xml';
 import { attrsOf, defineModule, errorReply, isBound, NS, parseXml, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
 import { addH, newlyAcked, parseH } from './counter.ts';
@@ -86,7 +87,8 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const { sessions: control, routing } = module.privileged;
-    const store = new ResumptionStore(module.storage.map(), (err) => module.log.error('cannot store resumption state: %s', err));
+    const store = new ResumptionStore(path.join(module.dataDir, 'smacks'), host, (err) => module.log.error('resumption journal: %s', err), { legacy: module.storage.map() });
+    await store.open();
     /** Resumable sessions in memory, by resumption id. */
     const byId = new Map<string, Session>();
     /** Stored sessions of a previous run waiting for resumption, by id (their expiry timers). */
@@ -167,7 +169,7 @@ export default defineModule({
         resending.delete(stanza);
       } else {
         entry = { seq: st.nextSeq++, stanza, sent: Date.now() };
-        if (st.id !== undefined) store.append(st.username, st.id, { seq: entry.seq, xml: stanza.toString(), sent: entry.sent });
+        if (st.id !== undefined) store.append(st.username, st.id, entry.seq, stanza, entry.sent);
       }
       st.queue.push(entry);
       if (st.queue.length > module.option('maxUnacked')) {
@@ -204,7 +206,7 @@ export default defineModule({
       if (count > st.queue.length) return false;
       if (count > 0) {
         const done = st.queue.splice(0, count);
-        if (st.id !== undefined) store.remove(st.username, st.id, done.map((q) => q.seq));
+        if (st.id !== undefined) store.ack(st.username, st.id, h, done.map((q) => q.seq));
       }
       st.hOutAcked = h;
       st.requested = false;
@@ -280,7 +282,11 @@ export default defineModule({
       }
       // Acknowledged only once what it acknowledges is durable (routed, stored).
       if (st.id !== undefined) saveHeader(origin, st);
-      await store.flushed();
+      try {
+        await store.flushed();
+      } catch {
+        return true; // not durable (logged): no ack; the client asks again or resumes
+      }
       if (!origin.destroyed && !origin.hibernating) origin.send(sm('a', { h: String(st.hIn) }).toString());
       return true;
     });
@@ -388,7 +394,7 @@ export default defineModule({
         void store.flush();
         return;
       }
-      if (st.id !== undefined) store.drop(st.username, st.id, st.queue.map((q) => q.seq));
+      if (st.id !== undefined) store.drop(st.username, st.id);
       reroute(st.queue, st.username, session);
       st.queue = [];
     });
@@ -437,6 +443,13 @@ export default defineModule({
         if (!acknowledge(st, h)) {
           return { answer: failed('undefined-condition', st.hIn, 'The client acknowledged more stanzas than were sent') };
         }
+        // The 'h' the answer gives the client (what the server handled) is durable first.
+        try {
+          await store.flushed();
+        } catch {
+          return { answer: failed('internal-server-error', undefined, 'The resumption state could not be stored') };
+        }
+        if (st.ended || byId.get(previd) !== session || carrier.destroyed) return { answer: failed('item-not-found') };
         cancel(st.expiryTimer);
         st.expiryTimer = undefined;
         control.resume(session, carrier);
@@ -547,7 +560,7 @@ export default defineModule({
     /** A stored session was not resumed in time: its stanzas are routed, its state forgotten. */
     const expireStored = (saved: StoredSession) => {
       stored.delete(saved.id);
-      store.drop(saved.username, saved.id, saved.queue.map((q) => q.seq));
+      store.drop(saved.username, saved.id);
       const stanzas: { stanza: Stanza; sent: number }[] = [];
       for (const q of saved.queue) {
         try {
@@ -561,7 +574,7 @@ export default defineModule({
     };
 
     const loadStored = async () => {
-      for (const saved of await store.loadAll()) {
+      for (const saved of store.loadAll()) {
         if (byId.has(saved.id) || stored.has(saved.id)) continue;
         const until = saved.header.expires ?? Date.now() + saved.header.max * 1000;
         const timer = later(() => {
@@ -576,7 +589,7 @@ export default defineModule({
     // Whatever changed last is on disk before the storage closes.
     module.task(async (signal) => {
       await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-      await store.flush();
+      await store.close();
     });
 
     module.export('stats', () => ({ resumable: byId.size, storedFromPreviousRun: stored.size }), 'Resumable sessions in memory and from the previous run');

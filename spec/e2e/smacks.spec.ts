@@ -349,6 +349,30 @@ describe('e2e: stream management (XEP-0198)', function () {
     });
   });
 
+  it('resumes across a crash (SIGKILL) right after acks: exactly what the client had not acknowledged arrives, once', async function () {
+    const { c: juliet, jid, previd } = await smClient('juliet', 'acked');
+    const { c: romeo, jid: romeoJid } = await smClient('romeo', 'desk6');
+    const texts = ['k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9', 'k10'];
+    await sendAll(romeo, jid, texts);
+    assert.deepEqual(bodies(await collect(juliet, 10)), texts);
+    // Juliet acknowledges the first five, then writes to Romeo: once that arrives, her <a/> was handled.
+    juliet.write(xml('a', { xmlns: NS_SM, h: '5' }).toString());
+    juliet.write(chat(romeoJid, 'after the ack').toString());
+    await romeo.expect((el) => el.name === 'message' && el.getChildText('body') === 'after the ack');
+    // Romeo's <a/> comes once everything changed so far is durable, Juliet's ack included.
+    romeo.write(xml('r', { xmlns: NS_SM }).toString());
+    await romeo.expect(isSm('a'));
+    server.proc!.kill('SIGKILL');
+    await server.stop();
+    clients.splice(0).forEach((c) => c.socket.destroy());
+    server.output = '';
+    await server.start();
+    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    const { c: again, answer } = await resume('juliet', previd, 5);
+    assert.equal(answer.name, 'resumed', answer.toString());
+    assert.deepEqual(bodies(await collect(again, 5)), ['k6', 'k7', 'k8', 'k9', 'k10']);
+  });
+
   it('resumes across a crash (SIGKILL) once the sender had its ack', async function () {
     await restartCase(async () => {
       server.proc!.kill('SIGKILL');

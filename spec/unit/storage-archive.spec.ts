@@ -92,6 +92,29 @@ for (const driver of ['memory', 'sqlite'] as const) {
       assert.deepEqual(await ids({ start: 6 }), ['y']);
     });
 
+    it('start/end select by when in an archive in time order interleaved with others (runs of ties, gaps)', async () => {
+      const rnd = prng(11);
+      const mine: { payload: string; when: number }[] = [];
+      let when = 5000;
+      for (let i = 0; i < 300; i++) {
+        if (rnd() < 0.6) when += Math.floor(rnd() * 3) * 100; // ties in runs
+        const owner = rnd() < 0.5 ? 'u' : rnd() < 0.5 ? 'other' : 'third';
+        // The other archives' times have nothing to do with this one's.
+        const w = owner === 'u' ? when : Math.floor(rnd() * 100_000);
+        const payload = `${owner}${i}`;
+        await a.append(owner, { when: w, payload });
+        if (owner === 'u') mine.push({ payload, when: w });
+      }
+      for (let n = 0; n < 200; n++) {
+        const q: ArchiveQuery = {};
+        if (rnd() < 0.7) q.start = 4900 + Math.floor(rnd() * (when - 4800));
+        if (rnd() < 0.7) q.end = 4900 + Math.floor(rnd() * (when - 4800));
+        const expected = mine.filter((m) => (q.start === undefined || m.when >= q.start) && (q.end === undefined || m.when <= q.end)).map((m) => m.payload);
+        assert.deepEqual(await ids(q), expected, JSON.stringify(q));
+        assert.equal(await a.count('u', q), expected.length, JSON.stringify(q));
+      }
+    });
+
     it('count equals the length of find for any mix of filters', async () => {
       const rnd = prng(7);
       const withs = [undefined, 'bob@example.com', 'bob@example.com/a', 'bob@example.com/b', 'carol@example.com/c', 'bobby@example.com'];
@@ -178,6 +201,7 @@ describe('sqlite archive schema upgrade', () => {
       const indexes = (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'archive'`).all() as { name: string }[]).map((r) => r.name);
       assert.ok(indexes.includes('archive_by_with_bare'));
       assert.ok(!indexes.includes('archive_by_with'));
+      assert.ok(!indexes.includes('archive_by_when'), 'schema 3: no index by when');
     } finally {
       db.close();
     }
