@@ -4,10 +4,10 @@
 // The `//%` header is read from the source *before* import; a module whose required core
 // features are missing (or whose conflicting ones are present) is skipped with a warning naming
 // the file and the features, and the search goes on in the next path.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { importDefault } from './loader.ts';
+import { availableModules, BUILTIN_MODULE_DIR } from './module-files.ts';
 import { CoreError } from './util/errors.ts';
 import { coreFeatures } from './features.ts';
 import { getLogger } from './util/log.ts';
@@ -16,7 +16,7 @@ import { checkOption, type AnyModuleApi, type AnyModuleDefinition, type OptionSp
 import type { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
 
-export const BUILTIN_MODULE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'modules');
+export { BUILTIN_MODULE_DIR, availableModules } from './module-files.ts';
 
 /** Names the core uses for itself; no module may take them. */
 export const RESERVED_MODULE_NAMES: ReadonlySet<string> = new Set([
@@ -64,26 +64,6 @@ export interface LoadedModule {
   loadedAt: number;
 }
 
-
-/** Names of the module files (mod_<name>.ts|.js or mod_<name>/) found in the given directories. */
-export function availableModules(dirs: string[]): string[] {
-  const names = new Set<string>();
-  for (const dir of dirs) {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const m = /^mod_([a-z][a-z0-9_]*)(\.ts|\.js)?$/.exec(e);
-      if (!m) continue;
-      if (!m[2] && !statSync(path.join(dir, e)).isDirectory()) continue;
-      names.add(m[1]!);
-    }
-  }
-  return [...names].sort();
-}
 
 export class ModuleManager {
   /** host ('*' for global) → name → loaded module, in load order. */
