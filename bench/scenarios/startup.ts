@@ -1,0 +1,96 @@
+// Start-up and the operator's commands (issue 12): each server is started `starts` times from
+// cold (its own process, data already there); per start the time from spawn until it serves
+// XMPP, and after the last one the idle RSS once it has settled. With the server idle, each CLI
+// command is run `cliRuns` times (wall time from spawn to exit). Cadence is started with a
+// JavaScript config (no TypeScript compiled at run time) and with a .ts config (tsx loaded).
+import { execFile } from 'node:child_process';
+import { load, median, rssBytes, sleep } from '../lib/proc.ts';
+import type { ServerDriver } from '../servers/types.ts';
+
+export interface StartupVariant {
+  /** e.g. 'cadence.cfg.mjs' or 'prosody.cfg.lua'. */
+  label: string;
+  /** Per start: milliseconds from spawn until it serves XMPP. */
+  readyMs: number[];
+  /** RSS of the idle server `settleMs` after the last start, MiB. */
+  idleRssMiB: number;
+}
+
+export interface CliTiming {
+  label: string;
+  command: string;
+  ms: number[];
+  error?: string;
+}
+
+export interface StartupResult {
+  variants: StartupVariant[];
+  cli: CliTiming[];
+  /** How `readyMs` is observed (Cadence: its `ready` line; peers: polling with a stream header). */
+  readyBy: string;
+  load: string;
+}
+
+export interface StartupOptions {
+  starts: number;
+  settleMs: number;
+  cliRuns: number;
+  log: (line: string) => void;
+}
+
+function timeCommand(argv: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    execFile(argv[0]!, argv.slice(1), { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`${argv.join(' ')}: ${err.message} ${String(stderr).slice(0, 500)}`));
+      else resolve(performance.now() - t0);
+    });
+  });
+}
+
+export async function startup(d: ServerDriver, opts: StartupOptions): Promise<StartupResult> {
+  const variants: StartupVariant[] = [];
+  const cli: CliTiming[] = [];
+  const labels = d.startVariants?.() ?? [undefined];
+  for (const [vi, variant] of labels.entries()) {
+    const readyMs: number[] = [];
+    let idleRssMiB = 0;
+    for (let i = 0; i < opts.starts; i++) {
+      const t0 = performance.now();
+      await d.start({ variant });
+      readyMs.push(d.lastStartMs?.() ?? performance.now() - t0);
+      const last = i === opts.starts - 1;
+      try {
+        if (last) {
+          await sleep(opts.settleMs);
+          idleRssMiB = rssBytes(d.pid()) / 1048576;
+          // The commands run once, against the first variant's idle server.
+          if (vi === 0) {
+            for (const c of d.cliCommands?.() ?? []) {
+              const t: CliTiming = { label: c.label, command: c.argv.join(' '), ms: [] };
+              try {
+                for (let r = 0; r < opts.cliRuns; r++) t.ms.push(await timeCommand(c.argv));
+              } catch (err) {
+                t.error = (err as Error).message.split('\n')[0];
+              }
+              cli.push(t);
+            }
+          }
+        }
+      } finally {
+        await d.stop();
+      }
+    }
+    const label = variant ?? d.configLabel?.() ?? d.name;
+    variants.push({ label, readyMs, idleRssMiB });
+    opts.log(`  ${d.name} ${label}: ready ${median(readyMs).toFixed(0)} ms (median of ${readyMs.length}), idle RSS ${idleRssMiB.toFixed(1)} MiB`);
+  }
+  for (const c of cli) opts.log(`  ${d.name} ${c.label}: ${c.error ?? `${median(c.ms).toFixed(0)} ms (median of ${c.ms.length})`}`);
+  const l = load();
+  return {
+    variants,
+    cli,
+    readyBy: d.name === 'cadence' ? 'spawn to its `ready` line' : 'spawn until a stream header gets stream features (polled every 250 ms)',
+    load: `${l.load1.toFixed(2)} / ${l.load5.toFixed(2)} on ${l.cores} cores`,
+  };
+}
