@@ -4,7 +4,10 @@
 // command is run `cliRuns` times (wall time from spawn to exit). Cadence is started with a
 // JavaScript config (no TypeScript compiled at run time) and with a .ts config (tsx loaded).
 import { execFile } from 'node:child_process';
-import { load, median, rssBytes, sleep } from '../lib/proc.ts';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { load, median, rssBytes, sample, sleep } from '../lib/proc.ts';
 import type { ServerDriver } from '../servers/types.ts';
 
 export interface StartupVariant {
@@ -12,6 +15,8 @@ export interface StartupVariant {
   label: string;
   /** Per start: milliseconds from spawn until it serves XMPP. */
   readyMs: number[];
+  /** Per start: CPU the server process used until then (user + system), ms — less sensitive to machine load. */
+  readyCpuMs: number[];
   /** RSS of the idle server `settleMs` after the last start, MiB. */
   idleRssMiB: number;
 }
@@ -20,6 +25,8 @@ export interface CliTiming {
   label: string;
   command: string;
   ms: number[];
+  /** CPU (user + system) of each run, ms, when /usr/bin/time is there to measure it. */
+  cpuMs: number[];
   error?: string;
 }
 
@@ -38,12 +45,25 @@ export interface StartupOptions {
   log: (line: string) => void;
 }
 
-function timeCommand(argv: string[]): Promise<number> {
+const TIME = '/usr/bin/time';
+
+/** Wall time and, through /usr/bin/time, CPU time of one command run. */
+function timeCommand(argv: string[]): Promise<{ ms: number; cpuMs?: number }> {
+  const dir = existsSync(TIME) ? mkdtempSync(path.join(os.tmpdir(), 'cadence-bench-time-')) : undefined;
+  const file = dir && path.join(dir, 'time');
+  const cmd = file ? [TIME, '-f', '%U %S', '-o', file, ...argv] : argv;
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    execFile(argv[0]!, argv.slice(1), { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, _out, stderr) => {
+    execFile(cmd[0]!, cmd.slice(1), { timeout: 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, _out, stderr) => {
+      const ms = performance.now() - t0;
+      let cpuMs: number | undefined;
+      if (file) {
+        const [u, sys] = readFileSync(file, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        cpuMs = ((u ?? NaN) + (sys ?? NaN)) * 1000;
+        rmSync(dir!, { recursive: true, force: true });
+      }
       if (err) reject(new Error(`${argv.join(' ')}: ${err.message} ${String(stderr).slice(0, 500)}`));
-      else resolve(performance.now() - t0);
+      else resolve({ ms, cpuMs });
     });
   });
 }
@@ -54,11 +74,13 @@ export async function startup(d: ServerDriver, opts: StartupOptions): Promise<St
   const labels = d.startVariants?.() ?? [undefined];
   for (const [vi, variant] of labels.entries()) {
     const readyMs: number[] = [];
+    const readyCpuMs: number[] = [];
     let idleRssMiB = 0;
     for (let i = 0; i < opts.starts; i++) {
       const t0 = performance.now();
       await d.start({ variant });
       readyMs.push(d.lastStartMs?.() ?? performance.now() - t0);
+      readyCpuMs.push(sample(d.pid()).cpu * 1000);
       const last = i === opts.starts - 1;
       try {
         if (last) {
@@ -67,9 +89,13 @@ export async function startup(d: ServerDriver, opts: StartupOptions): Promise<St
           // The commands run once, against the first variant's idle server.
           if (vi === 0) {
             for (const c of d.cliCommands?.() ?? []) {
-              const t: CliTiming = { label: c.label, command: c.argv.join(' '), ms: [] };
+              const t: CliTiming = { label: c.label, command: c.argv.join(' '), ms: [], cpuMs: [] };
               try {
-                for (let r = 0; r < opts.cliRuns; r++) t.ms.push(await timeCommand(c.argv));
+                for (let r = 0; r < opts.cliRuns; r++) {
+                  const { ms, cpuMs } = await timeCommand(c.argv);
+                  t.ms.push(ms);
+                  if (cpuMs !== undefined) t.cpuMs.push(cpuMs);
+                }
               } catch (err) {
                 t.error = (err as Error).message.split('\n')[0];
               }
@@ -82,10 +108,10 @@ export async function startup(d: ServerDriver, opts: StartupOptions): Promise<St
       }
     }
     const label = variant ?? d.configLabel?.() ?? d.name;
-    variants.push({ label, readyMs, idleRssMiB });
-    opts.log(`  ${d.name} ${label}: ready ${median(readyMs).toFixed(0)} ms (median of ${readyMs.length}), idle RSS ${idleRssMiB.toFixed(1)} MiB`);
+    variants.push({ label, readyMs, readyCpuMs, idleRssMiB });
+    opts.log(`  ${d.name} ${label}: ready ${median(readyMs).toFixed(0)} ms (CPU ${median(readyCpuMs).toFixed(0)} ms, median of ${readyMs.length}), idle RSS ${idleRssMiB.toFixed(1)} MiB`);
   }
-  for (const c of cli) opts.log(`  ${d.name} ${c.label}: ${c.error ?? `${median(c.ms).toFixed(0)} ms (median of ${c.ms.length})`}`);
+  for (const c of cli) opts.log(`  ${d.name} ${c.label}: ${c.error ?? `${median(c.ms).toFixed(0)} ms, CPU ${median(c.cpuMs).toFixed(0)} ms (median of ${c.ms.length})`}`);
   const l = load();
   return {
     variants,
