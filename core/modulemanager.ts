@@ -150,7 +150,7 @@ export class ModuleManager {
    * Load `name` on `host`. Throws CoreError (MODULE_NOT_FOUND, MODULE_FILTERED,
    * MODULE_ALREADY_LOADED, MODULE_NAME_RESERVED, MODULE_OPTION_INVALID, MODULE_LOAD_FAILED).
    */
-  async load(host: string, name: string, opts: { ready?: boolean; state?: unknown } = {}): Promise<LoadedModule> {
+  async load(host: string, name: string, opts: { ready?: boolean; state?: unknown; imported?: { file: string; def: AnyModuleDefinition } } = {}): Promise<LoadedModule> {
     if (!NAME_RE.test(name)) throw new CoreError('MODULE_INVALID', `invalid module name '${name}'`);
     if (RESERVED_MODULE_NAMES.has(name)) throw new CoreError('MODULE_NAME_RESERVED', `'${name}' is a reserved name and cannot be a module`);
     if (host !== '*' && this.scopes.get(name) === 'global') return this.load('*', name, opts);
@@ -168,7 +168,8 @@ export class ModuleManager {
 
     let def: AnyModuleDefinition;
     try {
-      def = await this.importDefinition(found.file);
+      // A global module asked for on a host is imported once, then loaded on '*' (below).
+      def = opts.imported?.file === found.file ? opts.imported.def : await this.importDefinition(found.file);
     } catch (err) {
       if (err instanceof CoreError) throw err;
       throw new CoreError('MODULE_LOAD_FAILED', `module '${name}' (${found.file}) failed to import: ${(err as Error).message}`);
@@ -176,7 +177,7 @@ export class ModuleManager {
     const scope = def.scope ?? 'host';
     this.scopes.set(name, scope);
     if (scope === 'global' && this.hostModulesOnly) throw new CoreError('MODULE_SKIPPED', `global module '${name}' is not loaded offline`);
-    if (scope === 'global' && host !== '*') return this.load('*', name, opts);
+    if (scope === 'global' && host !== '*') return this.load('*', name, { ...opts, imported: { file: found.file, def } });
 
     const problems = this.checkOptions(host, name, def);
     if (problems.length) throw new CoreError('MODULE_OPTION_INVALID', problems.join('; '));
