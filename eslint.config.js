@@ -19,7 +19,7 @@ const outside = (prefix) => ({
 });
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'bench/results/**', 'spec/fixtures/lint/**', 'spec/fixtures/types/**'] },
+  { ignores: ['node_modules/**', 'dist/**', 'data/**', 'bench/results/**', 'spec/fixtures/lint/**', 'spec/fixtures/types/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -3,6 +3,7 @@
 //   npm run bench                      full run (2 rounds, A B C A B C), writes bench/RESULTS.md
 //   npm run bench -- --quick           < 2 minutes, writes bench/results/quick.{md,json}
 //   npm run bench -- --servers cadence --scenarios routing --repeat 1
+//   npm run bench -- --scenarios startup    start-to-ready, idle RSS and CLI latency (issue 12 targets)
 //   npm run bench -- --cadence-cpu-prof bench/results/prof   (Cadence runs under node --cpu-prof)
 //   npm run bench -- --render bench/results/latest.json       (re-write RESULTS.md from a run's JSON)
 //
@@ -24,6 +25,7 @@ import { mamScenario } from './scenarios/mam.ts';
 import { memory } from './scenarios/memory.ts';
 import { mucRoom } from './scenarios/muc.ts';
 import { routing } from './scenarios/routing.ts';
+import { startup } from './scenarios/startup.ts';
 import { CadenceServer } from './servers/cadence.ts';
 import { EjabberdServer } from './servers/ejabberd.ts';
 import { ProsodyServer } from './servers/prosody.ts';
@@ -37,7 +39,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'cadence,prosody,ejabberd' },
-    scenarios: { type: 'string', default: 'login,routing,routing-ws,routing-sm,fanout,muc,memory,mam' },
+    scenarios: { type: 'string', default: 'startup,login,routing,routing-ws,routing-sm,fanout,muc,memory,mam' },
     repeat: { type: 'string' },
     sessions: { type: 'string' },
     md: { type: 'string' },
@@ -68,6 +70,9 @@ const P = {
   mucDurationMs: quick ? 3000 : 10_000,
   memoryLevels: (args.sessions ?? (quick ? '1000' : '1000,10000')).split(',').map(Number),
   memorySettleMs: quick ? 1500 : 5000,
+  startupStarts: quick ? 3 : 5,
+  startupSettleMs: quick ? 3000 : 5000,
+  startupCliRuns: quick ? 3 : 5,
 };
 const scenarios = new Set(args.scenarios!.split(','));
 const serverNames = args.servers!.split(',');
@@ -284,6 +289,15 @@ async function main(): Promise<number> {
           log(`  ${d.name} failed to start: ${(err as Error).message.split('\n')[0]}`);
         } finally {
           await d.stop();
+          active = undefined;
+        }
+      }
+      if (scenarios.has('startup')) {
+        log(`round ${round}: ${d.name}: start-up and commands`);
+        active = d;
+        try {
+          rr.startup = await step('startup', () => startup(d, { starts: P.startupStarts, settleMs: P.startupSettleMs, cliRuns: P.startupCliRuns, log }));
+        } finally {
           active = undefined;
         }
       }

@@ -2,6 +2,8 @@
 // signal handlers: module load/unload/reload, exported methods, sessions, users, server facts.
 import type { Limits } from './limits.ts';
 import type { Session } from './session.ts';
+import { typescriptFiles } from './loader.ts';
+import { CODE_DIR, COMPILED } from './package.ts';
 
 export interface ModuleInfo {
   name: string;
@@ -163,7 +165,7 @@ export class AdminApi {
     return this.server.users.setPassword(host, username, password);
   }
 
-  serverInfo(): { version: string; uptimeSeconds: number; rssBytes: number; heapUsedBytes: number; sessions: number; node: string } {
+  serverInfo(): { version: string; uptimeSeconds: number; rssBytes: number; heapUsedBytes: number; sessions: number; node: string; nodeFlags: string[]; codeDir: string; compiled: boolean; typescriptFiles: readonly string[] } {
     const mem = process.memoryUsage();
     return {
       version: this.server.version,
@@ -172,6 +174,11 @@ export class AdminApi {
       heapUsedBytes: mem.heapUsed,
       sessions: this.server.sessions.all.size,
       node: process.version,
+      nodeFlags: process.execArgv,
+      // Where the running core is (dist/ for the build) and the operator's .ts files compiled by tsx.
+      codeDir: CODE_DIR,
+      compiled: COMPILED,
+      typescriptFiles: typescriptFiles(),
     };
   }
 

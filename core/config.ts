@@ -6,6 +6,7 @@ import path from 'node:path';
 import { CoreError } from './util/errors.ts';
 import { prep as prepJid } from './util/jid.ts';
 import { importDefault } from './loader.ts';
+import { availableModules, BUILTIN_MODULE_DIR } from './module-files.ts';
 import type { AuthThrottleOptions } from './sasl.ts';
 import { checkLimits, type Limits } from './limits.ts';
 import type { ChannelBindingPolicy } from './util/scram.ts';
@@ -433,4 +434,13 @@ export async function importConfigFile(file: string): Promise<unknown> {
   }
   if (value === undefined) throw new CoreError('CONFIG_INVALID', `config: ${abs} has no default export`);
   return value;
+}
+
+/** Load and validate a config file; module names are checked against the module search paths. */
+export async function loadConfig(file: string): Promise<Config> {
+  const raw = await importConfigFile(file);
+  const probe = new Config({ ...(raw as CadenceConfig), virtualHosts: {}, components: {} }, path.resolve(file));
+  const available = new Set(availableModules([...probe.pluginPaths(), BUILTIN_MODULE_DIR]));
+  const cfg = validateConfig(raw, (name) => available.has(name) && !CORE_OPTION_NAMES.has(name));
+  return new Config(cfg, path.resolve(file));
 }

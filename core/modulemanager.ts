@@ -4,10 +4,10 @@
 // The `//%` header is read from the source *before* import; a module whose required core
 // features are missing (or whose conflicting ones are present) is skipped with a warning naming
 // the file and the features, and the search goes on in the next path.
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { importDefault } from './loader.ts';
+import { availableModules, BUILTIN_MODULE_DIR } from './module-files.ts';
 import { CoreError } from './util/errors.ts';
 import { coreFeatures } from './features.ts';
 import { getLogger } from './util/log.ts';
@@ -16,7 +16,7 @@ import { checkOption, type AnyModuleApi, type AnyModuleDefinition, type OptionSp
 import type { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
 
-export const BUILTIN_MODULE_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'modules');
+export { BUILTIN_MODULE_DIR, availableModules } from './module-files.ts';
 
 /** Names the core uses for itself; no module may take them. */
 export const RESERVED_MODULE_NAMES: ReadonlySet<string> = new Set([
@@ -64,26 +64,6 @@ export interface LoadedModule {
   loadedAt: number;
 }
 
-
-/** Names of the module files (mod_<name>.ts|.js or mod_<name>/) found in the given directories. */
-export function availableModules(dirs: string[]): string[] {
-  const names = new Set<string>();
-  for (const dir of dirs) {
-    let entries: string[];
-    try {
-      entries = readdirSync(dir);
-    } catch {
-      continue;
-    }
-    for (const e of entries) {
-      const m = /^mod_([a-z][a-z0-9_]*)(\.ts|\.js)?$/.exec(e);
-      if (!m) continue;
-      if (!m[2] && !statSync(path.join(dir, e)).isDirectory()) continue;
-      names.add(m[1]!);
-    }
-  }
-  return [...names].sort();
-}
 
 export class ModuleManager {
   /** host ('*' for global) → name → loaded module, in load order. */
@@ -170,7 +150,7 @@ export class ModuleManager {
    * Load `name` on `host`. Throws CoreError (MODULE_NOT_FOUND, MODULE_FILTERED,
    * MODULE_ALREADY_LOADED, MODULE_NAME_RESERVED, MODULE_OPTION_INVALID, MODULE_LOAD_FAILED).
    */
-  async load(host: string, name: string, opts: { ready?: boolean; state?: unknown } = {}): Promise<LoadedModule> {
+  async load(host: string, name: string, opts: { ready?: boolean; state?: unknown; imported?: { file: string; def: AnyModuleDefinition } } = {}): Promise<LoadedModule> {
     if (!NAME_RE.test(name)) throw new CoreError('MODULE_INVALID', `invalid module name '${name}'`);
     if (RESERVED_MODULE_NAMES.has(name)) throw new CoreError('MODULE_NAME_RESERVED', `'${name}' is a reserved name and cannot be a module`);
     if (host !== '*' && this.scopes.get(name) === 'global') return this.load('*', name, opts);
@@ -188,7 +168,8 @@ export class ModuleManager {
 
     let def: AnyModuleDefinition;
     try {
-      def = await this.importDefinition(found.file);
+      // A global module asked for on a host is imported once, then loaded on '*' (below).
+      def = opts.imported?.file === found.file ? opts.imported.def : await this.importDefinition(found.file);
     } catch (err) {
       if (err instanceof CoreError) throw err;
       throw new CoreError('MODULE_LOAD_FAILED', `module '${name}' (${found.file}) failed to import: ${(err as Error).message}`);
@@ -196,7 +177,7 @@ export class ModuleManager {
     const scope = def.scope ?? 'host';
     this.scopes.set(name, scope);
     if (scope === 'global' && this.hostModulesOnly) throw new CoreError('MODULE_SKIPPED', `global module '${name}' is not loaded offline`);
-    if (scope === 'global' && host !== '*') return this.load('*', name, opts);
+    if (scope === 'global' && host !== '*') return this.load('*', name, { ...opts, imported: { file: found.file, def } });
 
     const problems = this.checkOptions(host, name, def);
     if (problems.length) throw new CoreError('MODULE_OPTION_INVALID', problems.join('; '));

@@ -1,18 +1,18 @@
 // The server: wires the core managers together, starts hosts and modules, and stops cleanly.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { AdminApi } from './admin.ts';
 import { CertManager } from './net/certmanager.ts';
-import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type AcmeConfig, type CadenceConfig } from './config.ts';
+import { Config, loadConfig, DEFAULTS, CORE_OPTION_NAMES, type AcmeConfig } from './config.ts';
 import type { AcmeManager } from './net/acme.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
 import { HostManager, type Host } from './hostmanager.ts';
 import { limitsFor } from './limits.ts';
+import { VERSION } from './package.ts';
 import { getLogger, setLogLevel } from './util/log.ts';
-import { availableModules, BUILTIN_MODULE_DIR, ModuleManager } from './modulemanager.ts';
+import { ModuleManager } from './modulemanager.ts';
 import { ModuleApi, type ModuleContext } from './moduleapi.ts';
 import { PortManager } from './net/portmanager.ts';
 import { HttpServer } from './net/http.ts';
@@ -29,17 +29,8 @@ const log = getLogger('core:server');
 /** Options read once when the listeners are bound. */
 const LISTENER_OPTIONS = ['c2sPorts', 'c2sDirectTlsPorts', 'componentPorts', 'httpPorts', 'interfaces'] as const;
 
-export const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
-
-/** Load and validate a config file; module names are checked against the module search paths. */
-export async function loadConfig(file: string): Promise<Config> {
-  const raw = await importConfigFile(file);
-  const probe = new Config({ ...(raw as CadenceConfig), virtualHosts: {}, components: {} }, path.resolve(file));
-  const available = new Set(availableModules([...probe.pluginPaths(), BUILTIN_MODULE_DIR]));
-  const cfg = validateConfig(raw, (name) => available.has(name) && !CORE_OPTION_NAMES.has(name));
-  return new Config(cfg, path.resolve(file));
-}
+export { ROOT_DIR, VERSION } from './package.ts';
+export { loadConfig } from './config.ts';
 
 export class Server {
   readonly version = VERSION;

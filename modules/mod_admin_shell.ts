@@ -206,10 +206,12 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       },
     }],
     ['server info', {
-      usage: 'server info', help: 'version, uptime, memory, sessions',
+      usage: 'server info', help: 'version, uptime, memory, sessions, code (build or sources), TypeScript compiled at run time',
       run: () => {
         const i = a.serverInfo();
-        return `Cadence ${i.version} on Node.js ${i.node}\nuptime ${i.uptimeSeconds}s\nmemory rss ${(i.rssBytes / 1048576).toFixed(1)} MiB, heap ${(i.heapUsedBytes / 1048576).toFixed(1)} MiB\nsessions ${i.sessions}`;
+        return `Cadence ${i.version} on Node.js ${i.node}\nuptime ${i.uptimeSeconds}s\nmemory rss ${(i.rssBytes / 1048576).toFixed(1)} MiB, heap ${(i.heapUsedBytes / 1048576).toFixed(1)} MiB\nsessions ${i.sessions}`
+          + `\ncode ${i.codeDir} (${i.compiled ? 'compiled JavaScript' : 'TypeScript sources'})\nnode flags ${i.nodeFlags.join(' ') || 'none'}`
+          + `\nTypeScript compiled at run time: ${i.typescriptFiles.join(', ') || 'none'}`;
       },
     }],
     ['server uptime', { usage: 'server uptime', help: 'seconds since start', run: () => `${a.serverInfo().uptimeSeconds}s` }],

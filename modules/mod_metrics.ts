@@ -23,7 +23,13 @@ export default defineModule({
   load(module) {
     const allowed = parseAddressList(module.option('allow'), 'metrics.allow');
     const registry = new Registry<RegistryContentType>();
-    if (module.option('processMetrics')) collectDefaultMetrics({ register: registry });
+    if (module.option('processMetrics')) {
+      collectDefaultMetrics({ register: registry });
+      // GC durations get a series once a collection of that kind is seen; a lean idle server may
+      // not have collected yet: zero them, so the series (and the dashboard's panel) exist at once.
+      const gc = registry.getSingleMetric('nodejs_gc_duration_seconds');
+      if (gc instanceof Histogram) for (const kind of ['minor', 'major', 'incremental', 'weakcb']) gc.zero({ kind });
+    }
 
     // Sessions: counted when scraped from the connections the module is told about, so a session
     // that changes type (c2s_unauthed → c2s) is counted under its type of the moment.

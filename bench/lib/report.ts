@@ -3,6 +3,7 @@
 import type { FanoutResult } from '../scenarios/fanout.ts';
 import type { LoginResult } from '../scenarios/login.ts';
 import type { MemoryResult } from '../scenarios/memory.ts';
+import type { StartupResult } from '../scenarios/startup.ts';
 import type { MucResult } from '../scenarios/muc.ts';
 import type { RoutingResult } from '../scenarios/routing.ts';
 import { median } from './proc.ts';
@@ -20,6 +21,7 @@ export interface RoundResult {
   fanout?: FanoutResult;
   memory?: MemoryResult;
   muc?: MucResult;
+  startup?: StartupResult;
   errors: string[];
 }
 
@@ -234,10 +236,52 @@ export function renderMarkdown(run: RunJson): string {
   lines.push(summaryTable(run));
   lines.push('');
   lines.push(scenarioTables(run));
+  const st = startupSection(run);
+  if (st) lines.push(st);
   lines.push('### Server set-up\n');
   for (const [k, v] of Object.entries(run.configs)) lines.push(`- **${k}**: ${v}`);
   for (const [k, v] of Object.entries(run.notes)) for (const n of v) lines.push(`- ${k} ${n}`);
   lines.push(`- parameters: ${Object.entries(run.params).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ')}`);
   lines.push('');
   return lines.join('\n');
+}
+
+/** Targets of issue 12 for the precompiled build, shown beside the measurements. */
+const STARTUP_TARGETS = { readyMs: 500, idleRssMiB: 60, aboutMs: 300 };
+
+/** Start-up, idle RSS and command latency (scenario `startup`), with the issue-12 targets. */
+function startupSection(run: RunJson): string | undefined {
+  const rounds = run.rounds.filter((r) => r.startup);
+  if (!rounds.length) return undefined;
+  const med = (xs: number[]) => {
+    const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+    if (!s.length) return NaN;
+    const m = s.length >> 1;
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  };
+  const mark = (v: number, target: number | undefined) => (target === undefined || !Number.isFinite(v) ? '' : v <= target ? ' ✓' : ' ✗');
+  const out: string[] = ['### Start-up and operator commands\n'];
+  out.push(`Targets for Cadence (issue 12): start to ready ≤ ${STARTUP_TARGETS.readyMs} ms, idle RSS ≤ ${STARTUP_TARGETS.idleRssMiB} MiB, \`cadence about\` ≤ ${STARTUP_TARGETS.aboutMs} ms (✓ met, ✗ not met). Medians of each round's starts / command runs.\n`);
+  out.push('Wall times grow with the machine\'s load (other processes share the cores); the CPU columns (user + system of the server until ready, of the command run) much less.\n');
+  out.push('| server | config | round | start to ready (ms) | CPU until ready (ms) | idle RSS (MiB) | how ready is observed | load (1 / 5 min) |');
+  out.push('|---|---|---|---|---|---|---|---|');
+  for (const r of rounds) {
+    for (const v of r.startup!.variants) {
+      const isCadence = r.server === 'cadence';
+      const ready = med(v.readyMs);
+      out.push(`| ${r.server} | ${v.label} | ${r.round} | ${ready.toFixed(0)}${mark(ready, isCadence ? STARTUP_TARGETS.readyMs : undefined)} (${v.readyMs.map((x) => x.toFixed(0)).join(', ')}) | ${med(v.readyCpuMs ?? []).toFixed(0)} | ${v.idleRssMiB.toFixed(1)}${mark(v.idleRssMiB, isCadence ? STARTUP_TARGETS.idleRssMiB : undefined)} | ${r.startup!.readyBy} | ${r.startup!.load} |`);
+    }
+  }
+  out.push('');
+  out.push('| server | command | round | wall time (ms) | CPU (ms) |');
+  out.push('|---|---|---|---|---|');
+  for (const r of rounds) {
+    for (const c of r.startup!.cli) {
+      const ms = med(c.ms);
+      const target = r.server === 'cadence' && c.label === 'about' ? STARTUP_TARGETS.aboutMs : undefined;
+      out.push(`| ${r.server} | \`${c.label}\` | ${r.round} | ${c.error ? `failed: ${c.error.slice(0, 120)}` : `${ms.toFixed(0)}${mark(ms, target)} (${c.ms.map((x) => x.toFixed(0)).join(', ')})`} | ${c.cpuMs?.length ? med(c.cpuMs).toFixed(0) : '–'} |`);
+    }
+  }
+  out.push('');
+  return out.join('\n');
 }

@@ -1,15 +1,18 @@
-// Cadence under test: bin/cadence.js with a private config (.ts) and SQLite data directory.
+// Cadence under test: bin/cadence.js (the build in dist/) with a private config (.ts, or the same as
+// .mjs for the startup scenario) and SQLite data directory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Target } from '../lib/client.ts';
-import { run, terminate, type ServerDriver, type ServerSetup, type StartOptions } from './types.ts';
+import { run, terminate, type CliCommand, type ServerDriver, type ServerSetup, type StartOptions } from './types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
 // CADENCE_BENCH_EXTRA_MODULES='mam,carbons' adds modules (to compare a hot path with them on and off).
+/** startVariants(): the config as JavaScript (no TypeScript compiled at run time) and as TypeScript. */
+const VARIANTS: Record<string, string> = { 'cadence.cfg.mjs': 'cadence.cfg.mjs', 'cadence.cfg.ts (tsx loaded)': 'cadence.cfg.ts' };
 const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'smacks', 'websocket', 'bosh', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
 
 export class CadenceServer implements ServerDriver {
@@ -67,6 +70,7 @@ export class CadenceServer implements ServerDriver {
     copyFileSync(s.keyFile, path.join(config.dataDir, 'certs', `${s.domain}.key`));
     this.configFile = path.join(s.dir, 'cadence.cfg.ts');
     writeFileSync(this.configFile, `export default ${JSON.stringify(config, null, 2)};\n`);
+    writeFileSync(path.join(s.dir, 'cadence.cfg.mjs'), `export default ${JSON.stringify(config, null, 2)};\n`);
     const out = await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'servers', 'cadence-accounts.ts'), this.configFile, s.domain, s.password], {
       input: s.users.join('\n'),
       cwd: ROOT,
@@ -80,7 +84,8 @@ export class CadenceServer implements ServerDriver {
     // CADENCE_BENCH_NODE_FLAGS: extra node flags for experiments (e.g. --max-semi-space-size=1).
     const extra = (process.env.CADENCE_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     // As bin/cadence.js's shebang and `npm start` run it.
-    const args = ['--max-semi-space-size=4', ...extra, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []), CADENCE, '-c', this.configFile, 'start'];
+    const config = opts.variant ? path.join(this.setup.dir, VARIANTS[opts.variant]!) : this.configFile;
+    const args = ['--max-semi-space-size=4', ...extra, ...(opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : []), CADENCE, '-c', config, 'start'];
     const t0 = performance.now();
     const proc = spawn(process.execPath, args, { cwd: this.setup.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
@@ -108,6 +113,23 @@ export class CadenceServer implements ServerDriver {
 
   pid(): number {
     return this.proc!.pid!;
+  }
+
+  startVariants(): string[] {
+    return Object.keys(VARIANTS);
+  }
+
+  lastStartMs(): number {
+    return this.startupMs;
+  }
+
+  cliCommands(): CliCommand[] {
+    const js = path.join(this.setup.dir, 'cadence.cfg.mjs');
+    return [
+      { label: 'about', argv: [process.execPath, CADENCE, '-c', js, 'about'] },
+      { label: 'user list', argv: [process.execPath, CADENCE, '-c', js, 'user', 'list'] },
+      { label: 'user list (.ts config)', argv: [process.execPath, CADENCE, '-c', this.configFile, 'user', 'list'] },
+    ];
   }
 
   async stop(): Promise<void> {

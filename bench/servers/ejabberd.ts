@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import path from 'node:path';
 import type { Target } from '../lib/client.ts';
 import { findDescendant, sleep } from '../lib/proc.ts';
-import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
+import { pkgVersion, run, spawnUntilXmpp, terminate, type CliCommand, type ServerDriver, type ServerSetup } from './types.ts';
 
 const MODULES = ['mod_roster', 'mod_disco', 'mod_ping', 'mod_bosh', 'mod_stream_mgmt'];
 
@@ -157,6 +157,17 @@ EXEC_CMD=as_current_user
 
   pid(): number {
     return this.beamPid;
+  }
+
+  configLabel(): string {
+    return 'ejabberd.yml';
+  }
+
+  cliCommands(): CliCommand[] {
+    return [
+      { label: 'status', argv: ['ejabberdctl', ...this.ctl('status')] },
+      { label: 'user list', argv: ['ejabberdctl', ...this.ctl('registered_users', this.setup.domain)] },
+    ];
   }
 
   async stop(): Promise<void> {

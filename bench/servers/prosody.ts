@@ -4,7 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../lib/client.ts';
-import { pkgVersion, run, spawnUntilXmpp, terminate, type ServerDriver, type ServerSetup } from './types.ts';
+import { pkgVersion, run, spawnUntilXmpp, terminate, type CliCommand, type ServerDriver, type ServerSetup } from './types.ts';
 
 const MODULES = ['roster', 'saslauth', 'tls', 'disco', 'ping', 'websocket', 'bosh', 'smacks'];
 
@@ -91,6 +91,14 @@ export class ProsodyServer implements ServerDriver {
 
   pid(): number {
     return this.proc!.pid!;
+  }
+
+  configLabel(): string {
+    return 'prosody.cfg.lua';
+  }
+
+  cliCommands(): CliCommand[] {
+    return [{ label: 'about', argv: ['prosodyctl', '--config', this.configFile, 'about'] }];
   }
 
   async stop(): Promise<void> {

@@ -23,6 +23,14 @@ export interface ServerSetup {
 export interface StartOptions {
   /** Cadence only: directory for `node --cpu-prof` output. */
   cpuProfDir?: string;
+  /** One of startVariants() (the startup scenario), else the driver's default. */
+  variant?: string;
+}
+
+/** An operator command timed by the startup scenario, run with the server idle. */
+export interface CliCommand {
+  label: string;
+  argv: string[];
 }
 
 export interface ServerDriver {
@@ -42,6 +50,14 @@ export interface ServerDriver {
   notes(): string[];
   /** The modules / features loaded, for the report. */
   describe(): string;
+  /** Ways to start it the startup scenario compares (e.g. config file formats). */
+  startVariants?(): string[];
+  /** Its config file, for the startup report. */
+  configLabel?(): string;
+  /** Milliseconds from spawn to ready of the last start, when the driver sees it exactly. */
+  lastStartMs?(): number;
+  /** Operator commands to time (startup scenario). */
+  cliCommands?(): CliCommand[];
 }
 
 /**

@@ -9,12 +9,13 @@ import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
 import { CoreError } from '../util/errors.ts';
 import { coreFeatures } from '../features.ts';
-import { prep, split } from '../util/jid.ts';
-import { configureLogging, reopenLogFile, setLogLevel } from '../util/log.ts';
-import { loadConfig, Server, VERSION, ROOT_DIR } from '../server.ts';
-import { DEFAULTS, type Config } from '../config.ts';
-import { importDefault } from '../loader.ts';
+import { VERSION, ROOT_DIR } from '../package.ts';
+import type { Config } from '../config.ts';
 import type { AnyModuleDefinition } from '../moduleapi.ts';
+
+// The server, config, storage and modules are imported by the commands that need them, so
+// `help`, `version` and `about` answer without loading them (and `user list` or `shell` without the server).
+const loadConfig = async (file: string): Promise<Config> => (await import('../config.ts')).loadConfig(file);
 
 const USAGE = `Usage: cadence [-c|--config PATH] <command> [args]
 
@@ -129,8 +130,10 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function start(args: Args): Promise<number> {
+  const { Server } = await import('../server.ts');
+  const { configureLogging, reopenLogFile } = await import('../util/log.ts');
   let config: Config;
-  let server: Server;
+  let server: InstanceType<typeof Server>;
   const logging = (c: Config) => configureLogging(c.raw.log && { ...c.raw.log, file: c.raw.log.file && path.resolve(c.baseDir, c.raw.log.file) });
   try {
     config = await loadConfig(args.config);
@@ -187,6 +190,7 @@ async function start(args: Args): Promise<number> {
 async function userCommand(args: Args): Promise<number> {
   const jid = args.rest.find((a) => !a.startsWith('--'));
   if (!jid) return fail(`${args.command} needs a JID (user@host)`);
+  const { prep, split } = await import('../util/jid.ts');
   const p = prep(jid);
   const parts = p ? split(p) : undefined;
   if (!parts?.node || !parts.host || parts.resource) return fail(`'${jid}' is not a valid user JID (user@host)`);
@@ -214,6 +218,7 @@ async function userCommand(args: Args): Promise<number> {
     return 0;
   }
   // ...otherwise the host modules run offline (no listeners), so user-deleted reaches them all.
+  const [{ setLogLevel }, { Server }] = await Promise.all([import('../util/log.ts'), import('../server.ts')]);
   setLogLevel('warn');
   const server = new Server(config);
   await server.start({ offline: true });
@@ -279,6 +284,7 @@ function prompt(question: string): Promise<string> {
 
 async function check(args: Args): Promise<number> {
   const config = await loadConfig(args.config);
+  const [{ Server }, { DEFAULTS }, { importDefault }] = await Promise.all([import('../server.ts'), import('../config.ts'), import('../loader.ts')]);
   const server = new Server(config, { storage: 'memory' });
   const showOptions = args.rest.includes('--options');
   let problems = 0;
@@ -321,7 +327,7 @@ async function check(args: Args): Promise<number> {
       }
     }
   }
-  problems += checkPorts(config, out);
+  problems += checkPorts(config, DEFAULTS, out);
   problems += await checkCerts(config, out);
   // Federation: own SRV records and certificate coverage, when the s2s module is enabled.
   if (config.hosts.some((h) => server.modulesFor(h.name).includes('s2s'))) {
@@ -336,7 +342,7 @@ async function check(args: Args): Promise<number> {
 }
 
 /** Listener ports: none for clients, one port in two lists. */
-function checkPorts(config: Config, out: (s: string) => void): number {
+function checkPorts(config: Config, DEFAULTS: typeof import('../config.ts').DEFAULTS, out: (s: string) => void): number {
   let problems = 0;
   out('\nports:');
   const lists = ['c2sPorts', 'c2sDirectTlsPorts', 'componentPorts', 'httpPorts'] as const;

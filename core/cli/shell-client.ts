@@ -5,9 +5,8 @@
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Config } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import { CoreError } from '../util/errors.ts';
-import { loadConfig } from '../server.ts';
 
 interface Reply {
   ok?: boolean;

@@ -9,7 +9,6 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import selfsigned from 'selfsigned';
 import type { Config } from '../config.ts';
 import { CoreError } from '../util/errors.ts';
 import { getLogger } from '../util/log.ts';
@@ -250,6 +249,8 @@ async function generate(host: string, certFile: string, keyFile: string): Promis
   const dir = path.dirname(certFile);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   log.info('generating a self-signed certificate for %s in %s', host, dir);
+  // Loaded only here: selfsigned and its X.509 libraries are a large part of an idle server's memory.
+  const { default: selfsigned } = await import('selfsigned');
   const now = new Date();
   const pems = await selfsigned.generate([{ name: 'commonName', value: host }], {
     keyType: 'ec',

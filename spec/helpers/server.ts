@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../core/server.ts';
 import { tryRunningServer } from '../../core/cli/shell-client.ts';
+import { assertBuilt } from './build.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
@@ -41,6 +42,7 @@ export class TestServer {
   constructor(readonly dir: string, readonly configFile: string, readonly host: string, readonly env: Record<string, string> = {}) {}
 
   async start(): Promise<void> {
+    assertBuilt(ROOT);
     const proc = spawn(process.execPath, [...NODE_FLAGS, CADENCE, '-c', this.configFile, 'start'], {
       cwd: this.dir,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,6 +122,7 @@ export class TestServer {
 }
 
 export function runCli(args: string[], stdin?: string, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
+  assertBuilt(ROOT);
   return new Promise((resolve) => {
     const child = execFile(process.execPath, [CADENCE, ...args], { cwd, timeout: 60_000 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
