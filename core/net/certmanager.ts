@@ -13,7 +13,7 @@ import selfsigned from 'selfsigned';
 import type { Config } from '../config.ts';
 import { CoreError } from '../util/errors.ts';
 import { getLogger } from '../util/log.ts';
-import { certificatePaths, readCertificatePair, type CertificatePair, type PairProblem } from './cert-files.ts';
+import { certificatePaths, isSelfSigned, readCertificatePair, type CertificatePair, type PairProblem } from './cert-files.ts';
 
 const log = getLogger('core:certmanager');
 
@@ -32,6 +32,8 @@ export interface CertInfo {
   subjectAltName: string | undefined;
   /** When this pair was loaded. */
   loadedAt: Date;
+  /** Issued by itself (the pair generated at first start, or the operator's own). */
+  selfSigned: boolean;
 }
 
 export interface CertReloadResult {
@@ -217,6 +219,7 @@ export class CertManager {
       fingerprint256: leaf.fingerprint256,
       subjectAltName: leaf.subjectAltName,
       loadedAt: e.loadedAt,
+      selfSigned: isSelfSigned(leaf),
     };
   }
 
