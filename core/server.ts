@@ -6,7 +6,7 @@ import { AdminApi, type CertListEntry } from './admin.ts';
 import { CertManager } from './net/certmanager.ts';
 import { certificatePaths } from './net/cert-files.ts';
 import { Config, importConfigFile, validateConfig, DEFAULTS, CORE_OPTION_NAMES, type AcmeConfig, type CadenceConfig } from './config.ts';
-import type { AcmeHostStatus, AcmeManager, AcmeOptions } from './net/acme.ts';
+import type { AcmeHostStatus, AcmeManager, AcmeOptions, Http01Responder } from './net/acme.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
@@ -64,8 +64,8 @@ export class Server {
   private acme: AcmeManager | undefined;
   /** The settings the ACME manager runs with (JSON; '' when off): a reload restarts it when they change. */
   private acmeSetup = '';
-  /** Removes the HTTP-01 route while ACME answers HTTP-01 challenges. */
-  private acmeHttp01Route: (() => void) | undefined;
+  /** HTTP-01: the responder behind GET /.well-known/acme-challenge/:token, and the route's remover. */
+  private acmeHttp01: { responder: Http01Responder; remove: () => void } | undefined;
   private stopping: Promise<void> | undefined;
   private apiContext: ModuleContext | undefined;
   private currentConfig: Config;
@@ -234,6 +234,7 @@ export class Server {
         const acme = await this.applyAcme();
         if (acme) changes.push(acme);
       } catch (err) {
+        this.acmeSetup = ''; // the next reload tries again
         changes.push(`acme not restarted: ${(err as Error).message}`);
         log.error('config reload: acme: %s', err);
       }
@@ -386,10 +387,13 @@ export class Server {
     const previous = this.acmeSetup ? (JSON.parse(this.acmeSetup) as { hosts: string[] }).hosts : [];
     this.acmeSetup = setup;
     const wasRunning = this.acme !== undefined;
-    this.acme?.stop();
+    // An order under way finishes (its files and reload included); the next manager starts after it.
+    const previousIdle = this.acme?.stop() ?? Promise.resolve();
     this.acme = undefined;
-    this.acmeHttp01Route?.();
-    this.acmeHttp01Route = undefined;
+    if (settings?.cfg.challenge !== 'http-01') {
+      this.acmeHttp01?.remove();
+      this.acmeHttp01 = undefined;
+    }
     const dropped = previous.filter((h) => !settings?.hosts.includes(h));
     if (dropped.length) log.info('acme: no longer renewing the certificates of %s', dropped.join(', '));
     if (!settings) return wasRunning ? 'acme stopped: certificates are no longer renewed' : undefined;
@@ -403,7 +407,8 @@ export class Server {
       log.error('acme: HTTP-01 needs a plain HTTP port (httpPorts, reachable on 80): no certificates are ordered');
       return 'acme not started: HTTP-01 needs a plain HTTP port';
     }
-    const { AcmeManager, Http01Responder, TlsAlpn01Responder } = await import('./net/acme.ts');
+    const acmeModule = await import('./net/acme.ts');
+    const { AcmeManager, TlsAlpn01Responder } = acmeModule;
     const acmeClient = await import('acme-client');
     const directory = cfg.directory ?? 'letsencrypt';
     const directoryUrl = directory === 'letsencrypt' ? acmeClient.directory.letsencrypt.production
@@ -413,14 +418,17 @@ export class Server {
     if (challenge === 'http-01') {
       // Answered for the names being validated on every plain HTTP listener, whether or not a
       // module serves anything over HTTP: the listeners start here when nothing else wanted them.
-      const http01 = new Http01Responder();
-      responders['http-01'] = http01;
-      this.acmeHttp01Route = http01.route(this.http);
+      // One responder for the server's life: a restarted manager's order and one finishing share it.
+      if (!this.acmeHttp01) {
+        const responder = new acmeModule.Http01Responder();
+        this.acmeHttp01 = { responder, remove: responder.route(this.http) };
+      }
+      responders['http-01'] = this.acmeHttp01.responder;
       if (!this.http.listening) await this.http.listen();
     } else {
       responders['tls-alpn-01'] = new TlsAlpn01Responder(this.certs);
     }
-    this.acme = new AcmeManager({
+    const acme = new AcmeManager({
       directoryUrl,
       directoryCa,
       email: cfg.email,
@@ -431,8 +439,11 @@ export class Server {
       certificatePaths: (h) => certificatePaths(this.config, h),
       reload: (h) => this.certs.reload(h),
     });
+    this.acme = acme;
     log.info('acme: managing the certificates of %s through %s (%s)', hosts.join(', '), directoryUrl, challenge);
-    this.acme.start(hosts);
+    void previousIdle.then(() => {
+      if (this.acme === acme) acme.start(hosts);
+    });
     return wasRunning ? `acme restarted: managing ${hosts.join(', ') || 'no host'} (${challenge})` : `acme started: managing ${hosts.join(', ') || 'no host'} (${challenge})`;
   }
 
@@ -440,7 +451,7 @@ export class Server {
   stop(reason = 'Server is shutting down'): Promise<void> {
     this.stopping ??= (async () => {
       log.info('shutting down: %s', reason);
-      this.acme?.stop();
+      void this.acme?.stop();
       await this.events.fireAsync('server-stopping', { reason });
       await this.ports.closeAll();
       for (const s of [...this.sessions.all]) s.close({ condition: 'system-shutdown', text: reason });

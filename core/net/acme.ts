@@ -241,10 +241,12 @@ export class AcmeManager {
     for (const host of hosts) void this.evaluate(host);
   }
 
-  stop(): void {
+  /** No more orders are started; resolves when the one under way (if any) has finished. */
+  stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    return this.queue.then(() => undefined);
   }
 
   hosts(): AcmeHostStatus[] {
