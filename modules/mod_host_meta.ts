@@ -4,23 +4,26 @@
 // modules announce through `connection-methods` (mod_websocket, mod_bosh). CORS for any origin:
 // web clients on other sites read it before connecting. doc/web.md.
 //
-// XEP-0487 (Host Meta 2, 0.1.0) in the JSON document when the operator names the server's public
-// addresses (`host_meta: { ips: […] }`; the server cannot know them behind NAT or a proxy, and
-// the XEP makes them mandatory), over HTTPS only (§2.2): a top-level `xmpp` object with `ttl`, the direct-TLS endpoint
-// (`urn:xmpp:alt-connections:tls`, port, ALPN `xmpp-client` as XEP-0368 has it) and the secure
-// WebSocket/BOSH links, each with `ips`, `priority`, `weight` and `sni`. The `xmpp` object tells
-// clients to skip SRV lookups, so it is published only when a client can reach the server through
-// what is listed (a direct-TLS listener, or wss/https endpoints): STARTTLS on 5222 has no link
-// relation in XEP-0487. No `public-key-pins-sha-256`: each ACME renewal makes a new key, and pins
-// need a key announced two TTLs before it is used, which the certificate handling does not do.
+// XEP-0487 (Host Meta 2, 0.1.0) in the JSON document when the operator names the server's
+// public addresses (`host_meta: { ips: […] }`; the server cannot know them behind NAT or a proxy,
+// and the XEP makes them mandatory), over HTTPS only (§2.2): a top-level `xmpp` object with `ttl`,
+// the direct-TLS endpoints (`urn:xmpp:alt-connections:tls` with ALPN `xmpp-client`, `…:s2s-tls`
+// with `xmpp-server`, as XEP-0368 has them) and the secure WebSocket/BOSH links, each with `ips`,
+// `priority`, `weight` and `sni`. The `xmpp` object tells clients and servers to skip SRV lookups,
+// so it is published only when clients can connect through what is listed (STARTTLS on 5222 has
+// no link relation in XEP-0487) and, when federation listens, servers too (an s2s direct-TLS
+// port). No `public-key-pins-sha-256`: each ACME renewal makes a new key, and pins need a key
+// announced two TTLs before it is used, which the certificate handling does not do.
 import net from 'node:net';
 import { defineModule, HttpError, type HttpRequest } from '../core/api.ts';
 
 const XRD_NS = 'http://docs.oasis-open.org/ns/xri/xrd-1.0';
 const REL_DIRECT_TLS = 'urn:xmpp:alt-connections:tls';
+const REL_S2S_DIRECT_TLS = 'urn:xmpp:alt-connections:s2s-tls';
 /** RFC 2782 order (lower first): direct TLS, then WebSocket, then BOSH; equal weights. */
 const PRIORITY: Record<string, number> = {
   [REL_DIRECT_TLS]: 10,
+  [REL_S2S_DIRECT_TLS]: 10,
   'urn:xmpp:alt-connections:websocket': 20,
   'urn:xmpp:alt-connections:xbosh': 30,
 };
@@ -30,6 +33,7 @@ const OPTIONS = {
   ips: { type: 'string[]', description: 'Public IPv4/IPv6 addresses of this server; when set, host-meta.json carries XEP-0487 connection data', default: [] },
   ttl: { type: 'integer', description: 'Seconds clients may cache host-meta (XEP-0487 ttl and Cache-Control max-age)', default: 3600, min: 60 },
   directTlsPort: { type: 'integer', description: 'Port clients reach direct TLS on, when it is forwarded (0: the port the direct-TLS listener is bound to)', default: 0, min: 0, max: 65535 },
+  s2sDirectTlsPort: { type: 'integer', description: 'Port servers reach server-to-server direct TLS on, when it is forwarded (0: the port the listener is bound to)', default: 0, min: 0, max: 65535 },
 } as const;
 
 interface Link {
@@ -56,6 +60,8 @@ export default defineModule({
     if (bad.length) throw new Error(`host_meta.ips: not IP addresses: ${bad.join(', ')}`);
     const ttl = module.option('ttl');
     const directTlsPort = module.option('directTlsPort');
+    const s2sDirectTlsPort = module.option('s2sDirectTlsPort');
+    let warned = false;
 
     const links = (req: HttpRequest): { rel: string; href: string }[] => {
       const host = req.host;
@@ -83,10 +89,25 @@ export default defineModule({
         const urlHost = new URL(l.href!).hostname;
         return { ...l, ips, priority: PRIORITY[l.rel], weight: WEIGHT, sni: net.isIP(urlHost.replace(/^\[|\]$/g, '')) ? host : urlHost };
       });
-      const bound = [...new Set(module.listeners().filter((l) => l.name === 'c2s_direct_tls').map((l) => l.port))];
-      const ports = bound.length && directTlsPort ? [directTlsPort] : bound;
-      for (const port of ports) out.unshift({ rel: REL_DIRECT_TLS, port, ips, priority: PRIORITY[REL_DIRECT_TLS], weight: WEIGHT, sni: host });
-      if (!out.some((l) => l.rel === REL_DIRECT_TLS || l.sni !== undefined)) return { links: listed };
+      const listeners = module.listeners();
+      const ports = (name: string, forwarded: number) => {
+        const bound = [...new Set(listeners.filter((l) => l.name === name).map((l) => l.port))];
+        return bound.length && forwarded ? [forwarded] : bound;
+      };
+      const s2sTls = ports('s2s_direct_tls', s2sDirectTlsPort);
+      for (const port of s2sTls.reverse()) out.unshift({ rel: REL_S2S_DIRECT_TLS, port, ips, priority: PRIORITY[REL_S2S_DIRECT_TLS], weight: WEIGHT, sni: host });
+      for (const port of ports('c2s_direct_tls', directTlsPort).reverse()) out.unshift({ rel: REL_DIRECT_TLS, port, ips, priority: PRIORITY[REL_DIRECT_TLS], weight: WEIGHT, sni: host });
+      // The `xmpp` object makes clients and servers skip SRV lookups (§2.2): published only when
+      // clients can connect through what is listed and, with federation on, servers too.
+      const clientsReach = out.some((l) => l.rel === REL_DIRECT_TLS || l.sni !== undefined);
+      const serversReach = !listeners.some((l) => l.name === 's2s') || s2sTls.length > 0;
+      if (!clientsReach || !serversReach) {
+        if (!warned) {
+          warned = true;
+          module.log.warn('host_meta: no XEP-0487 data in host-meta.json: %s', !clientsReach ? 'clients could reach this server only through STARTTLS, which XEP-0487 cannot list' : 'federation has no direct-TLS port (s2sDirectTlsPorts), and servers that read XEP-0487 would skip the SRV records of the STARTTLS one');
+        }
+        return { links: listed };
+      }
       return { xmpp: { ttl }, links: out };
     };
 

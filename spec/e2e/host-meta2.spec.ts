@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import https from 'node:https';
+import { DEFAULTS } from '../../core/config.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { tlsProbe } from '../helpers/tls-probe.ts';
 
@@ -39,6 +40,7 @@ describe('e2e: XEP-0487 connection data in host-meta.json', function () {
   let server: TestServer;
   let plain: TestServer | undefined;
   let starttlsOnly: TestServer | undefined;
+  let federating: TestServer | undefined;
 
   before(async function () {
     server = await startServer({ config: { host_meta: { ips: ['127.0.0.1'], ttl: 600 } } });
@@ -47,6 +49,7 @@ describe('e2e: XEP-0487 connection data in host-meta.json', function () {
     await server?.destroy();
     await plain?.destroy();
     await starttlsOnly?.destroy();
+    await federating?.destroy();
   });
 
   it('lists direct TLS, WebSocket and BOSH with ips, priority, weight and sni, and a ttl', async function () {
@@ -109,5 +112,25 @@ describe('e2e: XEP-0487 connection data in host-meta.json', function () {
     const r = await fetchJson(true, starttlsOnly.httpsPort, '/.well-known/host-meta.json');
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, { links: [] }, 'no xmpp object: it would tell clients to skip the SRV records that lead to STARTTLS');
+  });
+
+  it('with federation: lists the s2s direct-TLS port (ALPN xmpp-server), and publishes nothing of XEP-0487 when s2s has STARTTLS only', async function () {
+    const s2s = { modulesEnabled: [...DEFAULTS.modulesEnabled, 's2s'], s2sPorts: [0], host_meta: { ips: ['127.0.0.1'] } };
+    federating = await startServer({ config: { ...s2s, s2sDirectTlsPorts: [0] } });
+    const port = Number(federating.addresses.find((a) => a.startsWith('s2s_direct_tls='))!.split(':').pop());
+    const r = await fetchJson(true, federating.httpsPort, '/.well-known/host-meta.json');
+    assert.ok(r.body.xmpp);
+    const link = r.body.links.find((l) => l.rel === 'urn:xmpp:alt-connections:s2s-tls');
+    assert.deepEqual(link, { rel: 'urn:xmpp:alt-connections:s2s-tls', port, ips: ['127.0.0.1'], priority: 10, weight: 50, sni: 'localhost' });
+    const probe = await tlsProbe({ port, servername: 'localhost', alpn: ['xmpp-server'] });
+    probe.socket.destroy();
+    assert.equal(probe.alpnProtocol, 'xmpp-server');
+    await federating.destroy();
+
+    federating = await startServer({ config: s2s });
+    const legacy = await fetchJson(true, federating.httpsPort, '/.well-known/host-meta.json');
+    assert.equal(legacy.body.xmpp, undefined, 'servers reading XEP-0487 would skip the SRV records of the STARTTLS s2s port');
+    assert.ok(legacy.body.links.every((l) => l.ips === undefined), JSON.stringify(legacy.body));
+    await federating.waitForOutput(/no XEP-0487 data in host-meta\.json: federation has no direct-TLS port/);
   });
 });
