@@ -65,5 +65,10 @@ export default defineConfig({
   },
 
   // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },
+  // Or certificates from Let's Encrypt, renewed by the server (doc/certificates.md): the CA connects
+  // to port 80 for 'http-01' (served on httpPorts) or 443 for 'tls-alpn-01' (on c2sDirectTlsPorts).
+  // acme: { email: 'admin@example.org', directory: 'letsencrypt', challenge: 'http-01' },
+  // XEP-0487 connection data in /.well-known/host-meta.json: the server's public addresses.
+  // host_meta: { ips: ['203.0.113.5'] },
   log: { level: 'info' },
 });

@@ -35,6 +35,21 @@ export interface SessionInfo {
   sendQueue: number;
 }
 
+/** What a host presents to new TLS connections (`shell cert list`). */
+export interface CertListEntry {
+  host: string;
+  /** The names the certificate is for: its dNSName subjectAltNames, else its subject CN. */
+  names: string[];
+  /** The issuer's common name (or organisation, or the whole issuer). */
+  issuer: string;
+  notAfter: Date;
+  /** file: named by `tls` or put in <dataDir>/certs/ (cert import); acme: obtained and renewed by ACME; self-signed. */
+  source: 'file' | 'acme' | 'self-signed';
+  certFile: string;
+  /** For hosts ACME manages: its state and when it orders next. */
+  acme?: { state: string; nextAt?: Date; lastError?: string };
+}
+
 export interface ExportInfo {
   module: string;
   host: string;
@@ -73,6 +88,8 @@ export interface AdminContext {
   hostNames(): string[];
   /** Re-read the certificates; one line per host. */
   reloadCertificates(): Promise<string[]>;
+  /** What each host presents now. */
+  certificates(): CertListEntry[];
   /** The limits in force for a host (core/limits.ts). */
   limits(host: string | undefined): Limits;
   /** Configured virtual hosts. */
@@ -188,5 +205,9 @@ export class AdminApi {
 
   reloadCertificates(): Promise<string[]> {
     return this.server.reloadCertificates();
+  }
+
+  listCertificates(): CertListEntry[] {
+    return this.server.certificates();
   }
 }

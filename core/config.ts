@@ -38,8 +38,8 @@ export interface AcmeConfig {
   email?: string;
   /** 'letsencrypt', 'letsencrypt-staging' or a directory URL. */
   directory?: string;
-  /** How control of the name is proven: TLS-ALPN-01 on the direct-TLS port (HTTP-01 needs the HTTP server). */
-  challenge?: 'tls-alpn-01';
+  /** How control of the name is proven: TLS-ALPN-01 on the direct-TLS port (default), or HTTP-01 on the plain HTTP port. */
+  challenge?: 'tls-alpn-01' | 'http-01';
   /** Renew this many days before expiry (default: at 2/3 of the lifetime). */
   renewBeforeDays?: number;
   /** A PEM file with an extra CA to trust for the directory's HTTPS (a private CA). */
@@ -174,7 +174,7 @@ const isThrottle: Check = (v) => {
 const ACME_FIELDS: Record<keyof AcmeConfig, Check> = {
   email: isStr,
   directory: isStr,
-  challenge: (v) => (v === 'tls-alpn-01' ? undefined : v === 'http-01' ? "'http-01' needs the HTTP server, which Cadence does not run yet: use 'tls-alpn-01'" : "must be 'tls-alpn-01'"),
+  challenge: (v) => (v === 'tls-alpn-01' || v === 'http-01' ? undefined : "must be 'tls-alpn-01' or 'http-01'"),
   renewBeforeDays: isPosInt,
   directoryCa: isStr,
 };

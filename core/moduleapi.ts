@@ -487,6 +487,17 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     };
   }
 
+  /**
+   * The network listeners bound now, read-only: service name ('c2s', 'c2s_direct_tls', …),
+   * address and port — what a module announces to clients (XEP-0156/XEP-0487 host-meta).
+   */
+  listeners(): { name: string; address: string; port: number }[] {
+    return this.server.ports.all().flatMap((l) => l.addresses.map((a) => {
+      const colon = a.lastIndexOf(':');
+      return { name: l.name, address: a.slice(0, colon).replace(/^\[(.*)\]$/, '$1'), port: Number(a.slice(colon + 1)) };
+    }));
+  }
+
   /** The services of the capabilities this module declares (see Capability). */
   get privileged(): PrivilegedServices {
     return (this.privilegedServices ??= this.makePrivileged());

@@ -1,10 +1,11 @@
 // The server: wires the core managers together, starts hosts and modules, and stops cleanly.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AdminApi } from './admin.ts';
+import { AdminApi, type CertListEntry } from './admin.ts';
 import { CertManager } from './net/certmanager.ts';
+import { certificatePaths } from './net/cert-files.ts';
 import { Config, loadConfig, DEFAULTS, CORE_OPTION_NAMES, type AcmeConfig } from './config.ts';
-import type { AcmeManager } from './net/acme.ts';
+import type { AcmeHostStatus, AcmeManager, AcmeOptions, Http01Responder } from './net/acme.ts';
 import { CoreError } from './util/errors.ts';
 import { EventBus } from './util/events.ts';
 import type { GlobalEvents } from './event-types.ts';
@@ -52,6 +53,10 @@ export class Server {
   readonly admin: AdminApi;
   /** Certificates from an ACME CA, when configured. */
   private acme: AcmeManager | undefined;
+  /** The settings the ACME manager runs with (JSON; '' when off): a reload restarts it when they change. */
+  private acmeSetup = '';
+  /** HTTP-01: the responder behind GET /.well-known/acme-challenge/:token, and the route's remover. */
+  private acmeHttp01: { responder: Http01Responder; remove: () => void } | undefined;
   private stopping: Promise<void> | undefined;
   private apiContext: ModuleContext | undefined;
   private currentConfig: Config;
@@ -121,6 +126,7 @@ export class Server {
       reloadConfig: () => this.reloadConfig(),
       limits: (host) => limitsFor(this.config, host),
       reloadCertificates: () => this.reloadCertificates(),
+      certificates: () => this.certificateList(),
     });
   }
 
@@ -213,6 +219,17 @@ export class Server {
       if (r.status === 'updated') changes.push(`certificate of ${r.host} reloaded from ${r.certFile}`);
       if (r.status === 'failed') changes.push(`certificate of ${r.host} not reloaded: ${r.error ?? r.problem ?? 'failed'}`);
     }
+    // ACME follows its section: hosts added get certificates, hosts left out stop renewing.
+    if (this.started_ && !this.stopping) {
+      try {
+        const acme = await this.applyAcme();
+        if (acme) changes.push(acme);
+      } catch (err) {
+        this.acmeSetup = ''; // the next reload tries again
+        changes.push(`acme not restarted: ${(err as Error).message}`);
+        log.error('config reload: acme: %s', err);
+      }
+    }
     log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no changes)');
     return changes;
   }
@@ -224,6 +241,31 @@ export class Server {
       if (r.status === 'failed') return `${r.host}: not reloaded: ${r.error ?? r.problem ?? 'failed'} (the previous certificate stays)`;
       return `${r.host}: ${r.status} (${r.certFile}${until})`;
     });
+  }
+
+  /** Per host, the certificate served and where it comes from (`shell cert list`). */
+  certificateList(): CertListEntry[] {
+    const acme = new Map(this.acmeStatus().map((s) => [s.host, s]));
+    const out: CertListEntry[] = [];
+    for (const host of this.certs.hosts()) {
+      const info = this.certs.info(host);
+      if (!info) continue;
+      const managed = acme.get(host);
+      const configured = certificatePaths(this.config, host).configured;
+      const source = configured ? 'file' : info.selfSigned ? 'self-signed' : managed && managed.state !== 'skipped' ? 'acme' : 'file';
+      const dns = (info.subjectAltName ?? '').split(/,\s*/).filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4));
+      const field = (dn: string, key: string) => dn.split('\n').find((l) => l.startsWith(`${key}=`))?.slice(key.length + 1);
+      out.push({
+        host,
+        names: dns.length ? dns : [field(info.subject, 'CN') ?? info.subject],
+        issuer: field(info.issuer, 'CN') ?? field(info.issuer, 'O') ?? info.issuer.replace(/\n/g, ', '),
+        notAfter: info.notAfter,
+        source,
+        certFile: info.certFile,
+        acme: managed && managed.state !== 'skipped' ? { state: managed.state, nextAt: managed.nextAt, lastError: managed.lastError } : undefined,
+      });
+    }
+    return out;
   }
 
   /** The options object configured for module `name`: global (host undefined) or the host's own. */
@@ -299,7 +341,7 @@ export class Server {
     }
     // HTTP listens only when a module serves something over it.
     if (!opts.offline && this.http.hasRoutes) await this.http.listen();
-    if (!opts.offline) await this.startAcme();
+    if (!opts.offline) await this.applyAcme();
     this.started_ = true;
     this.events.emit('server-started', {});
     return [
@@ -308,46 +350,99 @@ export class Server {
     ];
   }
 
+  /** The hosts ACME manages under `config` and the settings it runs with; undefined when `acme` is off. */
+  private acmeSettings(config: Config): { cfg: AcmeConfig; hosts: string[] } | undefined {
+    const cfg = config.get<AcmeConfig | false>(undefined, 'acme');
+    if (!cfg) return undefined;
+    return { cfg, hosts: config.hosts.filter((h) => config.get(h.name, 'acme') !== false).map((h) => h.name) };
+  }
+
+  /** The running ACME manager's status per host (empty when ACME is off). */
+  acmeStatus(): AcmeHostStatus[] {
+    return this.acme?.hosts() ?? [];
+  }
+
   /**
    * ACME (RFC 8555) when the config has `acme`: each host whose `tls` option is not set and whose
    * `acme` is not false gets its certificate from the CA and renewed before expiry, proven with
-   * TLS-ALPN-01 on the direct-TLS listeners (doc/certificates.md).
+   * TLS-ALPN-01 on the direct-TLS listeners or HTTP-01 on the plain HTTP listeners
+   * (doc/certificates.md). Run at start and by every config reload: when the `acme` section or
+   * the hosts it covers changed, the manager is stopped (no more renewals for hosts left out) and
+   * a new one started (hosts now covered get their certificate). Returns the reload summary line,
+   * or undefined when nothing changed.
    */
-  private async startAcme(): Promise<void> {
-    const cfg = this.config.get<AcmeConfig | false>(undefined, 'acme');
-    if (!cfg) return;
-    if (!this.ports.all().some((l) => l.name === 'c2s_direct_tls')) {
-      log.error('acme: TLS-ALPN-01 needs a direct-TLS port (c2sDirectTlsPorts, reachable on 443): no certificates are ordered');
-      return;
+  private async applyAcme(): Promise<string | undefined> {
+    const settings = this.acmeSettings(this.config);
+    const setup = settings ? JSON.stringify(settings) : '';
+    if (setup === this.acmeSetup) return undefined;
+    const previous = this.acmeSetup ? (JSON.parse(this.acmeSetup) as { hosts: string[] }).hosts : [];
+    this.acmeSetup = setup;
+    const wasRunning = this.acme !== undefined;
+    // An order under way finishes (its files and reload included); the next manager starts after it.
+    const previousIdle = this.acme?.stop() ?? Promise.resolve();
+    this.acme = undefined;
+    if (settings?.cfg.challenge !== 'http-01') {
+      this.acmeHttp01?.remove();
+      this.acmeHttp01 = undefined;
     }
-    const { AcmeManager, TlsAlpn01Responder } = await import('./net/acme.ts');
-    const { certificatePaths } = await import('./net/cert-files.ts');
+    const dropped = previous.filter((h) => !settings?.hosts.includes(h));
+    if (dropped.length) log.info('acme: no longer renewing the certificates of %s', dropped.join(', '));
+    if (!settings) return wasRunning ? 'acme stopped: certificates are no longer renewed' : undefined;
+    const { cfg, hosts } = settings;
+    const challenge = cfg.challenge ?? 'tls-alpn-01';
+    if (challenge === 'tls-alpn-01' && !this.ports.all().some((l) => l.name === 'c2s_direct_tls')) {
+      log.error('acme: TLS-ALPN-01 needs a direct-TLS port (c2sDirectTlsPorts, reachable on 443): no certificates are ordered');
+      return 'acme not started: TLS-ALPN-01 needs a direct-TLS port';
+    }
+    if (challenge === 'http-01' && !this.config.global('httpPorts').length) {
+      log.error('acme: HTTP-01 needs a plain HTTP port (httpPorts, reachable on 80): no certificates are ordered');
+      return 'acme not started: HTTP-01 needs a plain HTTP port';
+    }
+    const acmeModule = await import('./net/acme.ts');
+    const { AcmeManager, TlsAlpn01Responder } = acmeModule;
     const acmeClient = await import('acme-client');
     const directory = cfg.directory ?? 'letsencrypt';
     const directoryUrl = directory === 'letsencrypt' ? acmeClient.directory.letsencrypt.production
       : directory === 'letsencrypt-staging' ? acmeClient.directory.letsencrypt.staging : directory;
     const directoryCa = cfg.directoryCa ? readFileSync(path.resolve(this.config.baseDir, cfg.directoryCa), 'utf8') : undefined;
-    this.acme = new AcmeManager({
+    const responders: AcmeOptions['responders'] = {};
+    if (challenge === 'http-01') {
+      // Answered for the names being validated on every plain HTTP listener, whether or not a
+      // module serves anything over HTTP: the listeners start here when nothing else wanted them.
+      // One responder for the server's life: a restarted manager's order and one finishing share it.
+      if (!this.acmeHttp01) {
+        const responder = new acmeModule.Http01Responder();
+        this.acmeHttp01 = { responder, remove: responder.route(this.http) };
+      }
+      responders['http-01'] = this.acmeHttp01.responder;
+      if (!this.http.listening) await this.http.listen();
+    } else {
+      responders['tls-alpn-01'] = new TlsAlpn01Responder(this.certs);
+    }
+    const acme = new AcmeManager({
       directoryUrl,
       directoryCa,
       email: cfg.email,
       dataDir: this.config.dataDir,
-      challenge: 'tls-alpn-01',
+      challenge,
       renewBeforeDays: cfg.renewBeforeDays,
-      responders: { 'tls-alpn-01': new TlsAlpn01Responder(this.certs) },
+      responders,
       certificatePaths: (h) => certificatePaths(this.config, h),
-      reload: (hosts) => this.certs.reload(hosts),
+      reload: (h) => this.certs.reload(h),
     });
-    const hosts = this.config.hosts.filter((h) => this.config.get(h.name, 'acme') !== false).map((h) => h.name);
-    log.info('acme: managing the certificates of %s through %s', hosts.join(', '), directoryUrl);
-    this.acme.start(hosts);
+    this.acme = acme;
+    log.info('acme: managing the certificates of %s through %s (%s)', hosts.join(', '), directoryUrl, challenge);
+    void previousIdle.then(() => {
+      if (this.acme === acme) acme.start(hosts);
+    });
+    return wasRunning ? `acme restarted: managing ${hosts.join(', ') || 'no host'} (${challenge})` : `acme started: managing ${hosts.join(', ') || 'no host'} (${challenge})`;
   }
 
   /** Close every stream cleanly, unload modules in reverse order, close storage. */
   stop(reason = 'Server is shutting down'): Promise<void> {
     this.stopping ??= (async () => {
       log.info('shutting down: %s', reason);
-      this.acme?.stop();
+      void this.acme?.stop();
       await this.events.fireAsync('server-stopping', { reason });
       await this.ports.closeAll();
       for (const s of [...this.sessions.all]) s.close({ condition: 'system-shutdown', text: reason });

@@ -225,6 +225,13 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
       usage: 'cert reload', help: 're-read every host\'s certificate and key (new connections get them; sessions stay)',
       run: async () => (await a.reloadCertificates()).join('\n') || 'no certificates',
     }],
+    ['cert list', {
+      usage: 'cert list', help: 'per host, the certificate served: names, issuer, expiry, source (file, acme, self-signed)',
+      run: () => table(a.listCertificates().map((c) => [
+        c.host, c.names.join(','), `issuer=${c.issuer}`, `notAfter=${c.notAfter.toISOString()}`, c.source,
+        ...(c.acme ? [`acme ${c.acme.state}${c.acme.nextAt ? ` next ${c.acme.nextAt.toISOString()}` : ''}${c.acme.lastError ? ` (${c.acme.lastError})` : ''}`] : []),
+      ])),
+    }],
     // Federation (mod_s2s's exports 'list' and 'close').
     ['s2s list', {
       usage: 's2s list', help: 'server-to-server streams: direction, domains, authentication, TLS, age',

@@ -329,6 +329,7 @@ async function check(args: Args): Promise<number> {
   }
   problems += checkPorts(config, DEFAULTS, out);
   problems += await checkCerts(config, out);
+  problems += checkAcmeSetup(config, DEFAULTS, out);
   // Federation: own SRV records and certificate coverage, when the s2s module is enabled.
   if (config.hosts.some((h) => server.modulesFor(h.name).includes('s2s'))) {
     out('\nserver-to-server:');
@@ -393,6 +394,24 @@ async function checkCerts(config: Config, out: (s: string) => void): Promise<num
     }
   }
   return problems;
+}
+
+/** ACME: the challenge's listener is configured (the CA reaches it on port 80 or 443). */
+function checkAcmeSetup(config: Config, DEFAULTS: typeof import('../config.ts').DEFAULTS, out: (s: string) => void): number {
+  const acme = config.get<{ challenge?: string; directory?: string } | false>(undefined, 'acme');
+  if (!acme) return 0;
+  out('\nacme:');
+  const challenge = acme.challenge ?? 'tls-alpn-01';
+  const key = challenge === 'http-01' ? 'httpPorts' : 'c2sDirectTlsPorts';
+  const ports = config.get<number[]>(undefined, key) ?? (DEFAULTS[key] as number[]);
+  const hosts = config.hosts.filter((h) => config.get(h.name, 'acme') !== false).map((h) => h.name);
+  if (!ports.length) {
+    out(`  ! ${challenge} is answered on ${key}, which is empty: no certificate can be obtained`);
+    return 1;
+  }
+  const wanted = challenge === 'http-01' ? 80 : 443;
+  out(`  + ${challenge} on ${key} ${ports.join(', ')} for ${hosts.join(', ') || 'no host'} (the CA connects to port ${wanted}${ports.includes(wanted) ? '' : ': forward it there'})`);
+  return 0;
 }
 
 function about(args: Args): number {

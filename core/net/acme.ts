@@ -82,12 +82,12 @@ export class Http01Responder implements ChallengeResponder {
    * authorization as application/octet-stream (§8.3), 404 for unknown tokens. Returns the
    * function that removes the route.
    */
-  route(http: { route(host: string, method: string, pattern: string, handler: (req: { params: Readonly<Record<string, string>>; host: string }) => Http01Reply): () => void }): () => void {
+  route(http: { route(host: string, method: string, pattern: string, handler: (req: { params: Readonly<Record<string, string>>; host: string }) => Http01Reply, opts?: { redactParams?: readonly string[] }): () => void }): () => void {
     return http.route('*', 'GET', `${HTTP01_PATH}:token`, (req): Http01Reply => {
       const body = this.respond(req.params.token ?? '', req.host);
       if (body === undefined) return { status: 404, headers: { 'content-type': 'text/plain' }, body: 'no such challenge\n' };
       return { status: 200, headers: { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' }, body };
-    });
+    }, { redactParams: ['token'] }); // the access log shows the path without the token
   }
 }
 
@@ -241,10 +241,12 @@ export class AcmeManager {
     for (const host of hosts) void this.evaluate(host);
   }
 
-  stop(): void {
+  /** No more orders are started; resolves when the one under way (if any) has finished. */
+  stop(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
+    return this.queue.then(() => undefined);
   }
 
   hosts(): AcmeHostStatus[] {

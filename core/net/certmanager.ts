@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import type { Config } from '../config.ts';
 import { CoreError } from '../util/errors.ts';
 import { getLogger } from '../util/log.ts';
-import { certificatePaths, readCertificatePair, type CertificatePair, type PairProblem } from './cert-files.ts';
+import { certificatePaths, isSelfSigned, readCertificatePair, type CertificatePair, type PairProblem } from './cert-files.ts';
 
 const log = getLogger('core:certmanager');
 
@@ -31,6 +31,8 @@ export interface CertInfo {
   subjectAltName: string | undefined;
   /** When this pair was loaded. */
   loadedAt: Date;
+  /** Issued by itself (the pair generated at first start, or the operator's own). */
+  selfSigned: boolean;
 }
 
 export interface CertReloadResult {
@@ -216,6 +218,7 @@ export class CertManager {
       fingerprint256: leaf.fingerprint256,
       subjectAltName: leaf.subjectAltName,
       loadedAt: e.loadedAt,
+      selfSigned: isSelfSigned(leaf),
     };
   }
 

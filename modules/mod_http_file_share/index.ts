@@ -11,13 +11,13 @@ import { bare, defineModule, HttpError, split, type Json, type StanzaEvent } fro
 import { discoForm, downloadHeaders, NS_UPLOAD, parseSlotRequest, slotElement, slotErrorReply, slotPath, UPLOAD_DEFAULTS, UploadSlots, type UploadRecord, type UploadState, type UploadStore } from './slots.ts';
 
 const BASE = '/file_share';
-const HOUR_MS = 3_600_000;
 
 const OPTIONS = {
   maxFileSize: { type: 'integer', description: 'Largest file, in bytes', default: UPLOAD_DEFAULTS.maxFileSize, min: 1 },
   dailyQuota: { type: 'integer', description: 'Bytes a user may upload in any 24 hours (0: no quota)', default: UPLOAD_DEFAULTS.dailyQuota, min: 0 },
   slotExpiry: { type: 'integer', description: 'Seconds a slot (its PUT URL) stays valid', default: UPLOAD_DEFAULTS.slotTtlMs / 1000, min: 1 },
   fileExpiry: { type: 'integer', description: 'Seconds an uploaded file is kept (0: until the account is deleted)', default: UPLOAD_DEFAULTS.fileTtlMs / 1000, min: 0 },
+  cleanupInterval: { type: 'integer', description: 'Seconds between removals of expired files and unused slots', default: 3600, min: 1 },
   allowedTypes: { type: 'string[]', description: "Content types that may be uploaded ('image/*' for a whole type); [] allows any", default: [] },
 } as const;
 
@@ -125,8 +125,13 @@ export default defineModule({
       }
     };
     module.setInterval(() => {
-      slots.cleanup().then(unlink).catch((err: unknown) => module.log.error('upload cleanup failed: %s', err));
-    }, HOUR_MS);
+      slots.cleanup()
+        .then(async (gone) => {
+          await unlink(gone);
+          if (gone.length) module.log.info('removed %d expired uploads and unused slots', gone.length);
+        })
+        .catch((err: unknown) => module.log.error('upload cleanup failed: %s', err));
+    }, module.option('cleanupInterval') * 1000);
     // An account's uploads go with it.
     module.hookEachHost('user-deleted', async ({ host, username }) => {
       if (host !== parent) return;

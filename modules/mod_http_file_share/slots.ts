@@ -179,7 +179,9 @@ export class UploadSlots {
     }
     const now = this.now();
     if (dailyQuota > 0) {
-      const retryAt = quotaRetry(await this.store.byOwner(owner), now, size, dailyQuota);
+      // Files past their time no longer count, whether or not cleanup() has removed them yet.
+      const live = (await this.store.byOwner(owner)).filter((r) => !(r.state === 'stored' && this.fileExpired(r, now)));
+      const retryAt = quotaRetry(live, now, size, dailyQuota);
       if (retryAt !== undefined) {
         return fail('wait', 'resource-constraint', `Quota reached: at most ${dailyQuota} bytes in 24 hours`, { retryAt });
       }

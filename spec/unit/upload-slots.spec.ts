@@ -135,6 +135,17 @@ describe('HTTP File Upload slots (XEP-0363)', () => {
       clock.t = a.createdAt + DAY + 1;
       assert.equal(quotaRetry([{ ...a, state: 'stored' }], clock.t, 2500, 2500), undefined, 'a day later the quota is free');
     });
+    it('frees the quota of a file once it has expired, before cleanup removes it', async () => {
+      const { slots, clock } = service({ dailyQuota: 1000, fileTtlMs: 10_000 });
+      const a = await slot(slots, 800);
+      assert.ok((await slots.beginPut(a.id, a.filename, put(800, 'image/jpeg'))).ok);
+      await slots.finishPut(a.id, true);
+      const full = await slots.requestSlot('romeo@example.org', { filename: 'b.jpg', size: '800', contentType: 'image/jpeg' });
+      assert.equal(full.ok, false, 'the stored file counts while it is served');
+      clock.t += 10_000;
+      assert.equal(await slots.getFile(a.id, a.filename), undefined, 'expired: no longer served');
+      assert.equal((await slots.requestSlot('romeo@example.org', { filename: 'b.jpg', size: '800', contentType: 'image/jpeg' })).ok, true);
+    });
   });
 
   describe('PUT verification', () => {
