@@ -51,6 +51,8 @@ export type {
   VcardLoadEvent,
   VcardStoreEvent,
   VcardUpdatedEvent,
+  PrivilegedRosterSetEvent,
+  HostDiscoInfoEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

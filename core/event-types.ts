@@ -317,6 +317,32 @@ export interface RosterPushedEvent {
   item: Element;
 }
 
+/**
+ * `roster-set-privileged` (host bus, mod_privilege → mod_roster): a privileged component's roster
+ * set on behalf of `username` (XEP-0356 §4.3), `query` the `<query xmlns='jabber:iq:roster'/>`.
+ * mod_roster validates and applies it as the user's own roster set, saves it, calls `answer()`,
+ * then pushes the item; it throws a StanzaError for a set the user could not make either.
+ * Returns true when handled.
+ */
+export interface PrivilegedRosterSetEvent {
+  host: string;
+  username: string;
+  query: Element;
+  answer: () => void;
+}
+
+/**
+ * `host-disco-info` (host bus, mod_disco): the host's disco#info answer without a node, built from
+ * the features and identities modules added; handlers may edit `query` before it is sent
+ * (mod_privilege: features nested from a managing entity, XEP-0355 §7.2). Handlers return
+ * nothing (a value would stop the others); one returning a Promise is awaited.
+ */
+export interface HostDiscoInfoEvent {
+  origin: Session;
+  stanza: Stanza;
+  query: Element;
+}
+
 export interface ModuleEvent {
   module: string;
   /** The host, or '*' for a global module. */
@@ -380,6 +406,8 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'resource-available': ResourceAvailableEvent;
   'roster-push': RosterPushEvent;
   'roster-pushed': RosterPushedEvent;
+  'roster-set-privileged': PrivilegedRosterSetEvent;
+  'host-disco-info': HostDiscoInfoEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
@@ -404,6 +432,8 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'module-loaded': ModuleEvent;
   'module-unloaded': ModuleEvent;
   'server-started': Record<string, never>;
+  /** The config file was re-read (SIGHUP, admin shell); `changes` as logged. Options read at load may have changed. */
+  'config-reloaded': { changes: string[] };
   'server-stopping': { reason: string };
   'server-stop-requested': { reason?: string };
   // stream management (XEP-0198)

@@ -223,6 +223,8 @@ export class Server {
       if (r.status === 'failed') changes.push(`certificate of ${r.host} not reloaded: ${r.error ?? r.problem ?? 'failed'}`);
     }
     log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no changes)');
+    // Modules that keep state derived from their options re-read them (mod_privilege's grants).
+    this.events.emit('config-reloaded', { changes });
     return changes;
   }
 

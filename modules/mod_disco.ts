@@ -40,7 +40,9 @@ export default defineModule({
       addIdentities(query, module.getItems<Identity>('identity'));
       for (const f of new Set(module.getItems<string>('feature'))) query.c('feature', { var: f });
       for (const ext of module.getItems<Element>('extension')) query.cnode(ext);
-      return answer(true);
+      // Modules may edit the answer (mod_privilege nests a managing entity's features, XEP-0355 §7.2).
+      const edited = module.fire('host-disco-info', { origin, stanza, query });
+      return edited instanceof Promise ? edited.then(() => answer(true)) : answer(true);
     });
 
     module.hook(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {

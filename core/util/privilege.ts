@@ -300,7 +300,9 @@ export class PresenceRelay {
   /** Whether to send this copy (from a full JID); unavailable is sent once after an available one. */
   offer(copy: Element): boolean {
     const from = copy.attrs.from as string;
-    const key = copy.toString();
+    // The content decides, not the envelope: a contact's presence reaches each managed entity
+    // with its own 'to' and often its own id, and is still one presence (rule 2).
+    const key = copy.children.map((c) => c.toString()).join('');
     if (copy.attrs.type === 'unavailable') {
       return this.sent.delete(from);
     }
@@ -437,6 +439,43 @@ export function matchDelegation(iq: Element, cfg: DelegationConfig, host: string
 /** The disco#info node under which a managing entity reports a delegated namespace's features (§7.2). */
 export function delegationDiscoNode(namespace: string, forBareJid = false): string {
   return `${NS_DELEGATION}${forBareJid ? ':bare:' : '::'}${namespace}`;
+}
+
+/**
+ * Nest a managing entity's disco#info answer for a delegated namespace (its `query` for the node
+ * `delegationDiscoNode(namespace)`, or undefined when it has none or is away) into the server's
+ * own answer (§7.2): the server's features of that namespace (`ns`, `ns#…`) give way, the
+ * managing entity's identities, features and extension forms (XEP-0128) are added once each.
+ */
+export function nestDiscoInfo(query: Element, namespace: string, nested: Element | undefined): void {
+  const internal = (c: Element | string) => typeof c !== 'string' && c.getName() === 'feature'
+    && (c.attrs.var === namespace || String(c.attrs.var ?? '').startsWith(`${namespace}#`));
+  query.children = query.children.filter((c) => !internal(c));
+  if (!nested) return;
+  const have = new Set(elementChildren(query).map(discoKey));
+  for (const c of elementChildren(nested)) {
+    const name = c.getName();
+    const form = name === 'x' && c.getNS() === 'jabber:x:data';
+    if (name !== 'identity' && name !== 'feature' && !form) continue;
+    const key = discoKey(c);
+    if (have.has(key)) continue;
+    have.add(key);
+    const copy = clone(c) as Element;
+    copy.parent = query;
+    query.children.push(copy);
+  }
+}
+
+function discoKey(el: Element): string {
+  const a = el.attrs as Record<string, string | undefined>;
+  switch (el.getName()) {
+    case 'feature':
+      return `f ${a.var ?? ''}`;
+    case 'identity':
+      return `i ${a.category ?? ''}/${a.type ?? ''}/${a['xml:lang'] ?? ''}/${a.name ?? ''}`;
+    default:
+      return `x ${el.toString()}`;
+  }
 }
 
 interface PendingDelegation {
