@@ -6,7 +6,7 @@ import type { Element } from '@xmpp/xml';
 import {
   Delegations, NS_DELEGATION, NS_FORWARD, NS_PRIVILEGE, PresenceRelay, PrivilegedIqs,
   checkComponentStanza, checkDelegationConfig, checkPrivilegeConfig, delegationAdvertisement, delegationDiscoNode,
-  effectiveGrant, matchDelegation, presenceFor, privilegeAdvertisement, rosterPushFor, type DelegationConfig, type PrivilegeDecision,
+  effectiveGrant, matchDelegation, nestDiscoInfo, presenceFor, privilegeAdvertisement, rosterPushFor, type DelegationConfig, type PrivilegeDecision,
 } from '../../core/util/privilege.ts';
 import { at } from '../helpers/assert.ts';
 
@@ -205,6 +205,34 @@ describe('privileged entities (XEP-0356) and namespace delegation (XEP-0355)', (
       relay.offer(p(`<presence from='romeo@montague.lit/orchard' to='${PUBSUB}'/>`));
       relay.reset();
       assert.equal(relay.offer(p(`<presence from='romeo@montague.lit/orchard' to='${PUBSUB}'/>`)), true, 'after a reconnection, everything again (rule 1)');
+    });
+
+    it("sends a contact's presence once though it reached several users with their own 'to' and id (rule 2)", () => {
+      const relay = new PresenceRelay();
+      const copy = (id: string) => presenceFor(FULL, parseEl(`<presence xmlns='jabber:client' from='romeo@montague.lit/orchard' to='juliet@capulet.lit' id='${id}'><status>hi</status></presence>`), 'roster-contact', PUBSUB)!;
+      assert.equal(relay.offer(copy('a')), true);
+      assert.equal(relay.offer(copy('b')), false);
+    });
+  });
+
+  describe('disco nesting (XEP-0355 §7.2)', () => {
+    const server = () => parseEl(`<query xmlns='http://jabber.org/protocol/disco#info'><identity category='server' type='im'/><feature var='urn:xmpp:delegation:2'/><feature var='http://jabber.org/protocol/pubsub'/><feature var='http://jabber.org/protocol/pubsub#auto-create'/><feature var='http://jabber.org/protocol/pubsubx'/></query>`);
+    const vars = (q: Element) => q.getChildren('feature').map((f) => f.attrs.var as string);
+
+    it("replaces the server's features of the namespace with the managing entity's (§7.2.1 example)", () => {
+      const q = server();
+      const theirs = parseEl(`<query xmlns='http://jabber.org/protocol/disco#info' node='${delegationDiscoNode('http://jabber.org/protocol/pubsub')}'><feature var='http://jabber.org/protocol/pubsub'/><feature var='http://jabber.org/protocol/pubsub#publish-options'/><feature var='urn:xmpp:delegation:2'/><identity category='pubsub' type='pep'/><x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>urn:x</value></field></x><junk/></query>`);
+      nestDiscoInfo(q, 'http://jabber.org/protocol/pubsub', theirs);
+      assert.deepEqual(vars(q), ['urn:xmpp:delegation:2', 'http://jabber.org/protocol/pubsubx', 'http://jabber.org/protocol/pubsub', 'http://jabber.org/protocol/pubsub#publish-options']);
+      assert.deepEqual(q.getChildren('identity').map((i) => i.attrs.type), ['im', 'pep']);
+      assert.ok(q.getChild('x', 'jabber:x:data'));
+      assert.equal(q.getChild('junk'), undefined);
+    });
+
+    it("withdraws the server's own features when the managing entity has given none (away)", () => {
+      const q = server();
+      nestDiscoInfo(q, 'http://jabber.org/protocol/pubsub', undefined);
+      assert.deepEqual(vars(q), ['urn:xmpp:delegation:2', 'http://jabber.org/protocol/pubsubx']);
     });
   });
 
