@@ -252,9 +252,11 @@ export default defineModule({
       return delegate(stanza);
     };
     const delegate = (stanza: Stanza) => {
-      const match = P.matchDelegation(stanza, config.delegations, host);
+      const match = P.matchDelegation(stanza, config.delegations, host) ?? clients.match(stanza, host);
       if (!match) return undefined;
-      if (!connected(match.component)) {
+      // A managing entity served here (a component) must be connected; a remote one is tried (timeouts answer).
+      const domain = split(match.component).host ?? match.component;
+      if (module.hosts.has(domain) && !connected(domain)) {
         send(P.Delegations.unavailable(stanza));
         return true;
       }
@@ -263,12 +265,61 @@ export default defineModule({
       return true;
     };
     module.hook('iq/bare', toUsers, 10);
-    module.hook('iq/host', ({ stanza }) => (stanza.attrs.type === 'get' || stanza.attrs.type === 'set' ? delegate(stanza) : undefined), 10);
+    module.hook('iq/host', ({ stanza }) => {
+      if (stanza.attrs.type === 'get' || stanza.attrs.type === 'set') return delegate(stanza);
+      // A remote managing entity's answer (a component's comes through component-stanza).
+      const r = delegated.reply(stanza);
+      if (!r) return undefined;
+      if (r.misbehaved) module.log.warn('%s answered a delegated iq wrongly: the requester gets service-unavailable', stanza.attrs.from);
+      send(r.to);
+      return true;
+    }, 10);
     module.hook('iq/self', ({ stanza }) => (stanza.attrs.type === 'get' || stanza.attrs.type === 'set' ? delegate(stanza) : undefined), 10);
     module.setInterval(() => {
       for (const e of iqs.expire()) send(e);
       for (const e of delegated.expire()) send(e);
     }, 10_000);
+
+    // ---- client mode (XEP-0355 §5): a user delegates namespaces of its own, for its session ---------
+    const clients = new P.ClientDelegations();
+    const tell = (managing: string, user: string) => send(P.clientDelegationNotice(host, managing, user, clients.delegatedTo(user, managing)));
+    const requestDelegation = ({ stanza }: StanzaEvent) => {
+      const req = P.parseClientDelegationRequest(stanza, host);
+      if ('condition' in req) throw new StanzaError(req.type, req.condition, req.text);
+      const admin = req.namespaces.find((ns) => config.delegations[ns] !== undefined);
+      if (admin) throw new StanzaError('cancel', 'not-allowed', `${admin} is delegated by the administrator`);
+      const resources = module.sessions.availableSessions(host, split(req.user).node ?? '');
+      // Only the user can allow it, now: nobody to ask, no delegation (nothing is kept across sessions).
+      if (!resources.length) throw new StanzaError('wait', 'recipient-unavailable', 'The user is not online to allow it');
+      const challenge = clients.ask(req);
+      if (challenge === undefined) throw new StanzaError('wait', 'resource-constraint', 'Too many delegation requests waiting');
+      for (const s of resources) send(P.clientDelegationForm(host, s.full_jid, req, challenge));
+      module.log('%s asks %s to delegate %s', req.managing, req.user, req.namespaces.join(' '));
+      send(iqResult(stanza));
+      return true;
+    };
+    module.hook(`iq-get/host/${P.NS_DELEGATION}:query`, requestDelegation);
+    module.hook(`iq-set/host/${P.NS_DELEGATION}:query`, requestDelegation);
+    // The user's answer: a submitted (or cancelled) form with the challenge, to the server.
+    module.hook('message/host', ({ origin, stanza }) => {
+      const from = stanza.attrs.from;
+      if (!from || origin.type !== 'c2s' || !origin.full_jid) return undefined;
+      const submitted = P.parseClientDelegationAnswer(stanza);
+      if (!submitted) return undefined;
+      const r = clients.answer(origin.full_jid, submitted.challenge, submitted.allowed);
+      if (!r) {
+        if (!submitted.ours) return undefined; // someone else's form after all
+        send(errorReply(stanza, 'modify', 'not-acceptable', 'Unknown or expired delegation request'));
+        return true;
+      }
+      module.log.info('%s delegates %s to %s', r.request.user, r.granted.join(' ') || 'nothing', r.request.managing);
+      for (const t of r.revoked) tell(t.managing, t.user);
+      tell(r.request.managing, r.request.user);
+      return true;
+    }, 10);
+    module.hook('resource-unbind', ({ session }) => {
+      if (session.full_jid) for (const t of clients.sessionEnded(session.full_jid)) tell(t.managing, t.user);
+    });
 
     // ---- disco nesting (XEP-0355 §7.2) ---------------------------------------------------------------
     const nestedOf = (component: string) => nested.get(component) ?? nested.set(component, new Map()).get(component)!;
