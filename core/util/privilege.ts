@@ -1,9 +1,10 @@
 // Privileged entities (XEP-0356 0.4.1, urn:xmpp:privilege:2) and namespace delegation in admin
-// mode (XEP-0355 0.5, urn:xmpp:delegation:2), without I/O: the grant model as configured per
-// managed host and component, the advertisements sent to a component when it connects, the check
-// of every stanza a component sends (allowed, and what to do, or the error the XEP names), roster
-// pushes and presence copies for the component, and the bookkeeping of privileged iqs and
-// delegated iqs in flight. mod_privilege (doc/remote-admin.md) routes what this file decides.
+// and client mode (XEP-0355 0.5, urn:xmpp:delegation:2), without I/O: the grant model as
+// configured per managed host and component, the advertisements sent to a component when it
+// connects, the check of every stanza a component sends (allowed, and what to do, or the error
+// the XEP names), roster pushes and presence copies for the component, the bookkeeping of
+// privileged iqs and delegated iqs in flight, disco nesting, and client-mode requests and grants.
+// mod_privilege (doc/remote-admin.md) routes what this file decides.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
