@@ -53,6 +53,7 @@ export type {
   VcardUpdatedEvent,
   PrivilegedRosterSetEvent,
   HostDiscoInfoEvent,
+  AccountDiscoUnservedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

@@ -221,6 +221,17 @@ export interface AccountDiscoEvent {
   query: Element;
 }
 
+/**
+ * `account-disco-unserved` (host bus, mod_disco): a disco query to an account that the server has
+ * no answer of its own for — a node no module serves (info or items) — or disco#items without a
+ * node (asked before the server's own items). A handler that returns a value took the query over
+ * and answers it itself (mod_privilege: XEP-0355 §7.2 `urn:xmpp:delegation:2:bare:disco#…:*`).
+ */
+export interface AccountDiscoUnservedEvent extends AccountDiscoEvent {
+  kind: 'info' | 'items';
+  node: string | undefined;
+}
+
 /** `item-added/<key>`, `item-removed/<key>`: a host item (disco feature, identity, form…) changed. */
 export interface ItemEvent {
   key: string;
@@ -396,6 +407,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   [name: `account-disco-items-node/${string}`]: AccountDiscoEvent;
   'account-disco-info': AccountDiscoEvent;
   'account-disco-items': AccountDiscoEvent;
+  'account-disco-unserved': AccountDiscoUnservedEvent;
   [name: `item-added/${string}`]: ItemEvent;
   [name: `item-removed/${string}`]: ItemEvent;
   'stream-features': StreamFeaturesEvent;

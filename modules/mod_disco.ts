@@ -75,8 +75,13 @@ export default defineModule({
       const node = attrsOf(iqPayload(stanza)).node;
       const query = new Element('query', node ? { xmlns: ns, node } : { xmlns: ns });
       const data = { origin, stanza, username, query };
+      // What the server has no answer of its own for may be taken over (and answered) by another
+      // module (mod_privilege: XEP-0355 §7.2 special namespaces): items without a node first.
+      const elsewhere = () => module.fireAsync('account-disco-unserved', { ...data, kind, node });
+      if (!node && kind === 'items' && (await elsewhere()) !== undefined) return true;
       if (node) {
         const handled = await module.fireAsync(kind === 'info' ? `account-disco-info-node/${node}` : `account-disco-items-node/${node}`, data);
+        if (handled === undefined && (await elsewhere()) !== undefined) return true;
         if (handled === undefined) throw new StanzaError('cancel', 'item-not-found');
       } else {
         if (kind === 'info') {

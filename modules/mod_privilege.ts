@@ -326,7 +326,7 @@ export default defineModule({
     /** Ask a managing entity for the features of each namespace delegated to it (host and bare JID nodes). */
     const askNested = (component: string) => {
       for (const [ns, d] of Object.entries(config.delegations)) {
-        if (split(d.jid).host !== component) continue;
+        if (split(d.jid).host !== component || ns.startsWith(`${P.NS_DELEGATION}:`)) continue;
         for (const node of [P.delegationDiscoNode(ns), P.delegationDiscoNode(ns, true)]) {
           const id = `nest-${++discoSeq}`;
           pendingDisco.set(id, { component, node });
@@ -336,10 +336,27 @@ export default defineModule({
     };
     const nestInto = (query: Element, bareJid: boolean) => {
       for (const [ns, d] of Object.entries(config.delegations)) {
+        if (ns.startsWith(`${P.NS_DELEGATION}:`)) continue; // the special disco namespaces are forwarded, not nested
         const component = split(d.jid).host ?? d.jid;
         P.nestDiscoInfo(query, ns, nested.get(component)?.get(P.delegationDiscoNode(ns, bareJid)));
       }
     };
+    // §7.2.3–7.2.4: disco#info on an account node the server does not serve, and disco#items on
+    // an account (no node: the managing entity's items only, not nested with the server's; a
+    // node the server does not serve), delegated under the special namespaces.
+    module.hook('account-disco-unserved', ({ stanza, kind }) => {
+      const special = `${P.NS_DELEGATION}:bare:disco#${kind}:*`;
+      const d = config.delegations[special];
+      if (!d) return undefined;
+      const component = split(d.jid).host ?? d.jid;
+      if (!connected(component)) {
+        send(P.Delegations.unavailable(stanza));
+        return true;
+      }
+      const r = delegated.forward(stanza, { namespace: special, component }, host);
+      send(r.ok ? r.stanza : r.reply);
+      return true;
+    });
     module.hook('host-disco-info', ({ query }) => {
       nestInto(query, false);
     });

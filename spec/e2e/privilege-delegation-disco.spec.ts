@@ -11,6 +11,9 @@ import { startServer, type TestServer } from '../helpers/server.ts';
 const DISCO = 'http://jabber.org/protocol/disco#info';
 const VERSION = 'jabber:iq:version';
 const SECRET = 's3cret';
+const ITEMS_ANY = 'urn:xmpp:delegation:2:bare:disco#items:*';
+const INFO_ANY = 'urn:xmpp:delegation:2:bare:disco#info:*';
+const ITEMS = 'http://jabber.org/protocol/disco#items';
 
 describe('e2e: disco nesting of delegated namespaces (XEP-0355 §7.2)', function () {
   let server: TestServer;
@@ -24,7 +27,7 @@ describe('e2e: disco nesting of delegated namespaces (XEP-0355 §7.2)', function
         modulesEnabled: ['tls', 'saslauth', 'bind', 'roster', 'disco', 'version', 'component', 'privilege'],
         componentPorts: [0],
         components: { 'priv.localhost': { secret: SECRET } },
-        privilege: { delegations: { [VERSION]: { jid: 'priv.localhost' } } },
+        privilege: { delegations: { [VERSION]: { jid: 'priv.localhost' }, [ITEMS_ANY]: { jid: 'priv.localhost' }, [INFO_ANY]: { jid: 'priv.localhost' } } },
       },
     });
     alice = await login(server, 'alice', 'alice-pass');
@@ -73,6 +76,23 @@ describe('e2e: disco nesting of delegated namespaces (XEP-0355 §7.2)', function
     assert.deepEqual(identities.sort(), ['account/registered', 'client/bot']);
   });
 
+  it('forwards disco#items on an account, and disco#info on a node the server does not serve (§7.2 special namespaces)', async function () {
+    for (const [ns, node] of [[ITEMS, undefined], [DISCO, 'urn:xmpp:microblog:0']] as const) {
+      const fwd = priv.expect((el) => el.name === 'iq' && el.getChild('delegation', NS_DELEGATION) !== undefined);
+      const reply = alice.iqRaw(xml('iq', { type: 'get', to: alice.bare }, xml('query', node ? { xmlns: ns, node } : { xmlns: ns })));
+      const outer = await fwd;
+      const inner = outer.getChild('delegation', NS_DELEGATION)!.getChild('forwarded', 'urn:xmpp:forward:0')!.getChild('iq')!;
+      assert.equal(inner.getChild('query', ns)?.attrs.node, node);
+      const payload = ns === ITEMS ? `<item jid='${alice.bare}' node='urn:xmpp:microblog:0'/>` : `<identity category='pubsub' type='leaf'/>`;
+      priv.write(`<iq type='result' id='${outer.attrs.id as string}' from='priv.localhost' to='localhost'><delegation xmlns='${NS_DELEGATION}'><forwarded xmlns='urn:xmpp:forward:0'>` +
+        `<iq xmlns='jabber:client' type='result' id='${inner.attrs.id as string}' to='${alice.jid}'><query xmlns='${ns}'${node ? ` node='${node}'` : ''}>${payload}</query></iq></forwarded></delegation></iq>`);
+      const r = await reply;
+      assert.equal(r.attrs.type, 'result', r.toString());
+      assert.equal(r.attrs.from, alice.bare);
+      assert.ok(r.getChild('query', ns)!.getChildren(ns === ITEMS ? 'item' : 'identity').length === 1, r.toString());
+    }
+  });
+
   it('drops them when the managing entity leaves (the server does not advertise its own for a delegated namespace)', async function () {
     const from = server.output.length;
     priv.close();
@@ -81,5 +101,7 @@ describe('e2e: disco nesting of delegated namespaces (XEP-0355 §7.2)', function
     assert.ok(!f.includes(`${VERSION}#os-hidden`), f.join(' '));
     assert.ok(!f.includes(VERSION), f.join(' '));
     assert.ok(!features(await accountInfo()).includes('urn:example:account-feature'));
+    const items = await alice.iqRaw(xml('iq', { type: 'get', to: alice.bare }, xml('query', { xmlns: ITEMS })));
+    assert.equal(items.getChild('error')?.getChild('service-unavailable') !== undefined, true, items.toString());
   });
 });
