@@ -17,6 +17,7 @@ import {
   defineModule,
   errorReply,
   iqResult,
+  prep,
   privilege as P,
   split,
   xml,
@@ -45,6 +46,7 @@ interface Config {
 interface PendingDisco {
   component: string;
   node: string;
+  asked: number;
 }
 
 export default defineModule({
@@ -105,6 +107,7 @@ export default defineModule({
       for (const r of delegated.drop(component)) send(r);
       relays.get(component)?.reset();
       nested.delete(component);
+      for (const [id, asked] of pendingDisco) if (asked.component === component) pendingDisco.delete(id);
     });
 
     // A reload that changes the grants or delegations: advertised again to the connected
@@ -267,7 +270,14 @@ export default defineModule({
     module.hook('iq/bare', toUsers, 10);
     module.hook('iq/host', ({ stanza }) => {
       if (stanza.attrs.type === 'get' || stanza.attrs.type === 'set') return delegate(stanza);
-      // A remote managing entity's answer (a component's comes through component-stanza).
+      // A remote managing entity's answers (a component's come through component-stanza).
+      const asked = pendingDisco.get(stanza.attrs.id ?? '');
+      if (asked && stanza.attrs.from !== undefined && prep(stanza.attrs.from) === asked.component) {
+        pendingDisco.delete(stanza.attrs.id!);
+        const query = stanza.attrs.type === 'result' ? stanza.getChild('query', NS.discoInfo) : undefined;
+        if (query) nestedOf(asked.component).set(asked.node, query);
+        return true;
+      }
       const r = delegated.reply(stanza);
       if (!r) return undefined;
       if (r.misbehaved) module.log.warn('%s answered a delegated iq wrongly: the requester gets service-unavailable', stanza.attrs.from);
@@ -278,6 +288,7 @@ export default defineModule({
     module.setInterval(() => {
       for (const e of iqs.expire()) send(e);
       for (const e of delegated.expire()) send(e);
+      for (const [id, p] of pendingDisco) if (p.asked < Date.now() - 60_000) pendingDisco.delete(id); // never answered
     }, 10_000);
 
     // ---- client mode (XEP-0355 §5): a user delegates namespaces of its own, for its session ---------
@@ -315,6 +326,7 @@ export default defineModule({
       module.log.info('%s delegates %s to %s', r.request.user, r.granted.join(' ') || 'nothing', r.request.managing);
       for (const t of r.revoked) tell(t.managing, t.user);
       tell(r.request.managing, r.request.user);
+      for (const ns of r.granted) askDisco(r.request.managing, P.delegationDiscoNode(ns, true));
       return true;
     }, 10);
     module.hook('resource-unbind', ({ session }) => {
@@ -327,12 +339,14 @@ export default defineModule({
     const askNested = (component: string) => {
       for (const [ns, d] of Object.entries(config.delegations)) {
         if (split(d.jid).host !== component || ns.startsWith(`${P.NS_DELEGATION}:`)) continue;
-        for (const node of [P.delegationDiscoNode(ns), P.delegationDiscoNode(ns, true)]) {
-          const id = `nest-${++discoSeq}`;
-          pendingDisco.set(id, { component, node });
-          send(xml('iq', { type: 'get', from: host, to: component, id }, xml('query', { xmlns: NS.discoInfo, node })));
-        }
+        for (const node of [P.delegationDiscoNode(ns), P.delegationDiscoNode(ns, true)]) askDisco(component, node);
       }
+    };
+    /** disco#info of `node` at a managing entity (a component's domain, or any JID in client mode). */
+    const askDisco = (managing: string, node: string) => {
+      const id = `nest-${++discoSeq}`;
+      pendingDisco.set(id, { component: managing, node, asked: Date.now() });
+      send(xml('iq', { type: 'get', from: host, to: managing, id }, xml('query', { xmlns: NS.discoInfo, node })));
     };
     const nestInto = (query: Element, bareJid: boolean) => {
       for (const [ns, d] of Object.entries(config.delegations)) {
@@ -360,8 +374,10 @@ export default defineModule({
     module.hook('host-disco-info', ({ query }) => {
       nestInto(query, false);
     });
-    module.hook('account-disco-info', ({ query }) => {
+    module.hook('account-disco-info', ({ query, username }) => {
       nestInto(query, true);
+      // Client mode: what this user delegates (asked when the user allowed it, Implementation Note 2).
+      for (const [ns, managing] of clients.grantsOf(`${username}@${host}`)) P.nestDiscoInfo(query, ns, nested.get(managing)?.get(P.delegationDiscoNode(ns, true)));
     });
 
     // ---- roster pushes (§4.4), from the managed entity's bare JID -------------------------------------

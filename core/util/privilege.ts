@@ -728,6 +728,11 @@ export class ClientDelegations {
     return { request: p.request, granted, revoked: [...revoked].map((managing) => ({ managing, user })) };
   }
 
+  /** Everything `user` delegates: namespace → managing entity. */
+  grantsOf(user: string): [string, string][] {
+    return [...(this.grants.get(user) ?? [])].map(([ns, g]) => [ns, g.managing]);
+  }
+
   /** The namespaces `user` delegates to `managing`. */
   delegatedTo(user: string, managing: string): string[] {
     return [...(this.grants.get(user) ?? [])].filter(([, g]) => g.managing === managing).map(([ns]) => ns);

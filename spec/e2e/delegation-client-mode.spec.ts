@@ -99,10 +99,22 @@ describe('e2e: namespace delegation in client mode (XEP-0355 §5)', function () 
     assert.equal((await pep.expect((el) => el.name === 'iq' && el.attrs.id === 'own1')).attrs.type, 'error');
   });
 
+  const DISCO = 'http://jabber.org/protocol/disco#info';
+  const aliceFeatures = async () => (await bob.iq(xml('iq', { type: 'get', to: 'alice@localhost' }, xml('query', { xmlns: DISCO })))).getChild('query', DISCO)!.getChildren('feature').map((f) => f.attrs.var as string);
+
+  it("nests the managing entity's bare-JID features into alice's disco#info (asked when she allowed it)", async function () {
+    const q = await pep.expect((el) => el.name === 'iq' && el.attrs.type === 'get' && el.getChild('query', DISCO)?.attrs.node === `${NS_DELEGATION}:bare:${NS}`);
+    pep.write(`<iq type='result' id='${q.attrs.id as string}' from='pep.localhost' to='localhost'><query xmlns='${DISCO}' node='${NS_DELEGATION}:bare:${NS}'><feature var='${NS}#managed'/></query></iq>`);
+    pep.write(`<iq type='get' id='sync' from='pep.localhost' to='localhost'><query xmlns='${DISCO}'/></iq>`);
+    await pep.expect((el) => el.name === 'iq' && el.attrs.id === 'sync');
+    assert.ok((await aliceFeatures()).includes(`${NS}#managed`));
+  });
+
   it("ends with alice's session: the component is told, nothing is forwarded any more", async function () {
     const told = notice();
     await alice.stop();
     assert.deepEqual(delegatedOf(await told), []);
+    assert.ok(!(await aliceFeatures()).includes(`${NS}#managed`));
     const r = await bob.iqRaw(xml('iq', { type: 'get', to: 'alice@localhost' }, xml('query', { xmlns: NS })));
     assert.equal(r.attrs.type, 'error');
   });
