@@ -42,6 +42,9 @@ interface Config {
   signature: string;
 }
 
+/** Contacts' presences kept for components connecting later (business rule 1), at most. */
+const MAX_CONTACT_PRESENCES = 100_000;
+
 /** disco#info queries for nesting waiting for the managing entity's answer: id → what was asked. */
 interface PendingDisco {
   component: string;
@@ -439,8 +442,10 @@ export default defineModule({
         return sub === 'to' || sub === 'both';
       };
       const relayIt = () => {
-        if (type === 'unavailable') contactPresence.delete(from);
-        else contactPresence.set(from, stanza);
+        contactPresence.delete(from); // re-inserted last: the oldest go first when the cap is reached
+        if (type !== 'unavailable') contactPresence.set(from, stanza);
+        // A contact whose unavailable never comes (a dropped s2s link) must not grow it without end.
+        if (contactPresence.size > MAX_CONTACT_PRESENCES) contactPresence.delete(contactPresence.keys().next().value!);
         toComponents(stanza, 'roster-contact');
       };
       // In order per contact; at once when the user's roster is live.
