@@ -51,6 +51,9 @@ export type {
   VcardLoadEvent,
   VcardStoreEvent,
   VcardUpdatedEvent,
+  PrivilegedRosterSetEvent,
+  HostDiscoInfoEvent,
+  AccountDiscoUnservedEvent,
 } from './event-types.ts';
 
 // ---- sessions and rosters -----------------------------------------------------------------------------

@@ -224,6 +224,17 @@ export interface AccountDiscoEvent {
   query: Element;
 }
 
+/**
+ * `account-disco-unserved` (host bus, mod_disco): a disco query to an account that the server has
+ * no answer of its own for — a node no module serves (info or items) — or disco#items without a
+ * node (asked before the server's own items). A handler that returns a value took the query over
+ * and answers it itself (mod_privilege: XEP-0355 §7.2 `urn:xmpp:delegation:2:bare:disco#…:*`).
+ */
+export interface AccountDiscoUnservedEvent extends AccountDiscoEvent {
+  kind: 'info' | 'items';
+  node: string | undefined;
+}
+
 /** `item-added/<key>`, `item-removed/<key>`: a host item (disco feature, identity, form…) changed. */
 export interface ItemEvent {
   key: string;
@@ -320,6 +331,32 @@ export interface RosterPushedEvent {
   item: Element;
 }
 
+/**
+ * `roster-set-privileged` (host bus, mod_privilege → mod_roster): a privileged component's roster
+ * set on behalf of `username` (XEP-0356 §4.3), `query` the `<query xmlns='jabber:iq:roster'/>`.
+ * mod_roster validates and applies it as the user's own roster set, saves it, calls `answer()`,
+ * then pushes the item; it throws a StanzaError for a set the user could not make either.
+ * Returns true when handled.
+ */
+export interface PrivilegedRosterSetEvent {
+  host: string;
+  username: string;
+  query: Element;
+  answer: () => void;
+}
+
+/**
+ * `host-disco-info` (host bus, mod_disco): the host's disco#info answer without a node, built from
+ * the features and identities modules added; handlers may edit `query` before it is sent
+ * (mod_privilege: features nested from a managing entity, XEP-0355 §7.2). Handlers return
+ * nothing (a value would stop the others); one returning a Promise is awaited.
+ */
+export interface HostDiscoInfoEvent {
+  origin: Session;
+  stanza: Stanza;
+  query: Element;
+}
+
 export interface ModuleEvent {
   module: string;
   /** The host, or '*' for a global module. */
@@ -373,6 +410,7 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   [name: `account-disco-items-node/${string}`]: AccountDiscoEvent;
   'account-disco-info': AccountDiscoEvent;
   'account-disco-items': AccountDiscoEvent;
+  'account-disco-unserved': AccountDiscoUnservedEvent;
   [name: `item-added/${string}`]: ItemEvent;
   [name: `item-removed/${string}`]: ItemEvent;
   'stream-features': StreamFeaturesEvent;
@@ -383,6 +421,8 @@ export interface HostEvents extends RoutedStanzaEvents, UnauthenticatedStanzaEve
   'resource-available': ResourceAvailableEvent;
   'roster-push': RosterPushEvent;
   'roster-pushed': RosterPushedEvent;
+  'roster-set-privileged': PrivilegedRosterSetEvent;
+  'host-disco-info': HostDiscoInfoEvent;
   'message/offline/handle': OfflineEvent;
   'offline-message/deliver': OfflineDeliverEvent;
   // stream management (XEP-0198)
@@ -407,6 +447,8 @@ export interface GlobalEvents extends SessionLifecycleEvents {
   'module-loaded': ModuleEvent;
   'module-unloaded': ModuleEvent;
   'server-started': Record<string, never>;
+  /** The config file was re-read (SIGHUP, admin shell); `changes` as logged. Options read at load may have changed. */
+  'config-reloaded': { changes: string[] };
   'server-stopping': { reason: string };
   'server-stop-requested': { reason?: string };
   // stream management (XEP-0198)

@@ -231,6 +231,8 @@ export class Server {
       }
     }
     log.info('configuration reloaded%s', changes.length ? `: ${changes.join('; ')}` : ' (no changes)');
+    // Modules that keep state derived from their options re-read them (mod_privilege's grants).
+    this.events.emit('config-reloaded', { changes });
     return changes;
   }
 

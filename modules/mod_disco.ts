@@ -40,7 +40,9 @@ export default defineModule({
       addIdentities(query, module.getItems<Identity>('identity'));
       for (const f of new Set(module.getItems<string>('feature'))) query.c('feature', { var: f });
       for (const ext of module.getItems<Element>('extension')) query.cnode(ext);
-      return answer(true);
+      // Modules may edit the answer (mod_privilege nests a managing entity's features, XEP-0355 §7.2).
+      const edited = module.fire('host-disco-info', { origin, stanza, query });
+      return edited instanceof Promise ? edited.then(() => answer(true)) : answer(true);
     });
 
     module.hook(`iq-get/host/${NS.discoItems}:query`, ({ origin, stanza }) => {
@@ -73,8 +75,13 @@ export default defineModule({
       const node = attrsOf(iqPayload(stanza)).node;
       const query = new Element('query', node ? { xmlns: ns, node } : { xmlns: ns });
       const data = { origin, stanza, username, query };
+      // What the server has no answer of its own for may be taken over (and answered) by another
+      // module (mod_privilege: XEP-0355 §7.2 special namespaces): items without a node first.
+      const elsewhere = () => module.fireAsync('account-disco-unserved', { ...data, kind, node });
+      if (!node && kind === 'items' && (await elsewhere()) !== undefined) return true;
       if (node) {
         const handled = await module.fireAsync(kind === 'info' ? `account-disco-info-node/${node}` : `account-disco-items-node/${node}`, data);
+        if (handled === undefined && (await elsewhere()) !== undefined) return true;
         if (handled === undefined) throw new StanzaError('cancel', 'item-not-found');
       } else {
         if (kind === 'info') {

@@ -70,9 +70,11 @@ export default defineModule({
       if (origin.type === 'c2s') features.c('ver', { xmlns: NS.rosterver });
     });
 
-    /** Push the current state of `jid` to every interested resource of the user (§2.1.6). */
-    const push = (username: string, jid: string) => {
-      const roster = module.sessions.roster(host, username);
+    /**
+     * Push the current state of `jid` to every interested resource of the user (§2.1.6). `roster`
+     * is the user's live one, or the one just changed for a user who is offline.
+     */
+    const push = (username: string, jid: string, roster: Roster | undefined = module.sessions.roster(host, username)) => {
       if (!roster) return;
       const item = roster.items.get(jid);
       for (const session of module.sessions.interestedSessions(host, username)) {
@@ -84,7 +86,10 @@ export default defineModule({
     };
 
     module.hook('roster-push', ({ host: h, username, jid }) => {
-      if (h === host) push(username, jid);
+      if (h !== host) return;
+      if (module.sessions.roster(host, username)) push(username, jid);
+      // An offline user's change still reaches privileged components (roster-pushed, XEP-0356 §4.4).
+      else void module.rosters.load(host, username).then((r) => push(username, jid, r), (err: unknown) => module.log.error('roster of %s@%s: %s', username, host, err));
     });
 
     // -- roster get (§2.2, XEP-0237) ----------------------------------------------------------------
@@ -114,10 +119,13 @@ export default defineModule({
 
     const save = (username: string, roster: Roster, jid: string) => module.privileged.rosters.save(host, username, roster, [jid]);
 
-    const handleSet = async (origin: BoundSession, stanza: Stanza): Promise<true> => {
-      const { username, roster } = origin;
+    const handleSet = (origin: BoundSession, stanza: Stanza): Promise<true> =>
+      applySet(origin.username, origin.roster, iqPayload(stanza)!, () => origin.send(iqResult(stanza)));
+
+    /** A roster set of the user's (§2.3, §2.5): validated, saved durably, answered, then pushed. */
+    const applySet = async (username: string, roster: Roster, query: Element, answer: () => void): Promise<true> => {
       const ownBare = `${username}@${host}`;
-      const parsed = parseSet(iqPayload(stanza)!, ownBare);
+      const parsed = parseSet(query, ownBare);
       if ('condition' in parsed) throw new StanzaError(parsed.type, parsed.condition, parsed.text);
       const { jid } = parsed;
 
@@ -128,8 +136,8 @@ export default defineModule({
         roster.items.delete(jid);
         roster.pending.delete(jid);
         await save(username, roster, jid);
-        origin.send(iqResult(stanza));
-        push(username, jid);
+        answer();
+        push(username, jid, roster);
         // §2.5.2: cancel both directions of the subscription (and anything pending).
         const sub = item.subscription;
         if (sub === 'to' || sub === 'both' || item.ask) sendFrom(ownBare, jid, 'unsubscribe');
@@ -147,8 +155,8 @@ export default defineModule({
       else item.name = parsed.name;
       roster.items.set(jid, item);
       await save(username, roster, jid);
-      origin.send(iqResult(stanza));
-      push(username, jid);
+      answer();
+      push(username, jid, roster);
       return true;
     };
 
@@ -156,6 +164,14 @@ export default defineModule({
     module.hook(`iq-set/self/${NS.roster}:query`, ({ origin, stanza }) => {
       if (!isBound(origin)) throw new StanzaError('cancel', 'not-allowed', 'Bind a resource first');
       return handleSet(origin, stanza);
+    });
+
+    // A privileged component's roster set on behalf of the user (XEP-0356 §4.3, from mod_privilege):
+    // the same rules as the user's own set; the live roster when the user is online.
+    module.hook('roster-set-privileged', async ({ host: h, username, query, answer }) => {
+      if (h !== host) return undefined;
+      const roster = module.sessions.roster(host, username) ?? (await module.rosters.load(host, username));
+      return applySet(username, roster, query, answer);
     });
 
     // §2.3.3 / §2.1.5: nobody but the user may see or change the user's roster.

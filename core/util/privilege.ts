@@ -1,9 +1,10 @@
 // Privileged entities (XEP-0356 0.4.1, urn:xmpp:privilege:2) and namespace delegation in admin
-// mode (XEP-0355 0.5, urn:xmpp:delegation:2), without I/O: the grant model as configured per
-// managed host and component, the advertisements sent to a component when it connects, the check
-// of every stanza a component sends (allowed, and what to do, or the error the XEP names), roster
-// pushes and presence copies for the component, and the bookkeeping of privileged iqs and
-// delegated iqs in flight. mod_privilege (doc/remote-admin.md) routes what this file decides.
+// and client mode (XEP-0355 0.5, urn:xmpp:delegation:2), without I/O: the grant model as
+// configured per managed host and component, the advertisements sent to a component when it
+// connects, the check of every stanza a component sends (allowed, and what to do, or the error
+// the XEP names), roster pushes and presence copies for the component, the bookkeeping of
+// privileged iqs and delegated iqs in flight, disco nesting, and client-mode requests and grants.
+// mod_privilege (doc/remote-admin.md) routes what this file decides.
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
@@ -300,7 +301,9 @@ export class PresenceRelay {
   /** Whether to send this copy (from a full JID); unavailable is sent once after an available one. */
   offer(copy: Element): boolean {
     const from = copy.attrs.from as string;
-    const key = copy.toString();
+    // The content decides, not the envelope: a contact's presence reaches each managed entity
+    // with its own 'to' and often its own id, and is still one presence (rule 2).
+    const key = copy.children.map((c) => c.toString()).join('');
     if (copy.attrs.type === 'unavailable') {
       return this.sent.delete(from);
     }
@@ -439,6 +442,43 @@ export function delegationDiscoNode(namespace: string, forBareJid = false): stri
   return `${NS_DELEGATION}${forBareJid ? ':bare:' : '::'}${namespace}`;
 }
 
+/**
+ * Nest a managing entity's disco#info answer for a delegated namespace (its `query` for the node
+ * `delegationDiscoNode(namespace)`, or undefined when it has none or is away) into the server's
+ * own answer (§7.2): the server's features of that namespace (`ns`, `ns#…`) give way, the
+ * managing entity's identities, features and extension forms (XEP-0128) are added once each.
+ */
+export function nestDiscoInfo(query: Element, namespace: string, nested: Element | undefined): void {
+  const internal = (c: Element | string) => typeof c !== 'string' && c.getName() === 'feature'
+    && (c.attrs.var === namespace || String(c.attrs.var ?? '').startsWith(`${namespace}#`));
+  query.children = query.children.filter((c) => !internal(c));
+  if (!nested) return;
+  const have = new Set(elementChildren(query).map(discoKey));
+  for (const c of elementChildren(nested)) {
+    const name = c.getName();
+    const form = name === 'x' && c.getNS() === 'jabber:x:data';
+    if (name !== 'identity' && name !== 'feature' && !form) continue;
+    const key = discoKey(c);
+    if (have.has(key)) continue;
+    have.add(key);
+    const copy = clone(c) as Element;
+    copy.parent = query;
+    query.children.push(copy);
+  }
+}
+
+function discoKey(el: Element): string {
+  const a = el.attrs as Record<string, string | undefined>;
+  switch (el.getName()) {
+    case 'feature':
+      return `f ${a.var ?? ''}`;
+    case 'identity':
+      return `i ${a.category ?? ''}/${a.type ?? ''}/${a['xml:lang'] ?? ''}/${a.name ?? ''}`;
+    default:
+      return `x ${el.toString()}`;
+  }
+}
+
 interface PendingDelegation {
   component: string;
   original: Element;
@@ -538,4 +578,210 @@ export class Delegations {
   get size(): number {
     return this.pending.size;
   }
+}
+
+// ---- namespace delegation, client mode (XEP-0355 §5) -------------------------------------------
+
+/** A managing entity's request to manage namespaces of one user (§5.1), as parsed. */
+export interface ClientDelegationRequest {
+  /** The managing entity (the request's 'from'). */
+  managing: string;
+  /** The managed entity's bare JID (the query's 'to'). */
+  user: string;
+  namespaces: string[];
+}
+
+/**
+ * Read a client-mode delegation request (§5.1): `<query xmlns='urn:xmpp:delegation:2'
+ * to='user@host'><delegate namespace='…'/>…</query>`, 'to' a bare JID of a user of `host`, at
+ * least one namespace, never urn:xmpp:delegation:2 itself (business rule 5: forbidden).
+ */
+export function parseClientDelegationRequest(iq: Element, host: string): ClientDelegationRequest | PrivilegeError {
+  const from = prep((iq.attrs.from as string | undefined) ?? '');
+  const query = iq.getChild('query', NS_DELEGATION);
+  if (!query || from === null) return { type: 'modify', condition: 'bad-request', text: 'Expected a delegation query from an entity' };
+  const user = managedEntity(query.attrs.to as string | undefined, host);
+  if (user === undefined) return { type: 'modify', condition: 'bad-request', text: "The query's 'to' must be the bare JID of a user of this server" };
+  if (split(from).host === host && split(from).node !== undefined) return { type: 'cancel', condition: 'not-allowed', text: 'A user of this server cannot manage namespaces' };
+  const namespaces: string[] = [];
+  for (const d of query.getChildren('delegate')) {
+    const ns = d.attrs.namespace as string | undefined;
+    if (!ns) return { type: 'modify', condition: 'bad-request', text: 'A delegate element needs a namespace' };
+    if (ns === NS_DELEGATION || ns.startsWith(`${NS_DELEGATION}:`)) return { type: 'auth', condition: 'forbidden', text: `${NS_DELEGATION} cannot be delegated` };
+    if (ns === NS_PRIVILEGE) return { type: 'auth', condition: 'forbidden', text: `${NS_PRIVILEGE} cannot be delegated` };
+    if (!namespaces.includes(ns)) namespaces.push(ns);
+  }
+  if (!namespaces.length) return { type: 'modify', condition: 'bad-request', text: 'No namespace requested' };
+  return { managing: from, user, namespaces };
+}
+
+/**
+ * The question to the user (§5.1): a message with a warning body and a form, FORM_TYPE
+ * urn:xmpp:delegation:2, the server's challenge hidden, one list-single per namespace (its var
+ * the namespace) defaulting to 0 (refused).
+ */
+export function clientDelegationForm(host: string, to: string, request: ClientDelegationRequest, challenge: string, id = newId()): Element {
+  const m = new Element('message', { from: host, to, id });
+  m.c('body').t(`${request.managing} wants to manage a feature normally managed by the server. Do you allow it to manage the following features?\n\n`
+    + 'Be careful! Handing a feature to another entity is a serious thing: allow it only if you trust that entity.');
+  const x = m.c('x', { xmlns: 'jabber:x:data', type: 'form' });
+  x.c('title').t('Delegation request');
+  x.c('instructions').t(`${request.managing} wants to manage the following features. Do you allow it?`);
+  x.c('field', { type: 'hidden', var: 'FORM_TYPE' }).c('value').t(NS_DELEGATION);
+  x.c('field', { type: 'hidden', var: 'challenge' }).c('value').t(challenge);
+  for (const ns of request.namespaces) {
+    const f = x.c('field', { type: 'list-single', var: ns, label: `Manage ${ns}` });
+    f.c('value').t('0');
+    f.c('option', { label: 'No' }).c('value').t('0');
+    f.c('option', { label: 'Yes' }).c('value').t('1');
+  }
+  return m;
+}
+
+/** A user's answer to a delegation form (§5.1): its challenge and the namespaces allowed; undefined when the message holds none. */
+export function parseClientDelegationAnswer(message: Element): { challenge: string; allowed: string[]; cancelled: boolean; ours: boolean } | undefined {
+  for (const x of message.getChildren('x', 'jabber:x:data')) {
+    const type = (x.attrs.type as string | undefined) ?? 'form';
+    if (type !== 'submit' && type !== 'cancel') continue;
+    const values = new Map<string, string[]>();
+    for (const f of x.getChildren('field')) {
+      const v = f.attrs.var as string | undefined;
+      if (v !== undefined && !values.has(v)) values.set(v, f.getChildren('value').map((e) => e.getText()));
+    }
+    const challenge = values.get('challenge')?.[0];
+    // Another form with a challenge (a CAPTCHA, XEP-0158) is not ours; §5.1's own example submits an empty FORM_TYPE.
+    const formType = values.get('FORM_TYPE')?.[0] ?? '';
+    if (challenge === undefined || (formType !== '' && formType !== NS_DELEGATION)) continue;
+    const allowed = [...values].filter(([v, vals]) => v !== 'challenge' && v !== 'FORM_TYPE' && (vals[0] === '1' || vals[0] === 'true')).map(([v]) => v);
+    return { challenge, allowed: type === 'cancel' ? [] : allowed, cancelled: type === 'cancel', ours: formType === NS_DELEGATION };
+  }
+  return undefined;
+}
+
+/** What the managing entity is told (§5.1, business rule 3): the namespaces `user` delegates to it now (possibly none). */
+export function clientDelegationNotice(host: string, managing: string, user: string, namespaces: Iterable<string>, id = newId()): Element {
+  const m = new Element('message', { from: host, to: managing, id });
+  const d = m.c('delegation', { xmlns: NS_DELEGATION, to: user });
+  for (const ns of namespaces) d.c('delegated', { namespace: ns });
+  return m;
+}
+
+interface PendingClientRequest {
+  request: ClientDelegationRequest;
+  expires: number;
+}
+
+interface ClientGrant {
+  managing: string;
+  /** The user's session that allowed it: the grant ends with it (business rule 2, no ad-hoc configuration). */
+  session: string;
+}
+
+/**
+ * Client-mode delegations of one host: requests waiting for the user's answer (by challenge)
+ * and the namespaces users delegated, each to one managing entity, for the session that
+ * allowed it (the server offers no configuration command, so grants are not kept across
+ * sessions, business rule 2).
+ */
+export class ClientDelegations {
+  private readonly pending = new Map<string, PendingClientRequest>();
+  /** user bare JID → namespace → grant. */
+  private readonly grants = new Map<string, Map<string, ClientGrant>>();
+
+  constructor(private readonly opts: { now?: () => number; timeoutMs?: number; newId?: () => string; max?: number } = {}) {}
+
+  private get now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** Remember a request; the challenge to put in the form, or undefined when too many wait. */
+  ask(request: ClientDelegationRequest): string | undefined {
+    this.expire();
+    if (this.pending.size >= (this.opts.max ?? 1000)) return undefined;
+    let challenge = (this.opts.newId ?? newId)();
+    while (this.pending.has(challenge)) challenge = (this.opts.newId ?? newId)();
+    this.pending.set(challenge, { request, expires: this.now + (this.opts.timeoutMs ?? 10 * 60_000) });
+    return challenge;
+  }
+
+  /**
+   * The user's answer, from `fromFull` (one of the user's resources): the namespaces granted now
+   * (only those requested), or undefined when the challenge is unknown, expired or not the
+   * user's. A namespace the user had delegated elsewhere moves to this managing entity; the
+   * previous one is returned in `revoked` to be told.
+   */
+  answer(fromFull: string, challenge: string, allowed: readonly string[]): { request: ClientDelegationRequest; granted: string[]; revoked: { managing: string; user: string }[] } | undefined {
+    this.expire();
+    const p = this.pending.get(challenge);
+    const user = bareOf(fromFull);
+    if (!p || user !== p.request.user) return undefined;
+    this.pending.delete(challenge);
+    const granted = p.request.namespaces.filter((ns) => allowed.includes(ns));
+    const mine = this.grants.get(user) ?? new Map<string, ClientGrant>();
+    const revoked = new Set<string>();
+    for (const ns of granted) {
+      const before = mine.get(ns);
+      if (before && before.managing !== p.request.managing) revoked.add(before.managing);
+      mine.set(ns, { managing: p.request.managing, session: fromFull });
+    }
+    if (mine.size) this.grants.set(user, mine);
+    return { request: p.request, granted, revoked: [...revoked].map((managing) => ({ managing, user })) };
+  }
+
+  /** Everything `user` delegates: namespace → managing entity. */
+  grantsOf(user: string): [string, string][] {
+    return [...(this.grants.get(user) ?? [])].map(([ns, g]) => [ns, g.managing]);
+  }
+
+  /** The namespaces `user` delegates to `managing`. */
+  delegatedTo(user: string, managing: string): string[] {
+    return [...(this.grants.get(user) ?? [])].filter(([, g]) => g.managing === managing).map(([ns]) => ns);
+  }
+
+  /** The session `fullJid` ended: its grants end; the managing entities to tell, with their user. */
+  sessionEnded(fullJid: string): { managing: string; user: string }[] {
+    const user = bareOf(fullJid);
+    const mine = this.grants.get(user);
+    if (!mine) return [];
+    const told = new Set<string>();
+    for (const [ns, g] of mine) {
+      if (g.session !== fullJid) continue;
+      mine.delete(ns);
+      told.add(g.managing);
+    }
+    if (!mine.size) this.grants.delete(user);
+    return [...told].map((managing) => ({ managing, user }));
+  }
+
+  /**
+   * Whether an iq is delegated in client mode (§5.2): to the server (no 'to' or the host) from
+   * one of the managed entity's resources, or to the managed entity's bare JID from anyone but
+   * the managing entity — its payload's namespace delegated by that user.
+   */
+  match(iq: Element, host: string): DelegationMatch | undefined {
+    const a = iq.attrs as Record<string, string | undefined>;
+    if (iq.name !== 'iq' || (a.type !== 'get' && a.type !== 'set')) return undefined;
+    const ns = elementChildren(iq)[0]?.getNS();
+    if (ns === undefined || a.from === undefined) return undefined;
+    const from = prep(a.from);
+    if (from === null) return undefined;
+    let user: string | undefined;
+    if (a.to === undefined || sameJid(a.to, host)) user = bareOf(from);
+    else user = managedEntity(a.to, host);
+    const g = user === undefined ? undefined : this.grants.get(user)?.get(ns);
+    if (!g) return undefined;
+    // To the server: only the managed entity's own requests; to its bare JID: anyone but the managing entity.
+    if (a.to === undefined || sameJid(a.to, host)) return bareOf(from) === user ? { namespace: ns, component: g.managing } : undefined;
+    return sameJid(bareOf(from), g.managing) || sameJid(from, g.managing) ? undefined : { namespace: ns, component: g.managing };
+  }
+
+  private expire(): void {
+    const now = this.now;
+    for (const [c, p] of this.pending) if (p.expires <= now) this.pending.delete(c);
+  }
+}
+
+function bareOf(jid: string): string {
+  const p = split(jid);
+  return p.node === undefined ? (p.host ?? '') : `${p.node}@${p.host ?? ''}`;
 }

@@ -4,11 +4,14 @@
 # its defaults. Run with /usr/bin/python3.
 #
 # After the handshake it waits for the server's privilege advertisement, reads the roster of each
-# --user with the plugin's get_roster, and prints:
+# --user with the plugin's get_roster, adds each --set-item with set_roster, waits for the
+# presence of --presence-from, and prints:
 #   EVENT session_start jid=priv.localhost
 #   EVENT privileges roster=get message=outgoing presence=managed_entity
 #   EVENT roster user=alice@localhost items=bob@localhost
 #   EVENT roster_error user=eve@other.localhost condition=forbidden
+#   EVENT roster_set user=alice@localhost items=bob@localhost,carol@localhost     (--set-item)
+#   EVENT waiting_presence / EVENT presence from=alice@localhost/res status=…      (--presence-from)
 #   EVENT done / FAIL <reason>
 import argparse
 import asyncio
@@ -30,6 +33,14 @@ class Privileged(ComponentXMPP):
         self.add_event_handler('session_start', lambda _e: out(f'EVENT session_start jid={self.boundjid.full}'))
         self.add_event_handler('privileges_advertised', self.on_privileges)
         self.add_event_handler('disconnected', self.on_disconnected)
+        self.add_event_handler('presence_available', self.on_presence)
+        self.presence_seen: asyncio.Future = self.loop.create_future()
+
+    def on_presence(self, pres) -> None:
+        # Presence permission (XEP-0356 §7): the managed entity's presence, from its full JID.
+        if self.args.presence_from and pres['from'].bare == self.args.presence_from and not self.presence_seen.done():
+            out(f'EVENT presence from={pres["from"]} status={pres["status"]}')
+            self.presence_seen.set_result(True)
 
     def on_disconnected(self, reason) -> None:
         self.closed = True
@@ -52,6 +63,19 @@ class Privileged(ComponentXMPP):
                     out(f'EVENT roster user={user} items={",".join(items)}')
                 except IqError as err:
                     out(f'EVENT roster_error user={user} condition={stanza_condition(err.iq)}')
+            for spec in self.args.set_item:
+                # Roster set on behalf of a user (roster access set/both), with the plugin's set_roster.
+                user, jid = spec.split('=', 1)
+                try:
+                    await self['xep_0356'].set_roster(user, {jid: {'name': 'Set by component', 'subscription': 'none', 'groups': ['Component']}})
+                    iq = await self['xep_0356'].get_roster(user)
+                    items = sorted(str(j) for j in iq['roster']['items'])
+                    out(f'EVENT roster_set user={user} items={",".join(items)}')
+                except IqError as err:
+                    out(f'EVENT roster_set_error user={user} condition={stanza_condition(err.iq)}')
+            if self.args.presence_from:
+                out('EVENT waiting_presence')
+                await self.presence_seen
             self.finish(True)
         except Exception as exc:  # noqa: BLE001 - reported to the test
             self.finish(False, f'{type(exc).__name__}: {one_line(str(exc))}')
@@ -75,6 +99,8 @@ def main() -> int:
     p.add_argument('--host', default='127.0.0.1')
     p.add_argument('--port', type=int, required=True)
     p.add_argument('--user', action='append', default=[])
+    p.add_argument('--set-item', action='append', default=[], help='user@host=contact@host: add contact to user\'s roster')
+    p.add_argument('--presence-from', default='', help='wait for an available presence from this bare JID')
     p.add_argument('--timeout', type=float, default=20.0)
     p.add_argument('--debug', action='store_true')
     args = p.parse_args()

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { parse } from 'ltx';
 import type { Element } from '@xmpp/xml';
 import {
-  Delegations, NS_DELEGATION, NS_FORWARD, NS_PRIVILEGE, PresenceRelay, PrivilegedIqs,
+  ClientDelegations, Delegations, NS_DELEGATION, clientDelegationForm, parseClientDelegationAnswer, parseClientDelegationRequest, NS_FORWARD, NS_PRIVILEGE, PresenceRelay, PrivilegedIqs,
   checkComponentStanza, checkDelegationConfig, checkPrivilegeConfig, delegationAdvertisement, delegationDiscoNode,
-  effectiveGrant, matchDelegation, presenceFor, privilegeAdvertisement, rosterPushFor, type DelegationConfig, type PrivilegeDecision,
+  effectiveGrant, matchDelegation, nestDiscoInfo, presenceFor, privilegeAdvertisement, rosterPushFor, type DelegationConfig, type PrivilegeDecision,
 } from '../../core/util/privilege.ts';
 import { at } from '../helpers/assert.ts';
 
@@ -205,6 +205,74 @@ describe('privileged entities (XEP-0356) and namespace delegation (XEP-0355)', (
       relay.offer(p(`<presence from='romeo@montague.lit/orchard' to='${PUBSUB}'/>`));
       relay.reset();
       assert.equal(relay.offer(p(`<presence from='romeo@montague.lit/orchard' to='${PUBSUB}'/>`)), true, 'after a reconnection, everything again (rule 1)');
+    });
+
+    it("sends a contact's presence once though it reached several users with their own 'to' and id (rule 2)", () => {
+      const relay = new PresenceRelay();
+      const copy = (id: string) => presenceFor(FULL, parseEl(`<presence xmlns='jabber:client' from='romeo@montague.lit/orchard' to='juliet@capulet.lit' id='${id}'><status>hi</status></presence>`), 'roster-contact', PUBSUB)!;
+      assert.equal(relay.offer(copy('a')), true);
+      assert.equal(relay.offer(copy('b')), false);
+    });
+  });
+
+  describe('namespace delegation, client mode (XEP-0355 §5)', () => {
+    const request = (inner: string, from = 'pubsub.montaigu.lit') => parseEl(`<iq from='${from}' to='${HOST}' type='get' id='delegation1'><query xmlns='${NS_DELEGATION}' to='juliet@capulet.lit'>${inner}</query></iq>`);
+
+    it('reads the §5.1 request and refuses the delegation namespace itself (rule 5), users of the server, foreign users', () => {
+      assert.deepEqual(parseClientDelegationRequest(request(`<delegate namespace='http://jabber.org/protocol/pubsub'/>`), HOST), { managing: 'pubsub.montaigu.lit', user: 'juliet@capulet.lit', namespaces: ['http://jabber.org/protocol/pubsub'] });
+      const cond = (r: ReturnType<typeof parseClientDelegationRequest>) => ('condition' in r ? r.condition : 'ok');
+      assert.equal(cond(parseClientDelegationRequest(request(`<delegate namespace='${NS_DELEGATION}'/>`), HOST)), 'forbidden');
+      assert.equal(cond(parseClientDelegationRequest(request(''), HOST)), 'bad-request');
+      assert.equal(cond(parseClientDelegationRequest(request(`<delegate namespace='urn:x'/>`, 'nurse@capulet.lit/x'), HOST)), 'not-allowed');
+      assert.equal(cond(parseClientDelegationRequest(request(`<delegate namespace='urn:x'/>`), 'montague.lit')), 'bad-request');
+    });
+
+    it('asks with a form defaulting to 0 and grants only what the user allowed, for the session that allowed it', () => {
+      const engine = new ClientDelegations({ newId: () => '5439123' });
+      const req = { managing: 'pubsub.montaigu.lit', user: 'juliet@capulet.lit', namespaces: ['urn:a', 'urn:b'] };
+      const challenge = engine.ask(req)!;
+      const form = clientDelegationForm(HOST, 'juliet@capulet.lit/balcony', req, challenge);
+      const fields = form.getChild('x', 'jabber:x:data')!.getChildren('field');
+      assert.deepEqual(fields.map((f) => [f.attrs.var, f.getChildText('value')]), [['FORM_TYPE', NS_DELEGATION], ['challenge', '5439123'], ['urn:a', '0'], ['urn:b', '0']]);
+      // §5.1's example answer: an empty FORM_TYPE.
+      const submitted = parseClientDelegationAnswer(parseEl(`<message from='juliet@capulet.lit/balcony' to='${HOST}'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value></value></field><field var='challenge'><value>5439123</value></field><field var='urn:a'><value>1</value></field><field var='urn:b'><value>0</value></field><field var='urn:c'><value>1</value></field></x></message>`))!;
+      assert.equal(engine.answer('romeo@montague.lit/orchard', submitted.challenge, submitted.allowed), undefined, "not the user's");
+      assert.deepEqual(engine.answer('juliet@capulet.lit/balcony', submitted.challenge, submitted.allowed)?.granted, ['urn:a']);
+      assert.equal(engine.answer('juliet@capulet.lit/balcony', submitted.challenge, submitted.allowed), undefined, 'a challenge is used once');
+      const iq = (attrs: string) => parseEl(`<iq type='get' id='q' ${attrs}><query xmlns='urn:a'/></iq>`);
+      assert.deepEqual(engine.match(iq(`from='juliet@capulet.lit/balcony'`), HOST), { namespace: 'urn:a', component: 'pubsub.montaigu.lit' });
+      assert.deepEqual(engine.match(iq(`from='romeo@montague.lit/orchard' to='juliet@capulet.lit'`), HOST), { namespace: 'urn:a', component: 'pubsub.montaigu.lit' });
+      assert.equal(engine.match(iq(`from='romeo@montague.lit/orchard' to='${HOST}'`), HOST), undefined, "romeo's own request to the server");
+      assert.equal(engine.match(iq(`from='romeo@montague.lit/orchard' to='juliet@capulet.lit/balcony'`), HOST), undefined, 'a full JID');
+      assert.equal(engine.match(iq(`from='pubsub.montaigu.lit' to='juliet@capulet.lit'`), HOST), undefined, 'the managing entity itself');
+      assert.deepEqual(engine.sessionEnded('juliet@capulet.lit/other'), []);
+      assert.deepEqual(engine.sessionEnded('juliet@capulet.lit/balcony'), [{ managing: 'pubsub.montaigu.lit', user: 'juliet@capulet.lit' }]);
+      assert.equal(engine.match(iq(`from='juliet@capulet.lit/balcony'`), HOST), undefined);
+    });
+
+    it('leaves forms that are not its own (another FORM_TYPE, e.g. a CAPTCHA)', () => {
+      assert.equal(parseClientDelegationAnswer(parseEl(`<message><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>urn:xmpp:captcha</value></field><field var='challenge'><value>1</value></field></x></message>`)), undefined);
+    });
+  });
+
+  describe('disco nesting (XEP-0355 §7.2)', () => {
+    const server = () => parseEl(`<query xmlns='http://jabber.org/protocol/disco#info'><identity category='server' type='im'/><feature var='urn:xmpp:delegation:2'/><feature var='http://jabber.org/protocol/pubsub'/><feature var='http://jabber.org/protocol/pubsub#auto-create'/><feature var='http://jabber.org/protocol/pubsubx'/></query>`);
+    const vars = (q: Element) => q.getChildren('feature').map((f) => f.attrs.var as string);
+
+    it("replaces the server's features of the namespace with the managing entity's (§7.2.1 example)", () => {
+      const q = server();
+      const theirs = parseEl(`<query xmlns='http://jabber.org/protocol/disco#info' node='${delegationDiscoNode('http://jabber.org/protocol/pubsub')}'><feature var='http://jabber.org/protocol/pubsub'/><feature var='http://jabber.org/protocol/pubsub#publish-options'/><feature var='urn:xmpp:delegation:2'/><identity category='pubsub' type='pep'/><x xmlns='jabber:x:data' type='result'><field var='FORM_TYPE' type='hidden'><value>urn:x</value></field></x><junk/></query>`);
+      nestDiscoInfo(q, 'http://jabber.org/protocol/pubsub', theirs);
+      assert.deepEqual(vars(q), ['urn:xmpp:delegation:2', 'http://jabber.org/protocol/pubsubx', 'http://jabber.org/protocol/pubsub', 'http://jabber.org/protocol/pubsub#publish-options']);
+      assert.deepEqual(q.getChildren('identity').map((i) => i.attrs.type), ['im', 'pep']);
+      assert.ok(q.getChild('x', 'jabber:x:data'));
+      assert.equal(q.getChild('junk'), undefined);
+    });
+
+    it("withdraws the server's own features when the managing entity has given none (away)", () => {
+      const q = server();
+      nestDiscoInfo(q, 'http://jabber.org/protocol/pubsub', undefined);
+      assert.deepEqual(vars(q), ['urn:xmpp:delegation:2', 'http://jabber.org/protocol/pubsubx']);
     });
   });
 
