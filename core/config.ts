@@ -118,6 +118,8 @@ export interface CoreOptions extends CoreHostOptions {
   dialbackSecret?: string;
   /** Use DNSSEC-validated TLSA records for outgoing s2s streams (RFC 7673). */
   dane?: boolean;
+  /** Bidirectional s2s streams (XEP-0288): offered on incoming streams, asked for on outgoing ones. */
+  s2sBidi?: boolean;
 }
 
 /** The configuration file's object: core options, virtual hosts, components and module options. */
@@ -243,6 +245,7 @@ const globalChecks: Record<string, Check> = {
   s2sQueueLimit: isPosInt,
   s2sConnectTimeout: isPosInt,
   s2sIdleTimeout: isPosInt,
+  s2sBidi: isBool,
   dnsServers: isStrArr,
   dialbackSecret: isStr,
   dane: isBool,
@@ -291,6 +294,7 @@ export const DEFAULTS = {
   s2sQueueLimit: 500,
   s2sConnectTimeout: 30,
   s2sIdleTimeout: 300,
+  s2sBidi: true,
   dane: true,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],
