@@ -120,6 +120,8 @@ export interface CoreOptions extends CoreHostOptions {
   dane?: boolean;
   /** Bidirectional s2s streams (XEP-0288): offered on incoming streams, asked for on outgoing ones. */
   s2sBidi?: boolean;
+  /** Seconds stanzas wait for an outgoing stream (connection attempts repeat until then) before they bounce. */
+  s2sQueueTimeout?: number;
 }
 
 /** The configuration file's object: core options, virtual hosts, components and module options. */
@@ -246,6 +248,7 @@ const globalChecks: Record<string, Check> = {
   s2sConnectTimeout: isPosInt,
   s2sIdleTimeout: isPosInt,
   s2sBidi: isBool,
+  s2sQueueTimeout: isPosInt,
   dnsServers: isStrArr,
   dialbackSecret: isStr,
   dane: isBool,
@@ -295,6 +298,7 @@ export const DEFAULTS = {
   s2sConnectTimeout: 30,
   s2sIdleTimeout: 300,
   s2sBidi: true,
+  s2sQueueTimeout: 60,
   dane: true,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],

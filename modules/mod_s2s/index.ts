@@ -110,6 +110,7 @@ export default defineModule({
         requireEncryption,
         secureAuth,
         connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
+        queueTimeoutMs: module.config('s2sQueueTimeout') * 1000,
         dialbackTimeoutMs: 30_000,
         queueLimit: module.config('s2sQueueLimit'),
         localAddress,

@@ -15,6 +15,7 @@
 // an incoming stream's and handed to the owner to be routed.
 import net from 'node:net';
 import tls from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { X509Certificate } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import {
@@ -52,6 +53,8 @@ export interface OutgoingDeps {
   /** The peer must authenticate with its certificate (no dialback without it). */
   secureAuth: boolean;
   connectTimeoutMs: number;
+  /** How long stanzas wait for the stream: connection attempts are repeated until then. */
+  queueTimeoutMs: number;
   dialbackTimeoutMs: number;
   queueLimit: number;
   localAddress?: { 4?: string; 6?: string };
@@ -210,28 +213,46 @@ export class OutgoingRoute {
   /** Start: resolve, connect, negotiate. */
   async start(): Promise<void> {
     const { d } = this;
-    const resolution = await d.resolve(d.remote);
-    if (this.state === 'closed') return;
-    if (!resolution.ok) {
-      this.fail(resolution.error === 'dns-failure' ? 'remote-server-timeout' : 'remote-server-not-found', resolution.detail);
-      return;
-    }
-    this.state = 'connecting';
-    const pem = d.pem();
-    const result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
-      timeoutMs: d.connectTimeoutMs,
-      signal: this.abort.signal,
-      localAddress: d.localAddress,
-      tlsOptions: () => ({ servername: d.remote, ALPNProtocols: ['xmpp-server'], ...pem, rejectUnauthorized: false, minVersion: 'TLSv1.2' }),
-    });
-    if ((this.state as OutgoingState) === 'closed') {
-      if (result.ok) result.socket.destroy();
-      return;
-    }
-    if (!result.ok) {
-      const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
-      this.fail('remote-server-timeout', `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`);
-      return;
+    // Until the queue's timeout, a domain that cannot be reached (DNS failure, nothing accepting)
+    // is tried again with a growing pause; what the peer refuses (TLS, certificate, authentication)
+    // and a domain without the service fail at once.
+    const deadline = this.created + d.queueTimeoutMs;
+    let pause = 1000;
+    let result: Awaited<ReturnType<typeof connectHappyEyeballs>>;
+    for (;;) {
+      this.state = 'resolving';
+      const resolution = await d.resolve(d.remote);
+      if ((this.state as OutgoingState) === 'closed') return;
+      let failure: string;
+      if (!resolution.ok) {
+        if (resolution.error !== 'dns-failure') return this.fail('remote-server-not-found', resolution.detail);
+        failure = resolution.detail;
+      } else {
+        this.state = 'connecting';
+        const pem = d.pem();
+        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
+          timeoutMs: Math.max(1000, Math.min(d.connectTimeoutMs, deadline - Date.now())),
+          signal: this.abort.signal,
+          localAddress: d.localAddress,
+          tlsOptions: () => ({ servername: d.remote, ALPNProtocols: ['xmpp-server'], ...pem, rejectUnauthorized: false, minVersion: 'TLSv1.2' }),
+        });
+        if ((this.state as OutgoingState) === 'closed') {
+          if (result.ok) result.socket.destroy();
+          return;
+        }
+        if (result.ok) break;
+        const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
+        failure = `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`;
+      }
+      if (Date.now() + pause >= deadline) return this.fail('remote-server-timeout', failure);
+      d.log.info('s2s route %s → %s: %s; trying again in %d s (%d stanzas waiting)', d.local, d.remote, failure, pause / 1000, this.queue.length);
+      try {
+        await sleep(pause, undefined, { signal: this.abort.signal });
+      } catch {
+        return; // closed meanwhile
+      }
+      if ((this.state as OutgoingState) === 'closed') return;
+      pause = Math.min(pause * 2, 16_000);
     }
     this.candidate = result.candidate;
     this.directTls = result.candidate.directTls;

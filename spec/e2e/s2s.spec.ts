@@ -116,7 +116,7 @@ describe('s2s: two Cadence servers federating', function () {
   });
 
   it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {
-    const a = await start('a.test', {}, { alice: PASS });
+    const a = await start('a.test', { s2sQueueTimeout: 2 }, { alice: PASS });
     const b = await start('b.test', {}, { bob: PASS });
     const alice = await user(a, 'alice');
     await b.stop(); // its SRV record stays: connections are refused
