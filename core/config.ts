@@ -122,6 +122,12 @@ export interface CoreOptions extends CoreHostOptions {
   s2sBidi?: boolean;
   /** Seconds stanzas wait for an outgoing stream (connection attempts repeat until then) before they bounce. */
   s2sQueueTimeout?: number;
+  /** Remote domains that must authenticate with a certificate although s2sSecureAuth is off. */
+  s2sSecureDomains?: string[];
+  /** Remote domains allowed dialback although s2sSecureAuth is on. */
+  s2sInsecureDomains?: string[];
+  /** Seconds after an outgoing route failed during which stanzas to that domain bounce at once (0: off). */
+  s2sFailureMemory?: number;
 }
 
 /** The configuration file's object: core options, virtual hosts, components and module options. */
@@ -249,6 +255,9 @@ const globalChecks: Record<string, Check> = {
   s2sIdleTimeout: isPosInt,
   s2sBidi: isBool,
   s2sQueueTimeout: isPosInt,
+  s2sSecureDomains: isStrArr,
+  s2sInsecureDomains: isStrArr,
+  s2sFailureMemory: isNonNegInt,
   dnsServers: isStrArr,
   dialbackSecret: isStr,
   dane: isBool,
@@ -299,6 +308,7 @@ export const DEFAULTS = {
   s2sIdleTimeout: 300,
   s2sBidi: true,
   s2sQueueTimeout: 60,
+  s2sFailureMemory: 30,
   dane: true,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],

@@ -24,7 +24,8 @@ export interface IncomingDeps {
   limits(authenticated: boolean): StreamLimits;
   unauthenticatedTimeoutMs: number;
   requireEncryption: boolean;
-  secureAuth: boolean;
+  /** Must this remote domain authenticate with its certificate (s2sSecureAuth / s2sSecureDomains)? */
+  secureAuth(remote: string): boolean;
   anchors(): readonly X509Certificate[];
   issued: IssuedKeys;
   /** Is this remote domain allowed (blocklist/allowlist)? */
@@ -251,7 +252,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     };
     const verdict = verdictFor(from);
     if (verdict?.valid) return reply('valid'); // XEP-0344: the certificate already proves the domain
-    if (d.secureAuth) {
+    if (d.secureAuth(from)) {
       module.log.warn('%s: dialback for %s refused: s2sSecureAuth and its certificate is not valid (%s)', session.id, from, verdict?.reason ?? 'no TLS');
       return dialbackError('result', a, 'cancel', 'not-authorized');
     }

@@ -67,9 +67,13 @@ export default defineModule({
     const secret = module.config('dialbackSecret') ?? newDialbackSecret();
     const issued = new IssuedKeys({ secret });
     const requireEncryption = module.config('s2sRequireEncryption');
-    const secureAuth = module.config('s2sSecureAuth');
-    const dane = module.config('dane');
     const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);
+    // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
+    // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
+    const secureDomains = norm(module.config('s2sSecureDomains')) ?? new Set<string>();
+    const insecureDomains = norm(module.config('s2sInsecureDomains')) ?? new Set<string>();
+    const secureAuth = (remote: string) => (module.config('s2sSecureAuth') ? !insecureDomains.has(remote) : secureDomains.has(remote));
+    const dane = module.config('dane');
     const blocklist = norm(module.config('s2sBlocklist')) ?? new Set<string>();
     const allowlist = norm(module.config('s2sAllowlist'));
     const allowed = (remote: string) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote));
@@ -77,6 +81,10 @@ export default defineModule({
     const localAddress = interfaces ? sourceAddresses(interfaces) : undefined;
 
     const outgoing = new Map<string, OutgoingRoute>();
+    // Domains whose route just failed: stanzas to them bounce at once for s2sFailureMemory seconds
+    // instead of each opening a new route (and a new round of connection attempts).
+    const failureMemoryMs = module.config('s2sFailureMemory') * 1000;
+    const recentFailures = new Map<string, { condition: StanzaErrorCondition; text: string; until: number }>();
     const incoming = new Map<Session, IncomingStream>();
     const bidi = module.config('s2sBidi');
     const { sessions, routing } = module.privileged;
@@ -108,7 +116,8 @@ export default defineModule({
         pem: () => module.privileged.tls.pem(local),
         anchors: trustAnchors,
         requireEncryption,
-        secureAuth,
+        secureAuth: secureAuth(remote),
+        secureAuthFor: secureAuth,
         connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
         queueTimeoutMs: module.config('s2sQueueTimeout') * 1000,
         dialbackTimeoutMs: 30_000,
@@ -119,6 +128,8 @@ export default defineModule({
         bounce,
         closed: (r) => {
           if (outgoing.get(key) === r) outgoing.delete(key);
+          const why = r.failedWith;
+          if (why && failureMemoryMs > 0) recentFailures.set(remote, { ...why, until: Date.now() + failureMemoryMs });
           const s = reverse.get(r);
           if (s) {
             reverse.delete(r);
@@ -178,8 +189,24 @@ export default defineModule({
         return true;
       }
       const existing = outgoing.get(`${local} ${remote}`);
-      if (existing?.state === 'ready') existing.send(s);
-      else (bidiCarrier(local, remote) ?? routeFor(local, remote)).send(s);
+      if (existing?.state === 'ready') {
+        existing.send(s);
+        return true;
+      }
+      const carrier = bidiCarrier(local, remote);
+      if (carrier) {
+        carrier.send(s);
+        return true;
+      }
+      const failed = recentFailures.get(remote);
+      if (failed && !existing) {
+        if (failed.until > Date.now()) {
+          bounce(s, failed.condition, `${failed.text} (failed ${Math.round((failureMemoryMs - (failed.until - Date.now())) / 1000)} s ago; not trying again yet)`);
+          return true;
+        }
+        recentFailures.delete(remote);
+      }
+      routeFor(local, remote).send(s);
       return true;
     };
 
@@ -217,7 +244,11 @@ export default defineModule({
       for (const r of outgoing.values()) if (r.state === 'ready' && now - r.lastActivity >= idleMs) r.close('idle');
       for (const s of incoming.values()) if (s.pairs.size > 0 && now - s.conn.lastActivity >= idleMs) s.stream.close();
     }, Math.max(1000, Math.min(idleMs, 30_000)));
-    module.setInterval(() => issued.sweep(), 60_000);
+    module.setInterval(() => {
+      issued.sweep();
+      const now = Date.now();
+      for (const [domain, f] of recentFailures) if (f.until <= now) recentFailures.delete(domain);
+    }, 60_000);
 
     const list = (): S2sStreamInfo[] => {
       const now = Date.now();

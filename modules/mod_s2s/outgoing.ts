@@ -52,6 +52,8 @@ export interface OutgoingDeps {
   requireEncryption: boolean;
   /** The peer must authenticate with its certificate (no dialback without it). */
   secureAuth: boolean;
+  /** The same for a further domain of the peer (dialback over a bidi stream). */
+  secureAuthFor(domain: string): boolean;
   connectTimeoutMs: number;
   /** How long stanzas wait for the stream: connection attempts are repeated until then. */
   queueTimeoutMs: number;
@@ -120,6 +122,11 @@ export class OutgoingRoute {
   private closing = false;
   private failure: { condition: StanzaErrorCondition; text: string } | undefined;
   private readonly abort = new AbortController();
+  /** Why the stream could not be established (undefined once it was, or when closed on purpose). */
+  get failedWith(): { condition: StanzaErrorCondition; text: string } | undefined {
+    return this.everReady ? undefined : this.failure;
+  }
+  private everReady = false;
   /** XEP-0288 negotiated: the peer's stanzas come back over this stream. */
   bidi = false;
   /** Remote domains authenticated to send us stanzas over this (bidirectional) stream. */
@@ -455,7 +462,7 @@ export class OutgoingRoute {
       this.write(`<bidi xmlns='${NS_BIDI}'/>`);
     }
     if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
-      this.fail('remote-server-timeout', `${this.d.remote} did not present a valid certificate (${this.verdict && !this.verdict.valid ? this.verdict.reason : 'none'}) and s2sSecureAuth is on`);
+      this.fail('remote-server-timeout', `${this.d.remote} did not present a valid certificate (${this.verdict && !this.verdict.valid ? this.verdict.reason : 'none'}) and one is required (s2sSecureAuth, s2sSecureDomains)`);
       return;
     }
     const mechanisms = features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism').map((m) => m.text().trim()) ?? [];
@@ -516,7 +523,7 @@ export class OutgoingRoute {
   private startDialback(): void {
     if (this.dialbackSent) return;
     if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
-      this.fail('remote-server-timeout', `dialback with ${this.d.remote} is not allowed (s2sSecureAuth) without a valid certificate`);
+      this.fail('remote-server-timeout', `dialback with ${this.d.remote} is not allowed (s2sSecureAuth, s2sSecureDomains) without a valid certificate`);
       return;
     }
     if (this.streamId === undefined) {
@@ -614,7 +621,7 @@ export class OutgoingRoute {
     if (!from || from.includes('@') || from.includes('/')) return error('modify', 'bad-request');
     if (!this.d.allowed(from)) return error('cancel', 'forbidden');
     if (certVerdict(this.chain, from, this.d.anchors()).valid) return answer('valid');
-    if (this.d.secureAuth) return error('cancel', 'not-authorized');
+    if (this.d.secureAuthFor(from)) return error('cancel', 'not-authorized');
     const key = el.text().trim();
     if (key === '' || this.streamId === undefined) return answer('invalid');
     void this.d.verifyElsewhere(from, this.streamId, key).then((outcome) => {
@@ -627,6 +634,7 @@ export class OutgoingRoute {
 
   private ready(): void {
     this.state = 'ready';
+    this.everReady = true;
     if (this.bidi) this.inbound.add(this.d.remote);
     this.d.log.info('s2s stream %s → %s established (%s, %s%s%s)', this.d.local, this.d.remote, this.auth, this.tlsProtocol ?? 'no TLS', this.directTls ? ', direct TLS' : '', this.bidi ? ', bidi' : '');
     const out = this.queue.splice(0).map(serialise).join('');

@@ -67,4 +67,20 @@ describe('s2s: messages queued while the remote server is down', function () {
     assert.match(a.output, /cannot connect to b\.test: .*; trying again in 1 s/);
     await alice.expectNothing((s) => s.name === 'message' && s.attrs.id === 'gone1', 500);
   });
+
+  it('remembers the failure for s2sFailureMemory: the next stanza bounces at once, without a new connection attempt', async () => {
+    const a = await start('a.test', { s2sQueueTimeout: 2, s2sFailureMemory: 60 }, { alice: PASS });
+    const down = await start('b.test', {}, { bob: PASS });
+    const alice = await user(a, 'alice');
+    await down.stop();
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'f1', type: 'chat' }, xml('body', {}, 'first')));
+    const first = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'f1' && s.attrs.type === 'error', 30000);
+    assert.equal(stanzaErrorCondition(first), 'remote-server-timeout');
+    const mark = a.output.length;
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'f2', type: 'chat' }, xml('body', {}, 'second')));
+    const second = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'f2' && s.attrs.type === 'error', 5000);
+    assert.equal(stanzaErrorCondition(second), 'remote-server-timeout');
+    assert.match(second.getChild('error')?.getChildText('text', 'urn:ietf:params:xml:ns:xmpp-stanzas') ?? '', /not trying again yet/);
+    assert.doesNotMatch(a.output.slice(mark), /cannot connect to b\.test/);
+  });
 });
