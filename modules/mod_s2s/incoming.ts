@@ -341,10 +341,11 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
   };
 
   const bidi = () => {
-    if (!d.bidi || state.bidi) {
-      close({ condition: 'unsupported-stanza-type', text: d.bidi ? 'Bidirectionality is already enabled' : 'Bidirectional streams are not offered' });
+    if (!d.bidi) {
+      close({ condition: 'unsupported-stanza-type', text: 'Bidirectional streams are not offered' });
       return;
     }
+    if (state.bidi) return; // asked again (after a stream restart): nothing changes
     state.bidi = true;
     module.log('%s: %s asked for a bidirectional stream', session.id, state.peer ?? '?');
   };

@@ -67,6 +67,46 @@ describe('s2s: hostile peers', function () {
     await bob.expectNothing((s) => s.name === 'message' && s.getChildText('body') === 'forged', 500);
   });
 
+  it('bidi (XEP-0288): carries our stanzas to the authenticated peer over its stream, and ignores an unsolicited <db:result type=valid/>', async () => {
+    const pki = S2sTestPki.create();
+    const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
+    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile } });
+    const bob = await login(server, 'bob', PASS, { presence: true });
+    cleanups.push(() => void bob.stop());
+
+    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
+    cleanups.push(() => peer.close());
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await peer.expect((el) => el.name === 'proceed');
+    await peer.upgradeTls('b.test');
+    peer.write(HEADER('evil.test', 'b.test'));
+    const features = await peer.expect((el) => el.name === 'stream:features');
+    assert.ok(features.getChild('bidi', 'urn:xmpp:features:bidi'), 'bidi offered after TLS');
+    peer.write(`<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
+    await peer.expect((el) => el.name === 'success');
+    peer.resetParser();
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    // The peer claims that b.test authenticated other.test over this stream: it did not ask (§4).
+    peer.write(`<db:result from='other.test' to='b.test' type='valid'/>`);
+    peer.write(`<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>hi bob</body></message>`);
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'hi bob', 15000);
+
+    // bob's answer to evil.test travels back on the peer's own stream (no connection of b.test's own).
+    await bob.send(xml('message', { to: 'mallory@evil.test', type: 'chat' }, xml('body', {}, 'hi mallory')));
+    const answer = await peer.expect((el) => el.name === 'message', 15000);
+    assert.equal(answer.getChildText('body'), 'hi mallory');
+    assert.equal(answer.attrs.to, 'mallory@evil.test');
+    // Nothing for other.test goes to the peer: it bounces (other.test publishes no service).
+    dns.set('_xmpp-server._tcp.other.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    await bob.send(xml('message', { to: 'x@other.test', id: 'o1', type: 'chat' }, xml('body', {}, 'not for the peer')));
+    await bob.expect((s) => s.name === 'message' && s.attrs.id === 'o1' && s.attrs.type === 'error', 15000);
+    await peer.expectNothing((el) => el.name === 'message', 500);
+    assert.doesNotMatch(server.output, /connected to evil\.test/);
+  });
+
   it('confirms a dialback key once, on the stream id it was issued for; a replayed <db:verify/> is invalid', async () => {
     server = await startFederated({ host: 'a.test', dns, users: { alice: PASS }, config: { s2sRequireEncryption: false } });
     // A fake b.test: it receives a.test's outgoing stream and its <db:result/> key.
