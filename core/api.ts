@@ -127,14 +127,12 @@ export { HttpError } from './net/http.ts';
 export { normaliseIp, parseAddressList } from './net/http.ts';
 export type { ClientInfo, CorsOptions, HttpHandler, HttpReply, HttpRequest, RouteOptions, WebSocketContext, WebSocketHandler, WebSocketRouteOptions } from './net/http.ts';
 // ---- message archives (XEP-0313 with XEP-0059, XEP-0359, XEP-0441; doc/mam.md) --------------------------------------
-// The MAM engine for the user archive (mod_mam) and room archives; the time format of XEP-0082.
+// The MAM engine for the user archive (mod_mam) and room archives (mod_muc); the time format of XEP-0082.
 export {
   NS_MAM, NS_SID, addStanzaId, answerMamIq, archivePolicy, archivedPayload, expireArchive, mamFeatures, parseExpiry,
-  shouldArchive, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
+  shouldArchive, storedMessage, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
 } from './util/mam.ts';
 export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
-// ---- message archives (XEP-0313 engine, doc/mam.md) — as one namespace, used by mod_muc's room archive ----------
-export * as mam from './util/mam.ts';
 // ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
 // The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
 export * as pubsub from './util/pubsub/index.ts';

@@ -594,18 +594,43 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
 
   // -- timers and tasks
 
-  setTimeout(fn: () => void, ms: number): NodeJS.Timeout {
-    const t = setTimeout(fn, ms);
+  /**
+   * The module's live timers, cleared on unload. A timeout leaves the set when it fires, so a
+   * module making many short timers holds only the pending ones.
+   */
+  private timers: Set<NodeJS.Timeout> | undefined;
+
+  private trackTimer(t: NodeJS.Timeout): void {
     t.unref();
-    this.cleanups.push(() => clearTimeout(t));
+    if (!this.timers) {
+      const timers = (this.timers = new Set());
+      this.cleanups.push(() => {
+        for (const timer of timers) clearTimeout(timer);
+        timers.clear();
+      });
+    }
+    this.timers.add(t);
+  }
+
+  setTimeout(fn: () => void, ms: number): NodeJS.Timeout {
+    const t: NodeJS.Timeout = setTimeout(() => {
+      this.timers?.delete(t);
+      fn();
+    }, ms);
+    this.trackTimer(t);
     return t;
   }
 
   setInterval(fn: () => void, ms: number): NodeJS.Timeout {
     const t = setInterval(fn, ms);
-    t.unref();
-    this.cleanups.push(() => clearInterval(t));
+    this.trackTimer(t);
     return t;
+  }
+
+  /** Cancel a timer made by `setTimeout`/`setInterval` before it fires (or between runs). */
+  clearTimer(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers?.delete(t);
   }
 
   /** Run long-lived work tied to `signal`; unload waits for it (within the shutdown time limit). */

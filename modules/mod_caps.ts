@@ -182,7 +182,7 @@ function trackEntityCaps(module: ModuleApi<typeof options>): void {
         resolve(undefined);
       }, module.option('resolveTimeout'));
       pending.set(id, (answer) => {
-        clearTimeout(timer);
+        module.clearTimer(timer);
         pending.delete(id);
         resolve(answer);
       });

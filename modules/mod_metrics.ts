@@ -162,9 +162,12 @@ export default defineModule({
         throw new HttpError(403, 'Forbidden');
       }
       // OpenMetrics when the scraper asks for it (Prometheus does), else the classic text format.
+      // The format is the registry's state while it renders, so scrapes take turns.
       const open = /application\/openmetrics-text/.test(String(req.headers.accept ?? ''));
-      registry.setContentType(open ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE);
-      return { headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: await registry.metrics() };
+      return module.serial('scrape', async () => {
+        registry.setContentType(open ? Registry.OPENMETRICS_CONTENT_TYPE : Registry.PROMETHEUS_CONTENT_TYPE);
+        return { headers: { 'Content-Type': registry.contentType, 'Cache-Control': 'no-store' }, body: await registry.metrics() };
+      });
     });
 
     module.signal.addEventListener('abort', () => {

@@ -87,7 +87,11 @@ export default defineModule({
         const copy = clone(stanza) as Element;
         attrsOf(copy).to ??= `${username}@${host}`;
         const now = DateTime.utc();
-        copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: now.toISO() }));
+        // One stamp per delaying entity (XEP-0203 §4): a message this server already held (stream
+        // management re-routing what a dropped session never acknowledged) keeps its first stamp.
+        if (!copy.getChildren('delay', NS_DELAY).some((d) => d.attrs.from === host)) {
+          copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: now.toISO() }));
+        }
         const from = attrsOf(copy).from;
         await archive.append(username, { when: now.toMillis(), ...(from ? { with: from } : {}), payload: copy.toString() });
         module.log('stored a message for %s@%s', username, host);

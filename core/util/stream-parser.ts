@@ -39,6 +39,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { SaxesParser } from 'saxes';
 import type { SaxesAttributePlain, SaxesTagPlain, XMLDecl } from 'saxes';
 import { Element } from '@xmpp/xml';
+import type { StreamErrorCondition } from './errors.ts';
 
 export const NS_STREAMS = 'http://etherx.jabber.org/streams';
 const NS_XML = 'http://www.w3.org/XML/1998/namespace';
@@ -51,14 +52,11 @@ export interface StreamLimits {
   maxDepth: number;
 }
 
-export type StreamErrorCondition =
-  | 'not-well-formed'
-  | 'restricted-xml'
-  | 'policy-violation'
-  | 'invalid-namespace'
-  | 'bad-format'
-  | 'unsupported-encoding'
-  | 'invalid-xml';
+/** The stream errors the parser itself detects (RFC 6120 §4.9.3). */
+export type ParserErrorCondition = Extract<
+  StreamErrorCondition,
+  'not-well-formed' | 'restricted-xml' | 'policy-violation' | 'invalid-namespace' | 'bad-format' | 'unsupported-encoding' | 'invalid-xml'
+>;
 
 export interface StreamParserEvents {
   /** attributes of <stream:stream ...> incl. xmlns, xmlns:stream, to, from, version, xml:lang */
@@ -68,7 +66,7 @@ export interface StreamParserEvents {
   /** </stream:stream> */
   streamEnd: () => void;
   /** after an error the parser ignores further input until reset() */
-  error: (condition: StreamErrorCondition, text: string) => void;
+  error: (condition: ParserErrorCondition, text: string) => void;
   /** input dropped by reset(), stop() or discardPipelined() (reported once per call, after the write) */
   discarded: (bytes: number, whitespaceOnly: boolean) => void;
 }
@@ -376,7 +374,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   }
 
   /** Report an error; the parser then ignores input until reset(). */
-  private report(condition: StreamErrorCondition, text: string): void {
+  private report(condition: ParserErrorCondition, text: string): void {
     if (this.state === State.Failed) return;
     this.state = State.Failed;
     this.stack = [];
@@ -385,7 +383,7 @@ export class XmppStreamParser extends EventEmitter<EventArgs> {
   }
 
   /** Report an error from inside a saxes callback and unwind saxes. */
-  private abort(condition: StreamErrorCondition, text: string): never {
+  private abort(condition: ParserErrorCondition, text: string): never {
     this.report(condition, text);
     throw ABORT;
   }

@@ -5,7 +5,7 @@
 // archived itself, says what was there. Queries check access (§5.1.2 of XEP-0045's MAM profile,
 // XEP-0313 §5.1.2) and add real JIDs only for requesters who may see them.
 import type { Element } from '@xmpp/xml';
-import { mam, split, StanzaError, type ArchiveStore } from '../../core/api.ts';
+import { addStanzaId, answerMamIq, archivedPayload, NS_MAM, split, StanzaError, storedMessage, type ArchiveStore } from '../../core/api.ts';
 import type { HistoryEntry } from './history.ts';
 import { NS_MUC_USER } from './ns.ts';
 import type { ArchivedMessage, Retraction, Room } from './room.ts';
@@ -22,7 +22,7 @@ export class RoomArchive implements MucArchive {
       id: entry.stanzaId,
       when: entry.time,
       ...(entry.senderJid !== undefined ? { with: entry.senderJid } : {}),
-      payload: mam.archivedPayload(entry.stanza, entry.room, { room: true }),
+      payload: archivedPayload(entry.stanza, entry.room, { room: true }),
     });
   }
 
@@ -49,10 +49,10 @@ export class RoomArchive implements MucArchive {
     const items = await this.archive.find(node(roomJid), { reverse: true, limit });
     const entries: HistoryEntry[] = [];
     for (const item of items.reverse()) {
-      const stored = mam.storedMessage(item);
+      const stored = storedMessage(item);
       if (!stored || stored.attrs.type !== 'groupchat' || !stored.getChild('body')) continue;
       delete stored.attrs.xmlns;
-      entries.push({ stanza: mam.addStanzaId(stored, roomJid, item.id), time: item.when, stanzaId: item.id, senderJid: item.with ?? roomJid });
+      entries.push({ stanza: addStanzaId(stored, roomJid, item.id), time: item.when, stanzaId: item.id, senderJid: item.with ?? roomJid });
     }
     return entries;
   }
@@ -69,10 +69,10 @@ export class RoomArchive implements MucArchive {
       throw new StanzaError('auth', 'forbidden', 'Only members may read the archive of this room');
     }
     const seesJids = room.showsJidsTo(from);
-    const query = iq.getChild('query', mam.NS_MAM);
+    const query = iq.getChild('query', NS_MAM);
     const withField = query?.getChild('x', 'jabber:x:data')?.getChildren('field').find((f) => f.attrs.var === 'with');
     if (withField?.getChildText('value') && !seesJids) throw new StanzaError('auth', 'forbidden', 'Real JIDs of this room are not visible to you');
-    return mam.answerMamIq(iq, {
+    return answerMamIq(iq, {
       store: this.archive,
       user: node(room.jid),
       archiveJid: room.jid,

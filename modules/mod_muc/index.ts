@@ -5,7 +5,7 @@
 // answers, stores room snapshots in the keyval store `muc_rooms` (user = the room's localpart)
 // and runs the lock-timeout sweep. See doc/muc.md (Glue).
 import type { Element } from '@xmpp/xml';
-import { bare, defineModule, iqPayload, iqResult, mam, split, StanzaError, type StanzaEvent } from '../../core/api.ts';
+import { bare, defineModule, iqPayload, iqResult, mamFeatures, NS_MAM, split, StanzaError, type StanzaEvent } from '../../core/api.ts';
 import { RoomArchive } from './archive.ts';
 import { checkStoredConfig, DEFAULT_CONFIG, type RoomConfig } from './config.ts';
 import { MucService, type MucLog } from './service.ts';
@@ -73,7 +73,7 @@ export default defineModule({
       allowRegistration: module.option('allowRegistration'),
       canCreateRoom,
       isServiceAdmin,
-      roomFeatures: archive ? mam.mamFeatures() : [],
+      roomFeatures: archive ? mamFeatures() : [],
     }, {
       persist: (roomJid, snapshot) => store.set(split(roomJid).node ?? roomJid, snapshot === null ? undefined : JSON.parse(JSON.stringify(snapshot))),
       log,
@@ -97,7 +97,7 @@ export default defineModule({
       const { stanza, toNode, toResource } = event;
       if (!archive || stanza.name !== 'iq' || !toNode || toResource !== undefined) return undefined;
       const type = stanza.attrs.type;
-      if ((type !== 'get' && type !== 'set') || iqPayload(stanza)?.attrs.xmlns !== mam.NS_MAM) return undefined;
+      if ((type !== 'get' && type !== 'set') || iqPayload(stanza)?.attrs.xmlns !== NS_MAM) return undefined;
       const room = muc.room(`${toNode}@${host}`);
       if (!room || room.locked) throw new StanzaError('cancel', 'item-not-found', 'No such room');
       const payload = await archive.answer(stanza, room, (m) => module.send(m));

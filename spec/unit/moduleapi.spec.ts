@@ -81,6 +81,28 @@ describe('module API and lifecycle', function () {
     assert.deepEqual(probe().log, ['load', 'task started', 'ready', 'unload', 'task saw abort']);
   });
 
+  it('holds only pending timers: fired and cleared timeouts are let go, the rest cleared on unload', async function () {
+    write('timers', `{
+      load(module) {
+        P.fired = 0;
+        P.late = 0;
+        for (let i = 0; i < 200; i++) module.setTimeout(() => { P.fired++; }, 1);
+        const cancelled = module.setTimeout(() => { P.late++; }, 5);
+        module.clearTimer(cancelled);
+        module.setTimeout(() => { P.late++; }, 60);
+        P.pending = () => module.timers.size;
+      },
+    }`);
+    await server.modules.load('example.org', 'timers', { ready: true });
+    const p = probe() as Probe & { fired: number; late: number; pending: () => number };
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(p.fired, 200);
+    assert.equal(p.pending(), 1, 'only the 60 ms timeout is still held');
+    await server.modules.unload('example.org', 'timers');
+    await new Promise((r) => setTimeout(r, 80));
+    assert.equal(p.late, 0, 'the cancelled timeout never ran and the pending one was cleared on unload');
+  });
+
   it('replays existing sessions on load and reports them removed on unload', async function () {
     write('watch', `{
       load(module) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { Element } from '@xmpp/xml';
-import { XmppStreamParser, streamHeader, type StreamErrorCondition, type StreamLimits } from '../../core/util/stream-parser.ts';
+import { XmppStreamParser, streamHeader, type ParserErrorCondition, type StreamLimits } from '../../core/util/stream-parser.ts';
 
 const NS_STREAMS = 'http://etherx.jabber.org/streams';
 const HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${NS_STREAMS}' to='example.com' version='1.0' xml:lang='en'>`;
@@ -10,7 +10,7 @@ interface Recorder {
   starts: Record<string, string>[];
   stanzas: Element[];
   ends: number;
-  errors: { condition: StreamErrorCondition; text: string }[];
+  errors: { condition: ParserErrorCondition; text: string }[];
 }
 
 function make(limits: StreamLimits = { maxStanzaSize: 65536, maxDepth: 32 }): Recorder {
@@ -36,7 +36,7 @@ function opened(limits?: StreamLimits): Recorder {
   return r;
 }
 
-function errorOf(input: string | string[], limits?: StreamLimits, withHeader = true): StreamErrorCondition | undefined {
+function errorOf(input: string | string[], limits?: StreamLimits, withHeader = true): ParserErrorCondition | undefined {
   const r = withHeader ? opened(limits) : make(limits);
   for (const chunk of Array.isArray(input) ? input : [input]) r.parser.write(chunk);
   assert.ok(r.errors.length <= 1, 'at most one error is reported');
