@@ -37,6 +37,8 @@ export interface IncomingDeps {
   streams: Map<Session, IncomingStream>;
   /** Offer bidirectional streams (XEP-0288). */
   bidi: boolean;
+  /** How long our dialback request over a bidi stream may wait for its answer. */
+  dialbackTimeoutMs: number;
   /** A stanza that cannot be delivered: the caller answers it with this error. */
   bounce(stanza: Stanza, condition: 'remote-server-timeout', text: string): void;
 }
@@ -54,7 +56,7 @@ export interface IncomingStream {
   /** The peer asked for a bidirectional stream (XEP-0288). */
   bidi: boolean;
   /** Our further domains authenticating (dialback) to send to the peer over this bidi stream: 'local remote'. */
-  outPairs: Map<string, { state: 'pending' | 'valid'; queue: Stanza[] }>;
+  outPairs: Map<string, { state: 'pending' | 'valid'; queue: Stanza[]; timer?: NodeJS.Timeout }>;
   /** Can a stanza from our `local` to the peer's `remote` go over this stream now or after dialback? */
   canSend(local: string, remote: string): boolean;
   /** Write a stanza from our domain to the peer (after canSend). */
@@ -79,6 +81,8 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     log: module.log,
     onEnd: (_graceful, reason) => {
       d.streams.delete(session);
+      // Stanzas still waiting for a dialback answer over this (bidi) stream are not lost: they bounce.
+      for (const [key, out] of state.outPairs) if (out.state === 'pending') refuseOut(key, out, 'the stream closed before the peer answered our dialback');
       sessions.destroy(session, reason);
     },
   });
@@ -227,15 +231,13 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
         module.log.warn('%s: <db:result type=%s/> on an incoming stream dropped (unsolicited)', session.id, a.type);
         return;
       }
-      const queued = pending.queue.splice(0);
       if (a.type === 'valid') {
+        clearTimeout(pending.timer);
         pending.state = 'valid';
         module.log.info('s2s stream from %s: %s authenticated to send to %s over it (dialback, bidi)', state.peer, to, from);
-        for (const q of queued) sendStanza(q);
+        for (const q of pending.queue.splice(0)) sendStanza(q);
       } else {
-        state.outPairs.delete(pairKey(to!, from!));
-        module.log.warn('s2s stream from %s: %s refused our dialback for %s (%s)', state.peer, from, to, a.type);
-        for (const q of queued) d.bounce(q, 'remote-server-timeout', `${from} did not accept ${to}`);
+        refuseOut(pairKey(to!, from!), pending, `${from} did not accept ${to} (${a.type})`);
       }
       return;
     }
@@ -319,8 +321,19 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     if (!state.bidi || stream.isClosing) return false;
     if (state.pairs.has(pairKey(remote, local))) return true;
     if (state.outPairs.has(pairKey(local, remote))) return true;
+    if (refusedOut.has(pairKey(local, remote))) return false;
     // A further domain of ours to an authenticated peer domain: dialback over this stream.
     return isOurs(local) && [...state.pairs.keys()].some((k) => k.startsWith(`${remote} `)) && session.streamId !== undefined;
+  };
+
+  const refusedOut = new Set<string>();
+  /** Our dialback over the bidi stream failed (refused, unanswered, stream gone): what waited bounces. */
+  const refuseOut = (key: string, out: { queue: Stanza[]; timer?: NodeJS.Timeout }, why: string) => {
+    clearTimeout(out.timer);
+    if (state.outPairs.get(key) === out) state.outPairs.delete(key);
+    refusedOut.add(key); // later stanzas of the pair take an outgoing stream of their own
+    module.log.warn('s2s stream from %s: no dialback for %s: %s', state.peer, key.replace(' ', ' → '), why);
+    for (const q of out.queue.splice(0)) d.bounce(q, 'remote-server-timeout', why);
   };
 
   const sendStanza = (stanza: Stanza) => {
@@ -331,8 +344,13 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     let out = state.outPairs.get(key);
     if (out?.state === 'valid') return void stream.send(serialise(stanza));
     if (!out) {
-      out = { state: 'pending', queue: [] };
-      state.outPairs.set(key, out);
+      const entry: { state: 'pending' | 'valid'; queue: Stanza[]; timer?: NodeJS.Timeout } = { state: 'pending', queue: [] };
+      out = entry;
+      state.outPairs.set(key, entry);
+      entry.timer = setTimeout(() => {
+        if (entry.state === 'pending') refuseOut(key, entry, `${remote} did not answer our dialback for ${local}`);
+      }, d.dialbackTimeoutMs);
+      entry.timer.unref();
       const dbKey = d.issued.issue(remote, local, session.streamId ?? '');
       module.log('%s: authenticating %s to %s over the bidi stream (dialback)', session.id, local, remote);
       stream.send(new Element('db:result', { from: local, to: remote }).t(dbKey));

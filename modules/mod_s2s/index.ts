@@ -229,6 +229,7 @@ export default defineModule({
       streams: incoming,
       bidi,
       bounce,
+      dialbackTimeoutMs: 30_000,
     };
     const network = module.privileged.network;
     await network.listen({ name: 's2s', ports: module.config('s2sPorts'), interfaces, onConnection: (conn) => acceptIncoming(deps, conn) });
