@@ -119,6 +119,16 @@ export interface CoreOptions extends CoreHostOptions {
   dialbackSecret?: string;
   /** Use DNSSEC-validated TLSA records for outgoing s2s streams (RFC 7673). */
   dane?: boolean;
+  /** Bidirectional s2s streams (XEP-0288): offered on incoming streams, asked for on outgoing ones. */
+  s2sBidi?: boolean;
+  /** Seconds stanzas wait for an outgoing stream (connection attempts repeat until then) before they bounce. */
+  s2sQueueTimeout?: number;
+  /** Remote domains that must authenticate with a certificate although s2sSecureAuth is off. */
+  s2sSecureDomains?: string[];
+  /** Remote domains allowed dialback although s2sSecureAuth is on. */
+  s2sInsecureDomains?: string[];
+  /** Seconds after an outgoing route failed during which stanzas to that domain bounce at once (0: off). */
+  s2sFailureMemory?: number;
 }
 
 /** The configuration file's object: core options, virtual hosts, components and module options. */
@@ -244,6 +254,11 @@ const globalChecks: Record<string, Check> = {
   s2sQueueLimit: isPosInt,
   s2sConnectTimeout: isPosInt,
   s2sIdleTimeout: isPosInt,
+  s2sBidi: isBool,
+  s2sQueueTimeout: isPosInt,
+  s2sSecureDomains: isStrArr,
+  s2sInsecureDomains: isStrArr,
+  s2sFailureMemory: isNonNegInt,
   dnsServers: isStrArr,
   dialbackSecret: isStr,
   dane: isBool,
@@ -292,6 +307,9 @@ export const DEFAULTS = {
   s2sQueueLimit: 500,
   s2sConnectTimeout: 30,
   s2sIdleTimeout: 300,
+  s2sBidi: true,
+  s2sQueueTimeout: 60,
+  s2sFailureMemory: 30,
   dane: true,
   /** Always loaded unless listed in modulesDisabled (like Prosody's autoload). */
   autoloadModules: ['c2s', 'iq', 'presence', 'message'],

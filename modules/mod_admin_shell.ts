@@ -236,8 +236,8 @@ function makeCommands(module: GlobalModuleApi): Map<string, Command> {
     ['s2s list', {
       usage: 's2s list', help: 'server-to-server streams: direction, domains, authentication, TLS, age',
       run: async () => {
-        const rows = (await a.callExport('*', 's2s', 'list', [])) as { direction: string; local: string; remote: string; auth: string; tls: string; ageSeconds: number; state: string; queued?: number }[];
-        return table(rows.map((r) => [r.direction, r.local, r.remote, r.auth, r.tls, `${r.ageSeconds}s`, r.state, r.queued === undefined ? '' : `queued ${r.queued}`]));
+        const rows = (await a.callExport('*', 's2s', 'list', [])) as { direction: string; local: string; remote: string; auth: string; tls: string; ageSeconds: number; state: string; queued?: number; bidi?: boolean }[];
+        return table(rows.map((r) => [r.direction, r.local, r.remote, r.auth, r.tls, `${r.ageSeconds}s`, r.state, r.queued === undefined ? '' : `queued ${r.queued}`, r.bidi ? 'bidi' : '']));
       },
     }],
     ['s2s close', {

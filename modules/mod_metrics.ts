@@ -1,6 +1,7 @@
 //% requires_core_features: http-routes
 // Prometheus/OpenMetrics text at /metrics on the HTTP server (prom-client): sessions by type and
 // host, stanzas in and out by kind and host, authentication failures by condition, limits hit,
+// server-to-server streams by direction, remote domain and authentication (from mod_s2s),
 // and prom-client's process metrics (memory, CPU, event-loop delay, GC). Only the addresses in
 // `metrics.allow` (default loopback) may read it. No label ever holds a JID or a username: hosts,
 // session types, stanza kinds and SASL conditions only. doc/metrics.md.
@@ -53,6 +54,28 @@ export default defineModule({
       collect() {
         this.reset();
         for (const host of module.hosts.names()) this.set({ host }, [...module.sessions.boundSessions(host)].length);
+      },
+    });
+
+    // Server-to-server streams (mod_s2s's export 'list', when it is loaded): outgoing routes live
+    // outside the session registry. Labels are domains and methods, never JIDs.
+    new Gauge({
+      name: 'cadence_s2s_streams',
+      help: 'Established server-to-server streams by direction (in, out), remote domain, authentication (EXTERNAL, dialback, none) and XEP-0288 bidi',
+      labelNames: ['direction', 'remote', 'auth', 'bidi'] as const,
+      registers: [registry],
+      async collect() {
+        this.reset();
+        let rows: { direction: string; remote: string; auth: string; bidi?: boolean; state: string }[];
+        try {
+          rows = await module.call('s2s', 'list');
+        } catch {
+          return; // mod_s2s not loaded
+        }
+        for (const r of rows) {
+          if (r.state !== 'ready') continue; // negotiating ones are in cadence_sessions (s2sin_unauthed)
+          for (const remote of r.remote.split(',')) this.inc({ direction: r.direction, remote, auth: r.auth, bidi: r.bidi ? 'yes' : 'no' });
+        }
       },
     });
 

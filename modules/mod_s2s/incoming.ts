@@ -5,6 +5,10 @@
 // XEP-0344), answers to <db:verify/> as Authoritative Server, and the checks on every stanza
 // before it is routed like a local one (from authenticated on this stream: invalid-from; to one
 // of ours: host-unknown; the pair authenticated: improper-addressing).
+// XEP-0288 (bidi): the feature is offered once the stream is encrypted; after the peer's <bidi/>
+// the stream carries our stanzas to it as well — from our domain to the peer's for every
+// authenticated pair, and from further domains of ours that we authenticate with dialback over
+// this stream (the owner decides, through `canSend` and `sendStanza`).
 import type { X509Certificate } from 'node:crypto';
 import type tls from 'node:tls';
 import { Element } from '@xmpp/xml';
@@ -13,14 +17,15 @@ import {
   type CloseReason, type Connection, type GlobalModuleApi, type IssuedKeys, type Session, type Stanza, type StreamLimits,
 } from '../../core/api.ts';
 import { certVerdict, type CertVerdict } from './pki.ts';
-import type { VerifyOutcome } from './outgoing.ts';
+import { NS_BIDI, NS_BIDI_FEATURE, serialise, type VerifyOutcome } from './outgoing.ts';
 
 export interface IncomingDeps {
   module: GlobalModuleApi;
   limits(authenticated: boolean): StreamLimits;
   unauthenticatedTimeoutMs: number;
   requireEncryption: boolean;
-  secureAuth: boolean;
+  /** Must this remote domain authenticate with its certificate (s2sSecureAuth / s2sSecureDomains)? */
+  secureAuth(remote: string): boolean;
   anchors(): readonly X509Certificate[];
   issued: IssuedKeys;
   /** Is this remote domain allowed (blocklist/allowlist)? */
@@ -30,6 +35,12 @@ export interface IncomingDeps {
   /** Write a stanza to a remote domain (error replies for stanzas that arrived here). */
   sendRemote(stanza: Element): boolean;
   streams: Map<Session, IncomingStream>;
+  /** Offer bidirectional streams (XEP-0288). */
+  bidi: boolean;
+  /** How long our dialback request over a bidi stream may wait for its answer. */
+  dialbackTimeoutMs: number;
+  /** A stanza that cannot be delivered: the caller answers it with this error. */
+  bounce(stanza: Stanza, condition: 'remote-server-timeout', text: string): void;
 }
 
 /** One incoming stream's state (for `s2s list` and the checks). */
@@ -42,6 +53,14 @@ export interface IncomingStream {
   pairs: Map<string, 'EXTERNAL' | 'dialback'>;
   conn: Connection;
   verdict: CertVerdict | undefined;
+  /** The peer asked for a bidirectional stream (XEP-0288). */
+  bidi: boolean;
+  /** Our further domains authenticating (dialback) to send to the peer over this bidi stream: 'local remote'. */
+  outPairs: Map<string, { state: 'pending' | 'valid'; queue: Stanza[]; timer?: NodeJS.Timeout }>;
+  /** Can a stanza from our `local` to the peer's `remote` go over this stream now or after dialback? */
+  canSend(local: string, remote: string): boolean;
+  /** Write a stanza from our domain to the peer (after canSend). */
+  sendStanza(stanza: Stanza): void;
 }
 
 const pairKey = (remote: string, local: string) => `${remote} ${local}`;
@@ -62,6 +81,8 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     log: module.log,
     onEnd: (_graceful, reason) => {
       d.streams.delete(session);
+      // Stanzas still waiting for a dialback answer over this (bidi) stream are not lost: they bounce.
+      for (const [key, out] of state.outPairs) if (out.state === 'pending') refuseOut(key, out, 'the stream closed before the peer answered our dialback');
       sessions.destroy(session, reason);
     },
   });
@@ -71,7 +92,11 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     close: (reason) => stream.close(reason),
     reset: () => stream.reset(),
   });
-  const state: IncomingStream = { session, stream, peer: undefined, pairs: new Map(), conn, verdict: undefined };
+  const state: IncomingStream = {
+    session, stream, peer: undefined, pairs: new Map(), conn, verdict: undefined, bidi: false, outPairs: new Map(),
+    canSend: (local, remote) => canSend(local, remote),
+    sendStanza: (stanza) => sendStanza(stanza),
+  };
   d.streams.set(session, state);
   const close = (reason: CloseReason) => stream.close(reason);
 
@@ -134,6 +159,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
         else module.log('%s: certificate of %s not valid for EXTERNAL: %s', session.id, from, state.verdict?.reason ?? 'none presented');
       }
       features.c('dialback', { xmlns: NS_DIALBACK_FEATURE }).c('errors');
+      if (d.bidi && state.pairs.size === 0) features.c('bidi', { xmlns: NS_BIDI_FEATURE });
     }
     stream.send(features);
   });
@@ -163,7 +189,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
       session.type = 's2sin';
       stream.authenticated(d.limits(true));
     }
-    module.log.info('s2s stream from %s to %s authenticated (%s, %s)', remote, local, how, conn.tlsInfo?.protocol ?? 'no TLS');
+    module.log.info('s2s stream from %s to %s authenticated (%s, %s%s)', remote, local, how, conn.tlsInfo?.protocol ?? 'no TLS', state.bidi ? ', bidi' : '');
   };
 
   const saslExternal = (el: Element) => {
@@ -199,7 +225,20 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     const from = a.from !== undefined ? prep(a.from) : null;
     const to = a.to !== undefined ? prep(a.to) : null;
     if (a.type !== undefined) {
-      module.log.warn('%s: <db:result type=%s/> on an incoming stream dropped (unsolicited)', session.id, a.type);
+      // An answer counts only for a request we made over this bidi stream (XEP-0288 §4).
+      const pending = from && to ? state.outPairs.get(pairKey(to, from)) : undefined;
+      if (!pending || pending.state !== 'pending') {
+        module.log.warn('%s: <db:result type=%s/> on an incoming stream dropped (unsolicited)', session.id, a.type);
+        return;
+      }
+      if (a.type === 'valid') {
+        clearTimeout(pending.timer);
+        pending.state = 'valid';
+        module.log.info('s2s stream from %s: %s authenticated to send to %s over it (dialback, bidi)', state.peer, to, from);
+        for (const q of pending.queue.splice(0)) sendStanza(q);
+      } else {
+        refuseOut(pairKey(to!, from!), pending, `${from} did not accept ${to} (${a.type})`);
+      }
       return;
     }
     if (!to || !isOurs(to)) return dialbackError('result', a, 'cancel', 'item-not-found');
@@ -215,7 +254,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     };
     const verdict = verdictFor(from);
     if (verdict?.valid) return reply('valid'); // XEP-0344: the certificate already proves the domain
-    if (d.secureAuth) {
+    if (d.secureAuth(from)) {
       module.log.warn('%s: dialback for %s refused: s2sSecureAuth and its certificate is not valid (%s)', session.id, from, verdict?.reason ?? 'no TLS');
       return dialbackError('result', a, 'cancel', 'not-authorized');
     }
@@ -277,6 +316,58 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     routing.route(session, el);
   };
 
+  /** XEP-0288 §2.2: what we may send over a bidi stream — the inverse of a pair the peer authenticated, or a pair we authenticated ourselves. */
+  const canSend = (local: string, remote: string): boolean => {
+    if (!state.bidi || stream.isClosing) return false;
+    if (state.pairs.has(pairKey(remote, local))) return true;
+    if (state.outPairs.has(pairKey(local, remote))) return true;
+    if (refusedOut.has(pairKey(local, remote))) return false;
+    // A further domain of ours to an authenticated peer domain: dialback over this stream.
+    return isOurs(local) && [...state.pairs.keys()].some((k) => k.startsWith(`${remote} `)) && session.streamId !== undefined;
+  };
+
+  const refusedOut = new Set<string>();
+  /** Our dialback over the bidi stream failed (refused, unanswered, stream gone): what waited bounces. */
+  const refuseOut = (key: string, out: { queue: Stanza[]; timer?: NodeJS.Timeout }, why: string) => {
+    clearTimeout(out.timer);
+    if (state.outPairs.get(key) === out) state.outPairs.delete(key);
+    refusedOut.add(key); // later stanzas of the pair take an outgoing stream of their own
+    module.log.warn('s2s stream from %s: no dialback for %s: %s', state.peer, key.replace(' ', ' → '), why);
+    for (const q of out.queue.splice(0)) d.bounce(q, 'remote-server-timeout', why);
+  };
+
+  const sendStanza = (stanza: Stanza) => {
+    const local = split(stanza.attrs.from ?? '').host ?? '';
+    const remote = split(stanza.attrs.to ?? '').host ?? '';
+    if (state.pairs.has(pairKey(remote, local))) return void stream.send(serialise(stanza));
+    const key = pairKey(local, remote);
+    let out = state.outPairs.get(key);
+    if (out?.state === 'valid') return void stream.send(serialise(stanza));
+    if (!out) {
+      const entry: { state: 'pending' | 'valid'; queue: Stanza[]; timer?: NodeJS.Timeout } = { state: 'pending', queue: [] };
+      out = entry;
+      state.outPairs.set(key, entry);
+      entry.timer = setTimeout(() => {
+        if (entry.state === 'pending') refuseOut(key, entry, `${remote} did not answer our dialback for ${local}`);
+      }, d.dialbackTimeoutMs);
+      entry.timer.unref();
+      const dbKey = d.issued.issue(remote, local, session.streamId ?? '');
+      module.log('%s: authenticating %s to %s over the bidi stream (dialback)', session.id, local, remote);
+      stream.send(new Element('db:result', { from: local, to: remote }).t(dbKey));
+    }
+    out.queue.push(stanza);
+  };
+
+  const bidi = () => {
+    if (!d.bidi) {
+      close({ condition: 'unsupported-stanza-type', text: 'Bidirectional streams are not offered' });
+      return;
+    }
+    if (state.bidi) return; // asked again (after a stream restart): nothing changes
+    state.bidi = true;
+    module.log('%s: %s asked for a bidirectional stream', session.id, state.peer ?? '?');
+  };
+
   stream.parser.on('stanza', (el) => {
     if (session.notopen || !session.host) return;
     const colon = el.name.indexOf(':');
@@ -288,6 +379,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
       return;
     }
     if (ns === NS.sasl && local === 'auth') return saslExternal(el);
+    if (ns === NS_BIDI && local === 'bidi') return bidi();
     if (ns === NS_DIALBACK && local === 'result') return dialbackResult(el);
     if (ns === NS_DIALBACK && local === 'verify') return dialbackVerify(el);
     if ((ns === NS.server || ns === NS.client) && isStanzaKind(local) && colon < 0) return stanza(el as Stanza);

@@ -6,6 +6,8 @@
 // XEP-0178) or dialback (XEP-0220, XEP-0185 keys) unless s2sSecureAuth forbids it; idle streams
 // closed after s2sIdleTimeout. Stanzas for remote domains arrive through the router's remote
 // route (`route/remote`); stanzas from remote domains are checked and routed like local ones.
+// Bidirectional streams (XEP-0288, s2sBidi): a stream either side opened carries both directions,
+// so a stanza for a remote domain first looks for a bidi stream that may carry it.
 import type { X509Certificate } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import {
@@ -33,6 +35,8 @@ export interface S2sStreamInfo {
   ageSeconds: number;
   state: string;
   queued?: number;
+  /** XEP-0288: the stream carries stanzas both ways. */
+  bidi?: boolean;
 }
 
 export default defineModule({
@@ -63,9 +67,13 @@ export default defineModule({
     const secret = module.config('dialbackSecret') ?? newDialbackSecret();
     const issued = new IssuedKeys({ secret });
     const requireEncryption = module.config('s2sRequireEncryption');
-    const secureAuth = module.config('s2sSecureAuth');
-    const dane = module.config('dane');
     const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);
+    // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
+    // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
+    const secureDomains = norm(module.config('s2sSecureDomains')) ?? new Set<string>();
+    const insecureDomains = norm(module.config('s2sInsecureDomains')) ?? new Set<string>();
+    const secureAuth = (remote: string) => (module.config('s2sSecureAuth') ? !insecureDomains.has(remote) : secureDomains.has(remote));
+    const dane = module.config('dane');
     const blocklist = norm(module.config('s2sBlocklist')) ?? new Set<string>();
     const allowlist = norm(module.config('s2sAllowlist'));
     const allowed = (remote: string) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote));
@@ -73,7 +81,15 @@ export default defineModule({
     const localAddress = interfaces ? sourceAddresses(interfaces) : undefined;
 
     const outgoing = new Map<string, OutgoingRoute>();
+    // Domains whose route just failed: stanzas to them bounce at once for s2sFailureMemory seconds
+    // instead of each opening a new route (and a new round of connection attempts).
+    const failureMemoryMs = module.config('s2sFailureMemory') * 1000;
+    const recentFailures = new Map<string, { condition: StanzaErrorCondition; text: string; until: number }>();
     const incoming = new Map<Session, IncomingStream>();
+    const bidi = module.config('s2sBidi');
+    const { sessions, routing } = module.privileged;
+    /** The session that carries what a peer sends us over our outgoing bidi stream (routed like an incoming stream's). */
+    const reverse = new Map<OutgoingRoute, Session>();
 
     /** Answer a stanza that cannot reach its remote destination (never an error or a result). */
     const bounce = (stanza: Stanza, condition: StanzaErrorCondition, text: string) => {
@@ -100,8 +116,10 @@ export default defineModule({
         pem: () => module.privileged.tls.pem(local),
         anchors: trustAnchors,
         requireEncryption,
-        secureAuth,
+        secureAuth: secureAuth(remote),
+        secureAuthFor: secureAuth,
         connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
+        queueTimeoutMs: module.config('s2sQueueTimeout') * 1000,
         dialbackTimeoutMs: 30_000,
         queueLimit: module.config('s2sQueueLimit'),
         localAddress,
@@ -110,7 +128,33 @@ export default defineModule({
         bounce,
         closed: (r) => {
           if (outgoing.get(key) === r) outgoing.delete(key);
+          const why = r.failedWith;
+          if (why && failureMemoryMs > 0) recentFailures.set(remote, { ...why, until: Date.now() + failureMemoryMs });
+          const s = reverse.get(r);
+          if (s) {
+            reverse.delete(r);
+            sessions.destroy(s, { condition: 'connection-timeout', text: 'the s2s stream closed' });
+          }
         },
+        bidi,
+        allowed,
+        inbound: (r, stanza) => {
+          let s = reverse.get(r);
+          if (!s) {
+            s = sessions.create('s2sin', r.transport(), {
+              // Error replies the router sends "to" this session go to the remote like any stanza.
+              send: (x) => (typeof x === 'string' ? false : sendRemote(x)),
+              close: () => r.close('closed'),
+              reset: () => undefined,
+            });
+            s.host = r.local;
+            s.notopen = false;
+            reverse.set(r, s);
+          }
+          routing.route(s, stanza);
+        },
+        verifyElsewhere: (other, streamId, key) => routeFor(local, other).verify(streamId, key),
+        carried: () => bidiCarrier(local, remote) !== undefined,
       });
       outgoing.set(key, route);
       void route.start().catch((err: unknown) => {
@@ -118,6 +162,16 @@ export default defineModule({
         route.close(String(err));
       });
       return route;
+    };
+
+    /** A bidirectional stream that carries (or, after dialback over it, will carry) stanzas from `local` to `remote`. */
+    const bidiCarrier = (local: string, remote: string): { send(stanza: Stanza): void } | undefined => {
+      if (!bidi) return undefined;
+      for (const r of outgoing.values()) {
+        if (r.bidi && r.state === 'ready' && r.local === local && (r.remote === remote || r.inbound.has(remote))) return r;
+      }
+      for (const s of incoming.values()) if (s.canSend(local, remote)) return { send: (x) => s.sendStanza(x) };
+      return undefined;
     };
 
     /** A stanza for a remote domain: onto the route of its domain pair. */
@@ -134,7 +188,25 @@ export default defineModule({
         bounce(s, 'policy-violation', `Federation with ${remote} is not allowed on this server`);
         return true;
       }
-    routeFor(local, remote).send(s);
+      const existing = outgoing.get(`${local} ${remote}`);
+      if (existing?.state === 'ready') {
+        existing.send(s);
+        return true;
+      }
+      const carrier = bidiCarrier(local, remote);
+      if (carrier) {
+        carrier.send(s);
+        return true;
+      }
+      const failed = recentFailures.get(remote);
+      if (failed && !existing) {
+        if (failed.until > Date.now()) {
+          bounce(s, failed.condition, `${failed.text} (failed ${Math.round((failureMemoryMs - (failed.until - Date.now())) / 1000)} s ago; not trying again yet)`);
+          return true;
+        }
+        recentFailures.delete(remote);
+      }
+      routeFor(local, remote).send(s);
       return true;
     };
 
@@ -155,6 +227,9 @@ export default defineModule({
       verify: (local, remote, streamId, key): Promise<VerifyOutcome> => routeFor(local, remote).verify(streamId, key),
       sendRemote,
       streams: incoming,
+      bidi,
+      bounce,
+      dialbackTimeoutMs: 30_000,
     };
     const network = module.privileged.network;
     await network.listen({ name: 's2s', ports: module.config('s2sPorts'), interfaces, onConnection: (conn) => acceptIncoming(deps, conn) });
@@ -170,19 +245,23 @@ export default defineModule({
       for (const r of outgoing.values()) if (r.state === 'ready' && now - r.lastActivity >= idleMs) r.close('idle');
       for (const s of incoming.values()) if (s.pairs.size > 0 && now - s.conn.lastActivity >= idleMs) s.stream.close();
     }, Math.max(1000, Math.min(idleMs, 30_000)));
-    module.setInterval(() => issued.sweep(), 60_000);
+    module.setInterval(() => {
+      issued.sweep();
+      const now = Date.now();
+      for (const [domain, f] of recentFailures) if (f.until <= now) recentFailures.delete(domain);
+    }, 60_000);
 
     const list = (): S2sStreamInfo[] => {
       const now = Date.now();
       const out: S2sStreamInfo[] = [];
       for (const r of outgoing.values()) {
-        out.push({ direction: 'out', local: r.local, remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued });
+        out.push({ direction: 'out', local: r.local, remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued, bidi: r.bidi });
       }
       for (const s of incoming.values()) {
         const pairs = [...s.pairs.entries()];
         const remote = pairs.length ? [...new Set(pairs.map(([k]) => k.split(' ')[0]))].join(',') : (s.peer ?? '?');
         const auth = pairs.length ? [...new Set(pairs.map(([, how]) => how))].join(',') : 'none';
-        out.push({ direction: 'in', local: s.session.host ?? '?', remote, auth, tls: s.conn.tlsInfo?.protocol ?? 'none', ageSeconds: Math.round((now - s.conn.created) / 1000), state: pairs.length ? 'ready' : 'negotiating' });
+        out.push({ direction: 'in', local: s.session.host ?? '?', remote, auth, tls: s.conn.tlsInfo?.protocol ?? 'none', ageSeconds: Math.round((now - s.conn.created) / 1000), state: pairs.length ? 'ready' : 'negotiating', bidi: s.bidi });
       }
       return out;
     };

@@ -6,20 +6,31 @@
 // When the stream cannot be established every queued stanza is handed back to be bounced
 // (remote-server-not-found when the domain offers no service, else remote-server-timeout).
 // Dialback verification requests (<db:verify/>, we are the Receiving Server asking the
-// Authoritative Server) travel on this stream too, as soon as it is encrypted.
+// Authoritative Server) travel on this stream too, as soon as it is encrypted; a route opened only
+// for them and with nothing to send does not authenticate until a stanza comes, and closes after
+// the verification when a bidirectional stream already carries the pair.
+// XEP-0288 (bidi): when the peer offers it, <bidi/> goes before authentication and the stream then
+// carries the peer's stanzas to us too (from the authenticated remote domain, or from further
+// domains it authenticates with dialback over this stream, to our domain); they are checked like
+// an incoming stream's and handed to the owner to be routed.
 import net from 'node:net';
 import tls from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { X509Certificate } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import {
-  attrsOf, connectHappyEyeballs, daneVerify, expandTargets, NS, NS_DIALBACK, NS_DIALBACK_FEATURE, peerCertificateChain, streamHeader, XmppStreamParser,
-  type AddressLookup, type Candidate, type DaneResult, type IssuedKeys, type Logger, type S2sResolution, type Stanza, type StanzaErrorCondition, type StreamLimits,
+  attrsOf, connectHappyEyeballs, daneVerify, expandTargets, isStanzaKind, NS, NS_DIALBACK, NS_DIALBACK_FEATURE, peerCertificateChain, prep, split, streamHeader, XmppStreamParser,
+  type AddressLookup, type Candidate, type DaneResult, type IssuedKeys, type Logger, type S2sResolution, type Stanza, type StanzaErrorCondition, type StreamLimits, type StreamTransport,
 } from '../../core/api.ts';
 import { certVerdict, type CertVerdict } from './pki.ts';
 
 export type OutgoingState = 'resolving' | 'connecting' | 'negotiating' | 'ready' | 'closed';
 export type AuthMethod = 'EXTERNAL' | 'dialback' | 'none';
 export type VerifyOutcome = 'valid' | 'invalid' | 'error';
+
+/** XEP-0288's namespaces: the stream feature and the request. */
+export const NS_BIDI_FEATURE = 'urn:xmpp:features:bidi';
+export const NS_BIDI = 'urn:xmpp:bidi';
 
 export interface TlsaLookup {
   ok: boolean;
@@ -41,7 +52,11 @@ export interface OutgoingDeps {
   requireEncryption: boolean;
   /** The peer must authenticate with its certificate (no dialback without it). */
   secureAuth: boolean;
+  /** The same for a further domain of the peer (dialback over a bidi stream). */
+  secureAuthFor(domain: string): boolean;
   connectTimeoutMs: number;
+  /** How long stanzas wait for the stream: connection attempts are repeated until then. */
+  queueTimeoutMs: number;
   dialbackTimeoutMs: number;
   queueLimit: number;
   localAddress?: { 4?: string; 6?: string };
@@ -51,6 +66,16 @@ export interface OutgoingDeps {
   bounce(stanza: Stanza, condition: StanzaErrorCondition, text: string): void;
   /** The stream ended (or never came up). */
   closed(route: OutgoingRoute): void;
+  /** Ask for a bidirectional stream (XEP-0288) when the peer offers it. */
+  bidi: boolean;
+  /** A checked stanza the peer sent us over a bidirectional stream: route it. */
+  inbound(route: OutgoingRoute, stanza: Stanza): void;
+  /** Is this remote domain allowed (blocklist/allowlist)? */
+  allowed(remote: string): boolean;
+  /** Ask `remote` (its Authoritative Server) about a key, over another stream from our `local`. */
+  verifyElsewhere(remote: string, streamId: string, key: string): Promise<VerifyOutcome>;
+  /** Does a bidirectional stream already carry stanzas from `local` to `remote`? */
+  carried(): boolean;
 }
 
 interface PendingVerify {
@@ -61,7 +86,7 @@ interface PendingVerify {
 }
 
 /** Serialise for a jabber:server stream: stanzas travel without jabber:client's namespace. */
-function serialise(x: Element): string {
+export function serialise(x: Element): string {
   const attrs = attrsOf(x);
   if (attrs.xmlns !== NS.client && attrs.xmlns !== NS.server) return x.toString();
   const { xmlns: _dropped, ...rest } = attrs;
@@ -97,6 +122,20 @@ export class OutgoingRoute {
   private closing = false;
   private failure: { condition: StanzaErrorCondition; text: string } | undefined;
   private readonly abort = new AbortController();
+  /** Why the stream could not be established (undefined once it was, or when closed on purpose). */
+  get failedWith(): { condition: StanzaErrorCondition; text: string } | undefined {
+    return this.everReady ? undefined : this.failure;
+  }
+  private everReady = false;
+  /** XEP-0288 negotiated: the peer's stanzas come back over this stream. */
+  bidi = false;
+  /** Remote domains authenticated to send us stanzas over this (bidirectional) stream. */
+  readonly inbound = new Set<string>();
+  /** Stanzas ever queued or sent: a route opened only for dialback verification has none. */
+  private carrying = false;
+  /** Features held back while the route only verifies keys (authentication waits for a stanza). */
+  private heldFeatures: Element | undefined;
+  private chain: Buffer[] = [];
 
   constructor(private readonly d: OutgoingDeps) {
     this.parser = this.newParser();
@@ -116,6 +155,7 @@ export class OutgoingRoute {
 
   /** Queue a stanza (sent at once when the stream is ready). */
   send(stanza: Stanza): void {
+    this.carrying = true;
     if (this.state === 'closed') {
       this.d.bounce(stanza, 'remote-server-timeout', `No stream to ${this.d.remote}`);
       return;
@@ -129,6 +169,36 @@ export class OutgoingRoute {
       return;
     }
     this.queue.push(stanza);
+    const held = this.heldFeatures;
+    if (held) {
+      this.heldFeatures = undefined;
+      this.authenticate(held);
+    }
+  }
+
+  /** A transport view of the socket for the session that carries the peer's stanzas (bidi). */
+  transport(): StreamTransport {
+    const socket = () => this.socket;
+    const lastActivity = () => this.lastActivity;
+    const tlsProtocol = () => this.tlsProtocol;
+    return {
+      id: this.id,
+      get ip() { return socket()?.remoteAddress ?? ''; },
+      get port() { return socket()?.remotePort ?? 0; },
+      get secure() { return socket() instanceof tls.TLSSocket; },
+      service: 's2s_out',
+      created: this.created,
+      get lastActivity() { return lastActivity(); },
+      get tlsInfo() {
+        const protocol = tlsProtocol();
+        return protocol ? { protocol, cipher: (socket() as tls.TLSSocket | undefined)?.getCipher?.()?.name ?? '' } : undefined;
+      },
+      channelBinding: () => undefined,
+      channelBindingTypes: () => [],
+      pause: () => void socket()?.pause(),
+      resume: () => void socket()?.resume(),
+      destroy: () => void socket()?.destroy(),
+    };
   }
 
   /** Ask the Authoritative Server (the remote) whether a key it issued is valid (XEP-0220 §2.3). */
@@ -150,28 +220,46 @@ export class OutgoingRoute {
   /** Start: resolve, connect, negotiate. */
   async start(): Promise<void> {
     const { d } = this;
-    const resolution = await d.resolve(d.remote);
-    if (this.state === 'closed') return;
-    if (!resolution.ok) {
-      this.fail(resolution.error === 'dns-failure' ? 'remote-server-timeout' : 'remote-server-not-found', resolution.detail);
-      return;
-    }
-    this.state = 'connecting';
-    const pem = d.pem();
-    const result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
-      timeoutMs: d.connectTimeoutMs,
-      signal: this.abort.signal,
-      localAddress: d.localAddress,
-      tlsOptions: () => ({ servername: d.remote, ALPNProtocols: ['xmpp-server'], ...pem, rejectUnauthorized: false, minVersion: 'TLSv1.2' }),
-    });
-    if ((this.state as OutgoingState) === 'closed') {
-      if (result.ok) result.socket.destroy();
-      return;
-    }
-    if (!result.ok) {
-      const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
-      this.fail('remote-server-timeout', `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`);
-      return;
+    // Until the queue's timeout, a domain that cannot be reached (DNS failure, nothing accepting)
+    // is tried again with a growing pause; what the peer refuses (TLS, certificate, authentication)
+    // and a domain without the service fail at once.
+    const deadline = this.created + d.queueTimeoutMs;
+    let pause = 1000;
+    let result: Awaited<ReturnType<typeof connectHappyEyeballs>>;
+    for (;;) {
+      this.state = 'resolving';
+      const resolution = await d.resolve(d.remote);
+      if ((this.state as OutgoingState) === 'closed') return;
+      let failure: string;
+      if (!resolution.ok) {
+        if (resolution.error !== 'dns-failure') return this.fail('remote-server-not-found', resolution.detail);
+        failure = resolution.detail;
+      } else {
+        this.state = 'connecting';
+        const pem = d.pem();
+        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
+          timeoutMs: Math.max(1000, Math.min(d.connectTimeoutMs, deadline - Date.now())),
+          signal: this.abort.signal,
+          localAddress: d.localAddress,
+          tlsOptions: () => ({ servername: d.remote, ALPNProtocols: ['xmpp-server'], ...pem, rejectUnauthorized: false, minVersion: 'TLSv1.2' }),
+        });
+        if ((this.state as OutgoingState) === 'closed') {
+          if (result.ok) result.socket.destroy();
+          return;
+        }
+        if (result.ok) break;
+        const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
+        failure = `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`;
+      }
+      if (Date.now() + pause >= deadline) return this.fail('remote-server-timeout', failure);
+      d.log.info('s2s route %s → %s: %s; trying again in %d s (%d stanzas waiting)', d.local, d.remote, failure, pause / 1000, this.queue.length);
+      try {
+        await sleep(pause, undefined, { signal: this.abort.signal });
+      } catch {
+        return; // closed meanwhile
+      }
+      if ((this.state as OutgoingState) === 'closed') return;
+      pause = Math.min(pause * 2, 16_000);
     }
     this.candidate = result.candidate;
     this.directTls = result.candidate.directTls;
@@ -317,7 +405,9 @@ export class OutgoingRoute {
       this.startDialback();
       return;
     }
+    if (ns === NS_DIALBACK && local === 'result' && attrsOf(el).type === undefined && this.bidi && this.state === 'ready') return this.onReverseDialback(el);
     if (ns === NS_DIALBACK && local === 'result') return this.onDialbackResult(el);
+    if (this.bidi && this.state === 'ready' && (ns === NS.server || ns === NS.client) && isStanzaKind(local) && !el.name.includes(':')) return this.onInbound(el as Stanza);
     if (ns === NS_DIALBACK && local === 'verify') return this.onVerifyAnswer(el);
     this.streamError('unsupported-stanza-type', `unexpected <${el.name}/> on an outgoing stream`);
   }
@@ -338,8 +428,41 @@ export class OutgoingRoute {
     this.canVerify = true;
     for (const v of this.verifies.values()) this.sendVerify(v.id, v.key);
     if (this.saslDone) return this.ready();
+    if (!this.carrying && this.queue.length === 0) {
+      // Opened only to verify keys: authenticate when a stanza comes (or when verification ends).
+      this.heldFeatures = features;
+      this.afterVerifies();
+      return;
+    }
+    this.authenticate(features);
+  }
+
+  /** A verification-only route with nothing left to verify: closed when bidi carries the pair, else authenticated. */
+  private afterVerifies(): void {
+    if (!this.heldFeatures || this.verifies.size > 0) return;
+    // The answer's consumer (the incoming stream's dialback) runs first: it may make the pair bidi.
+    setImmediate(() => {
+      const held = this.heldFeatures;
+      if (!held || this.verifies.size > 0 || this.state === 'closed') return;
+      if (this.d.carried()) {
+        this.d.log.info('s2s stream %s → %s: dialback verification done; a bidirectional stream carries the pair', this.d.local, this.d.remote);
+        this.close('dialback verification done');
+        return;
+      }
+      this.heldFeatures = undefined;
+      this.authenticate(held);
+    });
+  }
+
+  private authenticate(features: Element): void {
+    if (this.state === 'closed') return;
+    if (this.d.bidi && !this.bidi && features.getChild('bidi', NS_BIDI_FEATURE)) {
+      // XEP-0288 §2.2: before SASL or dialback.
+      this.bidi = true;
+      this.write(`<bidi xmlns='${NS_BIDI}'/>`);
+    }
     if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
-      this.fail('remote-server-timeout', `${this.d.remote} did not present a valid certificate (${this.verdict && !this.verdict.valid ? this.verdict.reason : 'none'}) and s2sSecureAuth is on`);
+      this.fail('remote-server-timeout', `${this.d.remote} did not present a valid certificate (${this.verdict && !this.verdict.valid ? this.verdict.reason : 'none'}) and one is required (s2sSecureAuth, s2sSecureDomains)`);
       return;
     }
     const mechanisms = features.getChild('mechanisms', NS.sasl)?.getChildren('mechanism').map((m) => m.text().trim()) ?? [];
@@ -376,6 +499,7 @@ export class OutgoingRoute {
   private async judgeTls(socket: tls.TLSSocket): Promise<boolean> {
     this.tlsProtocol = socket.getProtocol() ?? undefined;
     const chain = peerCertificateChain(socket);
+    this.chain = chain;
     this.verdict = certVerdict(chain, this.d.remote, this.d.anchors());
     const c = this.candidate;
     if (this.d.tlsa && c?.secure) {
@@ -399,7 +523,7 @@ export class OutgoingRoute {
   private startDialback(): void {
     if (this.dialbackSent) return;
     if (this.d.secureAuth && !this.verdict?.valid && this.dane !== 'verified') {
-      this.fail('remote-server-timeout', `dialback with ${this.d.remote} is not allowed (s2sSecureAuth) without a valid certificate`);
+      this.fail('remote-server-timeout', `dialback with ${this.d.remote} is not allowed (s2sSecureAuth, s2sSecureDomains) without a valid certificate`);
       return;
     }
     if (this.streamId === undefined) {
@@ -452,13 +576,67 @@ export class OutgoingRoute {
     this.verifies.delete(id);
     clearTimeout(v.timer);
     v.resolve(outcome);
+    this.afterVerifies();
+  }
+
+  // ---- bidirectional (XEP-0288): the peer's side of the stream -----------------------------------------
+
+  /** A stanza from the peer: only from a domain authenticated on this stream, only to our domain. */
+  private onInbound(el: Stanza): void {
+    const attrs = el.attrs;
+    const from = attrs.from !== undefined ? prep(attrs.from) : null;
+    const to = attrs.to !== undefined ? prep(attrs.to) : null;
+    if (!from || !to) return this.streamError('improper-addressing', "stanzas between servers need valid 'from' and 'to' addresses");
+    const fromHost = split(from).host ?? '';
+    if (!this.inbound.has(fromHost)) return this.streamError('invalid-from', `${fromHost} is not authenticated on this stream`);
+    if (split(to).host !== this.d.local) return this.streamError('improper-addressing', `only stanzas to ${this.d.local} travel on this stream`);
+    delete attrs.xmlns;
+    attrs.from = from;
+    attrs.to = to;
+    this.lastActivity = Date.now();
+    this.d.inbound(this, el);
+  }
+
+  /**
+   * <db:result/> from the peer over a bidirectional stream (XEP-0288 §2.2): it authenticates a further
+   * domain it hosts to send to our domain; verified by certificate (XEP-0344) or with that domain's
+   * Authoritative Server over another stream — never over this one.
+   */
+  private onReverseDialback(el: Element): void {
+    const a = attrsOf(el);
+    const from = a.from !== undefined ? prep(a.from) : null;
+    const to = a.to !== undefined ? prep(a.to) : null;
+    const answer = (type: 'valid' | 'invalid') => {
+      if (this.state !== 'ready') return;
+      this.write(`<db:result from='${escapeAttr(to ?? '')}' to='${escapeAttr(from ?? '')}' type='${type}'/>`);
+      if (type === 'valid' && from) {
+        this.inbound.add(from);
+        this.d.log.info('s2s stream %s → %s: %s authenticated to send over it (dialback, bidi)', this.d.local, this.d.remote, from);
+      }
+    };
+    const error = (type: string, condition: string) => {
+      this.write(`<db:result from='${escapeAttr(a.to ?? '')}' to='${escapeAttr(a.from ?? '')}' type='error'><error type='${type}'><${condition} xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>`);
+    };
+    if (to !== this.d.local) return error('cancel', 'item-not-found');
+    if (!from || from.includes('@') || from.includes('/')) return error('modify', 'bad-request');
+    if (!this.d.allowed(from)) return error('cancel', 'forbidden');
+    if (certVerdict(this.chain, from, this.d.anchors()).valid) return answer('valid');
+    if (this.d.secureAuthFor(from)) return error('cancel', 'not-authorized');
+    const key = el.text().trim();
+    if (key === '' || this.streamId === undefined) return answer('invalid');
+    void this.d.verifyElsewhere(from, this.streamId, key).then((outcome) => {
+      if (outcome === 'error') error('wait', 'remote-server-timeout');
+      else answer(outcome);
+    });
   }
 
   // ---- ready ------------------------------------------------------------------------------------------
 
   private ready(): void {
     this.state = 'ready';
-    this.d.log.info('s2s stream %s → %s established (%s, %s%s)', this.d.local, this.d.remote, this.auth, this.tlsProtocol ?? 'no TLS', this.directTls ? ', direct TLS' : '');
+    this.everReady = true;
+    if (this.bidi) this.inbound.add(this.d.remote);
+    this.d.log.info('s2s stream %s → %s established (%s, %s%s%s)', this.d.local, this.d.remote, this.auth, this.tlsProtocol ?? 'no TLS', this.directTls ? ', direct TLS' : '', this.bidi ? ', bidi' : '');
     const out = this.queue.splice(0).map(serialise).join('');
     if (out) this.write(out);
   }

@@ -1,7 +1,9 @@
 // Hostile server-to-server peers (doc/federation.md): a stream authenticated for one domain that
 // sends stanzas from another is closed with invalid-from; a dialback key is confirmed once, for
 // the stream it was issued on, and a replayed <db:verify/> is answered invalid (XEP-0220 §2.4,
-// doc/federation.md "the replay guard").
+// doc/federation.md "the replay guard"). Over a bidirectional stream (XEP-0288) an unsolicited
+// <db:result type='valid'/> changes nothing, and a refused dialback for a further domain keeps
+// that domain's stanzas off the stream.
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { RawClient, login, streamErrorCondition, xml, type Element } from '../helpers/client.ts';
@@ -65,6 +67,82 @@ describe('s2s: hostile peers', function () {
     assert.equal(streamErrorCondition(error), 'invalid-from');
     await peer.waitClosed();
     await bob.expectNothing((s) => s.name === 'message' && s.getChildText('body') === 'forged', 500);
+  });
+
+  it('bidi (XEP-0288): carries our stanzas to the authenticated peer over its stream, and ignores an unsolicited <db:result type=valid/>', async () => {
+    const pki = S2sTestPki.create();
+    const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
+    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile } });
+    const bob = await login(server, 'bob', PASS, { presence: true });
+    cleanups.push(() => void bob.stop());
+
+    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
+    cleanups.push(() => peer.close());
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await peer.expect((el) => el.name === 'proceed');
+    await peer.upgradeTls('b.test');
+    peer.write(HEADER('evil.test', 'b.test'));
+    const features = await peer.expect((el) => el.name === 'stream:features');
+    assert.ok(features.getChild('bidi', 'urn:xmpp:features:bidi'), 'bidi offered after TLS');
+    peer.write(`<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
+    await peer.expect((el) => el.name === 'success');
+    peer.resetParser();
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    // The peer claims that b.test authenticated other.test over this stream: it did not ask (§4).
+    peer.write(`<db:result from='other.test' to='b.test' type='valid'/>`);
+    peer.write(`<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>hi bob</body></message>`);
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'hi bob', 15000);
+
+    // bob's answer to evil.test travels back on the peer's own stream (no connection of b.test's own).
+    await bob.send(xml('message', { to: 'mallory@evil.test', type: 'chat' }, xml('body', {}, 'hi mallory')));
+    const answer = await peer.expect((el) => el.name === 'message', 15000);
+    assert.equal(answer.getChildText('body'), 'hi mallory');
+    assert.equal(answer.attrs.to, 'mallory@evil.test');
+    // Nothing for other.test goes to the peer: it bounces (other.test publishes no service).
+    dns.set('_xmpp-server._tcp.other.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    await bob.send(xml('message', { to: 'x@other.test', id: 'o1', type: 'chat' }, xml('body', {}, 'not for the peer')));
+    await bob.expect((s) => s.name === 'message' && s.attrs.id === 'o1' && s.attrs.type === 'error', 15000);
+    await peer.expectNothing((el) => el.name === 'message', 500);
+    assert.doesNotMatch(server.output, /connected to evil\.test/);
+  });
+
+  it('bidi: a peer that refuses our dialback for a further domain (the MUC) gets none of that domain\'s stanzas over its stream', async () => {
+    const pki = S2sTestPki.create();
+    const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
+    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile, components: { 'conference.b.test': { module: 'muc' } } } });
+    const bob = await login(server, 'bob', PASS, { presence: true });
+    cleanups.push(() => void bob.stop());
+    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
+    cleanups.push(() => peer.close());
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+    await peer.expect((el) => el.name === 'proceed');
+    await peer.upgradeTls('b.test');
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+    peer.write(`<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
+    await peer.expect((el) => el.name === 'success');
+    peer.resetParser();
+    peer.write(HEADER('evil.test', 'b.test'));
+    await peer.expect((el) => el.name === 'stream:features');
+
+    // bob's room invites mallory@evil.test: conference.b.test first asks to be authenticated.
+    const room = 'den@conference.b.test';
+    await bob.send(xml('presence', { to: `${room}/bob` }, xml('x', { xmlns: 'http://jabber.org/protocol/muc' })));
+    await bob.expect((s) => s.name === 'presence' && s.attrs.from === `${room}/bob`, 15000);
+    await bob.iq(xml('iq', { type: 'set', to: room }, xml('query', { xmlns: 'http://jabber.org/protocol/muc#owner' }, xml('x', { xmlns: 'jabber:x:data', type: 'submit' }))));
+    await bob.send(xml('message', { to: room }, xml('x', { xmlns: 'http://jabber.org/protocol/muc#user' }, xml('invite', { to: 'mallory@evil.test' }))));
+    const request = await peer.expect((el) => el.name === 'db:result', 15000);
+    assert.equal(request.attrs.from, 'conference.b.test');
+    assert.equal(request.attrs.to, 'evil.test');
+    assert.ok(request.text().length > 0, 'a dialback key');
+    peer.write(`<db:result from='evil.test' to='conference.b.test' type='invalid'/>`);
+    await server.waitForOutput(/no dialback for conference\.b\.test → evil\.test: evil\.test did not accept conference\.b\.test \(invalid\)/, 15000);
+    await peer.expectNothing((el) => el.name === 'message', 1000);
   });
 
   it('confirms a dialback key once, on the stream id it was issued for; a replayed <db:verify/> is invalid', async () => {

@@ -39,9 +39,10 @@ describe('s2s: two Cadence servers federating', function () {
     return c;
   };
 
+  // Without XEP-0288 (s2sBidi: false) each direction has its own stream; bidi: s2s-bidi.spec.ts.
   it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways; s2s list and s2s close', async () => {
-    const a = await start('a.test', {}, { alice: PASS });
-    const b = await start('b.test', {}, { bob: PASS });
+    const a = await start('a.test', { s2sBidi: false }, { alice: PASS });
+    const b = await start('b.test', { s2sBidi: false }, { bob: PASS });
     const alice = await user(a, 'alice');
     const bob = await user(b, 'bob');
     await federate(alice, bob);
@@ -62,7 +63,7 @@ describe('s2s: two Cadence servers federating', function () {
     const pki = S2sTestPki.create();
     const certA = pki.issue({ cn: 'a.test', dns: ['a.test'], xmppAddrs: ['a.test'] });
     const certB = pki.issue({ cn: 'b.test', dns: ['b.test'], srvNames: ['_xmpp-server.b.test'] });
-    const common = { s2sCaFile: pki.root.certFile, s2sSecureAuth: true };
+    const common = { s2sCaFile: pki.root.certFile, s2sSecureAuth: true, s2sBidi: false };
     const a = await start('a.test', { ...common, tls: { certificate: certA.certFile, key: certA.keyFile } }, { alice: PASS });
     const b = await start('b.test', { ...common, tls: { certificate: certB.certFile, key: certB.keyFile } }, { bob: PASS });
     const alice = await user(a, 'alice');
@@ -97,7 +98,7 @@ describe('s2s: two Cadence servers federating', function () {
     const bob = await user(b, 'bob');
     await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'over direct TLS')));
     await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'over direct TLS', 15000);
-    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3, direct TLS\)/);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback, TLSv1\.3, direct TLS, bidi\)/);
   });
 
   it('closes idle streams (s2sIdleTimeout) and opens a new one for the next stanza', async () => {
@@ -115,7 +116,7 @@ describe('s2s: two Cadence servers federating', function () {
   });
 
   it('bounces a queued message with remote-server-timeout when the remote server is down', async () => {
-    const a = await start('a.test', {}, { alice: PASS });
+    const a = await start('a.test', { s2sQueueTimeout: 2 }, { alice: PASS });
     const b = await start('b.test', {}, { bob: PASS });
     const alice = await user(a, 'alice');
     await b.stop(); // its SRV record stays: connections are refused

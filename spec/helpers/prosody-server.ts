@@ -26,6 +26,8 @@ export interface ProsodyServerOptions {
   users: Record<string, string>;
   /** s2s_secure_auth (default false). */
   secureAuth?: boolean;
+  /** Load mod_s2s_bidi (XEP-0288; Debian ships it), default off. */
+  bidi?: boolean;
 }
 
 export interface ProsodyServer {
@@ -69,8 +71,8 @@ export async function startProsody(opts: ProsodyServerOptions): Promise<ProsodyS
     's2s_ports = { 5269 }',
     'c2s_direct_tls_ports = { }',
     's2s_direct_tls_ports = { }',
-    'modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping" }',
-    'modules_disabled = { "http"; "bosh"; "websocket"; "admin_shell"; "admin_telnet"; "proxy65"; "s2s_bidi" }',
+    `modules_enabled = { "roster"; "saslauth"; "tls"; "dialback"; "disco"; "ping"${opts.bidi ? '; "s2s_bidi"' : ''} }`,
+    `modules_disabled = { "http"; "bosh"; "websocket"; "admin_shell"; "admin_telnet"; "proxy65"${opts.bidi ? '' : '; "s2s_bidi"'} }`,
     `s2s_secure_auth = ${opts.secureAuth ? 'true' : 'false'}`,
     's2s_timeout = 20',
     `unbound = { resolvconf = false; hoststxt = false; forward = { "127.0.0.1@${opts.dnsPort}" } }`,

@@ -43,12 +43,12 @@ describe('s2s interop: Prosody 0.12', function () {
     await dns.close();
   });
 
-  const startBoth = async (cadenceConfig: Record<string, unknown>, prosodyOpts: { trustCa: boolean; cert?: { certFile: string; keyFile: string } }) => {
+  const startBoth = async (cadenceConfig: Record<string, unknown>, prosodyOpts: { trustCa: boolean; cert?: { certFile: string; keyFile: string }; bidi?: boolean }) => {
     cadence = await startFederated({ host: 'cadence.example', dns, users: { alice: PASS }, config: { s2sRoutes: { 'prosody.example': '127.0.0.2:5269' }, ...cadenceConfig } });
     const cert = prosodyOpts.cert ?? prosodyCert;
     prosody = await startProsody({
       host: 'prosody.example', address: '127.0.0.2', dnsPort: dns.port, certFile: cert.certFile, keyFile: cert.keyFile,
-      caFile: prosodyOpts.trustCa ? pki.root.certFile : undefined, users: { bob: PASS },
+      caFile: prosodyOpts.trustCa ? pki.root.certFile : undefined, users: { bob: PASS }, bidi: prosodyOpts.bidi,
     });
     const alice = await loginAt('127.0.0.1', cadence.c2sPort, 'cadence.example', 'alice', PASS);
     clients.push(alice);
@@ -69,6 +69,32 @@ describe('s2s interop: Prosody 0.12', function () {
     await federate(alice, bob);
     await cadence!.waitForOutput(/s2s stream cadence\.example → prosody\.example established \(EXTERNAL, TLSv1\.3/);
     await cadence!.waitForOutput(/s2s stream from prosody\.example to cadence\.example authenticated \(EXTERNAL/);
+  });
+
+  it('bidirectional streams (XEP-0288, Prosody\'s mod_s2s_bidi), SASL EXTERNAL: one connection each way it was opened', async () => {
+    const { alice, bob } = await startBoth({ s2sCaFile: pki.root.certFile, s2sSecureAuth: true, tls: { certificate: cadenceCert.certFile, key: cadenceCert.keyFile } }, { trustCa: true, bidi: true });
+    // Cadence opens the stream: Prosody's replies come back over it.
+    await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'to prosody over bidi')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'to prosody over bidi', 20000);
+    await cadence!.waitForOutput(/s2s stream cadence\.example → prosody\.example established \(EXTERNAL, TLSv1\.3, bidi\)/);
+    await bob.send(xml('message', { to: alice.jid, type: 'chat' }, xml('body', {}, 'back over the same stream')));
+    await alice.expect((s) => s.name === 'message' && s.getChildText('body') === 'back over the same stream', 20000);
+    await federate(alice, bob);
+    assert.doesNotMatch(cadence!.output, /s2s stream from prosody\.example to cadence\.example authenticated/);
+    const list = await cadence!.cli(['shell', 's2s', 'list']);
+    const rows = list.stdout.split('\n').filter((l) => /^(in|out)\s/.test(l));
+    assert.equal(rows.length, 1, list.stdout);
+    assert.match(rows[0]!, /^out\s+cadence\.example\s+prosody\.example\s+EXTERNAL\s+TLSv1\.3\s.*bidi$/);
+  });
+
+  it('bidirectional streams with Prosody opening them (dialback): Cadence answers over Prosody\'s stream', async () => {
+    const { alice, bob } = await startBoth({}, { trustCa: false, bidi: true });
+    await bob.send(xml('message', { to: alice.bare, type: 'chat' }, xml('body', {}, 'from prosody first')));
+    await alice.expect((s) => s.name === 'message' && s.getChildText('body') === 'from prosody first', 20000);
+    await cadence!.waitForOutput(/s2s stream from prosody\.example to cadence\.example authenticated \(dialback, TLSv1\.3, bidi\)/);
+    await alice.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'answer over prosody\'s stream')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'answer over prosody\'s stream', 20000);
+    assert.doesNotMatch(cadence!.output, /s2s stream cadence\.example → prosody\.example established/);
   });
 
   it('refuses a Prosody whose certificate names another domain under s2sSecureAuth', async () => {
