@@ -155,7 +155,15 @@ export default defineModule({
         else fail(session, 'temporary-auth-failure', 'Internal error');
       }).finally(() => {
         attempt.busy = false;
-        if (!session.destroyed) session.conn?.resume();
+        const conn = session.conn;
+        if (session.destroyed || !conn) return;
+        // Authenticated now: what the client sent before it could see <success/> was pipelined
+        // behind the state change and never runs as authenticated (there is no stream restart).
+        if (session.type !== 'c2s_unauthed') {
+          const dropped = conn.discardReceived?.() ?? 0;
+          if (dropped) module.log.warn('discarded %d %s from %s sent ahead of SASL2 <success/> (never processed)', dropped, conn.service === 'websocket' ? 'messages' : 'bytes', conn.ip);
+        }
+        conn.resume();
       });
     };
 

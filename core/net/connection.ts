@@ -166,6 +166,14 @@ export class Connection implements StreamTransport {
     this.socket.pause();
   }
 
+  /** While paused: drop the bytes received and not yet read (see StreamTransport.discardReceived). */
+  discardReceived(): number {
+    let bytes = 0;
+    if (!this.heldByOwner) return bytes;
+    for (let chunk = this.socket.read() as Buffer | null; chunk !== null; chunk = this.socket.read() as Buffer | null) bytes += chunk.length;
+    return bytes;
+  }
+
   /** Resume reading, unless the rate limit still holds it (it then resumes when the bucket refills). */
   resume(): void {
     this.heldByOwner = false;

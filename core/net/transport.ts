@@ -23,6 +23,12 @@ export interface StreamTransport {
   /** Stop and restart reading from the client (ordering during asynchronous authentication). */
   pause(): void;
   resume(): void;
+  /**
+   * While paused: drop what the client sent that has been received but not yet read — it was
+   * pipelined behind a state change the server is making now (SASL2 success) and must never run
+   * in the new state. Returns how much was dropped (bytes or frames, for the log line).
+   */
+  discardReceived?(): number;
   /** Upgrade to TLS in place (RFC 6120 §5): only TCP connections have it. */
   starttls?(context: tls.SecureContext, sniContext?: (servername: string) => tls.SecureContext | undefined): Promise<void>;
   /** Inbound rate shaping (core/limits.ts), where the transport reads a byte stream itself (TCP). */

@@ -23,6 +23,8 @@ const OPTIONS = {
 const CLOSE_WAIT_MS = 2000;
 
 let nextId = 1;
+/** Messages held in memory while an asynchronous SASL step runs, before the socket is paused. */
+const HOLD_BACKLOG = 32;
 
 /** A WebSocket as a session's transport (`session.conn`). */
 class WebSocketTransport implements StreamTransport {
@@ -55,6 +57,9 @@ class WebSocketTransport implements StreamTransport {
 
   /** Called when reading may go on (the owner handles its backlog). */
   onReadable: () => void = () => undefined;
+
+  /** The owner's backlog, told by the owner: what arrived while reading was held, in order. */
+  backlog: [Buffer, boolean][] = [];
 
   constructor(private readonly ws: WebSocket, ctx: WebSocketContext) {
     this.ip = ctx.ip;
@@ -91,9 +96,25 @@ class WebSocketTransport implements StreamTransport {
     return this.shaper.throttled;
   }
 
+  /**
+   * Held by the owner (an asynchronous SASL step): messages keep arriving into the backlog, so
+   * that everything the client sent before the step's outcome can be told apart (and dropped on
+   * success, `discardReceived`). Only a client that pipelines more than HOLD_BACKLOG messages
+   * has its socket paused.
+   */
   pause(): void {
     this.held = true;
-    this.ws.pause();
+  }
+
+  /** A message arrived while held: past HOLD_BACKLOG of them the socket is paused too. */
+  heldMessage(): void {
+    if (this.backlog.length >= HOLD_BACKLOG) this.ws.pause();
+  }
+
+  discardReceived(): number {
+    const frames = this.backlog.length;
+    this.backlog.length = 0;
+    return frames;
   }
 
   resume(): void {
@@ -265,11 +286,13 @@ function accept(
     authenticated: () => reader.setLimits(limits(true)),
   });
 
-  /** Messages that arrived while reading was paused, in order. */
-  const backlog: [Buffer, boolean][] = [];
+  /** Messages that arrived while reading was paused or held, in order. */
+  const backlog = transport.backlog;
   ws.on('message', (data: Buffer, isBinary: boolean) => {
-    if (backlog.length > 0 || !transport.readable) backlog.push([data, isBinary]);
-    else read(data, isBinary);
+    if (backlog.length > 0 || !transport.readable) {
+      backlog.push([data, isBinary]);
+      transport.heldMessage();
+    } else read(data, isBinary);
   });
   transport.onReadable = () => {
     while (backlog.length > 0 && transport.readable) {

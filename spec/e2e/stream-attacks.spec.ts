@@ -228,6 +228,23 @@ describe('e2e: stream attacks (state changes discard what was pipelined behind t
     });
   });
 
+  describe('SASL2 with Bind2 inline (no stream restart)', function () {
+    const authenticate = (user: string, password: string, tag: string) =>
+      `<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${Buffer.from(`\u0000${user}\u0000${password}`).toString('base64')}</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>${tag}</tag></bind></authenticate>`;
+
+    it('never runs a stanza sent in the same packet behind <authenticate/> as authenticated', async function () {
+      const bob = await user('bob', 'b');
+      const c = await raw();
+      c.openStream();
+      await c.starttls();
+      await c.expect((el) => el.name === 'stream:features');
+      c.write(authenticate('alice', 'alice-pass', 'pipe') + `<message to='${bob.jid}' type='chat' id='early'><body>pipelined</body></message>`);
+      // Read while authentication is under way, it ends the stream (XEP-0388 §2.5); never routed.
+      assert.equal(await streamError(c), 'policy-violation');
+      await bob.expectNothing((el) => el.attrs.id === 'early', 300);
+    });
+  });
+
   describe('component handshake (XEP-0114)', function () {
     it('drops stanzas pipelined behind the handshake; stanzas after the server acknowledged it are routed', async function () {
       const bob = await user('bob', 'b');

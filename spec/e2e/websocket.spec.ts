@@ -123,6 +123,23 @@ describe('e2e: XMPP over WebSocket (RFC 7395)', function () {
     assert.equal(errorCondition(await c.next(isError)), 'not-authorized');
   });
 
+  it('never runs as authenticated what the client sent behind its SASL2 <authenticate/> before <success/>', async function () {
+    const bob = await login(server, 'bob', 'bob-pw', { presence: true });
+    tcp.push(bob);
+    const c = await connect();
+    await c.open();
+    await c.next((el) => el.name === 'stream:features');
+    const token = Buffer.from('\0alice\0alice-pw').toString('base64');
+    // SASL2 with Bind2 inline: no stream restart, so a frame pipelined behind <authenticate/>
+    // would otherwise be read after <success/> in the authenticated session.
+    c.send(`<authenticate xmlns='urn:xmpp:sasl:2' mechanism='PLAIN'><initial-response>${token}</initial-response><bind xmlns='urn:xmpp:bind:0'><tag>pipe</tag></bind></authenticate>`);
+    c.send(`<message xmlns='jabber:client' to='${bob.jid}' type='chat' id='early'><body>pipelined</body></message>`);
+    await c.next((el) => el.name === 'success');
+    c.send(`<message xmlns='jabber:client' to='${bob.jid}' type='chat' id='late'><body>after success</body></message>`);
+    await bob.expect((s) => s.name === 'message' && s.attrs.id === 'late');
+    await bob.expectNothing((s) => s.attrs.id === 'early', 300);
+  });
+
   it('lists the WebSocket endpoint in host-meta (XML and JSON), readable from any origin', async function () {
     const xrd = await get(server.httpPort, '/.well-known/host-meta', { Origin: 'https://app.example' });
     assert.equal(xrd.status, 200);
