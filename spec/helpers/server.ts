@@ -159,9 +159,11 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const users = Object.entries(opts.users ?? {});
   // Accounts are made through the running server's admin shell when it has one (one in-process
   // request each), not one CLI process each: a spec with fifteen accounts spent most of its
-  // before-hook starting CLI processes. Without admin_shell, the CLI does it before start.
+  // before-hook starting CLI processes. Without admin_shell, the CLI does it before start, one
+  // account after the other: CLI processes started together contend for the new database (each
+  // opens and migrates it) and once outlasted a before-hook's time limit in CI.
   const viaShell = !Array.isArray((opts.config ?? {}).modulesEnabled) || ((opts.config ?? {}).modulesEnabled as string[]).includes('admin_shell');
-  if (!viaShell) await Promise.all(users.map(([u, p]) => server.adduser(u, p)));
+  if (!viaShell) for (const [u, p] of users) await server.adduser(u, p);
   await server.start();
   if (viaShell && users.length) {
     const config = await loadConfig(configFile);
