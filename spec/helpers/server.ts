@@ -146,7 +146,8 @@ export function writeConfig(dir: string, host: string, extra: Record<string, unk
     // No whitespace keepalives unless a test asks for them (its other c2s options are kept).
     c2s: { keepaliveInterval: 0, ...(extra.c2s as Record<string, unknown> | undefined) },
   };
-  const file = path.join(dir, 'test.cfg.ts');
+  // JavaScript, not TypeScript: every CLI call and start with a `.ts` config pays tsx (~0.5 s of CPU).
+  const file = path.join(dir, 'test.cfg.mjs');
   writeFileSync(file, `export default ${JSON.stringify(config, null, 2)};\n`);
   return file;
 }
@@ -159,11 +160,20 @@ export async function startServer(opts: ServerOptions = {}): Promise<TestServer>
   const users = Object.entries(opts.users ?? {});
   // Accounts are made through the running server's admin shell when it has one (one in-process
   // request each), not one CLI process each: a spec with fifteen accounts spent most of its
-  // before-hook starting CLI processes. Without admin_shell, the CLI does it before start, one
-  // account after the other: CLI processes started together contend for the new database (each
-  // opens and migrates it) and once outlasted a before-hook's time limit in CI.
+  // before-hook starting CLI processes. Without admin_shell, the CLI does it before start: the
+  // first account alone (that process creates and migrates the database), the others two at a
+  // time — all at once they contended for the new database, one by one sixteen of them outlasted
+  // a before-hook's time limit in CI.
   const viaShell = !Array.isArray((opts.config ?? {}).modulesEnabled) || ((opts.config ?? {}).modulesEnabled as string[]).includes('admin_shell');
-  if (!viaShell) for (const [u, p] of users) await server.adduser(u, p);
+  if (!viaShell && users.length) {
+    const [first, ...rest] = users;
+    await server.adduser(...first!);
+    const next = () => rest.shift();
+    const worker = async () => {
+      for (let u = next(); u; u = next()) await server.adduser(...u);
+    };
+    await Promise.all([worker(), worker()]);
+  }
   await server.start();
   if (viaShell && users.length) {
     const config = await loadConfig(configFile);
