@@ -177,6 +177,7 @@ export class Server {
   async reloadConfig(): Promise<string[]> {
     const file = this.currentConfig.file;
     if (!file) throw new CoreError('CONFIG_NOT_FOUND', 'the server was not started from a config file');
+    log.info('reloading the configuration from %s', file);
     const next = await loadConfig(file);
     const hostNames = this.currentConfig.hosts.map((h) => h.name);
     const before = new Map(hostNames.map((h) => [h, new Set(this.modulesFor(h))]));

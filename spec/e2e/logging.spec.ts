@@ -25,6 +25,7 @@ describe('e2e: logging', function () {
   });
 
   it("log: { level: 'debug', file } writes debug lines to the file and reopens it on SIGHUP", async function () {
+    this.timeout(60_000); // two waits of up to 20 s each, then the server's output is shown
     const saved = process.env.DEBUG;
     delete process.env.DEBUG;
     try {
@@ -33,16 +34,17 @@ describe('e2e: logging', function () {
       if (saved !== undefined) process.env.DEBUG = saved;
     }
     const file = path.join(server.dir, 'cadence.log');
-    const first = await waitForFile(file, /cadence:core:modulemanager loaded c2s/);
+    const withOutput = (e: Error) => {
+      throw new Error(`${e.message}\n--- server output:\n${server?.output.slice(-3000) ?? ''}`);
+    };
+    const first = await waitForFile(file, /cadence:core:modulemanager loaded c2s/, 20_000).catch(withOutput);
     assert.match(first, /info {2}cadence:/);
     assert.doesNotMatch(server.output, /cadence:core:modulemanager loaded/, 'debug lines go to the file, not stderr');
 
     // logrotate: move the file away, then SIGHUP.
     renameSync(file, `${file}.1`);
     server.proc!.kill('SIGHUP');
-    const fresh = await waitForFile(file, /configuration reloaded/, 20_000).catch((e: Error) => {
-      throw new Error(`${e.message}\n--- server output:\n${server?.output.slice(-3000) ?? ''}`);
-    });
+    const fresh = await waitForFile(file, /configuration reloaded/, 20_000).catch(withOutput);
     assert.doesNotMatch(fresh, /loaded c2s/, 'the new file starts after the rotation');
     assert.doesNotMatch(readFileSync(`${file}.1`, 'utf8'), /configuration reloaded/);
   });
