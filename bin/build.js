@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// `npm run build` (also run by `npm install` through `prepare`): compiles core/ and modules/ to
-// JavaScript in dist/ (tsconfig.build.json, incremental), removes what a deleted or renamed source
+// `npm run build` (also run by `npm install` through `prepare`): compiles core/, modules/ and the
+// example config prosody-like.cfg.ts to JavaScript in dist/ (tsconfig.build.json, incremental),
+// marks the config's twin as built now (core/loader.ts uses it only while it is not older than
+// the source, and an incremental build does not rewrite an unchanged output), removes what a deleted or renamed source
 // left in dist/ (a stale mod_x.js would still load), and stamps the build (dist/.built) so tests
 // can refuse a dist/ older than its sources (spec/helpers/build.ts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -27,6 +29,11 @@ function prune(dir) {
       rmSync(file);
     }
   }
+}
+const configTwin = path.join(dist, 'prosody-like.cfg.js');
+if (existsSync(configTwin)) {
+  if (existsSync(path.join(root, 'prosody-like.cfg.ts'))) utimesSync(configTwin, new Date(), new Date());
+  else rmSync(configTwin);
 }
 for (const top of ['core', 'modules']) if (existsSync(path.join(dist, top))) prune(path.join(dist, top));
 writeFileSync(path.join(dist, '.built'), `${new Date().toISOString()}\n`);

@@ -6,11 +6,19 @@
 // own) are imported directly once tsx's hooks are registered; others go through tsx's tsImport,
 // since a plain import() of such a .ts file fails. tsx compiles those as CommonJS, so their
 // `export default` arrives as `default.default`: unwrap it.
-import { existsSync, readFileSync } from 'node:fs';
+// Cadence's own example config (prosody-like.cfg.ts, what `npm start` runs) is compiled by the
+// build too: its JavaScript twin in dist/ is imported instead while it is not older than the
+// source, so `npm start` needs no compiler; an edited, not rebuilt config is compiled as above.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RedirectData } from './loader-hooks.ts';
 import { CODE_DIR, COMPILED, ROOT_DIR } from './package.ts';
+import { getLogger } from './util/log.ts';
+
+const log = getLogger('loader');
+/** Cadence's own .ts files outside core/ and modules/ that `npm run build` compiles into dist/ too. */
+const PREBUILT = ['prosody-like.cfg.ts'];
 
 let counter = 0;
 let typescript: Promise<void> | undefined;
@@ -58,8 +66,24 @@ function enableTypeScript(): Promise<void> {
   return typescript;
 }
 
+/**
+ * The build's JavaScript twin of one of Cadence's own `.ts` files (PREBUILT), when it is not
+ * older than the source: an operator who edits the file without rebuilding gets their edit.
+ */
+function prebuiltTwin(file: string): string | undefined {
+  if (!COMPILED) return undefined;
+  const rel = path.relative(ROOT_DIR, file);
+  if (!PREBUILT.includes(rel)) return undefined;
+  const twin = path.join(CODE_DIR, rel.replace(/\.ts$/, '.js'));
+  const built = existsSync(twin) ? statSync(twin).mtimeMs : undefined;
+  if (built !== undefined && built >= statSync(file).mtimeMs) return twin;
+  log.info(`${file} ${built === undefined ? 'is not built' : 'changed after the last build'}: compiling it at run time (tsx); \`npm run build\` makes start leaner`);
+  return undefined;
+}
+
 /** Import a file afresh (a new URL each time, so an edited file is re-read) and return its default export. */
-export async function importDefault(file: string): Promise<unknown> {
+export async function importDefault(source: string): Promise<unknown> {
+  const file = (/\.ts$/.test(source) && prebuiltTwin(source)) || source;
   const url = `${pathToFileURL(file).href}?cadence-load=${++counter}`;
   let mod: { default?: unknown };
   const ts = /\.[cm]?ts$/.test(file);
