@@ -8,7 +8,11 @@
  * provider. Never logs or returns passwords, proofs or keys.
  */
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
-import saslprep from 'saslprep';
+import { createRequire } from 'node:module';
+
+// The saslprep package is loaded at the first use: its tables (six bit fields, ~2 MiB of heap)
+// are not needed by a server that no one has logged in to yet (idle RSS, bench/RESULTS.md).
+let saslprep: typeof import('saslprep').default | undefined;
 
 export type ScramHash = 'SHA-1' | 'SHA-256' | 'SHA-512';
 
@@ -120,6 +124,7 @@ export function hashLength(hash: ScramHash): number {
  * keep working and match what clients compute. Throws on prohibited characters.
  */
 export function saslPrep(s: string): string {
+  saslprep ??= createRequire(import.meta.url)('saslprep') as typeof import('saslprep').default;
   return saslprep(s, { allowUnassigned: true });
 }
 
