@@ -95,11 +95,14 @@ describe('e2e: the example config runs precompiled', function () {
     traceFile = path.join(pkg, 'tsx-modules.txt');
     for (const part of ['package.json', 'bin', 'core', 'dist', CONFIG]) cpSync(path.join(ROOT, part), path.join(pkg, part), { recursive: true });
     symlinkSync(path.join(ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
-    // Edited and rebuilt: the build is newer than the source.
+    // Edited and rebuilt: the build is newer than the source, and older than an edit made now
+    // (set explicitly: file times are as coarse as the kernel's clock tick).
     edit(path.join(pkg, CONFIG), LOOPBACK);
     edit(path.join(pkg, TWIN), LOOPBACK);
-    const past = new Date(Date.now() - 60_000);
-    utimesSync(path.join(pkg, CONFIG), past, past);
+    const edited = new Date(Date.now() - 60_000);
+    const built = new Date(Date.now() - 30_000);
+    utimesSync(path.join(pkg, CONFIG), edited, edited);
+    utimesSync(path.join(pkg, TWIN), built, built);
   });
 
   afterEach(async function () {
