@@ -145,8 +145,8 @@ function startWithoutOptimiser(): () => void {
 }
 
 /**
- * One memory-reducing full GC once the server has started, as V8's memory reducer would do after
- * ~15 s of idleness: start-up grows the young generation to its maximum (2 × 4 MiB semi-spaces,
+ * One memory-reducing full GC once the server has started and is idle, as V8's memory reducer
+ * would do after ~15 s of idleness: start-up grows the young generation to its maximum (2 × 4 MiB semi-spaces,
  * all resident) and leaves garbage in the old one; this shrinks both (idle RSS −6 MiB,
  * bench/RESULTS.md). V8 does such a GC before `v8.queryObjects()` (Node ≥ 20.13, experimental:
  * its warning is not the operator's business); a class nothing is an instance of makes the
@@ -186,7 +186,11 @@ async function start(args: Args): Promise<number> {
   }
   optimiseFromNowOn();
   process.stdout.write(`ready ${addresses.join(' ')}\n`);
-  setTimeout(collectStartupGarbage, 1000).unref();
+  // Only on a server still idle then, as V8's memory reducer only acts on an idle one: clients
+  // arriving at once would pay for the young generation growing back (more scavenges).
+  setTimeout(() => {
+    if (server.sessions.all.size === 0) collectStartupGarbage();
+  }, 1000).unref();
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       server.stop(`received ${signal}`).then(
