@@ -111,6 +111,11 @@ export default defineModule({
       }
       counted.clear();
     };
+    /** The session's inbound count goes to the journal with the next batch (due soon, also if nothing else is recorded). */
+    const countLater = (session: Session) => {
+      if (counted.size === 0) store.wake();
+      counted.add(session);
+    };
     const storeHandled = (st: SmState, n: number) => {
       if (st.ended || st.id === undefined) return;
       st.hInStored = n;
@@ -166,7 +171,7 @@ export default defineModule({
       if (st.id === undefined) return;
       st.presenceStored = session.presence;
       store.header(st.username, st.id, header(session, st, expires));
-      if (st.hIn !== st.hInStored) counted.add(session);
+      if (st.hIn !== st.hInStored) countLater(session);
     };
 
     // -- stream features ------------------------------------------------------------------------
@@ -190,7 +195,7 @@ export default defineModule({
       const st = stateOf(session);
       if (st && !st.ended && !synthetic.has(stanza)) {
         st.hIn = addH(st.hIn, 1);
-        if (st.id !== undefined) counted.add(session);
+        if (st.id !== undefined) countLater(session);
       }
       return stanza;
     }, 1_000_000);
@@ -424,7 +429,8 @@ export default defineModule({
     };
 
     // A client that stopped reading (limits.sendQueue): what it never got is in our queue, and
-    // is routed once with the rest when the session ends — not a second time by mod_c2s.
+    // is routed once with the rest when the session ends — not a second time by the client
+    // stream (core/net/c2s.ts).
     module.hook('c2s-undelivered', ({ session }) => {
       const st = stateOf(session);
       return st && !st.ended ? true : undefined;
@@ -508,7 +514,7 @@ export default defineModule({
         // The 'h' the answer gives the client (what the server handled) is durable first: the
         // batch awaited carries the inbound count (unless a handler of the dropped connection's
         // last stanza is still at work: then a later one).
-        if (st.hIn !== st.hInStored) counted.add(session);
+        if (st.hIn !== st.hInStored) countLater(session);
         try {
           await store.flushed();
         } catch {

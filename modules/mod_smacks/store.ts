@@ -210,6 +210,11 @@ export class ResumptionStore {
     this.record(['i', key, hIn]);
   }
 
+  /** A batch is due (within FLUSH_INTERVAL_MS) even if nothing else is recorded: beforeBatch has something to add. */
+  wake(): void {
+    this.schedule();
+  }
+
   /** Stanzas gone from the queue without an ack (held back on re-sending; sent again as new ones). */
   remove(username: string, id: string, seqs: Iterable<number>): void {
     const key = `${username}/${id}`;
@@ -257,8 +262,8 @@ export class ResumptionStore {
       () => {
         this.busy = false;
         next?.resolve();
-        // What collected meanwhile waited long enough: written at once.
-        if (this.pending.length) this.schedule(0);
+        // What collected meanwhile (or a wake()) waited long enough: written at once.
+        if (this.next !== undefined) this.schedule(0);
       },
       (err: unknown) => {
         this.busy = false;
