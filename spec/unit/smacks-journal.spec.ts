@@ -85,7 +85,6 @@ describe('mod_smacks resumption journal', function () {
     const written = message('kept');
     a.append('juliet', 'id1', 0, written, 1000);
     a.append('juliet', 'id1', 1, message('never written'), 1001);
-    a.ack('juliet', 'id1', 0, []);
     a.remove('juliet', 'id1', [1]);
     await a.flushed();
     const lines = readFileSync(a.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown[]);
@@ -132,6 +131,28 @@ describe('mod_smacks resumption journal', function () {
     // No close: what another process finds after this one died.
     const [s] = (await openStore()).loadAll();
     assert.equal(s!.header.hIn, 7);
+    assert.deepEqual(s!.queue.map((q) => q.seq), [0]);
+  });
+
+  it('puts a batch that could not be written back in front: flushed() rejects, the retry writes it, and a stanza gone from the queue meanwhile leaves it', async function () {
+    const a = await openStore();
+    a.header('juliet', 'id1', header({ hOutAcked: 0 }));
+    await a.flushed();
+    // The file handle goes away (as if the disk failed): the next write throws.
+    const inner = a as unknown as { fh: unknown };
+    const fh = inner.fh;
+    inner.fh = undefined;
+    a.append('juliet', 'id1', 0, message('kept for the retry'), 1000);
+    a.append('juliet', 'id1', 1, message('gone before the retry'), 1001);
+    await assert.rejects(a.flushed(), /not open/);
+    assert.equal(errors.length, 1);
+    inner.fh = fh;
+    a.remove('juliet', 'id1', [1]);
+    await a.flushed();
+    const text = readFileSync(a.file, 'utf8');
+    assert.match(text, /kept for the retry/);
+    assert.doesNotMatch(text, /gone before the retry/);
+    const [s] = (await openStore()).loadAll();
     assert.deepEqual(s!.queue.map((q) => q.seq), [0]);
   });
 
