@@ -237,7 +237,12 @@ export class OutgoingRoute {
       } else {
         this.state = 'connecting';
         const pem = d.pem();
-        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
+        // Targets whose name DNS says has no address (NXDOMAIN, no records): not a passing failure.
+        const nonexistent: string[] = [];
+        const lookupFailed = (_target: unknown, detail: string) => {
+          if (detail.startsWith('not-found:')) nonexistent.push(detail.slice('not-found:'.length).trim());
+        };
+        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h), lookupFailed), {
           timeoutMs: Math.max(1000, Math.min(d.connectTimeoutMs, deadline - Date.now())),
           signal: this.abort.signal,
           localAddress: d.localAddress,
@@ -248,6 +253,11 @@ export class OutgoingRoute {
           return;
         }
         if (result.ok) break;
+        // RFC 6120 §4.9.3.19, §8.3.3: a domain that cannot exist bounces at once (remote-server-not-found);
+        // only when the SRV questions were answered and every target's address lookup said "none".
+        if (result.error === 'no-candidates' && !resolution.srvFailed && nonexistent.length === resolution.targets.length) {
+          return this.fail('remote-server-not-found', `${d.remote} cannot be resolved: ${nonexistent.join('; ')}`);
+        }
         const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
         failure = `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`;
       }
