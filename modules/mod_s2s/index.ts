@@ -25,6 +25,15 @@ const ERROR_TYPE: Partial<Record<StanzaErrorCondition, StanzaErrorType>> = {
   'policy-violation': 'cancel',
 };
 
+/** What one of our domains requires of remote domains (its s2s options). */
+interface HostPolicy {
+  requireEncryption: boolean;
+  /** Must this remote domain authenticate with its certificate (s2sSecureAuth / s2sSecureDomains / s2sInsecureDomains)? */
+  secureAuth(remote: string): boolean;
+  /** Is this remote domain allowed (s2sBlocklist / s2sAllowlist)? */
+  allowed(remote: string): boolean;
+}
+
 /** One line of `s2s list`. */
 export interface S2sStreamInfo {
   direction: 'out' | 'in';
@@ -66,23 +75,40 @@ export default defineModule({
     trustAnchors(); // a broken CA file stops the start, not the first connection
     const secret = module.config('dialbackSecret') ?? newDialbackSecret();
     const issued = new IssuedKeys({ secret });
-    const requireEncryption = module.config('s2sRequireEncryption');
     const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);
-    // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
-    // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
-    const secureDomains = norm(module.config('s2sSecureDomains')) ?? new Set<string>();
-    const insecureDomains = norm(module.config('s2sInsecureDomains')) ?? new Set<string>();
-    const secureAuth = (remote: string) => (module.config('s2sSecureAuth') ? !insecureDomains.has(remote) : secureDomains.has(remote));
+    /**
+     * The policy of one of our domains towards remote domains: its own s2s options (virtualHosts /
+     * components entry), else the global ones. Applied by the local end of each stream: the `to` of an
+     * incoming stream or dialback request, the `from` of an outgoing one.
+     */
+    const policies = new Map<string, HostPolicy>();
+    const policy = (local: string): HostPolicy => {
+      let p = policies.get(local);
+      if (p) return p;
+      // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
+      // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
+      const secureAll = module.config('s2sSecureAuth', local);
+      const secureDomains = norm(module.config('s2sSecureDomains', local)) ?? new Set<string>();
+      const insecureDomains = norm(module.config('s2sInsecureDomains', local)) ?? new Set<string>();
+      const blocklist = norm(module.config('s2sBlocklist', local)) ?? new Set<string>();
+      const allowlist = norm(module.config('s2sAllowlist', local));
+      p = {
+        requireEncryption: module.config('s2sRequireEncryption', local),
+        secureAuth: (remote) => (secureAll ? !insecureDomains.has(remote) : secureDomains.has(remote)),
+        allowed: (remote) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote)),
+      };
+      policies.set(local, p);
+      return p;
+    };
+    module.hookGlobal('config-reloaded', () => policies.clear());
     const dane = module.config('dane');
-    const blocklist = norm(module.config('s2sBlocklist')) ?? new Set<string>();
-    const allowlist = norm(module.config('s2sAllowlist'));
-    const allowed = (remote: string) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote));
     const interfaces = module.config('s2sInterfaces') ?? module.config('interfaces');
     const localAddress = interfaces ? sourceAddresses(interfaces) : undefined;
 
     const outgoing = new Map<string, OutgoingRoute>();
-    // Domains whose route just failed: stanzas to them bounce at once for s2sFailureMemory seconds
-    // instead of each opening a new route (and a new round of connection attempts).
+    // Domain pairs ('local remote') whose route just failed: their stanzas bounce at once for
+    // s2sFailureMemory seconds instead of each opening a new route (and a new round of connection
+    // attempts). Per pair, since the failure may be one local domain's policy (s2sSecureAuth per host).
     const failureMemoryMs = module.config('s2sFailureMemory') * 1000;
     const recentFailures = new Map<string, { condition: StanzaErrorCondition; text: string; until: number }>();
     const incoming = new Map<Session, IncomingStream>();
@@ -115,9 +141,9 @@ export default defineModule({
         tlsa: dane ? (host, port) => resolver.tlsa(host, port) : undefined,
         pem: () => module.privileged.tls.pem(local),
         anchors: trustAnchors,
-        requireEncryption,
-        secureAuth: secureAuth(remote),
-        secureAuthFor: secureAuth,
+        requireEncryption: policy(local).requireEncryption,
+        secureAuth: policy(local).secureAuth(remote),
+        secureAuthFor: (domain) => policy(local).secureAuth(domain),
         connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
         queueTimeoutMs: module.config('s2sQueueTimeout') * 1000,
         dialbackTimeoutMs: 30_000,
@@ -129,7 +155,7 @@ export default defineModule({
         closed: (r) => {
           if (outgoing.get(key) === r) outgoing.delete(key);
           const why = r.failedWith;
-          if (why && failureMemoryMs > 0) recentFailures.set(remote, { ...why, until: Date.now() + failureMemoryMs });
+          if (why && failureMemoryMs > 0) recentFailures.set(key, { ...why, until: Date.now() + failureMemoryMs });
           const s = reverse.get(r);
           if (s) {
             reverse.delete(r);
@@ -137,7 +163,7 @@ export default defineModule({
           }
         },
         bidi,
-        allowed,
+        allowed: (domain) => policy(local).allowed(domain),
         inbound: (r, stanza) => {
           let s = reverse.get(r);
           if (!s) {
@@ -184,7 +210,7 @@ export default defineModule({
         return false;
       }
       if (module.hosts.has(remote)) return false;
-      if (!allowed(remote)) {
+      if (!policy(local).allowed(remote)) {
         bounce(s, 'policy-violation', `Federation with ${remote} is not allowed on this server`);
         return true;
       }
@@ -198,13 +224,13 @@ export default defineModule({
         carrier.send(s);
         return true;
       }
-      const failed = recentFailures.get(remote);
+      const failed = recentFailures.get(`${local} ${remote}`);
       if (failed && !existing) {
         if (failed.until > Date.now()) {
           bounce(s, failed.condition, `${failed.text} (failed ${Math.round((failureMemoryMs - (failed.until - Date.now())) / 1000)} s ago; not trying again yet)`);
           return true;
         }
-        recentFailures.delete(remote);
+        recentFailures.delete(`${local} ${remote}`);
       }
       routeFor(local, remote).send(s);
       return true;
@@ -219,11 +245,11 @@ export default defineModule({
       module,
       limits,
       unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
-      requireEncryption,
-      secureAuth,
+      requireEncryption: (local) => (local === undefined ? module.config('s2sRequireEncryption') : policy(local).requireEncryption),
+      secureAuth: (local, remote) => policy(local).secureAuth(remote),
       anchors: trustAnchors,
       issued,
-      allowed,
+      allowed: (local, remote) => policy(local).allowed(remote),
       verify: (local, remote, streamId, key): Promise<VerifyOutcome> => routeFor(local, remote).verify(streamId, key),
       sendRemote,
       streams: incoming,
@@ -248,7 +274,7 @@ export default defineModule({
     module.setInterval(() => {
       issued.sweep();
       const now = Date.now();
-      for (const [domain, f] of recentFailures) if (f.until <= now) recentFailures.delete(domain);
+      for (const [pair, f] of recentFailures) if (f.until <= now) recentFailures.delete(pair);
     }, 60_000);
 
     const list = (): S2sStreamInfo[] => {
