@@ -180,7 +180,11 @@ export default defineModule({
           routing.route(s, stanza);
         },
         verifyElsewhere: (other, streamId, key) => routeFor(local, other).verify(streamId, key),
-        carried: () => bidiCarrier(local, remote) !== undefined,
+        // A bidi stream, or an established stream of another domain of ours it can be multiplexed onto.
+        carried: () => (bidiCarrier(local, remote) ? 'a bidirectional stream' : sharedStream(local, remote) ? `the stream ${sharedStream(local, remote)!.local} → ${remote} (multiplexing)` : undefined),
+        senderRefused: (other, stanzas) => {
+          for (const stanza of stanzas) routeFor(other, remote).send(stanza);
+        },
       });
       outgoing.set(key, route);
       void route.start().catch((err: unknown) => {
@@ -197,6 +201,18 @@ export default defineModule({
         if (r.bidi && r.state === 'ready' && r.local === local && (r.remote === remote || r.inbound.has(remote))) return r;
       }
       for (const s of incoming.values()) if (s.canSend(local, remote)) return { send: (x) => s.sendStanza(x) };
+      return undefined;
+    };
+
+    /**
+     * An established outgoing stream from another domain of ours to `remote` that may carry `local`
+     * too, after dialback for the pair on it (XEP-0220 "Multiplexing Sender Domains") — instead of a
+     * connection per domain pair.
+     */
+    const sharedStream = (local: string, remote: string): OutgoingRoute | undefined => {
+      const p = policy(local);
+      const needs = { requireEncryption: p.requireEncryption, secureAuth: p.secureAuth(remote) };
+      for (const r of outgoing.values()) if (r.remote === remote && r.canCarryFrom(local, needs)) return r;
       return undefined;
     };
 
@@ -222,6 +238,12 @@ export default defineModule({
       const carrier = bidiCarrier(local, remote);
       if (carrier) {
         carrier.send(s);
+        return true;
+      }
+      // A route of the pair's own that only verifies dialback keys does not stop multiplexing.
+      const shared = existing && existing.state !== 'closed' && !existing.verifyOnly ? undefined : sharedStream(local, remote);
+      if (shared) {
+        shared.sendFrom(local, s);
         return true;
       }
       const failed = recentFailures.get(`${local} ${remote}`);
@@ -281,7 +303,7 @@ export default defineModule({
       const now = Date.now();
       const out: S2sStreamInfo[] = [];
       for (const r of outgoing.values()) {
-        out.push({ direction: 'out', local: r.local, remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued, bidi: r.bidi });
+        out.push({ direction: 'out', local: r.locals.join(','), remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued, bidi: r.bidi });
       }
       for (const s of incoming.values()) {
         const pairs = [...s.pairs.entries()];
