@@ -5,8 +5,10 @@
 // Server as for any dialback. Over a bidirectional stream (XEP-0288) b.test's answers to the new
 // domain come back on the same stream.
 import assert from 'node:assert/strict';
-import { xml } from '../helpers/client.ts';
-import { federationFixture, listenerPort, publish } from '../helpers/s2s.ts';
+import net from 'node:net';
+import { xml, type Element } from '../helpers/client.ts';
+import { federationFixture, listenerPort, publish, s2sHeader } from '../helpers/s2s.ts';
+import { XmppStreamParser } from '../../core/util/stream-parser.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-multiplex-pass';
@@ -88,5 +90,89 @@ describe('s2s: further local domains multiplexed onto an outgoing stream (dialba
     assert.match(out[0]!, /^out\s+a\.test,conference\.a\.test\s+b\.test\s+dialback.*bidi$/);
     const into = await streams(b, 'in');
     assert.equal(into.length, 1, into.join('\n'));
+  });
+});
+
+/**
+ * A hand-driven b.test: accepts every stream, advertises dialback (with `<errors/>` or not), answers
+ * dialback requests — `invalid` on its first connection for the domains in `refuseOnFirst`.
+ */
+interface FakePeer {
+  port: number;
+  /** What arrived on each connection, in order: dialback requests as 'db:<from>', stanzas as 'stanza:<from>'. */
+  connections: string[][];
+  close(): void;
+}
+
+async function fakePeer(options: { dialbackErrors: boolean; refuseOnFirst: string[] }): Promise<FakePeer> {
+  const connections: string[][] = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    sockets.push(socket);
+    const seen: string[] = [];
+    connections.push(seen);
+    const parser = new XmppStreamParser({ maxStanzaSize: 1 << 20, maxDepth: 50 });
+    parser.on('streamStart', (attrs: Record<string, string>) => {
+      const errors = options.dialbackErrors ? '<errors/>' : '';
+      socket.write(`${s2sHeader('b.test', attrs.from ?? '', ` id='fake-${connections.length}'`)}<stream:features><dialback xmlns='urn:xmpp:features:dialback'>${errors}</dialback></stream:features>`);
+    });
+    parser.on('stanza', (el: Element) => {
+      if (el.name === 'db:result') {
+        const from = el.attrs.from as string;
+        seen.push(`db:${from}`);
+        const refused = seen === connections[0] && options.refuseOnFirst.includes(from);
+        socket.write(`<db:result from='b.test' to='${from}' type='${refused ? 'invalid' : 'valid'}'/>`);
+      } else {
+        seen.push(`${el.name}:${String(el.attrs.from).split('@')[1]?.split('/')[0]}`);
+      }
+    });
+    socket.on('data', (d) => parser.write(d));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe('s2s: multiplexing only where the peer supports it, and a refused domain gets its own stream', function () {
+  this.timeout(60000);
+  const fx = federationFixture(PASS);
+
+  const setup = async (peer: FakePeer) => {
+    fx.after(() => peer.close());
+    const a = await fx.start('a.test', { s2sRequireEncryption: false, s2sBidi: false, virtualHosts: { 'a.test': {}, 'a2.test': {} } }, { alice: PASS });
+    publish(fx.dns, 'b.test', peer.port);
+    const made = await a.cli(['adduser', 'carol@a2.test'], `${PASS}\n`);
+    assert.equal(made.code, 0, made.stderr);
+    const alice = await fx.user(a, 'alice');
+    const carol = await fx.user(a, 'carol', 'a2.test');
+    await alice.send(xml('message', { to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'from a')));
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(dialback/);
+    await carol.send(xml('message', { to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'from a2')));
+    return a;
+  };
+
+  it('a peer without dialback error handling (no <errors/>): the further domain opens a stream of its own', async () => {
+    const peer = await fakePeer({ dialbackErrors: false, refuseOnFirst: [] });
+    const a = await setup(peer);
+    await a.waitForOutput(/s2s stream a2\.test → b\.test established \(dialback/);
+    assert.deepEqual(peer.connections, [['db:a.test', 'message:a.test'], ['db:a2.test', 'message:a2.test']]);
+    assert.doesNotMatch(a.output, /multiplexing/);
+  });
+
+  it('a peer that refuses the further domain on the shared stream: its stanzas take a stream of their own', async () => {
+    const peer = await fakePeer({ dialbackErrors: true, refuseOnFirst: ['a2.test'] });
+    const a = await setup(peer);
+    await a.waitForOutput(/s2s stream a\.test → b\.test: no multiplexing for a2\.test: b\.test answered our dialback for a2\.test with invalid; it opens a stream of its own/);
+    await a.waitForOutput(/s2s stream a2\.test → b\.test established \(dialback/);
+    // The refused request went on the shared stream; the message, on a2.test's own stream after its dialback.
+    assert.deepEqual(peer.connections[0]?.slice(0, 3), ['db:a.test', 'message:a.test', 'db:a2.test']);
+    assert.deepEqual(peer.connections[1], ['db:a2.test', 'message:a2.test']);
   });
 });
