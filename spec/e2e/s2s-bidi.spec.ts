@@ -5,8 +5,7 @@
 // the bidi stream (XEP-0288 §2.2) and its stanzas travel on it.
 import assert from 'node:assert/strict';
 import { xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { federate, listenerPort, loginAt, publish, startFederated } from '../helpers/s2s.ts';
+import { federate, federationFixture, listenerPort, publish } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
 import type { TestServer } from '../helpers/server.ts';
 
@@ -14,30 +13,8 @@ const PASS = 's2s-bidi-pass';
 
 describe('s2s: bidirectional streams (XEP-0288) between two Cadence servers', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, config: Record<string, unknown> = {}, users: Record<string, string> = {}) => {
-    const server = await startFederated({ host, dns, users, config });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const { start, user } = fx;
   const list = async (server: TestServer) => {
     const r = await server.cli(['shell', 's2s', 'list']);
     assert.equal(r.code, 0, r.stderr);
@@ -105,7 +82,7 @@ describe('s2s: bidirectional streams (XEP-0288) between two Cadence servers', fu
   it('authenticates a further domain of the receiving server (its MUC) with dialback over the bidi stream', async () => {
     const a = await start('a.test', { components: { 'conference.a.test': { module: 'muc' } } }, { alice: PASS });
     const b = await start('b.test', {}, { bob: PASS });
-    publish(dns, 'conference.a.test', listenerPort(a, 's2s'));
+    publish(fx.dns, 'conference.a.test', listenerPort(a, 's2s'));
     const alice = await user(a, 'alice');
     const bob = await user(b, 'bob');
     // bob@b.test → a.test opens b's bidi stream to a; then the room's stanzas to bob may use it.
