@@ -65,7 +65,9 @@ describe('s2s: hostile peers', function () {
     await bob.send(xml('message', { to: 'x@other.test', id: 'o1', type: 'chat' }, xml('body', {}, 'not for the peer')));
     await bob.expect((s) => s.name === 'message' && s.attrs.id === 'o1' && s.attrs.type === 'error', 15000);
     await peer.expectNothing((el) => el.name === 'message', 500);
-    assert.doesNotMatch(server.output, /connected to evil\.test/);
+    // The answer took the peer's stream: b.test has no outgoing stream of its own.
+    const streams = (await server.cli(['shell', 's2s', 'list'])).stdout.split('\n').filter((l) => /^(in|out)\s/.test(l));
+    assert.deepEqual(streams.map((l) => l.split(/\s+/).slice(0, 3).join(' ')), ['in b.test evil.test'], streams.join('\n'));
   });
 
   it('bidi: a peer that refuses our dialback for a further domain (the MUC) gets none of that domain\'s stanzas over its stream', async () => {
