@@ -8,7 +8,6 @@
 // route (`route/remote`); stanzas from remote domains are checked and routed like local ones.
 // Bidirectional streams (XEP-0288, s2sBidi): a stream either side opened carries both directions,
 // so a stanza for a remote domain first looks for a bidi stream that may carry it.
-import type { X509Certificate } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import {
   defineModule, errorReply, IssuedKeys, mustNotReplyWithError, newDialbackSecret, parseDnsServer, parseS2sRoutes, prep, Resolver, resolveS2sTargets, split, streamLimits, STREAM_OPTIONS,
@@ -69,10 +68,21 @@ export default defineModule({
       if (bad.length) throw new Error(`dnsServers: not an address: ${bad.join(', ')}`);
     }
     const resolver = new Resolver({ servers: dnsServers });
-    const caFile = module.config('s2sCaFile');
-    let anchors: X509Certificate[] | undefined;
-    const trustAnchors = () => (anchors ??= loadAnchors(caFile ? module.resolvePath(caFile) : undefined));
-    trustAnchors(); // a broken CA file stops the start, not the first connection
+    const readAnchors = () => {
+      const caFile = module.config('s2sCaFile');
+      return loadAnchors(caFile ? module.resolvePath(caFile) : undefined);
+    };
+    let anchors = readAnchors(); // a broken CA file stops the start, not the first connection
+    const trustAnchors = () => anchors;
+    // A reload re-reads the CA file (a renewed CA at the same path, or another path); a broken one
+    // leaves the anchors in force.
+    module.hookGlobal('config-reloaded', () => {
+      try {
+        anchors = readAnchors();
+      } catch (err) {
+        module.log.error('s2sCaFile not reloaded, the previous trust anchors stay: %s', (err as Error).message);
+      }
+    });
     const secret = module.config('dialbackSecret') ?? newDialbackSecret();
     const issued = new IssuedKeys({ secret });
     const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);

@@ -4,6 +4,9 @@
 // test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
 // servers, see presence and exchange messages both ways.
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { stanzaErrorCondition, xml } from '../helpers/client.ts';
 import { federate, federationFixture, listenerPort, publish } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
@@ -62,6 +65,32 @@ describe('s2s: two Cadence servers federating', function () {
     assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
     await a.waitForOutput(/did not present a valid certificate \(certificate not valid for b\.test/);
     assert.doesNotMatch(b.output, /authenticated \(dialback/);
+  });
+
+  it('re-reads s2sCaFile on a config reload: a CA replaced at the same path is trusted from then on', async () => {
+    const pki = S2sTestPki.create();
+    const unrelated = S2sTestPki.create();
+    const certA = pki.issue({ cn: 'a.test', dns: ['a.test'] });
+    const certB = pki.issue({ cn: 'b.test', dns: ['b.test'] });
+    const dir = mkdtempSync(path.join(tmpdir(), 'cadence-s2s-ca-'));
+    fx.after(() => rmSync(dir, { recursive: true, force: true }));
+    const caFile = path.join(dir, 'ca.pem');
+    copyFileSync(unrelated.root.certFile, caFile);
+    const a = await start('a.test', { s2sCaFile: caFile, s2sSecureAuth: true, s2sFailureMemory: 0, tls: { certificate: certA.certFile, key: certA.keyFile } }, { alice: PASS });
+    const b = await start('b.test', { s2sCaFile: pki.root.certFile, tls: { certificate: certB.certFile, key: certB.keyFile } }, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await bob.send(xml('presence'));
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'before', type: 'chat' }, xml('body', {}, 'not yet')));
+    const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'before' && s.attrs.type === 'error', 15000);
+    assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
+
+    copyFileSync(pki.root.certFile, caFile); // the operator puts the right CA in place
+    const reload = await a.cli(['shell', 'config', 'reload']);
+    assert.equal(reload.code, 0, reload.stderr);
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'after', type: 'chat' }, xml('body', {}, 'now trusted')));
+    await bob.expect((s) => s.name === 'message' && s.attrs.id === 'after', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(EXTERNAL/);
   });
 
   it('connects with direct TLS (XEP-0368) to a peer that publishes only _xmpps-server', async () => {
