@@ -9,7 +9,7 @@
 // is overactivity (policy-violation, XEP-0124 §11); the send queue bounds payloads no request came
 // for; a session dropped for inactivity is a lost connection (stream management may resume it).
 import type { Element } from '@xmpp/xml';
-import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
+import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, tlsChannelBinding, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
 import { BOSH_DEFAULTS, BoshManager, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
@@ -40,15 +40,23 @@ class BoshTransport implements StreamTransport {
   /** Inbound rate shaping (limits `rate`) over request bodies: past the allowance requests wait. */
   readonly shaper = new ReadShaper({ pause: () => undefined, resume: () => this.release() });
 
-  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession) {}
+  /**
+   * @param endPoint tls-server-end-point (RFC 5929 §4) of the certificate this server presented on
+   * the creation request's TLS connection, when the client negotiated TLS with us (not a proxy).
+   */
+  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession, private readonly endPoint: Buffer | undefined) {}
 
-  // Requests of one session may come over different TLS connections: no channel binding.
-  channelBinding(): Buffer | undefined {
-    return undefined;
+  // Requests of one session come over whichever connections the client's HTTP stack picks (two
+  // at once with hold=1, new ones after a keep-alive timeout): a binding unique to one TLS
+  // connection (tls-exporter, tls-unique) cannot be known to both sides. tls-server-end-point
+  // names the server's certificate, the same on every connection to it, so it is the one type
+  // offered (doc/web.md, "Channel binding over WebSocket and BOSH").
+  channelBinding(type: string): Buffer | undefined {
+    return type === 'tls-server-end-point' ? this.endPoint : undefined;
   }
 
   channelBindingTypes(): string[] {
-    return [];
+    return this.endPoint ? ['tls-server-end-point'] : [];
   }
 
   get readRate(): number {
@@ -123,7 +131,7 @@ export default defineModule({
       isHost: (to) => module.hosts.kind(to) === 'virtualhost',
       open: (bosh, creation) => {
         if (creating!.secure) secureSessions.add(bosh);
-        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh);
+        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh, tlsChannelBinding(creating!.clientTls, 'tls-server-end-point'));
         transports.set(bosh, transport);
         return open(module, clients, bosh, transport, creation);
       },
