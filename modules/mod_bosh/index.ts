@@ -10,7 +10,7 @@
 // for; a session dropped for inactivity is a lost connection (stream management may resume it).
 import type { Element } from '@xmpp/xml';
 import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, tlsChannelBinding, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
-import { BOSH_DEFAULTS, BoshManager, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
+import { BOSH_DEFAULTS, BoshManager, DEFAULT_CONTENT_TYPE, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
 
@@ -139,7 +139,19 @@ export default defineModule({
     const origins = module.option('origins');
     const cors = { origins: origins.includes('*') ? '*' as const : origins, headers: ['Content-Type'] };
 
-    const reply = (body: string) => ({ status: 200, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' }, body });
+    // XEP-0124 §7.1: the session's 'content' (default text/xml). Whatever type a client asks for,
+    // the response is never a document a browser runs: it carries payloads other people wrote
+    // (and error replies echo what was sent), so a page navigated here must not execute them.
+    const reply = (body: string, contentType = DEFAULT_CONTENT_TYPE) => ({
+      status: 200,
+      headers: {
+        'Content-Type': contentType,
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+        'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; sandbox",
+      },
+      body,
+    });
     module.http.route('POST', BOSH_PATH, async (req) => {
       const text = await req.text();
       const sid = /^\s*(?:<\?xml[^>]*>\s*)?<body\s[^>]*?\bsid\s*=\s*(['"])([^'"]*)\1/.exec(text)?.[2];
@@ -149,15 +161,17 @@ export default defineModule({
       if (session && !req.secure && secureSessions.has(session)) {
         module.log.warn('BOSH session from %s continued over plain HTTP: terminated', req.ip);
         session.close('policy-violation');
-        return reply(terminateBody('policy-violation'));
+        return reply(terminateBody('policy-violation'), session.contentType);
       }
       // The session's inbound rate (limits): this request waits its turn.
       const transport = session && transports.get(session);
       if (transport && !(await transport.admit(Buffer.byteLength(text)))) {
         module.log.warn('BOSH session from %s sent more requests than allowed while rate limited: terminated', req.ip);
         session!.close('policy-violation');
-        return reply(terminateBody('policy-violation'));
+        return reply(terminateBody('policy-violation'), session!.contentType);
       }
+      // One debug line per request, in the order the engine takes them (never the sid: it is a capability).
+      module.log('BOSH request rid=%s %s from %s', /\brid\s*=\s*(['"])(\d{1,16})\1/.exec(text)?.[2] ?? '-', session ? 'in a session' : 'to create one', req.ip);
       creating = req;
       let answer: Promise<string>;
       try {
@@ -165,7 +179,10 @@ export default defineModule({
       } finally {
         creating = undefined;
       }
-      return reply(await answer);
+      const xml = await answer;
+      // A creation response names its new session.
+      const of = session ?? (sid === undefined ? manager.get(/^<body [^>]*?\bsid='([^']+)'/.exec(xml)?.[1] ?? '') : undefined);
+      return reply(xml, of?.contentType);
     }, { cors, timeoutMs: (module.option('maxWait') + 15) * 1000, maxBodyBytes: module.option('maxBodySize') });
     module.http.route('GET', BOSH_PATH, () => ({
       headers: { 'Content-Type': 'text/plain; charset=utf-8' },

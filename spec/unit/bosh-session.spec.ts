@@ -437,6 +437,22 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity', undelivered: [] }], 'the normal inactivity period again');
     });
 
+    it('forwards the payloads of a pause request; what they bring waits for the request after the pause', async () => {
+      const h = harness();
+      await h.create();
+      const sid = sidOf(h);
+      const p = await h.post({ sid, rid: h.rid + 1, pause: 60 }, "<presence xmlns='jabber:client' type='unavailable'/>");
+      assert.equal(p.attrs.type, undefined);
+      assert.equal(p.children.length, 0, 'no payloads in the pause response');
+      assert.equal(h.delivered[0]?.[0]?.attrs.type, 'unavailable');
+      h.session().send(new Element('message'));
+      await flush();
+      h.clock.advance(45_000);
+      assert.equal(h.ended.length, 0, 'within the pause');
+      const next = await h.post({ sid, rid: h.rid + 2 });
+      assert.equal(next.getChildren('message', 'jabber:client').length, 1);
+    });
+
     it('refuses a pause longer than maxpause with policy-violation', async () => {
       const h = harness();
       await h.create();
