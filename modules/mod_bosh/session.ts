@@ -267,7 +267,9 @@ export class BoshManager {
     const wait = intAttr(a.wait, 86_400);
     const hold = intAttr(a.hold, 1000);
     const to = a.to;
-    if (rid === undefined || wait === undefined || hold === undefined || !to) return terminateBody('bad-request');
+    if (rid === undefined || wait === undefined || hold === undefined) return terminateBody('bad-request');
+    // §17.2: the domain is required (no 'route' to another server is served).
+    if (!to) return terminateBody('improper-addressing');
     if (body.children.some((c) => typeof c !== 'string')) return terminateBody('bad-request');
     // §7.1: 'content' is the Content-Type of every response of the session (a header value: only
     // a well-formed media type).

@@ -137,13 +137,14 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       assert.equal(old.attrs.ver, '1.5');
     });
 
-    it('refuses a creation request without rid, wait, hold or to (bad-request), for another host (host-unknown)', async () => {
-      for (const missing of ['rid', 'wait', 'hold', 'to']) {
+    it('refuses a creation request without rid, wait or hold (bad-request), without to (improper-addressing, §17.2), for another host (host-unknown)', async () => {
+      for (const missing of ['rid', 'wait', 'hold', 'to', 'empty to']) {
         const h = harness();
         const attrs: Record<string, string | number> = { rid: 1, to: 'example.org', wait: 60, hold: 1 };
-        delete attrs[missing];
+        if (missing === 'empty to') attrs.to = '';
+        else delete attrs[missing];
         const r = await h.post(attrs);
-        assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', 'bad-request'], missing);
+        assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', missing.endsWith('to') ? 'improper-addressing' : 'bad-request'], missing);
         assert.equal(h.manager.size, 0);
       }
       const r = await harness().create({ to: 'elsewhere.example' });
