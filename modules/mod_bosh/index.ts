@@ -8,6 +8,7 @@
 // order) until the bucket has refilled, and more waiting requests than the session's `requests`
 // is overactivity (policy-violation, XEP-0124 §11); the send queue bounds payloads no request came
 // for; a session dropped for inactivity is a lost connection (stream management may resume it).
+import type { TLSSocket } from 'node:tls';
 import type { Element } from '@xmpp/xml';
 import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, tlsChannelBinding, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
 import { BOSH_DEFAULTS, BoshManager, DEFAULT_CONTENT_TYPE, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
@@ -27,6 +28,14 @@ const OPTIONS = {
 
 let nextId = 1;
 
+/** tls-server-end-point of a client's TLS connection to us, computed once per connection. */
+const endPoints = new WeakMap<TLSSocket, Buffer | undefined>();
+function endPointOf(s: TLSSocket | undefined): Buffer | undefined {
+  if (!s) return undefined;
+  if (!endPoints.has(s)) endPoints.set(s, tlsChannelBinding(s, 'tls-server-end-point'));
+  return endPoints.get(s);
+}
+
 /** A BOSH session as a client session's transport (`session.conn`). */
 class BoshTransport implements StreamTransport {
   readonly id = `bosh${nextId++}`;
@@ -44,7 +53,7 @@ class BoshTransport implements StreamTransport {
    * @param endPoint tls-server-end-point (RFC 5929 §4) of the certificate this server presented on
    * the creation request's TLS connection, when the client negotiated TLS with us (not a proxy).
    */
-  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession, private readonly endPoint: Buffer | undefined) {}
+  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession, readonly endPoint: Buffer | undefined) {}
 
   // Requests of one session come over whichever connections the client's HTTP stack picks (two
   // at once with hold=1, new ones after a keep-alive timeout): a binding unique to one TLS
@@ -131,7 +140,7 @@ export default defineModule({
       isHost: (to) => module.hosts.kind(to) === 'virtualhost',
       open: (bosh, creation) => {
         if (creating!.secure) secureSessions.add(bosh);
-        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh, tlsChannelBinding(creating!.clientTls, 'tls-server-end-point'));
+        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh, endPointOf(creating!.clientTls));
         transports.set(bosh, transport);
         return open(module, clients, bosh, transport, creation);
       },
@@ -162,6 +171,16 @@ export default defineModule({
         module.log.warn('BOSH session from %s continued over plain HTTP: terminated', req.ip);
         session.close('policy-violation');
         return reply(terminateBody('policy-violation'), session.contentType);
+      }
+      // §20.1: the requests of a session created over TLS at this server come over connections
+      // presenting the same certificate (which also keeps its one channel binding true). Another
+      // one: the connection is closed, the session is not terminated (that would hand whoever can
+      // make the client connect elsewhere a way to end it).
+      const expected = session && transports.get(session)?.endPoint;
+      if (expected && req.clientTls && !expected.equals(endPointOf(req.clientTls) ?? Buffer.alloc(0))) {
+        module.log.warn('BOSH request from %s over a connection with another certificate than its session: connection closed', req.ip);
+        req.raw.socket.destroy();
+        return reply('');
       }
       // The session's inbound rate (limits): this request waits its turn.
       const transport = session && transports.get(session);

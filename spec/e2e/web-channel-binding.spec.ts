@@ -72,7 +72,8 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
 
   before(async function () {
     [server, strict] = await Promise.all([
-      startServer({ users: USERS, config: { tls: testCa().serverTls } }),
+      // other.test has its own (generated) certificate: another certificate on the same listener.
+      startServer({ users: USERS, config: { virtualHosts: { localhost: { tls: testCa().serverTls }, 'other.test': {} } } }),
       startServer({ users: USERS, config: { tls: testCa().serverTls, channelBindingPolicy: 'strict' } }),
     ]);
     agent = new https.Agent({ keepAlive: true, ca: readFileSync(testCa().caFile) });
@@ -164,18 +165,24 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
         req.on('error', reject);
         req.end(body);
       });
+    const opened: (() => Promise<unknown>)[] = [];
+    afterEach(async () => {
+      await Promise.allSettled(opened.splice(0).map((end) => end()));
+    });
     const session = async (s: TestServer, headers: Record<string, string> = {}) => {
       let rid = 1000 + Math.floor(Math.random() * 1e6);
       const created = await post(s, `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' rid='${rid}' to='localhost' xml:lang='en' ver='1.11' xmpp:version='1.0' wait='5' hold='1'/>`, headers);
       const sid = String(created.body.attrs.sid);
       const features = child(created.body, 'stream:features')!;
-      assert.ok(features, created.body.toString());
+      assert.ok(features, `no features: ${created.body.toString()}`);
       const exchange = async (xml: string) => {
         const r = await post(s, `<body xmlns='${HTTPBIND}' sid='${sid}' rid='${++rid}'>${xml}</body>`, headers);
         const el = r.body.getChildren('challenge')[0] ?? r.body.getChildren('success')[0] ?? r.body.getChildren('failure')[0];
         assert.ok(el, r.body.toString());
         return el;
       };
+      // Ended after the test (BOSH sessions count against connectionsPerAddress until they end).
+      opened.push(() => post(s, `<body xmlns='${HTTPBIND}' sid='${sid}' rid='${++rid}' type='terminate'/>`, headers));
       return { features, socket: created.socket, exchange };
     };
 
@@ -194,6 +201,36 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
       const b = await session(server);
       const wrong = Buffer.alloc(32, 7);
       assert.deepEqual(await scram(b.exchange, { mechanism: 'SCRAM-SHA-256-PLUS', gs2: 'p=tls-server-end-point', cbData: wrong }), { status: 'failure', condition: 'not-authorized' });
+    });
+
+    it('closes the connection of a request over another certificate than its session’s, and the session goes on (§20.1)', async function () {
+      const { exchange } = await session(server);
+      const second = await post(server, `<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' rid='1' to='localhost' xml:lang='en' ver='1.11' xmpp:version='1.0' wait='5' hold='1'/>`);
+      const sid = String(second.body.attrs.sid ?? '');
+      assert.ok(sid, second.body.toString());
+      // A request of that second session over a connection presenting other.test's certificate.
+      const other = new https.Agent({ rejectUnauthorized: false });
+      try {
+        await assert.rejects(
+          new Promise((resolve, reject) => {
+            const req = https.request({ host: '127.0.0.1', port: server.httpsPort, servername: 'other.test', method: 'POST', path: '/http-bind', agent: other, headers: { Host: 'localhost', 'Content-Type': 'text/xml' } }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode));
+            });
+            req.on('error', reject);
+            req.end(`<body xmlns='${HTTPBIND}' sid='${sid}' rid='2'/>`);
+          }),
+          /socket hang up|ECONNRESET/,
+        );
+      } finally {
+        other.destroy();
+      }
+      // The same request over the session's certificate is answered: the session was not ended.
+      const again = await post(server, `<body xmlns='${HTTPBIND}' sid='${sid}' rid='2' type='terminate'/>`);
+      assert.equal(again.body.attrs.type, 'terminate');
+      assert.equal(again.body.attrs.condition, undefined, again.body.toString());
+      // The first session is untouched too.
+      assert.equal((await exchange(`<auth xmlns='${NS_SASL}' mechanism='PLAIN'>${Buffer.from('\0alice\0secret').toString('base64')}</auth>`)).name, 'success');
     });
 
     it("offers no -PLUS behind a trusted proxy, and accepts 'y' there", async function () {
