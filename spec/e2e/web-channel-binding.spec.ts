@@ -194,6 +194,13 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
       assert.deepEqual(await scram(exchange, { mechanism: 'SCRAM-SHA-256-PLUS', gs2: 'p=tls-server-end-point', cbData: binding(socket, 'tls-server-end-point') }), { status: 'success' });
     });
 
+    it('logs in through SASL2 with SCRAM-SHA-512-PLUS and tls-server-end-point', async function () {
+      const { features, socket, exchange } = await session(server);
+      assert.ok(offerOf(features, true).mechanisms.includes('SCRAM-SHA-512-PLUS'));
+      const r = await scram(exchange, { mechanism: 'SCRAM-SHA-512-PLUS', gs2: 'p=tls-server-end-point', cbData: binding(socket, 'tls-server-end-point'), sasl2: true });
+      assert.deepEqual(r, { status: 'success' });
+    });
+
     it('refuses tls-exporter (unique to one of the session’s connections) and a wrong certificate hash', async function () {
       const a = await session(server);
       const r = await scram(a.exchange, { mechanism: 'SCRAM-SHA-256-PLUS', gs2: 'p=tls-exporter', cbData: binding(a.socket, 'tls-exporter') });
