@@ -11,7 +11,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Element } from '@xmpp/xml';
 import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, tlsChannelBinding, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
-import { BOSH_DEFAULTS, BoshManager, DEFAULT_CONTENT_TYPE, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
+import { BOSH_DEFAULTS, BoshManager, DEFAULT_CONTENT_TYPE, legacyHttpStatus, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
 
@@ -201,6 +201,10 @@ export default defineModule({
       const xml = await answer;
       // A creation response names its new session.
       const of = session ?? (sid === undefined ? manager.get(/^<body [^>]*?\bsid='([^']+)'/.exec(xml)?.[1] ?? '') : undefined);
+      // §17.1: clients without 'ver' get the HTTP error codes (a failed creation: from its own body).
+      const legacy = of ? of.legacy : sid === undefined && !/^\s*(?:<\?xml[^>]*>\s*)?<body\s[^>]*?\bver\s*=/.test(text);
+      const status = legacy ? legacyHttpStatus(xml) : undefined;
+      if (status !== undefined) return { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }, body: '' };
       return reply(xml, of?.contentType);
     }, { cors, timeoutMs: (module.option('maxWait') + 15) * 1000, maxBodyBytes: module.option('maxBodySize') });
     module.http.route('GET', BOSH_PATH, () => ({

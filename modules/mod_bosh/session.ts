@@ -11,9 +11,10 @@
 // window or no longer buffered, overactivity and too-frequent polling (policy-violation), request
 // acknowledgements (ack) and response reports (report/time), pause, terminate, xmpp:restart,
 // holding requests and answering them with queued payloads or empty bodies after `wait`, the
-// inactivity timeout, and terminal errors from the server's side (remote-stream-error, shutdown).
-// Not covered: key sequencing (§15, optional), multiple streams per session (§16, optional),
-// legacy HTTP error codes (§17.1, deprecated).
+// inactivity timeout, terminal errors from the server's side (remote-stream-error, shutdown), the
+// session's 'content' type, and which terminal conditions a client without 'ver' gets as HTTP
+// error codes (§17.1, legacyHttpStatus; the glue sends them).
+// Not covered: key sequencing (§15, optional), multiple streams per session (§16, optional).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { NS, XmppStreamParser, isStanzaKind } from '../../core/api.ts';
@@ -124,6 +125,15 @@ export interface BoshManagerCallbacks {
 
 /** A parsed request body. */
 type Parsed = { ok: true; body: Element } | { ok: false; text: string };
+
+/**
+ * XEP-0124 §17.1: a client that sent no 'ver' at session creation predates terminal binding
+ * conditions; it gets these three as the HTTP status they superseded (the session is over all the same).
+ */
+export function legacyHttpStatus(xml: string): number | undefined {
+  const m = /^<body [^>]*\btype='terminate' condition='(bad-request|policy-violation|item-not-found)'/.exec(xml);
+  return m ? ({ 'bad-request': 400, 'policy-violation': 403, 'item-not-found': 404 } as const)[m[1] as 'bad-request'] : undefined;
+}
 
 /** A terminal binding error body. */
 export function terminateBody(condition?: BoshCondition, payload = ''): string {
@@ -283,6 +293,7 @@ export class BoshManager {
       ack: a.ack === '1',
       ver: negotiateVersion(a.ver),
       contentType: a.content ?? DEFAULT_CONTENT_TYPE,
+      legacy: a.ver === undefined,
     }, () => this.sessions.delete(session.sid));
     this.sessions.set(session.sid, session);
     return session.start(this.callbacks, { to, lang: a['xml:lang'] ?? 'en', xmppVersion: a['xmpp:version'], from: a.from });
@@ -296,6 +307,7 @@ interface SessionParams {
   ack: boolean;
   ver: string;
   contentType: string;
+  legacy: boolean;
 }
 
 export class BoshSession {
@@ -309,6 +321,8 @@ export class BoshSession {
   readonly ver: string;
   /** The HTTP Content-Type of every response (the creation request's 'content', §7.1). */
   readonly contentType: string;
+  /** The client sent no 'ver': it gets §17.1's HTTP error codes instead of some terminal conditions. */
+  readonly legacy: boolean;
   private hooks: BoshSessionHooks | undefined;
   private readonly ackMode: boolean;
   /** Highest rid processed, all lower ones too. */
@@ -340,6 +354,7 @@ export class BoshSession {
     this.ackMode = params.ack;
     this.ver = params.ver;
     this.contentType = params.contentType;
+    this.legacy = params.legacy;
   }
 
   /** @internal The session creation response (XEP-0124 §7.2, XEP-0206 §3). */

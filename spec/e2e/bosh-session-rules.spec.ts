@@ -252,6 +252,34 @@ describe('e2e: BOSH session rules (XEP-0124 §7.1, §9–§12)', function () {
     });
   });
 
+  describe('clients without ver (§17.1)', function () {
+    const raw = (body: string) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port: server.httpsPort, servername: 'localhost', method: 'POST', path: '/http-bind', agent, headers: { Host: 'localhost', 'Content-Type': 'text/xml; charset=utf-8' } }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+
+    it('get HTTP 400, 404 and 403 instead of bad-request, item-not-found and policy-violation', async function () {
+      assert.equal((await raw(`<body xmlns='${HTTPBIND}' rid='7' to='localhost' hold='1'/>`)).status, 400, 'no wait');
+      const rid = 1000 + Math.floor(Math.random() * 1e6);
+      const created = await raw(`<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0' rid='${rid}' to='localhost' wait='60' hold='1'/>`);
+      assert.equal(created.status, 200);
+      const sid = /sid='([^']+)'/.exec(created.text)?.[1];
+      assert.ok(sid, created.text);
+      assert.equal((await raw(`<body xmlns='${HTTPBIND}' sid='${sid}' rid='${rid + 9}'/>`)).status, 404, 'out of the window');
+      const other = await raw(`<body xmlns='${HTTPBIND}' xmlns:xmpp='urn:xmpp:xbosh' xmpp:version='1.0' rid='${rid}' to='localhost' wait='0' hold='0'/>`);
+      const sid2 = /sid='([^']+)'/.exec(other.text)?.[1];
+      assert.equal((await raw(`<body xmlns='${HTTPBIND}' sid='${sid2}' rid='${rid + 1}'/>`)).status, 200);
+      assert.equal((await raw(`<body xmlns='${HTTPBIND}' sid='${sid2}' rid='${rid + 2}'/>`)).status, 403, 'polling too fast');
+    });
+  });
+
   describe("the session's content type (§7.1)", function () {
     it("answers every request of the session with the Content-Type of its 'content' attribute, never as a runnable page", async function () {
       const s = new Session();
