@@ -74,7 +74,8 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
     [server, strict] = await Promise.all([
       // other.test has its own (generated) certificate: another certificate on the same listener.
       startServer({ users: USERS, config: { virtualHosts: { localhost: { tls: testCa().serverTls }, 'other.test': {} } } }),
-      startServer({ users: USERS, config: { tls: testCa().serverTls, channelBindingPolicy: 'strict' } }),
+      // Plain ws:// allowed here, to show that no binding is offered there either.
+      startServer({ users: USERS, config: { tls: testCa().serverTls, channelBindingPolicy: 'strict', c2sRequireEncryption: false } }),
     ]);
     agent = new https.Agent({ keepAlive: true, ca: readFileSync(testCa().caFile) });
   });
@@ -86,9 +87,9 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
     await Promise.all([server?.destroy(), strict?.destroy()]);
   });
 
-  /** A wss:// stream, opened; its features. */
-  const ws = async (s: TestServer, headers?: Record<string, string>) => {
-    const c = await WsClient.connect(`wss://localhost:${s.httpsPort}/xmpp-websocket`, { headers });
+  /** A wss:// (or ws://) stream, opened; its features. */
+  const ws = async (s: TestServer, headers?: Record<string, string>, plain = false) => {
+    const c = await WsClient.connect(plain ? `ws://localhost:${s.httpPort}/xmpp-websocket` : `wss://localhost:${s.httpsPort}/xmpp-websocket`, { headers });
     sockets.push(c);
     await c.open();
     const features = await c.next((el) => el.name === 'stream:features');
@@ -146,6 +147,18 @@ describe('e2e: channel binding over WebSocket and BOSH', function () {
       assert.equal(offer.bindings, undefined);
       assert.ok(!offerOf(features, true).mechanisms.some((m) => m.endsWith('-PLUS')));
       const { exchange } = await ws(strict, { 'X-Forwarded-For': '203.0.113.7', 'X-Forwarded-Proto': 'https' });
+      assert.deepEqual(await scram(exchange, { mechanism: 'SCRAM-SHA-256', gs2: 'y' }), { status: 'success' });
+    });
+  });
+
+  describe('plain HTTP', function () {
+    it("offers no -PLUS on ws://, and accepts 'y' there even in strict", async function () {
+      const { c, features, exchange } = await ws(strict, undefined, true);
+      assert.equal(c.tlsSocket, undefined);
+      const offer = offerOf(features);
+      assert.ok(offer.mechanisms.includes('SCRAM-SHA-256'), offer.mechanisms.join(' '));
+      assert.ok(!offer.mechanisms.some((m) => m.endsWith('-PLUS')), offer.mechanisms.join(' '));
+      assert.equal(offer.bindings, undefined);
       assert.deepEqual(await scram(exchange, { mechanism: 'SCRAM-SHA-256', gs2: 'y' }), { status: 'success' });
     });
   });
