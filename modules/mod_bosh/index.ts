@@ -190,7 +190,7 @@ export default defineModule({
         return reply(terminateBody('policy-violation'), session!.contentType);
       }
       // One debug line per request, in the order the engine takes them (never the sid: it is a capability).
-      module.log('BOSH request rid=%s %s from %s', /\brid\s*=\s*(['"])(\d{1,16})\1/.exec(text)?.[2] ?? '-', session ? 'in a session' : 'to create one', req.ip);
+      module.log('BOSH request rid=%s %s from %s', /\brid\s*=\s*(['"])(\d{1,16})\1/.exec(text.slice(0, 1024))?.[2] ?? '-', session ? 'in a session' : 'to create one', req.ip);
       creating = req;
       let answer: Promise<string>;
       try {
