@@ -106,6 +106,8 @@ export { XmppStreamParser } from './util/stream-parser.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
 export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
+// Channel binding (RFC 5929, RFC 9266) of a TLS connection this server terminated: HTTP transports.
+export { tlsChannelBinding, tlsChannelBindingTypes } from './net/connection.ts';
 // What a session's stream runs on (`session.conn`): TCP, WebSocket or BOSH.
 export type { StreamTransport } from './net/transport.ts';
 // Client connections of every transport (mod_c2s, mod_websocket, mod_bosh): header checks, features,

@@ -329,10 +329,11 @@ export const DEFAULTS = {
   /** Used when the config has no modulesEnabled at all. */
   modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc', 'websocket', 'host_meta', 'bosh'],
   /**
-   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
-   * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
+   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) and an
+   * HTTP File Upload service (mod_http_file_share, issue 11) for `localhost`, served when
+   * `localhost` is a virtual host. `components: {}` turns them off.
    */
-  components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
+  components: { 'conference.localhost': { module: 'muc' }, 'upload.localhost': { module: 'http_file_share' } } as Record<string, ComponentConfig>,
 };
 
 export interface HostEntry {
