@@ -5,7 +5,7 @@
 // Promises.
 //
 // Archive appends are group-committed: the appends of one event-loop turn (under load: of up to
-// ARCHIVE_COMMIT_INTERVAL_MS), of any archive store, go into one transaction — one fsync for all
+// ARCHIVE_COMMIT_INTERVAL_MS, see there), of any archive store, go into one transaction — one fsync for all
 // of them instead of one each (MAM archives every message twice). Each append's promise resolves
 // only once its batch is committed. A batch is written to archive_pending (one B-tree, appended
 // at its end), and the pending rows move into `archive` and its indexes in batches of thousands
@@ -187,12 +187,14 @@ function toItem(r: ArchiveRow): ArchiveItem {
 type Param = string | number | null;
 
 /**
- * Group commits of archive appends are at least this far apart (from the end of one to the start
- * of the next): under load, appends gather for this long and share one transaction, whose cost
- * is mostly per B-tree page touched (each archive's pages once per batch, not once per append);
- * an append after a quiet spell is committed right after its turn.
+ * Under load (the last group commit had at least ARCHIVE_BUSY_BATCH appends), group commits are
+ * at least this far apart (from the end of one to the start of the next), so appends gather in
+ * fewer, larger transactions (each has a fixed cost: begin, commit, fsync). Otherwise an append
+ * is committed right after its turn: one user's messages (two appends each, one after the
+ * other) wait for no timer.
  */
 export const ARCHIVE_COMMIT_INTERVAL_MS = 20;
+export const ARCHIVE_BUSY_BATCH = 64;
 
 /** Pending archive rows move into `archive` once this many are pending… */
 export const ARCHIVE_MOVE_ROWS = 4000;
@@ -216,8 +218,9 @@ export class SqliteDriver implements StorageDriver {
   /** The scheduled group commit, if one is: right after this turn, or after a while. */
   #commitImmediate: NodeJS.Immediate | undefined;
   #commitTimer: NodeJS.Timeout | undefined;
-  /** When the last group commit ended (performance.now()). */
+  /** When the last group commit ended (performance.now()), and how many appends it had. */
   #lastCommitAt = -Infinity;
+  #lastBatchSize = 0;
   /** Runs one append in a savepoint of the batch: its failure undoes it alone. */
   readonly #savepoint: (write: () => void) => void;
   /** Rows this connection committed to archive_pending since the last move. */
@@ -257,7 +260,7 @@ export class SqliteDriver implements StorageDriver {
     return new Promise((resolve, reject) => {
       this.#appends.push({ write, resolve, reject });
       if (this.#commitTimer === undefined && this.#commitImmediate === undefined) {
-        const wait = this.#lastCommitAt + ARCHIVE_COMMIT_INTERVAL_MS - performance.now();
+        const wait = this.#lastBatchSize < ARCHIVE_BUSY_BATCH ? 0 : this.#lastCommitAt + ARCHIVE_COMMIT_INTERVAL_MS - performance.now();
         if (wait > 0) this.#commitTimer = setTimeout(() => this.#commitAppends(), wait);
         else this.#commitImmediate = setImmediate(() => this.#commitAppends());
       }
@@ -282,6 +285,7 @@ export class SqliteDriver implements StorageDriver {
       this.#writeBatch(batch);
     } finally {
       this.#lastCommitAt = performance.now();
+      this.#lastBatchSize = batch.length;
     }
   }
 
