@@ -351,6 +351,7 @@ export class SqliteDriver implements StorageDriver {
   }
 
   #moveSoon(): void {
+    if (!this.#db.open) return;
     try {
       this.#movePending();
     } catch (err) {
@@ -369,11 +370,11 @@ export class SqliteDriver implements StorageDriver {
    */
   #movePending(): void {
     this.#commitAppends();
-    if (this.#pendingRows === 0 && !this.#stmt('SELECT EXISTS (SELECT 1 FROM archive_pending)', true).get()) return;
     clearTimeout(this.#moveTimer);
     clearImmediate(this.#moveImmediate);
     this.#moveTimer = undefined;
     this.#moveImmediate = undefined;
+    if (this.#pendingRows === 0 && !this.#stmt('SELECT EXISTS (SELECT 1 FROM archive_pending)', true).get()) return;
     const moved = this.#db.transaction((): number => {
       const replacing = this.#stmt('SELECT "seq", "host", "store", "user", "id" FROM archive_pending WHERE "replace" <> 0 ORDER BY "seq"')
         .all() as { seq: number; host: string; store: string; user: string; id: string }[];
