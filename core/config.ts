@@ -30,6 +30,13 @@ export interface CoreHostOptions {
   limits?: Partial<Limits>;
   /** ACME (RFC 8555) certificates: globally the account and CA; `false` on a host keeps it out. */
   acme?: AcmeConfig | false;
+  // ---- s2s policy per host (mod_s2s applies the local end's: incoming `to`, outgoing `from`) ----
+  s2sRequireEncryption?: boolean;
+  s2sSecureAuth?: boolean;
+  s2sSecureDomains?: string[];
+  s2sInsecureDomains?: string[];
+  s2sBlocklist?: string[];
+  s2sAllowlist?: string[];
 }
 
 /** The `acme` option (doc/certificates.md). */
@@ -211,6 +218,12 @@ const hostChecks: Record<string, Check> = {
   authThrottle: isThrottle,
   limits: checkLimits,
   acme: checkAcme,
+  s2sRequireEncryption: isBool,
+  s2sSecureAuth: isBool,
+  s2sSecureDomains: isStrArr,
+  s2sInsecureDomains: isStrArr,
+  s2sBlocklist: isStrArr,
+  s2sAllowlist: isStrArr,
 };
 
 const globalChecks: Record<string, Check> = {
