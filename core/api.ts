@@ -68,6 +68,8 @@ export type { Routing } from './router.ts';
 
 // ---- stanzas and XML ------------------------------------------------------------------------------------
 export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, parseXml, reply, xml } from './util/stanza.ts';
+// Stream management's journal and the client stream's write share one serialisation of a stanza.
+export { serialiseOutgoing } from './util/stanza.ts';
 export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
 
 // ---- addresses (RFC 7622) and nicknames (RFC 8266) -------------------------------------------------------------
@@ -104,6 +106,8 @@ export { XmppStreamParser } from './util/stream-parser.ts';
 export type { StreamLimits } from './util/stream-parser.ts';
 export { streamErrorElement } from './util/stanza.ts';
 export type { Connection } from './net/connection.ts';
+// Channel binding (RFC 5929, RFC 9266) of a TLS connection this server terminated: HTTP transports.
+export { tlsChannelBinding, tlsChannelBindingTypes } from './net/connection.ts';
 // What a session's stream runs on (`session.conn`): TCP, WebSocket or BOSH.
 export type { StreamTransport } from './net/transport.ts';
 // Client connections of every transport (mod_c2s, mod_websocket, mod_bosh): header checks, features,

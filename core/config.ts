@@ -30,6 +30,13 @@ export interface CoreHostOptions {
   limits?: Partial<Limits>;
   /** ACME (RFC 8555) certificates: globally the account and CA; `false` on a host keeps it out. */
   acme?: AcmeConfig | false;
+  // ---- s2s policy per host (mod_s2s applies the local end's: incoming `to`, outgoing `from`) ----
+  s2sRequireEncryption?: boolean;
+  s2sSecureAuth?: boolean;
+  s2sSecureDomains?: string[];
+  s2sInsecureDomains?: string[];
+  s2sBlocklist?: string[];
+  s2sAllowlist?: string[];
 }
 
 /** The `acme` option (doc/certificates.md). */
@@ -211,6 +218,12 @@ const hostChecks: Record<string, Check> = {
   authThrottle: isThrottle,
   limits: checkLimits,
   acme: checkAcme,
+  s2sRequireEncryption: isBool,
+  s2sSecureAuth: isBool,
+  s2sSecureDomains: isStrArr,
+  s2sInsecureDomains: isStrArr,
+  s2sBlocklist: isStrArr,
+  s2sAllowlist: isStrArr,
 };
 
 const globalChecks: Record<string, Check> = {
@@ -316,10 +329,11 @@ export const DEFAULTS = {
   /** Used when the config has no modulesEnabled at all. */
   modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'fast', 'roster', 'disco', 'ping', 'offline', 'vcard', 'private', 'version', 'time', 'lastactivity', 'caps', 'server_contact_info', 'blocking', 'register', 'admin_shell', 'smacks', 'csi', 'carbons', 'mam', 'pep', 'adhoc', 'admin_adhoc', 'websocket', 'host_meta', 'bosh'],
   /**
-   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) for
-   * `localhost`, served when `localhost` is a virtual host. `components: {}` turns it off.
+   * Used when the config has no `components` at all: a Multi-User Chat service (mod_muc) and an
+   * HTTP File Upload service (mod_http_file_share, issue 11) for `localhost`, served when
+   * `localhost` is a virtual host. `components: {}` turns them off.
    */
-  components: { 'conference.localhost': { module: 'muc' } } as Record<string, ComponentConfig>,
+  components: { 'conference.localhost': { module: 'muc' }, 'upload.localhost': { module: 'http_file_share' } } as Record<string, ComponentConfig>,
 };
 
 export interface HostEntry {

@@ -383,9 +383,13 @@ export class ModuleApi<O extends OptionSpecs = OptionSpecs, S extends ModuleScop
     return v === undefined ? fallback : (v as T);
   }
 
-  /** A core (top-level) option for this host — its own value, else the global one, else the core default — e.g. 'c2sRequireEncryption'. */
-  config<K extends keyof CoreOptions>(key: K): CoreOptionValue<K> {
-    const v = this.server.config.get<CoreOptions[K]>(this.isGlobal ? undefined : this.host, key);
+  /**
+   * A core (top-level) option for this host — its own value, else the global one, else the core
+   * default — e.g. 'c2sRequireEncryption'. `host`: another host's value (a global module applying
+   * per-host options, such as mod_s2s for the local end of a stream).
+   */
+  config<K extends keyof CoreOptions>(key: K, host: string | undefined = this.isGlobal ? undefined : this.host): CoreOptionValue<K> {
+    const v = this.server.config.get<CoreOptions[K]>(host, key);
     if (v !== undefined) return v as CoreOptionValue<K>;
     return (key in DEFAULTS ? DEFAULTS[key as keyof typeof DEFAULTS] : undefined) as CoreOptionValue<K>;
   }

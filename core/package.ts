@@ -12,3 +12,23 @@ export const CODE_DIR = path.resolve(path.dirname(self), '..');
 /** The checkout or installed package: package.json and the TypeScript sources. */
 export const ROOT_DIR = COMPILED ? path.dirname(CODE_DIR) : CODE_DIR;
 export const VERSION: string = (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+
+/**
+ * The libraries Cadence depends on (package.json `dependencies`) with the version installed, read
+ * from their package.json files — nothing is imported. `undefined`: not installed.
+ */
+export function installedLibraries(): Array<{ name: string; wanted: string; installed: string | undefined }> {
+  const pkg = JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  return Object.entries(pkg.dependencies ?? {}).map(([name, wanted]) => {
+    // Node's lookup: node_modules of the package, then of each folder above (an npm install hoists).
+    let installed: string | undefined;
+    for (let dir = ROOT_DIR; installed === undefined; dir = path.dirname(dir)) {
+      try {
+        installed = (JSON.parse(readFileSync(path.join(dir, 'node_modules', name, 'package.json'), 'utf8')) as { version?: string }).version;
+      } catch {
+        if (path.dirname(dir) === dir) break;
+      }
+    }
+    return { name, wanted, installed };
+  });
+}

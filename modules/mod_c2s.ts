@@ -49,7 +49,7 @@ export default defineModule({
           peerFrom = attrs.from;
           return stream.sendHeader();
         },
-        send: (x) => stream.send(x),
+        send: (x, serialised) => stream.send(x, serialised),
         close: (reason) => stream.close(reason),
         reset: () => stream.reset(),
         queued: () => stream.queued,

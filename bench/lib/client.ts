@@ -321,6 +321,8 @@ export class XmppClient {
 
   /** Close the stream; the socket is destroyed when the server closes, or after `graceMs`. */
   close(graceMs = 2000): void {
+    // What was queued this tick (an SM <a/> before closing) goes out before the close, not after it.
+    this.flush();
     const ws = this.ws;
     if (ws) {
       this.waiter = undefined;

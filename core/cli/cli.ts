@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import v8 from 'node:v8';
 import { CoreError } from '../util/errors.ts';
 import { coreFeatures } from '../features.ts';
-import { VERSION, ROOT_DIR } from '../package.ts';
+import { VERSION, ROOT_DIR, installedLibraries } from '../package.ts';
 import type { Config } from '../config.ts';
 import type { AnyModuleDefinition } from '../moduleapi.ts';
 
@@ -458,9 +458,12 @@ function checkAcmeSetup(config: Config, DEFAULTS: typeof import('../config.ts').
 function about(args: Args): number {
   const out = (s: string) => process.stdout.write(`${s}\n`);
   out(`Cadence ${VERSION} — XMPP server`);
-  out(`Node.js ${process.version} on ${process.platform}/${process.arch}`);
+  out(`Node.js ${process.version} on ${process.platform}/${process.arch} (OpenSSL ${process.versions.openssl})`);
   out(`installed in ${ROOT_DIR}`);
   out(`config ${args.config}`);
+  // What a bug report needs besides the version: which libraries (XML, SQLite, ACME, …) are in use.
+  out('libraries:');
+  for (const lib of installedLibraries()) out(`  ${lib.name} ${lib.installed ?? `not installed (package.json wants ${lib.wanted})`}`);
   out('core features:');
   for (const [name, desc] of coreFeatures) out(`  ${name} — ${desc}`);
   return 0;

@@ -25,7 +25,7 @@ import type { CloseReason, Session } from '../session.ts';
 import type { EventName } from '../util/events.ts';
 import { prep } from '../util/jid.ts';
 import { addressKey } from '../sasl.ts';
-import { errorReply, isStanzaKind, NS, type Stanza, type StanzaKind } from '../util/stanza.ts';
+import { errorReply, isStanzaKind, NS, takeSerialised, type Stanza, type StanzaKind } from '../util/stanza.ts';
 import type { StreamTransport } from './transport.ts';
 
 /** What client streams need of the transport module's `module` object. */
@@ -41,8 +41,12 @@ export type ClientStreamModule = Pick<GlobalModuleApi, 'hosts' | 'hookGlobal' | 
 export interface ClientStreamIo {
   /** Answer a valid client header with ours (TCP header, WebSocket `<open/>`); returns the stream id. */
   sendHeader(clientAttrs: Record<string, string | undefined>): string;
-  /** Write an element (stanzas in jabber:client as the framing writes them) or prepared text. */
-  send(x: Element | string): boolean;
+  /**
+   * Write an element (stanzas in jabber:client as the framing writes them) or prepared text.
+   * `serialised` is the element's toString() when stream management already made it: a framing
+   * that writes stanzas exactly so (TCP) writes that string instead of serialising again.
+   */
+  send(x: Element | string, serialised?: string): boolean;
   /**
    * Our close: the stream error if a reason is given, the framing's stream close, then the
    * connection; the transport reports ended(true, reason).
@@ -147,7 +151,8 @@ export class ClientStreams {
     let ended = false;
 
     let session = sessions.create('c2s_unauthed', conn, {
-      send: (x) => io.send(x),
+      // The stanza's XML when stream management's `stanzas/out` filter made it (serialised once).
+      send: (x) => io.send(x, typeof x === 'string' ? undefined : takeSerialised(x)),
       close,
       reset: io.reset && (() => io.reset!()),
       queued: io.queued && (() => io.queued!()),

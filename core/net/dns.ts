@@ -393,7 +393,12 @@ export class Resolver {
       }
     }
     if (addresses.length > 0) return { ok: true, addresses, secure: v6.ok && v4.ok && v6.secure && v4.secure, source: 'dns' };
-    if (!v6.ok && !v4.ok) return v4;
+    // 'not-found' is a definite answer (mod_s2s bounces at once on it): NXDOMAIN from either
+    // question (the name does not exist), or both answered without records. A failed question
+    // beside an empty answer may still hide an address: that is the failure.
+    if ((v6.ok && v6.nxdomain) || (v4.ok && v4.nxdomain)) return { ok: false, error: 'not-found', detail: `${name} does not exist (NXDOMAIN)` };
+    if (!v4.ok) return v4;
+    if (!v6.ok) return v6;
     return { ok: false, error: 'not-found', detail: `${name} has no address records` };
   }
 
@@ -487,7 +492,8 @@ export interface S2sTarget {
 }
 
 export type S2sResolution =
-  | { ok: true; targets: S2sTarget[] }
+  /** `srvFailed`: the SRV questions got no answer, so the fallback target stands in for records that may exist. */
+  | { ok: true; targets: S2sTarget[]; srvFailed?: boolean }
   | { ok: false; error: 'invalid-domain' | 'no-service' | 'dns-failure'; detail: string };
 
 /** One static route (`s2sRoutes` value). */
@@ -628,6 +634,7 @@ export async function resolveS2sTargets(domain: string, options: S2sResolveOptio
   // Both services answered "none" or did not answer: the fallback. It counts as secure only when
   // both answers were validated denials.
   const secure = plain.kind === 'none' && plain.secure && (options.directTls === false || (direct.kind === 'none' && direct.secure));
+  const srvFailed = plain.kind === 'error' || direct.kind === 'error';
   if (plain.kind === 'error' && (direct.kind === 'error' || options.directTls === false)) log('SRV lookups for %s failed (%s); trying its address', ascii, plain.detail);
-  return { ok: true, targets: [{ host: ascii, port: fallbackPort, directTls: false, source: 'fallback', secure }] };
+  return { ok: true, targets: [{ host: ascii, port: fallbackPort, directTls: false, source: 'fallback', secure }], ...(srvFailed ? { srvFailed } : {}) };
 }

@@ -117,6 +117,12 @@ export interface ClientInfo {
   secure: boolean;
   /** The requested host: lower case, without port or trailing dot ('' when absent). */
   host: string;
+  /**
+   * The TLS connection the client itself negotiated with this server (for channel binding):
+   * undefined on plain HTTP, and when a trusted proxy forwarded the request (X-Forwarded-*), since
+   * that TLS connection is the proxy's, not the client's.
+   */
+  clientTls: tls.TLSSocket | undefined;
 }
 
 export interface WebSocketContext extends ClientInfo {
@@ -151,6 +157,7 @@ export class HttpRequest implements ClientInfo {
   readonly peer: string;
   readonly secure: boolean;
   readonly host: string;
+  readonly clientTls: tls.TLSSocket | undefined;
   /** The path as sent (percent-encoded, dot segments removed), without the query. */
   readonly path: string;
   readonly query: URLSearchParams;
@@ -176,6 +183,7 @@ export class HttpRequest implements ClientInfo {
     this.peer = client.peer;
     this.secure = client.secure;
     this.host = client.host;
+    this.clientTls = client.clientTls;
     this.path = url.pathname;
     this.query = url.searchParams;
     this.headers = raw.headers;
@@ -586,7 +594,9 @@ export class HttpServer {
     let ip = peer;
     let secure = listenerSecure;
     let hostValue = header(req.headers, 'host');
+    let forwarded = false;
     if (inList(this.trusted, peer)) {
+      forwarded = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'].some((h) => req.headers[h] !== undefined);
       // Walk X-Forwarded-For from the right: the first address not of a trusted proxy is the client.
       const hops = (header(req.headers, 'x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean);
       for (let i = hops.length - 1; i >= 0 && inList(this.trusted, ip); i--) {
@@ -602,7 +612,8 @@ export class HttpServer {
     }
     let host = hostFromHeader(hostValue);
     host = this.opts.hostAliases?.[host] ?? host;
-    return { ip, peer, secure, host };
+    const clientTls = listenerSecure && !forwarded && req.socket instanceof tls.TLSSocket ? req.socket : undefined;
+    return { ip, peer, secure, host, clientTls };
   }
 
   /** Routes of the host, then the '*' routes. */

@@ -91,9 +91,10 @@ export class XmlStream {
     return this.closing;
   }
 
-  send(x: Element | string): boolean {
+  /** Write an element or prepared text; `serialised`: the element's toString(), already made (stream management's). */
+  send(x: Element | string, serialised?: string): boolean {
     if (this.closing) return false;
-    const data = typeof x === 'string' ? x : this.opts.serialise ? this.opts.serialise(x) : x.toString();
+    const data = typeof x === 'string' ? x : this.opts.serialise ? this.opts.serialise(x) : (serialised ?? x.toString());
     const { conn, sendQueueLimit } = this.opts;
     if (sendQueueLimit === undefined) return conn.write(data);
     const stanza = typeof x !== 'string' && isStanzaKind(x.name) ? (x as Stanza) : undefined;

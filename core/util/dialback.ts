@@ -80,7 +80,9 @@ export interface IssuedKeysOptions {
  * only those, each once (replay guard 2 above).
  */
 export class IssuedKeys {
-  private readonly byStream = new Map<string, Issued>();
+  /** Stream id → domain pair ('receiving originating') → key: several pairs share a stream (multiplexing). */
+  private readonly byStream = new Map<string, Map<string, Issued>>();
+  private count = 0;
   private readonly secret: string | Buffer;
   private readonly lifetimeMs: number;
   private readonly maxEntries: number;
@@ -95,13 +97,24 @@ export class IssuedKeys {
 
   /**
    * The key to send in <db:result/> on an outgoing stream whose current id (the Receiving
-   * Server's, from its latest stream header) is `streamId`.
+   * Server's, from its latest stream header) is `streamId`; one per domain pair on the stream
+   * (further domains of ours multiplexed onto it, XEP-0220 "Multiplexing").
    */
   issue(receiving: string, originating: string, streamId: string): string {
     const key = dialbackKey(this.secret, receiving, originating, streamId);
-    this.byStream.delete(streamId);
-    this.byStream.set(streamId, { receiving, originating, key, expires: this.now() + this.lifetimeMs, used: false });
-    while (this.byStream.size > this.maxEntries) this.byStream.delete(this.byStream.keys().next().value!);
+    let pairs = this.byStream.get(streamId);
+    if (pairs) this.byStream.delete(streamId); // re-inserted below: the newest stream is last
+    else pairs = new Map();
+    const pair = `${receiving} ${originating}`;
+    if (!pairs.delete(pair)) this.count++;
+    pairs.set(pair, { receiving, originating, key, expires: this.now() + this.lifetimeMs, used: false });
+    this.byStream.set(streamId, pairs);
+    while (this.count > this.maxEntries) {
+      const [oldestId, oldest] = this.byStream.entries().next().value!;
+      oldest.delete(oldest.keys().next().value!);
+      this.count--;
+      if (oldest.size === 0) this.byStream.delete(oldestId);
+    }
     return key;
   }
 
@@ -111,14 +124,15 @@ export class IssuedKeys {
    * answered with type='valid'; every other result is answered with type='invalid'.
    */
   check(receiving: string, originating: string, streamId: string, presented: string): KeyCheck {
-    const entry = this.byStream.get(streamId);
+    const pairs = this.byStream.get(streamId);
     // Compute the HMAC in every case, so the answer's timing says nothing about our records.
     const hmacOk = verifyDialbackKey(this.secret, receiving, originating, streamId, presented);
-    if (!entry) return 'unknown-stream';
-    if (entry.receiving !== receiving || entry.originating !== originating || !hmacOk) return 'invalid';
+    if (!pairs) return 'unknown-stream';
+    const entry = pairs.get(`${receiving} ${originating}`);
+    if (!entry || !hmacOk) return 'invalid';
     if (entry.used) return 'replayed';
     if (this.now() > entry.expires) {
-      this.byStream.delete(streamId);
+      this.drop(streamId, pairs, `${receiving} ${originating}`);
       return 'expired';
     }
     entry.used = true;
@@ -127,17 +141,25 @@ export class IssuedKeys {
 
   /** Forgets what was issued on a stream (it closed). */
   forget(streamId: string): void {
+    const pairs = this.byStream.get(streamId);
+    if (!pairs) return;
+    this.count -= pairs.size;
     this.byStream.delete(streamId);
   }
 
   /** Drops expired entries; call from a periodic timer. */
   sweep(): void {
     const now = this.now();
-    for (const [id, e] of this.byStream) if (now > e.expires) this.byStream.delete(id);
+    for (const [id, pairs] of this.byStream) for (const [pair, e] of pairs) if (now > e.expires) this.drop(id, pairs, pair);
+  }
+
+  private drop(streamId: string, pairs: Map<string, Issued>, pair: string): void {
+    if (pairs.delete(pair)) this.count--;
+    if (pairs.size === 0) this.byStream.delete(streamId);
   }
 
   get size(): number {
-    return this.byStream.size;
+    return this.count;
   }
 }
 

@@ -250,7 +250,13 @@ export function channelBindingDecision(c: ChannelBindingCase): ChannelBindingDec
   switch (flag.kind) {
     case 'n':
       // The client does not do channel binding: fine, except that -PLUS is channel binding.
-      return plus ? { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' } : { accept: true };
+      if (!plus) return { accept: true };
+      // StanzaJS picks a -PLUS mechanism whenever one is offered and, having no binding data (a
+      // browser or its WebSocket/BOSH transport cannot read any), sends 'n'. The flag is covered
+      // by the client proof (c=), so nobody can turn a client's 'p=' into this: it is exactly
+      // the unbound SCRAM offered on the same stream (doc/authentication.md).
+      if (policy === 'compatible') return { accept: true };
+      return { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' };
     case 'y':
       if (plus) return { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' };
       // 'y': the client could bind but believes the server cannot.

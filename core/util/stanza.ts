@@ -128,3 +128,27 @@ export function streamErrorElement(condition: string, text?: string): Element {
   if (text) e.cnode(new Element('text', { xmlns: NS.xmppStreams, 'xml:lang': 'en' }).t(text));
   return e;
 }
+
+// ---- one serialisation per written stanza ---------------------------------------------------------
+// A `stanzas/out` filter that needs a stanza's XML (stream management keeps it for resumption)
+// serialises it with serialiseOutgoing(); the client stream's write takes that string
+// (takeSerialised) instead of serialising the same stanza again. One slot: Session.send runs its
+// filters and then its write synchronously, so the write is the next to look, and it always
+// empties the slot.
+let outgoing: Element | undefined;
+let outgoingXml = '';
+
+/** `stanza.toString()`, kept for the write of this same stanza that follows (see takeSerialised). */
+export function serialiseOutgoing(stanza: Element): string {
+  outgoing = stanza;
+  outgoingXml = stanza.toString();
+  return outgoingXml;
+}
+
+/** For a stream's write: the serialisation of `el` made by serialiseOutgoing() during this send, if any. */
+export function takeSerialised(el: Element): string | undefined {
+  const hit = outgoing === el ? outgoingXml : undefined;
+  outgoing = undefined;
+  outgoingXml = '';
+  return hit;
+}

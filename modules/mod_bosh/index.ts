@@ -8,9 +8,10 @@
 // order) until the bucket has refilled, and more waiting requests than the session's `requests`
 // is overactivity (policy-violation, XEP-0124 §11); the send queue bounds payloads no request came
 // for; a session dropped for inactivity is a lost connection (stream management may resume it).
+import type { TLSSocket } from 'node:tls';
 import type { Element } from '@xmpp/xml';
-import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
-import { BOSH_DEFAULTS, BoshManager, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
+import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamErrorElement, tlsChannelBinding, type ClientStream, type CloseReason, type GlobalModuleApi, type HttpRequest, type Stanza, type StreamTransport } from '../../core/api.ts';
+import { BOSH_DEFAULTS, BoshManager, DEFAULT_CONTENT_TYPE, legacyHttpStatus, terminateBody, type BoshCreation, type BoshSession, type BoshSessionHooks } from './session.ts';
 
 export const BOSH_PATH = '/http-bind';
 
@@ -27,6 +28,14 @@ const OPTIONS = {
 
 let nextId = 1;
 
+/** tls-server-end-point of a client's TLS connection to us, computed once per connection. */
+const endPoints = new WeakMap<TLSSocket, Buffer | undefined>();
+function endPointOf(s: TLSSocket | undefined): Buffer | undefined {
+  if (!s) return undefined;
+  if (!endPoints.has(s)) endPoints.set(s, tlsChannelBinding(s, 'tls-server-end-point'));
+  return endPoints.get(s);
+}
+
 /** A BOSH session as a client session's transport (`session.conn`). */
 class BoshTransport implements StreamTransport {
   readonly id = `bosh${nextId++}`;
@@ -40,15 +49,23 @@ class BoshTransport implements StreamTransport {
   /** Inbound rate shaping (limits `rate`) over request bodies: past the allowance requests wait. */
   readonly shaper = new ReadShaper({ pause: () => undefined, resume: () => this.release() });
 
-  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession) {}
+  /**
+   * @param endPoint tls-server-end-point (RFC 5929 §4) of the certificate this server presented on
+   * the creation request's TLS connection, when the client negotiated TLS with us (not a proxy).
+   */
+  constructor(readonly ip: string, readonly secure: boolean, private readonly bosh: BoshSession, readonly endPoint: Buffer | undefined) {}
 
-  // Requests of one session may come over different TLS connections: no channel binding.
-  channelBinding(): Buffer | undefined {
-    return undefined;
+  // Requests of one session come over whichever connections the client's HTTP stack picks (two
+  // at once with hold=1, new ones after a keep-alive timeout): a binding unique to one TLS
+  // connection (tls-exporter, tls-unique) cannot be known to both sides. tls-server-end-point
+  // names the server's certificate, the same on every connection to it, so it is the one type
+  // offered (doc/web.md, "Channel binding over WebSocket and BOSH").
+  channelBinding(type: string): Buffer | undefined {
+    return type === 'tls-server-end-point' ? this.endPoint : undefined;
   }
 
   channelBindingTypes(): string[] {
-    return [];
+    return this.endPoint ? ['tls-server-end-point'] : [];
   }
 
   get readRate(): number {
@@ -123,7 +140,7 @@ export default defineModule({
       isHost: (to) => module.hosts.kind(to) === 'virtualhost',
       open: (bosh, creation) => {
         if (creating!.secure) secureSessions.add(bosh);
-        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh);
+        const transport = new BoshTransport(creating!.ip, creating!.secure, bosh, endPointOf(creating!.clientTls));
         transports.set(bosh, transport);
         return open(module, clients, bosh, transport, creation);
       },
@@ -131,7 +148,19 @@ export default defineModule({
     const origins = module.option('origins');
     const cors = { origins: origins.includes('*') ? '*' as const : origins, headers: ['Content-Type'] };
 
-    const reply = (body: string) => ({ status: 200, headers: { 'Content-Type': 'text/xml; charset=utf-8', 'Cache-Control': 'no-store' }, body });
+    // XEP-0124 §7.1: the session's 'content' (default text/xml). Whatever type a client asks for,
+    // the response is never a document a browser runs: it carries payloads other people wrote
+    // (and error replies echo what was sent), so a page navigated here must not execute them.
+    const reply = (body: string, contentType = DEFAULT_CONTENT_TYPE) => ({
+      status: 200,
+      headers: {
+        'Content-Type': contentType,
+        'Cache-Control': 'no-store',
+        'X-Content-Type-Options': 'nosniff',
+        'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'; sandbox",
+      },
+      body,
+    });
     module.http.route('POST', BOSH_PATH, async (req) => {
       const text = await req.text();
       const sid = /^\s*(?:<\?xml[^>]*>\s*)?<body\s[^>]*?\bsid\s*=\s*(['"])([^'"]*)\1/.exec(text)?.[2];
@@ -141,15 +170,27 @@ export default defineModule({
       if (session && !req.secure && secureSessions.has(session)) {
         module.log.warn('BOSH session from %s continued over plain HTTP: terminated', req.ip);
         session.close('policy-violation');
-        return reply(terminateBody('policy-violation'));
+        return reply(terminateBody('policy-violation'), session.contentType);
+      }
+      // §20.1: the requests of a session created over TLS at this server come over connections
+      // presenting the same certificate (which also keeps its one channel binding true). Another
+      // one: the connection is closed, the session is not terminated (that would hand whoever can
+      // make the client connect elsewhere a way to end it).
+      const expected = session && transports.get(session)?.endPoint;
+      if (expected && req.clientTls && !expected.equals(endPointOf(req.clientTls) ?? Buffer.alloc(0))) {
+        module.log.warn('BOSH request from %s over a connection with another certificate than its session: connection closed', req.ip);
+        req.raw.socket.destroy();
+        return reply('');
       }
       // The session's inbound rate (limits): this request waits its turn.
       const transport = session && transports.get(session);
       if (transport && !(await transport.admit(Buffer.byteLength(text)))) {
         module.log.warn('BOSH session from %s sent more requests than allowed while rate limited: terminated', req.ip);
         session!.close('policy-violation');
-        return reply(terminateBody('policy-violation'));
+        return reply(terminateBody('policy-violation'), session!.contentType);
       }
+      // One debug line per request, in the order the engine takes them (never the sid: it is a capability).
+      module.log('BOSH request rid=%s %s from %s', /\brid\s*=\s*(['"])(\d{1,16})\1/.exec(text.slice(0, 1024))?.[2] ?? '-', session ? 'in a session' : 'to create one', req.ip);
       creating = req;
       let answer: Promise<string>;
       try {
@@ -157,7 +198,14 @@ export default defineModule({
       } finally {
         creating = undefined;
       }
-      return reply(await answer);
+      const xml = await answer;
+      // A creation response names its new session.
+      const of = session ?? (sid === undefined ? manager.get(/^<body [^>]*?\bsid='([^']+)'/.exec(xml)?.[1] ?? '') : undefined);
+      // §17.1: clients without 'ver' get the HTTP error codes (a failed creation: from its own body).
+      const legacy = of ? of.legacy : sid === undefined && !/^\s*(?:<\?xml[^>]*>\s*)?<body\s[^>]*?\bver\s*=/.test(text);
+      const status = legacy ? legacyHttpStatus(xml) : undefined;
+      if (status !== undefined) return { status, headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' }, body: '' };
+      return reply(xml, of?.contentType);
     }, { cors, timeoutMs: (module.option('maxWait') + 15) * 1000, maxBodyBytes: module.option('maxBodySize') });
     module.http.route('GET', BOSH_PATH, () => ({
       headers: { 'Content-Type': 'text/plain; charset=utf-8' },

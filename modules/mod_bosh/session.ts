@@ -11,9 +11,10 @@
 // window or no longer buffered, overactivity and too-frequent polling (policy-violation), request
 // acknowledgements (ack) and response reports (report/time), pause, terminate, xmpp:restart,
 // holding requests and answering them with queued payloads or empty bodies after `wait`, the
-// inactivity timeout, and terminal errors from the server's side (remote-stream-error, shutdown).
-// Not covered: key sequencing (§15, optional), multiple streams per session (§16, optional),
-// legacy HTTP error codes (§17.1, deprecated).
+// inactivity timeout, terminal errors from the server's side (remote-stream-error, shutdown), the
+// session's 'content' type, and which terminal conditions a client without 'ver' gets as HTTP
+// error codes (§17.1, legacyHttpStatus; the glue sends them).
+// Not covered: key sequencing (§15, optional), multiple streams per session (§16, optional).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
 import { NS, XmppStreamParser, isStanzaKind } from '../../core/api.ts';
@@ -22,6 +23,11 @@ export const NS_HTTPBIND = 'http://jabber.org/protocol/httpbind';
 export const NS_XBOSH = 'urn:xmpp:xbosh';
 /** The newest XEP-0124 version implemented. */
 export const BOSH_VERSION = '1.11';
+/** Content-Type of responses unless the session asked for another (XEP-0124 §7.1). */
+export const DEFAULT_CONTENT_TYPE = 'text/xml; charset=utf-8';
+/** A media type with parameters (RFC 9110 §8.3.1): what 'content' may be. */
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const MEDIA_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(?:[ \t]*;[ \t]*${TOKEN}=(?:${TOKEN}|"[ !#-[\\]-~]*"))*$`);
 /** The largest rid a client may use (2^53 - 1, XEP-0124 §14.1). */
 const MAX_RID = Number.MAX_SAFE_INTEGER;
 
@@ -119,6 +125,15 @@ export interface BoshManagerCallbacks {
 
 /** A parsed request body. */
 type Parsed = { ok: true; body: Element } | { ok: false; text: string };
+
+/**
+ * XEP-0124 §17.1: a client that sent no 'ver' at session creation predates terminal binding
+ * conditions; it gets these three as the HTTP status they superseded (the session is over all the same).
+ */
+export function legacyHttpStatus(xml: string): number | undefined {
+  const m = /^<body [^>]*\btype='terminate' condition='(bad-request|policy-violation|item-not-found)'/.exec(xml);
+  return m ? ({ 'bad-request': 400, 'policy-violation': 403, 'item-not-found': 404 } as const)[m[1] as 'bad-request'] : undefined;
+}
 
 /** A terminal binding error body. */
 export function terminateBody(condition?: BoshCondition, payload = ''): string {
@@ -262,8 +277,13 @@ export class BoshManager {
     const wait = intAttr(a.wait, 86_400);
     const hold = intAttr(a.hold, 1000);
     const to = a.to;
-    if (rid === undefined || wait === undefined || hold === undefined || !to) return terminateBody('bad-request');
+    if (rid === undefined || wait === undefined || hold === undefined) return terminateBody('bad-request');
+    // §17.2: the domain is required (no 'route' to another server is served).
+    if (!to) return terminateBody('improper-addressing');
     if (body.children.some((c) => typeof c !== 'string')) return terminateBody('bad-request');
+    // §7.1: 'content' is the Content-Type of every response of the session (a header value: only
+    // a well-formed media type).
+    if (a.content !== undefined && !MEDIA_TYPE.test(a.content)) return terminateBody('bad-request');
     if (!this.callbacks.isHost(to)) return terminateBody('host-unknown');
     const o = this.options;
     const session = new BoshSession(this.clock, o, {
@@ -272,6 +292,8 @@ export class BoshManager {
       hold: Math.min(hold, o.maxHold),
       ack: a.ack === '1',
       ver: negotiateVersion(a.ver),
+      contentType: a.content ?? DEFAULT_CONTENT_TYPE,
+      legacy: a.ver === undefined,
     }, () => this.sessions.delete(session.sid));
     this.sessions.set(session.sid, session);
     return session.start(this.callbacks, { to, lang: a['xml:lang'] ?? 'en', xmppVersion: a['xmpp:version'], from: a.from });
@@ -284,6 +306,8 @@ interface SessionParams {
   hold: number;
   ack: boolean;
   ver: string;
+  contentType: string;
+  legacy: boolean;
 }
 
 export class BoshSession {
@@ -295,6 +319,10 @@ export class BoshSession {
   readonly hold: number;
   readonly requests: number;
   readonly ver: string;
+  /** The HTTP Content-Type of every response (the creation request's 'content', §7.1). */
+  readonly contentType: string;
+  /** The client sent no 'ver': it gets §17.1's HTTP error codes instead of some terminal conditions. */
+  readonly legacy: boolean;
   private hooks: BoshSessionHooks | undefined;
   private readonly ackMode: boolean;
   /** Highest rid processed, all lower ones too. */
@@ -325,6 +353,8 @@ export class BoshSession {
     this.requests = params.hold + 1;
     this.ackMode = params.ack;
     this.ver = params.ver;
+    this.contentType = params.contentType;
+    this.legacy = params.legacy;
   }
 
   /** @internal The session creation response (XEP-0124 §7.2, XEP-0206 §3). */
@@ -484,17 +514,11 @@ export class BoshSession {
       }
     }
 
-    if (isPause) {
-      const pause = intAttr(a.pause, 86_400);
-      if (pause === undefined || this.options.maxPause === 0 || pause > this.options.maxPause) {
-        resolve(this.fail('policy-violation'));
-        return;
-      }
-      // §10: answer everything held now; the pause response carries no payloads.
-      while (this.held.length) this.respondOldest();
-      this.pauseSeconds = pause;
-      this.held.push({ rid, resolve, timer: undefined, pause: true });
-      this.respondOldest();
+    // §10: a pause no longer than maxpause (none offered: no pause at all). XEP-0124 names no
+    // condition for a longer one; the client broke the session's rules: policy-violation (§17.2).
+    const pause = isPause ? intAttr(a.pause, 86_400) : undefined;
+    if (isPause && (pause === undefined || this.options.maxPause === 0 || pause > this.options.maxPause)) {
+      resolve(this.fail('policy-violation'));
       return;
     }
 
@@ -505,10 +529,22 @@ export class BoshSession {
 
     this.previousWasEmpty = empty;
     this.previousGotPayload = false;
+    // Payloads are forwarded whatever else the request asks (a pause or terminate may carry some).
     if (payloads.length) this.hooks?.deliver(payloads);
     if (this.ended) {
       // Delivering closed the session (e.g. a stream error): this request gets the final body.
       resolve(this.terminal ?? terminateBody('undefined-condition'));
+      return;
+    }
+
+    if (pause !== undefined) {
+      // §10: answer everything held now; the pause response carries no payloads (what is queued
+      // waits for the first request after the pause). The inactivity period is the pause until
+      // the next request.
+      while (this.held.length) this.respondOldest();
+      this.pauseSeconds = pause;
+      this.held.push({ rid, resolve, timer: undefined, pause: true });
+      this.respondOldest();
       return;
     }
 
@@ -643,7 +679,7 @@ export class BoshSession {
     } else {
       // Nobody is waiting: keep the final body for the client's next request, for a while.
       this.terminal = final;
-      this.clock.setTimeout(() => this.remove(), this.options.inactivity * 1000);
+      this.clock.setTimeout(() => this.remove(), (this.pauseSeconds ?? this.options.inactivity) * 1000);
     }
     this.hooks?.ended(reason);
   }

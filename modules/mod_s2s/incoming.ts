@@ -23,13 +23,14 @@ export interface IncomingDeps {
   module: GlobalModuleApi;
   limits(authenticated: boolean): StreamLimits;
   unauthenticatedTimeoutMs: number;
-  requireEncryption: boolean;
-  /** Must this remote domain authenticate with its certificate (s2sSecureAuth / s2sSecureDomains)? */
-  secureAuth(remote: string): boolean;
+  /** Is TLS required on a stream to our `local` domain (before the header names it: the global value)? */
+  requireEncryption(local: string | undefined): boolean;
+  /** Must this remote domain authenticate with its certificate to our `local` domain (s2sSecureAuth / s2sSecureDomains)? */
+  secureAuth(local: string, remote: string): boolean;
   anchors(): readonly X509Certificate[];
   issued: IssuedKeys;
-  /** Is this remote domain allowed (blocklist/allowlist)? */
-  allowed(remote: string): boolean;
+  /** Is this remote domain allowed to federate with our `local` domain (blocklist/allowlist)? */
+  allowed(local: string, remote: string): boolean;
   /** Ask `remote` (the Authoritative Server) about a key, over an outgoing stream from `local`. */
   verify(local: string, remote: string, streamId: string, key: string): Promise<VerifyOutcome>;
   /** Write a stanza to a remote domain (error replies for stanzas that arrived here). */
@@ -128,7 +129,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
       close({ condition: 'invalid-from', text: "The stream header's 'from' is not a domain" });
       return;
     }
-    if (from !== undefined && !d.allowed(from)) {
+    if (from !== undefined && !d.allowed(to, from)) {
       close({ condition: 'policy-violation', text: `${from} is not allowed to federate with this server` });
       return;
     }
@@ -136,7 +137,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     state.peer = from ?? state.peer;
     if (!attrs.version || !/^1\.\d+$/.test(attrs.version)) {
       // A pre-XMPP 1.0 server: dialback without features, only if TLS is not required.
-      if (d.requireEncryption) {
+      if (d.requireEncryption(to)) {
         close({ condition: 'policy-violation', text: 'XMPP 1.0 with STARTTLS is required' });
         return;
       }
@@ -148,11 +149,12 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     session.streamId = stream.sendHeader();
     const features = new Element('stream:features');
     const tlsContext = module.privileged.tls.context(to);
+    const requireEncryption = d.requireEncryption(to);
     if (!conn.secure && tlsContext) {
       const starttls = features.c('starttls', { xmlns: NS.tls });
-      if (d.requireEncryption) starttls.c('required');
+      if (requireEncryption) starttls.c('required');
     }
-    if (conn.secure || !d.requireEncryption) {
+    if (conn.secure || !requireEncryption) {
       if (conn.secure && !saslDone && from !== undefined) {
         state.verdict = verdictFor(from);
         if (state.verdict?.valid) features.c('mechanisms', { xmlns: NS.sasl }).c('mechanism').t('EXTERNAL');
@@ -243,8 +245,8 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     }
     if (!to || !isOurs(to)) return dialbackError('result', a, 'cancel', 'item-not-found');
     if (!from || from.includes('@') || from.includes('/')) return dialbackError('result', a, 'modify', 'bad-request');
-    if (!conn.secure && d.requireEncryption) return dialbackError('result', a, 'cancel', 'policy-violation');
-    if (!d.allowed(from)) return dialbackError('result', a, 'cancel', 'forbidden');
+    if (!conn.secure && d.requireEncryption(to)) return dialbackError('result', a, 'cancel', 'policy-violation');
+    if (!d.allowed(to, from)) return dialbackError('result', a, 'cancel', 'forbidden');
     const key = el.text().trim();
     const reply = (type: 'valid' | 'invalid') => {
       if (stream.isClosing) return;
@@ -254,7 +256,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     };
     const verdict = verdictFor(from);
     if (verdict?.valid) return reply('valid'); // XEP-0344: the certificate already proves the domain
-    if (d.secureAuth(from)) {
+    if (d.secureAuth(to, from)) {
       module.log.warn('%s: dialback for %s refused: s2sSecureAuth and its certificate is not valid (%s)', session.id, from, verdict?.reason ?? 'no TLS');
       return dialbackError('result', a, 'cancel', 'not-authorized');
     }
@@ -322,6 +324,8 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     if (state.pairs.has(pairKey(remote, local))) return true;
     if (state.outPairs.has(pairKey(local, remote))) return true;
     if (refusedOut.has(pairKey(local, remote))) return false;
+    // That domain's own policy: a certificate it requires of the peer, or the peer not allowed at all.
+    if (!d.allowed(local, remote) || (d.secureAuth(local, remote) && !verdictFor(remote)?.valid)) return false;
     // A further domain of ours to an authenticated peer domain: dialback over this stream.
     return isOurs(local) && [...state.pairs.keys()].some((k) => k.startsWith(`${remote} `)) && session.streamId !== undefined;
   };
@@ -374,7 +378,7 @@ export function acceptIncoming(d: IncomingDeps, conn: Connection): void {
     const local = colon < 0 ? el.name : el.name.slice(colon + 1);
     const ns = colon < 0 ? (attrsOf(el).xmlns ?? NS.server) : (attrsOf(el)[`xmlns:${el.name.slice(0, colon)}`] ?? (el.name.startsWith('db:') ? NS_DIALBACK : undefined));
     if (ns === NS.tls && local === 'starttls') return starttls();
-    if (!conn.secure && d.requireEncryption) {
+    if (!conn.secure && d.requireEncryption(session.host)) {
       close({ condition: 'policy-violation', text: 'STARTTLS is required' });
       return;
     }

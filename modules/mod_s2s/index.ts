@@ -8,7 +8,6 @@
 // route (`route/remote`); stanzas from remote domains are checked and routed like local ones.
 // Bidirectional streams (XEP-0288, s2sBidi): a stream either side opened carries both directions,
 // so a stanza for a remote domain first looks for a bidi stream that may carry it.
-import type { X509Certificate } from 'node:crypto';
 import type { Element } from '@xmpp/xml';
 import {
   defineModule, errorReply, IssuedKeys, mustNotReplyWithError, newDialbackSecret, parseDnsServer, parseS2sRoutes, prep, Resolver, resolveS2sTargets, split, streamLimits, STREAM_OPTIONS,
@@ -24,6 +23,15 @@ const ERROR_TYPE: Partial<Record<StanzaErrorCondition, StanzaErrorType>> = {
   'remote-server-not-found': 'cancel',
   'policy-violation': 'cancel',
 };
+
+/** What one of our domains requires of remote domains (its s2s options). */
+interface HostPolicy {
+  requireEncryption: boolean;
+  /** Must this remote domain authenticate with its certificate (s2sSecureAuth / s2sSecureDomains / s2sInsecureDomains)? */
+  secureAuth(remote: string): boolean;
+  /** Is this remote domain allowed (s2sBlocklist / s2sAllowlist)? */
+  allowed(remote: string): boolean;
+}
 
 /** One line of `s2s list`. */
 export interface S2sStreamInfo {
@@ -60,29 +68,57 @@ export default defineModule({
       if (bad.length) throw new Error(`dnsServers: not an address: ${bad.join(', ')}`);
     }
     const resolver = new Resolver({ servers: dnsServers });
-    const caFile = module.config('s2sCaFile');
-    let anchors: X509Certificate[] | undefined;
-    const trustAnchors = () => (anchors ??= loadAnchors(caFile ? module.resolvePath(caFile) : undefined));
-    trustAnchors(); // a broken CA file stops the start, not the first connection
+    const readAnchors = () => {
+      const caFile = module.config('s2sCaFile');
+      return loadAnchors(caFile ? module.resolvePath(caFile) : undefined);
+    };
+    let anchors = readAnchors(); // a broken CA file stops the start, not the first connection
+    const trustAnchors = () => anchors;
+    // A reload re-reads the CA file (a renewed CA at the same path, or another path); a broken one
+    // leaves the anchors in force.
+    module.hookGlobal('config-reloaded', () => {
+      try {
+        anchors = readAnchors();
+      } catch (err) {
+        module.log.error('s2sCaFile not reloaded, the previous trust anchors stay: %s', (err as Error).message);
+      }
+    });
     const secret = module.config('dialbackSecret') ?? newDialbackSecret();
     const issued = new IssuedKeys({ secret });
-    const requireEncryption = module.config('s2sRequireEncryption');
     const norm = (list: string[] | undefined) => (list ? new Set(list.map((x) => prep(x) ?? x)) : undefined);
-    // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
-    // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
-    const secureDomains = norm(module.config('s2sSecureDomains')) ?? new Set<string>();
-    const insecureDomains = norm(module.config('s2sInsecureDomains')) ?? new Set<string>();
-    const secureAuth = (remote: string) => (module.config('s2sSecureAuth') ? !insecureDomains.has(remote) : secureDomains.has(remote));
+    /**
+     * The policy of one of our domains towards remote domains: its own s2s options (virtualHosts /
+     * components entry), else the global ones. Applied by the local end of each stream: the `to` of an
+     * incoming stream or dialback request, the `from` of an outgoing one.
+     */
+    const policies = new Map<string, HostPolicy>();
+    const policy = (local: string): HostPolicy => {
+      let p = policies.get(local);
+      if (p) return p;
+      // Certificates required from every peer (s2sSecureAuth) but those in s2sInsecureDomains, or only
+      // from those in s2sSecureDomains (Prosody's s2s_secure_domains / s2s_insecure_domains).
+      const secureAll = module.config('s2sSecureAuth', local);
+      const secureDomains = norm(module.config('s2sSecureDomains', local)) ?? new Set<string>();
+      const insecureDomains = norm(module.config('s2sInsecureDomains', local)) ?? new Set<string>();
+      const blocklist = norm(module.config('s2sBlocklist', local)) ?? new Set<string>();
+      const allowlist = norm(module.config('s2sAllowlist', local));
+      p = {
+        requireEncryption: module.config('s2sRequireEncryption', local),
+        secureAuth: (remote) => (secureAll ? !insecureDomains.has(remote) : secureDomains.has(remote)),
+        allowed: (remote) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote)),
+      };
+      policies.set(local, p);
+      return p;
+    };
+    module.hookGlobal('config-reloaded', () => policies.clear());
     const dane = module.config('dane');
-    const blocklist = norm(module.config('s2sBlocklist')) ?? new Set<string>();
-    const allowlist = norm(module.config('s2sAllowlist'));
-    const allowed = (remote: string) => !blocklist.has(remote) && (allowlist === undefined || allowlist.has(remote));
     const interfaces = module.config('s2sInterfaces') ?? module.config('interfaces');
     const localAddress = interfaces ? sourceAddresses(interfaces) : undefined;
 
     const outgoing = new Map<string, OutgoingRoute>();
-    // Domains whose route just failed: stanzas to them bounce at once for s2sFailureMemory seconds
-    // instead of each opening a new route (and a new round of connection attempts).
+    // Domain pairs ('local remote') whose route just failed: their stanzas bounce at once for
+    // s2sFailureMemory seconds instead of each opening a new route (and a new round of connection
+    // attempts). Per pair, since the failure may be one local domain's policy (s2sSecureAuth per host).
     const failureMemoryMs = module.config('s2sFailureMemory') * 1000;
     const recentFailures = new Map<string, { condition: StanzaErrorCondition; text: string; until: number }>();
     const incoming = new Map<Session, IncomingStream>();
@@ -115,9 +151,9 @@ export default defineModule({
         tlsa: dane ? (host, port) => resolver.tlsa(host, port) : undefined,
         pem: () => module.privileged.tls.pem(local),
         anchors: trustAnchors,
-        requireEncryption,
-        secureAuth: secureAuth(remote),
-        secureAuthFor: secureAuth,
+        requireEncryption: policy(local).requireEncryption,
+        secureAuth: policy(local).secureAuth(remote),
+        secureAuthFor: (domain) => policy(local).secureAuth(domain),
         connectTimeoutMs: module.config('s2sConnectTimeout') * 1000,
         queueTimeoutMs: module.config('s2sQueueTimeout') * 1000,
         dialbackTimeoutMs: 30_000,
@@ -129,7 +165,7 @@ export default defineModule({
         closed: (r) => {
           if (outgoing.get(key) === r) outgoing.delete(key);
           const why = r.failedWith;
-          if (why && failureMemoryMs > 0) recentFailures.set(remote, { ...why, until: Date.now() + failureMemoryMs });
+          if (why && failureMemoryMs > 0) recentFailures.set(key, { ...why, until: Date.now() + failureMemoryMs });
           const s = reverse.get(r);
           if (s) {
             reverse.delete(r);
@@ -137,7 +173,7 @@ export default defineModule({
           }
         },
         bidi,
-        allowed,
+        allowed: (domain) => policy(local).allowed(domain),
         inbound: (r, stanza) => {
           let s = reverse.get(r);
           if (!s) {
@@ -154,7 +190,11 @@ export default defineModule({
           routing.route(s, stanza);
         },
         verifyElsewhere: (other, streamId, key) => routeFor(local, other).verify(streamId, key),
-        carried: () => bidiCarrier(local, remote) !== undefined,
+        // A bidi stream, or an established stream of another domain of ours it can be multiplexed onto.
+        carried: () => (bidiCarrier(local, remote) ? 'a bidirectional stream' : sharedStream(local, remote) ? `the stream ${sharedStream(local, remote)!.local} → ${remote} (multiplexing)` : undefined),
+        senderRefused: (other, stanzas) => {
+          for (const stanza of stanzas) routeFor(other, remote).send(stanza);
+        },
       });
       outgoing.set(key, route);
       void route.start().catch((err: unknown) => {
@@ -174,6 +214,18 @@ export default defineModule({
       return undefined;
     };
 
+    /**
+     * An established outgoing stream from another domain of ours to `remote` that may carry `local`
+     * too, after dialback for the pair on it (XEP-0220 "Multiplexing Sender Domains") — instead of a
+     * connection per domain pair.
+     */
+    const sharedStream = (local: string, remote: string): OutgoingRoute | undefined => {
+      const p = policy(local);
+      const needs = { requireEncryption: p.requireEncryption, secureAuth: p.secureAuth(remote) };
+      for (const r of outgoing.values()) if (r.remote === remote && r.canCarryFrom(local, needs)) return r;
+      return undefined;
+    };
+
     /** A stanza for a remote domain: onto the route of its domain pair. */
     const sendRemote = (stanza: Element): boolean => {
       const s = stanza as Stanza;
@@ -184,7 +236,7 @@ export default defineModule({
         return false;
       }
       if (module.hosts.has(remote)) return false;
-      if (!allowed(remote)) {
+      if (!policy(local).allowed(remote)) {
         bounce(s, 'policy-violation', `Federation with ${remote} is not allowed on this server`);
         return true;
       }
@@ -198,13 +250,19 @@ export default defineModule({
         carrier.send(s);
         return true;
       }
-      const failed = recentFailures.get(remote);
+      // A route of the pair's own that only verifies dialback keys does not stop multiplexing.
+      const shared = existing && existing.state !== 'closed' && !existing.verifyOnly ? undefined : sharedStream(local, remote);
+      if (shared) {
+        shared.sendFrom(local, s);
+        return true;
+      }
+      const failed = recentFailures.get(`${local} ${remote}`);
       if (failed && !existing) {
         if (failed.until > Date.now()) {
           bounce(s, failed.condition, `${failed.text} (failed ${Math.round((failureMemoryMs - (failed.until - Date.now())) / 1000)} s ago; not trying again yet)`);
           return true;
         }
-        recentFailures.delete(remote);
+        recentFailures.delete(`${local} ${remote}`);
       }
       routeFor(local, remote).send(s);
       return true;
@@ -219,11 +277,11 @@ export default defineModule({
       module,
       limits,
       unauthenticatedTimeoutMs: module.option('unauthenticatedTimeout') * 1000,
-      requireEncryption,
-      secureAuth,
+      requireEncryption: (local) => (local === undefined ? module.config('s2sRequireEncryption') : policy(local).requireEncryption),
+      secureAuth: (local, remote) => policy(local).secureAuth(remote),
       anchors: trustAnchors,
       issued,
-      allowed,
+      allowed: (local, remote) => policy(local).allowed(remote),
       verify: (local, remote, streamId, key): Promise<VerifyOutcome> => routeFor(local, remote).verify(streamId, key),
       sendRemote,
       streams: incoming,
@@ -248,14 +306,14 @@ export default defineModule({
     module.setInterval(() => {
       issued.sweep();
       const now = Date.now();
-      for (const [domain, f] of recentFailures) if (f.until <= now) recentFailures.delete(domain);
+      for (const [pair, f] of recentFailures) if (f.until <= now) recentFailures.delete(pair);
     }, 60_000);
 
     const list = (): S2sStreamInfo[] => {
       const now = Date.now();
       const out: S2sStreamInfo[] = [];
       for (const r of outgoing.values()) {
-        out.push({ direction: 'out', local: r.local, remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued, bidi: r.bidi });
+        out.push({ direction: 'out', local: r.locals.join(','), remote: r.remote, auth: r.auth + (r.dane === 'verified' ? '+DANE' : ''), tls: r.tlsProtocol ?? 'none', ageSeconds: Math.round((now - r.created) / 1000), state: r.state, queued: r.queued, bidi: r.bidi });
       }
       for (const s of incoming.values()) {
         const pairs = [...s.pairs.entries()];

@@ -74,8 +74,17 @@ export interface OutgoingDeps {
   allowed(remote: string): boolean;
   /** Ask `remote` (its Authoritative Server) about a key, over another stream from our `local`. */
   verifyElsewhere(remote: string, streamId: string, key: string): Promise<VerifyOutcome>;
-  /** Does a bidirectional stream already carry stanzas from `local` to `remote`? */
-  carried(): boolean;
+  /** Which other stream already carries (or can carry) stanzas from `local` to `remote`: bidi, or multiplexing; undefined: none. */
+  carried(): string | undefined;
+  /** The peer refused (or did not answer) another domain of ours multiplexed onto this stream: these stanzas need a route of their own. */
+  senderRefused(local: string, stanzas: Stanza[]): void;
+}
+
+/** Another domain of ours multiplexed onto this stream (XEP-0220 "Multiplexing Sender Domains"). */
+interface Sender {
+  state: 'pending' | 'valid';
+  queue: Stanza[];
+  timer: NodeJS.Timeout;
 }
 
 interface PendingVerify {
@@ -133,6 +142,11 @@ export class OutgoingRoute {
   readonly inbound = new Set<string>();
   /** Stanzas ever queued or sent: a route opened only for dialback verification has none. */
   private carrying = false;
+  /** Further domains of ours authenticated (or authenticating) with dialback on this stream. */
+  private readonly senders = new Map<string, Sender>();
+  private readonly refusedSenders = new Set<string>();
+  /** The peer advertised dialback with error handling (XEP-0220): a refused pair does not cost the stream. */
+  private dialbackErrors = false;
   /** Features held back while the route only verifies keys (authentication waits for a stanza). */
   private heldFeatures: Element | undefined;
   private chain: Buffer[] = [];
@@ -151,6 +165,66 @@ export class OutgoingRoute {
 
   get queued(): number {
     return this.queue.length;
+  }
+
+  /** Opened only to verify dialback keys: it has carried no stanza yet. */
+  get verifyOnly(): boolean {
+    return !this.carrying;
+  }
+
+  /** Our domains this stream carries stanzas from: its own, then those multiplexed onto it. */
+  get locals(): string[] {
+    return [this.d.local, ...[...this.senders].filter(([, x]) => x.state === 'valid').map(([l]) => l)];
+  }
+
+  /**
+   * May a stanza from another domain of ours, `local`, travel on this stream (XEP-0220 §
+   * "Multiplexing Sender Domains")? Only on an established stream to a peer that handles dialback
+   * errors (a refusal then ends nothing but that pair), when the peer did not refuse `local`
+   * already, and when the stream satisfies `local`'s own policy (TLS, a valid certificate).
+   */
+  canCarryFrom(local: string, policy: { requireEncryption: boolean; secureAuth: boolean }): boolean {
+    if (this.state !== 'ready' || this.closing || !this.dialbackErrors || this.streamId === undefined || local === this.d.local) return false;
+    if (this.refusedSenders.has(local)) return false;
+    if (policy.requireEncryption && this.tlsProtocol === undefined) return false;
+    if (policy.secureAuth && !this.verdict?.valid && this.dane !== 'verified') return false;
+    return true;
+  }
+
+  /** A stanza from another domain of ours (after canCarryFrom): sent once the peer accepted the pair, queued until then. */
+  sendFrom(local: string, stanza: Stanza): void {
+    this.carrying = true;
+    let sender = this.senders.get(local);
+    if (sender?.state === 'valid') {
+      this.write(serialise(stanza));
+      return;
+    }
+    if (!sender) {
+      const timer = setTimeout(() => this.refuseSender(local, `${this.d.remote} did not answer our dialback for ${local}`), this.d.dialbackTimeoutMs);
+      timer.unref();
+      sender = { state: 'pending', queue: [], timer };
+      this.senders.set(local, sender);
+      // The key binds the new pair to this stream's id, like the stream's own (XEP-0185).
+      const key = this.d.issued.issue(this.d.remote, local, this.streamId ?? '');
+      this.d.log('%s: multiplexing %s onto the stream to %s (dialback)', this.id, local, this.d.remote);
+      this.write(`<db:result from='${escapeAttr(local)}' to='${escapeAttr(this.d.remote)}'>${key}</db:result>`);
+    }
+    if (sender.queue.length >= this.d.queueLimit) {
+      this.d.bounce(stanza, 'resource-constraint', `Too many stanzas waiting for ${this.d.remote}`);
+      return;
+    }
+    sender.queue.push(stanza);
+  }
+
+  /** The peer did not accept a multiplexed domain: it takes a stream of its own (what waited goes there). */
+  private refuseSender(local: string, why: string): void {
+    const sender = this.senders.get(local);
+    if (!sender || sender.state !== 'pending') return;
+    clearTimeout(sender.timer);
+    this.senders.delete(local);
+    this.refusedSenders.add(local);
+    this.d.log.warn('s2s stream %s → %s: no multiplexing for %s: %s; it opens a stream of its own', this.d.local, this.d.remote, local, why);
+    this.d.senderRefused(local, sender.queue.splice(0));
   }
 
   /** Queue a stanza (sent at once when the stream is ready). */
@@ -237,7 +311,12 @@ export class OutgoingRoute {
       } else {
         this.state = 'connecting';
         const pem = d.pem();
-        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h)), {
+        // Targets whose name DNS says has no address (NXDOMAIN, no records): not a passing failure.
+        const nonexistent: string[] = [];
+        const lookupFailed = (_target: unknown, detail: string) => {
+          if (detail.startsWith('not-found:')) nonexistent.push(detail.slice('not-found:'.length).trim());
+        };
+        result = await connectHappyEyeballs(expandTargets(resolution.targets, (h) => d.lookup(h), lookupFailed), {
           timeoutMs: Math.max(1000, Math.min(d.connectTimeoutMs, deadline - Date.now())),
           signal: this.abort.signal,
           localAddress: d.localAddress,
@@ -248,6 +327,11 @@ export class OutgoingRoute {
           return;
         }
         if (result.ok) break;
+        // RFC 6120 §4.9.3.19, §8.3.3: a domain that cannot exist bounces at once (remote-server-not-found);
+        // only when the SRV questions were answered and every target's address lookup said "none".
+        if (result.error === 'no-candidates' && !resolution.srvFailed && nonexistent.length === resolution.targets.length) {
+          return this.fail('remote-server-not-found', `${d.remote} cannot be resolved: ${nonexistent.join('; ')}`);
+        }
         const tried = result.attempts.map((a) => `${a.candidate.address}:${a.candidate.port} ${a.outcome}${a.detail ? ` (${a.detail})` : ''}`).join('; ');
         failure = `cannot connect to ${d.remote}: ${result.detail}${tried ? ` [${tried}]` : ''}`;
       }
@@ -349,6 +433,10 @@ export class OutgoingRoute {
     this.d.issued.forget(this.streamId ?? '');
     const failure = this.failure ?? why;
     for (const stanza of this.queue.splice(0)) this.d.bounce(stanza, failure.condition, failure.text);
+    for (const sender of this.senders.values()) {
+      clearTimeout(sender.timer);
+      for (const stanza of sender.queue.splice(0)) this.d.bounce(stanza, failure.condition, failure.text);
+    }
     for (const id of [...this.verifies.keys()]) this.finishVerify(id, 'error');
     if (wasReady) this.d.log.info('s2s stream %s → %s closed (%s)', this.d.local, this.d.remote, why.text);
     this.d.closed(this);
@@ -413,6 +501,7 @@ export class OutgoingRoute {
   }
 
   private onFeatures(features: Element): void {
+    if (features.getChild('dialback', NS_DIALBACK_FEATURE)?.getChild('errors')) this.dialbackErrors = true;
     const secure = this.socket instanceof tls.TLSSocket;
     if (!secure) {
       if (features.getChild('starttls', NS.tls)) {
@@ -444,8 +533,9 @@ export class OutgoingRoute {
     setImmediate(() => {
       const held = this.heldFeatures;
       if (!held || this.verifies.size > 0 || this.state === 'closed') return;
-      if (this.d.carried()) {
-        this.d.log.info('s2s stream %s → %s: dialback verification done; a bidirectional stream carries the pair', this.d.local, this.d.remote);
+      const carrier = this.d.carried();
+      if (carrier) {
+        this.d.log.info('s2s stream %s → %s: dialback verification done; %s carries the pair', this.d.local, this.d.remote, carrier);
         this.close('dialback verification done');
         return;
       }
@@ -541,6 +631,8 @@ export class OutgoingRoute {
 
   private onDialbackResult(el: Element): void {
     const a = attrsOf(el);
+    const sender = a.from === this.d.remote && a.to !== undefined && a.to !== this.d.local ? this.senders.get(a.to) : undefined;
+    if (sender?.state === 'pending') return this.onSenderResult(a.to!, sender, a.type);
     // Only an answer to our own request counts (XEP-0220 §3.1): from/to swapped, on this stream.
     if (!this.dialbackSent || this.auth !== 'none' || a.from !== this.d.remote || a.to !== this.d.local) {
       this.d.log.warn('%s: unsolicited <db:result/> from %s (from=%s to=%s) dropped', this.id, this.d.remote, a.from, a.to);
@@ -552,6 +644,16 @@ export class OutgoingRoute {
       return;
     }
     this.fail('remote-server-timeout', `${this.d.remote} answered our dialback with ${a.type ?? 'nothing'}`);
+  }
+
+  /** The peer's answer for a domain of ours multiplexed onto this stream. */
+  private onSenderResult(local: string, sender: Sender, type: string | undefined): void {
+    if (type !== 'valid') return this.refuseSender(local, `${this.d.remote} answered our dialback for ${local} with ${type ?? 'nothing'}`);
+    clearTimeout(sender.timer);
+    sender.state = 'valid';
+    this.d.log.info('s2s stream %s → %s: %s authenticated over it (dialback multiplexing)', this.d.local, this.d.remote, local);
+    const out = sender.queue.splice(0).map(serialise).join('');
+    if (out) this.write(out);
   }
 
   // ---- dialback verification (we are the Receiving Server asking) ------------------------------------
@@ -589,7 +691,8 @@ export class OutgoingRoute {
     if (!from || !to) return this.streamError('improper-addressing', "stanzas between servers need valid 'from' and 'to' addresses");
     const fromHost = split(from).host ?? '';
     if (!this.inbound.has(fromHost)) return this.streamError('invalid-from', `${fromHost} is not authenticated on this stream`);
-    if (split(to).host !== this.d.local) return this.streamError('improper-addressing', `only stanzas to ${this.d.local} travel on this stream`);
+    // XEP-0288: every domain of ours authenticated on the stream (its own, multiplexed ones) may be addressed.
+    if (!this.locals.includes(split(to).host ?? '')) return this.streamError('improper-addressing', `only stanzas to ${this.locals.join(', ')} travel on this stream`);
     delete attrs.xmlns;
     attrs.from = from;
     attrs.to = to;

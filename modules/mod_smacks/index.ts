@@ -9,7 +9,8 @@
 //    after `requestAckAfterStanzas` unacknowledged stanzas or `requestAckAfterSeconds` seconds;
 //    an <a/> acknowledging more than was sent ends the stream (undefined-condition with
 //    <handled-count-too-high/>);
-//  - resumption: a resumable session whose connection drops (mod_c2s `c2s-connection-lost`)
+//  - resumption: a resumable session whose connection drops (`c2s-connection-lost`, from the
+//    client streams of core/net/c2s.ts, whatever the transport)
 //    hibernates for `max` seconds, bound and available; <resume previd h/> on a new connection of
 //    the same account takes it over (SessionControl.resume: the old connection, if still open, is
 //    closed), answers <resumed/> and re-sends what the client had not acknowledged;
@@ -18,12 +19,14 @@
 //    Delayed Delivery stamp (XEP-0203), iq requests and groupchat messages get service-unavailable,
 //    presence and the rest are dropped (RFC 6121 §8.5.3.2.1 for an unavailable resource);
 //  - the resumption state is durable (store.ts), so a client resumes across a restart or crash;
+//    a stanza is serialised once, for the socket write and the journal (serialiseOutgoing); the
+//    count of handled stanzas from the client goes to the journal with each batch, once handled;
 //  - inline with SASL2/Bind2 (XEP-0198 §… and XEP-0386): <resume/> in <authenticate/> and
 //    <enable/> in <bind/>.
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { Element } from '@xmpp/xml';
-import { attrsOf, defineModule, errorReply, isBound, NS, parseXml, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
+import { attrsOf, defineModule, errorReply, isBound, NS, parseXml, serialiseOutgoing, StanzaError, xml, type Session, type Stanza } from '../../core/api.ts';
 import { addH, newlyAcked, parseH } from './counter.ts';
 import { ResumptionStore, type StoredSession } from './store.ts';
 
@@ -40,10 +43,10 @@ const options = {
   location: { type: 'string', description: 'Preferred address (host:port) to resume on, sent as <enabled location>; empty: none', default: '' },
 } as const;
 
-/** A stanza sent to the client, not yet acknowledged. */
+/** A stanza sent to the client, not yet acknowledged: its XML as written (parsed again only to re-send or re-route it). */
 interface Queued {
   seq: number;
-  stanza: Stanza;
+  xml: string;
   sent: number;
 }
 
@@ -53,8 +56,12 @@ interface SmState {
   id: string | undefined;
   username: string;
   resource: string;
-  /** Stanzas handled from the client, mod 2^32. */
+  /** Stanzas handled from the client, mod 2^32 (counted as each enters, before it is handled). */
   hIn: number;
+  /** The inbound count last given to the journal: every stanza it covers was handled then. */
+  hInStored: number;
+  /** The client's last presence written to the journal's header (changed: the header is written again). */
+  presenceStored: Element | undefined;
   /** The client's last acknowledged count of what we sent, mod 2^32. */
   hOutAcked: number;
   queue: Queued[];
@@ -87,7 +94,34 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const { sessions: control, routing } = module.privileged;
-    const store = new ResumptionStore(path.join(module.dataDir, 'smacks'), host, (err) => module.log.error('resumption journal: %s', err), { legacy: module.storage.map() });
+    /** Resumable sessions whose client sent stanzas since their inbound count was last journaled. */
+    const counted = new Set<Session>();
+    /**
+     * The journal takes a batch: the inbound count of each session that sent something goes with
+     * it, once what it counts is handled (in order with the session's stanzas: at once unless a
+     * handler is still at work; then with a later batch). So a count on disk never covers a stanza
+     * whose effects are not (its journal records are in this batch or an earlier one).
+     */
+    const beforeBatch = () => {
+      for (const session of counted) {
+        const st = stateOf(session);
+        if (!st || st.ended || st.id === undefined) continue;
+        const n = st.hIn;
+        routing.inOrder(session, () => storeHandled(st, n));
+      }
+      counted.clear();
+    };
+    /** The session's inbound count goes to the journal with the next batch (due soon, also if nothing else is recorded). */
+    const countLater = (session: Session) => {
+      if (counted.size === 0) store.wake();
+      counted.add(session);
+    };
+    const storeHandled = (st: SmState, n: number) => {
+      if (st.ended || st.id === undefined) return;
+      st.hInStored = n;
+      store.handled(st.username, st.id, n);
+    };
+    const store = new ResumptionStore(path.join(module.dataDir, 'smacks'), host, (err) => module.log.error('resumption journal: %s', err), { legacy: module.storage.map(), beforeBatch });
     await store.open();
     /** Resumable sessions in memory, by resumption id. */
     const byId = new Map<string, Session>();
@@ -126,7 +160,7 @@ export default defineModule({
 
     const header = (session: Session, st: SmState, expires: number | null) => ({
       resource: st.resource,
-      hIn: st.hIn,
+      hIn: st.hInStored,
       hOutAcked: st.hOutAcked,
       max: st.max,
       expires,
@@ -134,7 +168,10 @@ export default defineModule({
       interested: session.interested === true,
     });
     const saveHeader = (session: Session, st: SmState, expires: number | null = null) => {
-      if (st.id !== undefined) store.header(st.username, st.id, header(session, st, expires));
+      if (st.id === undefined) return;
+      st.presenceStored = session.presence;
+      store.header(st.username, st.id, header(session, st, expires));
+      if (st.hIn !== st.hInStored) countLater(session);
     };
 
     // -- stream features ------------------------------------------------------------------------
@@ -156,7 +193,10 @@ export default defineModule({
     // First of all filters on the way in: every stanza the client sent counts as handled.
     module.filter('stanzas/in', (stanza, session) => {
       const st = stateOf(session);
-      if (st && !st.ended && !synthetic.has(stanza)) st.hIn = addH(st.hIn, 1);
+      if (st && !st.ended && !synthetic.has(stanza)) {
+        st.hIn = addH(st.hIn, 1);
+        if (st.id !== undefined) countLater(session);
+      }
       return stanza;
     }, 1_000_000);
 
@@ -168,8 +208,9 @@ export default defineModule({
       if (entry) {
         resending.delete(stanza);
       } else {
-        entry = { seq: st.nextSeq++, stanza, sent: Date.now() };
-        if (st.id !== undefined) store.append(st.username, st.id, entry.seq, stanza, entry.sent);
+        // Serialised once: this string is also what the client stream writes.
+        entry = { seq: st.nextSeq++, xml: serialiseOutgoing(stanza), sent: Date.now() };
+        if (st.id !== undefined) store.append(st.username, st.id, entry.seq, entry.xml, entry.sent);
       }
       st.queue.push(entry);
       if (st.queue.length > module.option('maxUnacked')) {
@@ -243,6 +284,8 @@ export default defineModule({
         username: session.username,
         resource: session.resource,
         hIn: 0,
+        hInStored: 0,
+        presenceStored: undefined,
         hOutAcked: 0,
         queue: [],
         nextSeq: 0,
@@ -280,8 +323,12 @@ export default defineModule({
         origin.close({ condition: 'unsupported-stanza-type', text: 'Stream management is not enabled' });
         return true;
       }
-      // Acknowledged only once what it acknowledges is durable (routed, stored).
-      if (st.id !== undefined) saveHeader(origin, st);
+      // Acknowledged only once what it acknowledges is durable (routed, stored). In order with the
+      // stanzas before it: all of them are handled now.
+      if (st.id !== undefined) {
+        if (st.presenceStored !== origin.presence) saveHeader(origin, st);
+        storeHandled(st, st.hIn);
+      }
       try {
         await store.flushed();
       } catch {
@@ -346,9 +393,16 @@ export default defineModule({
       }
     };
 
-    const reroute = (stanzas: { stanza: Stanza; sent: number }[], username: string, origin: Session | undefined) => {
+    const reroute = (stanzas: { xml: string; sent: number }[], username: string, origin: Session | undefined) => {
       let messages = 0;
-      for (const { stanza, sent } of stanzas) {
+      for (const { xml: text, sent } of stanzas) {
+        let stanza: Stanza;
+        try {
+          stanza = parseXml(text) as Stanza;
+        } catch (err) {
+          module.log.error('dropping an unreadable unacknowledged stanza of %s@%s: %s', username, host, err);
+          continue;
+        }
         const type = stanza.attrs.type;
         if (stanza.name === 'iq') {
           if (type === 'get' || type === 'set') module.send(errorReply(stanza, 'cancel', 'service-unavailable'));
@@ -361,7 +415,7 @@ export default defineModule({
         }
         if (type !== undefined && type !== 'chat' && type !== 'normal') continue; // headline, error
         if (stanza.getChildElements().some((c) => COPY_NAMESPACES.has(attrsOf(c).xmlns ?? ''))) continue;
-        const copy = parseXml(stanza.toString()) as Stanza;
+        const copy = stanza; // parsed from the queue: a copy of its own
         if (!copy.getChild('delay', NS_DELAY)) copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: new Date(sent).toISOString() }));
         if (origin === undefined) {
           module.send(copy);
@@ -375,7 +429,8 @@ export default defineModule({
     };
 
     // A client that stopped reading (limits.sendQueue): what it never got is in our queue, and
-    // is routed once with the rest when the session ends — not a second time by mod_c2s.
+    // is routed once with the rest when the session ends — not a second time by the client
+    // stream (core/net/c2s.ts).
     module.hook('c2s-undelivered', ({ session }) => {
       const st = stateOf(session);
       return st && !st.ended ? true : undefined;
@@ -388,8 +443,14 @@ export default defineModule({
       cancel(st.ackTimer);
       cancel(st.expiryTimer);
       if (st.id !== undefined && byId.get(st.id) === session) byId.delete(st.id);
-      // Shutting down: the durable state stays, to be resumed after the restart.
+      // Shutting down: the durable state stays, to be resumed after the restart (with the inbound
+      // count of what is handled by now).
       if (stopping && st.id !== undefined) {
+        const n = st.hIn;
+        routing.inOrder(session, () => {
+          st.hInStored = n;
+          store.handled(st.username, st.id!, n);
+        });
         saveHeader(session, st, Date.now() + st.max * 1000);
         void store.flush();
         return;
@@ -415,9 +476,16 @@ export default defineModule({
       const old = st.queue;
       st.queue = [];
       for (const q of old) {
-        resending.set(q.stanza, q);
-        session.send(q.stanza);
-        resending.delete(q.stanza);
+        let stanza: Stanza;
+        try {
+          stanza = parseXml(q.xml) as Stanza;
+        } catch (err) {
+          module.log.error('dropping an unreadable stored stanza of %s: %s', session.full_jid, err);
+          continue;
+        }
+        resending.set(stanza, q);
+        session.send(stanza);
+        resending.delete(stanza);
       }
       // Entries a filter held back this time (CSI) are sent again later as new ones.
       const kept = new Set(st.queue.map((q) => q.seq));
@@ -443,7 +511,10 @@ export default defineModule({
         if (!acknowledge(st, h)) {
           return { answer: failed('undefined-condition', st.hIn, 'The client acknowledged more stanzas than were sent') };
         }
-        // The 'h' the answer gives the client (what the server handled) is durable first.
+        // The 'h' the answer gives the client (what the server handled) is durable first: the
+        // batch awaited carries the inbound count (unless a handler of the dropped connection's
+        // last stanza is still at work: then a later one).
+        if (st.hIn !== st.hInStored) countLater(session);
         try {
           await store.flushed();
         } catch {
@@ -482,6 +553,8 @@ export default defineModule({
         username,
         resource: session.resource,
         hIn: saved.header.hIn,
+        hInStored: saved.header.hIn,
+        presenceStored: undefined,
         hOutAcked: saved.header.hOutAcked,
         queue: [],
         nextSeq: (saved.queue.at(-1)?.seq ?? -1) + 1,
@@ -491,15 +564,7 @@ export default defineModule({
         expiryTimer: undefined,
         ended: false,
       };
-      const queue: Queued[] = [];
-      for (const q of saved.queue) {
-        try {
-          queue.push({ seq: q.seq, stanza: parseXml(q.xml) as Stanza, sent: q.sent });
-        } catch (err) {
-          module.log.error('dropping an unreadable stored stanza of %s@%s: %s', username, host, err);
-        }
-      }
-      st.queue = queue;
+      st.queue = saved.queue.map((q) => ({ seq: q.seq, xml: q.xml, sent: q.sent }));
       module.state(session, () => st);
       byId.set(previd, session);
       acknowledge(st, h);
@@ -561,16 +626,8 @@ export default defineModule({
     const expireStored = (saved: StoredSession) => {
       stored.delete(saved.id);
       store.drop(saved.username, saved.id);
-      const stanzas: { stanza: Stanza; sent: number }[] = [];
-      for (const q of saved.queue) {
-        try {
-          stanzas.push({ stanza: parseXml(q.xml) as Stanza, sent: q.sent });
-        } catch {
-          // unreadable: nothing to route
-        }
-      }
       // No session of this run to speak for (the server restarted): routed as anew.
-      reroute(stanzas, saved.username, undefined);
+      reroute(saved.queue, saved.username, undefined);
     };
 
     const loadStored = async () => {

@@ -4,31 +4,37 @@
 //   ["h", key, header]          the session's header (resource, counters, resumption time, presence…)
 //   ["a", key, seq, sent, xml]  one stanza sent to the client, not yet acknowledged
 //   ["k", key, hOutAcked, seqs] the client acknowledged up to hOutAcked: these stanzas are done
+//   ["i", key, hIn]             the stanzas the client sent that are handled (XEP-0198 'h' inbound)
 //   ["r", key, seqs]            these stanzas are gone from the queue (re-sent as new ones)
 //   ["d", key]                  the session is over: its header and stanzas are forgotten
 // where key is `<account>/<id>`. Replaying the lines in order gives the state; every record sets
 // state (replaying one twice changes nothing), and an ack moves the counter and removes what it
 // covers in one line, so the two never disagree after a crash.
 //
-// Cost per stanza on the event loop: one record object when sent, its share of one record per
-// ack; the XML is serialised only when its batch is written (a stanza acknowledged before that
-// costs no write and no serialisation). Writes are batched (group commit): every
-// FLUSH_INTERVAL_MS at most, one write() and one fdatasync() of everything pending, both on the
-// libuv thread pool — nothing synchronous on the event loop. `flushed()` resolves once everything
-// changed so far is durable: mod_smacks awaits it before it acknowledges anything to a client
-// (its <a/>) and before it answers a resumption of a previous run's session.
+// Cost per stanza on the event loop: one small record object when sent (its XML is the string the
+// socket write uses: serialised once, by mod_smacks), its share of one record per ack; the JSON
+// line is made only when its batch is written, and a stanza acknowledged before that is never
+// written. Writes are batched (group commit): one write() and one fdatasync() of everything
+// pending, both on the libuv thread pool — nothing synchronous on the event loop — at most every
+// FLUSH_INTERVAL_MS, and never two at once: while a batch is being written, the next one collects
+// (so under load, when fdatasync is slow, stanzas acknowledged meanwhile drop out of it instead
+// of queueing up in memory behind the disk). `flushed()` resolves once everything changed so far
+// is durable: mod_smacks awaits it before it acknowledges anything to a client (its <a/>) and
+// before it answers a resumption. Just before a batch is taken, `beforeBatch` lets mod_smacks add
+// the inbound counts of sessions whose stanzas were handled since (so the count goes to disk in
+// the same write as, or after, the journal records its stanzas caused).
 //
 // The journal is rewritten (a snapshot of the live state to a new file, fdatasync, rename) when it
 // has grown past COMPACT_MIN_BYTES and is mostly dead records. A torn last line (crash in the
 // middle of a write) is cut off at start-up; a damaged line elsewhere is skipped with an error.
 import { mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { Json, MapStore, Stanza } from '../../core/api.ts';
+import type { Json, MapStore } from '../../core/api.ts';
 
 /** The header of a resumable session. */
 export interface StoredHeader {
   resource: string;
-  /** Stanzas handled from the client (XEP-0198 'h', mod 2^32), as last acknowledged to it. */
+  /** Stanzas handled from the client (XEP-0198 'h', mod 2^32): at most what their effects made durable. */
   hIn: number;
   /** The client's last acknowledged 'h' of what we sent. */
   hOutAcked: number;
@@ -55,17 +61,20 @@ export interface StoredSession {
   queue: StoredStanza[];
 }
 
-/** Longest time a change waits for its batch to start being written. */
+/** Longest time a change waits for its batch to start being written (when no batch is being written). */
 export const FLUSH_INTERVAL_MS = 20;
 /** After a failed write, the next attempt (with everything pending by then) waits this long. */
 const RETRY_MS = 1000;
 /** The journal is compacted once larger than this and four times its live state. */
 export const COMPACT_MIN_BYTES = 8 * 1024 * 1024;
 
-/** A queued stanza as the journal holds it: serialised when first written. */
+/** A queued stanza as the journal holds it. */
 interface LiveStanza {
   sent: number;
-  src: Stanza | string;
+  xml: string;
+  /** While its append record waits in `pending`: its index there, and the batch number then. */
+  at: number;
+  batch: number;
 }
 
 interface LiveSession {
@@ -77,16 +86,12 @@ type JournalRecord =
   | ['h', string, StoredHeader]
   | ['a', string, number, number, LiveStanza]
   | ['k', string, number, number[]]
+  | ['i', string, number]
   | ['r', string, number[]]
   | ['d', string];
 
-const xmlOf = (s: LiveStanza): string => {
-  if (typeof s.src !== 'string') s.src = s.src.toString();
-  return s.src;
-};
-
 const line = (r: JournalRecord): string =>
-  JSON.stringify(r[0] === 'a' ? ['a', r[1], r[2], r[3], xmlOf(r[4])] : r);
+  JSON.stringify(r[0] === 'a' ? ['a', r[1], r[2], r[3], r[4].xml] : r);
 
 export class ResumptionStore {
   readonly file: string;
@@ -94,9 +99,11 @@ export class ResumptionStore {
   private readonly live = new Map<string, LiveSession>();
   /** Records not yet written, in order; a slot is emptied when a record needs no writing after all. */
   private pending: (JournalRecord | undefined)[] = [];
-  /** Pending appends by `<key>/<seq>`: acknowledged before being written, they are dropped. */
-  private unwritten = new Map<string, number>();
+  /** Counts the batches taken from `pending`: an append whose `batch` is older is being written or written. */
+  private batchNo = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** A batch is being written: the next one waits (and collects) until it is durable. */
+  private busy = false;
   /** Settles when the scheduled batch is durable. */
   private next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -104,6 +111,7 @@ export class ResumptionStore {
   private fileBytes = 0;
   private liveBytes = 0;
   private compactions = 0;
+  private batches = 0;
 
   constructor(
     dir: string,
@@ -113,6 +121,8 @@ export class ResumptionStore {
       /** Where an earlier version of mod_smacks kept the state (imported once, then cleared). */
       legacy?: MapStore;
       compactMinBytes?: number;
+      /** Runs right before a batch is taken: the last chance to add records to it. */
+      beforeBatch?: () => void;
     } = {},
   ) {
     this.file = path.join(dir, `${encodeURIComponent(host)}.journal`);
@@ -131,8 +141,9 @@ export class ResumptionStore {
     this.schedule();
   }
 
+  /** A batch is due in `delay` ms (or as soon as the one being written is durable). */
   private schedule(delay = FLUSH_INTERVAL_MS): void {
-    if (this.timer === undefined) {
+    if (this.timer === undefined && !this.busy) {
       this.timer = setTimeout(() => void this.flush(), delay);
       this.timer.unref();
     }
@@ -148,19 +159,20 @@ export class ResumptionStore {
     }
   }
 
-  /** Drops the given stanzas from the live state; those not yet written leave the batch too. */
-  private forget(key: string, s: LiveSession | undefined, seqs: Iterable<number>): number[] {
+  /** Drops the given stanzas from the live state; those not yet taken for writing leave the batch too. */
+  private forget(s: LiveSession | undefined, seqs: Iterable<number>): number[] {
     const written: number[] = [];
     for (const seq of seqs) {
-      if (s?.stanzas.delete(seq)) this.liveBytes -= 200;
-      const k = `${key}/${seq}`;
-      const at = this.unwritten.get(k);
-      if (at !== undefined) {
-        this.pending[at] = undefined;
-        this.unwritten.delete(k);
-      } else {
-        written.push(seq);
+      const entry = s?.stanzas.get(seq);
+      if (entry !== undefined) {
+        s!.stanzas.delete(seq);
+        this.liveBytes -= 200;
+        if (entry.batch === this.batchNo) {
+          this.pending[entry.at] = undefined;
+          continue;
+        }
       }
+      written.push(seq);
     }
     return written;
   }
@@ -172,13 +184,12 @@ export class ResumptionStore {
     this.record(['h', key, h]);
   }
 
-  /** A stanza sent to the client (serialised when its batch is written). */
-  append(username: string, id: string, seq: number, stanza: Stanza, sent: number): void {
+  /** A stanza sent to the client, as written to its stream. */
+  append(username: string, id: string, seq: number, xml: string, sent: number): void {
     const key = `${username}/${id}`;
-    const entry: LiveStanza = { sent, src: stanza };
+    const entry: LiveStanza = { sent, xml, at: this.pending.length, batch: this.batchNo };
     this.session(key).stanzas.set(seq, entry);
     this.liveBytes += 200;
-    this.unwritten.set(`${key}/${seq}`, this.pending.length);
     this.record(['a', key, seq, sent, entry]);
   }
 
@@ -187,13 +198,27 @@ export class ResumptionStore {
     const key = `${username}/${id}`;
     const s = this.live.get(key);
     if (s?.header) s.header.hOutAcked = hOutAcked;
-    this.record(['k', key, hOutAcked, this.forget(key, s, seqs)]);
+    this.record(['k', key, hOutAcked, this.forget(s, seqs)]);
+  }
+
+  /** The stanzas the client sent are handled up to `hIn` (their effects are recorded before). */
+  handled(username: string, id: string, hIn: number): void {
+    const key = `${username}/${id}`;
+    const s = this.live.get(key);
+    if (!s?.header || s.header.hIn === hIn) return;
+    s.header.hIn = hIn;
+    this.record(['i', key, hIn]);
+  }
+
+  /** A batch is due (within FLUSH_INTERVAL_MS) even if nothing else is recorded: beforeBatch has something to add. */
+  wake(): void {
+    this.schedule();
   }
 
   /** Stanzas gone from the queue without an ack (held back on re-sending; sent again as new ones). */
   remove(username: string, id: string, seqs: Iterable<number>): void {
     const key = `${username}/${id}`;
-    const written = this.forget(key, this.live.get(key), seqs);
+    const written = this.forget(this.live.get(key), seqs);
     if (written.length) this.record(['r', key, written]);
   }
 
@@ -201,7 +226,7 @@ export class ResumptionStore {
   drop(username: string, id: string): void {
     const key = `${username}/${id}`;
     const s = this.live.get(key);
-    if (s) this.forget(key, s, [...s.stanzas.keys()]);
+    if (s) this.forget(s, [...s.stanzas.keys()]);
     this.live.delete(key);
     this.record(['d', key]);
   }
@@ -209,30 +234,49 @@ export class ResumptionStore {
   // -- writing ----------------------------------------------------------------------------------
 
   /**
-   * Write everything pending now. Resolves when it is durable, or when writing failed: then the
-   * batch's waiters (flushed()) are rejected and its records go back to the front of the queue,
-   * to be written with the next batch.
+   * Write everything pending now (after the batch being written, if any). Resolves when it is
+   * durable, or when writing failed: then the batch's waiters (flushed()) are rejected and its
+   * records go back to the front of the queue, to be written with the next batch.
    */
   flush(): Promise<void> {
+    if (this.busy) {
+      // Taken as soon as the batch being written is durable.
+      return this.next ? this.next.promise.catch(() => undefined) : this.writing;
+    }
+    this.opts.beforeBatch?.();
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     const next = this.next;
     this.next = undefined;
     const batch = this.pending;
     this.pending = [];
-    this.unwritten = new Map();
+    this.batchNo++;
     if (batch.length === 0) {
       next?.resolve();
       return this.writing;
     }
-    const done = this.writing.then(() => this.write(batch));
+    this.busy = true;
+    this.batches++;
+    const done = this.write(batch);
     this.writing = done.then(
-      () => next?.resolve(),
+      () => {
+        this.busy = false;
+        next?.resolve();
+        // What collected meanwhile (or a wake()) waited long enough: written at once.
+        if (this.next !== undefined) this.schedule(0);
+      },
       (err: unknown) => {
+        this.busy = false;
         this.onError(err);
         next?.reject(err);
-        for (const [k, at] of this.unwritten) this.unwritten.set(k, at + batch.length);
         this.pending = [...batch, ...this.pending];
+        // The re-queued appends can again leave the batch when acknowledged.
+        this.pending.forEach((r, i) => {
+          if (r?.[0] === 'a') {
+            r[4].at = i;
+            r[4].batch = this.batchNo;
+          }
+        });
         if (this.pending.length) this.schedule(RETRY_MS); // a full disk is not retried 50 times a second
       },
     );
@@ -338,13 +382,18 @@ export class ResumptionStore {
         this.session(r[1]).header = r[2];
         return;
       case 'a':
-        this.session(r[1]).stanzas.set(r[2], { sent: r[3], src: r[4] as string });
+        this.session(r[1]).stanzas.set(r[2], { sent: r[3], xml: r[4] as string, at: -1, batch: -1 });
         this.liveBytes += 200;
         return;
       case 'k': {
         const s = this.live.get(r[1]);
         if (s?.header) s.header.hOutAcked = r[2];
         for (const seq of r[3]) if (s?.stanzas.delete(seq)) this.liveBytes -= 200;
+        return;
+      }
+      case 'i': {
+        const h = this.live.get(r[1])?.header;
+        if (h) h.hIn = r[2];
         return;
       }
       case 'r': {
@@ -376,10 +425,7 @@ export class ResumptionStore {
       const s = this.live.get(sessionKey);
       if (!s?.header) continue; // a stanza without its session: nothing to resume
       const { xml, sent } = value as { xml: string; sent: number };
-      const entry: LiveStanza = { sent, src: xml };
-      s.stanzas.set(Number(parts[2]), entry);
-      this.liveBytes += 200;
-      this.record(['a', sessionKey, Number(parts[2]), sent, entry]);
+      this.append(parts[0]!, parts[1]!, Number(parts[2]), xml, sent);
     }
     await this.flush();
     await map.clear(null);
@@ -394,7 +440,7 @@ export class ResumptionStore {
         this.drop(username, id);
         continue;
       }
-      const queue = [...s.stanzas].map(([seq, st]) => ({ seq, xml: xmlOf(st), sent: st.sent })).sort((a, b) => a.seq - b.seq);
+      const queue = [...s.stanzas].map(([seq, st]) => ({ seq, xml: st.xml, sent: st.sent })).sort((a, b) => a.seq - b.seq);
       out.push({ id, username, header: { ...s.header }, queue });
     }
     return out;
@@ -408,8 +454,8 @@ export class ResumptionStore {
   }
 
   /** For the admin shell and tests: the journal's size and state. */
-  stats(): { fileBytes: number; sessions: number; compactions: number } {
-    return { fileBytes: this.fileBytes, sessions: this.live.size, compactions: this.compactions };
+  stats(): { fileBytes: number; sessions: number; compactions: number; batches: number } {
+    return { fileBytes: this.fileBytes, sessions: this.live.size, compactions: this.compactions, batches: this.batches };
   }
 }
 

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { WebSocket } from 'ws';
-import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamLimits, STREAM_OPTIONS, type CloseReason, type GlobalModuleApi, type Stanza, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
+import { ClientStreams, defineModule, isStanzaKind, ReadShaper, STALL_MS, streamLimits, STREAM_OPTIONS, tlsChannelBinding, tlsChannelBindingTypes, type CloseReason, type GlobalModuleApi, type Stanza, type StreamLimits, type StreamTransport, type WebSocketContext } from '../../core/api.ts';
 import { closeFrame, FrameReader, frameElement, openFrame, streamErrorFrames, WS_SUBPROTOCOL } from './framing.ts';
 
 export const WEBSOCKET_PATH = '/xmpp-websocket';
@@ -36,6 +36,7 @@ class WebSocketTransport implements StreamTransport {
   readonly port: number;
   readonly secure: boolean;
   private readonly tls: TLSSocket | undefined;
+  private readonly clientTls: TLSSocket | undefined;
   /** Paused by its owner (an asynchronous SASL step), apart from rate shaping. */
   private held = false;
   /** Inbound rate shaping (limits `rate`): pauses the socket under the WebSocket. */
@@ -66,6 +67,7 @@ class WebSocketTransport implements StreamTransport {
     this.port = ctx.tlsSocket?.remotePort ?? 0;
     this.secure = ctx.secure;
     this.tls = ctx.tlsSocket;
+    this.clientTls = ctx.clientTls;
   }
 
   get tlsInfo(): { protocol: string | null; cipher: string } | undefined {
@@ -73,15 +75,16 @@ class WebSocketTransport implements StreamTransport {
     return s ? { protocol: s.getProtocol(), cipher: s.getCipher()?.name ?? 'unknown' } : undefined;
   }
 
-  // No channel binding over WebSocket, so no -PLUS mechanisms are offered: browsers cannot read
-  // TLS channel-binding data at all, and StanzaJS picks a -PLUS mechanism whenever one is offered
-  // and then sends no binding (a refused login). SCRAM without binding is what web clients can do.
-  channelBinding(): Buffer | undefined {
-    return undefined;
+  // Channel binding (SCRAM-*-PLUS, XEP-0440) to the TLS connection under the WebSocket, when the
+  // client negotiated it with us (wss:// straight to Cadence): the whole stream runs on it, as on
+  // TCP. None on plain ws:// or behind a trusted proxy (`clientTls` is undefined there), so no
+  // -PLUS mechanisms are offered.
+  channelBinding(type: string): Buffer | undefined {
+    return tlsChannelBinding(this.clientTls, type);
   }
 
   channelBindingTypes(): string[] {
-    return [];
+    return tlsChannelBindingTypes(this.clientTls);
   }
 
   get readRate(): number {

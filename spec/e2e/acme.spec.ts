@@ -2,8 +2,8 @@
 // the HTTP server (core/net/http.ts) and TLS-ALPN-01 (RFC 8737) handshakes answered by the
 // direct-TLS listener (core/net/portmanager.ts), names resolved through the test DNS server. A
 // certificate is obtained for a host that has only its first-start self-signed one, then renewed
-// when the (moved) clock reaches the renewal time: the CertManager serves the renewed one to a new
-// TLS connection while a connection made before stays up.
+// when the (moved) clock reaches the renewal time, through each challenge: the CertManager serves
+// the renewed one to a new TLS connection while a connection made before stays up.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -178,6 +178,26 @@ describe('ACME against pebble (RFC 8555, HTTP-01 and TLS-ALPN-01)', function () 
     assert.equal(established.socket.getPeerCertificate().fingerprint256, firstFingerprint);
     // Same account (the key in the data directory).
     assert.equal(JSON.parse(readFileSync(path.join(dataDir, 'acme', directoryFolder(pebble.directoryUrl), 'account.json'), 'utf8')).url, accountUrl);
+  });
+
+  it('renews through HTTP-01 at the renewal time as well: the renewed certificate is served to a new connection', async () => {
+    const current = certs.info(HOST)!.fingerprint256;
+    const servedBefore = http01.served;
+    let offset = 0;
+    const events: AcmeEvent[] = [];
+    const m = manager({ challenge: 'http-01', now: () => Date.now() + offset }, events);
+    const waiting = await m.evaluate(HOST);
+    assert.equal(waiting.state, 'scheduled');
+    assert.equal(events.length, 0, 'nothing ordered before the renewal time');
+
+    offset = waiting.nextAt!.getTime() - Date.now() + 60_000;
+    const renewed = await m.evaluate(HOST);
+    assert.equal(renewed.state, 'scheduled', renewed.lastError ?? pebble.output());
+    assert.equal(events[0]?.type === 'issued' && events[0].challenge, 'http-01');
+    assert.ok(http01.served > servedBefore, 'pebble fetched the key authorization from the HTTP server again');
+    const fresh = await probe(HOST);
+    assert.notEqual(fresh.fingerprint256, current);
+    assert.equal(fresh.fingerprint256, certs.info(HOST)!.fingerprint256);
   });
 
   it('keeps the certificate and schedules a retry when validation fails', async () => {

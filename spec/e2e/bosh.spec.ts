@@ -97,13 +97,15 @@ describe('e2e: BOSH (XEP-0124, XEP-0206)', function () {
     assert.equal(far.attrs.condition, 'item-not-found');
   });
 
-  it('answers an unknown sid with item-not-found, and a malformed body with bad-request', async function () {
+  it('answers an unknown sid with item-not-found, a malformed body with bad-request, a creation without to with improper-addressing', async function () {
     const unknown = await post(`<body xmlns='${HTTPBIND}' sid='nope' rid='1'/>`);
     assert.equal(unknown.attrs.condition, 'item-not-found');
-    const bad = await post(`<body xmlns='urn:wrong' rid='1' to='localhost' wait='2' hold='1'/>`);
+    const bad = await post(`<body xmlns='urn:wrong' rid='1' to='localhost' wait='2' hold='1' ver='1.11'/>`);
     assert.equal(bad.attrs.condition, 'bad-request');
-    const unknownHost = await post(`<body xmlns='${HTTPBIND}' rid='1' to='elsewhere.example' wait='2' hold='1'/>`);
+    const unknownHost = await post(`<body xmlns='${HTTPBIND}' rid='1' to='elsewhere.example' wait='2' hold='1' ver='1.11'/>`);
     assert.equal(unknownHost.attrs.condition, 'host-unknown');
+    const noHost = await post(`<body xmlns='${HTTPBIND}' rid='1' wait='2' hold='1' ver='1.11'/>`);
+    assert.equal(noHost.attrs.condition, 'improper-addressing', 'XEP-0124 §17.2');
   });
 
   it('terminates a session created over HTTPS when a request of it comes over plain HTTP (§15.1)', async function () {

@@ -107,10 +107,14 @@ describe('e2e: operator contract', function () {
     }
   });
 
-  it('about prints the version and the core features', async function () {
+  it('about prints the version, the libraries in use and the core features', async function () {
     const r = await runCli(['about']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^Cadence \d+\.\d+\.\d+/);
+    assert.match(r.stdout, /^Node\.js v\d+\.\d+\.\d+ on \w+\/\w+ \(OpenSSL \d/m);
+    for (const lib of ['acme-client', 'better-sqlite3', 'ltx', 'saxes', 'ws']) {
+      assert.match(r.stdout, new RegExp(`^  ${lib} \\d+\\.\\d+\\.\\d+`, 'm'), r.stdout);
+    }
     assert.match(r.stdout, /scram-sha-256/);
   });
 });

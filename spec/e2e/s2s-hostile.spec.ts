@@ -7,56 +7,27 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { RawClient, login, streamErrorCondition, xml, type Element } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { listenerPort, publish, startFederated } from '../helpers/s2s.ts';
+import { federationFixture, listenerPort, publish, rawPeer, rawPeerExternal, s2sHeader as HEADER } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
-import type { TestServer } from '../helpers/server.ts';
 import { XmppStreamParser } from '../../core/util/stream-parser.ts';
 
 const PASS = 'hostile-pass';
-const HEADER = (from: string, to: string, extra = '') =>
-  `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='${from}' to='${to}' version='1.0'${extra}>`;
 
 describe('s2s: hostile peers', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  let server: TestServer | undefined;
-  const cleanups: (() => void)[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed' && server) console.log(server.output);
-    for (const c of cleanups.splice(0)) c();
-    await server?.destroy();
-    server = undefined;
-    await dns.close();
-  });
+  const fx = federationFixture(PASS);
 
   it('closes a stream authenticated (SASL EXTERNAL) for evil.test that forges a from of a.test: invalid-from', async () => {
     const pki = S2sTestPki.create();
     const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
-    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile } });
+    const server = await fx.start('b.test', { s2sCaFile: pki.root.certFile }, { bob: PASS });
     const bob = await login(server, 'bob', PASS, { presence: true });
-    cleanups.push(() => void bob.stop());
+    fx.after(() => void bob.stop());
 
-    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
-    cleanups.push(() => peer.close());
-    peer.write(HEADER('evil.test', 'b.test'));
-    const plain = await peer.expect((el) => el.name === 'stream:features');
+    const { peer, plainFeatures: plain, features } = await rawPeer(fx, server, evil, 'evil.test', 'b.test');
     assert.ok(plain.getChild('starttls')?.getChild('required'), 'STARTTLS is required');
-    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
-    await peer.expect((el) => el.name === 'proceed');
-    await peer.upgradeTls('b.test');
-    peer.write(HEADER('evil.test', 'b.test'));
-    const features = await peer.expect((el) => el.name === 'stream:features');
     assert.deepEqual(features.getChild('mechanisms')?.getChildren('mechanism').map((m) => m.text()), ['EXTERNAL']);
-    peer.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
-    await peer.expect((el) => el.name === 'success');
-    peer.resetParser();
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
+    await rawPeerExternal(peer, 'evil.test', 'b.test');
 
     // Its own domain: delivered.
     peer.write(`<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>from evil</body></message>`);
@@ -72,25 +43,13 @@ describe('s2s: hostile peers', function () {
   it('bidi (XEP-0288): carries our stanzas to the authenticated peer over its stream, and ignores an unsolicited <db:result type=valid/>', async () => {
     const pki = S2sTestPki.create();
     const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
-    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile } });
+    const server = await fx.start('b.test', { s2sCaFile: pki.root.certFile }, { bob: PASS });
     const bob = await login(server, 'bob', PASS, { presence: true });
-    cleanups.push(() => void bob.stop());
+    fx.after(() => void bob.stop());
 
-    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
-    cleanups.push(() => peer.close());
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
-    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
-    await peer.expect((el) => el.name === 'proceed');
-    await peer.upgradeTls('b.test');
-    peer.write(HEADER('evil.test', 'b.test'));
-    const features = await peer.expect((el) => el.name === 'stream:features');
+    const { peer, features } = await rawPeer(fx, server, evil, 'evil.test', 'b.test');
     assert.ok(features.getChild('bidi', 'urn:xmpp:features:bidi'), 'bidi offered after TLS');
-    peer.write(`<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
-    await peer.expect((el) => el.name === 'success');
-    peer.resetParser();
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
+    await rawPeerExternal(peer, 'evil.test', 'b.test', { bidi: true });
     // The peer claims that b.test authenticated other.test over this stream: it did not ask (§4).
     peer.write(`<db:result from='other.test' to='b.test' type='valid'/>`);
     peer.write(`<message from='mallory@evil.test' to='bob@b.test' type='chat'><body>hi bob</body></message>`);
@@ -102,33 +61,23 @@ describe('s2s: hostile peers', function () {
     assert.equal(answer.getChildText('body'), 'hi mallory');
     assert.equal(answer.attrs.to, 'mallory@evil.test');
     // Nothing for other.test goes to the peer: it bounces (other.test publishes no service).
-    dns.set('_xmpp-server._tcp.other.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    fx.dns.set('_xmpp-server._tcp.other.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
     await bob.send(xml('message', { to: 'x@other.test', id: 'o1', type: 'chat' }, xml('body', {}, 'not for the peer')));
     await bob.expect((s) => s.name === 'message' && s.attrs.id === 'o1' && s.attrs.type === 'error', 15000);
     await peer.expectNothing((el) => el.name === 'message', 500);
-    assert.doesNotMatch(server.output, /connected to evil\.test/);
+    // The answer took the peer's stream: b.test has no outgoing stream of its own.
+    const streams = (await server.cli(['shell', 's2s', 'list'])).stdout.split('\n').filter((l) => /^(in|out)\s/.test(l));
+    assert.deepEqual(streams.map((l) => l.split(/\s+/).slice(0, 3).join(' ')), ['in b.test evil.test'], streams.join('\n'));
   });
 
   it('bidi: a peer that refuses our dialback for a further domain (the MUC) gets none of that domain\'s stanzas over its stream', async () => {
     const pki = S2sTestPki.create();
     const evil = pki.issue({ cn: 'evil.test', dns: ['evil.test'] });
-    server = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sCaFile: pki.root.certFile, components: { 'conference.b.test': { module: 'muc' } } } });
+    const server = await fx.start('b.test', { s2sCaFile: pki.root.certFile, components: { 'conference.b.test': { module: 'muc' } } }, { bob: PASS });
     const bob = await login(server, 'bob', PASS, { presence: true });
-    cleanups.push(() => void bob.stop());
-    const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: evil.cert, key: evil.key } });
-    cleanups.push(() => peer.close());
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
-    peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
-    await peer.expect((el) => el.name === 'proceed');
-    await peer.upgradeTls('b.test');
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
-    peer.write(`<bidi xmlns='urn:xmpp:bidi'/><auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
-    await peer.expect((el) => el.name === 'success');
-    peer.resetParser();
-    peer.write(HEADER('evil.test', 'b.test'));
-    await peer.expect((el) => el.name === 'stream:features');
+    fx.after(() => void bob.stop());
+    const { peer } = await rawPeer(fx, server, evil, 'evil.test', 'b.test');
+    await rawPeerExternal(peer, 'evil.test', 'b.test', { bidi: true });
 
     // bob's room invites mallory@evil.test: conference.b.test first asks to be authenticated.
     const room = 'den@conference.b.test';
@@ -146,7 +95,7 @@ describe('s2s: hostile peers', function () {
   });
 
   it('confirms a dialback key once, on the stream id it was issued for; a replayed <db:verify/> is invalid', async () => {
-    server = await startFederated({ host: 'a.test', dns, users: { alice: PASS }, config: { s2sRequireEncryption: false } });
+    const server = await fx.start('a.test', { s2sRequireEncryption: false }, { alice: PASS });
     // A fake b.test: it receives a.test's outgoing stream and its <db:result/> key.
     const key = new Promise<string>((resolve, reject) => {
       const fake = net.createServer((socket) => {
@@ -159,21 +108,21 @@ describe('s2s: hostile peers', function () {
         });
         socket.on('data', (d) => parser.write(d));
         socket.on('error', () => undefined);
-        cleanups.push(() => socket.destroy());
+        fx.after(() => socket.destroy());
       });
-      fake.listen(0, '127.0.0.1', () => publish(dns, 'b.test', (fake.address() as net.AddressInfo).port));
+      fake.listen(0, '127.0.0.1', () => publish(fx.dns, 'b.test', (fake.address() as net.AddressInfo).port));
       fake.on('error', reject);
-      cleanups.push(() => fake.close());
+      fx.after(() => fake.close());
     });
     const alice = await login(server, 'alice', PASS, { presence: true });
-    cleanups.push(() => void alice.stop());
+    fx.after(() => void alice.stop());
     await alice.send(xml('message', { to: 'bob@b.test', type: 'chat' }, xml('body', {}, 'hi')));
     const issued = await key;
     assert.match(issued, /^[0-9a-f]{64}$/);
 
     // The Authoritative Server's side: b.test asks a.test about the key.
     const peer = await RawClient.connect(listenerPort(server, 's2s'));
-    cleanups.push(() => peer.close());
+    fx.after(() => peer.close());
     peer.write(HEADER('b.test', 'a.test'));
     await peer.expect((el) => el.name === 'stream:features');
     const ask = (id: string, k: string) => {

@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { DEFAULTS } from '../../core/config.ts';
-import { xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { listenerPort, loginAt, startFederated } from '../helpers/s2s.ts';
+import { xml } from '../helpers/client.ts';
+import { federationFixture, listenerPort } from '../helpers/s2s.ts';
 import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-metrics-pass';
@@ -30,30 +29,9 @@ const s2sLines = (text: string) => text.split('\n').filter((l) => l.startsWith('
 
 describe('s2s: streams in /metrics', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, users: Record<string, string>) => {
-    const server = await startFederated({ host, dns, users, config: { modulesEnabled: [...DEFAULTS.modulesEnabled, 's2s', 'metrics'] } });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const start = (host: string, users: Record<string, string>) => fx.start(host, { modulesEnabled: [...DEFAULTS.modulesEnabled, 's2s', 'metrics'] }, users);
+  const { user } = fx;
 
   it('counts the streams by direction, remote domain, authentication and bidi', async () => {
     const a = await start('a.test', { alice: PASS });

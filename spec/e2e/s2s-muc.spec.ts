@@ -5,10 +5,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { DEFAULTS } from '../../core/config.ts';
-import { RawClient, xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { listenerPort, loginAt, publish, startFederated } from '../helpers/s2s.ts';
-import type { TestServer } from '../helpers/server.ts';
+import { RawClient, xml } from '../helpers/client.ts';
+import { federationFixture, listenerPort, publish } from '../helpers/s2s.ts';
 
 const PASS = 's2s-muc-pass';
 const SECRET = 'gw-secret';
@@ -16,37 +14,13 @@ const NS_MUC = 'http://jabber.org/protocol/muc';
 
 describe('s2s: MUC and component traffic between two Cadence servers', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-  const raws: RawClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    for (const r of raws.splice(0)) r.close();
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, config: Record<string, unknown>, users: Record<string, string>) => {
-    const server = await startFederated({ host, dns, users, config });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const { start, user } = fx;
 
   it('a user of b.test joins a room on a.test: occupants\' presence and groupchat both ways', async () => {
     const a = await start('a.test', { s2sBidi: false, components: { 'conference.a.test': { module: 'muc' } } }, { alice: PASS });
     const b = await start('b.test', { s2sBidi: false }, { bob: PASS });
-    publish(dns, 'conference.a.test', listenerPort(a, 's2s'));
+    publish(fx.dns, 'conference.a.test', listenerPort(a, 's2s'));
     const alice = await user(a, 'alice');
     const bob = await user(b, 'bob');
     const room = 'lobby@conference.a.test';
@@ -80,9 +54,9 @@ describe('s2s: MUC and component traffic between two Cadence servers', function 
       components: { 'gw.a.test': { secret: SECRET } },
     }, {});
     const b = await start('b.test', {}, { bob: PASS });
-    publish(dns, 'gw.a.test', listenerPort(a, 's2s'));
+    publish(fx.dns, 'gw.a.test', listenerPort(a, 's2s'));
     const gw = await RawClient.connect(a.componentPort);
-    raws.push(gw);
+    fx.after(() => gw.close());
     gw.write(`<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='gw.a.test'>`);
     const header = await gw.expectHeader();
     gw.write(`<handshake>${createHash('sha1').update(header.id + SECRET).digest('hex')}</handshake>`);

@@ -3,45 +3,21 @@
 // the remote is down is delivered when it comes back in time, and bounced with
 // remote-server-timeout (from the addressee, once) when it does not.
 import assert from 'node:assert/strict';
-import { stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { listenerPort, loginAt, startFederated } from '../helpers/s2s.ts';
-import type { TestServer } from '../helpers/server.ts';
+import { stanzaErrorCondition, xml } from '../helpers/client.ts';
+import { federationFixture, listenerPort } from '../helpers/s2s.ts';
 
 const PASS = 's2s-queue-pass';
 
 describe('s2s: messages queued while the remote server is down', function () {
   this.timeout(90000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, config: Record<string, unknown> = {}, users: Record<string, string> = {}) => {
-    const server = await startFederated({ host, dns, users, config });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const { start, user } = fx;
 
   it('delivers a message sent while the remote was down once it is back within s2sQueueTimeout', async () => {
     const a = await start('a.test', { s2sQueueTimeout: 60 }, { alice: PASS });
     const down = await start('b.test', {}, { bob: PASS });
     // Not cached (TTL 0), so a's next attempt finds the port b.test comes back on.
-    dns.set('_xmpp-server._tcp.b.test', [{ type: 'SRV', priority: 0, weight: 0, port: listenerPort(down, 's2s'), target: 'b.test', ttl: 0 }]);
+    fx.dns.set('_xmpp-server._tcp.b.test', [{ type: 'SRV', priority: 0, weight: 0, port: listenerPort(down, 's2s'), target: 'b.test', ttl: 0 }]);
     const alice = await user(a, 'alice');
     await down.stop(); // its SRV record stays: connections are refused
     await alice.send(xml('message', { to: 'bob@b.test', id: 'late1', type: 'chat' }, xml('body', {}, 'sent while you were down')));

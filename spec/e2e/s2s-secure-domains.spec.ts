@@ -3,39 +3,15 @@
 // certificate (no dialback), in both directions; with it on, those in s2sInsecureDomains may use
 // dialback.
 import assert from 'node:assert/strict';
-import { stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { loginAt, startFederated } from '../helpers/s2s.ts';
-import type { TestServer } from '../helpers/server.ts';
+import { stanzaErrorCondition, xml } from '../helpers/client.ts';
+import { federationFixture } from '../helpers/s2s.ts';
 
 const PASS = 's2s-secure-pass';
 
 describe('s2s: s2sSecureDomains and s2sInsecureDomains', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, config: Record<string, unknown>, users: Record<string, string>) => {
-    const server = await startFederated({ host, dns, users, config });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const { start, user } = fx;
 
   it('refuses dialback with a domain in s2sSecureDomains both ways, and keeps it for the others', async () => {
     // Self-signed certificates everywhere: only dialback could authenticate.

@@ -4,40 +4,18 @@
 // test CA both trust, with SASL EXTERNAL (XEP-0178). Users subscribe to each other across the
 // servers, see presence and exchange messages both ways.
 import assert from 'node:assert/strict';
-import { stanzaErrorCondition, xml, type TestClient } from '../helpers/client.ts';
-import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
-import { federate, listenerPort, loginAt, publish, startFederated } from '../helpers/s2s.ts';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stanzaErrorCondition, xml } from '../helpers/client.ts';
+import { federate, federationFixture, listenerPort, publish } from '../helpers/s2s.ts';
 import { S2sTestPki } from '../helpers/testca-s2s.ts';
-import type { TestServer } from '../helpers/server.ts';
 
 const PASS = 's2s-pass';
 describe('s2s: two Cadence servers federating', function () {
   this.timeout(60000);
-  let dns: TestDnsServer;
-  const servers: TestServer[] = [];
-  const clients: TestClient[] = [];
-
-  beforeEach(async () => {
-    dns = await startDnsServer();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await Promise.all(servers.splice(0).map((s) => s.destroy()));
-    await dns.close();
-  });
-
-  const start = async (host: string, config: Record<string, unknown> = {}, users: Record<string, string> = {}) => {
-    const server = await startFederated({ host, dns, users, config });
-    servers.push(server);
-    return server;
-  };
-  const user = async (server: TestServer, name: string) => {
-    // Available and interested (roster pushes); a longer stream timeout than login()'s under load.
-    const c = await loginAt('127.0.0.1', server.c2sPort, server.host, name, PASS);
-    clients.push(c);
-    return c;
-  };
+  const fx = federationFixture(PASS);
+  const { start, user } = fx;
 
   // Without XEP-0288 (s2sBidi: false) each direction has its own stream; bidi: s2s-bidi.spec.ts.
   it('authenticates with dialback when certificates prove nothing, and carries messages, subscriptions and presence both ways; s2s list and s2s close', async () => {
@@ -89,11 +67,36 @@ describe('s2s: two Cadence servers federating', function () {
     assert.doesNotMatch(b.output, /authenticated \(dialback/);
   });
 
+  it('re-reads s2sCaFile on a config reload: a CA replaced at the same path is trusted from then on', async () => {
+    const pki = S2sTestPki.create();
+    const unrelated = S2sTestPki.create();
+    const certA = pki.issue({ cn: 'a.test', dns: ['a.test'] });
+    const certB = pki.issue({ cn: 'b.test', dns: ['b.test'] });
+    const dir = mkdtempSync(path.join(tmpdir(), 'cadence-s2s-ca-'));
+    fx.after(() => rmSync(dir, { recursive: true, force: true }));
+    const caFile = path.join(dir, 'ca.pem');
+    copyFileSync(unrelated.root.certFile, caFile);
+    const a = await start('a.test', { s2sCaFile: caFile, s2sSecureAuth: true, s2sFailureMemory: 0, tls: { certificate: certA.certFile, key: certA.keyFile } }, { alice: PASS });
+    const b = await start('b.test', { s2sCaFile: pki.root.certFile, tls: { certificate: certB.certFile, key: certB.keyFile } }, { bob: PASS });
+    const alice = await user(a, 'alice');
+    const bob = await user(b, 'bob');
+    await bob.send(xml('presence'));
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'before', type: 'chat' }, xml('body', {}, 'not yet')));
+    const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'before' && s.attrs.type === 'error', 15000);
+    assert.equal(stanzaErrorCondition(error), 'remote-server-timeout');
+
+    copyFileSync(pki.root.certFile, caFile); // the operator puts the right CA in place
+    const reload = await a.cli(['shell', 'config', 'reload']);
+    assert.equal(reload.code, 0, reload.stderr);
+    await alice.send(xml('message', { to: 'bob@b.test', id: 'after', type: 'chat' }, xml('body', {}, 'now trusted')));
+    await bob.expect((s) => s.name === 'message' && s.attrs.id === 'after', 15000);
+    await a.waitForOutput(/s2s stream a\.test → b\.test established \(EXTERNAL/);
+  });
+
   it('connects with direct TLS (XEP-0368) to a peer that publishes only _xmpps-server', async () => {
     const a = await start('a.test', {}, { alice: PASS });
-    const b = await startFederated({ host: 'b.test', dns, users: { bob: PASS }, config: { s2sDirectTlsPorts: [0] }, publish: false });
-    servers.push(b);
-    publish(dns, 'b.test', listenerPort(b, 's2s_direct_tls'), true);
+    const b = await start('b.test', { s2sDirectTlsPorts: [0] }, { bob: PASS }, { publish: false });
+    publish(fx.dns, 'b.test', listenerPort(b, 's2s_direct_tls'), true);
     const alice = await user(a, 'alice');
     const bob = await user(b, 'bob');
     await alice.send(xml('message', { to: bob.bare, type: 'chat' }, xml('body', {}, 'over direct TLS')));
@@ -131,7 +134,7 @@ describe('s2s: two Cadence servers federating', function () {
 
   it('bounces with remote-server-not-found when the domain publishes no s2s service', async () => {
     const a = await start('a.test', {}, { alice: PASS });
-    dns.set('_xmpp-server._tcp.nowhere.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
+    fx.dns.set('_xmpp-server._tcp.nowhere.test', [{ type: 'SRV', priority: 0, weight: 0, port: 0, target: '.' }]);
     const alice = await user(a, 'alice');
     await alice.send(xml('message', { to: 'x@nowhere.test', id: 'n1', type: 'chat' }, xml('body', {}, 'hi')));
     const error = await alice.expect((s) => s.name === 'message' && s.attrs.id === 'n1' && s.attrs.type === 'error', 15000);

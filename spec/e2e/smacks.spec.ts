@@ -2,8 +2,11 @@
 // <r/>, <failed/> conditions, the handled-count-too-high stream error, resumption after a dropped
 // TCP connection (exactly the unacknowledged stanzas, once), the end of an unresumed session
 // (messages to offline storage with a delay stamp, iq requests answered with an error), and
-// resumption across a server restart (SIGTERM) and a crash (SIGKILL).
+// resumption across a server restart (SIGTERM) and a crash (SIGKILL) — also a crash before the
+// client asked for an ack: the server's 'h' still covers what it had handled (no duplicates).
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { RawClient, streamErrorCondition, xml, type Element } from '../helpers/client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
@@ -371,6 +374,60 @@ describe('e2e: stream management (XEP-0198)', function () {
     const { c: again, answer } = await resume('juliet', previd, 5);
     assert.equal(answer.name, 'resumed', answer.toString());
     assert.deepEqual(bodies(await collect(again, 5)), ['k6', 'k7', 'k8', 'k9', 'k10']);
+  });
+
+  it('resumes across a crash (SIGKILL) before the sender asked for an ack: its h covers what was handled, nothing arrives twice', async function () {
+    const { c: juliet, jid, previd: julietPrevid } = await smClient('juliet', 'unasked');
+    const { c: romeo, previd } = await smClient('romeo', 'desk7');
+    const texts = ['u1', 'u2', 'u3'];
+    // Romeo never asks for an ack: the server counted his stanzas only in its memory so far.
+    for (const t of texts) romeo.write(chat(jid, t).toString());
+    assert.deepEqual(bodies(await collect(juliet, 3)), texts);
+    // Juliet's <a/> comes once everything changed so far is durable: Romeo's messages were handled
+    // (she has them), so their count is in that batch too.
+    juliet.write(xml('a', { xmlns: NS_SM, h: '3' }).toString());
+    juliet.write(xml('r', { xmlns: NS_SM }).toString());
+    await juliet.expect(isSm('a'));
+    server.proc!.kill('SIGKILL');
+    await server.stop();
+    clients.splice(0).forEach((c) => c.socket.destroy());
+    server.output = '';
+    await server.start();
+    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    const { c: romeo2, answer } = await resume('romeo', previd, 0);
+    assert.equal(answer.name, 'resumed', answer.toString());
+    assert.equal(answer.attrs.h, '3', 'the server handled all three before the crash');
+    const { c: juliet2, answer: julietAnswer } = await resume('juliet', julietPrevid, 3);
+    assert.equal(julietAnswer.name, 'resumed', julietAnswer.toString());
+    // As a client does (XEP-0198 §5): re-send what the server's h does not cover, then go on.
+    for (const t of texts.slice(Number(answer.attrs.h))) romeo2.write(chat(jid, t).toString());
+    romeo2.write(chat(jid, 'after the crash').toString());
+    assert.deepEqual(bodies(await collect(juliet2, 1)), ['after the crash']);
+  });
+
+  it('journals the count of a client\'s stanzas even when they cause nothing else there (sent to a client without SM), and resumes with it after a crash', async function () {
+    const { c: juliet, jid } = await connect('juliet', 'nosm');
+    juliet.write(xml('presence').toString());
+    const { c: romeo, previd } = await smClient('romeo', 'desk8');
+    for (const t of ['n1', 'n2', 'n3']) romeo.write(chat(jid, t).toString());
+    assert.deepEqual(bodies(await collect(juliet, 3)), ['n1', 'n2', 'n3']);
+    // Nobody asked for an ack and nothing else was journaled: the count goes there on its own.
+    const journal = path.join(server.dir, 'data', 'smacks', `${encodeURIComponent(server.host)}.journal`);
+    const record = JSON.stringify(['i', `romeo/${previd}`, 3]);
+    const deadline = Date.now() + 10_000;
+    while (!(existsSync(journal) && readFileSync(journal, 'utf8').includes(record))) {
+      assert.ok(Date.now() < deadline, `no ${record} in the journal:\n${existsSync(journal) ? readFileSync(journal, 'utf8').slice(-2000) : '(none)'}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    server.proc!.kill('SIGKILL');
+    await server.stop();
+    clients.splice(0).forEach((c) => c.socket.destroy());
+    server.output = '';
+    await server.start();
+    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    const { answer } = await resume('romeo', previd, 0);
+    assert.equal(answer.name, 'resumed', answer.toString());
+    assert.equal(answer.attrs.h, '3');
   });
 
   it('resumes across a crash (SIGKILL) once the sender had its ack', async function () {

@@ -3,8 +3,8 @@
 // 127.0.0.1), so no test sends a DNS query off the machine.
 import { client as xmppClient } from '@xmpp/client';
 import { DEFAULTS } from '../../core/config.ts';
-import { TestClient, xml, type Element } from './client.ts';
-import type { TestDnsServer } from './dns-server.ts';
+import { RawClient, TestClient, xml, type Element } from './client.ts';
+import { startDnsServer, type TestDnsServer } from './dns-server.ts';
 import { startServer, type TestServer } from './server.ts';
 
 /** The port of a started server's listener `name` ('s2s', 's2s_direct_tls'). */
@@ -85,4 +85,100 @@ export async function loginAt(address: string, port: number, domain: string, use
   await c.send(xml('presence'));
   await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: NS_ROSTER })));
   return c;
+}
+
+/** What `federationFixture` gives a test: the DNS server of this test, and servers and users it stops afterwards. */
+export interface FederationFixture {
+  /** The loopback DNS server of the running test (new for each test). */
+  readonly dns: TestDnsServer;
+  /** The servers started in this test (their output is printed when it fails). */
+  readonly servers: TestServer[];
+  /** A federated server for `host` (published in DNS unless `publish: false`), stopped after the test. */
+  start(host: string, config?: Record<string, unknown>, users?: Record<string, string>, options?: { publish?: boolean }): Promise<TestServer>;
+  /** A user of `server` (on `domain`, default its host) logged in with the fixture's password (available, roster asked), stopped after the test. */
+  user(server: TestServer, name: string, domain?: string): Promise<TestClient>;
+  /** Run `cleanup` after the test (raw peers, fake servers). */
+  after(cleanup: () => unknown): void;
+}
+
+/**
+ * The federation fixture of the s2s e2e specs (call it inside `describe`): a loopback DNS server per
+ * test, Cadence servers started through `startFederated`, users logged in with `password`; after each
+ * test everything is stopped, and the servers' output printed when the test failed.
+ */
+export function federationFixture(password: string): FederationFixture {
+  let dns: TestDnsServer | undefined;
+  const servers: TestServer[] = [];
+  const clients: TestClient[] = [];
+  const cleanups: (() => unknown)[] = [];
+  beforeEach(async () => {
+    dns = await startDnsServer();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') for (const s of servers) console.log(`---- ${s.host}\n${s.output}`);
+    for (const c of cleanups.splice(0)) await c();
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    await Promise.all(servers.splice(0).map((s) => s.destroy()));
+    await dns?.close();
+    dns = undefined;
+  });
+  const fixture: FederationFixture = {
+    get dns() {
+      if (!dns) throw new Error('federationFixture: no DNS server outside a test');
+      return dns;
+    },
+    servers,
+    async start(host, config = {}, users = {}, options = {}) {
+      const server = await startFederated({ host, dns: fixture.dns, users, config, publish: options.publish });
+      servers.push(server);
+      return server;
+    },
+    async user(server, name, domain = server.host) {
+      const c = await loginAt('127.0.0.1', server.c2sPort, domain, name, password);
+      clients.push(c);
+      return c;
+    },
+    after(cleanup) {
+      cleanups.push(cleanup);
+    },
+  };
+  return fixture;
+}
+
+/** An s2s stream header from `from` to `to` (jabber:server with the dialback prefix). */
+export const s2sHeader = (from: string, to: string, extra = ''): string =>
+  `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='${from}' to='${to}' version='1.0'${extra}>`;
+
+/** A raw peer server on an encrypted s2s stream: the features before and after STARTTLS. */
+export interface RawPeer {
+  peer: RawClient;
+  plainFeatures: Element;
+  features: Element;
+}
+
+/**
+ * A hand-driven remote server: connects to `server`'s s2s listener as `from` presenting `cert`,
+ * opens a stream to `to`, negotiates STARTTLS and opens the stream again. Closed after the test
+ * through `fixture.after`.
+ */
+export async function rawPeer(fixture: FederationFixture, server: TestServer, cert: { cert: string; key: string }, from: string, to: string): Promise<RawPeer> {
+  const peer = await RawClient.connect(listenerPort(server, 's2s'), { tls: { cert: cert.cert, key: cert.key } });
+  fixture.after(() => peer.close());
+  peer.write(s2sHeader(from, to));
+  const plainFeatures = await peer.expect((el) => el.name === 'stream:features');
+  peer.write(`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`);
+  await peer.expect((el) => el.name === 'proceed');
+  await peer.upgradeTls(to);
+  peer.write(s2sHeader(from, to));
+  const features = await peer.expect((el) => el.name === 'stream:features');
+  return { peer, plainFeatures, features };
+}
+
+/** SASL EXTERNAL on a raw peer's stream (after `<bidi/>` when asked), then the stream restart. */
+export async function rawPeerExternal(peer: RawClient, from: string, to: string, options: { bidi?: boolean } = {}): Promise<void> {
+  peer.write(`${options.bidi ? "<bidi xmlns='urn:xmpp:bidi'/>" : ''}<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
+  await peer.expect((el) => el.name === 'success');
+  peer.resetParser();
+  peer.write(s2sHeader(from, to));
+  await peer.expect((el) => el.name === 'stream:features');
 }

@@ -1,6 +1,7 @@
 // A raw XMPP-over-WebSocket client (RFC 7395) for tests: frames in and out as text, each incoming
 // frame parsed into an element, and PLAIN login helpers. Trusts the run's test CA for wss:.
 import { readFileSync } from 'node:fs';
+import { TLSSocket } from 'node:tls';
 import { parse, type Element } from 'ltx';
 import WebSocket from 'ws';
 import { testCa } from './testca.ts';
@@ -12,6 +13,8 @@ export class WsClient {
   private waiters: { pred: (el: Element) => boolean; resolve: (el: Element) => void }[] = [];
   /** Resolves with the WebSocket close code. */
   readonly closed: Promise<number>;
+  /** The TLS connection under a wss: WebSocket (channel binding). */
+  tlsSocket: TLSSocket | undefined;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -22,6 +25,9 @@ export class WsClient {
       else this.frames.push(el);
     });
     this.closed = new Promise((resolve) => ws.once('close', (code: number) => resolve(code)));
+    ws.once('upgrade', (res) => {
+      if (res.socket instanceof TLSSocket) this.tlsSocket = res.socket;
+    });
   }
 
   /** Connect to `url` offering `protocols` (default ['xmpp']). */

@@ -73,6 +73,22 @@ describe('s2s interop: ejabberd 23.01', function () {
     await cadence!.waitForOutput(/s2s stream from ejabberd\.example to cadence\.example authenticated \(EXTERNAL/);
   });
 
+  it('multiplexes a second Cadence domain onto the established stream (XEP-0220 sender multiplexing, dialback)', async () => {
+    const { alice, bob } = await startBoth({ virtualHosts: { 'cadence.example': {}, 'cadence2.example': {} } }, { trustCa: false });
+    dns.set('_xmpp-server._tcp.cadence2.example', [{ type: 'SRV', priority: 0, weight: 0, port: listenerPort(cadence!, 's2s'), target: '127.0.0.1' }]);
+    const made = await cadence!.cli(['adduser', 'carol@cadence2.example'], `${PASS}\n`);
+    assert.equal(made.code, 0, made.stderr);
+    const carol = await loginAt('127.0.0.1', cadence!.c2sPort, 'cadence2.example', 'carol', PASS);
+    clients.push(carol);
+    await alice.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'from cadence')));
+    await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'from cadence', 30000);
+    await carol.send(xml('message', { to: bob.jid, type: 'chat' }, xml('body', {}, 'from cadence2')));
+    const got = await bob.expect((s) => s.name === 'message' && s.getChildText('body') === 'from cadence2', 30000);
+    assert.equal(got.attrs.from?.toString().split('/')[0], 'carol@cadence2.example');
+    await cadence!.waitForOutput(/s2s stream cadence\.example → ejabberd\.example: cadence2\.example authenticated over it \(dialback multiplexing\)/);
+    assert.doesNotMatch(cadence!.output, /s2s stream cadence2\.example → ejabberd\.example established/);
+  });
+
   it('refuses a ejabberd whose certificate names another domain under s2sSecureAuth', async () => {
     const wrong = pki.issue({ cn: 'wrong.test', dns: ['wrong.test'] });
     const { alice } = await startBoth({ s2sCaFile: pki.root.certFile, s2sSecureAuth: true }, { trustCa: false, cert: wrong });

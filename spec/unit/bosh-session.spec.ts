@@ -137,13 +137,14 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       assert.equal(old.attrs.ver, '1.5');
     });
 
-    it('refuses a creation request without rid, wait, hold or to (bad-request), for another host (host-unknown)', async () => {
-      for (const missing of ['rid', 'wait', 'hold', 'to']) {
+    it('refuses a creation request without rid, wait or hold (bad-request), without to (improper-addressing, §17.2), for another host (host-unknown)', async () => {
+      for (const missing of ['rid', 'wait', 'hold', 'to', 'empty to']) {
         const h = harness();
         const attrs: Record<string, string | number> = { rid: 1, to: 'example.org', wait: 60, hold: 1 };
-        delete attrs[missing];
+        if (missing === 'empty to') attrs.to = '';
+        else delete attrs[missing];
         const r = await h.post(attrs);
-        assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', 'bad-request'], missing);
+        assert.deepEqual([r.attrs.type, r.attrs.condition], ['terminate', missing.endsWith('to') ? 'improper-addressing' : 'bad-request'], missing);
         assert.equal(h.manager.size, 0);
       }
       const r = await harness().create({ to: 'elsewhere.example' });
@@ -435,6 +436,22 @@ describe('BOSH session engine (XEP-0124, XEP-0206)', () => {
       assert.equal(next.getChildren('message', 'jabber:client').length, 1, 'what came in during the pause');
       h.clock.advance(31_000);
       assert.deepEqual(h.ended, [{ graceful: false, condition: 'inactivity', undelivered: [] }], 'the normal inactivity period again');
+    });
+
+    it('forwards the payloads of a pause request; what they bring waits for the request after the pause', async () => {
+      const h = harness();
+      await h.create();
+      const sid = sidOf(h);
+      const p = await h.post({ sid, rid: h.rid + 1, pause: 60 }, "<presence xmlns='jabber:client' type='unavailable'/>");
+      assert.equal(p.attrs.type, undefined);
+      assert.equal(p.children.length, 0, 'no payloads in the pause response');
+      assert.equal(h.delivered[0]?.[0]?.attrs.type, 'unavailable');
+      h.session().send(new Element('message'));
+      await flush();
+      h.clock.advance(45_000);
+      assert.equal(h.ended.length, 0, 'within the pause');
+      const next = await h.post({ sid, rid: h.rid + 2 });
+      assert.equal(next.getChildren('message', 'jabber:client').length, 1);
     });
 
     it('refuses a pause longer than maxpause with policy-violation', async () => {

@@ -25,4 +25,13 @@ describe('config validation', function () {
     const cfg = check({ c2sPorts: [5222], c2s: { stanzaSizeLimit: 65536, keepaliveInterval: 0 } });
     assert.deepEqual(cfg.c2s, { stanzaSizeLimit: 65536, keepaliveInterval: 0 });
   });
+
+  it('accepts the s2s policy options per virtual host and per component, checking their types', function () {
+    const perHost = { s2sRequireEncryption: true, s2sSecureAuth: true, s2sSecureDomains: ['a.example'], s2sInsecureDomains: ['b.example'], s2sBlocklist: ['c.example'], s2sAllowlist: ['d.example'] };
+    const cfg = validateConfig({ virtualHosts: { 'example.org': perHost }, components: { 'muc.example.org': { module: 'ping', s2sSecureAuth: false } } }, (n) => modules.has(n));
+    assert.deepEqual(cfg.virtualHosts?.['example.org'], perHost);
+    assert.throws(() => validateConfig({ virtualHosts: { 'example.org': { s2sBlocklist: 'c.example' } } }, (n) => modules.has(n)), (err: CoreError) => err.code === 'CONFIG_INVALID' && err.message.includes('s2sBlocklist'));
+    // Options of the listeners and the resolver stay global.
+    assert.throws(() => validateConfig({ virtualHosts: { 'example.org': { s2sPorts: [5269] } } }, (n) => modules.has(n)), (err: CoreError) => err.code === 'CONFIG_INVALID');
+  });
 });

@@ -87,6 +87,19 @@ describe('dialback replay guard: keys Cadence issued (Authoritative Server)', ()
     assert.equal(keys.check('remote.example', 'cadence.example', 'stream-1', key), 'valid');
   });
 
+  it('keeps a key per domain pair on one stream (further domains multiplexed onto it), each confirmed once', () => {
+    const keys = new IssuedKeys({ secret, now });
+    const main = keys.issue('remote.example', 'cadence.example', 'stream-1');
+    const muc = keys.issue('remote.example', 'muc.cadence.example', 'stream-1');
+    assert.equal(keys.size, 2);
+    assert.equal(keys.check('remote.example', 'muc.cadence.example', 'stream-1', muc), 'valid');
+    assert.equal(keys.check('remote.example', 'cadence.example', 'stream-1', main), 'valid');
+    assert.equal(keys.check('remote.example', 'muc.cadence.example', 'stream-1', main), 'invalid');
+    assert.equal(keys.check('remote.example', 'muc.cadence.example', 'stream-1', muc), 'replayed');
+    keys.forget('stream-1');
+    assert.equal(keys.size, 0);
+  });
+
   it('refuses a key after its lifetime, and forgets streams that closed', () => {
     const keys = new IssuedKeys({ secret, now, lifetimeMs: 1000 });
     const key = keys.issue('remote.example', 'cadence.example', 'stream-1');

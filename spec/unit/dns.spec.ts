@@ -171,7 +171,16 @@ describe('DNS client and resolver against a loopback server', () => {
     assert.deepEqual(tlsa.records, [{ usage: 3, selector: 1, matchingType: 1, data: Buffer.alloc(32, 0xaa) }]);
     assert.deepEqual(await r.addresses('xmpp.example.org'), { ok: true, addresses: [{ address: '2001:db8::5', family: 6 }, { address: '192.0.2.5', family: 4 }], secure: false, source: 'dns' });
     assert.deepEqual(await r.srv('_xmpp-server._tcp.nowhere.example'), { ok: true, records: [], secure: false, nxdomain: true });
-    assert.deepEqual(await r.addresses('nowhere.example'), { ok: false, error: 'not-found', detail: 'nowhere.example has no address records' });
+    assert.deepEqual(await r.addresses('nowhere.example'), { ok: false, error: 'not-found', detail: 'nowhere.example does not exist (NXDOMAIN)' });
+  });
+
+  it("answers 'not-found' for addresses only when DNS says so (NXDOMAIN, or a name without address records); a failed lookup is the failure", async () => {
+    dns.set('noaddress.example', []);
+    dns.behave('broken.example', 'servfail');
+    const r = resolver();
+    assert.deepEqual(await r.addresses('noaddress.example'), { ok: false, error: 'not-found', detail: 'noaddress.example has no address records' });
+    const broken = await r.addresses('broken.example');
+    assert.equal(!broken.ok && broken.error, 'servfail');
   });
 
   it('retries over TCP when the UDP answer is truncated', async () => {
@@ -393,7 +402,7 @@ describe('targets of a remote domain (RFC 6120 §3.2, XEP-0368)', () => {
     dns.behave('_xmpp-server._tcp.flaky.example', 'silent');
     dns.behave('_xmpps-server._tcp.flaky.example', 'servfail');
     const r = await resolveS2sTargets('flaky.example', { resolver });
-    assert.deepEqual(r, { ok: true, targets: [{ host: 'flaky.example', port: 5269, directTls: false, source: 'fallback', secure: false }] });
+    assert.deepEqual(r, { ok: true, targets: [{ host: 'flaky.example', port: 5269, directTls: false, source: 'fallback', secure: false }], srvFailed: true });
   });
 
   it('asks for internationalised domains in A-label form, and refuses invalid domains', async () => {

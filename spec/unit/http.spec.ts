@@ -341,6 +341,35 @@ describe('HTTP server (core/net/http.ts)', () => {
       assert.equal((await get(undefined)).cn, 'a.example');
     });
 
+    it("gives the client's own TLS connection (clientTls) for channel binding: not on plain HTTP, not through a trusted proxy", async () => {
+      const p = await selfsigned.generate([{ name: 'commonName', value: 'a.example' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' });
+      const ctx = tls.createSecureContext({ cert: p.cert, key: p.private });
+      server = new HttpServer({
+        httpPorts: [0],
+        httpsPorts: [0],
+        interfaces: ['127.0.0.1'],
+        trustedProxies: ['127.0.0.1'],
+        tls: { sni: (_name, cb) => cb(null, ctx), fallback: { cert: p.cert, key: p.private } },
+      });
+      await server.listen();
+      const plainPort = server.addresses().find((a) => !a.secure)!.port;
+      const tlsPort = server.addresses().find((a) => a.secure)!.port;
+      server.route('*', 'GET', '/', (req) => ({ body: `${req.clientTls ? req.clientTls.getProtocol() : 'none'} ${req.secure}` }));
+      const get = (headers: Record<string, string> = {}) => new Promise<string>((resolve, reject) => {
+        const req = https.request({ host: '127.0.0.1', port: tlsPort, path: '/', headers: { Host: 'a.example', ...headers }, rejectUnauthorized: false, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (c) => (body += c));
+          res.on('end', () => resolve(body));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(await get(), 'TLSv1.3 true', 'HTTPS straight to us, from a trusted address without X-Forwarded-*');
+      assert.equal(await get({ 'X-Forwarded-For': '203.0.113.9' }), 'none true', "through a trusted proxy: the TLS is the proxy's");
+      assert.equal((await request(plainPort, { headers: { Host: 'a.example', 'X-Forwarded-Proto': 'https' } })).body, 'none true');
+      assert.equal((await request(plainPort, { headers: { Host: 'a.example' } })).body, 'none false');
+    });
+
     it('refuses httpsPorts without certificates', async () => {
       const s = new HttpServer({ httpPorts: [], httpsPorts: [0], interfaces: ['127.0.0.1'] });
       await assert.rejects(s.listen(), (e: CoreError) => e.code === 'TLS_FAILED');

@@ -380,11 +380,14 @@ describe('core/scram', () => {
       expectFailure(await srv.step(Buffer.from('p=tls-exporter,,n=alice,r=abc')));
     });
 
-    it('-PLUS requires channel binding', async () => {
+    it('-PLUS requires channel binding (strict); the compatible policy takes n as unbound SCRAM', async () => {
       for (const flag of ['n', 'y']) {
-        const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
+        const srv = server({ hash, lookup: lookupFor(users), plus: true, ...tls13, policy: 'strict' });
         expectFailure(await srv.step(Buffer.from(`${flag},,n=alice,r=abc`)));
       }
+      expectFailure(await server({ hash, lookup: lookupFor(users), plus: true, ...tls13 }).step(Buffer.from('y,,n=alice,r=abc')));
+      const lenient = server({ hash, lookup: lookupFor(users), plus: true, ...tls13 });
+      assert.equal((await runClient(lenient, hash, { username: 'alice', password: 'pw', gs2Flag: 'n' })).status, 'success');
     });
 
     it('-PLUS rejects a binding type the provider does not support', async () => {
@@ -543,7 +546,7 @@ describe('core/scram', () => {
     };
     const table: Row[] = [
       { flag: 'n', plus: false, offeredPlus: '*', conn: '*', compatible: 'accept', strict: 'accept' },
-      { flag: 'n', plus: true, offeredPlus: '*', conn: '*', compatible: 'malformed-request', strict: 'malformed-request' },
+      { flag: 'n', plus: true, offeredPlus: '*', conn: '*', compatible: 'accept', strict: 'malformed-request' },
       { flag: 'y', plus: true, offeredPlus: '*', conn: '*', compatible: 'malformed-request', strict: 'malformed-request' },
       { flag: 'y', plus: false, offeredPlus: false, conn: '*', compatible: 'accept', strict: 'accept' },
       { flag: 'y', plus: false, offeredPlus: true, conn: 'no tls-unique', compatible: 'accept', strict: 'not-authorized' },

@@ -2,12 +2,15 @@
 // file, a new process (a new store on the same file) reads back exactly the live state, an ack
 // moves the counter and removes what it covers together, a torn last record (crash mid-write) is
 // cut off, a damaged one skipped, compaction keeps the state, and state an earlier version kept in
-// the map store is imported once.
+// the map store is imported once. A stanza's record is the XML mod_smacks gives it (the string the
+// socket write used: serialised once); one batch is written at a time, so what is acknowledged
+// while a batch is being written never reaches the file; the inbound count ('i' records) comes
+// back after a crash, and `beforeBatch` records go in the batch it precedes.
 import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { xml, type Stanza } from '../../core/api.ts';
+import { xml } from '../../core/api.ts';
 import { MemoryDriver } from '../../core/storage/drivers/memory.ts';
 import { ResumptionStore, type StoredHeader } from '../../modules/mod_smacks/store.ts';
 
@@ -17,7 +20,8 @@ const header = (over: Partial<StoredHeader> = {}): StoredHeader => ({
   resource: 'phone', hIn: 3, hOutAcked: 0, max: 300, expires: null, presence: '<presence/>', interested: true, ...over,
 });
 
-const message = (body: string) => xml('message', { to: 'juliet@example.org/phone', type: 'chat' }, xml('body', {}, body)) as Stanza;
+/** A stanza as mod_smacks hands it to the journal: the XML written to the client. */
+const message = (body: string) => xml('message', { to: 'juliet@example.org/phone', type: 'chat' }, xml('body', {}, body)).toString();
 
 describe('mod_smacks resumption journal', function () {
   let dir: string;
@@ -57,7 +61,7 @@ describe('mod_smacks resumption journal', function () {
     assert.equal(s!.id, 'id1');
     assert.deepEqual(s!.header, header());
     assert.deepEqual(s!.queue.map((q) => [q.seq, q.sent]), [[0, 1000], [1, 1001]]);
-    assert.equal(s!.queue[0]!.xml, message('one').toString());
+    assert.equal(s!.queue[0]!.xml, message('one'));
     assert.deepEqual(errors, []);
   });
 
@@ -75,24 +79,81 @@ describe('mod_smacks resumption journal', function () {
     assert.deepEqual(s!.queue.map((q) => q.seq), [3]);
   });
 
-  it('does not serialise or write a stanza acknowledged before its batch was written', async function () {
+  it('writes the XML it was given as the stanza\'s record (no serialisation of its own), and not at all once acknowledged before its batch', async function () {
     const a = await openStore();
     a.header('juliet', 'id1', header());
-    const m = message('never written');
-    let serialised = 0;
-    const original = m.toString.bind(m);
-    m.toString = () => {
-      serialised++;
-      return original();
-    };
-    a.append('juliet', 'id1', 0, m, 1000);
-    a.ack('juliet', 'id1', 1, [0]);
+    const written = message('kept');
+    a.append('juliet', 'id1', 0, written, 1000);
+    a.append('juliet', 'id1', 1, message('never written'), 1001);
+    a.remove('juliet', 'id1', [1]);
     await a.flushed();
-    assert.equal(serialised, 0);
+    const lines = readFileSync(a.file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as unknown[]);
+    assert.deepEqual(lines.filter((l) => l[0] === 'a'), [['a', 'juliet/id1', 0, 1000, written]]);
     assert.doesNotMatch(readFileSync(a.file, 'utf8'), /never written/);
     const [s] = (await openStore()).loadAll();
-    assert.equal(s!.header.hOutAcked, 1);
-    assert.deepEqual(s!.queue, []);
+    assert.deepEqual(s!.queue, [{ seq: 0, xml: written, sent: 1000 }]);
+  });
+
+  it('writes one batch at a time: what is acknowledged while a batch is being written never reaches the file', async function () {
+    const a = await openStore();
+    a.header('juliet', 'id1', header({ hOutAcked: 0 }));
+    a.append('juliet', 'id1', 0, message('first batch'), 1000);
+    const first = a.flush();
+    // The first batch is being written: these wait for the next one.
+    a.append('juliet', 'id1', 1, message('acked while the disk was busy'), 1001);
+    a.append('juliet', 'id1', 2, message('still unacknowledged'), 1002);
+    void a.flush();
+    a.ack('juliet', 'id1', 2, [0, 1]);
+    await first;
+    await a.flushed();
+    const text = readFileSync(a.file, 'utf8');
+    assert.match(text, /first batch/);
+    assert.match(text, /still unacknowledged/);
+    assert.doesNotMatch(text, /acked while the disk was busy/);
+    assert.equal(a.stats().batches, 2);
+    const [s] = (await openStore()).loadAll();
+    assert.equal(s!.header.hOutAcked, 2);
+    assert.deepEqual(s!.queue.map((q) => q.seq), [2]);
+  });
+
+  it('keeps the inbound count (\'i\' records) across a crash, and writes what beforeBatch adds in the batch it precedes', async function () {
+    let hIn = 0;
+    const a = await openStore({ beforeBatch: () => a.handled('juliet', 'id1', hIn) });
+    a.header('juliet', 'id1', header({ hIn: 0 }));
+    await a.flushed();
+    const batches = a.stats().batches;
+    hIn = 7;
+    a.append('juliet', 'id1', 0, message('caused by the seventh'), 1000);
+    await a.flushed();
+    assert.equal(a.stats().batches, batches + 1, 'the count went with the stanza it caused');
+    const last = readFileSync(a.file, 'utf8').trim().split('\n').at(-1)!;
+    assert.deepEqual(JSON.parse(last), ['i', 'juliet/id1', 7]);
+    // No close: what another process finds after this one died.
+    const [s] = (await openStore()).loadAll();
+    assert.equal(s!.header.hIn, 7);
+    assert.deepEqual(s!.queue.map((q) => q.seq), [0]);
+  });
+
+  it('puts a batch that could not be written back in front: flushed() rejects, the retry writes it, and a stanza gone from the queue meanwhile leaves it', async function () {
+    const a = await openStore();
+    a.header('juliet', 'id1', header({ hOutAcked: 0 }));
+    await a.flushed();
+    // The file handle goes away (as if the disk failed): the next write throws.
+    const inner = a as unknown as { fh: unknown };
+    const fh = inner.fh;
+    inner.fh = undefined;
+    a.append('juliet', 'id1', 0, message('kept for the retry'), 1000);
+    a.append('juliet', 'id1', 1, message('gone before the retry'), 1001);
+    await assert.rejects(a.flushed(), /not open/);
+    assert.equal(errors.length, 1);
+    inner.fh = fh;
+    a.remove('juliet', 'id1', [1]);
+    await a.flushed();
+    const text = readFileSync(a.file, 'utf8');
+    assert.match(text, /kept for the retry/);
+    assert.doesNotMatch(text, /gone before the retry/);
+    const [s] = (await openStore()).loadAll();
+    assert.deepEqual(s!.queue.map((q) => q.seq), [0]);
   });
 
   it('forgets a dropped session, and a session without a header', async function () {

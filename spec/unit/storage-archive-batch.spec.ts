@@ -1,13 +1,16 @@
 // Group commit of archive appends in the sqlite driver: the appends of one event-loop turn are
-// committed together, each caller resolves once its batch is committed (visible to another
-// connection, so on disk), ids keep call order, a failing append rejects its caller alone, and a
-// batch that cannot be committed rejects its callers only.
+// committed together (to archive_pending), each caller resolves once its batch is committed
+// (visible to another connection, so on disk), ids keep call order, a failing append rejects its
+// caller alone, and a batch that cannot be committed rejects its callers only. Pending rows move
+// into the archive in batches (schema 4); reads see them, a crash loses none, and a row that
+// cannot move blocks no other.
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SqliteDriver, DB_FILE } from '../../core/storage/drivers/sqlite.ts';
+import { ARCHIVE_MOVE_ROWS, SqliteDriver, DB_FILE } from '../../core/storage/drivers/sqlite.ts';
 
 const HOST = 'example.com';
 
@@ -17,8 +20,11 @@ describe('sqlite archive group commit', () => {
   /** A second connection to the same file: sees only what is committed. */
   let other: Database.Database;
 
+  /** Rows committed: moved into the archive, or pending (as durable). */
   const committedRows = (): number =>
-    other.prepare('SELECT count(*) FROM archive').pluck().get() as number;
+    other.prepare('SELECT (SELECT count(*) FROM archive) + (SELECT count(*) FROM archive_pending)').pluck().get() as number;
+  const pendingRows = (): number =>
+    other.prepare('SELECT count(*) FROM archive_pending').pluck().get() as number;
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'cadence-batch-'));
@@ -85,7 +91,7 @@ describe('sqlite archive group commit', () => {
   });
 
   it('an append that fails rejects its caller alone; the rest of its batch is committed', async () => {
-    other.exec(`CREATE TRIGGER poison BEFORE INSERT ON archive WHEN NEW."payload" = 'poison'
+    other.exec(`CREATE TRIGGER poison BEFORE INSERT ON archive_pending WHEN NEW."payload" = 'poison'
       BEGIN SELECT RAISE(ABORT, 'poisoned payload'); END;`);
     const mam = driver.archive(HOST, 'mam');
     const ok1 = mam.append('alice', { payload: 'a' });
@@ -128,6 +134,100 @@ describe('sqlite archive group commit', () => {
       other.prepare('SELECT "payload" FROM archive ORDER BY "sort"').pluck().all(),
       ['kept', 'last'],
     );
+    assert.equal(pendingRows(), 0, 'close moves what is pending');
+  });
+
+  it('appends wait in archive_pending; a read moves them, in order, with their counts', async () => {
+    const mam = driver.archive(HOST, 'mam');
+    await Promise.all([
+      mam.append('alice', { with: 'bob@example.com/phone', payload: 'a1' }),
+      mam.append('carol', { payload: 'c1' }),
+      mam.append('alice', { with: 'dave@example.com', payload: 'a2' }),
+    ]);
+    assert.equal(pendingRows(), 3);
+    assert.equal(other.prepare('SELECT count(*) FROM archive').pluck().get(), 0);
+    assert.equal(await mam.count('alice', { with: 'bob@example.com' }), 1);
+    assert.equal(pendingRows(), 0);
+    assert.deepEqual((await mam.find('alice')).map((i) => i.payload), ['a1', 'a2']);
+    assert.deepEqual(
+      other.prepare(`SELECT "user", "with_bare", "n" FROM archive_count ORDER BY "user", "with_bare"`).all(),
+      [
+        { user: 'alice', with_bare: '', n: 2 },
+        { user: 'alice', with_bare: 'bob@example.com', n: 1 },
+        { user: 'alice', with_bare: 'dave@example.com', n: 1 },
+        { user: 'carol', with_bare: '', n: 1 },
+      ],
+    );
+  });
+
+  it(`moves pending rows on its own once ${ARCHIVE_MOVE_ROWS} are pending`, async () => {
+    const mam = driver.archive(HOST, 'mam');
+    await Promise.all(Array.from({ length: ARCHIVE_MOVE_ROWS }, (_, i) => mam.append(`u${i % 7}`, { payload: `m${i}` })));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(pendingRows(), 0);
+    assert.equal(other.prepare('SELECT count(*) FROM archive').pluck().get(), ARCHIVE_MOVE_ROWS);
+  });
+
+  it('an id given again replaces the item, whether it was moved already or is pending', async () => {
+    const mam = driver.archive(HOST, 'mam');
+    await mam.append('alice', { id: 'x', payload: 'x1' });
+    await mam.append('alice', { id: 'y', payload: 'y1' });
+    assert.equal((await mam.find('alice')).length, 2); // moved
+    await mam.append('alice', { id: 'x', payload: 'x2' });
+    await mam.append('alice', { id: 'z', payload: 'z1' });
+    await mam.append('alice', { id: 'z', payload: 'z2' });
+    await mam.append('bob', { id: 'x', payload: 'bob-x' }); // another archive's x stays apart
+    assert.equal(pendingRows(), 4);
+    assert.deepEqual((await mam.find('alice')).map((i) => `${i.id}=${i.payload}`), ['y=y1', 'x=x2', 'z=z2']);
+    assert.equal(await mam.count('alice'), 3);
+    assert.deepEqual((await mam.find('bob')).map((i) => i.payload), ['bob-x']);
+  });
+
+  it('a row that cannot move stays pending and blocks no other', async () => {
+    other.exec(`CREATE TRIGGER poison BEFORE INSERT ON archive WHEN NEW."payload" = 'poison'
+      BEGIN SELECT RAISE(ABORT, 'poisoned payload'); END;`);
+    const mam = driver.archive(HOST, 'mam');
+    await Promise.all(['a', 'poison', 'b'].map((payload) => mam.append('alice', { payload })));
+    assert.deepEqual((await mam.find('alice')).map((i) => i.payload), ['a', 'b']);
+    assert.deepEqual(other.prepare('SELECT "payload" FROM archive_pending').pluck().all(), ['poison']);
+    other.exec('DROP TRIGGER poison');
+    assert.deepEqual((await mam.find('alice')).map((i) => i.payload), ['a', 'b', 'poison']);
+    assert.equal(pendingRows(), 0);
+  });
+
+  it('an acknowledged append survives a crash (the process killed before any move); the next open moves it', async function () {
+    this.timeout(60_000);
+    const crashDir = mkdtempSync(join(tmpdir(), 'cadence-crash-'));
+    try {
+      // A child appends, and once every append resolved, kills itself (no close, no move).
+      const script = `
+        import { SqliteDriver } from ${JSON.stringify(new URL('../../core/storage/drivers/sqlite.ts', import.meta.url).href)};
+        const d = new SqliteDriver(${JSON.stringify(crashDir)});
+        const mam = d.archive('example.com', 'mam');
+        const ids = await Promise.all(Array.from({ length: 50 }, (_, i) => mam.append('alice', { with: 'bob@example.com', payload: 'm' + i })));
+        process.stdout.write(JSON.stringify(ids));
+        process.kill(process.pid, 'SIGKILL');`;
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+      assert.equal(child.signal, 'SIGKILL', child.stderr);
+      const acknowledged = JSON.parse(child.stdout) as string[];
+      assert.equal(acknowledged.length, 50);
+      const raw = new Database(join(crashDir, DB_FILE), { readonly: true });
+      try {
+        assert.equal(raw.prepare('SELECT count(*) FROM archive_pending').pluck().get(), 50, 'still pending at the crash');
+      } finally {
+        raw.close();
+      }
+      const reopened = new SqliteDriver(crashDir);
+      try {
+        const items = await reopened.archive(HOST, 'mam').find('alice');
+        assert.deepEqual(items.map((i) => i.id), acknowledged);
+        assert.equal(await reopened.archive(HOST, 'mam').count('alice', { with: 'bob@example.com' }), 50);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      rmSync(crashDir, { recursive: true, force: true });
+    }
   });
 
   it('the database is in WAL mode', () => {

@@ -1,6 +1,6 @@
 // Archive store semantics the MAM engine leans on, checked against both drivers: time bounds when
 // `when` goes back in archive order, counts after replace/delete, count == find().length for
-// every mix of filters, and (sqlite) the upgrade of a schema-1 database.
+// every mix of filters, and (sqlite) the upgrade of a schema-1 and of a filled schema-3 database.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -202,6 +202,99 @@ describe('sqlite archive schema upgrade', () => {
       assert.ok(indexes.includes('archive_by_with_bare'));
       assert.ok(!indexes.includes('archive_by_with'));
       assert.ok(!indexes.includes('archive_by_when'), 'schema 3: no index by when');
+    } finally {
+      db.close();
+    }
+  });
+
+  it('upgrades a filled schema-3 database to 4: every item, count and query as before; new appends go through archive_pending', async () => {
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir);
+    // The tables, indexes and triggers exactly as schema version 3 made them.
+    const old = new Database(join(dataDir, 'cadence.sqlite'));
+    old.exec(`
+      CREATE TABLE schema_version ("component" TEXT PRIMARY KEY NOT NULL, "version" INTEGER NOT NULL);
+      INSERT INTO schema_version VALUES ('core', 3);
+      CREATE TABLE keyval ("host" TEXT NOT NULL, "store" TEXT NOT NULL, "user" TEXT NOT NULL, "value" TEXT NOT NULL,
+        PRIMARY KEY ("host", "store", "user")) WITHOUT ROWID;
+      CREATE INDEX keyval_by_user ON keyval ("host", "user");
+      CREATE TABLE map ("host" TEXT NOT NULL, "store" TEXT NOT NULL, "user" TEXT NOT NULL, "key" TEXT NOT NULL, "value" TEXT NOT NULL,
+        PRIMARY KEY ("host", "user", "store", "key")) WITHOUT ROWID;
+      CREATE TABLE archive ("sort" INTEGER PRIMARY KEY, "host" TEXT NOT NULL, "store" TEXT NOT NULL, "user" TEXT NOT NULL,
+        "id" TEXT NOT NULL, "when" INTEGER NOT NULL, "with" TEXT, "payload" TEXT NOT NULL,
+        "with_bare" TEXT GENERATED ALWAYS AS (CASE WHEN instr("with", '/') > 0 THEN substr("with", 1, instr("with", '/') - 1) ELSE "with" END) VIRTUAL,
+        UNIQUE ("host", "user", "store", "id"));
+      CREATE INDEX archive_by_user ON archive ("host", "user", "store");
+      CREATE INDEX archive_by_with_bare ON archive ("host", "user", "store", "with_bare");
+      CREATE TABLE archive_count ("host" TEXT NOT NULL, "user" TEXT NOT NULL, "store" TEXT NOT NULL, "with_bare" TEXT NOT NULL,
+        "n" INTEGER NOT NULL, "max_when" INTEGER, "disordered" INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY ("host", "user", "store", "with_bare")) WITHOUT ROWID;
+      CREATE TRIGGER archive_count_insert AFTER INSERT ON archive BEGIN
+        INSERT INTO archive_count ("host", "user", "store", "with_bare", "n", "max_when")
+          VALUES (NEW."host", NEW."user", NEW."store", '', 1, NEW."when")
+          ON CONFLICT DO UPDATE SET "n" = "n" + 1, "disordered" = "disordered" OR excluded."max_when" < "max_when",
+            "max_when" = max("max_when", excluded."max_when");
+        INSERT INTO archive_count ("host", "user", "store", "with_bare", "n")
+          SELECT NEW."host", NEW."user", NEW."store", NEW."with_bare", 1 WHERE NEW."with_bare" <> ''
+          ON CONFLICT DO UPDATE SET "n" = "n" + 1;
+      END;
+      CREATE TRIGGER archive_count_delete AFTER DELETE ON archive BEGIN
+        UPDATE archive_count SET "n" = "n" - 1
+          WHERE "host" = OLD."host" AND "user" = OLD."user" AND "store" = OLD."store" AND "with_bare" IN ('', OLD."with_bare");
+        DELETE FROM archive_count
+          WHERE "host" = OLD."host" AND "user" = OLD."user" AND "store" = OLD."store" AND "with_bare" IN ('', OLD."with_bare") AND "n" <= 0;
+      END;
+      INSERT INTO keyval VALUES ('${HOST}', 'accounts', 'alice', '{"ok":true}');
+    `);
+    // 3,000 items in 3 archives, 5 contacts each, one a minute.
+    const ins = old.prepare('INSERT INTO archive ("host", "user", "store", "id", "when", "with", "payload") VALUES (?, ?, ?, ?, ?, ?, ?)');
+    const users = ['alice', 'bob', 'carol'];
+    old.transaction(() => {
+      for (let i = 0; i < 3000; i++) {
+        ins.run(HOST, users[i % 3], 'mam', `id${String(i).padStart(5, '0')}`, 60_000 * i, `c${i % 5}@example.com/r${i % 2}`, `<message n="${i}"/>`);
+      }
+    })();
+    old.close();
+
+    const sm = new StorageManager({ driver: 'sqlite', dataDir });
+    try {
+      const a = sm.archive(HOST, 'mam');
+      assert.deepEqual(await sm.keyval(HOST, 'accounts').get('alice'), { ok: true });
+      for (const user of users) {
+        assert.equal(await a.count(user), 1000);
+        assert.equal(await a.count(user, { with: 'c1@example.com' }), 200);
+      }
+      const alice = await a.find('alice');
+      assert.equal(alice.length, 1000);
+      assert.deepEqual(alice.slice(0, 2).map((i) => i.id), ['id00000', 'id00003']);
+      // The last page, a page by `with`, by time and by position, as MAM asks them.
+      assert.deepEqual((await a.find('alice', { limit: 2, reverse: true })).map((i) => i.id), ['id02997', 'id02994']);
+      assert.deepEqual((await a.find('bob', { with: 'c2@example.com/r0', limit: 2 })).map((i) => i.id), ['id00022', 'id00052']);
+      assert.deepEqual((await a.find('carol', { start: 60_000 * 2990 })).map((i) => i.id), ['id02990', 'id02993', 'id02996', 'id02999']);
+      assert.deepEqual((await a.find('alice', { after: 'id02994' })).map((i) => i.id), ['id02997']);
+      assert.equal(await a.count('alice', { before: 'id00030' }), 10);
+      // New appends (one replacing an old item) are pending, then found in order.
+      const fresh = await a.append('alice', { with: 'c1@example.com', when: 60_000 * 4000, payload: '<message n="new"/>' });
+      await a.append('alice', { id: 'id00000', with: 'c1@example.com', when: 60_000 * 4001, payload: '<message n="again"/>' });
+      const raw = new Database(join(dataDir, 'cadence.sqlite'), { readonly: true });
+      try {
+        assert.equal(raw.prepare('SELECT count(*) FROM archive_pending').pluck().get(), 2);
+      } finally {
+        raw.close();
+      }
+      assert.deepEqual((await a.find('alice', { limit: 3, reverse: true })).map((i) => i.id), ['id00000', fresh, 'id02997']);
+      assert.equal(await a.count('alice'), 1001);
+      assert.equal(await a.count('alice', { with: 'c1@example.com' }), 202);
+      assert.equal(await a.count('alice', { with: 'c0@example.com' }), 199);
+    } finally {
+      await sm.close();
+    }
+    const db = new Database(join(dataDir, 'cadence.sqlite'), { readonly: true });
+    try {
+      assert.equal(SCHEMA_VERSION, 4);
+      assert.equal((db.prepare('SELECT "version" FROM schema_version WHERE "component" = ?').get('core') as { version: number }).version, 4);
+      assert.equal(db.prepare('SELECT count(*) FROM archive_pending').pluck().get(), 0);
+      assert.equal(db.prepare('SELECT count(*) FROM archive').pluck().get(), 3001);
     } finally {
       db.close();
     }

@@ -1,0 +1,106 @@
+// A stanza is serialised once on its way to a client with stream management: mod_smacks' last
+// `stanzas/out` filter serialises it (serialiseOutgoing) for its journal and unacknowledged queue,
+// and the client stream's write (core/net/c2s.ts) hands that same string to the transport instead
+// of serialising again. A session whose filters did not serialise the stanza gets nothing (the
+// string never leaks to another write). Real ClientStreams, Session and SessionFilters; the module
+// object and the transport are minimal stand-ins.
+import assert from 'node:assert/strict';
+import type { ClientStreamIo, ClientStreamModule } from '../../core/net/c2s.ts';
+import { ClientStreams } from '../../core/net/c2s.ts';
+import type { StreamTransport } from '../../core/net/transport.ts';
+import { Session, SessionFilters, type SessionType, type StreamOps } from '../../core/session.ts';
+import { serialiseOutgoing, xml, type Element } from '../../core/util/stanza.ts';
+
+describe('client streams: one serialisation per stanza written with stream management', function () {
+  const filters = new SessionFilters();
+  const sessions: Session[] = [];
+  const noop = () => undefined;
+  const log = Object.assign(noop, { info: noop, warn: noop, error: noop });
+  const module = {
+    hosts: { kind: () => 'virtualhost' },
+    hookGlobal: noop,
+    limits: () => ({ rate: 0, burst: 0, unauthenticatedRate: 0, unauthenticatedBurst: 0, connectionsPerAddress: 0, sendQueue: 0 }),
+    log,
+    sendFrom: noop,
+    fireOnHost: noop,
+    emitOnHost: noop,
+    privileged: {
+      routing: {},
+      sessions: {
+        create: (type: SessionType, conn: StreamTransport, ops: StreamOps) => {
+          const s = new Session(type, conn, ops, filters);
+          sessions.push(s);
+          return s;
+        },
+        destroy: noop,
+      },
+    },
+  } as unknown as ClientStreamModule;
+  const streams = new ClientStreams(module, { unauthenticatedTimeout: 60 });
+  let connections = 0;
+
+  /** A client connection: its session and what its transport was asked to write. */
+  const connect = (host: string) => {
+    const writes: { x: Element | string; serialised: string | undefined }[] = [];
+    const io: ClientStreamIo = {
+      sendHeader: () => 'stream-id',
+      send: (x, serialised) => {
+        writes.push({ x, serialised });
+        return true;
+      },
+      close: noop,
+      abandon: noop,
+    };
+    const conn = { id: `c${++connections}`, ip: '127.0.0.1', port: 5222, secure: false, service: 'c2s' } as unknown as StreamTransport;
+    const stream = streams.accept(conn, io);
+    const session = sessions.at(-1)!;
+    session.host = host;
+    return { stream, session, writes };
+  };
+
+  /** A message that counts how often it is serialised. */
+  const counted = () => {
+    const m = xml('message', { to: 'juliet@sm.example/phone', type: 'chat' }, xml('body', {}, 'hello'));
+    let n = 0;
+    const original = m.toString.bind(m);
+    m.toString = () => {
+      n++;
+      return original();
+    };
+    return { m, count: () => n };
+  };
+
+  const kept: string[] = [];
+  before(function () {
+    // As mod_smacks: the last filter, on the hosts it is loaded on, keeps the XML it made.
+    filters.add('stanzas/out', 'sm.example', (stanza) => {
+      kept.push(serialiseOutgoing(stanza));
+      return stanza;
+    }, -1_000_000);
+  });
+
+  it('hands the transport the string the stream management filter made: the stanza is serialised once', function () {
+    const { stream, session, writes } = connect('sm.example');
+    const { m, count } = counted();
+    session.send(m);
+    assert.equal(count(), 1);
+    assert.equal(writes.length, 1);
+    assert.equal(writes[0]!.x, m);
+    assert.equal(writes[0]!.serialised, kept.at(-1));
+    assert.equal(writes[0]!.serialised, m.toString());
+    stream.ended(true);
+  });
+
+  it('gives a write nothing when no filter serialised its stanza, also right after another session\'s', function () {
+    const sm = connect('sm.example');
+    const plain = connect('plain.example');
+    const { m } = counted();
+    sm.session.send(m);
+    plain.session.send(m);
+    plain.session.send('<r/>');
+    assert.equal(plain.writes[0]!.serialised, undefined);
+    assert.equal(plain.writes[1]!.serialised, undefined);
+    sm.stream.ended(true);
+    plain.stream.ended(true);
+  });
+});
