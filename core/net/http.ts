@@ -14,7 +14,7 @@ import net, { BlockList } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tls from 'node:tls';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocketServer, WebSocket } from 'ws';
 import { CoreError } from '../util/errors.ts';
 import { getLogger, type Logger } from '../util/log.ts';
 
@@ -311,7 +311,21 @@ interface WsRoute {
   segments: Segment[];
   handler: WebSocketHandler;
   opts: WebSocketRouteOptions;
-  wss: WebSocketServer;
+  /** Made at the route's first upgrade: the `ws` package is loaded only by a server that gets one. */
+  wss?: WebSocketServer;
+}
+
+let wsPackage: Promise<typeof import('ws')> | undefined;
+
+/** What an upgrade found out before the WebSocket takes the socket (see HttpServer.upgrade). */
+interface UpgradeContext {
+  client: ClientInfo;
+  url: URL;
+  params: Record<string, string>;
+  origin: string | undefined;
+  listenerSecure: boolean;
+  id: number;
+  started: number;
 }
 
 const PARAM = /^:([A-Za-z_][A-Za-z0-9_]*)$/;
@@ -568,14 +582,7 @@ export class HttpServer {
     const h = host.toLowerCase();
     const list = this.wsRoutes.get(h) ?? [];
     if (list.some((r) => shape(r.segments) === shape(segments))) throw new CoreError('HTTP_ROUTE_INVALID', `WebSocket route ${h}${pattern} is already registered`);
-    const protocols = opts.protocols ?? [];
-    const wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: opts.maxPayload ?? 1024 * 1024,
-      perMessageDeflate: false,
-      handleProtocols: (offered: Set<string>) => protocols.find((p) => offered.has(p)) ?? false,
-    });
-    const route: WsRoute = { host: h, pattern, segments, handler, opts, wss };
+    const route: WsRoute = { host: h, pattern, segments, handler, opts };
     list.push(route);
     list.sort((a, b) => specificity(a.segments, b.segments));
     this.wsRoutes.set(h, list);
@@ -584,7 +591,7 @@ export class HttpServer {
       const i = l?.indexOf(route) ?? -1;
       if (i >= 0) l!.splice(i, 1);
       if (l && l.length === 0) this.wsRoutes.delete(h);
-      wss.close();
+      route.wss?.close();
     };
   }
 
@@ -824,7 +831,34 @@ export class HttpServer {
       return refuse(400, `This endpoint speaks the WebSocket sub-protocol ${protocols.join(', ')}`);
     }
     const id = ++upgradeIds;
-    route.wss.handleUpgrade(req, socket, head, (ws) => {
+    if (!route.wss) {
+      // The first upgrade of this route: load `ws` (once per process), then go on with this one.
+      wsPackage ??= import('ws');
+      wsPackage.then(
+        ({ WebSocketServer }) => {
+          route.wss ??= new WebSocketServer({
+            noServer: true,
+            maxPayload: route.opts.maxPayload ?? 1024 * 1024,
+            perMessageDeflate: false,
+            handleProtocols: (offered: Set<string>) => protocols.find((p) => offered.has(p)) ?? false,
+          });
+          if (socket.destroyed) return;
+          if (this.closing || !this.wsRoutes.get(route.host)?.includes(route)) return refuse(503, 'The server is shutting down');
+          this.upgradeOn(route, req, socket, head, { client, url, params, origin, listenerSecure, id, started });
+        },
+        (err: unknown) => {
+          this.log.error('cannot load the ws package: %s', err);
+          refuse(500, 'Internal error');
+        },
+      );
+      return;
+    }
+    this.upgradeOn(route, req, socket, head, { client, url, params, origin, listenerSecure, id, started });
+  }
+
+  private upgradeOn(route: WsRoute, req: IncomingMessage, socket: Duplex, head: Buffer, u: UpgradeContext): void {
+    const { client, url, params, origin, listenerSecure, id, started } = u;
+    route.wss!.handleUpgrade(req, socket, head, (ws) => {
       this.sockets.add(ws);
       this.log('%s UPGRADE %s%s 101 ws#%d protocol=%s', client.ip, client.host || '-', url.pathname, id, ws.protocol || '-');
       ws.once('close', (code) => {
@@ -881,7 +915,7 @@ export class HttpServer {
     }
     for (const { server } of this.servers) server.closeAllConnections();
     for (const ws of this.sockets) ws.terminate();
-    for (const list of this.wsRoutes.values()) for (const r of list) r.wss.close();
+    for (const list of this.wsRoutes.values()) for (const r of list) r.wss?.close();
     await Promise.all(closed);
     this.servers.length = 0;
     this.log('closed');

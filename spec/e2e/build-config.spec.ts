@@ -66,7 +66,8 @@ describe('e2e: the example config runs precompiled', function () {
   /** `cadence start` as `npm start` runs it; resolves with its output up to the `ready` line. */
   function start(): Promise<string> {
     rmSync(traceFile, { force: true });
-    const proc = spawn(process.execPath, [...NODE_FLAGS, '--import', TRACE, path.join(pkg, 'bin', 'cadence.js'), 'start'], { cwd: pkg, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    // The server's trace covers `ws` too: it is loaded at the first WebSocket upgrade, not at start.
+    const proc = spawn(process.execPath, [...NODE_FLAGS, '--import', TRACE, path.join(pkg, 'bin', 'cadence.js'), 'start'], { cwd: pkg, env: { ...env(), CADENCE_TRACE_PACKAGES: 'tsx,ws' }, stdio: ['ignore', 'pipe', 'pipe'] });
     server = proc;
     return new Promise((resolve, reject) => {
       let output = '';
@@ -110,7 +111,7 @@ describe('e2e: the example config runs precompiled', function () {
     rmSync(pkg, { recursive: true, force: true });
   });
 
-  it('start, check and about with the built config do not load tsx', async function () {
+  it('start, check and about with the built config do not load tsx (nor does start load ws)', async function () {
     const check = await cli(['check']);
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, new RegExp(`^config ${path.join(pkg, CONFIG)}: syntax and fields ok$`, 'm'));
@@ -123,6 +124,7 @@ describe('e2e: the example config runs precompiled', function () {
 
     const output = await start();
     assert.doesNotMatch(output, /npm run build/);
+    assert.deepEqual(traced(), [], 'the server loaded neither tsx nor ws until ready');
     const info = await cli(['shell', 'server', 'info']);
     assert.equal(info.code, 0, info.stderr);
     assert.match(info.stdout, /^TypeScript compiled at run time: none$/m, info.stdout);
