@@ -4,8 +4,14 @@
 // JID) before broadcasting it; retractions (XEP-0424/0425) delete the item — the announcement,
 // archived itself, says what was there. Queries check access (§5.1.2 of XEP-0045's MAM profile,
 // XEP-0313 §5.1.2) and add real JIDs only for requesters who may see them.
+//
+// A room's archive lives only as long as the room. Temporary rooms are not stored, so a crash
+// leaves their archives behind: every room with an archive is therefore marked in a keyval store
+// (before its first message is archived), and at start the archives of marked rooms that are
+// not stored persistent rooms are deleted (`dropOrphans`). Creating a room drops whatever archive
+// its name still has (`drop`), so a new room never shows an earlier room's messages.
 import type { Element } from '@xmpp/xml';
-import { addStanzaId, answerMamIq, archivedPayload, NS_MAM, split, StanzaError, storedMessage, type ArchiveStore } from '../../core/api.ts';
+import { addStanzaId, answerMamIq, archivedPayload, NS_MAM, split, StanzaError, storedMessage, type ArchiveStore, type KeyValStore } from '../../core/api.ts';
 import type { HistoryEntry } from './history.ts';
 import { NS_MUC_USER } from './ns.ts';
 import type { ArchivedMessage, Retraction, Room } from './room.ts';
@@ -15,10 +21,19 @@ const node = (roomJid: string) => split(roomJid).node ?? roomJid;
 const bareOf = (jid: string) => jid.split('/')[0]!;
 
 export class RoomArchive implements MucArchive {
-  constructor(private readonly archive: ArchiveStore) {}
+  /** Rooms marked (in `rooms`) by this process: their mark is durable. */
+  private readonly marked = new Set<string>();
+
+  /** `rooms`: room localpart → true for every room that may have an archive. */
+  constructor(private readonly archive: ArchiveStore, private readonly rooms: KeyValStore) {}
 
   async store(entry: ArchivedMessage): Promise<void> {
-    await this.archive.append(node(entry.room), {
+    const room = node(entry.room);
+    if (!this.marked.has(room)) {
+      await this.rooms.set(room, true);
+      this.marked.add(room);
+    }
+    await this.archive.append(room, {
       id: entry.stanzaId,
       when: entry.time,
       ...(entry.senderJid !== undefined ? { with: entry.senderJid } : {}),
@@ -38,9 +53,26 @@ export class RoomArchive implements MucArchive {
     return true;
   }
 
-  /** The room is gone: so is its archive. */
+  /** The room is gone (or a new one takes its name): so is its archive. */
   async drop(roomJid: string): Promise<void> {
-    await this.archive.delete(node(roomJid));
+    const room = node(roomJid);
+    await this.archive.delete(room);
+    this.marked.delete(room);
+    await this.rooms.set(room, undefined);
+  }
+
+  /**
+   * At start: delete the archives of marked rooms that are not in `stored` (the localparts of
+   * stored persistent rooms) — temporary rooms the last run did not see through. Resolves to the
+   * localparts whose archives were deleted.
+   */
+  async dropOrphans(stored: ReadonlySet<string>): Promise<string[]> {
+    const orphans = (await this.rooms.users()).filter((room) => !stored.has(room));
+    for (const room of orphans) {
+      await this.archive.delete(room);
+      await this.rooms.set(room, undefined);
+    }
+    return orphans;
   }
 
   /** The last `limit` archived messages, as history entries (the room's history after a restart). */

@@ -12,6 +12,8 @@ import { MucService, type MucLog } from './service.ts';
 
 const STORE = 'muc_rooms';
 const ARCHIVE = 'muc_log';
+/** Rooms that may have an archive in ARCHIVE (see archive.ts). */
+const ARCHIVED_ROOMS = 'muc_log_rooms';
 const SWEEP_INTERVAL_MS = 60_000;
 
 const options = {
@@ -47,7 +49,7 @@ export default defineModule({
   async load(module) {
     const host = module.host;
     const store = module.storage.keyval(STORE);
-    const archive = module.option('archive') ? new RoomArchive(module.storage.archive(ARCHIVE)) : undefined;
+    const archive = module.option('archive') ? new RoomArchive(module.storage.archive(ARCHIVE), module.storage.keyval(ARCHIVED_ROOMS)) : undefined;
     const admins = new Set((module.config('admins') ?? []).map((a) => bare(a) ?? a));
     const isServiceAdmin = (jid: string) => admins.has(jid);
     const restrict = module.option('restrictRoomCreation');
@@ -85,7 +87,12 @@ export default defineModule({
     const values = await Promise.all(names.map((n) => store.get(n)));
     const { restored, skipped } = muc.restore(values);
     if (restored.length || skipped.length) module.log.info('restored %d room(s) on %s, skipped %d', restored.length, host, skipped.length);
-    // Their history comes back from the archive.
+    // Archives of temporary rooms the last run did not see through (a crash) are deleted.
+    if (archive) {
+      const dropped = await archive.dropOrphans(new Set(names));
+      if (dropped.length) module.log.info('deleted the archives of %d temporary room(s) of the last run on %s', dropped.length, host);
+    }
+    // Persistent rooms' history comes back from their archives.
     if (archive) for (const jid of restored) muc.seedHistory(jid, await archive.history(jid, module.option('maxHistory')));
 
     const send = (stanzas: readonly Element[]) => {
@@ -112,6 +119,11 @@ export default defineModule({
       const existed = roomJid !== undefined && muc.room(roomJid) !== undefined;
       let out: Element[];
       try {
+        // A presence to an occupant JID of no room may create one: whatever archive its name still
+        // has (data from before the marks of archive.ts) must not become the new room's.
+        if (archive && roomJid && !existed && stanza.name === 'presence' && event.toResource !== undefined && stanza.attrs.type === undefined) {
+          await archive.drop(roomJid);
+        }
         out = await muc.handle(stanza);
         // A room that is gone (destroyed, or temporary and empty) takes its archive with it.
         if (archive && existed && !muc.room(roomJid)) await archive.drop(roomJid).catch((err: unknown) => module.log.error('deleting the archive of %s failed: %s', roomJid, err));

@@ -1,7 +1,8 @@
 // The room archive (XEP-0313 on a MUC room): messages are archived under the stanza-id the room
 // stamps (by = the room), queries page through them, access follows the room (members-only:
 // members; never outcasts), real JIDs only for those allowed to see them, moderated messages
-// leave the archive, and a persistent room's history comes back from its archive after a restart.
+// leave the archive, a temporary room's archive does not outlive it (not even across a crash),
+// and a persistent room's history comes back from its archive after a restart.
 import assert from 'node:assert/strict';
 import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
 import { adminSet, configure, createInstant, enter, errorCondition, groupchat, isGroupchat, MUC, NS_DISCO_INFO, NS_USER } from '../helpers/muc-client.ts';
@@ -108,6 +109,43 @@ describe('e2e: MUC room archive (XEP-0313)', function () {
     const { results } = await query(owner, room);
     assert.ok(!results.some((r) => r.getChild('result', NS_MAM)!.attrs.id === sid));
     assert.ok(!results.some((r) => forwarded(r).getChildText('body') === 'regret'));
+  });
+
+  it('forgets a temporary room’s archive across a restart; a new room of that name starts empty', async function () {
+    const owner = await connect('owner');
+    const temp = `fleeting@${MUC}`;
+    const kept = `lasting@${MUC}`;
+    await createInstant(owner, temp, 'boss');
+    await groupchat(owner, temp, 'temporary secret');
+    await owner.expect(isGroupchat('temporary secret'));
+    await createInstant(owner, kept, 'boss');
+    ok(await configure(owner, kept, { 'muc#roomconfig_persistentroom': '1' }));
+    await groupchat(owner, kept, 'kept message');
+    await owner.expect(isGroupchat('kept message'));
+    // The server crashes while the temporary room still has its occupant (a clean stop lets the
+    // occupants leave first, which drops the archive with the room).
+    server.proc!.kill('SIGKILL');
+    await server.restart();
+    await stopClients();
+    await server.waitForOutput(/deleted the archives of 1 temporary room/);
+    // Someone else creates a room of the same name: neither its archive nor its history shows
+    // anything of the earlier room.
+    const bob = await connect('bob');
+    const bodies: string[] = [];
+    bob.inbox.drain();
+    await createInstant(bob, temp, 'bobby');
+    for (const el of bob.inbox.drain()) if (el.name === 'message' && el.getChild('body')) bodies.push(el.getChildText('body')!);
+    assert.deepEqual(bodies, []);
+    const fresh = await query(bob, temp);
+    ok(fresh.reply);
+    assert.deepEqual(fresh.results.map((r) => forwarded(r).getChildText('body')), []);
+    assert.equal(fresh.reply.getChild('fin', NS_MAM)?.getChild('set', 'http://jabber.org/protocol/rsm')?.getChildText('count') ?? '0', '0');
+    // The persistent room keeps its archive.
+    const alice = await connect('alice');
+    await enter(alice, `${kept}/alice`);
+    const old = await query(alice, kept);
+    ok(old.reply);
+    assert.deepEqual(old.results.map((r) => forwarded(r).getChildText('body')), ['kept message']);
   });
 
   it('gives a persistent room its history back from the archive after a restart', async function () {
