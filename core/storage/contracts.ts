@@ -76,6 +76,12 @@ export interface ArchiveStore {
   count(user: string | null, q?: ArchiveQuery): Promise<number>;
   /** Deletes the matching items and resolves to how many were deleted. */
   delete(user: string | null, q?: ArchiveQuery): Promise<number>;
+  /**
+   * Replaces the payload of the item with this id in place: its position, id, `when` and `with`
+   * stay (e.g. a retracted message's tombstone, XEP-0424). Resolves to false when the archive
+   * has no such item.
+   */
+  replacePayload(user: string | null, id: string, payload: string): Promise<boolean>;
 }
 
 export interface StorageDriver {

@@ -92,6 +92,25 @@ for (const driver of ['memory', 'sqlite'] as const) {
       assert.deepEqual(await ids({ start: 6 }), ['y']);
     });
 
+    it('replacePayload changes an item in place: position, id, when and with stay; counts do not move', async () => {
+      await a.append('u', { id: 'x1', when: 1000, with: 'w@example.com/r', payload: 'one' });
+      await a.append('u', { id: 'x2', when: 2000, with: 'w@example.com/r', payload: 'two' });
+      await a.append('u', { id: 'x3', when: 3000, payload: 'three' });
+      // x2 may still be pending (sqlite): it is found and replaced all the same.
+      assert.equal(await a.replacePayload('u', 'x2', 'tombstone'), true);
+      assert.deepEqual(await a.find('u'), [
+        { id: 'x1', when: 1000, with: 'w@example.com/r', payload: 'one' },
+        { id: 'x2', when: 2000, with: 'w@example.com/r', payload: 'tombstone' },
+        { id: 'x3', when: 3000, payload: 'three' },
+      ]);
+      assert.equal(await a.count('u'), 3);
+      assert.equal(await a.count('u', { with: 'w@example.com' }), 2);
+      assert.deepEqual(await ids({ after: 'x1', before: 'x3' }), ['tombstone']);
+      assert.equal(await a.replacePayload('u', 'nope', 'x'), false);
+      assert.equal(await a.replacePayload('other', 'x2', 'x'), false);
+      assert.deepEqual(await ids({}), ['one', 'tombstone', 'three']);
+    });
+
     it('start/end select by when in an archive in time order interleaved with others (runs of ties, gaps)', async () => {
       const rnd = prng(11);
       const mine: { payload: string; when: number }[] = [];

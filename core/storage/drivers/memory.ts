@@ -208,6 +208,14 @@ export class MemoryDriver implements StorageDriver {
         else users.delete(u(user));
         return doomed.size;
       },
+      async replacePayload(user, id, payload): Promise<boolean> {
+        check();
+        if (typeof payload !== 'string') throw new TypeError('storage: archive payload must be a string');
+        const entry = list(user).find((e) => e.id === id);
+        if (!entry) return false;
+        entry.payload = payload;
+        return true;
+      },
     };
   }
 

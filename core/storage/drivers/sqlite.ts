@@ -36,8 +36,9 @@ const WITH_BARE = `"with_bare" TEXT GENERATED ALWAYS AS (CASE WHEN instr("with",
 // (with_bare = that JID), so counting a whole archive or one contact's part is one row read;
 // and, on the '' row, the largest `when` so far and whether an item ever came with a `when`
 // smaller than an earlier one. While that never happened, `when` grows with archive order and a
-// start/end query becomes a range of positions (plan() below). The driver never UPDATEs archive
-// rows (append replaces by DELETE + INSERT), so the two triggers keep the counts exact.
+// start/end query becomes a range of positions (plan() below). The driver UPDATEs only an archive
+// row's payload (replacePayload); append replaces by DELETE + INSERT, so the two triggers keep
+// the counts exact.
 const ARCHIVE_COUNT = `
 CREATE TABLE IF NOT EXISTS archive_count (
   "host" TEXT NOT NULL,
@@ -738,6 +739,11 @@ export class SqliteDriver implements StorageDriver {
       async delete(user, q = {}): Promise<number> {
         commitPending();
         return deleteTx.immediate(user, q);
+      },
+      async replacePayload(user, id, payload): Promise<boolean> {
+        if (typeof payload !== 'string') throw new TypeError('storage: archive payload must be a string');
+        commitPending(); // the item may still be pending
+        return stmt(`UPDATE archive SET "payload" = ? WHERE ${OWNER} AND "id" = ?`).run(payload, host, u(user), store, id).changes > 0;
       },
     };
   }
