@@ -1,8 +1,9 @@
 // The room archive (XEP-0313 on a MUC room, doc/mam.md "Glue: the MUC room archive") over the
 // shared MAM engine and an archive store, user = the room's localpart. The room engine archives
 // every message it gives a stanza-id (the item id is that stanza-id, `with` the sender's real
-// JID) before broadcasting it; retractions (XEP-0424/0425) delete the item — the announcement,
-// archived itself, says what was there. Queries check access (§5.1.2 of XEP-0045's MAM profile,
+// JID) before broadcasting it; retractions (XEP-0424/0425) replace the item's content with a
+// tombstone in place, so paging clients see that something was retracted and where (the
+// announcement is archived as well). Queries check access (§5.1.2 of XEP-0045's MAM profile,
 // XEP-0313 §5.1.2) and add real JIDs only for requesters who may see them.
 //
 // A room's archive lives only as long as the room. Temporary rooms are not stored, so a crash
@@ -10,10 +11,10 @@
 // (before its first message is archived), and at start the archives of marked rooms that are
 // not stored persistent rooms are deleted (`dropOrphans`). Creating a room drops whatever archive
 // its name still has (`drop`), so a new room never shows an earlier room's messages.
-import type { Element } from '@xmpp/xml';
+import { Element } from '@xmpp/xml';
 import { addStanzaId, answerMamIq, archivedPayload, NS_MAM, split, StanzaError, storedMessage, type ArchiveStore, type KeyValStore } from '../../core/api.ts';
 import type { HistoryEntry } from './history.ts';
-import { NS_MUC_USER } from './ns.ts';
+import { NS_MODERATE, NS_MUC_USER, NS_OCCUPANT_ID, NS_RETRACT } from './ns.ts';
 import type { ArchivedMessage, Retraction, Room } from './room.ts';
 import type { MucArchive } from './service.ts';
 
@@ -42,15 +43,21 @@ export class RoomArchive implements MucArchive {
   }
 
   /**
-   * XEP-0425 §4 / XEP-0424 §5: the archived message is removed (the store cannot replace an item
-   * in place); an author's retraction only removes the author's own message.
+   * XEP-0424 §"Tombstones" / XEP-0425 §"Tombstones": the archived message keeps its place, its
+   * stanza-id (the item id), its sender and its author's occupant-id; everything else (body and
+   * whatever might leak what it said) gives way to `<retracted id stamp>` — with `<moderated by>`
+   * (the moderator's occupant-id inside) and the reason when a moderator did it. An author's
+   * retraction applies only to the author's own message. False when there is nothing to retract
+   * (no such item, or already a tombstone).
    */
   async retract(r: Retraction): Promise<boolean> {
-    const [item] = await this.archive.find(node(r.room), { ids: [r.stanzaId] }).catch(() => []);
+    const room = node(r.room);
+    const [item] = await this.archive.find(room, { ids: [r.stanzaId] }).catch(() => []);
     if (!item) return false;
     if (!r.moderated && (item.with === undefined || bareOf(item.with) !== r.by)) return false;
-    await this.archive.delete(node(r.room), { ids: [r.stanzaId] });
-    return true;
+    const stored = storedMessage(item);
+    if (stored?.getChild('retracted', NS_RETRACT)) return false;
+    return this.archive.replacePayload(room, r.stanzaId, tombstone(stored, r).toString());
   }
 
   /** The room is gone (or a new one takes its name): so is its archive. */
@@ -82,7 +89,8 @@ export class RoomArchive implements MucArchive {
     const entries: HistoryEntry[] = [];
     for (const item of items.reverse()) {
       const stored = storedMessage(item);
-      if (!stored || stored.attrs.type !== 'groupchat' || !stored.getChild('body')) continue;
+      // As the live history: no tombstones (no body), no retractions (their fallback body).
+      if (!stored || stored.attrs.type !== 'groupchat' || !stored.getChild('body') || stored.getChild('retract', NS_RETRACT)) continue;
       delete stored.attrs.xmlns;
       entries.push({ stanza: addStanzaId(stored, roomJid, item.id), time: item.when, stanzaId: item.id, senderJid: item.with ?? roomJid });
     }
@@ -115,4 +123,22 @@ export class RoomArchive implements MucArchive {
       },
     });
   }
+}
+
+/** The tombstone of an archived message (`stored`; undefined when its payload was unreadable). */
+function tombstone(stored: Element | undefined, r: Retraction): Element {
+  const attrs: Record<string, string> = { xmlns: 'jabber:client', type: 'groupchat' };
+  for (const a of ['from', 'type', 'id', 'xml:lang']) {
+    const v = stored?.attrs[a] as string | undefined;
+    if (v !== undefined) attrs[a] = v;
+  }
+  const m = new Element('message', attrs);
+  const author = stored?.getChild('occupant-id', NS_OCCUPANT_ID);
+  if (author) m.cnode(new Element('occupant-id', { xmlns: NS_OCCUPANT_ID, id: author.attrs.id as string }));
+  const retracted = m.c('retracted', { xmlns: NS_RETRACT, id: r.retractionMessageId ?? r.retractionId, stamp: new Date(r.time).toISOString() });
+  if (r.moderated) {
+    retracted.c('moderated', { xmlns: NS_MODERATE, by: r.by }).c('occupant-id', { xmlns: NS_OCCUPANT_ID, id: r.occupantId });
+    if (r.reason) retracted.c('reason').t(r.reason);
+  }
+  return m;
 }

@@ -8,6 +8,7 @@ import type { Element } from '@xmpp/xml';
 import { bare, defineModule, iqPayload, iqResult, mamFeatures, NS_MAM, split, StanzaError, type StanzaEvent } from '../../core/api.ts';
 import { RoomArchive } from './archive.ts';
 import { checkStoredConfig, DEFAULT_CONFIG, type RoomConfig } from './config.ts';
+import { FEATURE_RETRACT_TOMBSTONE, NS_RETRACT } from './ns.ts';
 import { MucService, type MucLog } from './service.ts';
 
 const STORE = 'muc_rooms';
@@ -75,7 +76,8 @@ export default defineModule({
       allowRegistration: module.option('allowRegistration'),
       canCreateRoom,
       isServiceAdmin,
-      roomFeatures: archive ? mamFeatures() : [],
+      // XEP-0424 §2: a service that archives retractions advertises them, and its tombstones.
+      roomFeatures: archive ? [...mamFeatures(), NS_RETRACT, FEATURE_RETRACT_TOMBSTONE] : [],
     }, {
       persist: (roomJid, snapshot) => store.set(split(roomJid).node ?? roomJid, snapshot === null ? undefined : JSON.parse(JSON.stringify(snapshot))),
       log,

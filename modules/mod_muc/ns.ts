@@ -27,6 +27,8 @@ export const NS_SID = 'urn:xmpp:sid:0';
 export const NS_OCCUPANT_ID = 'urn:xmpp:occupant-id:0';
 export const NS_MODERATE = 'urn:xmpp:message-moderate:1';
 export const NS_RETRACT = 'urn:xmpp:message-retract:1';
+/** XEP-0424 §"Tombstones": the archive replaces retracted messages with tombstones. */
+export const FEATURE_RETRACT_TOMBSTONE = `${NS_RETRACT}#tombstone`;
 // XEP-0425 before 0.3 (through XEP-0422 Message Fastening), still sent by deployed clients.
 export const NS_MODERATE_0 = 'urn:xmpp:message-moderate:0';
 export const NS_RETRACT_0 = 'urn:xmpp:message-retract:0';

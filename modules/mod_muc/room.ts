@@ -70,6 +70,11 @@ export interface Retraction {
   stanzaId: string;
   /** The stanza-id of the message announcing the retraction. */
   retractionId: string;
+  /**
+   * The 'id' attribute of that message, which the tombstone names (XEP-0424 §"Tombstones");
+   * when absent, `retractionId` (the room's announcements use one id for both).
+   */
+  retractionMessageId?: string;
   time: number;
   /** XEP-0425: a moderator's action; otherwise the author retracted (XEP-0424) and `authorBare` must match. */
   moderated: boolean;
@@ -790,19 +795,19 @@ export class Room {
     const time = this.env.now();
     const from = stanza.attrs.from as string;
     const retract = stanza.getChild('retract', NS_RETRACT);
-    if (retract) this.selfRetraction(b, occ, retract, stanzaId, time);
+    if (retract) this.selfRetraction(b, occ, retract, stanzaId, tpl.attrs.id as string, time);
     else this.history.push({ stanza: tpl, time, stanzaId, senderJid: from });
     b.archive.push({ room: this.jid, stanzaId, time, stanza: tpl, senderJid: from, nick: occ.nick, occupantId: oid });
   }
 
   /** XEP-0424 in a room: the author retracts its own message; it is no longer replayed. */
-  private selfRetraction(b: Batch, occ: Occupant, retract: Element, retractionId: string, time: number): void {
+  private selfRetraction(b: Batch, occ: Occupant, retract: Element, retractionId: string, retractionMessageId: string, time: number): void {
     const target = retract.attrs.id as string | undefined;
     if (!target) return;
     const entry = this.history.find(target);
     if (entry && bare(entry.senderJid) !== occ.bare) return;
     if (entry) this.history.remove(target);
-    b.retractions.push({ room: this.jid, stanzaId: target, retractionId, time, moderated: false, by: occ.bare, occupantId: this.occupantId(occ.bare) });
+    b.retractions.push({ room: this.jid, stanzaId: target, retractionId, retractionMessageId, time, moderated: false, by: occ.bare, occupantId: this.occupantId(occ.bare) });
   }
 
   private copyAttrs(stanza: Element): Record<string, string> {

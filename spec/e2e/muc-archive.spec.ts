@@ -1,8 +1,9 @@
 // The room archive (XEP-0313 on a MUC room): messages are archived under the stanza-id the room
 // stamps (by = the room), queries page through them, access follows the room (members-only:
-// members; never outcasts), real JIDs only for those allowed to see them, moderated messages
-// leave the archive, a temporary room's archive does not outlive it (not even across a crash),
-// and a persistent room's history comes back from its archive after a restart.
+// members; never outcasts), real JIDs only for those allowed to see them, retracted messages
+// (moderated or by their author) become tombstones in place, a temporary room's archive does not
+// outlive it (not even across a crash), and a persistent room's history comes back from its
+// archive after a restart.
 import assert from 'node:assert/strict';
 import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
 import { adminSet, configure, createInstant, enter, errorCondition, groupchat, isGroupchat, MUC, NS_DISCO_INFO, NS_USER } from '../helpers/muc-client.ts';
@@ -97,18 +98,89 @@ describe('e2e: MUC room archive (XEP-0313)', function () {
     assert.equal(errorCondition((await query(bob, room)).reply), 'forbidden');
   });
 
-  it('removes a moderated message from the archive', async function () {
+  it('leaves a tombstone where a moderated (XEP-0425) or self-retracted (XEP-0424) message was', async function () {
+    const NS_RETRACT = 'urn:xmpp:message-retract:1';
+    const NS_MODERATE = 'urn:xmpp:message-moderate:1';
+    const NS_OID = 'urn:xmpp:occupant-id:0';
     const owner = await connect('owner');
-    const room = `cleaned@${MUC}`;
+    const alice = await connect('alice');
+    const room = `tombstones@${MUC}`;
     await createInstant(owner, room, 'boss');
-    await groupchat(owner, room, 'regret');
-    const m = await owner.expect(isGroupchat('regret'));
-    const sid = m.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id;
-    ok(await owner.iqRaw(xml('iq', { type: 'set', to: room },
-      xml('moderate', { xmlns: 'urn:xmpp:message-moderate:1', id: sid }, xml('retract', { xmlns: 'urn:xmpp:message-retract:1' })))));
-    const { results } = await query(owner, room);
-    assert.ok(!results.some((r) => r.getChild('result', NS_MAM)!.attrs.id === sid));
-    assert.ok(!results.some((r) => forwarded(r).getChildText('body') === 'regret'));
+    ok(await configure(owner, room, { 'muc#roomconfig_persistentroom': '1' }));
+    const info = await owner.iq(xml('iq', { type: 'get', to: room }, xml('query', { xmlns: NS_DISCO_INFO })));
+    assert.ok(info.getChild('query')!.getChildren('feature').some((f) => f.attrs.var === `${NS_RETRACT}#tombstone`));
+    await enter(alice, `${room}/alice`);
+    const sid: Record<string, string> = {};
+    let aliceOid = '';
+    for (const body of ['first', 'regret', 'third', 'oops']) {
+      await groupchat(alice, room, body);
+      const m = await owner.expect(isGroupchat(body));
+      sid[body] = m.getChild('stanza-id', 'urn:xmpp:sid:0')!.attrs.id;
+      aliceOid = m.getChild('occupant-id', NS_OID)!.attrs.id;
+    }
+    // Alice retracts her own message (XEP-0424)…
+    await alice.send(xml('message', { to: room, type: 'groupchat', id: 'alice-retraction' },
+      xml('retract', { xmlns: NS_RETRACT, id: sid.oops }), xml('fallback', { xmlns: 'urn:xmpp:fallback:0' }),
+      xml('body', {}, 'This person attempted to retract a previous message')));
+    await owner.expect((el) => el.name === 'message' && el.getChild('retract', NS_RETRACT)?.attrs.id === sid.oops);
+    // …and the owner moderates another one (XEP-0425).
+    const moderate = () => owner.iqRaw(xml('iq', { type: 'set', to: room },
+      xml('moderate', { xmlns: NS_MODERATE, id: sid.regret }, xml('retract', { xmlns: NS_RETRACT }), xml('reason', {}, 'Off topic'))));
+    ok(await moderate());
+    const ann = await alice.expect((el) => el.name === 'message' && el.getChild('retract', NS_RETRACT)?.attrs.id === sid.regret);
+    const ownerOid = ann.getChild('retract', NS_RETRACT)!.getChild('moderated', NS_MODERATE)!.getChild('occupant-id', NS_OID)!.attrs.id;
+
+    const { reply, results } = await query(owner, room);
+    ok(reply);
+    const byId = new Map(results.map((r) => [r.getChild('result', NS_MAM)!.attrs.id, forwarded(r)]));
+    // Every message keeps its place: the tombstones are where the messages were.
+    assert.deepEqual(results.map((r) => r.getChild('result', NS_MAM)!.attrs.id).slice(0, 4), [sid.first, sid.regret, sid.third, sid.oops]);
+    assert.equal(byId.get(sid.first)!.getChildText('body'), 'first');
+    for (const r of results) {
+      assert.ok(!String(r).includes('regret') && !String(r).includes('oops'), `retracted content in ${String(r)}`);
+    }
+    const moderated = byId.get(sid.regret)!;
+    assert.equal(moderated.attrs.from, `${room}/alice`);
+    assert.equal(moderated.getChild('body'), undefined);
+    assert.equal(moderated.getChild('occupant-id', NS_OID)?.attrs.id, aliceOid);
+    const t1 = moderated.getChild('retracted', NS_RETRACT)!;
+    assert.ok(t1, String(moderated));
+    assert.equal(t1.attrs.id, ann.attrs.id);
+    assert.ok(!Number.isNaN(Date.parse(t1.attrs.stamp)), t1.attrs.stamp);
+    const by = t1.getChild('moderated', NS_MODERATE)!;
+    assert.equal(by.attrs.by, `${room}/boss`);
+    assert.equal(by.getChild('occupant-id', NS_OID)?.attrs.id, ownerOid);
+    assert.equal(t1.getChildText('reason'), 'Off topic');
+    const own = byId.get(sid.oops)!;
+    assert.equal(own.getChild('body'), undefined);
+    const t2 = own.getChild('retracted', NS_RETRACT)!;
+    assert.ok(t2, String(own));
+    assert.equal(t2.attrs.id, 'alice-retraction');
+    assert.equal(t2.getChild('moderated', NS_MODERATE), undefined);
+    // The retraction and the announcement are archived too, after the messages.
+    assert.equal(results.length, 6);
+    // A second request for the same message: nothing left to retract.
+    assert.equal(errorCondition(await moderate()), 'item-not-found');
+
+    // Neither the history nor, after a restart, the history read back from the archive replays them.
+    const histories: string[][] = [];
+    for (const restart of [false, true]) {
+      if (restart) {
+        await stopClients();
+        await server.restart();
+      }
+      const bob = await connect('bob');
+      const got: string[] = [];
+      const subject = bob.expect((el) => {
+        if (el.name === 'message' && el.getChild('body')) got.push(el.getChildText('body')!);
+        return el.name === 'message' && el.getChild('subject') !== undefined;
+      });
+      await enter(bob, `${room}/bob`);
+      await subject;
+      histories.push(got);
+      await bob.send(xml('presence', { to: `${room}/bob`, type: 'unavailable' }));
+    }
+    assert.deepEqual(histories, [['first', 'third'], ['first', 'third']]);
   });
 
   it('forgets a temporary room’s archive across a restart; a new room of that name starts empty', async function () {

@@ -254,10 +254,12 @@ describe('MUC: message moderation (XEP-0425)', () => {
     await h.send(message(WICCA, COVEN, { type: 'groupchat', body: 'not yours', children: [other] }));
     assert.equal(h.muc.room(COVEN)?.history.find(sid)?.stanzaId, sid, 'someone else cannot');
     const retract = new Element('retract', { xmlns: 'urn:xmpp:message-retract:1', id: sid });
-    const out = await h.send(message(HAG, COVEN, { type: 'groupchat', body: '/me retracted a message', children: [retract] }));
+    const out = await h.send(message(HAG, COVEN, { type: 'groupchat', body: '/me retracted a message', id: 'retraction-1', children: [retract] }));
     assert.equal(out.length, 3, 'the retraction is reflected');
     assert.equal(h.muc.room(COVEN)?.history.find(sid), undefined);
     assert.deepEqual({ id: h.retracted.at(-1)?.stanzaId, by: h.retracted.at(-1)?.by, moderated: h.retracted.at(-1)?.moderated }, { id: sid, by: 'hag@example.org', moderated: false });
+    // The tombstone names the retraction by its message id (XEP-0424 §"Tombstones").
+    assert.equal(h.retracted.at(-1)?.retractionMessageId, 'retraction-1');
     assert.ok(codes(selfPresence(await h.send(join('x@example.org/y', room('coven', 'x'))), 'x@example.org/y')).includes(110));
   });
 });
