@@ -185,26 +185,14 @@ export function parseBody(text: string, maxBytes: number, maxDepth: number): Par
  * Serialise a payload for a response: stanzas in jabber:client (the declaration written first,
  * after the name), `stream:` elements as they are (the body binds the prefix). `serialised` is
  * `el.toString()` when stream management already made it (ClientStreamIo.send): a stanza is then
- * that string with the declaration inserted after the tag name — the same text as serialising
- * again, without the second serialisation.
+ * that string with the declaration inserted after the tag name, as it is inserted into a fresh
+ * serialisation otherwise — the same text, without serialising twice.
  */
 export function payloadXml(el: Element | string, serialised?: string): string {
   if (typeof el === 'string') return el;
   if (!isStanzaKind(el.name)) return el.toString();
-  const attrs = el.attrs as Record<string, string | undefined>;
-  if (attrs.xmlns != null) return serialised ?? el.toString();
-  if (serialised !== undefined && startsWithTag(serialised, el.name)) {
-    return `<${el.name}${CLIENT_NS_ATTR}${serialised.slice(el.name.length + 1)}`;
-  }
-  const own = attrs;
-  const first: Record<string, string | undefined> = { xmlns: NS.client };
-  for (const [k, v] of Object.entries(own)) if (k !== 'xmlns') first[k] = v;
-  el.attrs = first;
-  try {
-    return el.toString();
-  } finally {
-    el.attrs = own;
-  }
+  const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
+  return el.attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
 }
 
 /** The declaration as the element serialiser (ltx) writes attributes: double quotes. */

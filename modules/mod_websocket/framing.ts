@@ -175,17 +175,14 @@ export function seeOtherUriFrame(uri: string, currentSecure: boolean): { ok: tru
  * `stream:` elements the stream namespace. The element is left as it was.
  *
  * `serialised` is `el.toString()` when stream management already made it (ClientStreamIo.send):
- * a stanza's frame is then that string with the declaration inserted after the tag name — the
- * same text as serialising again, without the second serialisation.
+ * a stanza's frame is then that string with the declaration inserted after the tag name, as it is
+ * inserted into a fresh serialisation otherwise — the same text, without serialising twice.
  */
 export function frameElement(el: Element, serialised?: string): string {
   const attrs = el.attrs as Record<string, string | undefined>;
   if (isStanzaKind(el.name)) {
-    if (attrs.xmlns != null) return serialised ?? el.toString();
-    if (serialised !== undefined && startsWithTag(serialised, el.name)) {
-      return `<${el.name}${CLIENT_NS_ATTR}${serialised.slice(el.name.length + 1)}`;
-    }
-    return withAttrsFirst(el, { xmlns: NS.client });
+    const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
+    return attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
   }
   if (el.name.startsWith('stream:') && attrs['xmlns:stream'] === undefined) {
     attrs['xmlns:stream'] = NS.streams;
@@ -206,19 +203,6 @@ function startsWithTag(xml: string, name: string): boolean {
   const next = xml.charCodeAt(name.length + 1);
   // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
   return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
-}
-
-/** `el.toString()` with `first` written before its own attributes (which it replaces); the element is left as it was. */
-function withAttrsFirst(el: Element, first: Record<string, string>): string {
-  const own = el.attrs as Record<string, string | undefined>;
-  const attrs: Record<string, string | undefined> = { ...first };
-  for (const [k, v] of Object.entries(own)) if (!(k in first)) attrs[k] = v;
-  el.attrs = attrs;
-  try {
-    return el.toString();
-  } finally {
-    el.attrs = own;
-  }
 }
 
 /** A stream error (RFC 6120 §4.9 over RFC 7395 §3.6): the error frame, then `<close/>`. */
