@@ -62,6 +62,7 @@ export const METRICS: Metric[] = [
   { label: 'Routing latency p99 (ms)', better: 'lower', get: (r) => r.routing?.latencyP99Ms, fmt: f1 },
   { label: 'RSS per idle session at 1,000 (KiB)', better: 'lower', get: (r) => r.memory?.levels.find((l) => l.sessions === 1000)?.kibPerSession, fmt: f1 },
   { label: 'RSS per idle session at 10,000 (KiB)', better: 'lower', get: (r) => r.memory?.levels.find((l) => l.sessions === 10000)?.kibPerSession, fmt: f1 },
+  { label: 'RSS per additional idle session, 1,000 → 10,000 (KiB)', better: 'lower', get: (r) => r.memory?.marginalKibPerSession, fmt: f1 },
   { label: 'Presence fan-out to 200 contacts, median (ms)', better: 'lower', get: (r) => r.fanout?.medianMs, fmt: f1 },
   { label: 'Server CPU s per 1,000 messages', better: 'lower', get: (r) => r.routing?.serverCpuSecPer1000, fmt: f3 },
   { label: 'Routing with stream management, msgs/s', better: 'higher', get: (r) => r.routingSm?.msgsPerSec, fmt: f0 },
@@ -182,6 +183,8 @@ export function scenarioTables(run: RunJson): string {
       { h: `KiB/session at ${n}`, get: (r) => r.memory?.levels.find((l) => l.sessions === n)?.kibPerSession, better: 'lower', fmt: f1 },
       { h: `RSS at ${n} (MiB)`, get: (r) => r.memory?.levels.find((l) => l.sessions === n)?.rssMiB, better: 'lower', fmt: f1 },
     ]),
+    // Beside the averages: what one more session costs (see bench/RESULTS.md, method).
+    { h: 'marginal KiB/session 1,000 → 10,000', get: (r) => r.memory?.marginalKibPerSession, better: 'lower', fmt: f1 },
   ]);
   section(`4. Presence fan-out (1 user, ${p.fanoutContacts} online contacts, ${p.fanoutRounds} changes)`, [
     { h: 'median (ms)', get: (r) => r.fanout?.medianMs, better: 'lower', fmt: f1 },

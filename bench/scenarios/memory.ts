@@ -1,6 +1,9 @@
 // Scenario 3: server RSS per idle authenticated session. On a freshly started server: RSS with no
 // session, then with N idle sessions (plain TCP, SCRAM-SHA-1, bound, initial presence sent) for
-// each level, sessions accumulating; per session = (RSS(N) - RSS(0)) / N.
+// each level, sessions accumulating; per session = (RSS(N) - RSS(0)) / N. That figure charges the
+// sessions with whatever the first ones cost once (lazily loaded code, caches, heap growth), so the
+// leaner the idle server the "worse" it looks; the marginal figure, (RSS(10,000) - RSS(1,000)) /
+// 9,000, is what one more session costs once a thousand are there (when both levels are run).
 import type { XmppClient } from '../lib/client.ts';
 import { rssBytes, sleep } from '../lib/proc.ts';
 import { closeAll, loginMany, type Ctx } from './common.ts';
@@ -12,9 +15,15 @@ export interface MemoryLevel {
   loginSeconds: number;
 }
 
+/** The levels between which the marginal cost per session is measured. */
+export const MARGINAL_FROM = 1000;
+export const MARGINAL_TO = 10_000;
+
 export interface MemoryResult {
   baselineMiB: number;
   levels: MemoryLevel[];
+  /** (RSS(10,000) - RSS(1,000)) / 9,000 in KiB, when both levels were run. */
+  marginalKibPerSession?: number;
   error?: string;
 }
 
@@ -46,6 +55,12 @@ export async function memory(ctx: Ctx, o: { users: string[]; levels: number[]; s
       const lv: MemoryLevel = { sessions: level, rssMiB: rss / 1048576, kibPerSession: (rss - base) / 1024 / level, loginSeconds };
       res.levels.push(lv);
       ctx.log(`  memory: ${level} sessions: RSS ${lv.rssMiB.toFixed(1)} MiB (baseline ${res.baselineMiB.toFixed(1)}), ${lv.kibPerSession.toFixed(1)} KiB/session`);
+    }
+    const from = res.levels.find((l) => l.sessions === MARGINAL_FROM);
+    const to = res.levels.find((l) => l.sessions === MARGINAL_TO);
+    if (from && to) {
+      res.marginalKibPerSession = ((to.rssMiB - from.rssMiB) * 1024) / (MARGINAL_TO - MARGINAL_FROM);
+      ctx.log(`  memory: marginal ${res.marginalKibPerSession.toFixed(1)} KiB/session from ${MARGINAL_FROM} to ${MARGINAL_TO} sessions`);
     }
   } catch (err) {
     res.error = (err as Error).message;

@@ -267,10 +267,11 @@ function open(
   const client: ClientStream = clients.accept(transport, {
     // The session creation response (and each restart's) is the stream header (XEP-0206 §3).
     sendHeader: () => bosh.streamId,
-    send: (x) => {
+    // `serialised`: the stanza's XML when stream management made it (written without serialising again).
+    send: (x, serialised) => {
       if (closing || done) return false;
       transport.lastActivity = Date.now();
-      const ok = bosh.send(x);
+      const ok = bosh.send(x, serialised);
       // Past the bound, no request came for STALL_MS to take them: the client does not poll.
       if (bosh.queued > sendQueueLimit() && stallTimer === undefined) {
         stallTimer = setTimeout(() => {

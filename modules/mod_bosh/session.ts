@@ -181,20 +181,37 @@ export function parseBody(text: string, maxBytes: number, maxDepth: number): Par
   return { ok: true, body: el };
 }
 
-/** Serialise a payload for a response: stanzas in jabber:client, `stream:` elements as they are (the body binds the prefix). */
-function payloadXml(el: Element | string): string {
+/**
+ * Serialise a payload for a response: stanzas in jabber:client (the declaration written first,
+ * after the name), `stream:` elements as they are (the body binds the prefix). `serialised` is
+ * `el.toString()` when stream management already made it (ClientStreamIo.send): a stanza is then
+ * that string with the declaration inserted after the tag name, as it is inserted into a fresh
+ * serialisation otherwise — the same text, without serialising twice.
+ */
+export function payloadXml(el: Element | string, serialised?: string): string {
   if (typeof el === 'string') return el;
-  const attrs = el.attrs as Record<string, string | undefined>;
-  if (attrs.xmlns === undefined && isStanzaKind(el.name)) {
-    attrs.xmlns = NS.client;
-    try {
-      return el.toString();
-    } finally {
-      delete attrs.xmlns;
-    }
-  }
-  return el.toString();
+  if (!isStanzaKind(el.name)) return el.toString();
+  const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
+  return el.attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
 }
+
+/** The declaration as the element serialiser (ltx) writes attributes: double quotes. */
+const CLIENT_NS_ATTR = ` xmlns="${NS.client}"`;
+
+/** True when `xml` is the start of an element named `name` (so what follows the name is its attributes or the tag's end). */
+function startsWithTag(xml: string, name: string): boolean {
+  const next = xml.charCodeAt(name.length + 1);
+  // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
+  return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
+}
+
+/** A payload waiting for a response, with its XML when stream management made it. */
+interface Queued {
+  payload: Element | string;
+  serialised: string | undefined;
+}
+
+const queuedXml = (q: Queued): string => payloadXml(q.payload, q.serialised);
 
 function escapeAttr(v: string): string {
   return v.replace(/[&<>'"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : c === "'" ? '&apos;' : '&quot;'));
@@ -330,7 +347,7 @@ export class BoshSession {
   private readonly held: Held[] = [];
   private readonly early = new Map<number, Early>();
   private readonly buffer = new Map<number, { xml: string; sentAt: number }>();
-  private queue: (Element | string)[] = [];
+  private queue: Queued[] = [];
   private flushScheduled = false;
   private inactivityTimer: BoshTimer | undefined;
   private pauseSeconds: number | undefined;
@@ -386,7 +403,7 @@ export class BoshSession {
       this.remove();
       return this.terminal ?? terminateBody('undefined-condition');
     }
-    const payload = this.queue.map(payloadXml).join('');
+    const payload = this.queue.map(queuedXml).join('');
     this.queue = [];
     const xml = `<body${Object.entries(attrs).map(([k, v]) => ` ${k}='${escapeAttr(v)}'`).join('')}>${payload}</body>`;
     this.buffer.set(this.lastRid, { xml, sentAt: this.clock.now() });
@@ -405,9 +422,9 @@ export class BoshSession {
   }
 
   /** What the XMPP session sends to the client: queued, and sent with the next response. */
-  send(x: Element | string): boolean {
+  send(x: Element | string, serialised?: string): boolean {
     if (this.ended) return false;
-    this.queue.push(x);
+    this.queue.push({ payload: x, serialised });
     this.scheduleFlush();
     return true;
   }
@@ -419,7 +436,7 @@ export class BoshSession {
 
   /** Take the payloads waiting for a request (the client is given up on; the caller routes them). */
   takeQueued(): (Element | string)[] {
-    return this.queue.splice(0);
+    return this.queue.splice(0).map((q) => q.payload);
   }
 
   /**
@@ -429,7 +446,7 @@ export class BoshSession {
    */
   close(condition?: BoshCondition, streamError?: Element): void {
     if (this.ended) return;
-    const payload = [...this.queue.map(payloadXml), streamError ? payloadXml(streamError) : ''].join('');
+    const payload = [...this.queue.map(queuedXml), streamError ? payloadXml(streamError) : ''].join('');
     this.queue = [];
     const final = terminateBody(streamError ? 'remote-stream-error' : condition, payload);
     this.finish({ graceful: false, condition: streamError ? 'remote-stream-error' : condition ?? 'undefined-condition', undelivered: [] }, final);
@@ -551,7 +568,7 @@ export class BoshSession {
     if (isTerminate) {
       // §13: payloads forwarded above; everything held is answered, then this one.
       while (this.held.length) this.respondOldest();
-      const final = terminateBody(undefined, this.queue.map(payloadXml).join(''));
+      const final = terminateBody(undefined, this.queue.map(queuedXml).join(''));
       this.queue = [];
       resolve(final);
       this.finish({ graceful: true, undelivered: [] }, final);
@@ -602,7 +619,7 @@ export class BoshSession {
     if (entry.timer !== undefined) this.clock.clearTimeout(entry.timer);
     let payload = '';
     if (!entry.pause) {
-      payload = this.queue.map(payloadXml).join('');
+      payload = this.queue.map(queuedXml).join('');
       this.queue = [];
     }
     const extra: Record<string, string> = {};
@@ -691,7 +708,7 @@ export class BoshSession {
     // §10: terminated without telling the client.
     this.inactivityTimer = this.clock.setTimeout(() => {
       this.inactivityTimer = undefined;
-      if (this.held.length === 0) this.finish({ graceful: false, condition: 'inactivity', undelivered: this.queue.slice() }, terminateBody());
+      if (this.held.length === 0) this.finish({ graceful: false, condition: 'inactivity', undelivered: this.queue.map((q) => q.payload) }, terminateBody());
     }, seconds * 1000);
   }
 

@@ -171,18 +171,18 @@ export function seeOtherUriFrame(uri: string, currentSecure: boolean): { ok: tru
 
 /**
  * One outgoing element as a self-contained frame (RFC 7395 §3.3.3: each frame carries its own
- * namespace declarations): stanzas get xmlns='jabber:client', `stream:` elements the stream
- * namespace. The element is left as it was.
+ * namespace declarations): stanzas get xmlns='jabber:client' (written first, after the name),
+ * `stream:` elements the stream namespace. The element is left as it was.
+ *
+ * `serialised` is `el.toString()` when stream management already made it (ClientStreamIo.send):
+ * a stanza's frame is then that string with the declaration inserted after the tag name, as it is
+ * inserted into a fresh serialisation otherwise — the same text, without serialising twice.
  */
-export function frameElement(el: Element): string {
+export function frameElement(el: Element, serialised?: string): string {
   const attrs = el.attrs as Record<string, string | undefined>;
-  if (attrs.xmlns === undefined && isStanzaKind(el.name)) {
-    attrs.xmlns = NS.client;
-    try {
-      return el.toString();
-    } finally {
-      delete attrs.xmlns;
-    }
+  if (isStanzaKind(el.name)) {
+    const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
+    return attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
   }
   if (el.name.startsWith('stream:') && attrs['xmlns:stream'] === undefined) {
     attrs['xmlns:stream'] = NS.streams;
@@ -193,6 +193,16 @@ export function frameElement(el: Element): string {
     }
   }
   return el.toString();
+}
+
+/** The declaration as the element serialiser (ltx) writes attributes: double quotes. */
+const CLIENT_NS_ATTR = ` xmlns="${NS.client}"`;
+
+/** True when `xml` is the start of an element named `name` (so what follows the name is its attributes or the tag's end). */
+function startsWithTag(xml: string, name: string): boolean {
+  const next = xml.charCodeAt(name.length + 1);
+  // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
+  return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
 }
 
 /** A stream error (RFC 6120 §4.9 over RFC 7395 §3.6): the error frame, then `<close/>`. */

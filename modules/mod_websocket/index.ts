@@ -266,10 +266,11 @@ function accept(
       write(openFrame({ from: client.session.host ?? '', id, lang: 'en' }));
       return id;
     },
-    send: (x) => {
+    // `serialised`: the stanza's XML when stream management made it (framed without serialising again).
+    send: (x, serialised) => {
       if (closing || ended) return false;
       if (typeof x === 'string') return write(x);
-      return write(frameElement(x), isStanzaKind(x.name) ? (x as Stanza) : undefined);
+      return write(frameElement(x, serialised), isStanzaKind(x.name) ? (x as Stanza) : undefined);
     },
     close,
     // After SASL success the client opens a new stream with <open/> (RFC 7395 §3.5).

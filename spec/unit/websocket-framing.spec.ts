@@ -117,7 +117,7 @@ describe('WebSocket framing (RFC 7395)', () => {
 
     it('makes every frame self-contained: stanzas in jabber:client, stream elements with the stream prefix bound', () => {
       const msg = new Element('message', { to: 'a@example.org' }).c('body').t('hi').up();
-      assert.equal(frameElement(msg), '<message to="a@example.org" xmlns="jabber:client"><body>hi</body></message>');
+      assert.equal(frameElement(msg), '<message xmlns="jabber:client" to="a@example.org"><body>hi</body></message>');
       assert.equal(msg.attrs.xmlns, undefined, 'the element is not changed');
       const features = new Element('stream:features').c('bind', { xmlns: 'urn:ietf:params:xml:ns:xmpp-bind' }).up();
       assert.equal(frameElement(features), '<stream:features xmlns:stream="http://etherx.jabber.org/streams"><bind xmlns="urn:ietf:params:xml:ns:xmpp-bind"/></stream:features>');
