@@ -10,13 +10,17 @@
 //    event) — `<node>+notify` asks for a node; the engine applies the node's access model;
 //  - the last item of each node to a resource that becomes available or gains `+notify`
 //    (XEP-0163 §4.3.4, send_last_published_item on_sub_and_presence);
+//  - a stanza the service sends (notifications, last items, subscription notices) to an entity
+//    the account blocks (XEP-0191, asked of mod_blocking's `isBlocked` with the full address) is
+//    dropped: explicit subscribers and remote contacts included, whom mod_blocking's delivery
+//    checks do not see;
 //  - roster changes re-check subscriptions (§8.1); bounced notifications end subscriptions
 //    (XEP-0060 §12.4); account deletion removes the account's nodes and items;
 //  - disco: the pubsub/pep identity and the engine's features on every account, the account's
 //    nodes in disco#items, a node's meta-data with disco#info and a node.
 import type { Element } from '@xmpp/xml';
 import {
-  attrsOf, bare, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
+  attrsOf, bare, CoreError, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
 } from '../../core/api.ts';
 import { avatarSync } from './avatars.ts';
 import { bookmarksSync } from './bookmarks.ts';
@@ -97,6 +101,40 @@ export default defineModule({
       },
     };
 
+    // -- XEP-0191: nothing from the account to an entity it blocks ---------------------------------------
+    /** Whether `username` blocks `to` (false without mod_blocking); throws when the blocklist cannot be read. */
+    const blocks = async (username: string, to: string): Promise<boolean> => {
+      try {
+        return (await module.call<boolean>('blocking', 'isBlocked', username, to)) === true;
+      } catch (err) {
+        if (err instanceof CoreError && err.code === 'MODULE_NOT_LOADED') return false;
+        throw err;
+      }
+    };
+    /** Send for the service of `username`: in order, after the blocklist check (a blocklist that cannot be read sends nothing). */
+    const sendFor = (username: string) => (stanza: Element): void => {
+      const to = stanza.attrs.to;
+      const own = `${username}@${host}`;
+      void module.serial(`pep-send ${own}`, async () => {
+        let blocked: boolean;
+        try {
+          blocked = typeof to === 'string' && bare(to) !== own && (await blocks(username, to));
+        } catch (err) {
+          module.log.error('the blocklist of %s cannot be read: %s to %s not sent: %s', own, stanza.name, to, err);
+          return;
+        }
+        if (blocked) {
+          module.log('%s blocks %s: %s not sent', own, to, stanza.name);
+          return;
+        }
+        try {
+          module.send(stanza);
+        } catch (err) {
+          module.log.error('sending %s to %s failed: %s', stanza.name, to, err);
+        }
+      });
+    };
+
     // -- one service per account (most recently used kept) ----------------------------------------------
     const services = new Map<string, pubsub.PubSubService>();
     const newService = (username: string): pubsub.PubSubService =>
@@ -104,7 +142,7 @@ export default defineModule({
         jid: `${username}@${host}`,
         kind: 'pep',
         store: pubsub.storagePubSubStore({ nodes, items }, username),
-        send: (stanza) => module.send(stanza),
+        send: sendFor(username),
         relationships,
         interest,
         limits: { maxItems: module.option('maxItems'), maxPayloadSize: module.option('maxPayloadSize') },
