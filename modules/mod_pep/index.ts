@@ -16,6 +16,7 @@
 //    checks do not see;
 //  - roster changes re-check subscriptions (§8.1); bounced notifications end subscriptions
 //    (XEP-0060 §12.4); account deletion removes the account's nodes and items;
+//  - vCard4 in an iq (XEP-0292 0.11 §4.1, vcard4.ts) read from and written to the urn:xmpp:vcard4 node;
 //  - disco: the pubsub/pep identity and the engine's features on every account, the account's
 //    nodes in disco#items, a node's meta-data with disco#info and a node.
 import type { Element } from '@xmpp/xml';
@@ -24,6 +25,7 @@ import {
 } from '../../core/api.ts';
 import { avatarSync } from './avatars.ts';
 import { bookmarksSync } from './bookmarks.ts';
+import { vcard4Iq } from './vcard4.ts';
 
 const options = {
   maxItems: {
@@ -163,6 +165,7 @@ export default defineModule({
 
     const bookmarks = bookmarksSync({ module: module as unknown as ModuleApi, serviceOf });
     const avatars = avatarSync({ module: module as unknown as ModuleApi, serviceOf });
+    vcard4Iq({ module: module as unknown as ModuleApi, serviceOf, changed: (username) => avatars.changed(username, pubsub.VCARD4_NODE) });
 
     // -- disco ------------------------------------------------------------------------------------------
     const features = newService('').features();
