@@ -21,7 +21,7 @@
 //    nodes in disco#items, a node's meta-data with disco#info and a node.
 import type { Element } from '@xmpp/xml';
 import {
-  attrsOf, bare, CoreError, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
+  attrsOf, bare, CoreError, defineModule, iqPayload, iqResult, isBound, NS, parseForm, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
 } from '../../core/api.ts';
 import { avatarSync } from './avatars.ts';
 import { bookmarksSync } from './bookmarks.ts';
@@ -62,8 +62,8 @@ const options = {
 
 type Options = typeof options;
 
-/** PEP access models (XEP-0163 §4.1 and XEP-0060 §4.5 as far as a personal service needs them). */
-const PEP_ACCESS_MODELS: readonly pubsub.AccessModel[] = ['open', 'presence', 'roster', 'whitelist'];
+/** PEP access models (XEP-0163 §4.1, XEP-0060 §4.5): all five, authorize with the account approving requests (§8.6). */
+const PEP_ACCESS_MODELS: readonly pubsub.AccessModel[] = ['open', 'presence', 'roster', 'whitelist', 'authorize'];
 
 export default defineModule({
   description: 'Personal Eventing Protocol (XEP-0163): a pubsub service on every account',
@@ -249,7 +249,7 @@ export default defineModule({
     }
 
     // -- messages to the service: bounced notifications, authorization answers ---------------------------
-    module.hook('message/bare', async ({ stanza, toNode }) => {
+    module.hook('message/bare', async ({ origin, stanza, toNode }) => {
       if (!toNode) return undefined;
       const from = stanza.attrs.from;
       const id = stanza.attrs.id;
@@ -258,6 +258,18 @@ export default defineModule({
         const condition = error?.getChildElements().find((c) => attrsOf(c).xmlns === NS.stanzas)?.name ?? 'undefined-condition';
         await serviceOf(toNode).notificationBounced(from, attrsOf(error).type ?? 'cancel', condition);
         return true; // not for the user's clients
+      }
+      // The account answers an authorization request (XEP-0060 §8.6) from one of its resources:
+      // a submitted (or cancelled) subscribe_authorization form to its own bare JID. The request
+      // itself (a form of type 'form', from the service) goes on to the account's clients.
+      if (isBound(origin) && origin.host === host && origin.username === toNode && isAuthorizationAnswer(stanza)) {
+        try {
+          await pubsub.handlePubSubMessage(serviceOf(toNode), stanza, origin.full_jid);
+        } catch (err) {
+          if (!(err instanceof StanzaError)) throw err;
+          origin.send(pubsub.errorReplyFor(stanza, err));
+        }
+        return true;
       }
       return undefined;
     }, 10);
@@ -323,4 +335,12 @@ function changedNode(iq: Element): string | undefined {
   const op = ps?.getChildElements().find((c) => ['publish', 'retract', 'purge', 'delete'].includes(c.name));
   const node = op?.attrs.node;
   return typeof node === 'string' ? node : undefined;
+}
+
+/** A submitted or cancelled subscribe_authorization form (an owner's answer, XEP-0060 §8.6). */
+function isAuthorizationAnswer(message: Element): boolean {
+  return message.getChildren('x', 'jabber:x:data').some((x) => {
+    const f = parseForm(x);
+    return f?.formType === pubsub.FORM_SUBSCRIBE_AUTHORIZATION && (f.type === 'submit' || f.type === 'cancel');
+  });
 }

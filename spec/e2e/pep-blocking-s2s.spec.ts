@@ -12,7 +12,7 @@ const PASS = 'pep-blocking-s2s-pass';
 const TUNE = 'http://jabber.org/protocol/tune';
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const tune = (title: string) => xml('tune', { xmlns: TUNE }, xml('title', {}, title));
-const OPEN = { FORM_TYPE: 'http://jabber.org/protocol/pubsub#publish-options', 'pubsub#access_model': 'open' };
+const OPEN = { 'pubsub#access_model': 'open' };
 
 describe('s2s: PEP notifications to a blocked remote subscriber (XEP-0163, XEP-0191)', function () {
   this.timeout(60000);

@@ -11,7 +11,7 @@ const PASS = 'pep-blocking-pass';
 const TUNE = 'http://jabber.org/protocol/tune';
 const NS_BLOCKING = 'urn:xmpp:blocking';
 const tune = (title: string) => xml('tune', { xmlns: TUNE }, xml('title', {}, title));
-const OPEN = { FORM_TYPE: 'http://jabber.org/protocol/pubsub#publish-options', 'pubsub#access_model': 'open' };
+const OPEN = { 'pubsub#access_model': 'open' };
 
 describe('e2e: PEP notifications and blocked entities (XEP-0163, XEP-0191)', function () {
   let server: TestServer;
