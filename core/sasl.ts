@@ -250,6 +250,7 @@ function scramExchange(users: SaslAccounts, ctx: SaslContext, hash: ScramHash, p
     hash,
     plus,
     offeredPlus: ctx.offered.some(isPlus),
+    offeredUnbound: ctx.offered.includes(`SCRAM-${hash}`),
     channelBindingTypes: ctx.channelBindings,
     policy,
     channelBinding: (type) => conn?.channelBinding(type),

@@ -40,6 +40,8 @@ export interface ScramServerOptions {
   plus: boolean;
   /** whether the server offered any -PLUS mechanism on this stream (for the 'y' downgrade check) */
   offeredPlus: boolean;
+  /** For a -PLUS mechanism: whether the same mechanism without -PLUS was offered on this stream too. */
+  offeredUnbound?: boolean;
   /** Channel-binding types the connection provides as their RFCs define them, best first. */
   channelBindingTypes: readonly string[];
   /** Which GS2 flags the server accepts (see channelBindingDecision). */
@@ -232,6 +234,8 @@ export interface ChannelBindingCase {
   plus: boolean;
   /** The server offered a -PLUS mechanism on this stream. */
   offeredPlus: boolean;
+  /** For a -PLUS mechanism: the same mechanism without -PLUS was offered too (absent: assumed so). */
+  offeredUnbound?: boolean;
   /** Channel-binding types the connection provides as their RFCs define them (XEP-0440's list). */
   connectionTypes: readonly string[];
   policy: ChannelBindingPolicy;
@@ -254,8 +258,9 @@ export function channelBindingDecision(c: ChannelBindingCase): ChannelBindingDec
       // StanzaJS picks a -PLUS mechanism whenever one is offered and, having no binding data (a
       // browser or its WebSocket/BOSH transport cannot read any), sends 'n'. The flag is covered
       // by the client proof (c=), so nobody can turn a client's 'p=' into this: it is exactly
-      // the unbound SCRAM offered on the same stream (doc/authentication.md).
-      if (policy === 'compatible') return { accept: true };
+      // the unbound SCRAM offered on the same stream (doc/authentication.md) — and only where that
+      // is offered: an operator who offers -PLUS alone requires channel binding.
+      if (policy === 'compatible' && c.offeredUnbound !== false) return { accept: true };
       return { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' };
     case 'y':
       if (plus) return { accept: false, condition: 'malformed-request', text: 'channel binding required by -PLUS mechanism' };
@@ -411,7 +416,7 @@ export class ScramServer {
   }
 
   private async clientFirst(message: Buffer): Promise<ScramStep> {
-    const { hash, plus, offeredPlus, channelBindingTypes, policy } = this.opts;
+    const { hash, plus, offeredPlus, offeredUnbound, channelBindingTypes, policy } = this.opts;
     if (message.length === 0) return fail('malformed-request', 'empty initial response');
     if (message.length > MAX_MESSAGE_BYTES) return fail('malformed-request', 'message too long');
     const text = decodeUtf8(message);
@@ -433,7 +438,7 @@ export class ScramServer {
       if (!/^[A-Za-z0-9.-]+$/.test(type)) return fail('malformed-request', 'malformed channel binding name');
       gs2 = { kind: 'p', type };
     } else return fail('malformed-request', 'malformed GS2 channel binding flag');
-    const decision = channelBindingDecision({ flag: gs2, plus, offeredPlus, connectionTypes: channelBindingTypes, policy });
+    const decision = channelBindingDecision({ flag: gs2, plus, offeredPlus, offeredUnbound, connectionTypes: channelBindingTypes, policy });
     if (!decision.accept) return fail(decision.condition, decision.text);
     let cbindData: Buffer | undefined;
     if (decision.type !== undefined) {

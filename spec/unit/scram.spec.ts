@@ -597,5 +597,10 @@ describe('core/scram', () => {
     it('has no row that no case reaches', () => {
       assert.deepEqual(table.filter((r) => !used.has(r)), []);
     });
+    it("compatible accepts 'n' with a -PLUS mechanism only where the same mechanism without -PLUS was offered", () => {
+      const base = { flag: { kind: 'n' } as Gs2Flag, plus: true, offeredPlus: true, connectionTypes: connections['TLS 1.3'], policy: 'compatible' as const };
+      assert.equal(outcome(channelBindingDecision({ ...base, offeredUnbound: true })), 'accept');
+      assert.equal(outcome(channelBindingDecision({ ...base, offeredUnbound: false })), 'malformed-request');
+    });
   });
 });
