@@ -10,16 +10,22 @@
 //    event) — `<node>+notify` asks for a node; the engine applies the node's access model;
 //  - the last item of each node to a resource that becomes available or gains `+notify`
 //    (XEP-0163 §4.3.4, send_last_published_item on_sub_and_presence);
+//  - a stanza the service sends (notifications, last items, subscription notices) to an entity
+//    the account blocks (XEP-0191, asked of mod_blocking's `isBlocked` with the full address) is
+//    dropped: explicit subscribers and remote contacts included, whom mod_blocking's delivery
+//    checks do not see;
 //  - roster changes re-check subscriptions (§8.1); bounced notifications end subscriptions
 //    (XEP-0060 §12.4); account deletion removes the account's nodes and items;
+//  - vCard4 in an iq (XEP-0292 0.11 §4.1, vcard4.ts) read from and written to the urn:xmpp:vcard4 node;
 //  - disco: the pubsub/pep identity and the engine's features on every account, the account's
 //    nodes in disco#items, a node's meta-data with disco#info and a node.
 import type { Element } from '@xmpp/xml';
 import {
-  attrsOf, bare, defineModule, iqPayload, iqResult, NS, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
+  attrsOf, bare, CoreError, defineModule, iqPayload, iqResult, isBound, NS, parseForm, pubsub, split, StanzaError, type ModuleApi, type StanzaEvent,
 } from '../../core/api.ts';
 import { avatarSync } from './avatars.ts';
 import { bookmarksSync } from './bookmarks.ts';
+import { vcard4Iq } from './vcard4.ts';
 
 const options = {
   maxItems: {
@@ -56,8 +62,8 @@ const options = {
 
 type Options = typeof options;
 
-/** PEP access models (XEP-0163 §4.1 and XEP-0060 §4.5 as far as a personal service needs them). */
-const PEP_ACCESS_MODELS: readonly pubsub.AccessModel[] = ['open', 'presence', 'roster', 'whitelist'];
+/** PEP access models (XEP-0163 §4.1, XEP-0060 §4.5): all five, authorize with the account approving requests (§8.6). */
+const PEP_ACCESS_MODELS: readonly pubsub.AccessModel[] = ['open', 'presence', 'roster', 'whitelist', 'authorize'];
 
 export default defineModule({
   description: 'Personal Eventing Protocol (XEP-0163): a pubsub service on every account',
@@ -97,6 +103,40 @@ export default defineModule({
       },
     };
 
+    // -- XEP-0191: nothing from the account to an entity it blocks ---------------------------------------
+    /** Whether `username` blocks `to` (false without mod_blocking); throws when the blocklist cannot be read. */
+    const blocks = async (username: string, to: string): Promise<boolean> => {
+      try {
+        return (await module.call<boolean>('blocking', 'isBlocked', username, to)) === true;
+      } catch (err) {
+        if (err instanceof CoreError && err.code === 'MODULE_NOT_LOADED') return false;
+        throw err;
+      }
+    };
+    /** Send for the service of `username`: in order, after the blocklist check (a blocklist that cannot be read sends nothing). */
+    const sendFor = (username: string) => (stanza: Element): void => {
+      const to = stanza.attrs.to;
+      const own = `${username}@${host}`;
+      void module.serial(`pep-send ${own}`, async () => {
+        let blocked: boolean;
+        try {
+          blocked = typeof to === 'string' && bare(to) !== own && (await blocks(username, to));
+        } catch (err) {
+          module.log.error('the blocklist of %s cannot be read: %s to %s not sent: %s', own, stanza.name, to, err);
+          return;
+        }
+        if (blocked) {
+          module.log('%s blocks %s: %s not sent', own, to, stanza.name);
+          return;
+        }
+        try {
+          module.send(stanza);
+        } catch (err) {
+          module.log.error('sending %s to %s failed: %s', stanza.name, to, err);
+        }
+      });
+    };
+
     // -- one service per account (most recently used kept) ----------------------------------------------
     const services = new Map<string, pubsub.PubSubService>();
     const newService = (username: string): pubsub.PubSubService =>
@@ -104,7 +144,7 @@ export default defineModule({
         jid: `${username}@${host}`,
         kind: 'pep',
         store: pubsub.storagePubSubStore({ nodes, items }, username),
-        send: (stanza) => module.send(stanza),
+        send: sendFor(username),
         relationships,
         interest,
         limits: { maxItems: module.option('maxItems'), maxPayloadSize: module.option('maxPayloadSize') },
@@ -125,6 +165,7 @@ export default defineModule({
 
     const bookmarks = bookmarksSync({ module: module as unknown as ModuleApi, serviceOf });
     const avatars = avatarSync({ module: module as unknown as ModuleApi, serviceOf });
+    vcard4Iq({ module: module as unknown as ModuleApi, serviceOf, changed: (username) => avatars.changed(username, pubsub.VCARD4_NODE) });
 
     // -- disco ------------------------------------------------------------------------------------------
     const features = newService('').features();
@@ -208,7 +249,7 @@ export default defineModule({
     }
 
     // -- messages to the service: bounced notifications, authorization answers ---------------------------
-    module.hook('message/bare', async ({ stanza, toNode }) => {
+    module.hook('message/bare', async ({ origin, stanza, toNode }) => {
       if (!toNode) return undefined;
       const from = stanza.attrs.from;
       const id = stanza.attrs.id;
@@ -217,6 +258,18 @@ export default defineModule({
         const condition = error?.getChildElements().find((c) => attrsOf(c).xmlns === NS.stanzas)?.name ?? 'undefined-condition';
         await serviceOf(toNode).notificationBounced(from, attrsOf(error).type ?? 'cancel', condition);
         return true; // not for the user's clients
+      }
+      // The account answers an authorization request (XEP-0060 §8.6) from one of its resources:
+      // a submitted (or cancelled) subscribe_authorization form to its own bare JID. The request
+      // itself (a form of type 'form', from the service) goes on to the account's clients.
+      if (isBound(origin) && origin.host === host && origin.username === toNode && isAuthorizationAnswer(stanza)) {
+        try {
+          await pubsub.handlePubSubMessage(serviceOf(toNode), stanza, origin.full_jid);
+        } catch (err) {
+          if (!(err instanceof StanzaError)) throw err;
+          origin.send(pubsub.errorReplyFor(stanza, err));
+        }
+        return true;
       }
       return undefined;
     }, 10);
@@ -282,4 +335,12 @@ function changedNode(iq: Element): string | undefined {
   const op = ps?.getChildElements().find((c) => ['publish', 'retract', 'purge', 'delete'].includes(c.name));
   const node = op?.attrs.node;
   return typeof node === 'string' ? node : undefined;
+}
+
+/** A submitted or cancelled subscribe_authorization form (an owner's answer, XEP-0060 §8.6). */
+function isAuthorizationAnswer(message: Element): boolean {
+  return message.getChildren('x', 'jabber:x:data').some((x) => {
+    const f = parseForm(x);
+    return f?.formType === pubsub.FORM_SUBSCRIBE_AUTHORIZATION && (f.type === 'submit' || f.type === 'cancel');
+  });
 }
