@@ -409,6 +409,29 @@ export default defineModule({
       for (const dest of ['bare', 'full'] as const) module.hook(`${kind}/${dest}`, inbound, PRIORITY);
     }
 
+    // Stanzas the server sends on behalf of a user of this host to another server (presence
+    // broadcasts, probes' answers, PEP notifications…) never reach a local `<kind>/<dest>` hook:
+    // they are checked against the user's blocklist on their way out, before mod_s2s takes them.
+    // (What the user's own client sends was refused by `outbound` already.)
+    module.hookGlobal('route/remote', (event: StanzaEvent): unknown => {
+      const { stanza, to } = event;
+      const rawFrom = stanza.attrs.from;
+      // Errors leave: refusing a blocked entity's stanza answers it with one (§3.3).
+      if (!to || rawFrom === undefined || stanza.attrs.type === 'error' || ownNotices.has(stanza) || isSubscriptionEnd(stanza)) return undefined;
+      const { node, host: fromHost } = split(prep(rawFrom) ?? rawFrom);
+      if (!node || fromHost !== host) return undefined;
+      const list = lists.peek(node);
+      if (list) return isBlocked(list, to) ? true : undefined;
+      return lists.load(node).then(
+        (loaded) => (isBlocked(loaded, to) ? true : undefined),
+        (err: unknown) => {
+          // Unknown blocklist: nothing leaves for another server on the user's behalf.
+          module.log.error('cannot load the blocklist of %s@%s: %s', node, host, err);
+          return true;
+        },
+      );
+    }, PRIORITY);
+
     // -- account deletion -------------------------------------------------------------------------------
 
     module.hook('user-deleted', async ({ host: h, username }) => {
