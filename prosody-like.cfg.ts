@@ -59,9 +59,11 @@ export default defineConfig({
   },
 
   // Internal components run by a module. Multi-User Chat rooms (XEP-0045) live on
-  // conference.localhost; options under `muc` (doc/configuration.md). `components: {}` turns it off.
+  // conference.localhost (options under `muc`), HTTP File Upload (XEP-0363) on upload.localhost
+  // (options under `http_file_share`; doc/configuration.md, doc/web.md). `components: {}` turns them off.
   components: {
     'conference.localhost': { module: 'muc' },
+    'upload.localhost': { module: 'http_file_share' },
   },
 
   // tls: { certificate: '/etc/cadence/certs/example.org.crt', key: '/etc/cadence/certs/example.org.key' },
