@@ -6,11 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { machineBusy, sample, selfCpu } from './lib/proc.ts';
+import { freePort, machineBusy, sample, selfCpu } from './lib/proc.ts';
 import { CadenceServer } from './servers/cadence.ts';
 import { EjabberdServer } from './servers/ejabberd.ts';
 import { ProsodyServer } from './servers/prosody.ts';
@@ -27,15 +26,6 @@ const DOMAIN = 'bench.localhost';
 const PASSWORD = 'bench-password';
 const HTTPBIND = 'http://jabber.org/protocol/httpbind';
 const log = (l: string) => process.stdout.write(`${l}\n`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1000 });
 

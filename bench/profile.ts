@@ -6,11 +6,11 @@
 //   node --import tsx bench/profile.ts [login-tls,login-plain,routing,fanout] [--seconds 10]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatSummary, summarise } from './cpuprofile-summary.ts';
+import { freePort } from './lib/proc.ts';
 import type { Ctx } from './scenarios/common.ts';
 import { fanout } from './scenarios/fanout.ts';
 import { loginRate } from './scenarios/login.ts';
@@ -25,15 +25,6 @@ const si = args.indexOf('--seconds');
 const seconds = si >= 0 ? Number(args[si + 1]) : 10;
 const wanted = (args.find((a) => !a.startsWith('--') && a !== String(seconds)) ?? 'login-tls,login-plain,routing,fanout').split(',');
 const log = (l: string) => process.stdout.write(`${l}\n`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cadence-prof-'));
 const certFile = path.join(dir, 'bench.crt');

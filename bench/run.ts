@@ -11,12 +11,11 @@
 // fresh temporary directory, and are stopped at the end (also on Ctrl-C).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { load } from './lib/proc.ts';
+import { freePort, load } from './lib/proc.ts';
 import { renderMarkdown, type RoundResult, type RunJson } from './lib/report.ts';
 import type { Ctx } from './scenarios/common.ts';
 import { fanout } from './scenarios/fanout.ts';
@@ -81,17 +80,6 @@ const jsonPath = path.resolve(args.json ?? path.join(BENCH, 'results', quick ? '
 
 const t0 = Date.now();
 const log = (line: string) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${line}\n`);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function raiseFileLimit(): string {
   // 10,000 sessions need 10,000 sockets in the load generator and in the server; children

@@ -144,6 +144,7 @@ export {
   shouldArchive, storedMessage, storedPrefs, stanzaIdOf, stripStanzaIds, userArchiveDecision,
 } from './util/mam.ts';
 export type { ArchiveDefault, ArchivePrefs, MamIqContext, MamOptions } from './util/mam.ts';
+export { formatDateTime, parseDateTime } from './util/datetime.ts';
 // ---- publish-subscribe (XEP-0060, XEP-0163 and the translators on top; doc/pubsub.md) ---------------------------
 // The engine shared by mod_pep and mod_pubsub, as one namespace: `pubsub.PubSubService`, `pubsub.NS_PUBSUB`, …
 export * as pubsub from './util/pubsub/index.ts';

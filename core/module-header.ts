@@ -17,13 +17,22 @@ export function parseModuleHeader(source: string): ModuleHeader {
     if (line === '' || line.startsWith('#!')) continue;
     const m = HEADER_LINE.exec(line);
     if (m) {
-      header[m[1]!] = m[2]!.trim();
+      header[detached(m[1]!)] = detached(m[2]!.trim());
       continue;
     }
     if (line.startsWith('//') || line.startsWith('/*') || line.startsWith('*')) continue;
     break;
   }
   return header;
+}
+
+/**
+ * A copy of `text` that shares no memory with the string it was cut from: V8 makes a substring a
+ * view into its parent, so a header value kept for the module's lifetime would keep the whole
+ * source text of the module alive beside the copy V8 itself holds (~0.5 MiB of an idle server).
+ */
+function detached(text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8');
 }
 
 export function headerList(header: ModuleHeader, key: string): string[] {

@@ -27,7 +27,6 @@
 // behind in the store while the user is online.
 import { Element } from '@xmpp/xml';
 import { clone } from 'ltx';
-import { DateTime } from 'luxon';
 import { attrsOf, defineModule, parseXml, StanzaError, type OfflineDeliverEvent, type OfflineEvent, type Session } from '../core/api.ts';
 
 const NS_DELAY = 'urn:xmpp:delay';
@@ -86,14 +85,14 @@ export default defineModule({
         }
         const copy = clone(stanza) as Element;
         attrsOf(copy).to ??= `${username}@${host}`;
-        const now = DateTime.utc();
+        const now = Date.now();
         // One stamp per delaying entity (XEP-0203 §4): a message this server already held (stream
         // management re-routing what a dropped session never acknowledged) keeps its first stamp.
         if (!copy.getChildren('delay', NS_DELAY).some((d) => d.attrs.from === host)) {
-          copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: now.toISO() }));
+          copy.cnode(new Element('delay', { xmlns: NS_DELAY, from: host, stamp: new Date(now).toISOString() }));
         }
         const from = attrsOf(copy).from;
-        await archive.append(username, { when: now.toMillis(), ...(from ? { with: from } : {}), payload: copy.toString() });
+        await archive.append(username, { when: now, ...(from ? { with: from } : {}), payload: copy.toString() });
         module.log('stored a message for %s@%s', username, host);
         return true;
       });

@@ -3,16 +3,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Target } from '../lib/client.ts';
+import { freePort } from '../lib/proc.ts';
 import { run, terminate, type CliCommand, type ServerDriver, type ServerSetup, type StartOptions } from './types.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CADENCE = path.join(ROOT, 'bin', 'cadence.js');
 /** The same feature set as the peers' configs: TLS, SASL, bind, roster, disco, ping (+ the autoloaded c2s, iq, presence, message). */
 // CADENCE_BENCH_EXTRA_MODULES='mam,carbons' adds modules (to compare a hot path with them on and off).
-/** startVariants(): the config as JavaScript (no TypeScript compiled at run time) and as TypeScript. */
-const VARIANTS: Record<string, string> = { 'cadence.cfg.mjs': 'cadence.cfg.mjs', 'cadence.cfg.ts (tsx loaded)': 'cadence.cfg.ts' };
+/**
+ * startVariants(): the config as JavaScript (no TypeScript compiled at run time), as TypeScript,
+ * and what `npm start` runs: prosody-like.cfg.ts as built (every default module, the MUC and
+ * upload components, STARTTLS, direct TLS, HTTP and HTTPS; host `localhost`, certificates it
+ * generates at its first start) with only its data directory and ports moved.
+ */
+const DEFAULT_VARIANT = 'default config (prosody-like.cfg)';
+const VARIANTS: Record<string, string> = { 'cadence.cfg.mjs': 'cadence.cfg.mjs', 'cadence.cfg.ts (tsx loaded)': 'cadence.cfg.ts', [DEFAULT_VARIANT]: 'default.cfg.mjs' };
 const MODULES = ['tls', 'saslauth', 'bind', 'roster', 'disco', 'ping', 'smacks', 'websocket', 'bosh', ...(process.env.CADENCE_BENCH_EXTRA_MODULES ?? '').split(',').filter(Boolean)];
 
 export class CadenceServer implements ServerDriver {
@@ -32,7 +39,7 @@ export class CadenceServer implements ServerDriver {
 
   describe(): string {
     const extra = process.env.CADENCE_BENCH_NODE_FLAGS ? `; node flags ${process.env.CADENCE_BENCH_NODE_FLAGS}` : '';
-    return `modules ${MODULES.join(', ')}; storage sqlite; log level warn${extra}`;
+    return `modules ${MODULES.join(', ')}; storage sqlite; log level warn${extra} (start-up also with the default config: prosody-like.cfg's modules and components)`;
   }
 
   notes(): string[] {
@@ -78,6 +85,8 @@ export class CadenceServer implements ServerDriver {
     });
     this.created = out.trim();
     s.log(`cadence: ${this.created}`);
+    const moved = { dataDir: path.join(s.dir, 'default-data'), c2sPorts: [await freePort()], c2sDirectTlsPorts: [await freePort()], httpPorts: [await freePort()], httpsPorts: [await freePort()], interfaces: ['127.0.0.1'] };
+    writeFileSync(path.join(s.dir, VARIANTS[DEFAULT_VARIANT]!), `import base from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist', 'prosody-like.cfg.js')).href)};\nexport default { ...base, ...${JSON.stringify(moved)} };\n`);
   }
 
   async start(opts: StartOptions = {}): Promise<void> {

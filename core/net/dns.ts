@@ -5,8 +5,6 @@
 // (the hosts file first, as getaddrinfo would) and TLSA records, caches answers by TTL, and turns
 // a remote XMPP domain into the ordered connection targets of RFC 6120 §3.2 and XEP-0368, with
 // static routes (`s2sRoutes`) taking precedence. The wire format is core/util/dns-message.ts.
-import dgram from 'node:dgram';
-import { getServers } from 'node:dns';
 import { randomInt } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
@@ -15,6 +13,9 @@ import { ipLiteral, toAsciiDomain } from '../util/domain.ts';
 import { getLogger } from '../util/log.ts';
 
 const log = getLogger('core:dns');
+
+// node:dgram and node:dns are loaded at first use (process.getBuiltinModule), not with the core:
+// a server without server-to-server never loads them (~1 MiB of its idle RSS, bench/RESULTS.md).
 
 export interface DnsServer {
   address: string;
@@ -141,7 +142,7 @@ export class DnsClient {
 function udpExchange(server: DnsServer, query: Buffer, matches: (m: DnsMessage) => boolean, timeoutMs: number): Promise<Exchange> {
   return new Promise((resolve) => {
     // A socket per query: a fresh random source port each time (RFC 5452 §9.2).
-    const socket = dgram.createSocket(server.family === 6 ? 'udp6' : 'udp4');
+    const socket = process.getBuiltinModule('node:dgram').createSocket(server.family === 6 ? 'udp6' : 'udp4');
     let malformed = '';
     const finish = (r: Exchange) => {
       clearTimeout(timer);
@@ -277,7 +278,7 @@ export class Resolver {
   constructor(options: ResolverOptions = {}) {
     // No `servers`: the system's (resolv.conf). An empty list: no DNS at all (static routes and
     // the hosts file only), which tests use to be sure nothing is asked off the machine.
-    const servers = options.servers ?? getServers();
+    const servers = options.servers ?? process.getBuiltinModule('node:dns').getServers();
     this.client = new DnsClient({ ...options, servers });
     this.hostsFile = options.hostsFile ?? '/etc/hosts';
     this.cacheEntries = options.cacheEntries ?? 2000;
