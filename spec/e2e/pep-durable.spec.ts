@@ -41,9 +41,12 @@ describe('e2e: PEP durability, disco and account deletion', function () {
     const q = info.getChild('query', NS_DISCO_INFO)!;
     assert.ok(q.getChildren('identity').some((i) => i.attrs.category === 'pubsub' && i.attrs.type === 'pep'));
     const features = q.getChildren('feature').map((f) => f.attrs.var as string);
-    for (const f of ['publish-options', 'auto-create', 'filtered-notifications', 'last-published', 'access-presence']) {
+    for (const f of ['publish-options', 'auto-create', 'filtered-notifications', 'last-published']) {
       assert.ok(features.includes(`http://jabber.org/protocol/pubsub#${f}`), f);
     }
+    // Every access model PEP offers, each once, and no other (XEP-0163 defaults, XEP-0060 §10).
+    assert.deepEqual(features.filter((f) => f.startsWith('http://jabber.org/protocol/pubsub#access-')).sort(),
+      ['authorize', 'open', 'presence', 'roster', 'whitelist'].map((m) => `http://jabber.org/protocol/pubsub#access-${m}`));
     // disco#items: bob (no contact) sees only the open node; alice sees both.
     const itemsFor = async (c: TestClient) => ok(await c.iqRaw(xml('iq', { type: 'get', to: alice.bare }, xml('query', { xmlns: NS_DISCO_ITEMS }))))
       .getChild('query', NS_DISCO_ITEMS)!.getChildren('item').map((i) => i.attrs.node as string).sort();

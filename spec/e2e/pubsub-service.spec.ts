@@ -50,6 +50,9 @@ describe('e2e: PubSub service component (XEP-0060)', function () {
     for (const f of ['create-nodes', 'subscribe', 'publish', 'subscription-options', 'modify-affiliations', 'retrieve-items', 'persistent-items']) {
       assert.ok(features.includes(`http://jabber.org/protocol/pubsub#${f}`), f);
     }
+    // Every access model the component offers, each once (XEP-0060 §4.5, §10).
+    assert.deepEqual(features.filter((f) => f.startsWith('http://jabber.org/protocol/pubsub#access-')).sort(),
+      ['authorize', 'open', 'presence', 'roster', 'whitelist'].map((m) => `http://jabber.org/protocol/pubsub#access-${m}`));
   });
 
   it('creates nodes, subscribes with options, notifies, manages affiliations, deletes', async function () {

@@ -45,7 +45,7 @@ describe('pubsub engine: personal eventing (XEP-0163)', () => {
     const h = pep();
     const info = await h.service.discoInfo(ROMEO);
     assert.deepEqual(info.identities, [{ category: 'pubsub', type: 'pep' }]);
-    for (const f of ['access-presence', 'auto-create', 'auto-subscribe', 'filtered-notifications', 'last-published', 'publish-options', 'persistent-items']) {
+    for (const f of ['access-open', 'access-presence', 'access-roster', 'access-whitelist', 'access-authorize', 'auto-create', 'auto-subscribe', 'filtered-notifications', 'last-published', 'publish-options', 'persistent-items']) {
       assert.ok(info.features.includes(`${NS.pubsub}#${f}`), f);
     }
     assert.ok(!info.features.includes(`${NS.pubsub}#publisher-affiliation`), 'one publisher per node');

@@ -55,6 +55,14 @@ describe('pubsub engine: a service component (XEP-0060)', () => {
       assert.ok(!info.features.includes(`${NS.pubsub}#filtered-notifications`), 'no PEP features on a component');
     });
 
+    it('advertises exactly the access models it offers (§10)', async () => {
+      const access = (h: Harness) => h.service.features().filter((f) => f.startsWith(`${NS.pubsub}#access-`)).map((f) => f.slice(`${NS.pubsub}#access-`.length));
+      assert.deepEqual(access(service()), ['authorize', 'open', 'presence', 'roster', 'whitelist']);
+      assert.deepEqual(access(service({ accessModels: ['whitelist', 'open'] })), ['open', 'whitelist']);
+      // Without a roster to ask, presence and roster are not offered, so not advertised.
+      assert.deepEqual(access(service({ relationships: undefined })), ['authorize', 'open', 'whitelist']);
+    });
+
     it('lists nodes, describes a node with pubsub#meta-data, and lists its items by name', async () => {
       const h = service();
       await create(h, 'princely_musings', { 'pubsub#title': 'Princely Musings (Atom)' });

@@ -215,11 +215,16 @@ export class PubSubService {
     return this.kind === 'pep' || this.#o.autoCreate !== false;
   }
 
-  /** The disco#info features of the service (§10). */
+  /**
+   * The disco#info features of the service (§10). Every access model the service offers is
+   * advertised, as XEP-0163 (Determining Support) asks for "all supported XEP-0060 features", so a
+   * client can tell which models it may configure. (§10 words access-* as "the default access
+   * model is …"; the default itself is told by <default/> and the node_config form.)
+   */
   features(): string[] {
     const pep = this.kind === 'pep';
     const names = [
-      `access-${this.defaults.access_model}`,
+      ...[...this.accessModels].sort().map((m) => `access-${m}`),
       ...(this.#autoCreate ? ['auto-create'] : []),
       ...(pep ? ['auto-subscribe', 'filtered-notifications', 'last-published', 'presence-notifications', 'presence-subscribe'] : []),
       'config-node', 'create-and-configure', 'create-nodes', 'delete-items', 'delete-nodes', 'instant-nodes', 'item-ids',
