@@ -5,8 +5,7 @@
 // one is told and still cannot read.
 import assert from 'node:assert/strict';
 import { xml, type Element, type TestClient } from '../helpers/client.ts';
-import { failure, fetchItems, form, itemsOf, login, NS_PUBSUB_EVENT, ok, PEP_MODULES, ps, publish, pubsubIq } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { failure, fetchItems, form, itemsOf, NS_PUBSUB_EVENT, ok, pepFixture, ps, publish, pubsubIq, sync } from '../helpers/pep.ts';
 
 const PASS = 'pep-authorize-pass';
 const NODE = 'urn:test:diary';
@@ -23,14 +22,7 @@ const subscriptionEvent = (from: string, state: string) => (el: Element): boolea
   el.name === 'message' && el.attrs.from === from && el.getChild('event', NS_PUBSUB_EVENT)?.getChild('subscription')?.attrs.subscription === state;
 
 describe('e2e: the authorize access model on PEP nodes (XEP-0060 §4.5, §8.6)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    await c.send(xml('presence'));
-    return c;
-  };
+  const { connect } = pepFixture(['alice', 'bob', 'carol'], { password: PASS, presence: true });
   const subscribe = (c: TestClient, owner: string) => pubsubIq(c, 'set', ps(xml('subscribe', { node: NODE, jid: c.bare })), owner);
   /** The owner's answer: the request's form, submitted with pubsub#allow, to the account's own bare JID. */
   const answer = (c: TestClient, request: Element, allow: boolean) => {
@@ -41,16 +33,6 @@ describe('e2e: the authorize access model on PEP nodes (XEP-0060 §4.5, §8.6)',
       'pubsub#subscriber_jid': value('pubsub#subscriber_jid'), 'pubsub#allow': allow ? 'true' : 'false',
     })));
   };
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS, carol: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
 
   it('pending until the account approves; approved reads and gets the last item, denied does not', async function () {
     const alice = await connect('alice', 'a');
@@ -77,14 +59,14 @@ describe('e2e: the authorize access model on PEP nodes (XEP-0060 §4.5, §8.6)',
     await answer(alice, request2, false);
     await carol.expect(subscriptionEvent(alice.bare, 'none'));
     assert.equal(failure(await fetchItems(carol, NODE, alice.bare)).app, 'not-subscribed');
-    await alice.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await sync(alice);
     assert.equal(alice.inbox.drain().filter((el) => el.name === 'message' && el.getChild('x', 'jabber:x:data')?.attrs.type === 'submit').length, 0);
 
     // A new publish reaches bob (approved subscriber), not carol.
     ok(await pubsubIq(alice, 'set', publish(NODE, 'day2', entry('day two'))));
     const next = await bob.expect((el) => el.name === 'message' && itemsOf(el)[0]?.attrs.id === 'day2');
     assert.equal(next.attrs.from, alice.bare);
-    await carol.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await sync(carol);
     assert.equal(carol.inbox.drain().filter((el) => itemsOf(el).length > 0).length, 0);
   });
 });

@@ -5,8 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { xml, type Element, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, fetchItems, isEvent, itemsOf, login, notify, ok, PEP_MODULES, publish, pubsubIq } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, pepFixture, publish, pubsubIq } from '../helpers/pep.ts';
 
 const PASS = 'av-pass';
 const DATA = 'urn:xmpp:avatar:data';
@@ -25,23 +24,7 @@ const vcardGet = async (c: TestClient) => ok(await c.iqRaw(xml('iq', { type: 'ge
 const photo = (b64: string) => xml('PHOTO', {}, xml('TYPE', {}, 'image/png'), xml('BINVAL', {}, b64));
 
 describe('e2e: avatars, vCard4 and nicknames over PEP (XEP-0084, XEP-0153, XEP-0398, XEP-0292, XEP-0172)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const { connect } = pepFixture(['alice', 'bob'], { password: PASS });
 
   it('vcard-temp photo → XEP-0084 avatar (notified), vCard4, and the presence hash', async function () {
     const alice = await connect('alice', 'a');

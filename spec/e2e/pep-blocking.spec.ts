@@ -4,8 +4,7 @@
 // theirs. Local recipients here; a remote (server-to-server) one in pep-blocking-s2s.spec.ts.
 import assert from 'node:assert/strict';
 import { xml, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, failure, isEvent, itemsOf, login, notify, ok, PEP_MODULES, ps, publish, pubsubIq } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { advertise, befriend, failure, isEvent, itemsOf, notify, ok, pepFixture, ps, publish, pubsubIq, sync } from '../helpers/pep.ts';
 
 const PASS = 'pep-blocking-pass';
 const TUNE = 'http://jabber.org/protocol/tune';
@@ -14,27 +13,9 @@ const tune = (title: string) => xml('tune', { xmlns: TUNE }, xml('title', {}, ti
 const OPEN = { 'pubsub#access_model': 'open' };
 
 describe('e2e: PEP notifications and blocked entities (XEP-0163, XEP-0191)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-  /** A round trip: everything the server sent this client before now has arrived. */
-  const sync = (c: TestClient) => c.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+  const { connect } = pepFixture(['alice', 'bob', 'carol', 'dave'], { password: PASS });
   const block = (c: TestClient, ...jids: string[]) => c.iq(xml('iq', { type: 'set' }, xml('block', { xmlns: NS_BLOCKING }, ...jids.map((jid) => xml('item', { jid })))));
   const subscribe = (c: TestClient, owner: string) => pubsubIq(c, 'set', ps(xml('subscribe', { node: TUNE, jid: c.bare })), owner);
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS, carol: PASS, dave: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
 
   it('sends nothing to a blocked explicit subscriber or a blocked +notify contact', async function () {
     const alice = await connect('alice', 'a');

@@ -3,8 +3,8 @@
 // XEP-0411), and private XML bookmarks written before PEP was enabled moved over (XEP-0411 §5).
 import assert from 'node:assert/strict';
 import { xml, type Element, type TestClient } from '../helpers/client.ts';
-import { advertise, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, ps, publish, pubsubIq, login } from '../helpers/pep.ts';
-import { startServer, writeConfig, type TestServer } from '../helpers/server.ts';
+import { advertise, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, pepFixture, ps, publish, pubsubIq } from '../helpers/pep.ts';
+import { writeConfig } from '../helpers/server.ts';
 
 const PASS = 'bm-pass';
 const NS_BOOKMARKS = 'urn:xmpp:bookmarks:1';
@@ -18,32 +18,16 @@ const privateGet = async (c: TestClient) =>
 const conferences = (storage: Element) => storage.getChildren('conference').map((c) => `${c.attrs.jid}|${c.attrs.autojoin ?? 'false'}|${c.getChildText('nick') ?? ''}`).sort();
 
 describe('e2e: bookmarks (XEP-0402, XEP-0411 ⇄ XEP-0048)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, old: PASS }, config: { modulesEnabled: PEP_MODULES.filter((m) => m !== 'pep') } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const pep = pepFixture(['alice', 'old'], { password: PASS, config: { modulesEnabled: PEP_MODULES.filter((m) => m !== 'pep') } });
+  const { connect } = pep;
 
   it('moves private XML bookmarks written before PEP was enabled', async function () {
     const before = await connect('old', 'o');
     ok(await privateSet(before, xml('storage', { xmlns: NS_LEGACY },
       xml('conference', { jid: 'tea@conference.localhost', autojoin: 'true', name: 'Tea' }, xml('nick', {}, 'oldie')))));
-    await before.stop();
-    clients.length = 0;
-    writeConfig(server.dir, server.host, { modulesEnabled: PEP_MODULES });
-    await server.restart();
+    await pep.stopClients();
+    writeConfig(pep.server.dir, pep.server.host, { modulesEnabled: PEP_MODULES });
+    await pep.server.restart();
     const after = await connect('old', 'o2');
     const items = itemsOf(ok(await fetchItems(after, NS_BOOKMARKS)));
     assert.equal(items[0]?.attrs.id, 'tea@conference.localhost');

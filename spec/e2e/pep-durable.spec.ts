@@ -3,34 +3,15 @@
 // name starts empty. Disco shows the account as a pubsub/pep service with its nodes.
 import assert from 'node:assert/strict';
 import { RawClient, xml, type TestClient } from '../helpers/client.ts';
-import { failure, fetchItems, itemsOf, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, PEP_MODULES, publish, pubsubIq, login } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { failure, fetchItems, itemsOf, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, pepFixture, publish, pubsubIq } from '../helpers/pep.ts';
 
 const PASS = 'pep-pass';
 const NS = 'urn:example:pep-durable';
 const NS_REGISTER = 'jabber:iq:register';
 
 describe('e2e: PEP durability, disco and account deletion', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string, password = PASS) => {
-    const c = await login(server, user, password, { resource });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({
-      users: { alice: PASS, bob: PASS, gone: PASS },
-      config: { modulesEnabled: PEP_MODULES, register: { allowRegistration: true } },
-    });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const pep = pepFixture(['alice', 'bob', 'gone'], { password: PASS, config: { register: { allowRegistration: true } } });
+  const { connect } = pep;
 
   it('shows the account as pubsub/pep with its visible nodes', async function () {
     const alice = await connect('alice', 'a');
@@ -62,9 +43,8 @@ describe('e2e: PEP durability, disco and account deletion', function () {
   it('keeps nodes, items and configuration across a restart', async function () {
     const alice = await connect('alice', 'a');
     ok(await pubsubIq(alice, 'set', publish(`${NS}/kept`, 'k1', xml('n', { xmlns: NS }, 'kept'), { 'pubsub#max_items': '3', 'pubsub#access_model': 'open' })));
-    await alice.stop();
-    clients.length = 0;
-    await server.restart();
+    await pep.stopClients();
+    await pep.server.restart();
     const bob = await connect('bob', 'b');
     const items = itemsOf(ok(await fetchItems(bob, `${NS}/kept`, 'alice@localhost')));
     assert.equal(items[0]?.attrs.id, 'k1');
@@ -75,9 +55,9 @@ describe('e2e: PEP durability, disco and account deletion', function () {
     const gone = await connect('gone', 'g');
     ok(await pubsubIq(gone, 'set', publish(`${NS}/mine`, 'x', xml('n', { xmlns: NS }), { 'pubsub#access_model': 'open' })));
     ok(await gone.iqRaw(xml('iq', { type: 'set' }, xml('query', { xmlns: NS_REGISTER }, xml('remove')))));
-    await server.waitForOutput(/deleted account gone@localhost/);
+    await pep.server.waitForOutput(/deleted account gone@localhost/);
     // The name registered again: an empty PEP service.
-    const raw = await RawClient.connect(server.c2sPort);
+    const raw = await RawClient.connect(pep.server.c2sPort);
     try {
       raw.openStream('localhost');
       await raw.starttls('localhost');

@@ -4,9 +4,8 @@
 // without it, retract notifications, and the last item to a resource that comes online or gains
 // `+notify` (§4.3.4).
 import assert from 'node:assert/strict';
-import { xml, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, ps, publish, pubsubIq, login } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { xml } from '../helpers/client.ts';
+import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, pepFixture, ps, publish, pubsubIq, sync } from '../helpers/pep.ts';
 
 const PASS = 'pep-pass';
 const TUNE = 'http://jabber.org/protocol/tune';
@@ -14,25 +13,7 @@ const NS_DELAY = 'urn:xmpp:delay';
 const tune = (title: string) => xml('tune', { xmlns: TUNE }, xml('title', {}, title));
 
 describe('e2e: PEP notifications (XEP-0163 §4, XEP-0115 +notify)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-  /** A round trip: everything the server sent this client before now has arrived. */
-  const sync = (c: TestClient) => c.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS, carol: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const { connect } = pepFixture(['alice', 'bob', 'carol'], { password: PASS });
 
   it('auto-creates the node, notifies own and contacts’ +notify resources only, and retracts', async function () {
     const alice = await connect('alice', 'a');

@@ -4,9 +4,8 @@
 // `urn:xmpp:omemo:2:devices+notify` receives the device-list notification. The legacy
 // Conversations namespace (eu.siacs.conversations.axolotl) works the same way.
 import assert from 'node:assert/strict';
-import { xml, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, PEP_MODULES, publish, pubsubIq, login } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { xml } from '../helpers/client.ts';
+import { advertise, befriend, fetchItems, isEvent, itemsOf, notify, ok, pepFixture, publish, pubsubIq, sync } from '../helpers/pep.ts';
 
 const PASS = 'omemo-pass';
 const NS_OMEMO = 'urn:xmpp:omemo:2';
@@ -23,23 +22,7 @@ const bundle = (seed: string) => xml('bundle', { xmlns: NS_OMEMO },
   xml('prekeys', {}, ...[1, 2, 3].map((i) => xml('pk', { id: String(i) }, Buffer.from(`pk-${seed}-${i}`).toString('base64')))));
 
 describe('e2e: OMEMO device lists and bundles (XEP-0384 over PEP)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS, stranger: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const { connect } = pepFixture(['alice', 'bob', 'stranger'], { password: PASS });
 
   it('publishes with access_model open, a stranger fetches, a contact is notified', async function () {
     const alice = await connect('alice', 'phone');
@@ -72,7 +55,7 @@ describe('e2e: OMEMO device lists and bundles (XEP-0384 over PEP)', function () 
     assert.ok(again);
     assert.deepEqual(itemsOf(ok(await fetchItems(stranger, BUNDLES, alice.bare))).map((i) => i.attrs.id).sort(), ['1001', '1002']);
     // The stranger, not a contact, gets no notification of a device list it did not subscribe to.
-    await stranger.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+    await sync(stranger);
     assert.equal(stranger.inbox.drain().filter(isEvent(DEVICES, alice.bare)).length, 0);
   });
 

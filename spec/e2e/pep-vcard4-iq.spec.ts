@@ -5,8 +5,7 @@
 // account is forbidden; a stranger asking a presence-only card gets the PEP error.
 import assert from 'node:assert/strict';
 import { xml, type Element, type TestClient } from '../helpers/client.ts';
-import { advertise, befriend, failure, fetchItems, form, isEvent, itemsOf, login, notify, NODE_CONFIG, ok, owner, PEP_MODULES, publish, pubsubIq } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { advertise, befriend, failure, fetchItems, form, isEvent, itemsOf, NODE_CONFIG, notify, ok, owner, pepFixture, publish, pubsubIq } from '../helpers/pep.ts';
 
 const PASS = 'vcard4-iq-pass';
 const VCARD4 = 'urn:xmpp:vcard4';
@@ -19,23 +18,7 @@ const get4 = (c: TestClient, to?: string) => c.iqRaw(xml('iq', to ? { type: 'get
 const set4 = (c: TestClient, vcard: Element, to?: string) => c.iqRaw(xml('iq', to ? { type: 'set', to } : { type: 'set' }, vcard));
 
 describe('e2e: vCard4 iq interface over PEP (XEP-0292)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({ users: { alice: PASS, bob: PASS, carol: PASS }, config: { modulesEnabled: PEP_MODULES } });
-  });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const { connect } = pepFixture(['alice', 'bob', 'carol'], { password: PASS });
 
   it('get, set, PEP in step, access model, and someone else’s card', async function () {
     const alice = await connect('alice', 'a');

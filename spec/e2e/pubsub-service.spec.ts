@@ -2,43 +2,27 @@
 // { module: 'pubsub' } }`) end to end: discovery, node creation by local accounts, subscriptions
 // with options, notifications, affiliations, items, deletion, and persistence across a restart.
 import assert from 'node:assert/strict';
-import { xml, type TestClient } from '../helpers/client.ts';
+import { xml } from '../helpers/client.ts';
 import {
-  failure, fetchItems, form, isEvent, itemsOf, login, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, owner, ps, publish, pubsubIq,
+  failure, fetchItems, form, isEvent, itemsOf, NS_DISCO_INFO, NS_DISCO_ITEMS, ok, owner, pepFixture, ps, publish, pubsubIq, sync,
 } from '../helpers/pep.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'ps-pass';
 const SERVICE = 'pubsub.localhost';
 const NS = 'urn:example:news';
 const SUBSCRIBE_OPTIONS = 'http://jabber.org/protocol/pubsub#subscribe_options';
 const entry = (text: string) => xml('entry', { xmlns: NS }, text);
-const sync = (c: TestClient) => c.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
 
 describe('e2e: PubSub service component (XEP-0060)', function () {
-  let server: TestServer;
-  const clients: TestClient[] = [];
-  const connect = async (user: string, resource: string) => {
-    const c = await login(server, user, PASS, { resource, presence: true });
-    clients.push(c);
-    return c;
-  };
-
-  before(async function () {
-    server = await startServer({
-      users: { alice: PASS, bob: PASS, carol: PASS },
-      config: {
-        modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'roster', 'disco', 'ping', 'caps', 'register'],
-        components: { [SERVICE]: { module: 'pubsub' } },
-      },
-    });
+  const fixture = pepFixture(['alice', 'bob', 'carol'], {
+    password: PASS,
+    presence: true,
+    config: {
+      modulesEnabled: ['tls', 'saslauth', 'sasl2', 'bind', 'bind2', 'roster', 'disco', 'ping', 'caps', 'register'],
+      components: { [SERVICE]: { module: 'pubsub' } },
+    },
   });
-  afterEach(async function () {
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-  });
-  after(async function () {
-    await server?.destroy();
-  });
+  const { connect } = fixture;
 
   it('is discoverable from the host, as pubsub/service with its features', async function () {
     const alice = await connect('alice', 'a');
@@ -100,8 +84,8 @@ describe('e2e: PubSub service component (XEP-0060)', function () {
     ok(await pubsubIq(alice, 'set', publish('kept', 'k1', entry('kept')), SERVICE));
     let bob = await connect('bob', 'b');
     ok(await pubsubIq(bob, 'set', ps(xml('subscribe', { node: 'kept', jid: bob.bare })), SERVICE));
-    await Promise.all(clients.splice(0).map((c) => c.stop()));
-    await server.restart();
+    await fixture.stopClients();
+    await fixture.server.restart();
     alice = await connect('alice', 'a2');
     bob = await connect('bob', 'b2');
     assert.equal(itemsOf(ok(await fetchItems(bob, 'kept', SERVICE)))[0]?.getChild('entry', NS)?.text(), 'kept');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { client as xmppClient } from '@xmpp/client';
 import { TestClient, xml, type Element } from './client.ts';
-import type { TestServer } from './server.ts';
+import { startServer, type TestServer } from './server.ts';
 
 export const NS_PUBSUB = 'http://jabber.org/protocol/pubsub';
 export const NS_PUBSUB_OWNER = 'http://jabber.org/protocol/pubsub#owner';
@@ -151,4 +151,63 @@ export async function login(server: TestServer, username: string, password: stri
   c.jid = (await xmpp.start()).toString();
   if (opts.presence) await c.send(xml('presence'));
   return c;
+}
+
+/** A round trip: everything the server sent `c` before now has arrived. */
+export function sync(c: TestClient): Promise<Element> {
+  return c.iq(xml('iq', { type: 'get' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+}
+
+export interface PepFixtureOptions {
+  /** The password of every account (and of `connect` unless it names another). */
+  password: string;
+  /** Config fields over `{ modulesEnabled: PEP_MODULES }`. */
+  config?: Record<string, unknown>;
+  /** Clients send initial presence once logged in. */
+  presence?: boolean;
+}
+
+/** What `pepFixture` gives a describe block: its server, and clients stopped after each test. */
+export interface PepFixture {
+  /** The server, started before the block's first test and destroyed after its last. */
+  readonly server: TestServer;
+  /** `user` logged in (`login` above) as `resource`; stopped after the test. */
+  connect(user: string, resource: string, password?: string): Promise<TestClient>;
+  /** Stop the clients of the running test now (before a restart). */
+  stopClients(): Promise<void>;
+}
+
+/**
+ * The set-up of the PEP and PubSub e2e specs (call it inside `describe`): one server with the
+ * accounts `users` for the whole block, clients logged in by `connect` and stopped after each test.
+ */
+export function pepFixture(users: readonly string[], options: PepFixtureOptions): PepFixture {
+  let server: TestServer | undefined;
+  const clients: TestClient[] = [];
+  const stopClients = async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+  };
+  before(async function () {
+    server = await startServer({
+      users: Object.fromEntries(users.map((u) => [u, options.password])),
+      config: { modulesEnabled: PEP_MODULES, ...options.config },
+    });
+  });
+  afterEach(stopClients);
+  after(async function () {
+    await server?.destroy();
+  });
+  const fixture: PepFixture = {
+    get server() {
+      if (!server) throw new Error('pepFixture: no server outside the describe block\'s tests');
+      return server;
+    },
+    async connect(user, resource, password = options.password) {
+      const c = await login(fixture.server, user, password, { resource, presence: options.presence });
+      clients.push(c);
+      return c;
+    },
+    stopClients,
+  };
+  return fixture;
 }
