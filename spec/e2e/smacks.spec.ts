@@ -321,16 +321,22 @@ describe('e2e: stream management (XEP-0198)', function () {
     await again.expectNothing((el) => el.name === 'stream:features', 200);
   });
 
-  async function restartCase(stop: () => Promise<void>) {
-    const { c: juliet, jid, previd } = await smClient('juliet', 'restart');
-    const { c: romeo } = await smClient('romeo', 'desk4');
-    await sendAll(romeo, jid, ['r1', 'r2', 'r3', 'r4', 'r5']);
-    await collect(juliet, 5);
-    await stop();
+  /** Stops the server (SIGTERM, or SIGKILL: a crash), drops the clients' sockets and starts it again, ready for resumption. */
+  async function restart(how: 'SIGTERM' | 'SIGKILL') {
+    if (how === 'SIGKILL') server.proc!.kill('SIGKILL');
+    await server.stop();
     clients.splice(0).forEach((c) => c.socket.destroy());
     server.output = '';
     await server.start();
     await server.waitForOutput(/session\(s\) of a previous run may resume/);
+  }
+
+  async function restartCase(how: 'SIGTERM' | 'SIGKILL') {
+    const { c: juliet, jid, previd } = await smClient('juliet', 'restart');
+    const { c: romeo } = await smClient('romeo', 'desk4');
+    await sendAll(romeo, jid, ['r1', 'r2', 'r3', 'r4', 'r5']);
+    await collect(juliet, 5);
+    await restart(how);
     const { c: again, answer } = await resume('juliet', previd, 0);
     assert.equal(answer.name, 'resumed', answer.toString());
     assert.deepEqual(bodies(await collect(again, 5)), ['r1', 'r2', 'r3', 'r4', 'r5']);
@@ -347,9 +353,7 @@ describe('e2e: stream management (XEP-0198)', function () {
   }
 
   it('resumes across a server restart (SIGTERM): the same 5 messages arrive, each once', async function () {
-    await restartCase(async () => {
-      await server.stop();
-    });
+    await restartCase('SIGTERM');
   });
 
   it('resumes across a crash (SIGKILL) right after acks: exactly what the client had not acknowledged arrives, once', async function () {
@@ -365,12 +369,7 @@ describe('e2e: stream management (XEP-0198)', function () {
     // Romeo's <a/> comes once everything changed so far is durable, Juliet's ack included.
     romeo.write(xml('r', { xmlns: NS_SM }).toString());
     await romeo.expect(isSm('a'));
-    server.proc!.kill('SIGKILL');
-    await server.stop();
-    clients.splice(0).forEach((c) => c.socket.destroy());
-    server.output = '';
-    await server.start();
-    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    await restart('SIGKILL');
     const { c: again, answer } = await resume('juliet', previd, 5);
     assert.equal(answer.name, 'resumed', answer.toString());
     assert.deepEqual(bodies(await collect(again, 5)), ['k6', 'k7', 'k8', 'k9', 'k10']);
@@ -388,12 +387,7 @@ describe('e2e: stream management (XEP-0198)', function () {
     juliet.write(xml('a', { xmlns: NS_SM, h: '3' }).toString());
     juliet.write(xml('r', { xmlns: NS_SM }).toString());
     await juliet.expect(isSm('a'));
-    server.proc!.kill('SIGKILL');
-    await server.stop();
-    clients.splice(0).forEach((c) => c.socket.destroy());
-    server.output = '';
-    await server.start();
-    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    await restart('SIGKILL');
     const { c: romeo2, answer } = await resume('romeo', previd, 0);
     assert.equal(answer.name, 'resumed', answer.toString());
     assert.equal(answer.attrs.h, '3', 'the server handled all three before the crash');
@@ -419,21 +413,13 @@ describe('e2e: stream management (XEP-0198)', function () {
       assert.ok(Date.now() < deadline, `no ${record} in the journal:\n${existsSync(journal) ? readFileSync(journal, 'utf8').slice(-2000) : '(none)'}`);
       await new Promise((r) => setTimeout(r, 25));
     }
-    server.proc!.kill('SIGKILL');
-    await server.stop();
-    clients.splice(0).forEach((c) => c.socket.destroy());
-    server.output = '';
-    await server.start();
-    await server.waitForOutput(/session\(s\) of a previous run may resume/);
+    await restart('SIGKILL');
     const { answer } = await resume('romeo', previd, 0);
     assert.equal(answer.name, 'resumed', answer.toString());
     assert.equal(answer.attrs.h, '3');
   });
 
   it('resumes across a crash (SIGKILL) once the sender had its ack', async function () {
-    await restartCase(async () => {
-      server.proc!.kill('SIGKILL');
-      await server.stop();
-    });
+    await restartCase('SIGKILL');
   });
 });
