@@ -6,6 +6,8 @@
 // With `sm`, every client first enables stream management with resumption (XEP-0198) and answers
 // the server's <r/> with <a/>: the same traffic, plus what SM costs the server per stanza
 // (counting, the unacknowledged queue and, on Cadence, its durable resumption state).
+// The transport is the target's: plain TCP, or XMPP over WebSocket (RFC 7395) when it has a wsUrl;
+// both combine (WebSocket + SM is what mobile web clients such as Converse.js run).
 import type { XmppClient } from '../lib/client.ts';
 import { percentile, sleep } from '../lib/proc.ts';
 import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
@@ -136,7 +138,7 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
     serverRssMiB: w.serverRss / 1048576,
   };
   ctx.log(
-    `  routing${o.sm ? ' with SM' : ''}: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
+    `  routing${ctx.target.wsUrl ? ' over WebSocket' : ''}${o.sm ? ' with SM' : ''}: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
   );
   return r;
 }
