@@ -158,15 +158,20 @@ export function scenarioTables(run: RunJson): string {
     { h: 'errors', get: (r) => pick(r)?.errors, better: 'lower', fmt: f0, ratio: false },
     { h: 'load generator CPU (of one core)', get: (r) => pick(r)?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
   ];
+  /** With SM: how often the server asked for an acknowledgement (part of what SM costs it). */
+  const smCols = (pick: (r: RoundResult) => RoutingResult | undefined): Col[] => [
+    ...routingCols(pick),
+    { h: '`<r/>` per 1,000 msgs', get: (r) => pick(r)?.smAckRequestsPer1000, better: 'lower', fmt: f0, ratio: false },
+  ];
   section(`2/5. Message routing (${p.routingPairs} pairs, ${p.routingWindow} messages in flight per sender, plain TCP)`, routingCols((r) => r.routing));
   if (run.rounds.some((r) => r.routingWs)) {
     section(`2w. Message routing over WebSocket (RFC 7395, ws:// on 127.0.0.1; ${p.routingPairs} pairs, ${p.routingWindow} in flight per sender)`, routingCols((r) => r.routingWs));
   }
   if (run.rounds.some((r) => r.routingSm)) {
-    section(`2b. Message routing with stream management (as 2, every client with XEP-0198 resumption enabled, answering <r/>)`, routingCols((r) => r.routingSm));
+    section(`2b. Message routing with stream management (as 2, every client with XEP-0198 resumption enabled, answering <r/>)`, smCols((r) => r.routingSm));
   }
   if (run.rounds.some((r) => r.routingWsSm)) {
-    section(`2wb. Message routing over WebSocket with stream management (as 2w, every client with XEP-0198 resumption enabled, answering <r/>)`, routingCols((r) => r.routingWsSm));
+    section(`2wb. Message routing over WebSocket with stream management (as 2w, every client with XEP-0198 resumption enabled, answering <r/>)`, smCols((r) => r.routingWsSm));
   }
   const levels = [...new Set(run.rounds.flatMap((r) => r.memory?.levels.map((l) => l.sessions) ?? []))].sort((a, b) => a - b);
   section('3. Memory: RSS per idle authenticated session (fresh server, plain TCP, SCRAM-SHA-1, bound, available)', [
