@@ -68,8 +68,9 @@ export type { Routing } from './router.ts';
 
 // ---- stanzas and XML ------------------------------------------------------------------------------------
 export { Element, NS, attrsOf, errorReply, iqPayload, iqResult, isStanzaKind, mustNotReplyWithError, parseXml, reply, xml } from './util/stanza.ts';
-// Stream management's journal and the client stream's write share one serialisation of a stanza.
-export { serialiseOutgoing } from './util/stanza.ts';
+// Stream management's journal and the client stream's write share one serialisation of a stanza
+// (the web transports frame it with jabber:client declared).
+export { serialiseOutgoing, stanzaWithClientNs } from './util/stanza.ts';
 export type { Stanza, StanzaAttrs, StanzaKind } from './util/stanza.ts';
 
 // ---- addresses (RFC 7622) and nicknames (RFC 8266) -------------------------------------------------------------

@@ -152,3 +152,25 @@ export function takeSerialised(el: Element): string | undefined {
   outgoingXml = '';
   return hit;
 }
+
+/**
+ * A stanza's XML with `xmlns='jabber:client'` declared (written first, after the name) unless it
+ * carries its own: what the transports whose frames stand alone send (WebSocket, RFC 7395
+ * §3.3.3; BOSH bodies, XEP-0206). `serialised` is `el.toString()` when stream management already
+ * made it (see serialiseOutgoing): the declaration is then inserted into that string — the same
+ * text, without serialising twice.
+ */
+export function stanzaWithClientNs(el: Element, serialised?: string): string {
+  const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
+  return el.attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
+}
+
+/** The declaration as the element serialiser (ltx) writes attributes: double quotes. */
+const CLIENT_NS_ATTR = ` xmlns="${NS.client}"`;
+
+/** True when `xml` is the start of an element named `name` (so what follows the name is its attributes or the tag's end). */
+function startsWithTag(xml: string, name: string): boolean {
+  const next = xml.charCodeAt(name.length + 1);
+  // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
+  return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
+}

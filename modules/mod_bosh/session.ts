@@ -17,7 +17,7 @@
 // Not covered: key sequencing (§15, optional), multiple streams per session (§16, optional).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { NS, XmppStreamParser, isStanzaKind } from '../../core/api.ts';
+import { NS, XmppStreamParser, isStanzaKind, stanzaWithClientNs } from '../../core/api.ts';
 
 export const NS_HTTPBIND = 'http://jabber.org/protocol/httpbind';
 export const NS_XBOSH = 'urn:xmpp:xbosh';
@@ -191,18 +191,7 @@ export function parseBody(text: string, maxBytes: number, maxDepth: number): Par
 export function payloadXml(el: Element | string, serialised?: string): string {
   if (typeof el === 'string') return el;
   if (!isStanzaKind(el.name)) return el.toString();
-  const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
-  return el.attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
-}
-
-/** The declaration as the element serialiser (ltx) writes attributes: double quotes. */
-const CLIENT_NS_ATTR = ` xmlns="${NS.client}"`;
-
-/** True when `xml` is the start of an element named `name` (so what follows the name is its attributes or the tag's end). */
-function startsWithTag(xml: string, name: string): boolean {
-  const next = xml.charCodeAt(name.length + 1);
-  // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
-  return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
+  return stanzaWithClientNs(el, serialised);
 }
 
 /** A payload waiting for a response, with its XML when stream management made it. */

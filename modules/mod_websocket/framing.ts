@@ -12,7 +12,7 @@
 // the way the TCP parser gives them to mod_c2s (stanzas without their jabber:client xmlns).
 import { randomBytes } from 'node:crypto';
 import { Element } from '@xmpp/xml';
-import { NS, XmppStreamParser, isStanzaKind, streamErrorElement, type StreamErrorCondition, type StreamLimits } from '../../core/api.ts';
+import { NS, XmppStreamParser, isStanzaKind, stanzaWithClientNs, streamErrorElement, type StreamErrorCondition, type StreamLimits } from '../../core/api.ts';
 
 export const NS_FRAMING = 'urn:ietf:params:xml:ns:xmpp-framing';
 /** The WebSocket sub-protocol name (RFC 7395 §3.1, IANA WebSocket Subprotocol Name Registry). */
@@ -181,8 +181,7 @@ export function seeOtherUriFrame(uri: string, currentSecure: boolean): { ok: tru
 export function frameElement(el: Element, serialised?: string): string {
   const attrs = el.attrs as Record<string, string | undefined>;
   if (isStanzaKind(el.name)) {
-    const xml = serialised !== undefined && startsWithTag(serialised, el.name) ? serialised : el.toString();
-    return attrs.xmlns != null ? xml : `<${el.name}${CLIENT_NS_ATTR}${xml.slice(el.name.length + 1)}`;
+    return stanzaWithClientNs(el, serialised);
   }
   if (el.name.startsWith('stream:') && attrs['xmlns:stream'] === undefined) {
     attrs['xmlns:stream'] = NS.streams;
@@ -193,16 +192,6 @@ export function frameElement(el: Element, serialised?: string): string {
     }
   }
   return el.toString();
-}
-
-/** The declaration as the element serialiser (ltx) writes attributes: double quotes. */
-const CLIENT_NS_ATTR = ` xmlns="${NS.client}"`;
-
-/** True when `xml` is the start of an element named `name` (so what follows the name is its attributes or the tag's end). */
-function startsWithTag(xml: string, name: string): boolean {
-  const next = xml.charCodeAt(name.length + 1);
-  // ' ', '/', '>' (attribute values escape '>' and quotes, so the name ends at the first of these)
-  return xml.startsWith(`<${name}`) && (next === 0x20 || next === 0x2f || next === 0x3e);
 }
 
 /** A stream error (RFC 6120 §4.9 over RFC 7395 §3.6): the error frame, then `<close/>`. */
