@@ -4,27 +4,14 @@
 // restart. (Renewal timing and failures are covered by spec/e2e/acme.spec.ts on the engine.)
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { freePort, startServer, type TestServer } from '../helpers/server.ts';
 import { tlsProbe } from '../helpers/tls-probe.ts';
 
 const HOST = 'xmpp.cadence.test';
-
-/** A port free on 127.0.0.1 now (pebble must know it before the server binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('e2e: ACME from the config (TLS-ALPN-01 against pebble)', function () {
   this.timeout(120_000);

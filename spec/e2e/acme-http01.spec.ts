@@ -6,27 +6,14 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RawClient } from '../helpers/client.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
-import { startServer, type TestServer } from '../helpers/server.ts';
+import { freePort, startServer, type TestServer } from '../helpers/server.ts';
 
 const HOST = 'xmpp.cadence.test';
-
-/** A port free on 127.0.0.1 now (pebble must know it before the server binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function get(port: number, urlPath: string, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -4,28 +4,16 @@
 // without `acme` stops it. HTTP-01 against Debian's pebble on loopback.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { RawClient } from '../helpers/client.ts';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
-import { startServer, writeConfig, type TestServer } from '../helpers/server.ts';
+import { freePort, startServer, writeConfig, type TestServer } from '../helpers/server.ts';
 
 const A = 'a.cadence.test';
 const B = 'b.cadence.test';
 const esc = (s: string) => s.replace(/\./g, '\\.');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('e2e: a config reload restarts ACME', function () {
   this.timeout(120_000);

@@ -8,10 +8,10 @@
 // target is an IP literal, which getaddrinfo parses without any query.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './server.ts';
 
 const run = promisify(execFile);
 
@@ -37,17 +37,6 @@ export interface EjabberdServer {
 function chownTree(p: string, uid: number, gid: number): void {
   chownSync(p, uid, gid);
   if (statSync(p).isDirectory()) for (const e of readdirSync(p)) chownTree(path.join(p, e), uid, gid);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startEjabberd(opts: EjabberdServerOptions): Promise<EjabberdServer> {

@@ -2,6 +2,7 @@
 // directory, creates accounts through the CLI (the operator's path), and cleans up after itself.
 import { spawn, type ChildProcess, execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +120,18 @@ export class TestServer {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A TCP port free on 127.0.0.1 now (for a peer that must know it before the server binds it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 export function runCli(args: string[], stdin?: string, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {

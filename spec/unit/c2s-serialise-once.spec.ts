@@ -5,56 +5,20 @@
 // string never leaks to another write). Real ClientStreams, Session and SessionFilters; the module
 // object and the transport are minimal stand-ins.
 import assert from 'node:assert/strict';
-import type { ClientStreamIo, ClientStreamModule } from '../../core/net/c2s.ts';
-import { ClientStreams } from '../../core/net/c2s.ts';
-import type { StreamTransport } from '../../core/net/transport.ts';
-import { Session, SessionFilters, type SessionType, type StreamOps } from '../../core/session.ts';
 import { serialiseOutgoing, xml, type Element } from '../../core/util/stanza.ts';
+import { clientStreamsHarness } from '../helpers/client-streams.ts';
 
 describe('client streams: one serialisation per stanza written with stream management', function () {
-  const filters = new SessionFilters();
-  const sessions: Session[] = [];
-  const noop = () => undefined;
-  const log = Object.assign(noop, { info: noop, warn: noop, error: noop });
-  const module = {
-    hosts: { kind: () => 'virtualhost' },
-    hookGlobal: noop,
-    limits: () => ({ rate: 0, burst: 0, unauthenticatedRate: 0, unauthenticatedBurst: 0, connectionsPerAddress: 0, sendQueue: 0 }),
-    log,
-    sendFrom: noop,
-    fireOnHost: noop,
-    emitOnHost: noop,
-    privileged: {
-      routing: {},
-      sessions: {
-        create: (type: SessionType, conn: StreamTransport, ops: StreamOps) => {
-          const s = new Session(type, conn, ops, filters);
-          sessions.push(s);
-          return s;
-        },
-        destroy: noop,
-      },
-    },
-  } as unknown as ClientStreamModule;
-  const streams = new ClientStreams(module, { unauthenticatedTimeout: 60 });
-  let connections = 0;
+  const harness = clientStreamsHarness();
+  const filters = harness.filters;
 
   /** A client connection: its session and what its transport was asked to write. */
   const connect = (host: string) => {
     const writes: { x: Element | string; serialised: string | undefined }[] = [];
-    const io: ClientStreamIo = {
-      sendHeader: () => 'stream-id',
-      send: (x, serialised) => {
-        writes.push({ x, serialised });
-        return true;
-      },
-      close: noop,
-      abandon: noop,
-    };
-    const conn = { id: `c${++connections}`, ip: '127.0.0.1', port: 5222, secure: false, service: 'c2s' } as unknown as StreamTransport;
-    const stream = streams.accept(conn, io);
-    const session = sessions.at(-1)!;
-    session.host = host;
+    const { stream, session } = harness.connect(host, (x, serialised) => {
+      writes.push({ x, serialised });
+      return true;
+    });
     return { stream, session, writes };
   };
 

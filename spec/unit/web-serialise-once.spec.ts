@@ -6,13 +6,11 @@
 // stream-management-like filter into the framing as the glue modules call it (index.ts).
 import assert from 'node:assert/strict';
 import { parse } from 'ltx';
-import type { ClientStreamIo, ClientStreamModule } from '../../core/net/c2s.ts';
-import { ClientStreams } from '../../core/net/c2s.ts';
-import type { StreamTransport } from '../../core/net/transport.ts';
-import { Session, SessionFilters, type SessionType, type StreamOps } from '../../core/session.ts';
+import type { ClientStreamIo } from '../../core/net/c2s.ts';
 import { serialiseOutgoing, xml, type Element } from '../../core/util/stanza.ts';
 import { BoshManager, NS_HTTPBIND, NS_XBOSH, payloadXml, type BoshSession } from '../../modules/mod_bosh/session.ts';
 import { frameElement } from '../../modules/mod_websocket/framing.ts';
+import { clientStreamsHarness } from '../helpers/client-streams.ts';
 
 const CLIENT = 'jabber:client';
 
@@ -99,42 +97,11 @@ for (const [name, frame] of framings) {
 }
 
 describe('WebSocket and BOSH transports: one serialisation per stanza with stream management', function () {
-  const filters = new SessionFilters();
-  const sessions: Session[] = [];
+  const harness = clientStreamsHarness();
+  const filters = harness.filters;
   const noop = () => undefined;
-  const log = Object.assign(noop, { info: noop, warn: noop, error: noop });
-  const module = {
-    hosts: { kind: () => 'virtualhost' },
-    hookGlobal: noop,
-    limits: () => ({ rate: 0, burst: 0, unauthenticatedRate: 0, unauthenticatedBurst: 0, connectionsPerAddress: 0, sendQueue: 0 }),
-    log,
-    sendFrom: noop,
-    fireOnHost: noop,
-    emitOnHost: noop,
-    privileged: {
-      routing: {},
-      sessions: {
-        create: (type: SessionType, conn: StreamTransport, ops: StreamOps) => {
-          const s = new Session(type, conn, ops, filters);
-          sessions.push(s);
-          return s;
-        },
-        destroy: noop,
-      },
-    },
-  } as unknown as ClientStreamModule;
-  const streams = new ClientStreams(module, { unauthenticatedTimeout: 60 });
-  let connections = 0;
-
   /** A client connection whose transport writes with `send` (the glue's ClientStreamIo.send). */
-  const connect = (send: ClientStreamIo['send']) => {
-    const io: ClientStreamIo = { sendHeader: () => 'stream-id', send, close: noop, abandon: noop };
-    const conn = { id: `w${++connections}`, ip: '127.0.0.1', port: 5280, secure: false, service: 'c2s' } as unknown as StreamTransport;
-    const stream = streams.accept(conn, io);
-    const session = sessions.at(-1)!;
-    session.host = 'sm.example';
-    return { stream, session };
-  };
+  const connect = (send: ClientStreamIo['send']) => harness.connect('sm.example', send, 5280);
 
   const kept: string[] = [];
   before(function () {
