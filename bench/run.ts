@@ -3,6 +3,7 @@
 //   npm run bench                      full run (2 rounds, A B C A B C), writes bench/RESULTS.md
 //   npm run bench -- --quick           < 2 minutes, writes bench/results/quick.{md,json}
 //   npm run bench -- --servers cadence --scenarios routing --repeat 1
+//   npm run bench -- --scenarios routing-ws-sm   routing over WebSocket with stream management
 //   npm run bench -- --scenarios startup    start-to-ready, idle RSS and CLI latency (issue 12 targets)
 //   npm run bench -- --cadence-cpu-prof bench/results/prof   (Cadence runs under node --cpu-prof)
 //   npm run bench -- --render bench/results/latest.json       (re-write RESULTS.md from a run's JSON)
@@ -30,6 +31,18 @@ import { EjabberdServer } from './servers/ejabberd.ts';
 import { ProsodyServer } from './servers/prosody.ts';
 import type { ServerDriver } from './servers/types.ts';
 
+/**
+ * The routing scenario's rows: one traffic pattern (scenarios/routing.ts) over plain TCP or XMPP
+ * over WebSocket (RFC 7395), with or without stream management (XEP-0198) on every client.
+ */
+const ROUTING_VARIANTS: { scenario: string; key: 'routing' | 'routingWs' | 'routingSm' | 'routingWsSm'; label: string; ws: boolean; sm: boolean }[] = [
+  { scenario: 'routing', key: 'routing', label: 'routing', ws: false, sm: false },
+  { scenario: 'routing-ws', key: 'routingWs', label: 'routing over WebSocket', ws: true, sm: false },
+  { scenario: 'routing-sm', key: 'routingSm', label: 'routing with SM', ws: false, sm: true },
+  // What mobile web clients (Converse.js) do: WebSocket, and SM to survive network changes.
+  { scenario: 'routing-ws-sm', key: 'routingWsSm', label: 'routing over WebSocket with SM', ws: true, sm: true },
+];
+
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const DOMAIN = 'bench.local';
 const PASSWORD = 'bench-password';
@@ -38,7 +51,7 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     servers: { type: 'string', default: 'cadence,prosody,ejabberd' },
-    scenarios: { type: 'string', default: 'startup,login,routing,routing-ws,routing-sm,fanout,muc,memory,mam' },
+    scenarios: { type: 'string', default: 'startup,login,routing,routing-ws,routing-sm,routing-ws-sm,fanout,muc,memory,mam' },
     repeat: { type: 'string' },
     sessions: { type: 'string' },
     md: { type: 'string' },
@@ -238,7 +251,7 @@ async function main(): Promise<number> {
       };
       const profDir = d.name === 'cadence' && args['cadence-cpu-prof'] ? path.resolve(args['cadence-cpu-prof'], `round${round}`) : undefined;
       if (profDir) mkdirSync(profDir, { recursive: true });
-      if (scenarios.has('login') || scenarios.has('routing') || scenarios.has('routing-ws') || scenarios.has('routing-sm') || scenarios.has('fanout') || scenarios.has('muc')) {
+      if (scenarios.has('login') || ROUTING_VARIANTS.some((v) => scenarios.has(v.scenario)) || scenarios.has('fanout') || scenarios.has('muc')) {
         log(`round ${round}: ${d.name}: start`);
         active = d;
         try {
@@ -251,19 +264,10 @@ async function main(): Promise<number> {
               loginRate(ctx(), { users: users.slice(0, P.loginConcurrency), starttls: false, mechanism: 'PLAIN', concurrency: P.loginConcurrency, warmupMs: P.loginWarmupMs, durationMs: P.loginDurationMs }),
             );
           }
-          if (scenarios.has('routing')) {
-            rr.routing = await step('routing', () =>
-              routing(ctx(), { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs }),
-            );
-          }
-          if (scenarios.has('routing-ws')) {
-            rr.routingWs = await step('routing over WebSocket', () =>
-              routing({ ...ctx(), target: d.wsTarget() }, { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs }),
-            );
-          }
-          if (scenarios.has('routing-sm')) {
-            rr.routingSm = await step('routing with SM', () =>
-              routing(ctx(), { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs, sm: true }),
+          for (const v of ROUTING_VARIANTS) {
+            if (!scenarios.has(v.scenario)) continue;
+            rr[v.key] = await step(v.label, () =>
+              routing({ ...ctx(), target: v.ws ? d.wsTarget() : d.target() }, { users, pairs: P.routingPairs, window: P.routingWindow, warmupMs: P.routingWarmupMs, durationMs: P.routingDurationMs, sm: v.sm }),
             );
           }
           if (scenarios.has('fanout')) rr.fanout = await step('fan-out', () => fanout(ctx(), { fan: fanUser, contacts, rounds: P.fanoutRounds }));

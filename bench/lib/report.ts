@@ -18,6 +18,8 @@ export interface RoundResult {
   routingWs?: RoutingResult;
   /** The same routing with stream management (XEP-0198, resumable) on every client. */
   routingSm?: RoutingResult;
+  /** Over WebSocket with stream management: what mobile web clients (Converse.js) do. */
+  routingWsSm?: RoutingResult;
   fanout?: FanoutResult;
   memory?: MemoryResult;
   muc?: MucResult;
@@ -67,6 +69,8 @@ export const METRICS: Metric[] = [
   { label: 'Server CPU s per 1,000 messages', better: 'lower', get: (r) => r.routing?.serverCpuSecPer1000, fmt: f3 },
   { label: 'Routing with stream management, msgs/s', better: 'higher', get: (r) => r.routingSm?.msgsPerSec, fmt: f0 },
   { label: 'Server CPU s per 1,000 messages with stream management', better: 'lower', get: (r) => r.routingSm?.serverCpuSecPer1000, fmt: f3 },
+  { label: 'Routing over WebSocket with stream management, msgs/s', better: 'higher', get: (r) => r.routingWsSm?.msgsPerSec, fmt: f0 },
+  { label: 'Server CPU s per 1,000 messages over WebSocket with stream management', better: 'lower', get: (r) => r.routingWsSm?.serverCpuSecPer1000, fmt: f3 },
   { label: 'MUC: one message to 500 occupants, median (ms)', better: 'lower', get: (r) => r.muc?.medianMs, fmt: f1 },
   { label: 'MUC: messages/s through one 500-occupant room', better: 'higher', get: (r) => r.muc?.msgsPerSec, fmt: f0 },
 ];
@@ -145,36 +149,29 @@ export function scenarioTables(run: RunJson): string {
   const p = run.params as Record<string, number>;
   section(`1a. Login rate, STARTTLS + SCRAM-SHA-1 (${p.loginConcurrency} concurrent connectors)`, loginCols((r) => r.loginTls));
   section(`1b. Login rate, no TLS + PLAIN (${p.loginConcurrency} concurrent connectors)`, loginCols((r) => r.loginPlain));
-  section(`2/5. Message routing (${p.routingPairs} pairs, ${p.routingWindow} messages in flight per sender, plain TCP)`, [
-    { h: 'msgs/s', get: (r) => r.routing?.msgsPerSec, better: 'higher', fmt: f0 },
-    { h: 'p50 (ms)', get: (r) => r.routing?.latencyP50Ms, better: 'lower', fmt: f1 },
-    { h: 'p99 (ms)', get: (r) => r.routing?.latencyP99Ms, better: 'lower', fmt: f1 },
-    { h: 'server CPU s / 1,000 msgs', get: (r) => r.routing?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
-    { h: 'server RSS (MiB)', get: (r) => r.routing?.serverRssMiB, better: 'lower', fmt: f0 },
-    { h: 'errors', get: (r) => r.routing?.errors, better: 'lower', fmt: f0, ratio: false },
-    { h: 'load generator CPU (of one core)', get: (r) => r.routing?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
-  ]);
+  const routingCols = (pick: (r: RoundResult) => RoutingResult | undefined): Col[] => [
+    { h: 'msgs/s', get: (r) => pick(r)?.msgsPerSec, better: 'higher', fmt: f0 },
+    { h: 'p50 (ms)', get: (r) => pick(r)?.latencyP50Ms, better: 'lower', fmt: f1 },
+    { h: 'p99 (ms)', get: (r) => pick(r)?.latencyP99Ms, better: 'lower', fmt: f1 },
+    { h: 'server CPU s / 1,000 msgs', get: (r) => pick(r)?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
+    { h: 'server RSS (MiB)', get: (r) => pick(r)?.serverRssMiB, better: 'lower', fmt: f0 },
+    { h: 'errors', get: (r) => pick(r)?.errors, better: 'lower', fmt: f0, ratio: false },
+    { h: 'load generator CPU (of one core)', get: (r) => pick(r)?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
+  ];
+  /** With SM: how often the server asked for an acknowledgement (part of what SM costs it). */
+  const smCols = (pick: (r: RoundResult) => RoutingResult | undefined): Col[] => [
+    ...routingCols(pick),
+    { h: '`<r/>` per 1,000 msgs', get: (r) => pick(r)?.smAckRequestsPer1000, better: 'lower', fmt: f0, ratio: false },
+  ];
+  section(`2/5. Message routing (${p.routingPairs} pairs, ${p.routingWindow} messages in flight per sender, plain TCP)`, routingCols((r) => r.routing));
   if (run.rounds.some((r) => r.routingWs)) {
-    section(`2w. Message routing over WebSocket (RFC 7395, ws:// on 127.0.0.1; ${p.routingPairs} pairs, ${p.routingWindow} in flight per sender)`, [
-      { h: 'msgs/s', get: (r) => r.routingWs?.msgsPerSec, better: 'higher', fmt: f0 },
-      { h: 'p50 (ms)', get: (r) => r.routingWs?.latencyP50Ms, better: 'lower', fmt: f1 },
-      { h: 'p99 (ms)', get: (r) => r.routingWs?.latencyP99Ms, better: 'lower', fmt: f1 },
-      { h: 'server CPU s / 1,000 msgs', get: (r) => r.routingWs?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
-      { h: 'server RSS (MiB)', get: (r) => r.routingWs?.serverRssMiB, better: 'lower', fmt: f0 },
-      { h: 'errors', get: (r) => r.routingWs?.errors, better: 'lower', fmt: f0, ratio: false },
-      { h: 'load generator CPU (of one core)', get: (r) => r.routingWs?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
-    ]);
+    section(`2w. Message routing over WebSocket (RFC 7395, ws:// on 127.0.0.1; ${p.routingPairs} pairs, ${p.routingWindow} in flight per sender)`, routingCols((r) => r.routingWs));
   }
   if (run.rounds.some((r) => r.routingSm)) {
-    section(`2b. Message routing with stream management (as 2, every client with XEP-0198 resumption enabled, answering <r/>)`, [
-      { h: 'msgs/s', get: (r) => r.routingSm?.msgsPerSec, better: 'higher', fmt: f0 },
-      { h: 'p50 (ms)', get: (r) => r.routingSm?.latencyP50Ms, better: 'lower', fmt: f1 },
-      { h: 'p99 (ms)', get: (r) => r.routingSm?.latencyP99Ms, better: 'lower', fmt: f1 },
-      { h: 'server CPU s / 1,000 msgs', get: (r) => r.routingSm?.serverCpuSecPer1000, better: 'lower', fmt: f3 },
-      { h: 'server RSS (MiB)', get: (r) => r.routingSm?.serverRssMiB, better: 'lower', fmt: f0 },
-      { h: 'errors', get: (r) => r.routingSm?.errors, better: 'lower', fmt: f0, ratio: false },
-      { h: 'load generator CPU (of one core)', get: (r) => r.routingSm?.clientCpuShare, better: 'lower', fmt: pct, ratio: false },
-    ]);
+    section(`2b. Message routing with stream management (as 2, every client with XEP-0198 resumption enabled, answering <r/>)`, smCols((r) => r.routingSm));
+  }
+  if (run.rounds.some((r) => r.routingWsSm)) {
+    section(`2wb. Message routing over WebSocket with stream management (as 2w, every client with XEP-0198 resumption enabled, answering <r/>)`, smCols((r) => r.routingWsSm));
   }
   const levels = [...new Set(run.rounds.flatMap((r) => r.memory?.levels.map((l) => l.sessions) ?? []))].sort((a, b) => a - b);
   section('3. Memory: RSS per idle authenticated session (fresh server, plain TCP, SCRAM-SHA-1, bound, available)', [
@@ -221,7 +218,7 @@ export function renderMarkdown(run: RunJson): string {
   lines.push('Machine: ' + Object.entries(run.machine).map(([k, v]) => `${k} ${v}`).join('; ') + '.');
   lines.push('');
   const other = run.rounds
-    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.fanout?.otherCores, r.muc?.otherCores])
+    .flatMap((r) => [r.loginTls?.otherCores, r.loginPlain?.otherCores, r.routing?.otherCores, r.routingWs?.otherCores, r.routingSm?.otherCores, r.routingWsSm?.otherCores, r.fanout?.otherCores, r.muc?.otherCores])
     .filter((x): x is number => typeof x === 'number' && Number.isFinite(x))
     .sort((a, b) => a - b);
   const otherText = other.length

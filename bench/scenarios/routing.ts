@@ -6,6 +6,8 @@
 // With `sm`, every client first enables stream management with resumption (XEP-0198) and answers
 // the server's <r/> with <a/>: the same traffic, plus what SM costs the server per stanza
 // (counting, the unacknowledged queue and, on Cadence, its durable resumption state).
+// The transport is the target's: plain TCP, or XMPP over WebSocket (RFC 7395) when it has a wsUrl;
+// both combine (WebSocket + SM is what mobile web clients such as Converse.js run).
 import type { XmppClient } from '../lib/client.ts';
 import { percentile, sleep } from '../lib/proc.ts';
 import { Meter, closeAll, loginMany, type Ctx } from './common.ts';
@@ -27,6 +29,8 @@ export interface RoutingResult {
   clientCpuSecPer1000: number;
   errors: number;
   serverRssMiB: number;
+  /** With SM: the server's <r/> answered during the window, per 1,000 delivered messages (how often it asks). */
+  smAckRequestsPer1000?: number;
 }
 
 const BODY = 'Benchmark message: the quick brown fox jumps over the lazy dog. 0123456789';
@@ -57,6 +61,7 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
   let measuring = false;
   let delivered = 0;
   let errors = 0;
+  let ackRequests = 0;
   const lat = new Float64Array(4_000_000);
   let nlat = 0;
 
@@ -73,6 +78,7 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
       if (o.sm) {
         if (xml.startsWith('<r ') || xml.startsWith('<r>') || xml.startsWith('<r/')) {
           me.c.queue(`<a xmlns='urn:xmpp:sm:3' h='${handled.get(me.c)}'/>`);
+          if (measuring) ackRequests++;
           return;
         }
         if (xml.startsWith('<message') || xml.startsWith('<iq') || xml.startsWith('<presence')) handled.set(me.c, (handled.get(me.c)! + 1) % 2 ** 32);
@@ -134,9 +140,10 @@ export async function routing(ctx: Ctx, o: { users: string[]; pairs: number; win
     clientCpuSecPer1000: (w.clientCpu / count) * 1000,
     errors: errors + lost,
     serverRssMiB: w.serverRss / 1048576,
+    ...(o.sm ? { smAckRequestsPer1000: (ackRequests / count) * 1000 } : {}),
   };
   ctx.log(
-    `  routing${o.sm ? ' with SM' : ''}: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${r.errors ? `, errors/lost ${r.errors}` : ''}`,
+    `  routing${ctx.target.wsUrl ? ' over WebSocket' : ''}${o.sm ? ' with SM' : ''}: ${r.msgsPerSec.toFixed(0)} msgs/s, p50 ${r.latencyP50Ms.toFixed(1)} ms, p99 ${r.latencyP99Ms.toFixed(1)} ms, server ${r.serverCpuSecPer1000.toFixed(3)} CPU s/1000 msgs, client CPU ${(r.clientCpuShare * 100).toFixed(0)}%${o.sm ? `, ${r.smAckRequestsPer1000!.toFixed(0)} <r/> per 1000 msgs` : ''}${r.errors ? `, errors/lost ${r.errors}` : ''}`,
   );
   return r;
 }
