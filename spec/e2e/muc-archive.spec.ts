@@ -6,7 +6,7 @@
 // archive after a restart.
 import assert from 'node:assert/strict';
 import { login, xml, type Element, type TestClient } from '../helpers/client.ts';
-import { adminSet, configure, createInstant, enter, errorCondition, groupchat, isGroupchat, MUC, NS_DISCO_INFO, NS_USER } from '../helpers/muc-client.ts';
+import { adminSet, configure, createInstant, enter, enterForHistory, errorCondition, groupchat, isGroupchat, MUC, NS_DISCO_INFO, NS_USER } from '../helpers/muc-client.ts';
 import { startServer, type TestServer } from '../helpers/server.ts';
 
 const PASS = 'muc-archive-pass';
@@ -170,14 +170,7 @@ describe('e2e: MUC room archive (XEP-0313)', function () {
         await server.restart();
       }
       const bob = await connect('bob');
-      const got: string[] = [];
-      const subject = bob.expect((el) => {
-        if (el.name === 'message' && el.getChild('body')) got.push(el.getChildText('body')!);
-        return el.name === 'message' && el.getChild('subject') !== undefined;
-      });
-      await enter(bob, `${room}/bob`);
-      await subject;
-      histories.push(got);
+      histories.push(await enterForHistory(bob, `${room}/bob`));
       await bob.send(xml('presence', { to: `${room}/bob`, type: 'unavailable' }));
     }
     assert.deepEqual(histories, [['first', 'third'], ['first', 'third']]);

@@ -4,6 +4,7 @@ import type { ClientStreamIo, ClientStreamModule } from '../../core/net/c2s.ts';
 import { ClientStreams } from '../../core/net/c2s.ts';
 import type { StreamTransport } from '../../core/net/transport.ts';
 import { Session, SessionFilters, type SessionType, type StreamOps } from '../../core/session.ts';
+import { serialiseOutgoing } from '../../core/util/stanza.ts';
 
 export function clientStreamsHarness() {
   const filters = new SessionFilters();
@@ -43,5 +44,18 @@ export function clientStreamsHarness() {
     return { stream, session };
   };
 
-  return { filters, connect };
+  /**
+   * As mod_smacks: the last `stanzas/out` filter on `host` serialises each stanza for its journal
+   * (serialiseOutgoing). Returns the strings it made, in order.
+   */
+  const serialiseForJournal = (host: string): string[] => {
+    const kept: string[] = [];
+    filters.add('stanzas/out', host, (stanza) => {
+      kept.push(serialiseOutgoing(stanza));
+      return stanza;
+    }, -1_000_000);
+    return kept;
+  };
+
+  return { connect, serialiseForJournal };
 }

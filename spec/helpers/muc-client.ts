@@ -47,6 +47,18 @@ export async function enter(c: TestClient, occupant: string, opts: Parameters<ty
   return p;
 }
 
+/** Enter and collect the bodies of the history the room sends, up to its subject (which ends it, §7.2.15). */
+export async function enterForHistory(c: TestClient, occupant: string, opts: Parameters<typeof join>[2] = {}): Promise<string[]> {
+  const got: string[] = [];
+  const subject = c.expect((el) => {
+    if (el.name === 'message' && el.getChild('body')) got.push(el.getChildText('body')!);
+    return el.name === 'message' && el.getChild('subject') !== undefined;
+  });
+  await enter(c, occupant, opts);
+  await subject;
+  return got;
+}
+
 /** Create a room as an instant room (§10.1.2): join, then submit an empty form. */
 export async function createInstant(c: TestClient, room: string, nick: string): Promise<Element> {
   const p = await enter(c, `${room}/${nick}`);

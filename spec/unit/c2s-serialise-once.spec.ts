@@ -5,12 +5,11 @@
 // string never leaks to another write). Real ClientStreams, Session and SessionFilters; the module
 // object and the transport are minimal stand-ins.
 import assert from 'node:assert/strict';
-import { serialiseOutgoing, xml, type Element } from '../../core/util/stanza.ts';
+import { xml, type Element } from '../../core/util/stanza.ts';
 import { clientStreamsHarness } from '../helpers/client-streams.ts';
 
 describe('client streams: one serialisation per stanza written with stream management', function () {
   const harness = clientStreamsHarness();
-  const filters = harness.filters;
 
   /** A client connection: its session and what its transport was asked to write. */
   const connect = (host: string) => {
@@ -34,14 +33,8 @@ describe('client streams: one serialisation per stanza written with stream manag
     return { m, count: () => n };
   };
 
-  const kept: string[] = [];
-  before(function () {
-    // As mod_smacks: the last filter, on the hosts it is loaded on, keeps the XML it made.
-    filters.add('stanzas/out', 'sm.example', (stanza) => {
-      kept.push(serialiseOutgoing(stanza));
-      return stanza;
-    }, -1_000_000);
-  });
+  // As mod_smacks on sm.example only: its last filter keeps the XML it made.
+  const kept = harness.serialiseForJournal('sm.example');
 
   it('hands the transport the string the stream management filter made: the stanza is serialised once', function () {
     const { stream, session, writes } = connect('sm.example');

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { parse } from 'ltx';
 import type { ClientStreamIo } from '../../core/net/c2s.ts';
-import { serialiseOutgoing, xml, type Element } from '../../core/util/stanza.ts';
+import { xml, type Element } from '../../core/util/stanza.ts';
 import { BoshManager, NS_HTTPBIND, NS_XBOSH, payloadXml, type BoshSession } from '../../modules/mod_bosh/session.ts';
 import { frameElement } from '../../modules/mod_websocket/framing.ts';
 import { clientStreamsHarness } from '../helpers/client-streams.ts';
@@ -98,19 +98,12 @@ for (const [name, frame] of framings) {
 
 describe('WebSocket and BOSH transports: one serialisation per stanza with stream management', function () {
   const harness = clientStreamsHarness();
-  const filters = harness.filters;
   const noop = () => undefined;
   /** A client connection whose transport writes with `send` (the glue's ClientStreamIo.send). */
   const connect = (send: ClientStreamIo['send']) => harness.connect('sm.example', send, 5280);
 
-  const kept: string[] = [];
-  before(function () {
-    // As mod_smacks: the last filter keeps the XML it made for its journal.
-    filters.add('stanzas/out', 'sm.example', (stanza) => {
-      kept.push(serialiseOutgoing(stanza));
-      return stanza;
-    }, -1_000_000);
-  });
+  // As mod_smacks on sm.example only: its last filter keeps the XML it made.
+  const kept = harness.serialiseForJournal('sm.example');
 
   it('WebSocket: the frame is the stream management string with jabber:client declared; one serialisation', function () {
     const frames: string[] = [];
